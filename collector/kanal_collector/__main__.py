@@ -1,0 +1,7 @@
+"""`python -m kanal_collector` is the `kanal` command."""
+
+from __future__ import annotations
+
+from ._entry import main
+
+main()

@@ -1,0 +1,8 @@
+"""The admin HTTP API under /api/ (Authorization: Bearer <admin key>)."""
+
+from __future__ import annotations
+
+from . import profiles as _profiles  # noqa: F401  (registers the profile routes)
+from .routes import admin_blueprint
+
+__all__ = ["admin_blueprint"]

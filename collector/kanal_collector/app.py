@@ -1,0 +1,118 @@
+"""create_app(config): the Flask app with its routes, storage and workers wired."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from .admin import admin_blueprint
+from .clock import Clock, SystemClock
+from .config import Config, load_config
+from .errors import HTTPError, StorageError
+from .ingest.auth import KeyCache
+from .ingest.ratelimit import RateLimiter
+from .ingest.routes import ingest_blueprint
+from .ingest.suppress import Suppressions
+from .ingest.writer import EventWriter
+from .ingest.wsgi import IngestMiddleware
+from .profiles import ProfilesStep, SegmentsStep, SegmentSweeper
+from .runtime import Runtime
+from .site import site_blueprint
+from .store.db import Database
+from .store.schema import migrate
+from .workers import Processor, StatsStep, Supervisor
+
+log = logging.getLogger("kanal")
+
+
+def create_app(config: Config | None = None, *, clock: Clock | None = None) -> Flask:
+    """Build the collector for `config` (flags, environment, file, defaults).
+
+    The database is migrated here. Workers are built but not started: `start_workers`
+    (called by `kanal serve`) starts them.
+    """
+    config = config or load_config()
+    clock = clock or SystemClock()
+    db = Database(config.db, synchronous=config.synchronous, busy_timeout=config.busy_timeout)
+    migrate(db.conn())
+    wake = threading.Event()
+    runtime = Runtime(
+        config=config,
+        db=db,
+        clock=clock,
+        writer=EventWriter(db, on_commit=wake.set),
+        keys=KeyCache(db),
+        limiter=RateLimiter(config.rate_limit, config.rate_burst),
+        suppressions=Suppressions(db),
+        wake=wake,
+        trusted_proxies=[ipaddress.ip_network(c, strict=False) for c in config.trusted_proxies],
+    )
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["kanal"] = runtime
+    app.extensions["kanal.supervisor"] = Supervisor(
+        db, clock, [(build_processor(db), wake),
+                    (SegmentSweeper(db, clock), threading.Event())],
+        poll_interval=config.poll_interval, lease_seconds=config.lease_seconds,
+    )
+    app.wsgi_app = IngestMiddleware(app.wsgi_app, runtime)  # type: ignore[method-assign]
+    app.register_blueprint(ingest_blueprint)
+    app.register_blueprint(admin_blueprint)
+    app.register_blueprint(site_blueprint)
+    _register_errors(app)
+    return app
+
+
+def build_processor(db: Database) -> Processor:
+    """The processor with every step, in the order they must run."""
+    return Processor(db, [StatsStep(), ProfilesStep(), SegmentsStep()])
+
+
+def start_workers(app: Flask) -> Supervisor:
+    """Start the supervisor (it runs the workers while it holds the lease)."""
+    supervisor: Supervisor = app.extensions["kanal.supervisor"]
+    supervisor.start()
+    return supervisor
+
+
+def close_app(app: Flask) -> None:
+    """Stop the workers and close every connection."""
+    supervisor: Supervisor = app.extensions["kanal.supervisor"]
+    supervisor.stop()
+    runtime: Runtime = app.extensions["kanal"]
+    runtime.writer.close()
+    runtime.db.close()
+
+
+def _error(status: int, code: str, message: str,
+           headers: dict[str, str] | None = None) -> tuple[Response, int]:
+    response = jsonify(code=code, message=message)
+    if headers:
+        response.headers.update(headers)
+    return response, status
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(HTTPError)
+    def _http_error(exc: HTTPError) -> tuple[Response, int]:
+        return _error(exc.status, exc.code, exc.message, exc.headers())
+
+    @app.errorhandler(StorageError)
+    def _storage_error(exc: StorageError) -> tuple[Response, int]:
+        log.error("storage error: %s", exc)
+        return _error(503, "unavailable", "the database can't be written; retry later",
+                      {"Retry-After": "5"})
+
+    @app.errorhandler(HTTPException)
+    def _werkzeug_error(exc: HTTPException) -> tuple[Response, int]:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return _error(exc.code or 500, code, exc.description or exc.name or "error")
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
+        log.exception("unexpected error")
+        return _error(500, "internal", "internal error; it has been logged")

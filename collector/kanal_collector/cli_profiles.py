@@ -1,0 +1,246 @@
+"""`kanal profiles …`, `kanal segments …`, `kanal import FILE`, `kanal forget USER`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .cli import _now_ms, _when, cli, common_options, with_db
+from .clock import SystemClock
+from .profiles import importer
+from .profiles.privacy import forget as forget_person
+from .profiles.rebuild import RebuildBusy, rebuild
+from .profiles.segments import SegmentError, load_segments_file
+from .profiles.step import sweep
+from .profiles.views import export_json, lookup, profile_json, timeline_json
+from .store import profiles as store
+from .store.db import Database, transaction
+from .store.keys import source_id as find_source
+
+_KIND = click.Choice(store.KINDS)
+
+
+def _find(db: Database, user: str, kind: str | None) -> int:
+    pid = lookup(db.conn(), user, kind)
+    if pid is None:
+        raise click.ClickException(f"no profile has the identity {user!r}")
+    return pid
+
+
+def _dump(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2, default=str)
+
+
+@cli.group()
+def profiles() -> None:
+    """One profile per person: look one up, export it, rebuild them all from the log."""
+
+
+@profiles.command("show")
+@common_options
+@click.argument("user")
+@click.option("--kind", type=_KIND, help="Only look USER up as this kind of identity.")
+@click.option("--limit", type=click.IntRange(0, 10_000), default=20, show_default=True,
+              help="Timeline events to show.")
+@click.option("--json", "as_json", is_flag=True, help="The admin API's JSON.")
+@with_db
+def profiles_show(db: Database, user: str, kind: str | None, limit: int,
+                  as_json: bool) -> None:
+    """Show the profile of USER (a userId, email, phone, anonymousId or profile id)."""
+    conn = db.conn()
+    pid = _find(db, user, kind)
+    profile = profile_json(conn, pid)
+    assert profile is not None
+    events = store.timeline(conn, pid, limit=limit)
+    if as_json:
+        profile["timeline"] = [timeline_json(e) for e in events]
+        click.echo(_dump(profile))
+        return
+    c = profile["computed"]
+    click.echo(f"Profile {pid}")
+    for ident in profile["identities"]:
+        click.echo(f"  {ident['kind']:<13} {ident['value']}")
+    click.echo("Traits:")
+    for name, value in profile["traits"].items():
+        click.echo(f"  {name}: {json.dumps(value, ensure_ascii=False)}")
+    for name, value in profile["claimed"].items():
+        click.echo(f"  {name} (unverified): {json.dumps(value, ensure_ascii=False)}")
+    click.echo("Computed:")
+    click.echo(f"  first seen {_when(c['firstSeen'])}, last seen {_when(c['lastSeen'])}")
+    click.echo(f"  orders {c['orders']}, revenue {c['revenue']}, average order "
+               f"{c['averageOrderValue']}, last order {_when(c['lastOrderAt'])}")
+    click.echo(f"  origins {', '.join(c['origins']) or '-'}; preferred channel "
+               f"{c['preferredChannel'] or '-'}")
+    click.echo(f"  language {c['language'] or '-'}, timezone {c['timezone'] or '-'}, "
+               f"country {c['country'] or '-'}")
+    for channel, sub in c["subscriptions"].items():
+        topics = ", ".join(f"{t}={v}" for t, v in sub["topics"].items())
+        click.echo(f"  {channel}: subscribed={sub['subscribed']} {topics}".rstrip())
+    if c["consent"]:
+        click.echo("  consent " + ", ".join(f"{k}={v}" for k, v in c["consent"].items()))
+    if profile["segments"]:
+        click.echo("Segments: " + ", ".join(s["name"] for s in profile["segments"]))
+    click.echo(f"Timeline (newest {len(events)}):")
+    for e in events:
+        who = e.user_id or f"anon:{e.anonymous_id}"
+        click.echo(f"  {_when(e.timestamp)}\t{e.origin}\t{e.type}\t{e.event or ''}\t{who}")
+
+
+@profiles.command("export")
+@common_options
+@click.argument("user")
+@click.option("--kind", type=_KIND, help="Only look USER up as this kind of identity.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write to this file instead of standard output.")
+@with_db
+def profiles_export(db: Database, user: str, kind: str | None, output: str | None) -> None:
+    """Write everything held about USER as JSON (profile, identities, events, …)."""
+    pid = _find(db, user, kind)
+    text = _dump(export_json(db.conn(), pid))
+    if output:
+        Path(output).write_text(text + "\n", encoding="utf-8")
+        click.echo(f"Wrote profile {pid} to {output}.", err=True)
+    else:
+        click.echo(text)
+
+
+@profiles.command("rebuild")
+@common_options
+@with_db
+def profiles_rebuild(db: Database) -> None:
+    """Recompute every profile, identity and segment from the event log."""
+    conn = db.conn()
+    try:
+        done = rebuild(conn, SystemClock())
+    except RebuildBusy as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Rebuilt {store.count_profiles(conn)} profiles from {done} events.")
+
+
+@cli.command("import")
+@common_options
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--source", default="default", show_default=True,
+              help="The source the rows are filed under.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True),
+              help="Write rejected rows here (JSON lines).")
+@click.option("--dry-run", is_flag=True, help="Validate only; store nothing.")
+@with_db
+def import_(db: Database, file: str, source: str, report_path: str | None,
+            dry_run: bool) -> None:
+    """Import offline purchases or a customer list (CSV or JSON lines), origin `store`.
+
+    Columns userId, anonymousId, event, type, timestamp and messageId are message
+    fields; properties.X, traits.X and context.X go where they say; any other column is
+    a trait (rows without an event) or a property (rows with one). Re-running a file
+    stores nothing twice.
+    """
+    conn = db.conn()
+    sid = find_source(conn, source)
+    if sid is None:
+        raise click.ClickException(f"no source named {source!r} (`kanal sources list`)")
+    path = Path(file)
+    total = importer.count_rows(path)
+    with click.progressbar(length=total, label=f"Importing {path.name}",
+                           file=click.get_text_stream("stderr")) as bar:
+        report = importer.import_file(conn, path, source_id=sid, received_ms=_now_ms(),
+                                      dry_run=dry_run, progress=bar.update)
+    verb = "Checked" if dry_run else "Imported"
+    click.echo(f"{verb} {report.rows} rows: {report.stored} stored, "
+               f"{report.duplicates} already there, {len(report.rejected)} rejected.")
+    for rejected in report.rejected[:20]:
+        click.echo(f"  line {rejected.line}: {rejected.reason}")
+    if len(report.rejected) > 20:
+        click.echo(f"  … and {len(report.rejected) - 20} more")
+    if report_path:
+        with open(report_path, "w", encoding="utf-8") as f:
+            for r in report.rejected:
+                f.write(json.dumps({"line": r.line, "reason": r.reason, "row": r.row},
+                                   ensure_ascii=False) + "\n")
+
+
+@cli.command()
+@common_options
+@click.argument("user")
+@click.option("--kind", type=_KIND, help="Only look USER up as this kind of identity.")
+@click.option("--yes", is_flag=True, help="Don't ask for confirmation.")
+@with_db
+def forget(db: Database, user: str, kind: str | None, yes: bool) -> None:
+    """Delete USER's events and profile; keep a suppression record so later events
+    for any of their identities are not kept."""
+    if not yes:
+        click.confirm(f"Delete everything about {user!r}? This can't be undone", abort=True)
+    done = forget_person(db.conn(), user, _now_ms(), kind=kind)
+    if done.profile_id is None:
+        click.echo(f"No profile found; suppressed {user!r} for the future.")
+    else:
+        click.echo(f"Forgot profile {done.profile_id}: {done.events_deleted} events deleted, "
+                   f"{len(done.identities)} identities suppressed.")
+
+
+@cli.group()
+def segments() -> None:
+    """Segments: declarative groups of people, kept current as events arrive."""
+
+
+@segments.command("validate")
+@common_options
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def segments_validate(db: str | None, config_path: str | None, file: str) -> None:
+    """Check a segments file (YAML or JSON) without storing it (the database is not read)."""
+    try:
+        found = load_segments_file(file)
+    except SegmentError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{file}: {len(found)} segments OK: " + ", ".join(s.name for s in found))
+
+
+@segments.command("apply")
+@common_options
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@with_db
+def segments_apply(db: Database, file: str) -> None:
+    """Make FILE the set of segments; new and changed ones are computed at once."""
+    try:
+        found = load_segments_file(file)
+    except SegmentError as exc:
+        raise click.ClickException(str(exc)) from None
+    conn = db.conn()
+    now = _now_ms()
+    with transaction(conn):
+        changed, removed = store.put_segment_definitions(
+            conn, {s.name: s.definition for s in found}, now)
+    todo = [s for s in found if s.name in changed]
+    changes = sweep(conn, now, segments=todo, trigger=f"a{now}", only_time_dependent=False)
+    click.echo(f"{len(found)} segments: {len(changed)} new or changed, {len(removed)} "
+               f"removed; {changes} memberships computed.")
+
+
+@segments.command("list")
+@common_options
+@with_db
+def segments_list(db: Database) -> None:
+    """Segments with their member counts."""
+    conn = db.conn()
+    counts = store.segment_counts(conn)
+    for name, version, definition in store.segment_definitions(conn):
+        click.echo(f"{name}\tv{version}\t{counts.get(name, 0)} members\t"
+                   f"{definition.get('description', '')}")
+
+
+@segments.command("members")
+@common_options
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=100, show_default=True)
+@with_db
+def segments_members(db: Database, name: str, limit: int) -> None:
+    """Profiles in segment NAME (profile id, first identity, since when)."""
+    conn = db.conn()
+    for pid, entered in store.segment_members(conn, name, limit=limit):
+        idents = store.profile_identities(conn, pid)
+        label = next((v for k, v in idents if k in ("user_id", "email")),
+                     idents[0][1] if idents else "")
+        click.echo(f"{pid}\t{label}\tsince {_when(entered)}")

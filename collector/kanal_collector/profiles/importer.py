@@ -1,0 +1,230 @@
+"""`kanal import`: offline purchases and customer lists (CSV or JSON lines) into the log.
+
+Every row becomes one Segment message with origin `store`, written with the ordinary
+(source, messageId) dedupe: the messageId of a row without one is a hash of its content
+(and of how many identical rows came before it in the file), so importing a file again
+stores nothing twice. Rows are written in their own transactions, a chunk at a time,
+so a running `kanal serve` keeps ingesting and its processor picks the rows up.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..clock import utc_iso
+from ..ingest.spec import TYPES, InvalidMessage, normalize, parse_time
+from ..store.db import transaction
+from ..store.events import EventRow, append_events
+from .identity import clean_id, normalize_email, normalize_phone
+
+IMPORT_KEY_KIND = "import"
+MAX_ROW_BYTES = 32 * 1024
+_FIELDS = {
+    "type": "type", "event": "event", "userid": "userId", "user_id": "userId",
+    "anonymousid": "anonymousId", "anonymous_id": "anonymousId",
+    "timestamp": "timestamp", "messageid": "messageId", "message_id": "messageId",
+    "previousid": "previousId", "previous_id": "previousId",
+}
+_SECTIONS = ("properties", "traits", "context")
+_NUMERIC = frozenset({"revenue", "total", "subtotal", "price", "quantity", "value", "tax",
+                      "shipping", "discount"})
+_CONTACTS = ("email", "phone")
+
+
+@dataclass
+class Rejected:
+    """A row that was not imported, and why."""
+
+    line: int
+    reason: str
+    row: str
+
+
+@dataclass
+class ImportReport:
+    """What an import did."""
+
+    rows: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+def count_rows(path: Path) -> int:
+    """Rows in a file, roughly (lines, less a CSV header), for a progress bar."""
+    with path.open("rb") as f:
+        lines = sum(1 for line in f if line.strip())
+    return max(lines - (1 if _is_csv(path) else 0), 0)
+
+
+def _is_csv(path: Path) -> bool:
+    if path.suffix.lower() in (".csv", ".tsv"):
+        return True
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        return False
+    with path.open("r", encoding="utf-8-sig", errors="replace") as f:
+        return not f.read(1).startswith("{")
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, row) for each row; a str instead of a row says why it is unreadable."""
+    if _is_csv(path):
+        with path.open("r", encoding="utf-8-sig", newline="") as f:
+            dialect: type[csv.Dialect] = csv.excel_tab if path.suffix.lower() == ".tsv" \
+                else csv.excel
+            reader = csv.DictReader(f, dialect=dialect)
+            if reader.fieldnames is None:
+                return
+            for row in reader:
+                if None in row:
+                    yield reader.line_num, "more values than header columns"
+                    continue
+                yield reader.line_num, {k.strip(): v for k, v in row.items()
+                                        if k and v is not None and v.strip() != ""}
+        return
+    with path.open("r", encoding="utf-8-sig") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, f"not JSON: {exc.msg}"
+                continue
+            yield number, value if isinstance(value, dict) else "a row must be a JSON object"
+
+
+def _number(name: str, value: Any) -> Any:
+    if name not in _NUMERIC or not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.count(",") == 1 and "." not in text:  # a decimal comma: 12,50
+        text = text.replace(",", ".")
+    try:
+        number = float(text)
+    except ValueError:
+        raise InvalidMessage(f"{name} must be a number, not {value[:40]!r}") from None
+    return int(number) if name == "quantity" and number.is_integer() else number
+
+
+def to_message(row: dict[str, Any]) -> dict[str, Any]:
+    """A Segment message from one row (flat CSV columns or a JSON object)."""
+    msg: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    loose: dict[str, Any] = {}
+    for key, value in row.items():
+        lowered = key.lower()
+        if lowered in _FIELDS:
+            msg[_FIELDS[lowered]] = value.strip() if isinstance(value, str) else value
+        elif lowered in _SECTIONS and isinstance(value, dict):
+            sections[lowered].update(value)
+        elif "." in key and key.split(".", 1)[0].lower() in _SECTIONS:
+            section, name = key.split(".", 1)
+            sections[section.lower()][name] = _number(name, value)
+        else:
+            loose[key] = _number(key, value)
+    kind = msg.get("type") or ("track" if msg.get("event") else "identify")
+    if kind not in TYPES:
+        raise InvalidMessage(f"type must be one of {', '.join(sorted(TYPES))}, not {kind!r}")
+    msg["type"] = kind
+    if kind == "identify":
+        sections["traits"] = {**loose, **sections["traits"]}
+    else:
+        for name in _CONTACTS:  # who bought: an email column of an orders file
+            if name in loose:
+                sections["context"].setdefault("traits", {})[name] = loose.pop(name)
+        sections["properties"] = {**loose, **sections["properties"]}
+    for name, values in sections.items():
+        if values:
+            msg[name] = values
+    return msg
+
+
+def _validate(msg: dict[str, Any]) -> None:
+    for name in ("userId", "anonymousId"):
+        if name in msg and clean_id(msg[name]) is None:
+            raise InvalidMessage(f"{name} {str(msg[name])[:40]!r} is not a usable id")
+    if msg.get("userId") is not None or msg.get("anonymousId") is not None:
+        normalize(msg)
+        return
+    traits = msg.get("traits") if msg["type"] == "identify" else \
+        (msg.get("context") or {}).get("traits")
+    traits = traits if isinstance(traits, dict) else {}
+    if not (normalize_email(traits.get("email")) or normalize_phone(traits.get("phone"))):
+        raise InvalidMessage("a row needs a userId, an anonymousId, an email or a phone")
+    if msg["type"] == "track" and not str(msg.get("event") or "").strip():
+        raise InvalidMessage("track needs an event name (event)")
+    if msg["type"] not in ("identify", "track"):
+        raise InvalidMessage(f"{msg['type']} needs a userId or an anonymousId")
+    msg.setdefault("messageId", None)
+
+
+def to_event(row: dict[str, Any], *, source_id: int, received_ms: int,
+             occurrence: int) -> EventRow:
+    """The log row of one import row; InvalidMessage when it can't be imported."""
+    content = json.dumps(row, sort_keys=True, ensure_ascii=False, default=str)
+    msg = to_message(row)
+    given_id = msg.get("messageId")
+    _validate(msg)
+    if not given_id:
+        digest = hashlib.sha256(f"{content}#{occurrence}".encode()).hexdigest()[:32]
+        msg["messageId"] = f"import-{digest}"
+    when = parse_time(msg.get("timestamp"), "timestamp")
+    timestamp = received_ms if when is None else int(when * 1000)
+    msg["timestamp"] = utc_iso(timestamp / 1000)
+    msg["receivedAt"] = utc_iso(received_ms / 1000)
+    context = msg.setdefault("context", {})
+    context["library"] = {"name": "kanal-import"}
+    body = json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+    if len(body.encode()) > MAX_ROW_BYTES:
+        raise InvalidMessage(f"row is over {MAX_ROW_BYTES // 1024} KB")
+    kind = msg["type"]
+    name = msg.get("event") if kind == "track" else msg.get("name")
+    return EventRow(source_id, msg["messageId"], kind, name if isinstance(name, str) else None,
+                    msg.get("userId"), msg.get("anonymousId"), "store", IMPORT_KEY_KIND, 1,
+                    timestamp, received_ms, body)
+
+
+def import_file(conn: sqlite3.Connection, path: str | Path, *, source_id: int,
+                received_ms: int, chunk: int = 500, dry_run: bool = False,
+                progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Import a CSV or JSON-lines file; one transaction per `chunk` rows."""
+    path = Path(path)
+    report = ImportReport()
+    seen: Counter[str] = Counter()
+    pending: list[EventRow] = []
+
+    def flush() -> None:
+        if pending and not dry_run:
+            with transaction(conn):
+                stored = append_events(conn, pending)
+            report.stored += stored
+            report.duplicates += len(pending) - stored
+        if progress is not None:
+            progress(len(pending))
+        pending.clear()
+
+    for line, row in read_rows(path):
+        report.rows += 1
+        if isinstance(row, str):
+            report.rejected.append(Rejected(line, row, ""))
+            continue
+        content = json.dumps(row, sort_keys=True, ensure_ascii=False, default=str)
+        seen[content] += 1
+        try:
+            pending.append(to_event(row, source_id=source_id, received_ms=received_ms,
+                                    occurrence=seen[content]))
+        except (InvalidMessage, ValueError) as exc:
+            report.rejected.append(Rejected(line, str(exc), content[:500]))
+        if len(pending) >= chunk:
+            flush()
+    flush()
+    return report

@@ -1,0 +1,62 @@
+"""`kanal forget`: delete a person and keep a suppression record; the keyed hashes."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from ..store import profiles as store
+from ..store.db import transaction
+from .identity import normalize_email, normalize_phone
+from .step import identity_hash
+from .views import lookup
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What `forget` did."""
+
+    profile_id: int | None
+    identities: list[tuple[str, str]]
+    events_deleted: int
+
+
+def forget(conn: sqlite3.Connection, value: str, now_ms: int, *,
+           kind: str | None = None) -> Forgotten:
+    """Delete the person known by `value` (any identity) and suppress their identities.
+
+    Later events carrying any of those identities are dropped (and deleted from the log)
+    by the processor and by `profiles rebuild`. A value that matches no profile is
+    suppressed all the same, so a person can be forgotten before they are seen.
+    """
+    if not value.strip():
+        raise ValueError("USER must not be empty")
+    with transaction(conn):
+        profile_id = lookup(conn, value, kind)
+        if profile_id is not None:
+            identities = store.profile_identities(conn, profile_id)
+            deleted = store.delete_profile(conn, profile_id)
+        else:
+            identities = _guess(value.strip(), kind)
+            deleted = 0
+        secret = store.suppression_secret(conn)
+        store.add_suppressions(conn, [identity_hash(secret, k, v) for k, v in identities],
+                               now_ms)
+    return Forgotten(profile_id, identities, deleted)
+
+
+def _guess(value: str, kind: str | None) -> list[tuple[str, str]]:
+    if kind is not None:
+        return [(kind, value)]
+    out = [("user_id", value)]
+    if email := normalize_email(value):
+        out.append(("email", email))
+    if phone := normalize_phone(value):
+        out.append(("phone", phone))
+    return out
+
+
+def is_suppressed(conn: sqlite3.Connection, kind: str, value: str) -> bool:
+    """True when this identity was forgotten."""
+    secret = store.suppression_secret(conn)
+    return bool(store.suppressed(conn, [identity_hash(secret, kind, value)]))

@@ -1,0 +1,60 @@
+"""`kanal profiles rebuild`: recompute identities, profiles and segments from the log."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+from collections.abc import Callable
+
+from ..clock import Clock
+from ..store import leases
+from ..store import profiles as store
+from ..store.cursors import get_position
+from ..store.db import transaction
+from ..store.events import events_after
+from ..workers import LEASE_NAME, PROCESSOR_CURSOR
+from .step import ProfilesStep, sweep
+
+_LEASE_SECONDS = 60.0
+
+
+class RebuildBusy(RuntimeError):
+    """Another process runs the workers (a `kanal serve`), so a rebuild can't start."""
+
+
+def rebuild(conn: sqlite3.Connection, clock: Clock, *, batch_size: int = 2000,
+            progress: Callable[[int], None] | None = None) -> int:
+    """Replay the log up to the processor's cursor; return how many events were replayed.
+
+    The workers' lease is held meanwhile, so the live processor can't interleave; ingest
+    goes on. Events after the cursor are left to the processor, so the two never apply
+    an event twice. Interrupted, it leaves partial profiles: run it again.
+    """
+    owner = f"rebuild:{socket.gethostname()}:{os.getpid()}"
+    if not leases.acquire(conn, LEASE_NAME, owner, clock.now(), _LEASE_SECONDS):
+        raise RebuildBusy("a `kanal serve` is running the workers on this database; "
+                          "stop it (or run it with --no-workers) and rebuild again")
+    try:
+        step = ProfilesStep()
+        with transaction(conn):
+            end = get_position(conn, PROCESSOR_CURSOR)
+            store.clear_profiles(conn)
+        position = 0
+        done = 0
+        while position < end:
+            with transaction(conn):
+                events = [e for e in events_after(conn, position, batch_size) if e.id <= end]
+                if not events:
+                    break
+                step.apply(conn, events)
+            position = events[-1].id
+            done += len(events)
+            if progress is not None:
+                progress(len(events))
+            if not leases.acquire(conn, LEASE_NAME, owner, clock.now(), _LEASE_SECONDS):
+                raise RebuildBusy("lost the workers' lease during the rebuild; run it again")
+        sweep(conn, int(clock.now() * 1000), trigger=None, only_time_dependent=False)
+        return done
+    finally:
+        leases.release(conn, LEASE_NAME, owner)

@@ -1,0 +1,327 @@
+"""Segment definitions: parse and validate a segments file, and test a profile against it.
+
+A segments file (YAML or JSON) holds a list of segments under `segments:`; each has a
+`name`, an optional `description`, and conditions under `all:` (every one must hold) or
+`any:` (one must hold). Conditions nest (`all`, `any`, `not`) and are of four kinds:
+
+    - trait: country            # a trait of the profile
+      eq: SE                    # eq ne gt gte lt lte in not_in contains exists
+    - computed: revenue         # a computed value (see COMPUTED)
+      gt: 500
+    - computed: last_order_at   # times also take within / older_than (30m, 12h, 7d, 2w)
+      older_than: 90d
+    - event: Product Viewed     # how many of the person's events, in a window,
+      min: 3                    # with property filters
+      within: 7d
+      where: {category: shoes}
+    - subscribed: email         # not unsubscribed from a channel (or channel/topic)
+    - consent: marketing        # consent granted for a category
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists")
+TIME_OPS = ("within", "older_than")
+COMPUTED = {
+    "first_seen": "firstSeen", "last_seen": "lastSeen", "orders": "orders",
+    "revenue": "revenue", "average_order_value": "averageOrderValue",
+    "last_order_at": "lastOrderAt", "origins": "origins",
+    "preferred_channel": "preferredChannel", "language": "language",
+    "timezone": "timezone", "country": "country",
+}
+TIME_FIELDS = frozenset({"first_seen", "last_seen", "last_order_at"})
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+class SegmentError(ValueError):
+    """A segment definition is invalid; the text says where."""
+
+
+def duration_ms(value: Any, where: str) -> int:
+    """'7d', '12h', '30m', '2w', '45s' or a number of seconds, in milliseconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return int(value * 1000)
+    if isinstance(value, str) and (m := _DURATION.match(value)):
+        return int(float(m.group(1)) * _UNIT_MS[m.group(2)])
+    raise SegmentError(f"{where}: a duration like 7d, 12h or 30m, not {value!r}")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One validated segment definition."""
+
+    name: str
+    definition: dict[str, Any]
+
+    @property
+    def time_dependent(self) -> bool:
+        """True when membership can change with time alone (a periodic sweep is needed)."""
+        return _time_dependent(self.definition)
+
+    def event_names(self) -> set[str]:
+        """The events its conditions count."""
+        return set(_event_names(self.definition))
+
+
+def _time_dependent(node: Any) -> bool:
+    if isinstance(node, dict):
+        if any(op in node for op in TIME_OPS):
+            return True
+        return any(_time_dependent(v) for k, v in node.items() if k in ("all", "any", "not"))
+    if isinstance(node, list):
+        return any(_time_dependent(v) for v in node)
+    return False
+
+
+def _event_names(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if "event" in node:
+            yield node["event"]
+        for key in ("all", "any", "not"):
+            if key in node:
+                yield from _event_names(node[key])
+    elif isinstance(node, list):
+        for item in node:
+            yield from _event_names(item)
+
+
+def _check_ops(cond: dict[str, Any], where: str, allowed: tuple[str, ...]) -> None:
+    ops = [k for k in cond if k in allowed]
+    if len(ops) != 1:
+        raise SegmentError(f"{where}: exactly one operator of {', '.join(allowed)} is needed")
+    op = ops[0]
+    if op in ("in", "not_in") and not isinstance(cond[op], list):
+        raise SegmentError(f"{where}: {op} needs a list")
+    if op in ("gt", "gte", "lt", "lte") and (
+            isinstance(cond[op], bool) or not isinstance(cond[op], int | float | str)):
+        raise SegmentError(f"{where}: {op} needs a number or a string")
+    if op == "exists" and not isinstance(cond[op], bool):
+        raise SegmentError(f"{where}: exists needs true or false")
+    if op in TIME_OPS:
+        duration_ms(cond[op], f"{where}.{op}")
+
+
+def _check(node: Any, where: str) -> dict[str, Any]:
+    if not isinstance(node, dict):
+        raise SegmentError(f"{where}: a condition must be a mapping")
+    for group in ("all", "any"):
+        if group in node:
+            if set(node) != {group}:
+                raise SegmentError(f"{where}: '{group}' must stand alone")
+            items = node[group]
+            if not isinstance(items, list) or not items:
+                raise SegmentError(f"{where}.{group}: a non-empty list of conditions")
+            return {group: [_check(c, f"{where}.{group}[{i}]") for i, c in enumerate(items)]}
+    if "not" in node:
+        if set(node) != {"not"}:
+            raise SegmentError(f"{where}: 'not' must stand alone")
+        return {"not": _check(node["not"], f"{where}.not")}
+    if "trait" in node:
+        if not isinstance(node["trait"], str) or not node["trait"]:
+            raise SegmentError(f"{where}.trait: a trait name")
+        _check_ops(node, where, OPS)
+        _unknown(node, where, {"trait", *OPS})
+    elif "computed" in node:
+        name = node["computed"]
+        if name not in COMPUTED:
+            raise SegmentError(f"{where}.computed: one of {', '.join(sorted(COMPUTED))}, "
+                               f"not {name!r}")
+        allowed = OPS + TIME_OPS if name in TIME_FIELDS else OPS
+        _check_ops(node, where, allowed)
+        _unknown(node, where, {"computed", *allowed})
+    elif "event" in node:
+        if not isinstance(node["event"], str) or not node["event"]:
+            raise SegmentError(f"{where}.event: an event name")
+        for bound in ("min", "max"):
+            value = node.get(bound)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 0):
+                raise SegmentError(f"{where}.{bound}: a whole number ≥ 0")
+        if "within" in node:
+            duration_ms(node["within"], f"{where}.within")
+        where_props = node.get("where", {})
+        if not isinstance(where_props, dict):
+            raise SegmentError(f"{where}.where: a mapping of property: value")
+        for prop, test in where_props.items():
+            if isinstance(test, dict):
+                _check_ops(test, f"{where}.where.{prop}", OPS)
+        _unknown(node, where, {"event", "min", "max", "within", "where"})
+    elif "subscribed" in node or "consent" in node:
+        key = "subscribed" if "subscribed" in node else "consent"
+        if not isinstance(node[key], str) or not node[key]:
+            raise SegmentError(f"{where}.{key}: a channel or category name")
+        _unknown(node, where, {key})
+    else:
+        raise SegmentError(f"{where}: a condition needs one of all, any, not, trait, "
+                           "computed, event, subscribed, consent")
+    return dict(node)
+
+
+def _unknown(node: dict[str, Any], where: str, allowed: set[str]) -> None:
+    extra = sorted(set(node) - allowed)
+    if extra:
+        raise SegmentError(f"{where}: unknown field(s) {', '.join(extra)}")
+
+
+def parse_segments(data: Any) -> list[Segment]:
+    """Validate a parsed segments document; raise SegmentError naming the bad field."""
+    if isinstance(data, dict):
+        data = data.get("segments")
+    if not isinstance(data, list):
+        raise SegmentError("segments: a list of segments is required")
+    out: list[Segment] = []
+    seen: set[str] = set()
+    for i, item in enumerate(data):
+        where = f"segments[{i}]"
+        if not isinstance(item, dict):
+            raise SegmentError(f"{where}: a mapping is required")
+        name = item.get("name")
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise SegmentError(f"{where}.name: letters, digits, '_', '-', '.' (≤100)")
+        if name in seen:
+            raise SegmentError(f"{where}.name: {name!r} is defined twice")
+        seen.add(name)
+        where = f"segment {name!r}"
+        groups = [k for k in ("all", "any") if k in item]
+        if len(groups) != 1:
+            raise SegmentError(f"{where}: conditions go under exactly one of all / any")
+        _unknown(item, where, {"name", "description", "all", "any"})
+        condition = _check({groups[0]: item[groups[0]]}, where)
+        definition = {"description": str(item.get("description") or ""), **condition}
+        out.append(Segment(name, definition))
+    return out
+
+
+def load_segments_file(path: str | Path) -> list[Segment]:
+    """Read and validate a segments file (.yml/.yaml/.json)."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SegmentError(f"{path}: {exc}") from None
+    else:
+        try:
+            import yaml  # type: ignore[import-untyped,unused-ignore]
+        except ImportError:  # pragma: no cover - PyYAML ships with the server extra
+            raise SegmentError("reading YAML needs PyYAML; use a .json file") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SegmentError(f"{path}: {exc}") from None
+    return parse_segments(data)
+
+
+# -- evaluation -------------------------------------------------------------------------
+
+EventSource = Callable[[str, int], Iterator[dict[str, Any]]]
+"""(event name, since ms) → the bodies of the profile's matching track events."""
+
+
+def _compare(op: str, actual: Any, expected: Any) -> bool:
+    if op == "exists":
+        return (actual is not None) == expected
+    if op == "eq":
+        return bool(actual == expected)
+    if op == "ne":
+        return bool(actual != expected)
+    if op == "in":
+        return actual in expected
+    if op == "not_in":
+        return actual not in expected
+    if op == "contains":
+        if isinstance(actual, str) and isinstance(expected, str):
+            return expected.lower() in actual.lower()
+        return isinstance(actual, list) and expected in actual
+    if actual is None or isinstance(actual, bool):
+        return False
+    try:
+        if op == "gt":
+            return bool(actual > expected)
+        if op == "gte":
+            return bool(actual >= expected)
+        if op == "lt":
+            return bool(actual < expected)
+        if op == "lte":
+            return bool(actual <= expected)
+    except TypeError:
+        return False
+    raise SegmentError(f"unknown operator {op}")  # pragma: no cover - validated
+
+
+def _test(cond: dict[str, Any], actual: Any, now_ms: int) -> bool:
+    for op in TIME_OPS:
+        if op in cond:
+            if not isinstance(actual, int | float):
+                return False
+            edge = now_ms - duration_ms(cond[op], op)
+            return actual >= edge if op == "within" else actual < edge
+    for op in OPS:
+        if op in cond:
+            return _compare(op, actual, cond[op])
+    return False
+
+
+@dataclass
+class ProfileView:
+    """What segment conditions read about one profile."""
+
+    traits: dict[str, Any]
+    computed: dict[str, Any]
+    events: EventSource
+
+
+def matches(node: dict[str, Any], view: ProfileView, now_ms: int) -> bool:
+    """True when the profile satisfies the condition tree `node`."""
+    if "all" in node:
+        return all(matches(c, view, now_ms) for c in node["all"])
+    if "any" in node:
+        return any(matches(c, view, now_ms) for c in node["any"])
+    if "not" in node:
+        return not matches(node["not"], view, now_ms)
+    if "trait" in node:
+        return _test(node, view.traits.get(node["trait"]), now_ms)
+    if "computed" in node:
+        return _test(node, view.computed.get(COMPUTED[node["computed"]]), now_ms)
+    if "subscribed" in node:
+        channel, _, topic = node["subscribed"].partition("/")
+        slot = view.computed.get("subscriptions", {}).get(channel, {})
+        if slot.get("subscribed") is False:
+            return False
+        return not topic or slot.get("topics", {}).get(topic) is not False
+    if "consent" in node:
+        return view.computed.get("consent", {}).get(node["consent"]) is True
+    if "event" in node:
+        since = now_ms - duration_ms(node["within"], "within") if "within" in node else 0
+        wanted = node.get("where", {})
+        low = node.get("min", 1)
+        high = node.get("max")
+        count = 0
+        for body in view.events(node["event"], since):
+            props = body.get("properties")
+            if not isinstance(props, dict):
+                props = {}
+            if all(_prop_ok(props.get(k), t, now_ms) for k, t in wanted.items()):
+                count += 1
+                if high is None and count >= low:
+                    return True
+        return count >= low and (high is None or count <= high)
+    raise SegmentError(f"unknown condition {node!r}")  # pragma: no cover - validated
+
+
+def _prop_ok(actual: Any, test: Any, now_ms: int) -> bool:
+    if isinstance(test, dict):
+        return _test(test, actual, now_ms)
+    if isinstance(actual, str) and isinstance(test, str):
+        return actual.lower() == test.lower()
+    return bool(actual == test)

@@ -1,0 +1,303 @@
+"""One profile's state: traits (last write wins by event time) and computed values.
+
+The state is a JSON object that can be folded from events in any order and merged
+with another profile's state: every value carries the (timestamp, event id) that set
+it, counters are keyed so that a merge never counts an order twice. So the live
+processor, a replay by `kanal profiles rebuild` and a merge of two profiles all agree.
+
+Layout (short keys: it is stored once per profile):
+
+    t        traits            {name: [value, ts, event_id]}
+    c        claimed contacts  email/phone sent by untrusted events, never used to send
+    first    first seen (ms)   last   last seen (ms)
+    orders   {order key: [revenue, ts]}
+    origins  {origin: events}
+    eng      {channel: engagements}   sess {origin: last activity ms}
+    loc      {language|timezone|country: [value, ts, event_id]} from traits
+    inf      the same, inferred from context (locale, timezone)
+    subs     {channel or channel/topic: [subscribed, ts, event_id]}
+    consent  {category: [granted, ts, event_id]}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..store.events import StoredEvent
+
+SESSION_GAP_MS = 30 * 60 * 1000
+ORDER_EVENTS = frozenset({"Order Completed"})
+# Where a person engages (DESIGN.md channels): opens and clicks, replies, taps.
+ENGAGEMENT_EVENTS = {
+    "Email Opened": "email", "Email Link Clicked": "email",
+    "SMS Link Clicked": "sms", "SMS Replied": "sms", "SMS Received": "sms",
+    "Push Notification Opened": "push", "Push Notification Tapped": "push",
+    "Push Notification Clicked": "push",
+}
+SESSION_ORIGINS = frozenset({"web", "app"})
+CHANNEL_ORDER = ("email", "sms", "push", "app", "web")
+CONTACT_TRAITS = frozenset({"email", "phone"})
+_SUBSCRIBE_EVENTS = {"Unsubscribed": False, "Subscribed": True, "Resubscribed": True}
+_MONEY = ("revenue", "total", "value")
+
+
+def new_state() -> dict[str, Any]:
+    """An empty profile state."""
+    return {}
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _newer(old: list[Any] | None, ts: int, eid: int) -> bool:
+    return old is None or (ts, eid) >= (old[1], old[2])
+
+
+def _put(state: dict[str, Any], section: str, name: str, value: Any, ts: int, eid: int) -> None:
+    entries = state.setdefault(section, {})
+    if _newer(entries.get(name), ts, eid):
+        entries[name] = [value, ts, eid]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def order_revenue(properties: dict[str, Any]) -> float:
+    """An order's value: revenue, else total, else the sum of its products."""
+    for name in _MONEY:
+        value = _number(properties.get(name))
+        if value is not None:
+            return value
+    total = 0.0
+    products = properties.get("products")
+    if isinstance(products, list):
+        for product in products:
+            if isinstance(product, dict):
+                price = _number(product.get("price")) or 0.0
+                quantity = _number(product.get("quantity"))
+                total += price * (1.0 if quantity is None else quantity)
+    return total
+
+
+def _language(locale: str) -> str | None:
+    part = locale.replace("_", "-").split("-")[0].strip().lower()
+    return part if 2 <= len(part) <= 3 and part.isalpha() else None
+
+
+def _region(locale: str) -> str | None:
+    parts = locale.replace("_", "-").split("-")
+    for part in parts[1:]:
+        if len(part) == 2 and part.isalpha():
+            return part.upper()
+    return None
+
+
+def _country(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    return text.upper() if len(text) == 2 else text
+
+
+def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool) -> None:
+    """Fold one event into a profile's state."""
+    # A client may not write into the future: a timestamp is capped at receipt.
+    ts = min(event.timestamp, event.received_at)
+    eid = event.id
+    body = event.body
+    state["first"] = min(state.get("first", ts), ts)
+    state["last"] = max(state.get("last", ts), ts)
+    origins = state.setdefault("origins", {})
+    origins[event.origin] = origins.get(event.origin, 0) + 1
+    props = _mapping(body.get("properties"))
+    context = _mapping(body.get("context"))
+
+    traits: dict[str, Any] = {}
+    if isinstance(context.get("traits"), dict):
+        traits.update(context["traits"])
+    if event.type == "identify" and isinstance(body.get("traits"), dict):
+        traits.update(body["traits"])
+    for name, value in traits.items():
+        section = "c" if name in CONTACT_TRAITS and not trusted else "t"
+        _put(state, section, name, value, ts, eid)
+    _locale_and_subscriptions(state, traits, context, ts, eid)
+
+    if event.type == "track" and event.event:
+        name = event.event
+        if name in ORDER_EVENTS:
+            key = props.get("order_id") or props.get("orderId") or props.get("checkout_id")
+            key = f"o:{key}" if isinstance(key, str | int) and str(key) else f"m:{event.id}"
+            orders = state.setdefault("orders", {})
+            if key not in orders or ts < orders[key][1]:
+                orders[key] = [order_revenue(props), ts]
+        channel = ENGAGEMENT_EVENTS.get(name)
+        if channel:
+            eng = state.setdefault("eng", {})
+            eng[channel] = eng.get(channel, 0) + 1
+        subscribed = _SUBSCRIBE_EVENTS.get(name)
+        if subscribed is not None:
+            channel_name = props.get("channel") if isinstance(props.get("channel"), str) else None
+            key = (channel_name or "email").lower()
+            topic = props.get("topic")
+            if isinstance(topic, str) and topic:
+                key = f"{key}/{topic}"
+            _put(state, "subs", key, subscribed, ts, eid)
+    if event.origin in SESSION_ORIGINS and event.type in ("page", "screen", "track"):
+        sess = state.setdefault("sess", {})
+        last = sess.get(event.origin)
+        if last is None or abs(ts - last) > SESSION_GAP_MS:
+            eng = state.setdefault("eng", {})
+            eng[event.origin] = eng.get(event.origin, 0) + 1
+        sess[event.origin] = ts if last is None else max(last, ts)
+
+
+def _locale_and_subscriptions(state: dict[str, Any], traits: dict[str, Any],
+                              context: dict[str, Any], ts: int, eid: int) -> None:
+    language = traits.get("language") or traits.get("locale")
+    if isinstance(language, str) and _language(language):
+        _put(state, "loc", "language", _language(language), ts, eid)
+    if isinstance(traits.get("timezone"), str) and traits["timezone"]:
+        _put(state, "loc", "timezone", traits["timezone"], ts, eid)
+    address = traits.get("address")
+    country = _country(address.get("country")) if isinstance(address, dict) else None
+    country = country or _country(traits.get("country"))
+    if country:
+        _put(state, "loc", "country", country, ts, eid)
+    locale = context.get("locale")
+    if isinstance(locale, str):
+        if _language(locale):
+            _put(state, "inf", "language", _language(locale), ts, eid)
+        if _region(locale):
+            _put(state, "inf", "country", _region(locale), ts, eid)
+    if isinstance(context.get("timezone"), str) and context["timezone"]:
+        _put(state, "inf", "timezone", context["timezone"], ts, eid)
+
+    subs = traits.get("subscriptions")
+    if isinstance(subs, dict):
+        for channel, value in subs.items():
+            if isinstance(value, bool):
+                _put(state, "subs", str(channel).lower(), value, ts, eid)
+            elif isinstance(value, dict):
+                for topic, flag in value.items():
+                    if isinstance(flag, bool):
+                        _put(state, "subs", f"{str(channel).lower()}/{topic}", flag, ts, eid)
+    if isinstance(traits.get("unsubscribed"), bool):
+        _put(state, "subs", "email", not traits["unsubscribed"], ts, eid)
+
+    consent: dict[str, Any] = {}
+    if isinstance(traits.get("consent"), dict):
+        consent.update(traits["consent"])
+    ctx_consent = context.get("consent")
+    if isinstance(ctx_consent, dict) and isinstance(ctx_consent.get("categoryPreferences"), dict):
+        consent.update(ctx_consent["categoryPreferences"])
+    for category, granted in consent.items():
+        if isinstance(granted, bool):
+            _put(state, "consent", str(category), granted, ts, eid)
+
+
+def merge_states(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """The state of one person known as two profiles until now."""
+    out: dict[str, Any] = {}
+    for key in ("first",):
+        values = [s[key] for s in (a, b) if key in s]
+        if values:
+            out[key] = min(values)
+    if "last" in a or "last" in b:
+        out["last"] = max(s["last"] for s in (a, b) if "last" in s)
+    for section in ("t", "c", "loc", "inf", "subs", "consent"):
+        merged: dict[str, Any] = {}
+        for s in (a, b):
+            for name, entry in s.get(section, {}).items():
+                if _newer(merged.get(name), entry[1], entry[2]):
+                    merged[name] = entry
+        if merged:
+            out[section] = merged
+    for section in ("origins", "eng"):
+        counts: dict[str, int] = {}
+        for s in (a, b):
+            for name, n in s.get(section, {}).items():
+                counts[name] = counts.get(name, 0) + n
+        if counts:
+            out[section] = counts
+    orders: dict[str, list[Any]] = {}
+    for s in (a, b):
+        for key, entry in s.get("orders", {}).items():
+            if key not in orders or entry[1] < orders[key][1]:
+                orders[key] = entry
+    if orders:
+        out["orders"] = orders
+    sess: dict[str, int] = {}
+    for s in (a, b):
+        for origin, last in s.get("sess", {}).items():
+            sess[origin] = max(sess.get(origin, last), last)
+    if sess:
+        out["sess"] = sess
+    return out
+
+
+def computed(state: dict[str, Any]) -> dict[str, Any]:
+    """The computed values of a profile, as the API and segments see them (ms times)."""
+    orders = state.get("orders", {})
+    revenue = round(sum(entry[0] for entry in orders.values()), 2)
+    count = len(orders)
+    eng = state.get("eng", {})
+    preferred = None
+    if eng:
+        preferred = max(CHANNEL_ORDER, key=lambda c: (eng.get(c, 0), -CHANNEL_ORDER.index(c)))
+        if not eng.get(preferred):
+            preferred = None
+
+    def place(name: str) -> Any:
+        entry = state.get("loc", {}).get(name) or state.get("inf", {}).get(name)
+        return None if entry is None else entry[0]
+
+    subscriptions: dict[str, Any] = {}
+    for key, entry in sorted(state.get("subs", {}).items()):
+        channel, _, topic = key.partition("/")
+        slot = subscriptions.setdefault(channel, {"subscribed": None, "topics": {}})
+        if topic:
+            slot["topics"][topic] = entry[0]
+        else:
+            slot["subscribed"] = entry[0]
+    return {
+        "firstSeen": state.get("first"),
+        "lastSeen": state.get("last"),
+        "orders": count,
+        "revenue": revenue,
+        "averageOrderValue": round(revenue / count, 2) if count else None,
+        "lastOrderAt": max((e[1] for e in orders.values()), default=None),
+        "origins": sorted(state.get("origins", {})),
+        "engagement": dict(sorted(eng.items())),
+        "preferredChannel": preferred,
+        "language": place("language"),
+        "timezone": place("timezone"),
+        "country": place("country"),
+        "subscriptions": subscriptions,
+        "consent": {k: v[0] for k, v in sorted(state.get("consent", {}).items())},
+    }
+
+
+def traits_of(state: dict[str, Any]) -> dict[str, Any]:
+    """Current trait values (trusted ones only)."""
+    return {name: entry[0] for name, entry in sorted(state.get("t", {}).items())}
+
+
+def claimed_of(state: dict[str, Any]) -> dict[str, Any]:
+    """Email and phone sent by untrusted events: shown, never used to send."""
+    return {name: entry[0] for name, entry in sorted(state.get("c", {}).items())}
+
+
+def trait_times(state: dict[str, Any]) -> dict[str, int]:
+    """When each trait was last set (event time, ms)."""
+    return {name: entry[1] for name, entry in sorted(state.get("t", {}).items())}

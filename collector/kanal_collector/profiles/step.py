@@ -1,0 +1,360 @@
+"""The processor steps that keep identities, profiles and segments current.
+
+`ProfilesStep` resolves each event to a profile (identity.py) and folds it into the
+profile's state (state.py); `SegmentsStep` then re-tests the profiles the batch touched
+against every segment and writes "Segment Entered" / "Segment Exited" events to the log.
+Both write inside the processor's transaction. `SegmentSweeper` is the worker that
+re-tests time-dependent segments as time passes; `rebuild` replays the log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..clock import Clock, SystemClock
+from ..store import profiles as store
+from ..store.events import EventRow, StoredEvent, append_events
+from .identity import Claims, claims_of, resolve
+from .segments import ProfileView, Segment, matches
+from .state import apply_event, computed, merge_states, traits_of
+
+KANAL_KEY_KIND = "kanal"
+"""key_kind of the events Kanal writes itself (segment changes)."""
+SEGMENT_ENTERED = "Segment Entered"
+SEGMENT_EXITED = "Segment Exited"
+
+
+def identity_hash(secret: str, kind: str, value: str) -> str:
+    """The keyed hash a suppression record keeps of an identity."""
+    return hmac.new(secret.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+class _SqlGraph:
+    """The identity graph of identity.resolve, on SQL, for one batch.
+
+    `prefetch` reads every identity the batch mentions, and the state of every profile
+    they point at, in a few queries; new identities and the states are written at the
+    end of the batch (`flush`), each touched profile once.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.idents: dict[tuple[str, str], int | None] = {}
+        self.identified: dict[int, bool] = {}
+        self.states: dict[int, dict[str, Any]] = {}
+        self.redirect: dict[int, int] = {}
+        self.dirty: set[int] = set()
+        self.new_idents: list[tuple[str, str, int, int | None]] = []
+        self.event: StoredEvent | None = None
+
+    def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
+        wanted = {k for k in keys if k not in self.idents}
+        if not wanted:
+            return
+        found = store.identity_profiles(self.conn, wanted)
+        for key in wanted:
+            self.idents[key] = found.get(key)
+        pids = {p for p in found.values() if p not in self.states}
+        if pids:
+            self.states.update(store.load_states(self.conn, pids))
+            marked = store.identified_profiles(self.conn, pids)
+            for pid in pids:
+                self.identified.setdefault(pid, pid in marked)
+
+    def lookup(self, kind: str, value: str) -> int | None:
+        key = (kind, value)
+        if key not in self.idents:
+            self.idents[key] = store.identity_profile(self.conn, kind, value)
+        return self.idents[key]
+
+    def is_identified(self, profile_id: int) -> bool:
+        if profile_id not in self.identified:
+            self.identified[profile_id] = bool(
+                store.identified_profiles(self.conn, [profile_id]))
+        return self.identified[profile_id]
+
+    def create(self) -> int:
+        assert self.event is not None
+        pid = store.create_profile(self.conn, self.event.received_at, {})
+        self.states[pid] = {}
+        self.identified[pid] = False
+        return pid
+
+    def attach(self, profile_id: int, kind: str, value: str) -> None:
+        self.new_idents.append((kind, value, profile_id,
+                                self.event.id if self.event else None))
+        self.idents[(kind, value)] = profile_id
+        if kind != "anonymous_id":
+            self.identified[profile_id] = True
+
+    def state(self, profile_id: int) -> dict[str, Any]:
+        if profile_id not in self.states:
+            self.states.update(store.load_states(self.conn, [profile_id]))
+        return self.states[profile_id]
+
+    def merge(self, into: int, other: int, reason: str) -> None:
+        assert self.event is not None
+        merged = merge_states(self.state(into), self.state(other))
+        # The merge moves identities in SQL: the batch's new ones must be there first.
+        self._flush_identities()
+        store.merge_profiles(self.conn, into, other, event_id=self.event.id, reason=reason,
+                             at=self.event.received_at, state=None)
+        self.states[into] = merged
+        del self.states[other]
+        self.dirty.discard(other)
+        self.dirty.add(into)
+        self.identified[into] = self.is_identified(into) or self.is_identified(other)
+        self.identified.pop(other, None)
+        for key, pid in self.idents.items():
+            if pid == other:
+                self.idents[key] = into
+        self.redirect[other] = into
+
+    def final(self, profile_id: int) -> int:
+        while profile_id in self.redirect:
+            profile_id = self.redirect[profile_id]
+        return profile_id
+
+    def _flush_identities(self) -> None:
+        if self.new_idents:
+            store.add_identities(self.conn, self.new_idents)
+            self.new_idents = []
+
+    def flush(self, touched: Iterable[int]) -> None:
+        """Write the batch's new identities and every touched profile's state."""
+        self._flush_identities()
+        final = {self.final(p) for p in touched} | {self.final(p) for p in self.dirty}
+        store.save_states(self.conn, {p: self.states[p] for p in sorted(final)})
+
+
+class ProfilesStep:
+    """Identity resolution and profile state, one batch of events at a time."""
+
+    name = "profiles"
+
+    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+        """Resolve and fold the batch; drop (and delete) events of forgotten people."""
+        graph = _SqlGraph(conn)
+        claimed = [(e, claims_of(e)) for e in events]
+        dropped = _suppressed_events(conn, claimed)
+        keys: list[tuple[str, str]] = []
+        for event, claims in claimed:
+            if event.key_kind == KANAL_KEY_KIND:
+                keys += [(k, v) for k, v in (("user_id", event.user_id),
+                                             ("anonymous_id", event.anonymous_id)) if v]
+            elif event.id not in dropped:
+                keys += claims.all_values
+        graph.prefetch(keys)
+        timeline: list[tuple[int, int, int]] = []
+        touched: set[int] = set()
+        for event, claims in claimed:
+            if event.id in dropped:
+                continue
+            graph.event = event
+            if event.key_kind == KANAL_KEY_KIND:
+                # Kanal's own events go on the timeline of their profile; nothing else.
+                pid = _own_event_profile(graph, event)
+                if pid is not None:
+                    timeline.append((pid, event.timestamp, event.id))
+                continue
+            pid = resolve(graph, claims)
+            if pid is None:
+                continue
+            apply_event(graph.state(pid), event, trusted=claims.trusted)
+            touched.add(pid)
+            timeline.append((pid, event.timestamp, event.id))
+        graph.flush(touched)
+        store.add_profile_events(conn, [(graph.final(p), t, e) for p, t, e in timeline])
+        if dropped:
+            store.delete_events(conn, dropped)
+
+
+def _own_event_profile(graph: _SqlGraph, event: StoredEvent) -> int | None:
+    for kind, value in (("user_id", event.user_id), ("anonymous_id", event.anonymous_id)):
+        if value:
+            found = graph.lookup(kind, value)
+            if found is not None:
+                return found
+    return None
+
+
+def _suppressed_events(conn: sqlite3.Connection,
+                       claimed: Sequence[tuple[StoredEvent, Claims]]) -> set[int]:
+    if not store.any_suppressions(conn):
+        return set()
+    secret = store.suppression_secret(conn)
+    hashed: dict[int, list[str]] = {}
+    for event, claims in claimed:
+        hashed[event.id] = [identity_hash(secret, k, v) for k, v in claims.all_values]
+    found = store.suppressed(conn, (h for hs in hashed.values() for h in hs))
+    return {eid for eid, hs in hashed.items() if found.intersection(hs)}
+
+
+# -- segments ---------------------------------------------------------------------------
+
+def load_definitions(conn: sqlite3.Connection) -> list[Segment]:
+    """The segments stored by `kanal segments apply`."""
+    return [Segment(name, definition) for name, _, definition
+            in store.segment_definitions(conn)]
+
+
+def profile_view(conn: sqlite3.Connection, profile_id: int,
+                 state: dict[str, Any]) -> ProfileView:
+    """What segment conditions read about a profile."""
+
+    def events(name: str, since: int) -> Any:
+        return store.profile_events_since(conn, profile_id, name, since)
+
+    return ProfileView(traits_of(state), computed(state), events)
+
+
+def evaluate(conn: sqlite3.Connection, segments: Sequence[Segment], profile_ids: Iterable[int],
+             now_ms: int, *, trigger: str | None) -> int:
+    """Re-test profiles against segments and record changes; returns how many changed.
+
+    With a `trigger` (what caused the evaluation, part of the message ids), entering
+    and leaving are also written to the log as events; without one (a rebuild) they are
+    not, since the log already holds them.
+    """
+    ids = sorted(set(profile_ids))
+    if not segments or not ids:
+        return 0
+    states = store.load_states(conn, ids)
+    current = store.memberships(conn, states)
+    pids = sorted(states)
+    # Event conditions read the timelines of all the profiles at once, the first time
+    # any profile asks for an (event, since) pair.
+    fetched: dict[tuple[str, int], dict[int, list[dict[str, Any]]]] = {}
+
+    def reader(pid: int) -> Any:
+        def events(name: str, since: int) -> Any:
+            key = (name, since)
+            if key not in fetched:
+                fetched[key] = store.profiles_events_since(conn, pids, name, since)
+            return iter(fetched[key][pid])
+        return events
+
+    changed: list[tuple[str, int, bool]] = []
+    for pid in pids:
+        view = ProfileView(traits_of(states[pid]), computed(states[pid]), reader(pid))
+        for segment in segments:
+            member = matches(segment.definition, view, now_ms)
+            if member != (segment.name in current[pid]):
+                changed.append((segment.name, pid, member))
+    if not changed:
+        return 0
+    store.set_memberships(conn, changed, now_ms)
+    if trigger is not None:
+        source = store.first_source(conn)
+        if source is not None:
+            idents = store.profiles_identities(conn, {pid for _, pid, _ in changed})
+            append_events(conn, [
+                _segment_event(idents[pid], source, name, pid, member, now_ms, trigger)
+                for name, pid, member in changed])
+    return len(changed)
+
+
+def _segment_event(idents: Sequence[tuple[str, str]], source: int, segment: str,
+                   profile_id: int, entered: bool, now_ms: int, trigger: str) -> EventRow:
+    user_id = next((v for k, v in idents if k == "user_id"), None)
+    anonymous_id = next((v for k, v in idents if k == "anonymous_id"), None)
+    name = SEGMENT_ENTERED if entered else SEGMENT_EXITED
+    message_id = f"kanal-seg-{'in' if entered else 'out'}-{profile_id}-{segment}-{trigger}"
+    iso = _iso(now_ms)
+    body: dict[str, Any] = {
+        "type": "track", "event": name, "messageId": message_id,
+        "properties": {"segment": segment, "profileId": profile_id},
+        "timestamp": iso, "receivedAt": iso, "context": {"library": {"name": "kanal"}},
+    }
+    if user_id:
+        body["userId"] = user_id
+    if anonymous_id:
+        body["anonymousId"] = anonymous_id
+    return EventRow(source, message_id, "track", name, user_id, anonymous_id, "server",
+                    KANAL_KEY_KIND, 1, now_ms, now_ms,
+                    json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+
+
+def _iso(ms: int) -> str:
+    from ..clock import utc_iso
+
+    return utc_iso(ms / 1000)
+
+
+class SegmentsStep:
+    """Keeps segment membership current for the profiles a batch touched."""
+
+    name = "segments"
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or SystemClock()
+
+    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+        """Re-test every profile the batch touched; write entered/exited events."""
+        segments = load_definitions(conn)
+        if not segments:
+            return
+        ids = [e.id for e in events if e.key_kind != KANAL_KEY_KIND]
+        touched = store.profiles_of_events(conn, ids)
+        evaluate(conn, segments, touched, int(self.clock.now() * 1000),
+                 trigger=f"e{events[-1].id}")
+
+
+def sweep(db_conn: sqlite3.Connection, now_ms: int, *, segments: Sequence[Segment] | None = None,
+          trigger: str | None, chunk: int = 500, only_time_dependent: bool = True) -> int:
+    """Re-test all profiles against (time-dependent) segments, one transaction a chunk."""
+    from ..store.db import transaction
+
+    if segments is None:
+        segments = load_definitions(db_conn)
+    if only_time_dependent:
+        segments = [s for s in segments if s.time_dependent]
+    if not segments:
+        return 0
+    after = 0
+    changes = 0
+    while True:
+        with transaction(db_conn) as conn:
+            ids = store.profile_ids(conn, after=after, limit=chunk)
+            if not ids:
+                break
+            changes += evaluate(conn, segments, ids, now_ms, trigger=trigger)
+        after = ids[-1]
+    return changes
+
+
+class SegmentSweeper:
+    """A worker: every `interval` seconds of the injected clock, re-test time-dependent
+    segments ("viewed 3 times in 7 days" ends by itself)."""
+
+    name = "segment-sweeper"
+
+    def __init__(self, db: Any, clock: Clock, *, interval: float = 600.0) -> None:
+        self.db = db
+        self.clock = clock
+        self.interval = interval
+        self.next_due = 0.0
+        self._conn: sqlite3.Connection | None = None
+
+    def run_once(self) -> int:
+        """Sweep when due; return 0 when there was nothing to do."""
+        now = self.clock.now()
+        if now < self.next_due:
+            return 0
+        self.next_due = now + self.interval
+        if self._conn is None:
+            self._conn = self.db.connect()
+        now_ms = int(now * 1000)
+        sweep(self._conn, now_ms, trigger=f"s{now_ms}")
+        return 0  # one sweep per interval: the supervisor waits for the next poll
+
+    def close(self) -> None:
+        """Close the sweeper's connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

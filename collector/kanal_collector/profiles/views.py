@@ -1,0 +1,103 @@
+"""Profiles as the admin API, the CLI and exports show them."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from ..store import profiles as store
+from ..store.events import StoredEvent, count_events
+from .identity import normalize_email, normalize_phone
+from .state import claimed_of, computed, trait_times, traits_of
+
+
+def lookup(conn: sqlite3.Connection, value: str, kind: str | None = None) -> int | None:
+    """The profile of any identity: a userId, email, phone, anonymousId or push token."""
+    if kind is not None and kind not in store.KINDS:
+        raise ValueError(f"kind must be one of {', '.join(store.KINDS)}, not {kind!r}")
+    candidates = [value.strip()]
+    email = normalize_email(value)
+    phone = normalize_phone(value)
+    for kind_, normal in (("email", email), ("phone", phone)):
+        if normal and (kind is None or kind == kind_):
+            found = store.identity_profile(conn, kind_, normal)
+            if found is not None:
+                return found
+    for candidate in candidates:
+        found = store.find_profile(conn, candidate, kind)
+        if found is not None:
+            return found
+    if value.strip().isdigit() and kind is None:
+        # A bare number may be a profile id (or one merged away since).
+        pid = int(value)
+        if store.profile_row(conn, pid) is not None:
+            return pid
+        return store.merged_into(conn, pid)
+    return None
+
+
+def profile_json(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | None:
+    """Everything shown about a profile (not its events)."""
+    row = store.profile_row(conn, profile_id)
+    if row is None:
+        return None
+    state = row["state"]
+    return {
+        "id": profile_id,
+        "createdAt": row["created_at"],
+        "identities": [{"kind": k, "value": v}
+                       for k, v in store.profile_identities(conn, profile_id)],
+        "traits": traits_of(state),
+        "traitTimes": trait_times(state),
+        "claimed": claimed_of(state),
+        "computed": computed(state),
+        "segments": [{"name": n, "enteredAt": t}
+                     for n, t in store.profile_segments(conn, profile_id)],
+        "merges": store.profile_merges(conn, profile_id),
+    }
+
+
+def timeline_json(event: StoredEvent) -> dict[str, Any]:
+    """One timeline entry."""
+    body = event.body
+    return {
+        "id": event.id, "timestamp": event.timestamp, "origin": event.origin,
+        "type": event.type, "event": event.event, "userId": event.user_id,
+        "anonymousId": event.anonymous_id, "verified": event.verified,
+        "properties": body.get("properties") or {},
+        "traits": body.get("traits") or {},
+    }
+
+
+def export_json(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | None:
+    """Everything held about a person: profile, identities, merges, segments, events."""
+    profile = profile_json(conn, profile_id)
+    if profile is None:
+        return None
+    events = store.timeline(conn, profile_id, limit=max(count_events(conn), 1))
+    profile["state"] = store.profile_row(conn, profile_id)["state"]  # type: ignore[index]
+    profile["events"] = [
+        {"id": e.id, "origin": e.origin, "keyKind": e.key_kind, "verified": e.verified,
+         "timestamp": e.timestamp, "receivedAt": e.received_at, "body": e.body}
+        for e in reversed(events)
+    ]
+    return profile
+
+
+def snapshot(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every profile in a form independent of profile ids (rebuild == live tests)."""
+    out: list[dict[str, Any]] = []
+    after = 0
+    while ids := store.profile_ids(conn, after=after, limit=1000):
+        states = store.load_states(conn, ids)
+        for pid in ids:
+            timeline_ids = [e.id for e in store.timeline(conn, pid, limit=10**9)]
+            out.append({
+                "identities": store.profile_identities(conn, pid),
+                "state": states[pid],
+                "segments": [n for n, _ in store.profile_segments(conn, pid)],
+                "events": sorted(timeline_ids),
+            })
+        after = ids[-1]
+    out.sort(key=lambda p: p["identities"])
+    return out

@@ -1,0 +1,139 @@
+"""The event log (append-only) and the failed-events table."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+
+
+class EventRow(NamedTuple):
+    """One event ready to append, in column order."""
+
+    source_id: int
+    message_id: str
+    type: str
+    event: str | None
+    user_id: str | None
+    anonymous_id: str | None
+    origin: str
+    key_kind: str
+    verified: int
+    timestamp: int
+    received_at: int
+    body: str
+
+
+class FailedRow(NamedTuple):
+    """An authenticated event that could not be accepted, and why."""
+
+    source_id: int | None
+    key_kind: str | None
+    received_at: int
+    reason: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event read back from the log; `timestamp` and `received_at` are epoch ms."""
+
+    id: int
+    source_id: int
+    message_id: str
+    type: str
+    event: str | None
+    user_id: str | None
+    anonymous_id: str | None
+    origin: str
+    key_kind: str
+    verified: bool
+    timestamp: int
+    received_at: int
+    body: dict[str, Any]
+
+
+_INSERT = (
+    "INSERT OR IGNORE INTO events (source_id, message_id, type, event, user_id, "
+    "anonymous_id, origin, key_kind, verified, timestamp, received_at, body) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_COLUMNS = (
+    "id, source_id, message_id, type, event, user_id, anonymous_id, origin, key_kind, "
+    "verified, timestamp, received_at, body"
+)
+
+
+def append_events(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> int:
+    """Append rows; a (source, messageId) already stored is skipped. Returns rows added."""
+    if not rows:
+        return 0
+    before = conn.total_changes
+    conn.executemany(_INSERT, rows)
+    return conn.total_changes - before
+
+
+def append_failed(conn: sqlite3.Connection, rows: Iterable[FailedRow]) -> None:
+    """Keep events that failed validation, with the reason."""
+    conn.executemany(
+        "INSERT INTO failed_events (source_id, key_kind, received_at, reason, body) "
+        "VALUES (?,?,?,?,?)",
+        rows,
+    )
+
+
+def _stored(row: tuple[Any, ...]) -> StoredEvent:
+    # Positional, in field order: the processor builds one per event it reads.
+    return StoredEvent(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+                       row[8], bool(row[9]), row[10], row[11], orjson.loads(row[12]))
+
+
+def events_after(conn: sqlite3.Connection, position: int, limit: int) -> list[StoredEvent]:
+    """Up to `limit` events with an id above `position`, in log order."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?", (position, limit)
+    ).fetchall()
+    return [_stored(r) for r in rows]
+
+
+def last_event_id(conn: sqlite3.Connection) -> int:
+    """The id of the newest event, or 0 for an empty log."""
+    row = conn.execute("SELECT max(id) FROM events").fetchone()
+    return int(row[0] or 0)
+
+
+def recent_events(
+    conn: sqlite3.Connection, *, limit: int = 50, before: int | None = None,
+    source_id: int | None = None,
+) -> list[StoredEvent]:
+    """The newest events first, optionally older than id `before` and from one source."""
+    where, args = [], []
+    if before is not None:
+        where.append("id < ?")
+        args.append(before)
+    if source_id is not None:
+        where.append("source_id = ?")
+        args.append(source_id)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM events {clause} ORDER BY id DESC LIMIT ?", (*args, limit)
+    ).fetchall()
+    return [_stored(r) for r in rows]
+
+
+def recent_failed(conn: sqlite3.Connection, *, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest failed events first."""
+    rows = conn.execute(
+        "SELECT id, source_id, key_kind, received_at, reason, body FROM failed_events "
+        "ORDER BY id DESC LIMIT ?", (limit,)
+    ).fetchall()
+    keys = ("id", "source_id", "key_kind", "received_at", "reason", "body")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def count_events(conn: sqlite3.Connection) -> int:
+    """How many events the log holds."""
+    return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])

@@ -1,0 +1,23 @@
+"""Small key/value facts about the database (readiness checks, instance id)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .db import transaction
+
+
+def put(conn: sqlite3.Connection, key: str, value: str) -> None:
+    """Set one value in its own write transaction."""
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
+def get(conn: sqlite3.Connection, key: str) -> str | None:
+    """One value, or None."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])

@@ -1,0 +1,151 @@
+"""Versioned migrations, applied in order inside one write transaction.
+
+The version lives in SQLite's `user_version`. Append new migrations at the end of
+MIGRATIONS; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from sqlite_utils import Database as _Schema
+
+from .db import transaction
+
+
+def _m001_foundation(db: _Schema) -> None:
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+    db.table("sources").create(
+        {"id": int, "name": str, "created_at": int}, pk="id", not_null={"name", "created_at"}
+    )
+    db.table("sources").create_index(["name"], unique=True)
+    db.table("keys").create(
+        {
+            "id": int, "kind": str, "source_id": int, "name": str, "prefix": str,
+            "key_hash": str, "secret": str, "created_at": int, "revoked_at": int,
+        },
+        pk="id",
+        not_null={"kind", "prefix", "key_hash", "created_at"},
+        foreign_keys=[("source_id", "sources", "id")],
+    )
+    db.table("keys").create_index(["key_hash"], unique=True)
+    # AUTOINCREMENT: ids are never reused after a delete (`kanal forget`), so a
+    # consumer's cursor can never miss an event that takes an old id.
+    db.execute(
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            source_id INTEGER NOT NULL REFERENCES sources(id),
+            message_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            event TEXT,
+            user_id TEXT,
+            anonymous_id TEXT,
+            origin TEXT NOT NULL,
+            key_kind TEXT NOT NULL,
+            verified INTEGER NOT NULL DEFAULT 0,
+            timestamp INTEGER NOT NULL,
+            received_at INTEGER NOT NULL,
+            body TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE UNIQUE INDEX events_message ON events(source_id, message_id)")
+    db.table("failed_events").create(
+        {"id": int, "source_id": int, "key_kind": str, "received_at": int,
+         "reason": str, "body": str},
+        pk="id",
+        not_null={"received_at", "reason", "body"},
+    )
+    db.table("cursors").create({"name": str, "position": int}, pk="name", not_null={"position"})
+    db.table("leases").create(
+        {"name": str, "owner": str, "expires_at": float}, pk="name",
+        not_null={"owner", "expires_at"},
+    )
+    db.execute(
+        """CREATE TABLE event_stats (
+            day TEXT NOT NULL, origin TEXT NOT NULL, type TEXT NOT NULL,
+            count INTEGER NOT NULL, PRIMARY KEY (day, origin, type)
+        ) WITHOUT ROWID"""
+    )
+
+
+def _m002_profiles(db: _Schema) -> None:
+    # Single customer view (profiles/): written only by the processor's profiles step,
+    # `kanal profiles rebuild` and `kanal forget`.
+    db.execute(
+        """CREATE TABLE profiles (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            created_at INTEGER NOT NULL,
+            first_seen INTEGER,
+            last_seen INTEGER,
+            state TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX profiles_last_seen ON profiles(last_seen)")
+    db.execute(
+        """CREATE TABLE identities (
+            kind TEXT NOT NULL, value TEXT NOT NULL, profile_id INTEGER NOT NULL,
+            first_event INTEGER, PRIMARY KEY (kind, value)
+        ) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX identities_profile ON identities(profile_id)")
+    db.execute(
+        """CREATE TABLE profile_events (
+            profile_id INTEGER NOT NULL, timestamp INTEGER NOT NULL, event_id INTEGER NOT NULL,
+            PRIMARY KEY (profile_id, timestamp, event_id)
+        ) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX profile_events_event ON profile_events(event_id)")
+    db.execute(
+        """CREATE TABLE merges (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            into_profile INTEGER NOT NULL, from_profile INTEGER NOT NULL,
+            event_id INTEGER, reason TEXT NOT NULL, at INTEGER NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX merges_into ON merges(into_profile)")
+    db.execute(
+        """CREATE TABLE suppressions (
+            hash TEXT PRIMARY KEY, created_at INTEGER NOT NULL, note TEXT
+        ) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE segment_definitions (
+            name TEXT PRIMARY KEY, version INTEGER NOT NULL, definition TEXT NOT NULL,
+            updated_at INTEGER NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE segment_members (
+            segment TEXT NOT NULL, profile_id INTEGER NOT NULL, entered_at INTEGER NOT NULL,
+            PRIMARY KEY (segment, profile_id)
+        ) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX segment_members_profile ON segment_members(profile_id)")
+
+
+MIGRATIONS: list[Callable[[_Schema], None]] = [
+    _m001_foundation,
+    _m002_profiles,
+]
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The migration level of this database."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every pending migration; return the new version. Safe to run concurrently."""
+    with transaction(conn):
+        current = schema_version(conn)
+        if current > len(MIGRATIONS):
+            raise RuntimeError(
+                f"database schema version {current} is newer than this Kanal "
+                f"({len(MIGRATIONS)}); upgrade Kanal"
+            )
+        schema = _Schema(conn)
+        for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            step(schema)
+            conn.execute(f"PRAGMA user_version={number}")
+    return len(MIGRATIONS)

@@ -1,0 +1,42 @@
+// Build kanal.js (minified) into the collector's static folder, and the loader into
+// loader.min.js. Deterministic: the same inputs give the same bytes. The banner carries
+// a SHA-256 of the inputs (INPUTS below), so a test without node can tell a stale build.
+//
+//   npm ci && npm run build            write the outputs
+//   node build.mjs --out-dir DIR       write both into DIR instead (tests compare)
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { transformSync } from 'esbuild';
+
+const here = dirname(fileURLToPath(import.meta.url));
+// Keep in step with tests/snippet/test_snippet_build.py.
+const INPUTS = ['build.mjs', 'package-lock.json', 'package.json', 'src/kanal.js', 'src/loader.js'];
+
+const hash = createHash('sha256');
+for (const name of INPUTS) {
+  hash.update(name + '\0');
+  hash.update(readFileSync(join(here, name)));
+  hash.update('\0');
+}
+const digest = hash.digest('hex');
+const { version } = JSON.parse(readFileSync(join(here, 'package.json'), 'utf8'));
+
+function minify(file, define = {}) {
+  return transformSync(readFileSync(join(here, file), 'utf8'), {
+    minify: true,
+    target: 'es2017',
+    define,
+    legalComments: 'none',
+    charset: 'utf8',
+  }).code;
+}
+
+const at = process.argv.indexOf('--out-dir');
+const outDir = at > 0 ? process.argv[at + 1] : null;
+const out = outDir ? join(outDir, 'kanal.js') : join(here, '..', 'collector', 'kanal_collector', 'static', 'kanal.js');
+const banner = `/*! kanal.js ${version} | Apache-2.0 | sha256:${digest} */\n`;
+writeFileSync(out, banner + minify('src/kanal.js', { __VERSION__: JSON.stringify(version) }));
+writeFileSync(join(outDir || here, 'loader.min.js'), minify('src/loader.js'));
+console.log(`${out}: sha256:${digest}`);

@@ -1,0 +1,107 @@
+"""Fixtures for the web snippet: a shop origin on loopback, and headless Chromium.
+
+The shop is served from its own port, so the page's origin differs from the collector's
+and every send from kanal.js is a real cross-origin request. Pages load kanal.js the way a
+shop does: through the loader tag (js_snippet/loader.min.js), from the collector's
+`/kanal.js` (see `loader_tag` in test_snippet_browser.py).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+
+
+@dataclass
+class Shop:
+    """A tiny web shop on 127.0.0.1: `pages` maps a path (no query) to its HTML."""
+
+    url: str
+    pages: dict[str, str] = field(default_factory=dict)
+
+    def add(
+        self, path: str, *, tag: str, body: str = "", after: str = "", title: str = "Shop"
+    ) -> str:
+        """Serve a page with the loader `tag` (then inline JS `after`); return its URL."""
+        script = f"<script>{after}</script>" if after else ""
+        self.pages[path] = (
+            f"<!doctype html><html><head><meta charset=utf-8><title>{title}</title>"
+            f"{tag}{script}</head><body>{body}</body></html>"
+        )
+        return self.url + path
+
+
+class _ShopHandler(BaseHTTPRequestHandler):
+    shop: Shop
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        html = self.shop.pages.get(urlsplit(self.path).path)
+        data = (html or "not found").encode()
+        self.send_response(200 if html else 404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def shop() -> Iterator[Shop]:
+    """A shop origin of its own (not the collector's), serving pages set by the test."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ShopHandler)
+    shop = Shop(url=f"http://127.0.0.1:{server.server_address[1]}")
+    server.RequestHandlerClass = type("Handler", (_ShopHandler,), {"shop": shop})
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield shop
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium through Playwright (no downloaded browser builds)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    """A fresh browser profile: no cookies, no storage."""
+    ctx = browser.new_context()
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+@pytest.fixture
+def page(context: Any) -> Any:
+    """One tab in the fresh profile."""
+    return context.new_page()
+

@@ -1,0 +1,100 @@
+"""The `kanal` command: every command has help; keys and sources; event listing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from kanal_collector.cli import cli
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        out.append(path)
+        if isinstance(command, click.Group):
+            out.extend(all_commands(command, path))
+    return out
+
+
+@pytest.mark.parametrize("path", all_commands(cli), ids=" ".join)
+def test_every_command_has_help_and_db_and_config(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    command = cli
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    assert command.help, f"kanal {' '.join(path)} has no help text"
+    if not isinstance(command, click.Group):
+        assert "--db" in result.output and "--config" in result.output
+
+
+def run(db: Path, *args: str) -> str:
+    result = CliRunner().invoke(cli, [*args, "--db", str(db)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_sources_and_keys(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    run(db, "sources", "create", "app")
+    assert "app" in run(db, "sources", "list")
+    out = run(db, "keys", "create", "--kind", "public", "--source", "app", "--name", "iOS")
+    key = out.strip().splitlines()[-1]
+    assert key.startswith("pk_")
+    listing = run(db, "keys", "list")
+    assert key[:10] in listing and key not in listing  # only prefixes are shown
+    assert "active" in listing
+    admin = run(db, "keys", "create", "--kind", "admin").strip().splitlines()[-1]
+    assert admin.startswith("ak_")
+    assert "Revoked public key" in run(db, "keys", "revoke", key[:10] + "…")
+    assert "revoked" in run(db, "keys", "list")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["keys", "create", "--kind", "public", "--source", "nope"], "no source named 'nope'"),
+    (["keys", "revoke", "pk_unknown"], "no key matches"),
+    (["sources", "create", "app"], "already exists"),
+])
+def test_cli_errors_are_clear(tmp_path: Path, args: list[str], message: str) -> None:
+    db = tmp_path / "k.db"
+    run(db, "sources", "create", "app")
+    result = CliRunner().invoke(cli, [*args, "--db", str(db)])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nport = 'eighty'\n")
+    result = CliRunner().invoke(cli, ["keys", "list", "--config", str(bad)])
+    assert result.exit_code == 1
+    assert "port" in result.output
+
+
+def test_events_list_and_failed(tmp_path: Path) -> None:
+    from kanal_testing import make_app
+
+    env = make_app(tmp_path / "k.db")
+    env.client.post("/v1/track", json={"userId": "u9", "event": "Signed Up"},
+                    auth=(env.keys["secret"], ""))
+    env.client.post("/v1/track", json={"userId": "u9"}, auth=(env.keys["secret"], ""))
+    from kanal_collector.app import close_app
+
+    close_app(env.app)
+    assert "Signed Up\tu9" in run(tmp_path / "k.db", "events", "list")
+    assert '"event": "Signed Up"' in run(tmp_path / "k.db", "events", "list", "--json")
+    assert "track needs an event name" in run(tmp_path / "k.db", "events", "failed")
+
+
+def test_python_dash_m_is_the_kanal_command() -> None:
+    out = subprocess.run([sys.executable, "-m", "kanal_collector", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "serve" in out and "keys" in out

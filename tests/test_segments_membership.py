@@ -1,0 +1,176 @@
+"""Segments: definitions, membership as events arrive and as time passes, events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from profiles_util import T0, Log
+
+from kanal_collector.profiles.segments import SegmentError, load_segments_file, parse_segments
+from kanal_collector.profiles.step import SegmentSweeper, sweep
+from kanal_collector.store import profiles as store
+from kanal_collector.store.db import transaction
+
+DAY = 86_400_000
+SEGMENTS = """
+segments:
+  - name: shoe-lovers
+    description: Viewed shoes at least 3 times in 7 days
+    all:
+      - event: Product Viewed
+        min: 3
+        within: 7d
+        where: {category: shoes}
+  - name: big-spenders
+    all:
+      - computed: revenue
+        gt: 500
+  - name: lapsed
+    all:
+      - computed: orders
+        gte: 1
+      - computed: last_order_at
+        older_than: 90d
+  - name: swedes-ok-to-email
+    all:
+      - any:
+          - trait: country
+            eq: SE
+          - computed: country
+            eq: SE
+      - subscribed: email
+"""
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Any:
+    log = Log(tmp_path / "k.db")
+    path = tmp_path / "segments.yml"
+    path.write_text(SEGMENTS)
+    with transaction(log.conn):
+        store.put_segment_definitions(
+            log.conn, {s.name: s.definition for s in load_segments_file(path)}, T0)
+    yield log
+    log.close()
+
+
+def now_ms(log: Log) -> int:
+    return int(log.clock.now() * 1000)
+
+
+def members(log: Log, name: str) -> list[str]:
+    out = []
+    for pid, _ in store.segment_members(log.conn, name):
+        out += [v for k, v in store.profile_identities(log.conn, pid) if k == "user_id"]
+    return sorted(out)
+
+
+def segment_events(log: Log) -> list[tuple[str, str, str]]:
+    return [(r[0], r[1], r[2]) for r in log.conn.execute(
+        "SELECT event, user_id, json_extract(body, '$.properties.segment') FROM events "
+        "WHERE key_kind = 'kanal' ORDER BY id")]
+
+
+def test_event_count_window_with_filter_enters_and_leaves(log: Log) -> None:
+    now = now_ms(log)
+    for i, category in enumerate(["shoes", "Shoes", "hats", "shoes"]):
+        log.add("track", event="Product Viewed", user_id="u1", ts=now - DAY - i,
+                properties={"category": category})
+    log.add("track", event="Product Viewed", user_id="u2", ts=now - DAY,
+            properties={"category": "shoes"})
+    log.process()
+    assert members(log, "shoe-lovers") == ["u1"]
+    assert segment_events(log) == [("Segment Entered", "u1", "shoe-lovers")]
+    log.process()  # Kanal's own event goes on the timeline, nothing re-enters
+    assert len(segment_events(log)) == 1
+    # time passes: the views fall out of the 7-day window, the sweep notices
+    log.clock.advance(7 * 86_400)
+    sweeper = SegmentSweeper(log.db, log.clock, interval=3600)
+    sweeper.run_once()
+    assert members(log, "shoe-lovers") == []
+    assert segment_events(log)[-1] == ("Segment Exited", "u1", "shoe-lovers")
+    sweeper.run_once()  # not due again yet: nothing changes
+    sweeper.close()
+    assert len(segment_events(log)) == 2
+
+
+def test_computed_and_time_conditions(log: Log) -> None:
+    now = now_ms(log)
+    log.add("track", event="Order Completed", user_id="rich", trusted=True, ts=now - DAY,
+            properties={"order_id": "1", "revenue": 600})
+    log.add("track", event="Order Completed", user_id="old", trusted=True, ts=now - 80 * DAY,
+            properties={"order_id": "2", "revenue": 10})
+    log.add("identify", user_id="sv", context={"locale": "sv-SE"})
+    log.add("identify", user_id="sv2", traits={"country": "SE"})
+    log.add("track", event="Unsubscribed", user_id="sv2")
+    log.process()
+    assert members(log, "big-spenders") == ["rich"]
+    assert members(log, "lapsed") == []
+    assert members(log, "swedes-ok-to-email") == ["sv"]
+    log.clock.advance(11 * 86_400)
+    sweep(log.conn, now_ms(log), trigger="test")
+    assert members(log, "lapsed") == ["old"]
+
+
+def test_merge_moves_membership_to_the_surviving_profile(log: Log) -> None:
+    log.add("track", event="Order Completed", anon="a1", ts=now_ms(log) - DAY,
+            properties={"revenue": 900})
+    log.process()
+    assert len(store.segment_members(log.conn, "big-spenders")) == 1
+    log.add("identify", user_id="u1", anon="a1")
+    log.add("identify", user_id="u1", trusted=True)
+    log.process()
+    assert members(log, "big-spenders") == ["u1"]
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ({"segments": [{"name": "x"}]}, "exactly one of all / any"),
+    ({"segments": [{"name": "x", "all": [{"trait": "a", "eq": 1, "gt": 2}]}]},
+     "exactly one operator"),
+    ({"segments": [{"name": "x", "all": [{"computed": "nope", "eq": 1}]}]}, "computed: one of"),
+    ({"segments": [{"name": "x", "all": [{"event": "E", "within": "soon"}]}]}, "duration"),
+    ({"segments": [{"name": "x", "all": [{"computed": "revenue", "within": "7d"}]}]},
+     "exactly one operator"),
+    ({"segments": [{"name": "x", "all": [{"trait": "a", "eq": 1}]},
+                   {"name": "x", "any": [{"trait": "a", "eq": 1}]}]}, "defined twice"),
+    ({"segments": [{"name": "bad name", "all": [{"trait": "a", "eq": 1}]}]}, "name"),
+    ({"segments": [{"name": "x", "all": [{"what": 1}]}]}, "a condition needs"),
+    ({"segs": []}, "list of segments"),
+])
+def test_invalid_definitions_name_the_field(doc: Any, message: str) -> None:
+    with pytest.raises(SegmentError, match=message):
+        parse_segments(doc)
+
+
+def test_time_dependence_is_detected() -> None:
+    found = {s.name: s.time_dependent for s in parse_segments({"segments": [
+        {"name": "a", "all": [{"event": "E", "within": "1d"}]},
+        {"name": "b", "all": [{"not": {"computed": "last_seen", "within": "30d"}}]},
+        {"name": "c", "all": [{"computed": "revenue", "gt": 1}]},
+    ]})}
+    assert found == {"a": True, "b": True, "c": False}
+
+
+def test_segments_cli_validate_apply_list_members(log: Log, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kanal_collector.cli import cli
+
+    log.add("track", event="Order Completed", user_id="rich", trusted=True,
+            ts=now_ms(log) - DAY, properties={"revenue": 800})
+    log.process()
+    runner = CliRunner()
+    path = tmp_path / "segments.yml"
+    assert "4 segments OK" in runner.invoke(cli, ["segments", "validate", str(path)]).output
+    bad = tmp_path / "bad.yml"
+    bad.write_text("segments:\n  - name: x\n    all: [{computed: wealth, gt: 1}]\n")
+    result = runner.invoke(cli, ["segments", "validate", str(bad)])
+    assert result.exit_code != 0 and "computed: one of" in result.output
+    path.write_text(SEGMENTS.replace("gt: 500", "gt: 700"))
+    db = ["--db", str(log.db.path)]
+    result = runner.invoke(cli, ["segments", "apply", str(path), *db])
+    assert "1 new or changed, 0 removed; 1 memberships computed" in result.output
+    assert "big-spenders\tv2\t1 members" in runner.invoke(cli, ["segments", "list", *db]).output
+    assert "rich" in runner.invoke(cli, ["segments", "members", "big-spenders", *db]).output

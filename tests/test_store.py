@@ -1,0 +1,125 @@
+"""Storage: migrations, the transaction helper, keys, cursors and the lease."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from kanal_collector.store import keys as keystore
+from kanal_collector.store import leases
+from kanal_collector.store.db import connect, transaction
+from kanal_collector.store.schema import MIGRATIONS, migrate, schema_version
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> sqlite3.Connection:
+    c = connect(tmp_path / "k.db")
+    migrate(c)
+    yield c  # type: ignore[misc]
+    c.close()
+
+
+def test_pragmas_and_migrations(conn: sqlite3.Connection) -> None:
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert schema_version(conn) == len(MIGRATIONS)
+    assert migrate(conn) == len(MIGRATIONS)  # idempotent
+
+
+def test_concurrent_first_migrations(tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        c = connect(tmp_path / "race.db")
+        try:
+            migrate(c)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_newer_schema_is_refused(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+    with pytest.raises(RuntimeError, match="newer than this Kanal"):
+        migrate(conn)
+
+
+def test_transaction_rolls_back_on_error(conn: sqlite3.Connection) -> None:
+    with pytest.raises(ZeroDivisionError), transaction(conn):
+        conn.execute("INSERT INTO meta (key, value) VALUES ('a', 'b')")
+        raise ZeroDivisionError
+    assert conn.execute("SELECT count(*) FROM meta").fetchone()[0] == 0
+    assert not conn.in_transaction
+
+
+def test_keys_create_lookup_revoke(conn: sqlite3.Connection) -> None:
+    created = keystore.bootstrap(conn, 1000)
+    assert created is not None and set(created) == {"public", "secret", "admin"}
+    assert keystore.bootstrap(conn, 2000) is None
+    assert created["public"].startswith("pk_") and created["secret"].startswith("sk_")
+    info = keystore.lookup_key(conn, created["public"])
+    assert info is not None and (info.kind, info.source_name) == ("public", "default")
+    # Only hashes and prefixes are stored, except secret keys (HMAC keys of userHash).
+    stored = {r[0] for r in conn.execute("SELECT secret FROM keys WHERE secret IS NOT NULL")}
+    assert stored == {created["secret"]}
+    assert keystore.source_secrets(conn, 1) == [created["secret"]]
+    revoked = keystore.revoke_key(conn, info.prefix, 5000)
+    assert revoked.revoked_at == 5000
+    looked = keystore.lookup_key(conn, created["public"])
+    assert looked is not None and looked.revoked
+    keystore.revoke_key(conn, created["secret"], 6000)
+    assert keystore.source_secrets(conn, 1) == []
+
+
+@pytest.mark.parametrize("kind,source,message", [
+    ("public", "shop", "no source named 'shop'"),
+    ("admin", "default", "admin keys belong to no source"),
+    ("root", None, "kind must be one of"),
+])
+def test_key_errors_name_the_problem(conn: sqlite3.Connection, kind: str,
+                                     source: str | None, message: str) -> None:
+    keystore.bootstrap(conn, 0)
+    with pytest.raises(ValueError, match=message):
+        keystore.create_key(conn, kind, 0, source=source)
+
+
+def test_sources(conn: sqlite3.Connection) -> None:
+    keystore.create_source(conn, "app", 0)
+    with pytest.raises(ValueError, match="already exists"):
+        keystore.create_source(conn, "app", 0)
+    with pytest.raises(ValueError, match="must not be empty"):
+        keystore.create_source(conn, "  ", 0)
+    key = keystore.create_key(conn, "public", 0, source="app", name="iOS")
+    info = keystore.lookup_key(conn, key)
+    assert info is not None and (info.source_name, info.name) == ("app", "iOS")
+
+
+def test_revoke_needs_an_unambiguous_key(conn: sqlite3.Connection) -> None:
+    keystore.bootstrap(conn, 0)
+    with pytest.raises(ValueError, match="no key matches"):
+        keystore.revoke_key(conn, "pk_nothing", 0)
+
+
+def test_lease_is_exclusive_until_it_expires(conn: sqlite3.Connection) -> None:
+    assert leases.acquire(conn, "workers", "a", now=100.0, ttl=10.0)
+    assert not leases.acquire(conn, "workers", "b", now=105.0, ttl=10.0)
+    assert leases.acquire(conn, "workers", "a", now=105.0, ttl=10.0)  # renewal
+    assert not leases.acquire(conn, "workers", "b", now=114.0, ttl=10.0)
+    assert leases.acquire(conn, "workers", "b", now=115.5, ttl=10.0)  # expired: taken over
+    assert leases.holder(conn, "workers") == ("b", 125.5)
+    leases.release(conn, "workers", "a")  # not a's any more: no effect
+    assert leases.holder(conn, "workers") == ("b", 125.5)
+    leases.release(conn, "workers", "b")
+    assert leases.holder(conn, "workers") is None

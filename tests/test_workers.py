@@ -1,0 +1,145 @@
+"""The processor's cursor and the supervisor, without a server."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from kanal_collector.clock import FakeClock
+from kanal_collector.store.db import Database, transaction
+from kanal_collector.store.events import EventRow, StoredEvent, append_events
+from kanal_collector.store.schema import migrate
+from kanal_collector.workers import Processor, StatsStep, Supervisor
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database(tmp_path / "k.db")
+    migrate(database.conn())
+    with transaction(database.conn()) as conn:
+        conn.execute("INSERT INTO sources (name, created_at) VALUES ('default', 0)")
+    yield database  # type: ignore[misc]
+    database.close()
+
+
+def add(db: Database, n: int, start: int = 0) -> None:
+    rows = [EventRow(1, f"m{i}", "track", "E", f"u{i}", None, "server", "secret", 1,
+                     1_700_000_000_000 + i, 1_700_000_000_000 + i, json.dumps({"i": i}))
+            for i in range(start, start + n)]
+    with transaction(db.conn()) as conn:
+        assert append_events(conn, rows) == n
+
+
+class Recorder:
+    """A step that records what it saw, and can fail on a chosen event."""
+
+    name = "recorder"
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.fail_on = fail_on
+
+    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+        for event in events:
+            if event.id == self.fail_on:
+                raise RuntimeError("boom")
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, 'seen')", (f"e{event.id}",))
+
+
+def seen(db: Database) -> list[str]:
+    return [r[0] for r in db.conn().execute("SELECT key FROM meta ORDER BY rowid")]
+
+
+def test_processor_applies_in_order_and_resumes_from_the_cursor(db: Database) -> None:
+    add(db, 7)
+    processor = Processor(db, [Recorder()], batch_size=3)
+    assert [processor.run_once() for _ in range(4)] == [3, 3, 1, 0]
+    add(db, 2, start=7)
+    assert Processor(db, [Recorder()], batch_size=3).catch_up() == 2  # a new process
+    assert seen(db) == [f"e{i}" for i in range(1, 10)]
+
+
+def test_a_failing_step_leaves_nothing_half_applied(db: Database) -> None:
+    add(db, 5)
+    processor = Processor(db, [StatsStep(), Recorder(fail_on=4)], batch_size=5)
+    with pytest.raises(RuntimeError):
+        processor.run_once()
+    assert seen(db) == []
+    assert db.conn().execute("SELECT count(*) FROM event_stats").fetchone()[0] == 0
+    processor.steps = [StatsStep(), Recorder()]
+    assert processor.run_once() == 5
+    assert db.conn().execute("SELECT sum(count) FROM event_stats").fetchone()[0] == 5
+
+
+def test_two_processors_never_apply_a_batch_twice(db: Database) -> None:
+    add(db, 2000)
+    processors = [Processor(db, [Recorder()], batch_size=50) for _ in range(3)]
+    threads = [threading.Thread(target=p.catch_up) for p in processors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen(db) == [f"e{i}" for i in range(1, 2001)]
+
+
+def test_batch_size_is_validated(db: Database) -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        Processor(db, [], batch_size=0)
+
+
+def _wait(predicate: object, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_supervisor_runs_workers_only_with_the_lease(db: Database) -> None:
+    clock = FakeClock(1000.0)
+    wake_a, wake_b = threading.Event(), threading.Event()
+    a = Supervisor(db, clock, [(Processor(db, [Recorder()]), wake_a)],
+                   lease_seconds=0.3, poll_interval=0.05, owner="a")
+    b = Supervisor(db, clock, [(Processor(db, [Recorder()]), wake_b)],
+                   lease_seconds=0.3, poll_interval=0.05, owner="b")
+    a.start()
+    assert _wait(lambda: a.holds_lease)
+    b.start()
+    add(db, 10)
+    wake_a.set()
+    assert _wait(lambda: len(seen(db)) == 10)
+    assert not b.holds_lease
+    a.stop()  # a clean stop releases the lease at once
+    assert _wait(lambda: b.holds_lease)
+    add(db, 5, start=10)
+    wake_b.set()
+    assert _wait(lambda: len(seen(db)) == 15)
+    b.stop()
+    assert seen(db) == [f"e{i}" for i in range(1, 16)]
+
+
+def test_supervisor_keeps_going_after_a_worker_error(db: Database) -> None:
+    class Flaky:
+        name = "flaky"
+        calls = 0
+
+        def run_once(self) -> int:
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise RuntimeError("transient")
+            return 0
+
+    sup = Supervisor(db, FakeClock(), [(Flaky(), threading.Event())],
+                     lease_seconds=0.3, poll_interval=0.01)
+    sup.start()
+    try:
+        assert _wait(lambda: Flaky.calls >= 2)
+        assert sup.errors == 1
+    finally:
+        sup.stop()
