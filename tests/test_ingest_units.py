@@ -5,9 +5,12 @@ from __future__ import annotations
 import gzip
 import io
 import ipaddress
+import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kanal_collector.errors import BadRequest, PayloadTooLarge
 from kanal_collector.ingest.body import parse_json, read_body
@@ -148,3 +151,28 @@ def test_rate_limiter_refills() -> None:
     now[0] += 0.5
     assert limiter.check("k") == 0.0
     assert RateLimiter(0, 0).check("k") == 0.0  # off
+
+
+def _walk_depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_walk_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_walk_depth(v) for v in value), default=0)
+    return 0
+
+
+_tricky_text = st.text(alphabet='ab{}[]"\\\\/\n\x1f\u00e9', max_size=12)
+_json_trees = st.recursive(
+    st.none() | st.integers(-10, 10) | _tricky_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_tricky_text, inner, max_size=3),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_trees)
+def test_depth_from_bytes_matches_a_walk(value: Any) -> None:
+    from kanal_collector.ingest.body import _depth
+
+    for text in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
+        assert _depth(text.encode()) == min(_walk_depth(value), 33)

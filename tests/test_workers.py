@@ -143,3 +143,16 @@ def test_supervisor_keeps_going_after_a_worker_error(db: Database) -> None:
         assert sup.errors == 1
     finally:
         sup.stop()
+
+
+def test_processor_rests_while_ingest_is_busy(db: Database) -> None:
+    busy = [True]
+    processor = Processor(db, [Recorder()], batch_size=5, ingest_busy=lambda: busy[0])
+    add(db, 5)
+    assert processor.run_once() == 5
+    assert processor.pause() == pytest.approx(3 * processor.last_batch_seconds)
+    processor.last_batch_seconds = 10.0
+    assert processor.pause() == 0.5  # never longer than half a second
+    busy[0] = False
+    assert processor.pause() == 0.0
+    assert Processor(db, []).pause() == 0.0

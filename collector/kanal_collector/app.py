@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+from collections.abc import Callable
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
@@ -19,11 +20,13 @@ from .ingest.routes import ingest_blueprint
 from .ingest.suppress import Suppressions
 from .ingest.writer import EventWriter
 from .ingest.wsgi import IngestMiddleware
+from .messages import build_dispatcher
 from .profiles import ProfilesStep, SegmentsStep, SegmentSweeper
 from .runtime import Runtime
 from .site import site_blueprint
 from .store.db import Database
 from .store.schema import migrate
+from .tracking import tracking_blueprint
 from .workers import Processor, StatsStep, Supervisor
 
 log = logging.getLogger("kanal")
@@ -55,21 +58,24 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["kanal"] = runtime
     app.extensions["kanal.supervisor"] = Supervisor(
-        db, clock, [(build_processor(db), wake),
-                    (SegmentSweeper(db, clock), threading.Event())],
+        db, clock, [(build_processor(db, runtime.writer.busy), wake),
+                    (SegmentSweeper(db, clock), threading.Event()),
+                    (build_dispatcher(config, db, clock), threading.Event())],
         poll_interval=config.poll_interval, lease_seconds=config.lease_seconds,
     )
     app.wsgi_app = IngestMiddleware(app.wsgi_app, runtime)  # type: ignore[method-assign]
     app.register_blueprint(ingest_blueprint)
     app.register_blueprint(admin_blueprint)
     app.register_blueprint(site_blueprint)
+    app.register_blueprint(tracking_blueprint)
     _register_errors(app)
     return app
 
 
-def build_processor(db: Database) -> Processor:
+def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None) -> Processor:
     """The processor with every step, in the order they must run."""
-    return Processor(db, [StatsStep(), ProfilesStep(), SegmentsStep()])
+    return Processor(db, [StatsStep(), ProfilesStep(), SegmentsStep()],
+                     ingest_busy=ingest_busy)
 
 
 def start_workers(app: Flask) -> Supervisor:

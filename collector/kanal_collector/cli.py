@@ -199,4 +199,11 @@ def events_failed(db: Database, limit: int) -> None:
     for row in recent_failed(db.conn(), limit=limit):
         click.echo(f"{row['id']}\t{_when(row['received_at'])}\t{row['reason']}\t"
                    f"{row['body'][:200]}")
-from . import cli_profiles  # noqa: E402,F401
+
+# The command groups of the other parts register themselves on `cli` when imported.
+from . import (  # noqa: E402,F401
+    cli_channels,
+    cli_messages,
+    cli_profiles,
+    cli_tracking,
+)

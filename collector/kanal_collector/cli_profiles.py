@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,7 @@ def import_(db: Database, file: str, source: str, report_path: str | None,
     path = Path(file)
     total = importer.count_rows(path)
     with click.progressbar(length=total, label=f"Importing {path.name}",
-                           file=click.get_text_stream("stderr")) as bar:
+                           file=sys.stderr) as bar:
         report = importer.import_file(conn, path, source_id=sid, received_ms=_now_ms(),
                                       dry_run=dry_run, progress=bar.update)
     verb = "Checked" if dry_run else "Imported"

@@ -17,9 +17,10 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -29,11 +30,13 @@ from .store import leases
 from .store.cursors import get_position, set_position
 from .store.db import Database, transaction
 from .store.events import StoredEvent, events_after
+from .store.profiles import widen_cache
 from .store.stats import add_counts
 
 log = logging.getLogger("kanal.workers")
 
 LEASE_NAME = "workers"
+_MAX_PAUSE = 0.5
 PROCESSOR_CURSOR = "processor"
 
 
@@ -45,6 +48,10 @@ class Step(Protocol):
     def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
         """Write what `events` change; never commit (the processor does)."""
         ...
+
+
+def _no_pause() -> float:
+    return 0.0
 
 
 class Worker(Protocol):
@@ -82,19 +89,42 @@ class Processor:
     name = "processor"
 
     def __init__(self, db: Database, steps: Sequence[Step], *, batch_size: int = 500,
-                 cursor: str = PROCESSOR_CURSOR) -> None:
+                 cursor: str = PROCESSOR_CURSOR,
+                 ingest_busy: Callable[[], bool] | None = None) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.db = db
         self.steps = list(steps)
         self.batch_size = batch_size
         self.cursor = cursor
+        self.ingest_busy = ingest_busy
+        self.last_batch_seconds = 0.0
         self._conn: sqlite3.Connection | None = None
+
+    def pause(self) -> float:
+        """Seconds to rest after a batch: ingest goes first while it is busy.
+
+        Ingest and the processor share one interpreter. While requests keep arriving the
+        processor rests three times as long as its last batch took (a quarter of the
+        CPU), so a burst is answered at full speed and its effects follow a little
+        later; when ingest is quiet it runs flat out and catches up.
+        """
+        if self.ingest_busy is None or not self.ingest_busy():
+            return 0.0
+        return min(_MAX_PAUSE, 3 * self.last_batch_seconds)
 
     def run_once(self) -> int:
         """Apply the next batch of events; return how many were applied."""
+        started = time.monotonic()
+        try:
+            return self._run_once()
+        finally:
+            self.last_batch_seconds = time.monotonic() - started
+
+    def _run_once(self) -> int:
         if self._conn is None:
             self._conn = self.db.connect()
+            widen_cache(self._conn)
         with transaction(self._conn) as conn:
             # Read the cursor inside the write transaction: even two processors racing
             # on one database (a lease handed over mid-batch) can't apply a batch twice.
@@ -212,6 +242,12 @@ class Supervisor:
             running.wake.set()
         for running in self._running:
             running.thread.join(30)
+            close = getattr(running.worker, "close", None)
+            if close is not None and not running.thread.is_alive():
+                try:
+                    close()  # connections, channel sockets
+                except Exception:
+                    log.exception("worker %s did not close cleanly", running.worker.name)
         self._running = []
 
     def _loop(self, worker: Worker, wake: threading.Event, stop: threading.Event) -> None:
@@ -229,3 +265,5 @@ class Supervisor:
                 continue
             if not done:
                 wake.wait(self.poll_interval)
+            elif rest := getattr(worker, "pause", _no_pause)():
+                stop.wait(rest)

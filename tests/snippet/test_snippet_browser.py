@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 pytestmark = [
     pytest.mark.browser,
@@ -366,6 +367,17 @@ def test_identify_verified_only_with_a_good_user_hash(
         lambda: page.wait_for_timeout(50) or [m for m in posted if m["type"] == "identify"]
     )
     assert sent["context"].get("userHash") == userhash
+    # And on the profile: only a verified identify attaches the email as an identity.
+    profile = wait_until(lambda: _profile(collector, "u123"))
+    emails = [i["value"] for i in profile["identities"] if i["kind"] == "email"]
+    assert emails == (["a@b.c"] if verified else [])
+
+
+def _profile(collector: Any, user_id: str) -> dict[str, Any] | None:
+    response = requests.get(f"{collector.url}/api/profiles/lookup", params={"id": user_id},
+                            headers={"Authorization": f"Bearer {collector.admin_key}"},
+                            timeout=5)
+    return response.json() if response.status_code == 200 else None
 
 
 SIGNALS = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ class EventWriter:
         self._committing = False
         self._conn: sqlite3.Connection | None = None
         self.commits = 0
+        self.last_commit = 0.0
 
     def write(self, rows: Sequence[EventRow], failed: Sequence[FailedRow] = ()) -> int:
         """Store rows (and failed rows) durably; return how many events were new.
@@ -88,8 +90,13 @@ class EventWriter:
             for item in group:
                 item.done = True
         self.commits += 1
+        self.last_commit = time.monotonic()
         if self._on_commit is not None and any(i.stored for i in group):
             self._on_commit()
+
+    def busy(self, window: float = 0.05) -> bool:
+        """True when events were committed within the last `window` seconds."""
+        return time.monotonic() - self.last_commit < window
 
     def close(self) -> None:
         """Close the writer's connection (after the commit under way, if any)."""

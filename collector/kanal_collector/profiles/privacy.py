@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from ..store import outbox
 from ..store import profiles as store
 from ..store.db import transaction
 from .identity import normalize_email, normalize_phone
@@ -36,6 +37,7 @@ def forget(conn: sqlite3.Connection, value: str, now_ms: int, *,
         if profile_id is not None:
             identities = store.profile_identities(conn, profile_id)
             deleted = store.delete_profile(conn, profile_id)
+            outbox.delete_profile_rows(conn, profile_id)
         else:
             identities = _guess(value.strip(), kind)
             deleted = 0

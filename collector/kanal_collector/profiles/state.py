@@ -252,14 +252,18 @@ def computed(state: dict[str, Any]) -> dict[str, Any]:
     revenue = round(sum(entry[0] for entry in orders.values()), 2)
     count = len(orders)
     eng = state.get("eng", {})
+    # The channel with the most engagements; a tie goes to the one first in CHANNEL_ORDER.
     preferred = None
-    if eng:
-        preferred = max(CHANNEL_ORDER, key=lambda c: (eng.get(c, 0), -CHANNEL_ORDER.index(c)))
-        if not eng.get(preferred):
-            preferred = None
+    best = 0
+    for channel in CHANNEL_ORDER:
+        n = eng.get(channel, 0)
+        if n > best:
+            preferred, best = channel, n
+    loc = state.get("loc", {})
+    inf = state.get("inf", {})
 
     def place(name: str) -> Any:
-        entry = state.get("loc", {}).get(name) or state.get("inf", {}).get(name)
+        entry = loc.get(name) or inf.get(name)
         return None if entry is None else entry[0]
 
     subscriptions: dict[str, Any] = {}

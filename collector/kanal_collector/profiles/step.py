@@ -161,6 +161,10 @@ class ProfilesStep:
                 pid = _own_event_profile(graph, event)
                 if pid is not None:
                     timeline.append((pid, event.timestamp, event.id))
+                    if event.origin != "server" and not _is_bot(event):
+                        # Email opens, clicks and (un)subscribes change the profile.
+                        apply_event(graph.state(pid), event, trusted=False)
+                        touched.add(pid)
                 continue
             pid = resolve(graph, claims)
             if pid is None:
@@ -358,3 +362,9 @@ class SegmentSweeper:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _is_bot(event: StoredEvent) -> bool:
+    """Opens and clicks flagged as bots, scanners or proxies change nothing."""
+    props = event.body.get("properties")
+    return isinstance(props, dict) and props.get("bot") is True

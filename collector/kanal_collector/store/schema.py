@@ -124,9 +124,70 @@ def _m002_profiles(db: _Schema) -> None:
     db.execute("CREATE INDEX segment_members_profile ON segment_members(profile_id)")
 
 
+def _m003_tracking(db: _Schema) -> None:
+    # Email tracking (tracking/): one row per tracked send, one per link it carried.
+    # No foreign key to the outbox: a send's tracking outlives a pruned outbox row.
+    db.execute(
+        """CREATE TABLE tracking_sends (
+            outbox_id INTEGER PRIMARY KEY,
+            profile_id INTEGER NOT NULL,
+            message TEXT,
+            journey TEXT,
+            channel TEXT NOT NULL,
+            topic TEXT,
+            sent_at INTEGER NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX tracking_sends_profile ON tracking_sends(profile_id)")
+    db.execute(
+        """CREATE TABLE tracking_links (
+            outbox_id INTEGER NOT NULL, idx INTEGER NOT NULL, url TEXT NOT NULL,
+            PRIMARY KEY (outbox_id, idx)
+        ) WITHOUT ROWID"""
+    )
+
+
+def _m004_outbox(db: _Schema) -> None:
+    # One row per message to send (messages/): written by the enqueue API inside its
+    # caller's transaction and by the dispatcher. Times are epoch ms.
+    db.execute(
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            idempotency_key TEXT NOT NULL UNIQUE,
+            profile_id INTEGER NOT NULL,
+            message TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            topic TEXT,
+            channel TEXT,
+            candidates TEXT NOT NULL DEFAULT '[]',
+            journey TEXT,
+            step TEXT,
+            data TEXT NOT NULL DEFAULT '{}',
+            state TEXT NOT NULL,
+            reason TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL,
+            claim_token TEXT,
+            claimed_by TEXT,
+            claimed_at INTEGER,
+            send_token TEXT,
+            recipient TEXT,
+            language TEXT,
+            provider_id TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            sent_at INTEGER
+        )"""
+    )
+    db.execute("CREATE INDEX outbox_due ON outbox(state, channel, next_attempt_at)")
+    db.execute("CREATE INDEX outbox_profile ON outbox(profile_id)")
+
+
 MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m001_foundation,
     _m002_profiles,
+    _m003_tracking,
+    _m004_outbox,
 ]
 
 

@@ -1,0 +1,202 @@
+"""The one plugin manager: built-in channels and entry-point plugins (group `kanal`).
+
+    get_plugin_manager()   the manager, built on first use
+    channel_classes()      {name: Channel class} from every plugin's register_channels
+    build_channels(config) {name: Channel} for each `[channels.NAME]` table of kanal.toml
+    plugin_summary(config) what `kanal plugins` prints
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import pluggy
+
+from ..config import Config, resolve_secret
+from ..errors import ConfigError
+from . import builtin, hookspecs
+from .base import Channel
+
+PROJECT = "kanal"
+ENTRY_POINT_GROUP = "kanal"
+BUILTIN_PLUGIN = "kanal.builtin"
+_KINDS = {"email", "sms", "push", "webhook", "console"}
+
+_lock = threading.Lock()
+_manager: pluggy.PluginManager | None = None
+
+
+def new_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
+    """A fresh manager with the built-ins and (unless told not to) entry-point plugins."""
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(builtin, name=BUILTIN_PLUGIN)
+    if entry_points:
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except Exception as exc:
+            raise ConfigError(f"a plugin in the entry-point group {ENTRY_POINT_GROUP!r} "
+                              f"failed to load: {type(exc).__name__}: {exc}") from exc
+    try:
+        pm.check_pending()  # a hook name with a typo would otherwise be ignored silently
+    except pluggy.PluginValidationError as exc:
+        raise ConfigError(f"plugin {exc.plugin!r}: {exc}") from None
+    return pm
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process's plugin manager (built once; `reset_plugin_manager` rebuilds it)."""
+    global _manager
+    with _lock:
+        if _manager is None:
+            _manager = new_plugin_manager()
+        return _manager
+
+
+def reset_plugin_manager() -> None:
+    """Forget the manager, so the next call loads plugins again (tests, reloads)."""
+    global _manager
+    with _lock:
+        _manager = None
+
+
+def _plugin_channels(pm: pluggy.PluginManager) -> list[tuple[str, type[Channel]]]:
+    """(plugin name, class) for every channel every plugin registers, checked."""
+    out: list[tuple[str, type[Channel]]] = []
+    for impl in reversed(pm.hook.register_channels.get_hookimpls()):
+        plugin = impl.plugin_name
+        try:
+            result = impl.function()
+        except Exception as exc:
+            raise ConfigError(f"plugin {plugin!r}: register_channels failed: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(result, list | tuple):
+            raise ConfigError(f"plugin {plugin!r}: register_channels must return a list "
+                              f"of Channel classes, not {type(result).__name__}")
+        for cls in result:
+            if not (inspect.isclass(cls) and issubclass(cls, Channel)):
+                raise ConfigError(f"plugin {plugin!r}: {cls!r} is not a Channel subclass")
+            name = getattr(cls, "name", None)
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ConfigError(f"plugin {plugin!r}: {cls.__qualname__}.name must be an "
+                                  f"identifier-like string, not {name!r}")
+            if getattr(cls, "kind", None) not in _KINDS:
+                raise ConfigError(f"plugin {plugin!r}: {cls.__qualname__}.kind must be one "
+                                  f"of {', '.join(sorted(_KINDS))}")
+            if inspect.isabstract(cls):
+                raise ConfigError(f"plugin {plugin!r}: {cls.__qualname__} is abstract "
+                                  f"(does it define send()?)")
+            out.append((plugin, cls))
+    return out
+
+
+def channel_classes(pm: pluggy.PluginManager | None = None) -> dict[str, type[Channel]]:
+    """Every registered channel class by name; two classes with one name is an error."""
+    pm = pm or get_plugin_manager()
+    classes: dict[str, type[Channel]] = {}
+    owners: dict[str, str] = {}
+    for plugin, cls in _plugin_channels(pm):
+        if cls.name in classes and classes[cls.name] is not cls:
+            other = classes[cls.name]
+            raise ConfigError(
+                f"two plugins register a channel named {cls.name!r}: "
+                f"{other.__module__}.{other.__qualname__} (plugin {owners[cls.name]!r}) and "
+                f"{cls.__module__}.{cls.__qualname__} (plugin {plugin!r}); uninstall one")
+        classes[cls.name] = cls
+        owners[cls.name] = plugin
+    return classes
+
+
+def _resolve(value: Any, where: str) -> Any:
+    """Resolve `{ env = "NAME" }` anywhere in a settings value."""
+    try:
+        value = resolve_secret(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if isinstance(value, Mapping):
+        return {k: _resolve(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def configured_channels(config: Config) -> dict[str, dict[str, Any]]:
+    """The `[channels.NAME]` tables, unresolved (secrets still references)."""
+    section = config.section("channels")
+    tables: dict[str, dict[str, Any]] = {}
+    for name, table in section.items():
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"[channels.{name}] must be a table")
+        tables[str(name)] = dict(table)
+    return tables
+
+
+def build_channels(config: Config, pm: pluggy.PluginManager | None = None
+                   ) -> dict[str, Channel]:
+    """One Channel per `[channels.NAME]` table (skipping `enabled = false` ones).
+
+    `type = "email"` makes another instance of a registered channel under NAME (e.g. a
+    transactional and a marketing SMTP account); without it NAME is the channel's type.
+    Secrets written as `{ env = "NAME" }` are resolved here. Errors name the table.
+    """
+    classes = channel_classes(pm)
+    channels: dict[str, Channel] = {}
+    try:
+        for name, table in configured_channels(config).items():
+            if table.get("enabled", True) is False:
+                continue
+            type_name = str(table.get("type", name))
+            if type_name not in classes:
+                raise ConfigError(
+                    f"[channels.{name}]: no channel type {type_name!r} is installed "
+                    f"(known: {', '.join(sorted(classes))}); see `kanal plugins`")
+            cls = classes[type_name]
+            if name != cls.name:
+                # The instance answers to its configured name (dispatcher, logs, events).
+                cls = type(cls.__name__, (cls,), {"name": name, "__module__": cls.__module__})
+            settings = {k: v for k, v in table.items() if k not in {"type", "enabled"}}
+            settings = _resolve(settings, f"[channels.{name}]")
+            try:
+                channels[name] = cls(settings)
+            except ConfigError:
+                raise
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ConfigError(f"[channels.{name}]: {exc}") from None
+    except BaseException:
+        for channel in channels.values():
+            channel.close()
+        raise
+    return channels
+
+
+def plugin_summary(config: Config | None = None,
+                   pm: pluggy.PluginManager | None = None) -> dict[str, Any]:
+    """Loaded plugins (with their distribution and version), channels, configured names."""
+    pm = pm or get_plugin_manager()
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    plugins = []
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        if plugin is None:
+            continue
+        dist = dists.get(id(plugin))
+        plugins.append({
+            "name": name,
+            "builtin": name == BUILTIN_PLUGIN,
+            "distribution": dist.project_name if dist is not None else None,
+            "version": dist.version if dist is not None else None,
+            "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or []),
+        })
+    owners = {cls: plugin for plugin, cls in _plugin_channels(pm)}
+    classes = channel_classes(pm)
+    tables = configured_channels(config) if config is not None else {}
+    channels = []
+    for name, cls in sorted(classes.items()):
+        configured = sorted(n for n, t in tables.items() if str(t.get("type", n)) == name)
+        channels.append({"name": name, "kind": cls.kind, "plugin": owners.get(cls),
+                         "class": f"{cls.__module__}.{cls.__qualname__}",
+                         "recipient": cls.recipient_identity, "configured_as": configured})
+    unknown = sorted(n for n, t in tables.items() if str(t.get("type", n)) not in classes)
+    return {"plugins": plugins, "channels": channels, "unknown_configured": unknown}

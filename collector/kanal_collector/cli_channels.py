@@ -1,0 +1,46 @@
+"""`kanal plugins`: which plugins are loaded, which channels they bring, which are set up."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .channels.plugins import build_channels, plugin_summary
+from .cli import _config, cli, common_options
+from .errors import KanalError
+
+
+@cli.command()
+@common_options
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--check", is_flag=True,
+              help="Also build each configured channel (settings and secrets are "
+                   "checked; nothing is sent and nothing connects).")
+def plugins(db: str | None, config_path: str | None, as_json: bool, check: bool) -> None:
+    """List loaded plugins, the channels they provide, and which are configured."""
+    config = _config(config_path, db=db)
+    try:
+        summary = plugin_summary(config)
+        if check:
+            for channel in build_channels(config).values():
+                channel.close()
+    except KanalError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo("Plugins:")
+    for p in summary["plugins"]:
+        origin = "built in" if p["builtin"] else (
+            f"{p['distribution']} {p['version']}" if p["distribution"] else "registered")
+        click.echo(f"  {p['name']}\t{origin}\thooks: {', '.join(p['hooks']) or '-'}")
+    click.echo("Channels:")
+    for c in summary["channels"]:
+        configured = ", ".join(c["configured_as"]) or "not configured"
+        click.echo(f"  {c['name']}\tkind {c['kind']}\tfrom {c['plugin']}\t"
+                   f"[channels.…]: {configured}")
+    for name in summary["unknown_configured"]:
+        click.echo(f"  ! [channels.{name}] names a channel type no plugin provides")
+    if check:
+        click.echo("All configured channels are valid.")

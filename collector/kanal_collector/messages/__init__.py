@@ -1,0 +1,51 @@
+"""Messages: render them, queue them, deliver them (the outbox and its dispatcher).
+
+    errors.py       MessageError and its subclasses
+    renderer.py     sandboxed Jinja, language choice, template context
+    catalog.py      message definitions (YAML files or dicts), validated on load
+    eligibility.py  recipient, consent, subscription and suppression checks
+    enqueue.py      the enqueue API journeys call (one outbox row per key)
+    hooks.py        before_send hooks (email tracking rewrites links here)
+    delivery.py     delivery outcomes as events in the log
+    dispatcher.py   the worker that claims, renders, sends and records
+
+README.md ("Messages and the outbox") has the file format, the outbox states and the commands.
+"""
+
+from __future__ import annotations
+
+from ..store.outbox import FINAL_STATES, STATES, OutboxRow
+from .catalog import Catalog, Message, load_directory, messages_dir, parse_message
+from .dispatcher import Dispatcher, Settings, TokenBucket, build_dispatcher, provider_key
+from .eligibility import Policy
+from .enqueue import PREFERRED, enqueue
+from .errors import DefinitionError, MessageError, RenderError
+from .hooks import BeforeSend, before_send, register_before_send
+from .renderer import Rendered, choose_language
+
+__all__ = [
+    "BeforeSend",
+    "Catalog",
+    "DefinitionError",
+    "Dispatcher",
+    "FINAL_STATES",
+    "Message",
+    "MessageError",
+    "OutboxRow",
+    "PREFERRED",
+    "Policy",
+    "RenderError",
+    "Rendered",
+    "STATES",
+    "Settings",
+    "TokenBucket",
+    "before_send",
+    "build_dispatcher",
+    "choose_language",
+    "enqueue",
+    "load_directory",
+    "messages_dir",
+    "parse_message",
+    "provider_key",
+    "register_before_send",
+]

@@ -1,0 +1,61 @@
+"""Delivery outcomes as events in the log ("Email Delivered", "Email Bounced", …).
+
+Written by the dispatcher in the transaction that records the outcome, with key_kind
+"kanal" (Kanal's own events: they go on the profile's timeline and change nothing
+else), the origin of the channel's kind, and the outbox id, message, journey and
+channel as properties. The message id is derived from the outbox id and outcome, so a
+repeated recording can't add a second event.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..clock import utc_iso
+from ..profiles.step import KANAL_KEY_KIND
+from ..store.events import EventRow
+from ..store.outbox import OutboxRow
+
+# Channel kind → (event when the provider accepted it, event when it refused it).
+# Email uses Segment's email event names.
+EVENT_NAMES: dict[str, tuple[str, str]] = {
+    "email": ("Email Delivered", "Email Bounced"),
+    "sms": ("SMS Delivered", "SMS Failed"),
+    "push": ("Push Notification Delivered", "Push Notification Bounced"),
+    "webhook": ("Webhook Delivered", "Webhook Failed"),
+    "console": ("Message Delivered", "Message Failed"),
+}
+_ORIGINS = {"email": "email", "sms": "sms", "push": "push"}
+
+
+def delivery_event(row: OutboxRow, *, channel_kind: str, delivered: bool, source_id: int,
+                   identities: list[tuple[str, str]], now_ms: int,
+                   detail: dict[str, Any]) -> EventRow:
+    """The event that records a row's outcome (sent, or failed permanently)."""
+    good, bad = EVENT_NAMES.get(channel_kind, EVENT_NAMES["console"])
+    name = good if delivered else bad
+    user_id = next((v for k, v in identities if k == "user_id"), None)
+    anonymous_id = next((v for k, v in identities if k == "anonymous_id"), None)
+    message_id = f"kanal-outbox-{row.id}-{'delivered' if delivered else 'failed'}"
+    properties: dict[str, Any] = {
+        "outbox_id": row.id, "message": row.message, "journey": row.journey,
+        "step": row.step, "channel": row.channel, "kind": row.kind,
+        "profile_id": row.profile_id, **detail,
+    }
+    if channel_kind == "email":
+        properties["email_subject"] = detail.get("email_subject")
+        properties["email_id"] = str(row.id)
+    properties = {k: v for k, v in properties.items() if v is not None}
+    iso = utc_iso(now_ms / 1000)
+    body: dict[str, Any] = {
+        "type": "track", "event": name, "messageId": message_id, "properties": properties,
+        "timestamp": iso, "receivedAt": iso, "context": {"library": {"name": "kanal"}},
+    }
+    if user_id:
+        body["userId"] = user_id
+    if anonymous_id:
+        body["anonymousId"] = anonymous_id
+    return EventRow(source_id, message_id, "track", name, user_id, anonymous_id,
+                    _ORIGINS.get(channel_kind, "server"), KANAL_KEY_KIND, 1, now_ms, now_ms,
+                    json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str))

@@ -1,0 +1,167 @@
+"""May this person get this message on this channel? Checked at enqueue and at send time.
+
+The reasons a row is skipped: `no profile` (forgotten or gone), `no recipient` (no
+trusted identity of the channel's kind), `suppressed` (`kanal forget`; applies to
+transactional messages too), `no consent` and `unsubscribed` (marketing only:
+transactional messages ignore unsubscribes and consent, never suppression), and
+`no content` (the message has nothing for the channel's kind).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import Config
+from ..profiles.identity import normalize_email, normalize_phone
+from ..profiles.privacy import is_suppressed
+from ..profiles.state import computed, traits_of
+from ..store import profiles as profile_store
+
+NO_PROFILE = "no profile"
+NO_RECIPIENT = "no recipient"
+SUPPRESSED = "suppressed"
+NO_CONSENT = "no consent"
+UNSUBSCRIBED = "unsubscribed"
+NO_CONTENT = "no content"
+
+# Built-in channels, for callers that have no channel objects at hand (journeys in the
+# processor): name → (kind, recipient identity).
+BUILTIN_CHANNELS: dict[str, tuple[str, str | None]] = {
+    "email": ("email", "email"),
+    "sms": ("sms", "phone"),
+    "push": ("push", "push_token"),
+    "webhook": ("webhook", None),
+    "console": ("console", None),
+}
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    """What the checks need to know about a channel."""
+
+    name: str
+    kind: str
+    recipient_identity: str | None
+
+
+def channel_info(name: str, channels: Mapping[str, Any] | None = None) -> ChannelInfo | None:
+    """The channel called `name`: from `channels` (Channel objects) or the built-ins."""
+    if channels is not None and name in channels:
+        ch = channels[name]
+        return ChannelInfo(name, str(ch.kind), ch.recipient_identity)
+    if name in BUILTIN_CHANNELS and (channels is None or not channels):
+        kind, identity = BUILTIN_CHANNELS[name]
+        return ChannelInfo(name, kind, identity)
+    return None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Consent and subscription rules, from `[messages]` in kanal.toml."""
+
+    consent_category: str = "marketing"
+    require_consent: bool = False
+    """True: marketing needs consent granted; False: only a refusal blocks it."""
+    opt_in: tuple[str, ...] = ()
+    """Channels where marketing needs an explicit subscription (e.g. sms)."""
+
+    @classmethod
+    def from_config(cls, config: Config) -> Policy:
+        """The policy of `[messages]`: consent_category, require_consent, opt_in."""
+        section = config.section("messages")
+        return cls(
+            consent_category=str(section.get("consent_category", "marketing")),
+            require_consent=bool(section.get("require_consent", False)),
+            opt_in=tuple(str(c) for c in section.get("opt_in", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Person:
+    """A profile as the checks and templates see it."""
+
+    profile_id: int
+    identities: list[tuple[str, str]]
+    traits: dict[str, Any]
+    computed: dict[str, Any]
+
+    def template_profile(self) -> dict[str, Any]:
+        """`profile` in templates: the computed values and the id."""
+        return {"id": self.profile_id, **self.computed}
+
+    def user_id(self) -> str | None:
+        """The person's userId, if any."""
+        return next((v for k, v in self.identities if k == "user_id"), None)
+
+
+def load_person(conn: sqlite3.Connection, profile_id: int) -> Person | None:
+    """The person behind a profile id (following merges), or None when gone."""
+    row = profile_store.profile_row(conn, profile_id)
+    if row is None:
+        moved = profile_store.merged_into(conn, profile_id)
+        row = None if moved is None else profile_store.profile_row(conn, moved)
+        if row is None:
+            return None
+    pid = int(row["id"])
+    state = row["state"]
+    return Person(pid, profile_store.profile_identities(conn, pid), traits_of(state),
+                  computed(state))
+
+
+def recipient_of(person: Person, info: ChannelInfo) -> str | None:
+    """Where this channel sends to for this person, or None.
+
+    Channels without a recipient identity (webhook, console) send to the person's
+    userId (or `profile:ID`). Otherwise: the current trait value when it is a trusted
+    identity of the profile, else the first such identity.
+    """
+    if info.recipient_identity is None:
+        return person.user_id() or f"profile:{person.profile_id}"
+    values = [v for k, v in person.identities if k == info.recipient_identity]
+    if not values:
+        return None
+    current: str | None = None
+    if info.recipient_identity == "email":
+        current = normalize_email(person.traits.get("email"))
+    elif info.recipient_identity == "phone":
+        current = normalize_phone(person.traits.get("phone"))
+    return current if current in values else values[0]
+
+
+def check(conn: sqlite3.Connection, person: Person, info: ChannelInfo, *, kind: str,
+          topic: str | None, policy: Policy) -> tuple[str | None, str | None]:
+    """(recipient, None) when the message may go out, else (recipient, reason)."""
+    recipient = recipient_of(person, info)
+    if recipient is None:
+        return None, NO_RECIPIENT
+    if _suppressed(conn, person, info, recipient):
+        return recipient, SUPPRESSED
+    if kind == "transactional":
+        return recipient, None
+    granted = person.computed.get("consent", {}).get(policy.consent_category)
+    if granted is False or (policy.require_consent and granted is not True):
+        return recipient, NO_CONSENT
+    subs = person.computed.get("subscriptions", {})
+    for key in dict.fromkeys((info.name, info.kind)):
+        slot = subs.get(key) or {}
+        subscribed = slot.get("subscribed")
+        if subscribed is False:
+            return recipient, UNSUBSCRIBED
+        if key in policy.opt_in and subscribed is not True:
+            return recipient, UNSUBSCRIBED
+        if topic is not None and slot.get("topics", {}).get(topic) is False:
+            return recipient, UNSUBSCRIBED
+    return recipient, None
+
+
+def _suppressed(conn: sqlite3.Connection, person: Person, info: ChannelInfo,
+                recipient: str) -> bool:
+    if not profile_store.any_suppressions(conn):
+        return False
+    candidates = set(person.identities)
+    if info.recipient_identity is not None:
+        candidates.add((info.recipient_identity, recipient))
+    return any(is_suppressed(conn, k, v) for k, v in sorted(candidates))

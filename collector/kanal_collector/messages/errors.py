@@ -1,0 +1,23 @@
+"""The messages package's exceptions.
+
+    KanalError
+    └── MessageError          a message can't be loaded, rendered or enqueued
+        ├── DefinitionError   a message file is invalid (bad YAML, template, field)
+        └── RenderError       a valid message failed to render for one person
+"""
+
+from __future__ import annotations
+
+from ..errors import KanalError
+
+
+class MessageError(KanalError):
+    """A message can't be loaded, rendered or enqueued."""
+
+
+class DefinitionError(MessageError):
+    """A message definition is invalid; the text names the file and the field."""
+
+
+class RenderError(MessageError):
+    """A message failed to render for one person (a template raised)."""

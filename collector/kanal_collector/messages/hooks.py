@@ -1,0 +1,44 @@
+"""`before_send`: functions that change a rendered message just before it is sent.
+
+Email tracking (link rewriting, the open pixel, List-Unsubscribe headers) plugs in here.
+A hook is called as
+
+    hook(conn, row, content) -> content
+
+- `conn` is in a write transaction (BEGIN IMMEDIATE) that commits *before* the
+  provider is called: what a hook writes (e.g. the links it rewrote, keyed by
+  `row.id`) is stored even if the send then fails, and a retry calls the hook again,
+  so write idempotently (INSERT OR REPLACE by outbox id).
+- `row` is the claimed `OutboxRow` (id, profile_id, message, kind, topic, channel,
+  journey, step, recipient, language, attempts …).
+- `content` is the rendered content for the channel's kind (a new dict each call; for
+  email: subject, html, text). Return the content to send (the same dict, changed, is
+  fine). A key `headers` (a mapping of header name → value) is taken out of the
+  returned content and handed to the channel as `OutgoingMessage.headers`.
+
+A hook that raises fails the row permanently (state `failed`, the error as reason):
+sending without the unsubscribe link a hook was meant to add is worse than not sending.
+
+Register a hook for every dispatcher built by `kanal serve` with `register_before_send`
+(or pass `before_send=[…]` to a `Dispatcher` directly, as tests do).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from ..store.outbox import OutboxRow
+
+BeforeSend = Callable[[sqlite3.Connection, OutboxRow, dict[str, Any]], dict[str, Any]]
+
+before_send: list[BeforeSend] = []
+"""The hooks `build_dispatcher` hands to the dispatcher, in order."""
+
+
+def register_before_send(hook: BeforeSend) -> BeforeSend:
+    """Add a hook for dispatchers built from now on (usable as a decorator); idempotent."""
+    if hook not in before_send:
+        before_send.append(hook)
+    return hook

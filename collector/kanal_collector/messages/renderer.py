@@ -1,0 +1,157 @@
+"""The one renderer: sandboxed Jinja, per-channel content, language variants, defaults.
+
+Templates run in `ImmutableSandboxedEnvironment` (no attribute starting with `_`, no
+mutation of the values handed in, bounded `range`). Only email HTML is autoescaped;
+subjects, texts, SMS, push and webhook payloads are plain text. Reaching for an unsafe
+attribute (`{{ ''.__class__ }}`) raises instead of quietly rendering nothing.
+
+A missing trait renders as an empty string, so `{{ traits.first_name | default("there") }}`
+works; a message's `defaults:` map fills missing traits for every template of it. An
+unknown top-level name (`{{ trait.first_name }}`, a typo) is a load-time error
+(`kanal messages validate`), as are syntax errors and unknown filters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from jinja2 import (
+    ChainableUndefined,
+    Template,
+    TemplateError,
+    TemplateRuntimeError,
+    UndefinedError,
+    meta,
+)
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.utils import missing
+
+from .errors import DefinitionError, RenderError
+
+# What a template may name at its top level (besides Jinja's own globals).
+CONTEXT_NAMES = frozenset({"traits", "profile", "data", "message", "channel", "language"})
+
+
+class _Undefined(ChainableUndefined):
+    """Missing values render empty and chain; unsafe attribute access raises at once."""
+
+    __slots__ = ()
+
+    def __init__(self, hint: str | None = None, obj: Any = missing, name: str | None = None,
+                 exc: type[TemplateRuntimeError] = UndefinedError) -> None:
+        if exc is SecurityError:
+            raise SecurityError(hint or f"access to {name!r} is unsafe")
+        super().__init__(hint, obj, name, exc)
+
+
+def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        autoescape=autoescape, undefined=_Undefined, keep_trailing_newline=True,
+        trim_blocks=False,
+    )
+    return env
+
+
+_TEXT = _environment(False)
+_HTML = _environment(True)
+_ALLOWED = CONTEXT_NAMES | frozenset(_TEXT.globals)
+
+
+def compile_template(source: str, *, html: bool, where: str) -> Template:
+    """Compile one template, or raise DefinitionError naming `where` and the line."""
+    env = _HTML if html else _TEXT
+    try:
+        unknown = meta.find_undeclared_variables(env.parse(source)) - _ALLOWED
+        template = env.from_string(source)
+    except TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        at = f" (line {line})" if line else ""
+        raise DefinitionError(f"{where}{at}: {exc.message or exc}") from None
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        raise DefinitionError(
+            f"{where}: unknown name {names}; templates may use "
+            f"{', '.join(sorted(CONTEXT_NAMES))}")
+    return template
+
+
+def compile_value(value: Any, *, html: bool, where: str) -> Any:
+    """Compile every string inside a JSON-like value (dicts, lists) into a template."""
+    if isinstance(value, str):
+        return compile_template(value, html=html, where=where)
+    if isinstance(value, Mapping):
+        return {str(k): compile_value(v, html=html, where=f"{where}.{k}")
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [compile_value(v, html=html, where=f"{where}[{i}]") for i, v in enumerate(value)]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    raise DefinitionError(f"{where}: unsupported value {type(value).__name__}")
+
+
+def render_value(value: Any, context: Mapping[str, Any], *, where: str) -> Any:
+    """Render a compiled value (from `compile_value`) with `context`."""
+    if isinstance(value, Template):
+        try:
+            return value.render(context)
+        except SecurityError as exc:
+            _fail(where, f"refused: {exc}")
+        except TemplateError as exc:
+            _fail(where, exc.message or str(exc))
+        except Exception as exc:  # a template's own arithmetic or filter errors
+            _fail(where, f"{type(exc).__name__}: {exc}")
+    if isinstance(value, dict):
+        return {k: render_value(v, context, where=f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_value(v, context, where=f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _fail(where: str, message: str) -> NoReturn:
+    raise RenderError(f"{where}: {message}")
+
+
+def normalize_language(tag: str) -> str:
+    """A language tag in the form variants are keyed by: lower case, `-` separated."""
+    return tag.strip().replace("_", "-").lower()
+
+
+def choose_language(available: Iterable[str], wanted: str | None, default: str) -> str:
+    """The variant for `wanted` ("sv-SE" → "sv-se", then "sv", then "sv-*"), else default."""
+    have = sorted({normalize_language(a) for a in available})
+    if wanted:
+        tag = normalize_language(wanted)
+        if tag in have:
+            return tag
+        primary = tag.split("-")[0]
+        if primary in have:
+            return primary
+        for candidate in have:
+            if candidate.split("-")[0] == primary:
+                return candidate
+    return default
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A message rendered for one person and one channel kind."""
+
+    message: str
+    kind: str
+    language: str
+    content: dict[str, Any]
+
+
+def template_context(*, traits: Mapping[str, Any], defaults: Mapping[str, Any],
+                     profile: Mapping[str, Any], data: Mapping[str, Any],
+                     message: Mapping[str, Any], channel: str,
+                     language: str) -> dict[str, Any]:
+    """What templates see: traits with the message's defaults filled in, and the rest."""
+    filled = dict(traits)
+    for name, value in defaults.items():
+        if filled.get(name) in (None, ""):
+            filled[name] = value
+    return {"traits": filled, "profile": dict(profile), "data": dict(data),
+            "message": dict(message), "channel": channel, "language": language}

@@ -1,0 +1,289 @@
+"""The outbox: one row per message to send, and every state change of it.
+
+States (see "Messages and the outbox" in README.md):
+
+    queued ──claim──▶ sending ──▶ sent | failed | skipped
+       ▲                 │
+       └──── retry ──────┤ (transient error, backoff)
+                         └──▶ in_doubt  (found `sending` after a crash; never re-sent
+                                          unless the channel takes an idempotency key)
+
+Every update made on behalf of a claim names its claim token, so a dispatcher that lost
+its claim (a recovery ran meanwhile) can't overwrite what another one recorded.
+Times are epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+STATES = ("queued", "sending", "sent", "failed", "skipped", "in_doubt")
+FINAL_STATES = frozenset({"sent", "failed", "skipped", "in_doubt"})
+
+_COLUMNS = (
+    "id, idempotency_key, profile_id, message, kind, topic, channel, candidates, journey, "
+    "step, data, state, reason, attempts, next_attempt_at, claim_token, claimed_by, "
+    "claimed_at, send_token, recipient, language, provider_id, created_at, updated_at, sent_at"
+)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One outbox row as stored."""
+
+    id: int
+    idempotency_key: str
+    profile_id: int
+    message: str
+    kind: str
+    topic: str | None
+    channel: str | None
+    candidates: list[str]
+    journey: str | None
+    step: str | None
+    data: dict[str, Any]
+    state: str
+    reason: str | None
+    attempts: int
+    next_attempt_at: int
+    claim_token: str | None
+    claimed_by: str | None
+    claimed_at: int | None
+    send_token: str | None
+    """The claim under which the provider was (about to be) called."""
+    recipient: str | None
+    language: str | None
+    provider_id: str | None
+    created_at: int
+    updated_at: int
+    sent_at: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The row as `kanal outbox --json` and the admin API show it."""
+        return {
+            "id": self.id, "idempotencyKey": self.idempotency_key,
+            "profileId": self.profile_id, "message": self.message, "kind": self.kind,
+            "topic": self.topic, "channel": self.channel, "candidates": self.candidates,
+            "journey": self.journey, "step": self.step, "state": self.state,
+            "reason": self.reason, "attempts": self.attempts,
+            "nextAttemptAt": self.next_attempt_at, "recipient": self.recipient,
+            "language": self.language, "providerId": self.provider_id,
+            "createdAt": self.created_at, "updatedAt": self.updated_at,
+            "sentAt": self.sent_at,
+        }
+
+
+def _row(r: Sequence[Any]) -> OutboxRow:
+    return OutboxRow(
+        int(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4]), r[5], r[6],
+        json.loads(r[7]), r[8], r[9], json.loads(r[10]), str(r[11]), r[12], int(r[13]),
+        int(r[14]), r[15], r[16], r[17], r[18], r[19], r[20], r[21], int(r[22]), int(r[23]),
+        r[24],
+    )
+
+
+@dataclass(frozen=True)
+class NewRow:
+    """What enqueue writes."""
+
+    idempotency_key: str
+    profile_id: int
+    message: str
+    kind: str
+    topic: str | None
+    channel: str | None
+    candidates: Sequence[str]
+    journey: str | None
+    step: str | None
+    data: dict[str, Any]
+    state: str
+    reason: str | None
+    next_attempt_at: int
+    now: int
+
+
+def insert(conn: sqlite3.Connection, row: NewRow) -> tuple[int, bool]:
+    """Add a row unless its idempotency key exists; (id, True when it was added)."""
+    cur = conn.execute(
+        "INSERT INTO outbox (idempotency_key, profile_id, message, kind, topic, channel, "
+        "candidates, journey, step, data, state, reason, next_attempt_at, created_at, "
+        "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT(idempotency_key) DO NOTHING",
+        (row.idempotency_key, row.profile_id, row.message, row.kind, row.topic, row.channel,
+         json.dumps(list(row.candidates)), row.journey, row.step,
+         json.dumps(row.data, ensure_ascii=False, default=str), row.state, row.reason,
+         row.next_attempt_at, row.now, row.now),
+    )
+    if cur.rowcount:
+        return int(cur.lastrowid or 0), True
+    found = conn.execute("SELECT id FROM outbox WHERE idempotency_key = ?",
+                         (row.idempotency_key,)).fetchone()
+    return int(found[0]), False
+
+
+def get(conn: sqlite3.Connection, outbox_id: int) -> OutboxRow | None:
+    """One row, or None."""
+    r = conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
+    return None if r is None else _row(r)
+
+
+def by_key(conn: sqlite3.Connection, idempotency_key: str) -> OutboxRow | None:
+    """The row made for an idempotency key, or None."""
+    r = conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE idempotency_key = ?",
+                     (idempotency_key,)).fetchone()
+    return None if r is None else _row(r)
+
+
+def listing(conn: sqlite3.Connection, *, state: str | None = None, limit: int = 50,
+            profile_id: int | None = None) -> list[OutboxRow]:
+    """Rows newest first, optionally in one state or of one profile."""
+    where: list[str] = []
+    args: list[Any] = []
+    if state is not None:
+        where.append("state = ?")
+        args.append(state)
+    if profile_id is not None:
+        where.append("profile_id = ?")
+        args.append(profile_id)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM outbox {clause} ORDER BY id DESC LIMIT ?",
+                        (*args, limit)).fetchall()
+    return [_row(r) for r in rows]
+
+
+def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """How many rows are in each state."""
+    return {str(s): int(n) for s, n in
+            conn.execute("SELECT state, count(*) FROM outbox GROUP BY state")}
+
+
+def due_channels(conn: sqlite3.Connection, now: int) -> list[str]:
+    """Channels with queued rows that are due."""
+    return [str(r[0]) for r in conn.execute(
+        "SELECT DISTINCT channel FROM outbox WHERE state = 'queued' AND next_attempt_at <= ? "
+        "AND channel IS NOT NULL", (now,))]
+
+
+def claim(conn: sqlite3.Connection, channel: str, now: int, limit: int, *, token: str,
+          owner: str) -> list[OutboxRow]:
+    """Move up to `limit` due queued rows of a channel to `sending` under `token`.
+
+    Call inside a write transaction (BEGIN IMMEDIATE): the select and the update then
+    see the same rows, so two dispatchers never claim one row.
+    """
+    if limit <= 0:
+        return []
+    ids = [int(r[0]) for r in conn.execute(
+        "SELECT id FROM outbox WHERE state = 'queued' AND channel = ? AND next_attempt_at <= ? "
+        "ORDER BY next_attempt_at, id LIMIT ?", (channel, now, limit))]
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    conn.execute(
+        f"UPDATE outbox SET state = 'sending', claim_token = ?, claimed_by = ?, "
+        f"claimed_at = ?, attempts = attempts + 1, updated_at = ? "
+        f"WHERE id IN ({marks}) AND state = 'queued'", (token, owner, now, now, *ids))
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE id IN ({marks}) "
+                        f"AND claim_token = ? AND state = 'sending' "
+                        f"ORDER BY next_attempt_at, id", (*ids, token)).fetchall()
+    return [_row(r) for r in rows]
+
+
+def orphans(conn: sqlite3.Connection, *, not_owner: str | None = None,
+            claimed_before: int | None = None) -> list[OutboxRow]:
+    """Rows left in `sending`: claimed by another owner, or claimed before a time."""
+    where = ["state = 'sending'"]
+    args: list[Any] = []
+    if not_owner is not None:
+        where.append("(claimed_by IS NULL OR claimed_by != ?)")
+        args.append(not_owner)
+    if claimed_before is not None:
+        where.append("claimed_at < ?")
+        args.append(claimed_before)
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE {' AND '.join(where)} "
+                        "ORDER BY id", args).fetchall()
+    return [_row(r) for r in rows]
+
+
+# Updates made by the holder of a claim. A recovery keeps the token on the row (it moves
+# it to in_doubt or back to queued), so the late holder may still record what really
+# happened; a new claim replaces the token, and then the old holder's update is void.
+_CLAIMED = "id = ? AND claim_token = ? AND state IN ('sending', 'in_doubt', 'queued')"
+
+
+def prepare(conn: sqlite3.Connection, outbox_id: int, token: str, *, recipient: str,
+            language: str | None, topic: str | None, now: int) -> bool:
+    """Mark the claim as about to call the provider (committed before the call).
+
+    A row found in `sending` after a crash was sent maybe when its send_token is its
+    claim token, and certainly not otherwise.
+    """
+    cur = conn.execute(
+        f"UPDATE outbox SET recipient = ?, language = ?, topic = coalesce(?, topic), "
+        f"send_token = claim_token, updated_at = ? WHERE {_CLAIMED} AND state = 'sending'",
+        (recipient, language, topic, now, outbox_id, token))
+    return bool(cur.rowcount)
+
+
+def mark_sent(conn: sqlite3.Connection, outbox_id: int, token: str, *,
+              provider_id: str | None, now: int) -> bool:
+    """The provider accepted the message."""
+    cur = conn.execute(
+        f"UPDATE outbox SET state = 'sent', provider_id = ?, reason = NULL, sent_at = ?, "
+        f"updated_at = ? WHERE {_CLAIMED}", (provider_id, now, now, outbox_id, token))
+    return bool(cur.rowcount)
+
+
+def mark_final(conn: sqlite3.Connection, outbox_id: int, token: str, state: str,
+               reason: str, now: int) -> bool:
+    """End a claimed row `failed`, `skipped` or `in_doubt` with a reason."""
+    if state not in FINAL_STATES or state == "sent":
+        raise ValueError(f"state must be failed, skipped or in_doubt, not {state!r}")
+    cur = conn.execute(
+        f"UPDATE outbox SET state = ?, reason = ?, updated_at = ? WHERE {_CLAIMED}",
+        (state, reason[:1000], now, outbox_id, token))
+    return bool(cur.rowcount)
+
+
+def mark_retry(conn: sqlite3.Connection, outbox_id: int, token: str, *, reason: str,
+               next_attempt_at: int, now: int) -> bool:
+    """Put a claimed row back in the queue for a later attempt (claim token kept)."""
+    cur = conn.execute(
+        f"UPDATE outbox SET state = 'queued', reason = ?, next_attempt_at = ?, "
+        f"updated_at = ? WHERE {_CLAIMED}",
+        (reason[:1000], next_attempt_at, now, outbox_id, token))
+    return bool(cur.rowcount)
+
+
+def release(conn: sqlite3.Connection, outbox_ids: Iterable[int], token: str, *,
+            next_attempt_at: int, now: int) -> None:
+    """Give claimed rows back untried (the attempt they were charged is refunded)."""
+    conn.executemany(
+        f"UPDATE outbox SET state = 'queued', attempts = max(attempts - 1, 0), "
+        f"next_attempt_at = ?, updated_at = ? WHERE {_CLAIMED} AND state = 'sending'",
+        [(next_attempt_at, now, i, token) for i in outbox_ids])
+
+
+def requeue(conn: sqlite3.Connection, outbox_id: int, *, now: int,
+            states: Sequence[str] = ("in_doubt", "failed")) -> bool:
+    """Queue a row again by hand (`kanal outbox retry`), with a fresh attempt count.
+
+    It is due at once (next_attempt_at 0), whatever the dispatcher's clock says.
+    """
+    marks = ",".join("?" * len(states))
+    cur = conn.execute(
+        f"UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = 0, "
+        f"claim_token = NULL, claimed_by = NULL, claimed_at = NULL, reason = ?, "
+        f"updated_at = ? WHERE id = ? AND state IN ({marks})",
+        ("queued again by hand", now, outbox_id, *states))
+    return bool(cur.rowcount)
+
+
+def delete_profile_rows(conn: sqlite3.Connection, profile_id: int) -> int:
+    """Delete a profile's outbox rows (for `kanal forget`); returns how many."""
+    return int(conn.execute("DELETE FROM outbox WHERE profile_id = ?",
+                            (profile_id,)).rowcount)

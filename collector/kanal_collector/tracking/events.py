@@ -1,0 +1,78 @@
+"""Opens, clicks, unsubscribes and preference changes as events of the log.
+
+Names follow Segment's email events; the events are Kanal's own (origin `email`,
+key_kind `kanal`), filed under the oldest source like the other events Kanal writes,
+and carry the profile's userId (or an anonymousId) so the processor puts them on its
+timeline. Journeys must skip events whose `properties.bot` is true.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..clock import utc_iso
+from ..store import profiles as profile_store
+from ..store.db import transaction
+from ..store.events import EventRow, append_events
+
+EMAIL_OPENED = "Email Opened"
+EMAIL_LINK_CLICKED = "Email Link Clicked"
+UNSUBSCRIBED = "Unsubscribed"
+SUBSCRIBED = "Subscribed"
+ORIGIN = "email"
+KEY_KIND = "kanal"
+"""key_kind of the events Kanal writes itself (profiles.step.KANAL_KEY_KIND)."""
+
+
+def profile_ids(conn: sqlite3.Connection, profile_id: int) -> tuple[int, str | None, str | None]:
+    """(current profile id, userId, anonymousId) of a profile, following merges."""
+    current = profile_store.merged_into(conn, profile_id) or profile_id
+    idents = profile_store.profile_identities(conn, current)
+    user_id = next((v for k, v in idents if k == "user_id"), None)
+    anonymous_id = next((v for k, v in idents if k == "anonymous_id"), None)
+    return current, user_id, anonymous_id
+
+
+def email_event(conn: sqlite3.Connection, name: str, *, profile_id: int,
+                properties: Mapping[str, Any], now_ms: int,
+                user_agent: str | None = None) -> EventRow | None:
+    """One track event of `name` for a profile; None when the database has no source
+    yet (there is nowhere to file it)."""
+    source = profile_store.first_source(conn)
+    if source is None:
+        return None
+    current, user_id, anonymous_id = profile_ids(conn, profile_id)
+    if user_id is None and anonymous_id is None:
+        # Segment needs one of the two; this one is no identity of the profile, so the
+        # event stays off its timeline (properties.profile_id still names it).
+        anonymous_id = f"kanal-profile-{current}"
+    message_id = f"kanal-email-{uuid.uuid4().hex}"
+    iso = utc_iso(now_ms / 1000)
+    context: dict[str, Any] = {"library": {"name": "kanal"}}
+    if user_agent:
+        context["userAgent"] = user_agent
+    body: dict[str, Any] = {
+        "type": "track", "event": name, "messageId": message_id,
+        "properties": {**properties, "profile_id": current},
+        "timestamp": iso, "receivedAt": iso, "context": context,
+    }
+    if user_id:
+        body["userId"] = user_id
+    if anonymous_id:
+        body["anonymousId"] = anonymous_id
+    return EventRow(source, message_id, "track", name, user_id, anonymous_id, ORIGIN,
+                    KEY_KIND, 1, now_ms, now_ms,
+                    json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+
+
+def append(conn: sqlite3.Connection, rows: Sequence[EventRow | None]) -> int:
+    """Append the rows in one write transaction (outside a request: CLI, tests)."""
+    kept = [r for r in rows if r is not None]
+    if not kept:
+        return 0
+    with transaction(conn):
+        return append_events(conn, kept)
