@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from kanal_testing import App, Collector, make_app, start_collector
+from messages_util import World
 
 
 @pytest.fixture
@@ -29,3 +30,13 @@ def kanal_app(tmp_path: Path) -> Iterator[App]:
         yield env
     finally:
         close_app(env.app)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """A database with people, message files and recording channels (messages tests)."""
+    w = World(tmp_path / "kanal.db")
+    try:
+        yield w
+    finally:
+        w.close()

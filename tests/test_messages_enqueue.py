@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from messages_util import World
@@ -12,15 +10,6 @@ from messages_util import World
 from kanal_collector.messages import enqueue
 from kanal_collector.store import outbox
 from kanal_collector.store.db import transaction
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path / "kanal.db")
-    try:
-        yield w
-    finally:
-        w.close()
 
 
 def test_same_key_never_makes_a_second_row(world: World) -> None:

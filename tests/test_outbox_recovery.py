@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,6 @@ from kanal_collector.channels.base import SendResult
 from kanal_collector.cli import cli
 from kanal_collector.messages.dispatcher import IN_DOUBT_REASON
 from kanal_collector.store import outbox
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path / "kanal.db")
-    try:
-        yield w
-    finally:
-        w.close()
 
 
 def crash_mid_send(world: World, rows: int = 2) -> tuple[list[int], object]:

@@ -150,7 +150,7 @@ def test_processor_rests_while_ingest_is_busy(db: Database) -> None:
     processor = Processor(db, [Recorder()], batch_size=5, ingest_busy=lambda: busy[0])
     add(db, 5)
     assert processor.run_once() == 5
-    assert processor.pause() == pytest.approx(3 * processor.last_batch_seconds)
+    assert processor.pause() == pytest.approx(max(0.05, 3 * processor.last_batch_seconds))
     processor.last_batch_seconds = 10.0
     assert processor.pause() == 0.5  # never longer than half a second
     busy[0] = False

@@ -20,7 +20,9 @@ from .ingest.routes import ingest_blueprint
 from .ingest.suppress import Suppressions
 from .ingest.writer import EventWriter
 from .ingest.wsgi import IngestMiddleware
+from .journeys import JourneysStep, TimerWorker
 from .messages import build_dispatcher
+from .messages.callbacks import callbacks_blueprint
 from .profiles import ProfilesStep, SegmentsStep, SegmentSweeper
 from .runtime import Runtime
 from .site import site_blueprint
@@ -60,7 +62,8 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     app.extensions["kanal.supervisor"] = Supervisor(
         db, clock, [(build_processor(db, runtime.writer.busy), wake),
                     (SegmentSweeper(db, clock), threading.Event()),
-                    (build_dispatcher(config, db, clock), threading.Event())],
+                    (build_dispatcher(config, db, clock), threading.Event()),
+                    (TimerWorker(db, clock, journeys_dir=config.journeys_dir), threading.Event())],
         poll_interval=config.poll_interval, lease_seconds=config.lease_seconds,
     )
     app.wsgi_app = IngestMiddleware(app.wsgi_app, runtime)  # type: ignore[method-assign]
@@ -68,13 +71,14 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     app.register_blueprint(admin_blueprint)
     app.register_blueprint(site_blueprint)
     app.register_blueprint(tracking_blueprint)
+    app.register_blueprint(callbacks_blueprint)
     _register_errors(app)
     return app
 
 
 def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None) -> Processor:
     """The processor with every step, in the order they must run."""
-    return Processor(db, [StatsStep(), ProfilesStep(), SegmentsStep()],
+    return Processor(db, [StatsStep(), ProfilesStep(), SegmentsStep(), JourneysStep()],
                      ingest_busy=ingest_busy)
 
 

@@ -36,6 +36,7 @@ from .store.stats import add_counts
 log = logging.getLogger("kanal.workers")
 
 LEASE_NAME = "workers"
+_MIN_PAUSE = 0.05
 _MAX_PAUSE = 0.5
 PROCESSOR_CURSOR = "processor"
 
@@ -106,12 +107,14 @@ class Processor:
 
         Ingest and the processor share one interpreter. While requests keep arriving the
         processor rests three times as long as its last batch took (a quarter of the
-        CPU), so a burst is answered at full speed and its effects follow a little
-        later; when ingest is quiet it runs flat out and catches up.
+        CPU), and at least 50 ms so that events gather into batches worth a commit: a
+        burst is answered at full speed and its effects follow a little later. When
+        ingest is quiet the processor runs flat out and catches up.
         """
         if self.ingest_busy is None or not self.ingest_busy():
             return 0.0
-        return min(_MAX_PAUSE, 3 * self.last_batch_seconds)
+        # At least _MIN_PAUSE, so that events gather into batches worth a commit.
+        return min(_MAX_PAUSE, max(_MIN_PAUSE, 3 * self.last_batch_seconds))
 
     def run_once(self) -> int:
         """Apply the next batch of events; return how many were applied."""

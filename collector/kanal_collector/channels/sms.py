@@ -5,7 +5,9 @@ Settings (`[channels.sms]`):
     auth_token              e.g. { env = "TWILIO_AUTH_TOKEN" }
     from                    sender number in E.164 (or:)
     messaging_service_sid   a Messaging Service (MG…) that picks the sender
-    status_callback         URL Twilio calls with delivery updates (optional)
+    status_callback         where Twilio posts delivery updates (optional): Kanal's public
+                            base URL (https://kanal.example) to get /hooks/twilio/<name>
+                            added, or any full URL, sent as it is
     timeout                 seconds (default 10)
     base_url                default https://api.twilio.com (tests point it elsewhere)
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import requests
 
@@ -22,6 +25,27 @@ from ._http import json_or_empty, request_error, required, setting_float, status
 from .base import Channel, OutgoingMessage, PermanentError, SendResult
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+CALLBACK_PATH = "/hooks/twilio/{channel}"
+"""Where Kanal takes Twilio's status callbacks (messages/callbacks.py)."""
+
+
+def callback_url(status_callback: Any, channel: str) -> str | None:
+    """The StatusCallback URL for a channel's `status_callback` setting, or None.
+
+    A bare origin (`https://kanal.example`, no path) is Kanal's public base URL and gets
+    the callback route of this channel added; anything else is used as written.
+    """
+    if status_callback is None or status_callback == "":
+        return None
+    if not isinstance(status_callback, str):
+        raise ValueError("status_callback must be a URL string")
+    parts = urlsplit(status_callback)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"status_callback must be an http:// or https:// URL, "
+                         f"not {status_callback!r}")
+    if parts.path in ("", "/") and not parts.query and not parts.fragment:
+        return status_callback.rstrip("/") + CALLBACK_PATH.format(channel=channel)
+    return status_callback
 
 
 class SmsChannel(Channel):
@@ -42,7 +66,7 @@ class SmsChannel(Channel):
         if self.sender and not _E164.match(str(self.sender)):
             raise ValueError(f"from must be an E.164 number like +4670123456, "
                              f"not {self.sender!r}")
-        self.status_callback = settings.get("status_callback")
+        self.status_callback = callback_url(settings.get("status_callback"), self.name)
         self.timeout = setting_float(settings, "timeout", 10.0)
         base = str(settings.get("base_url", "https://api.twilio.com")).rstrip("/")
         self.endpoint = f"{base}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
@@ -62,7 +86,7 @@ class SmsChannel(Channel):
         else:
             form["From"] = str(self.sender)
         if self.status_callback:
-            form["StatusCallback"] = str(self.status_callback)
+            form["StatusCallback"] = self.status_callback
         try:
             response = self._session.post(self.endpoint, data=form, timeout=self.timeout)
         except requests.RequestException as exc:

@@ -8,8 +8,10 @@
     hooks.py        before_send hooks (email tracking rewrites links here)
     delivery.py     delivery outcomes as events in the log
     dispatcher.py   the worker that claims, renders, sends and records
+    callbacks.py    provider delivery callbacks (Twilio status) as events
 
-README.md ("Messages and the outbox") has the file format, the outbox states and the commands.
+README.md ("Messages and the outbox") has the file format, the outbox states and the
+commands.
 """
 
 from __future__ import annotations

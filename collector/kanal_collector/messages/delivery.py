@@ -21,8 +21,10 @@ from ..store.outbox import OutboxRow
 # Email uses Segment's email event names.
 EVENT_NAMES: dict[str, tuple[str, str]] = {
     "email": ("Email Delivered", "Email Bounced"),
-    "sms": ("SMS Delivered", "SMS Failed"),
-    "push": ("Push Notification Delivered", "Push Notification Bounced"),
+    # The provider accepted it; delivery itself is reported later by its callback
+    # ("SMS Delivered", see callbacks.py), where the provider has one.
+    "sms": ("SMS Sent", "SMS Failed"),
+    "push": ("Push Notification Sent", "Push Notification Bounced"),
     "webhook": ("Webhook Delivered", "Webhook Failed"),
     "console": ("Message Delivered", "Message Failed"),
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from ..store import outbox
+from ..store import journeys, outbox
 from ..store import profiles as store
 from ..store.db import transaction
 from .identity import normalize_email, normalize_phone
@@ -38,6 +38,7 @@ def forget(conn: sqlite3.Connection, value: str, now_ms: int, *,
             identities = store.profile_identities(conn, profile_id)
             deleted = store.delete_profile(conn, profile_id)
             outbox.delete_profile_rows(conn, profile_id)
+            journeys.delete_profile_runs(conn, profile_id)
         else:
             identities = _guess(value.strip(), kind)
             deleted = 0

@@ -138,6 +138,14 @@ def by_key(conn: sqlite3.Connection, idempotency_key: str) -> OutboxRow | None:
     return None if r is None else _row(r)
 
 
+def by_provider_id(conn: sqlite3.Connection, channel: str,
+                   provider_id: str) -> OutboxRow | None:
+    """The newest row a channel sent under the provider's id (Twilio's SID), or None."""
+    r = conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE provider_id = ? AND channel = ? "
+                     f"ORDER BY id DESC LIMIT 1", (provider_id, channel)).fetchone()
+    return None if r is None else _row(r)
+
+
 def listing(conn: sqlite3.Connection, *, state: str | None = None, limit: int = 50,
             profile_id: int | None = None) -> list[OutboxRow]:
     """Rows newest first, optionally in one state or of one profile."""

@@ -183,11 +183,95 @@ def _m004_outbox(db: _Schema) -> None:
     db.execute("CREATE INDEX outbox_profile ON outbox(profile_id)")
 
 
+def _m005_journeys(db: _Schema) -> None:
+    # Journeys (journeys/): versions of journey files, runs (one person in one journey),
+    # their timers, conversions, split assignments and a per-run log. Written by the
+    # processor's journeys step and the timer worker, each in its own transaction.
+    db.execute(
+        """CREATE TABLE journey_versions (
+            journey TEXT NOT NULL, version INTEGER NOT NULL, hash TEXT NOT NULL,
+            text TEXT NOT NULL, path TEXT, created_at INTEGER NOT NULL,
+            PRIMARY KEY (journey, version)
+        )"""
+    )
+    db.execute("CREATE UNIQUE INDEX journey_versions_hash ON journey_versions(journey, hash)")
+    db.execute(
+        """CREATE TABLE journeys (
+            name TEXT PRIMARY KEY, version INTEGER NOT NULL, enabled INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE journey_runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            journey TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            profile_id INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            step TEXT,
+            wait_event TEXT,
+            dedupe TEXT,
+            trigger_event INTEGER,
+            context TEXT NOT NULL DEFAULT '{}',
+            entered_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            ended_at INTEGER,
+            end_reason TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX journey_runs_profile ON journey_runs(profile_id, journey)")
+    db.execute("CREATE INDEX journey_runs_journey ON journey_runs(journey, state)")
+    db.execute("CREATE UNIQUE INDEX journey_runs_dedupe "
+               "ON journey_runs(journey, profile_id, dedupe) WHERE dedupe IS NOT NULL")
+    db.execute(
+        """CREATE TABLE journey_timers (
+            run_id INTEGER PRIMARY KEY, due_at INTEGER NOT NULL, step TEXT NOT NULL,
+            kind TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+    db.execute("CREATE INDEX journey_timers_due ON journey_timers(due_at)")
+    db.execute(
+        """CREATE TABLE journey_conversions (
+            run_id INTEGER PRIMARY KEY, journey TEXT NOT NULL, version INTEGER NOT NULL,
+            profile_id INTEGER NOT NULL, event_id INTEGER, event TEXT NOT NULL,
+            revenue REAL, at INTEGER NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX journey_conversions_journey ON journey_conversions(journey)")
+    db.execute(
+        """CREATE TABLE journey_assignments (
+            run_id INTEGER NOT NULL, step TEXT NOT NULL, arm TEXT NOT NULL,
+            at INTEGER NOT NULL, PRIMARY KEY (run_id, step)
+        ) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE journey_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL,
+            at INTEGER NOT NULL, step TEXT, what TEXT NOT NULL, detail TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX journey_log_run ON journey_log(run_id)")
+    db.execute(
+        """CREATE TABLE journey_schedules (
+            journey TEXT PRIMARY KEY, next_at INTEGER NOT NULL,
+            after_profile INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+
+
+def _m006_outbox_provider_index(db: _Schema) -> None:
+    # Provider callbacks (Twilio status) find their outbox row by the provider's id.
+    db.execute("CREATE INDEX outbox_provider ON outbox(channel, provider_id) "
+               "WHERE provider_id IS NOT NULL")
+
+
 MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m001_foundation,
     _m002_profiles,
     _m003_tracking,
     _m004_outbox,
+    _m005_journeys,
+    _m006_outbox_provider_index,
 ]
 
 

@@ -1,0 +1,35 @@
+"""Journeys: rules that follow up on what people do, at the right time, on the right channel.
+
+    errors.py      JourneyError and its subclasses
+    definition.py  journey files: parse, validate (with line numbers), compile to steps
+    evaluator.py   starts, advances and ends runs (one person in one journey)
+    step.py        the processor step: triggers, wait-for-event, goals
+    timers.py      the timer worker: due timers, webhook calls, schedules, file reloads
+
+README.md ("Journeys") is the journey file reference.
+"""
+
+from __future__ import annotations
+
+from .definition import Journey, Step, load_directory, load_file, parse_journey
+from .errors import JourneyError, JourneyFileError, Problem
+from .evaluator import Evaluator, outbox_key
+from .step import JourneysStep
+from .timers import SyncResult, TimerWorker, sync
+
+__all__ = [
+    "Evaluator",
+    "Journey",
+    "JourneyError",
+    "JourneyFileError",
+    "JourneysStep",
+    "Problem",
+    "Step",
+    "SyncResult",
+    "TimerWorker",
+    "load_directory",
+    "load_file",
+    "outbox_key",
+    "parse_journey",
+    "sync",
+]

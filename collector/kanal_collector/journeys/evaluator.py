@@ -1,0 +1,371 @@
+"""The rule evaluator: moves runs through their steps, inside the caller's transaction.
+
+The processor's journeys step (step.py) calls it for events: new runs, wait-for-event
+resolutions, goals. The timer worker (timers.py) calls it for due timers and schedules.
+Both hand it a connection inside a write transaction; nothing here commits, so a run
+moves exactly as far as the transaction that moved it, and a crash replays nothing
+twice. Sends go through `messages.enqueue` with the key `journey:NAME:RUN:STEP`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ..clock import Clock, SystemClock
+from ..errors import KanalError
+from ..messages.enqueue import enqueue
+from ..profiles.segments import ProfileView, matches
+from ..profiles.state import computed, order_revenue, traits_of
+from ..store import journeys as store
+from ..store import profiles as profile_store
+from .definition import Journey, Step, event_matches, parse_journey
+from .errors import JourneyError
+
+log = logging.getLogger("kanal.journeys")
+
+MAX_STEPS_AT_ONCE = 200
+"""Steps one advance may take without waiting (a guard; the step tree has no loops)."""
+WEBHOOK_ATTEMPTS = 5
+_CONTEXT_LIMIT = 8_000
+
+
+def outbox_key(journey: str, run_id: int, step_id: str) -> str:
+    """The idempotency key of a send step of a run."""
+    return f"journey:{journey}:{run_id}:{step_id}"
+
+
+def properties(body: Mapping[str, Any]) -> dict[str, Any]:
+    """An event body's properties (an empty mapping when absent)."""
+    props = body.get("properties")
+    return dict(props) if isinstance(props, dict) else {}
+
+
+class Evaluator:
+    """Starts, advances and ends runs. Shared by the journeys step and the timer worker."""
+
+    def __init__(self, *, clock: Clock | None = None, channels: Mapping[str, Any] | None = None,
+                 catalog: Any = None) -> None:
+        self.clock = clock or SystemClock()
+        self.channels = channels
+        self.catalog = catalog
+        self._versions: dict[tuple[str, int], Journey] = {}
+        self._stamp: tuple[int, str] | None = None
+        self._current: list[tuple[Journey, int]] = []
+
+    # -- definitions --------------------------------------------------------------------
+
+    def journey(self, conn: sqlite3.Connection, name: str, version: int) -> Journey:
+        """The definition a run is pinned to (parsed once, then cached)."""
+        key = (name, version)
+        if key not in self._versions:
+            text = store.version_text(conn, name, version)
+            if text is None:
+                raise JourneyError(f"journey {name!r} has no version {version}")
+            self._versions[key] = parse_journey(text, source=f"{name} v{version}", name=name)
+        return self._versions[key]
+
+    def current(self, conn: sqlite3.Connection) -> list[tuple[Journey, int]]:
+        """The enabled journeys at their current versions."""
+        stamp = store.stamp(conn)
+        if stamp != self._stamp:
+            out = []
+            for name, version, enabled in store.current(conn):
+                if enabled:
+                    out.append((self.journey(conn, name, version), version))
+            self._current, self._stamp = out, stamp
+        return self._current
+
+    # -- entering -----------------------------------------------------------------------
+
+    def enter(self, conn: sqlite3.Connection, journey: Journey, version: int, profile_id: int,
+              *, now: int, event_id: int | None = None,
+              body: Mapping[str, Any] | None = None) -> store.Run | None:
+        """Start a run when the entry rules allow it, and take its first steps."""
+        entry = journey.entry
+        count, last, active = store.entry_history(conn, journey.name, profile_id)
+        if active:
+            return None  # one run of a journey per person at a time
+        rule = entry.get("rule", "once")
+        if rule == "once" and count:
+            return None
+        if rule == "once_per" and last is not None and now - last < int(entry["period_ms"]):
+            return None
+        props = properties(body or {})
+        dedupe = None
+        if entry.get("dedupe"):
+            value = props.get(entry["dedupe"])
+            if value is None or isinstance(value, dict | list):
+                return None  # a dedupe journey needs the key on its event
+            dedupe = str(value)
+            if store.dedupe_used(conn, journey.name, profile_id, dedupe):
+                return None
+        context: dict[str, Any] = {"event": _trimmed(props)}
+        run = store.create_run(conn, store.NewRun(journey.name, version, profile_id, dedupe,
+                                                  event_id, context), now)
+        if run is None:
+            return None
+        store.log(conn, run.id, now, None, "entered",
+                  {"version": version, "event_id": event_id})
+        self.advance(conn, run, journey, journey.first, now)
+        return run
+
+    # -- moving -------------------------------------------------------------------------
+
+    def advance(self, conn: sqlite3.Connection, run: store.Run, journey: Journey,
+                step_id: str | None, now: int) -> None:
+        """Run steps from `step_id` until one waits or the run ends."""
+        run.wait_event = None
+        for _ in range(MAX_STEPS_AT_ONCE):
+            if run.state != store.ACTIVE:
+                return
+            if step_id is None:
+                self.end(conn, run, "completed", "no more steps", now)
+                return
+            step = journey.steps[step_id]
+            run.step = step_id
+            nxt = self._take(conn, run, journey, step, now)
+            if nxt is _WAIT:
+                store.update_run(conn, run, now)
+                return
+            step_id = nxt if isinstance(nxt, str) or nxt is None else None
+        self.end(conn, run, "exited", "too many steps at once", now)
+
+    def _take(self, conn: sqlite3.Connection, run: store.Run, journey: Journey, step: Step,
+              now: int) -> str | None | object:
+        spec = step.spec
+        if step.kind == "wait":
+            _set_timer(conn, run, now + int(spec["ms"]), step.id, "wait")
+            return _WAIT
+        if step.kind == "wait_until":
+            when = self._date(conn, run.profile_id, spec)
+            if when is None:
+                store.log(conn, run.id, now, step.id, "skipped", {"why": "no date"})
+                return step.next
+            due = when + int(spec.get("offset_ms") or 0)
+            if due <= now:
+                store.log(conn, run.id, now, step.id, "skipped", {"why": "date passed"})
+                return step.next
+            _set_timer(conn, run, due, step.id, "wait")
+            return _WAIT
+        if step.kind == "wait_for":
+            run.wait_event = str(spec["event"])
+            _set_timer(conn, run, now + int(spec["timeout_ms"]), step.id, "timeout")
+            return _WAIT
+        if step.kind == "if":
+            view = self._view(conn, run.profile_id)
+            taken = view is not None and matches(dict(spec["condition"]), view, now)
+            store.log(conn, run.id, now, step.id, "condition", {"result": taken})
+            return step.branches["then" if taken else "else"]
+        if step.kind == "split":
+            arm = _arm(run.id, step.id, spec["arms"], float(spec["holdout"]))
+            store.assign(conn, run.id, step.id, arm, now)
+            store.log(conn, run.id, now, step.id, "assigned", {"arm": arm})
+            if arm == "holdout":
+                self.end(conn, run, "exited", "holdout", now)
+                return None
+            return step.branches[arm]
+        if step.kind == "send":
+            self._send(conn, run, journey, step, now)
+            return step.next
+        if step.kind == "set_trait":
+            self._set_traits(conn, run, step, now)
+            return step.next
+        if step.kind == "webhook":
+            _set_timer(conn, run, now, step.id, "call")
+            return _WAIT
+        if step.kind == "exit":
+            self.end(conn, run, "exited", str(spec.get("reason") or "exit step"), now)
+            return None
+        raise JourneyError(f"unknown step kind {step.kind!r}")  # pragma: no cover
+
+    def end(self, conn: sqlite3.Connection, run: store.Run, state: str, reason: str,
+            now: int) -> None:
+        """End a run; it sends nothing more."""
+        run.state = state
+        run.wait_event = None
+        run.timer = None
+        run.ended_at = now
+        store.end_run(conn, run, state, reason, now)
+        store.log(conn, run.id, now, run.step, state, {"reason": reason})
+
+    # -- events -------------------------------------------------------------------------
+
+    def on_event(self, conn: sqlite3.Connection, run: store.Run, event_id: int,
+                 name: str | None, body: Mapping[str, Any], at: int) -> None:
+        """Apply one of the person's events to one of their runs (timers due first)."""
+        if (run.state == store.ACTIVE and run.timer is not None and run.timer.due_at < at
+                and run.timer.kind != "call"):
+            # The timer was due before the event happened: it fires first, so a late
+            # processor can't let an order "arrive in time" for a reminder already due.
+            self.fire(conn, run, run.timer, run.timer.due_at)
+        journey = self.journey(conn, run.journey, run.version)
+        goal = journey.goal
+        if goal and name == goal["event"] and not run.converted and event_matches(goal, body):
+            window = goal.get("within_ms")
+            # Without a window only a run still going converts; with one, also a run that
+            # ended (ran out of steps, or a holdout) within it of entering.
+            if (run.state == store.ACTIVE if window is None
+                    else at - run.entered_at <= int(window)):
+                props = properties(body)
+                revenue = order_revenue(props) if props else None
+                if store.add_conversion(conn, run, event_id, str(name), revenue, at):
+                    run.converted = True
+                    store.log(conn, run.id, at, run.step, "goal",
+                              {"event_id": event_id, "revenue": revenue})
+            if run.state == store.ACTIVE:
+                self.end(conn, run, "converted", f"goal {name}", at)
+            return
+        if run.state != store.ACTIVE or run.wait_event is None or name != run.wait_event:
+            return
+        step = journey.steps[str(run.step)]
+        if not event_matches({"event": step.spec["event"], "where": step.spec["where"]}, body):
+            return
+        trigger = run.context.get("event", {})
+        props = properties(body)
+        if any(props.get(p) != trigger.get(p) for p in step.spec.get("same", [])):
+            return
+        store.delete_timer(conn, run.id)
+        run.timer = None
+        store.log(conn, run.id, at, step.id, "event", {"event_id": event_id})
+        self.advance(conn, run, journey, step.branches["event"], at)
+
+    # -- timers -------------------------------------------------------------------------
+
+    def fire(self, conn: sqlite3.Connection, run: store.Run, timer: store.Timer,
+             now: int) -> None:
+        """A run's timer is due: expire it (past its ttl) or move on."""
+        if not store.take_timer(conn, timer):
+            return
+        run.timer = None
+        if run.state != store.ACTIVE or run.step != timer.step:
+            return
+        journey = self.journey(conn, run.journey, run.version)
+        step = journey.steps[timer.step]
+        if step.ttl_ms is not None and now - timer.due_at > step.ttl_ms:
+            self.end(conn, run, "expired", f"timer {now - timer.due_at} ms late "
+                     f"(ttl {step.ttl_ms} ms)", now)
+            return
+        if timer.kind == "timeout":
+            run.wait_event = None
+            store.log(conn, run.id, now, step.id, "timeout")
+            self.advance(conn, run, journey, step.branches["timeout"], now)
+        else:  # a wait, or a webhook call the timer worker has made
+            self.advance(conn, run, journey, step.next, now)
+
+    # -- actions ------------------------------------------------------------------------
+
+    def _send(self, conn: sqlite3.Connection, run: store.Run, journey: Journey, step: Step,
+              now: int) -> None:
+        spec = step.spec
+        key = outbox_key(journey.name, run.id, step.id)
+        try:
+            outbox_id = enqueue(
+                conn, profile_id=run.profile_id, message=str(spec["message"]),
+                channel=str(spec["channel"]), fallbacks=list(spec["fallbacks"]),
+                idempotency_key=key, kind=str(spec.get("kind") or journey.kind),
+                journey=journey.name, step=step.id,
+                data={"event": run.context.get("event", {}), **dict(spec.get("data") or {})},
+                now=self.clock.now(), channels=self.channels, catalog=self.catalog)
+        except (KanalError, ValueError, TypeError) as exc:
+            # A bad send must not stop the processor: the run goes on, the log says why.
+            log.warning("journey %s run %s step %s: %s", journey.name, run.id, step.id, exc)
+            store.log(conn, run.id, now, step.id, "send_failed", {"error": str(exc)})
+            return
+        store.log(conn, run.id, now, step.id, "queued", {"outbox_id": outbox_id})
+
+    def _set_traits(self, conn: sqlite3.Connection, run: store.Run, step: Step,
+                    now: int) -> None:
+        states = profile_store.load_states(conn, [run.profile_id])
+        state = states.get(run.profile_id)
+        if state is None:
+            return
+        section = state.setdefault("t", {})
+        for name, value in dict(step.spec["traits"]).items():
+            section[str(name)] = [value, now, 0]
+        profile_store.save_states(conn, {run.profile_id: state})
+        store.log(conn, run.id, now, step.id, "traits", dict(step.spec["traits"]))
+
+    def _view(self, conn: sqlite3.Connection, profile_id: int) -> ProfileView | None:
+        state = profile_store.load_states(conn, [profile_id]).get(profile_id)
+        if state is None:
+            return None
+
+        def events(name: str, since: int) -> Iterator[dict[str, Any]]:
+            return profile_store.profile_events_since(conn, profile_id, name, since)
+
+        return ProfileView(traits_of(state), computed(state), events)
+
+    def _date(self, conn: sqlite3.Connection, profile_id: int,
+              spec: Mapping[str, Any]) -> int | None:
+        view = self._view(conn, profile_id)
+        if view is None:
+            return None
+        if "trait" in spec:
+            value = view.traits.get(str(spec["trait"]))
+        else:
+            from ..profiles.segments import COMPUTED
+
+            value = view.computed.get(COMPUTED.get(str(spec["computed"]), ""))
+        return to_ms(value)
+
+
+def _set_timer(conn: sqlite3.Connection, run: store.Run, due: int, step: str,
+               kind: str) -> None:
+    store.set_timer(conn, run.id, due, step, kind)
+    run.timer = store.Timer(run.id, due, step, kind)
+
+
+class _Wait:
+    """The run waits (a timer or an event will move it)."""
+
+
+_WAIT = _Wait()
+
+
+def to_ms(value: Any) -> int | None:
+    """A date trait (epoch ms, or an ISO date / datetime; naive means UTC) in epoch ms."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+def _arm(run_id: int, step_id: str, arms: list[Any], holdout: float) -> str:
+    """The arm of a split for a run: stable (a hash), weighted, holdout first."""
+    digest = hashlib.sha256(f"{run_id}:{step_id}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") / 2**64 * 100
+    if point < holdout:
+        return "holdout"
+    rest = (point - holdout) / (100 - holdout)  # 0..1 over the arms
+    total = sum(float(w) for _, w in arms)
+    edge = 0.0
+    for name, weight in arms:
+        edge += float(weight) / total
+        if rest < edge:
+            return str(name)
+    return str(arms[-1][0])
+
+
+def _trimmed(props: dict[str, Any]) -> dict[str, Any]:
+    """The trigger's properties kept with the run (large ones are left out)."""
+    import orjson
+
+    if len(orjson.dumps(props)) <= _CONTEXT_LIMIT:
+        return props
+    return {k: v for k, v in props.items() if isinstance(v, str | int | float | bool)
+            and len(str(v)) < 200}

@@ -1,0 +1,81 @@
+"""The processor step of journeys: events start runs, resolve waits and reach goals.
+
+It runs after the profiles and segments steps, inside the processor's transaction, so
+every event already points at its profile. Only track events whose name some journey
+version names (trigger, wait-for, goal) are looked at. Events flagged
+`properties.bot = true` never count, and Kanal's own events (deliveries, opens, segment
+changes) only when a journey names them explicitly. An event's time is when Kanal
+received it: "wait 1h" after a trigger is an hour after the trigger arrived, even when
+the processor is catching up.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from ..clock import Clock
+from ..store import journeys as store
+from ..store.events import StoredEvent
+from .evaluator import Evaluator
+
+
+class JourneysStep:
+    """Applies each batch of events to the journeys (after profiles and segments)."""
+
+    name = "journeys"
+
+    def __init__(self, clock: Clock | None = None, *,
+                 evaluator: Evaluator | None = None) -> None:
+        self.evaluator = evaluator or Evaluator(clock=clock)
+        self._names: set[str] = set()
+        self._window = 0
+        self._versions_seen = -1
+
+    def _refresh_names(self, conn: sqlite3.Connection) -> None:
+        versions = store.all_versions(conn)
+        if len(versions) == self._versions_seen:
+            return
+        names: set[str] = set()
+        window = 0
+        for name, version in versions:
+            journey = self.evaluator.journey(conn, name, version)
+            names |= journey.named_events()
+            if journey.goal and journey.goal.get("within_ms"):
+                window = max(window, int(journey.goal["within_ms"]))
+        self._names, self._window, self._versions_seen = names, window, len(versions)
+
+    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+        """Start runs, resolve waits and goals for the batch's events."""
+        if store.stamp(conn)[0] == 0:
+            return  # no journey was ever loaded
+        self._refresh_names(conn)
+        wanted = [e for e in events if e.type == "track" and e.event in self._names
+                  and not _is_bot(e)]
+        if not wanted:
+            return
+        owners = store.profiles_of_events(conn, [e.id for e in wanted])
+        if not owners:
+            return
+        earliest = min(e.received_at for e in wanted)
+        runs = store.runs_of_profiles(conn, set(owners.values()), earliest - self._window)
+        current = self.evaluator.current(conn)
+        for event in wanted:
+            pid = owners.get(event.id)
+            if pid is None:
+                continue
+            at = event.received_at
+            mine = runs.setdefault(pid, [])
+            for run in list(mine):
+                self.evaluator.on_event(conn, run, event.id, event.event, event.body, at)
+            for journey, version in current:
+                if journey.trigger_matches(event.event, event.body):
+                    entered = self.evaluator.enter(conn, journey, version, pid, now=at,
+                                                   event_id=event.id, body=event.body)
+                    if entered is not None:
+                        mine.append(entered)
+
+
+def _is_bot(event: StoredEvent) -> bool:
+    props = event.body.get("properties")
+    return isinstance(props, dict) and props.get("bot") is True
