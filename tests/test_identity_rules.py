@@ -131,6 +131,7 @@ def test_secret_alias_merges_and_email_links_people(log: Log) -> None:
     log.process()
     assert partition(log) == {frozenset({
         ("user_id", "old-id"), ("user_id", "new-id"), ("anonymous_id", "kiosk-1"),
+        ("anonymous_id", "old-id"),  # a trusted alias' previousId joins as both kinds
         ("email", "c@x.io")})}
 
 
@@ -199,7 +200,9 @@ class Model:
             prev_ident = ("user_id", prev) if self.find(("user_id", prev)) else \
                 ("anonymous_id", prev)
         if e["trusted"]:
-            idents = [i for i in [("user_id", user), ("anonymous_id", anon), prev_ident,
+            # A trusted alias' previousId joins as both an anonymousId and a userId.
+            prev_idents = [("user_id", prev), ("anonymous_id", prev)] if prev else []
+            idents = [i for i in [("user_id", user), ("anonymous_id", anon), *prev_idents,
                                   ("email", normalize_email(e["email"]))
                                   if e["type"] == "identify" else None]
                       if i is not None and i[1] is not None]

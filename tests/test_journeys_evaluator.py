@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -307,6 +308,45 @@ def test_set_trait_updates_the_profile(env: Journeys) -> None:
     env.track("ola", "Go")
     profile = env.log.profile("ola")
     assert profile is not None and profile["traits"]["vip"] is True
+
+
+def test_set_trait_is_an_event_and_survives_a_rebuild(env: Journeys) -> None:
+    from kanal_collector.profiles.rebuild import rebuild
+    from kanal_collector.profiles.views import snapshot
+
+    env.write("tag", """\
+        trigger: {event: Go}
+        steps:
+          - set_trait: {tier: silver}
+          - wait: 1h
+          - set_trait: {tier: gold, email: new@example.com}
+          - if: {trait: tier, eq: gold}   # the run reads its own trait at once
+            then: [{set_trait: {seen_gold: true}}]
+        """)
+    env.sync()
+    env.person("pia")
+    env.track("pia", "Go")
+    seen = env.log.profile("pia")
+    assert seen is not None and seen["traits"]["tier"] == "silver"
+    env.advance(3600)
+    profile = env.log.profile("pia")
+    assert profile is not None
+    assert profile["traits"]["tier"] == "gold"
+    assert profile["traits"]["seen_gold"] is True
+    assert profile["traits"]["email"] == "new@example.com"  # Kanal is trusted
+    # Kanal setting a trait is not the person being seen
+    assert profile["computed"] == seen["computed"]
+    rows = env.conn.execute(
+        "SELECT type, key_kind, origin, message_id, body FROM events "
+        "WHERE key_kind = 'kanal' ORDER BY id").fetchall()
+    assert [r[:3] for r in rows] == [("identify", "kanal", "server")] * 3
+    assert len({r[3] for r in rows}) == 3
+    assert all(json.loads(r[4])["userId"] == "pia" for r in rows)
+    env.log.process()  # the timer worker's events reach the profiles step: no change
+    assert env.log.profile("pia") == profile
+    live = snapshot(env.conn)
+    assert rebuild(env.conn, env.clock, batch_size=2) > 0
+    assert snapshot(env.conn) == live
 
 
 class _Session:

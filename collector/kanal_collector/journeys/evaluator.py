@@ -16,13 +16,17 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..clock import Clock, SystemClock
+import orjson
+
+from ..clock import Clock, SystemClock, utc_iso
 from ..errors import KanalError
 from ..messages.enqueue import enqueue
 from ..profiles.segments import ProfileView, matches
 from ..profiles.state import computed, order_revenue, traits_of
+from ..profiles.step import KANAL_KEY_KIND, apply_own_traits
 from ..store import journeys as store
 from ..store import profiles as profile_store
+from ..store.events import EventRow, append_events
 from .definition import Journey, Step, event_matches, parse_journey
 from .errors import JourneyError
 
@@ -280,15 +284,31 @@ class Evaluator:
 
     def _set_traits(self, conn: sqlite3.Connection, run: store.Run, step: Step,
                     now: int) -> None:
-        states = profile_store.load_states(conn, [run.profile_id])
-        state = states.get(run.profile_id)
-        if state is None:
+        # The traits go into the log as an identify event of Kanal's own (DESIGN: all
+        # that happens is an event), which the profiles step folds, so `kanal profiles
+        # rebuild` keeps them. They are also folded at once, for the run's next steps.
+        traits = dict(step.spec["traits"])
+        source = profile_store.first_source(conn)
+        idents = profile_store.profiles_identities(conn, [run.profile_id])[run.profile_id]
+        message_id = f"kanal-trait-{run.id}-{step.id}"
+        row = None if source is None else trait_event(
+            source, idents, traits, message_id, now, int(self.clock.now() * 1000))
+        if source is None or row is None:
+            # Without a source, or a userId / anonymousId to file the event on, there is
+            # no event the profiles step could fold: set nothing rather than set state
+            # a rebuild would lose.
+            store.log(conn, run.id, now, step.id, "traits_skipped",
+                      {"why": "no source" if source is None
+                       else "the profile has no userId or anonymousId"})
             return
-        section = state.setdefault("t", {})
-        for name, value in dict(step.spec["traits"]).items():
-            section[str(name)] = [value, now, 0]
-        profile_store.save_states(conn, {run.profile_id: state})
-        store.log(conn, run.id, now, step.id, "traits", dict(step.spec["traits"]))
+        append_events(conn, [row])
+        event = store.own_event(conn, source, message_id)
+        state = profile_store.load_states(conn, [run.profile_id]).get(run.profile_id)
+        if event is not None and state is not None:
+            apply_own_traits(state, event)
+            profile_store.save_states(conn, {run.profile_id: state})
+        store.log(conn, run.id, now, step.id, "traits",
+                  {**traits, "event_id": None if event is None else event.id})
 
     def _view(self, conn: sqlite3.Connection, profile_id: int) -> ProfileView | None:
         state = profile_store.load_states(conn, [profile_id]).get(profile_id)
@@ -312,6 +332,33 @@ class Evaluator:
 
             value = view.computed.get(COMPUTED.get(str(spec["computed"]), ""))
         return to_ms(value)
+
+
+def trait_event(source: int, idents: list[tuple[str, str]], traits: Mapping[str, Any],
+                message_id: str, at: int, received_at: int) -> EventRow | None:
+    """The identify event a set_trait step writes to the log (None: no id to file it on).
+
+    key_kind `kanal` marks it as Kanal's own, origin `server` as written by the back end
+    (no person was seen); its messageId comes from run and step, so writing it twice
+    stores it once.
+    """
+    user_id = next((v for k, v in idents if k == "user_id"), None)
+    anonymous_id = next((v for k, v in idents if k == "anonymous_id"), None)
+    if user_id is None and anonymous_id is None:
+        return None
+    iso = utc_iso(at / 1000)
+    body: dict[str, Any] = {
+        "type": "identify", "messageId": message_id, "traits": dict(traits),
+        "timestamp": iso, "receivedAt": utc_iso(received_at / 1000),
+        "context": {"library": {"name": "kanal"}},
+    }
+    if user_id:
+        body["userId"] = user_id
+    if anonymous_id:
+        body["anonymousId"] = anonymous_id
+    return EventRow(source, message_id, "identify", None, user_id, anonymous_id, "server",
+                    KANAL_KEY_KIND, 1, at, received_at,
+                    orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS).decode())
 
 
 def _set_timer(conn: sqlite3.Connection, run: store.Run, due: int, step: str,
@@ -363,8 +410,6 @@ def _arm(run_id: int, step_id: str, arms: list[Any], holdout: float) -> str:
 
 def _trimmed(props: dict[str, Any]) -> dict[str, Any]:
     """The trigger's properties kept with the run (large ones are left out)."""
-    import orjson
-
     if len(orjson.dumps(props)) <= _CONTEXT_LIMIT:
         return props
     return {k: v for k, v in props.items() if isinstance(v, str | int | float | bool)

@@ -178,9 +178,12 @@ def _resolve_trusted(graph: Graph, claims: Claims) -> int | None:
         wanted.append(("anonymous_id", claims.anonymous_id))
     found: list[int | None] = [graph.lookup(k, v) for k, v in wanted]
     if claims.previous_id:
-        kind, pid = _previous(graph, claims.previous_id)
-        wanted.append((kind, claims.previous_id))
-        found.append(pid)
+        # A trusted alias says the previous id, whatever it was (an anonymousId or an
+        # old userId), is this person: it joins as both, so that a later event naming
+        # it either way finds this person, and replaying the alias changes nothing.
+        for kind in ("user_id", "anonymous_id"):
+            wanted.append((kind, claims.previous_id))
+            found.append(graph.lookup(kind, claims.previous_id))
     for kind, value in claims.contacts:
         wanted.append((kind, value))
         found.append(graph.lookup(kind, value))

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..clock import Clock, SystemClock
+from ..store import journeys as journey_store
 from ..store import profiles as store
 from ..store.events import EventRow, StoredEvent, append_events
 from .identity import Claims, claims_of, resolve
@@ -24,7 +25,7 @@ from .segments import ProfileView, Segment, matches
 from .state import apply_event, computed, merge_states, traits_of
 
 KANAL_KEY_KIND = "kanal"
-"""key_kind of the events Kanal writes itself (segment changes)."""
+"""key_kind of the events Kanal writes itself (segment changes, journeys' set_trait)."""
 SEGMENT_ENTERED = "Segment Entered"
 SEGMENT_EXITED = "Segment Exited"
 
@@ -104,6 +105,8 @@ class _SqlGraph:
         self._flush_identities()
         store.merge_profiles(self.conn, into, other, event_id=self.event.id, reason=reason,
                              at=self.event.received_at, state=None)
+        # The person's journey runs follow them, so their later events reach those runs.
+        journey_store.move_runs(self.conn, into, other, self.event.received_at)
         self.states[into] = merged
         del self.states[other]
         self.dirty.discard(other)
@@ -161,7 +164,11 @@ class ProfilesStep:
                 pid = _own_event_profile(graph, event)
                 if pid is not None:
                     timeline.append((pid, event.timestamp, event.id))
-                    if event.origin != "server" and not _is_bot(event):
+                    if event.type == "identify":
+                        # A journey's set_trait, written to the log so a rebuild keeps it.
+                        apply_own_traits(graph.state(pid), event)
+                        touched.add(pid)
+                    elif event.origin != "server" and not _is_bot(event):
                         # Email opens, clicks and (un)subscribes change the profile.
                         apply_event(graph.state(pid), event, trusted=False)
                         touched.add(pid)
@@ -176,6 +183,26 @@ class ProfilesStep:
         store.add_profile_events(conn, [(graph.final(p), t, e) for p, t, e in timeline])
         if dropped:
             store.delete_events(conn, dropped)
+
+
+def apply_own_traits(state: dict[str, Any], event: StoredEvent) -> None:
+    """Fold the traits of one of Kanal's own identify events (a journey's set_trait).
+
+    Only the traits: Kanal setting a trait is not the person being seen, so first and
+    last seen and the origin counts stay as they were (a win-back journey that tags a
+    silent customer must not make them look active). Folding the same event twice
+    changes nothing, so the journey step may fold it at once and the profiles step again
+    when it reaches the event in the log.
+    """
+    kept: dict[str, Any] = {k: state[k] for k in ("first", "last") if k in state}
+    if "origins" in state:
+        kept["origins"] = dict(state["origins"])  # apply_event counts into it in place
+    apply_event(state, event, trusted=True)
+    for key in ("first", "last", "origins"):
+        if key in kept:
+            state[key] = kept[key]
+        else:
+            state.pop(key, None)
 
 
 def _own_event_profile(graph: _SqlGraph, event: StoredEvent) -> int | None:

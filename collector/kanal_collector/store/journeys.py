@@ -13,11 +13,14 @@ from typing import Any
 
 import orjson
 
+from .events import _COLUMNS, StoredEvent, _stored
+
 ACTIVE = "active"
 RUN_STATES = ("active", "completed", "converted", "exited", "expired")
 """active: in a step or waiting; completed: ran out of steps; converted: left on the
-goal; exited: an exit step, a holdout arm or a disabled journey; expired: a timer fired
-later than its step's ttl."""
+goal; exited: an exit step, a holdout arm, a disabled journey or a merge that left the
+person with two active runs of one journey; expired: a timer fired later than its step's
+ttl."""
 
 
 def _dumps(value: Any) -> str:
@@ -234,6 +237,45 @@ def end_run(conn: sqlite3.Connection, run: Run, state: str, reason: str, now: in
     conn.execute("DELETE FROM journey_timers WHERE run_id = ?", (run.id,))
 
 
+def move_runs(conn: sqlite3.Connection, into: int, other: int, at: int) -> list[int]:
+    """Give `into` every run of `other` (a merge); returns the runs ended on the way.
+
+    Timers, assignments and the log hang off the run id and move with it. Where both
+    people have an active run of the same journey, the older run is kept and the newer
+    one ends (state `exited`, its timer dropped, the reason in its log), so one person
+    never has two active runs of a journey. A dedupe key both people used stays with one
+    run, so the unique (journey, person, dedupe) index holds.
+    """
+    active: dict[str, list[tuple[int, int]]] = {}
+    for run_id, journey, entered_at in conn.execute(
+            "SELECT id, journey, entered_at FROM journey_runs WHERE profile_id IN (?, ?) "
+            "AND state = 'active' ORDER BY entered_at, id", (into, other)):
+        active.setdefault(str(journey), []).append((int(entered_at), int(run_id)))
+    ended: list[int] = []
+    for journey, found in sorted(active.items()):
+        kept = found[0][1]
+        for _, run_id in found[1:]:
+            reason = f"merged: profile {other} into {into}; run {kept} of {journey} kept"
+            conn.execute("UPDATE journey_runs SET state = 'exited', wait_event = NULL, "
+                         "updated_at = ?, ended_at = ?, end_reason = ? WHERE id = ?",
+                         (at, at, reason, run_id))
+            conn.execute("DELETE FROM journey_timers WHERE run_id = ?", (run_id,))
+            conn.execute(
+                "INSERT INTO journey_log (run_id, at, step, what, detail) "
+                "SELECT id, ?, step, 'exited', ? FROM journey_runs WHERE id = ?",
+                (at, _dumps({"reason": reason, "kept": kept}), run_id))
+            ended.append(run_id)
+    conn.execute(
+        "UPDATE journey_runs SET dedupe = NULL WHERE profile_id = ? AND dedupe IS NOT NULL "
+        "AND EXISTS (SELECT 1 FROM journey_runs k WHERE k.profile_id = ? "
+        "AND k.journey = journey_runs.journey AND k.dedupe = journey_runs.dedupe)",
+        (other, into))
+    conn.execute("UPDATE journey_runs SET profile_id = ? WHERE profile_id = ?", (into, other))
+    conn.execute("UPDATE journey_conversions SET profile_id = ? WHERE profile_id = ?",
+                 (into, other))
+    return ended
+
+
 def runs(conn: sqlite3.Connection, *, journey: str | None = None,
          profile_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """Runs, newest first, as plain rows (CLI and reports)."""
@@ -398,6 +440,13 @@ def profiles_of_events(conn: sqlite3.Connection,
                 chunk):
             out[int(eid)] = int(pid)
     return out
+
+
+def own_event(conn: sqlite3.Connection, source_id: int, message_id: str) -> StoredEvent | None:
+    """One of Kanal's own events in the log, by its (source, messageId)."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE source_id = ? AND message_id = ?",
+                       (source_id, message_id)).fetchone()
+    return None if row is None else _stored(row)
 
 
 def delete_profile_runs(conn: sqlite3.Connection, profile_id: int) -> int:
