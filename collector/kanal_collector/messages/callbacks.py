@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Mapping
@@ -35,17 +34,15 @@ from flask.blueprints import BlueprintSetupState
 
 from ..channels.plugins import configured_channels
 from ..channels.sms import CALLBACK_PATH, callback_url
-from ..clock import utc_iso
 from ..config import Config, resolve_secret
 from ..errors import ConfigError, StorageError
-from ..profiles.step import KANAL_KEY_KIND
 from ..runtime import Runtime, get_runtime
 from ..store import outbox as outbox_store
 from ..store import profiles as profile_store
 from ..store.db import transaction
 from ..store.events import EventRow, append_events
 from ..tracking.settings import TrackingSettings
-from .delivery import EVENT_NAMES
+from .delivery import EVENT_NAMES, outbox_event
 
 log = logging.getLogger("kanal.callbacks")
 
@@ -145,29 +142,16 @@ def status_event(conn: sqlite3.Connection, row: outbox_store.OutboxRow, *, name:
                  now_ms: int) -> EventRow:
     """The event of one Twilio status of an outbox row, attributed like delivery.py's."""
     current = profile_store.merged_into(conn, row.profile_id) or row.profile_id
-    identities = profile_store.profile_identities(conn, current)
-    user_id = next((v for k, v in identities if k == "user_id"), None)
-    anonymous_id = next((v for k, v in identities if k == "anonymous_id"), None)
-    message_id = f"twilio:{sid}:{status}"
     properties: dict[str, Any] = {
         "outbox_id": row.id, "message": row.message, "journey": row.journey,
         "step": row.step, "channel": row.channel, "kind": row.kind,
         "profile_id": current, "provider": "twilio", "provider_id": sid,
         "provider_status": status, **detail,
     }
-    properties = {k: v for k, v in properties.items() if v is not None}
-    iso = utc_iso(now_ms / 1000)
-    body: dict[str, Any] = {
-        "type": "track", "event": name, "messageId": message_id, "properties": properties,
-        "timestamp": iso, "receivedAt": iso, "context": {"library": {"name": "kanal"}},
-    }
-    if user_id:
-        body["userId"] = user_id
-    if anonymous_id:
-        body["anonymousId"] = anonymous_id
-    return EventRow(source_id, message_id, "track", name, user_id, anonymous_id, "sms",
-                    KANAL_KEY_KIND, 1, now_ms, now_ms,
-                    json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+    return outbox_event(row, name=name, message_id=f"twilio:{sid}:{status}", origin="sms",
+                        properties=properties,
+                        identities=profile_store.profile_identities(conn, current),
+                        source_id=source_id, now_ms=now_ms)
 
 
 def record_status(conn: sqlite3.Connection, *, channel: str, sid: str, status: str,

@@ -31,15 +31,33 @@ EVENT_NAMES: dict[str, tuple[str, str]] = {
 _ORIGINS = {"email": "email", "sms": "sms", "push": "push"}
 
 
+def outbox_event(row: OutboxRow, *, name: str, message_id: str, origin: str,
+                 properties: dict[str, Any], identities: list[tuple[str, str]],
+                 source_id: int, now_ms: int) -> EventRow:
+    """A Kanal event about an outbox row, on its person (userId/anonymousId from
+    `identities`); properties without a value are left out."""
+    user_id = next((v for k, v in identities if k == "user_id"), None)
+    anonymous_id = next((v for k, v in identities if k == "anonymous_id"), None)
+    iso = utc_iso(now_ms / 1000)
+    body: dict[str, Any] = {
+        "type": "track", "event": name, "messageId": message_id,
+        "properties": {k: v for k, v in properties.items() if v is not None},
+        "timestamp": iso, "receivedAt": iso, "context": {"library": {"name": "kanal"}},
+    }
+    if user_id:
+        body["userId"] = user_id
+    if anonymous_id:
+        body["anonymousId"] = anonymous_id
+    return EventRow(source_id, message_id, "track", name, user_id, anonymous_id, origin,
+                    KANAL_KEY_KIND, 1, now_ms, now_ms,
+                    json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str))
+
+
 def delivery_event(row: OutboxRow, *, channel_kind: str, delivered: bool, source_id: int,
                    identities: list[tuple[str, str]], now_ms: int,
                    detail: dict[str, Any]) -> EventRow:
     """The event that records a row's outcome (sent, or failed permanently)."""
     good, bad = EVENT_NAMES.get(channel_kind, EVENT_NAMES["console"])
-    name = good if delivered else bad
-    user_id = next((v for k, v in identities if k == "user_id"), None)
-    anonymous_id = next((v for k, v in identities if k == "anonymous_id"), None)
-    message_id = f"kanal-outbox-{row.id}-{'delivered' if delivered else 'failed'}"
     properties: dict[str, Any] = {
         "outbox_id": row.id, "message": row.message, "journey": row.journey,
         "step": row.step, "channel": row.channel, "kind": row.kind,
@@ -48,16 +66,8 @@ def delivery_event(row: OutboxRow, *, channel_kind: str, delivered: bool, source
     if channel_kind == "email":
         properties["email_subject"] = detail.get("email_subject")
         properties["email_id"] = str(row.id)
-    properties = {k: v for k, v in properties.items() if v is not None}
-    iso = utc_iso(now_ms / 1000)
-    body: dict[str, Any] = {
-        "type": "track", "event": name, "messageId": message_id, "properties": properties,
-        "timestamp": iso, "receivedAt": iso, "context": {"library": {"name": "kanal"}},
-    }
-    if user_id:
-        body["userId"] = user_id
-    if anonymous_id:
-        body["anonymousId"] = anonymous_id
-    return EventRow(source_id, message_id, "track", name, user_id, anonymous_id,
-                    _ORIGINS.get(channel_kind, "server"), KANAL_KEY_KIND, 1, now_ms, now_ms,
-                    json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str))
+    return outbox_event(
+        row, name=good if delivered else bad,
+        message_id=f"kanal-outbox-{row.id}-{'delivered' if delivered else 'failed'}",
+        origin=_ORIGINS.get(channel_kind, "server"), properties=properties,
+        identities=identities, source_id=source_id, now_ms=now_ms)
