@@ -71,7 +71,8 @@ def sync(conn: sqlite3.Connection, directory: Path, now: int) -> SyncResult:
     if not directory.is_dir():
         # A missing directory (a different working directory, a typo) must not disable
         # every journey: leave the stored ones as they are.
-        log.warning("journeys directory %s does not exist; journeys unchanged", directory)
+        log.info("no journeys directory at %s yet: journey files go there (README, "
+                 "Journeys); journeys already loaded keep running", directory)
         return SyncResult()
     journeys, problems = load_directory(directory)
     result = SyncResult(problems=problems)
