@@ -23,6 +23,7 @@ import requests
 
 from ..channels.netguard import guarded_session
 from ..clock import Clock
+from ..filestamp import Stamp, files_stamp
 from ..profiles.segments import ProfileView, matches
 from ..profiles.state import computed, traits_of
 from ..store import journeys as store
@@ -277,12 +278,5 @@ def _view(conn: sqlite3.Connection, pid: int, state: dict[str, Any]) -> ProfileV
     return ProfileView(traits_of(state), computed(state), events)
 
 
-def _files_stamp(directory: Path) -> tuple[tuple[str, float, int], ...]:
-    out = []
-    for path in journey_files(directory):
-        try:
-            st = path.stat()
-        except OSError:
-            continue
-        out.append((str(path), st.st_mtime, st.st_size))
-    return tuple(out)
+def _files_stamp(directory: Path) -> Stamp:
+    return files_stamp(journey_files(directory))

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from ..config import Config
+from ..filestamp import Stamp, files_stamp
 from .errors import DefinitionError, MessageError
 from .renderer import (
     Rendered,
@@ -305,13 +306,6 @@ class Catalog:
             return False
         return True
 
-    def _files_stamp(self) -> tuple[tuple[str, float, int], ...]:
+    def _files_stamp(self) -> Stamp:
         assert self.directory is not None
-        out = []
-        for path in message_files(self.directory):
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            out.append((str(path), st.st_mtime, st.st_size))
-        return tuple(out)
+        return files_stamp(message_files(self.directory))

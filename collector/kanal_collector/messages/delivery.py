@@ -9,11 +9,9 @@ repeated recording can't add a second event.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from ..clock import utc_iso
-from ..profiles.step import KANAL_KEY_KIND
+from ..own_events import own_event
 from ..store.events import EventRow
 from ..store.outbox import OutboxRow
 
@@ -36,21 +34,12 @@ def outbox_event(row: OutboxRow, *, name: str, message_id: str, origin: str,
                  source_id: int, now_ms: int) -> EventRow:
     """A Kanal event about an outbox row, on its person (userId/anonymousId from
     `identities`); properties without a value are left out."""
-    user_id = next((v for k, v in identities if k == "user_id"), None)
-    anonymous_id = next((v for k, v in identities if k == "anonymous_id"), None)
-    iso = utc_iso(now_ms / 1000)
-    body: dict[str, Any] = {
-        "type": "track", "event": name, "messageId": message_id,
-        "properties": {k: v for k, v in properties.items() if v is not None},
-        "timestamp": iso, "receivedAt": iso, "context": {"library": {"name": "kanal"}},
-    }
-    if user_id:
-        body["userId"] = user_id
-    if anonymous_id:
-        body["anonymousId"] = anonymous_id
-    return EventRow(source_id, message_id, "track", name, user_id, anonymous_id, origin,
-                    KANAL_KEY_KIND, 1, now_ms, now_ms,
-                    json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str))
+    return own_event(
+        name=name, message_id=message_id, origin=origin,
+        properties={k: v for k, v in properties.items() if v is not None},
+        user_id=next((v for k, v in identities if k == "user_id"), None),
+        anonymous_id=next((v for k, v in identities if k == "anonymous_id"), None),
+        source_id=source_id, now_ms=now_ms)
 
 
 def delivery_event(row: OutboxRow, *, channel_kind: str, delivered: bool, source_id: int,

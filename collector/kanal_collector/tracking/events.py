@@ -8,13 +8,12 @@ timeline. Journeys must skip events whose `properties.bot` is true.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..clock import utc_iso
+from ..own_events import own_event
 from ..store import profiles as profile_store
 from ..store.db import transaction
 from ..store.events import EventRow, append_events
@@ -51,22 +50,13 @@ def email_event(conn: sqlite3.Connection, name: str, *, profile_id: int,
         # event stays off its timeline (properties.profile_id still names it).
         anonymous_id = f"kanal-profile-{current}"
     message_id = f"kanal-email-{uuid.uuid4().hex}"
-    iso = utc_iso(now_ms / 1000)
     context: dict[str, Any] = {"library": {"name": "kanal"}}
     if user_agent:
         context["userAgent"] = user_agent
-    body: dict[str, Any] = {
-        "type": "track", "event": name, "messageId": message_id,
-        "properties": {**properties, "profile_id": current},
-        "timestamp": iso, "receivedAt": iso, "context": context,
-    }
-    if user_id:
-        body["userId"] = user_id
-    if anonymous_id:
-        body["anonymousId"] = anonymous_id
-    return EventRow(source, message_id, "track", name, user_id, anonymous_id, ORIGIN,
-                    KEY_KIND, 1, now_ms, now_ms,
-                    json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+    return own_event(name=name, message_id=message_id, origin=ORIGIN,
+                     properties={**properties, "profile_id": current}, user_id=user_id,
+                     anonymous_id=anonymous_id, source_id=source, now_ms=now_ms,
+                     context=context)
 
 
 def append(conn: sqlite3.Connection, rows: Sequence[EventRow | None]) -> int:
