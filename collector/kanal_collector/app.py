@@ -13,17 +13,21 @@ from werkzeug.exceptions import HTTPException
 from .admin import admin_blueprint
 from .clock import Clock, SystemClock
 from .config import Config, load_config
-from .errors import HTTPError, StorageError
+from .dashboard import dashboard_blueprint
+from .errors import ConfigError, HTTPError, StorageError
 from .ingest.auth import KeyCache
 from .ingest.ratelimit import RateLimiter
 from .ingest.routes import ingest_blueprint
 from .ingest.suppress import Suppressions
 from .ingest.writer import EventWriter
 from .ingest.wsgi import IngestMiddleware
-from .journeys import JourneysStep, TimerWorker
+from .journeys import Evaluator, JourneysStep, TimerWorker
+from .localtime import default_timezone
 from .messages import build_dispatcher
 from .messages.callbacks import callbacks_blueprint
 from .profiles import ProfilesStep, SegmentsStep, SegmentSweeper
+from .reports.attribution import AttributionSettings
+from .reports.costs import config_costs
 from .runtime import Runtime
 from .site import site_blueprint
 from .store.db import Database
@@ -42,6 +46,8 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     """
     config = config or load_config()
     clock = clock or SystemClock()
+    AttributionSettings.from_config(config)  # [attribution] and [costs]: a ConfigError
+    config_costs(config)                     # now, not a 500 on the first report
     db = Database(config.db, synchronous=config.synchronous, busy_timeout=config.busy_timeout)
     migrate(db.conn())
     wake = threading.Event()
@@ -56,14 +62,21 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
         wake=wake,
         trusted_proxies=[ipaddress.ip_network(c, strict=False) for c in config.trusted_proxies],
     )
+    try:  # settings of kanal.toml checked when the workers are built
+        zone = default_timezone(config)
+        dispatcher = build_dispatcher(config, db, clock)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["kanal"] = runtime
     app.extensions["kanal.supervisor"] = Supervisor(
-        db, clock, [(build_processor(db, runtime.writer.busy), wake),
+        db, clock, [(build_processor(db, runtime.writer.busy, clock=clock, timezone=zone), wake),
                     (SegmentSweeper(db, clock), threading.Event()),
-                    (build_dispatcher(config, db, clock), threading.Event()),
-                    (TimerWorker(db, clock, journeys_dir=config.journeys_dir), threading.Event())],
+                    (dispatcher, threading.Event()),
+                    (TimerWorker(db, clock, journeys_dir=config.journeys_dir,
+                                 evaluator=Evaluator(clock=clock, default_timezone=zone)),
+                     threading.Event())],
         poll_interval=config.poll_interval, lease_seconds=config.lease_seconds,
     )
     app.wsgi_app = IngestMiddleware(app.wsgi_app, runtime)  # type: ignore[method-assign]
@@ -72,13 +85,20 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     app.register_blueprint(site_blueprint)
     app.register_blueprint(tracking_blueprint)
     app.register_blueprint(callbacks_blueprint)
+    app.register_blueprint(dashboard_blueprint)
     _register_errors(app)
     return app
 
 
-def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None) -> Processor:
-    """The processor with every step, in the order they must run."""
-    return Processor(db, [StatsStep(), ProfilesStep(), SegmentsStep(), JourneysStep()],
+def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None, *,
+                    clock: Clock | None = None, timezone: str = "UTC") -> Processor:
+    """The processor with every step, in the order they must run.
+
+    `timezone` is the fallback for people without one (`[journeys] default_timezone`).
+    """
+    evaluator = Evaluator(clock=clock, default_timezone=timezone)
+    return Processor(db, [StatsStep(), ProfilesStep(), SegmentsStep(clock),
+                          JourneysStep(evaluator=evaluator)],
                      ingest_busy=ingest_busy)
 
 

@@ -143,7 +143,8 @@ def keys_create(db: Database, kind: str, source: str | None, name: str | None) -
     """Create a key; the key itself is printed on the last line, only this once."""
     key = keystore.create_key(db.conn(), kind, _now_ms(), source=source, name=name)
     where = "" if kind == "admin" else f" for source {source or 'default'!r}"
-    click.echo(f"Created a {kind} key{where}. It is shown only now:")
+    article = "an" if kind == "admin" else "a"
+    click.echo(f"Created {article} {kind} key{where}. It is shown only now:")
     click.echo(key)
 
 
@@ -206,5 +207,6 @@ from . import (  # noqa: E402,F401
     cli_journeys,
     cli_messages,
     cli_profiles,
+    cli_report,
     cli_tracking,
 )

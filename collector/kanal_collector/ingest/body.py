@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import zlib
 from typing import IO, Any
 
@@ -56,8 +55,8 @@ def _no_constants(name: str) -> Any:
 
 # Bytes that matter for nesting: brackets, and the quotes around strings.
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'{}[]"')
-_STRING = re.compile(rb'"[^"]*"')
-_EMPTY_PAIR = re.compile(rb"\{\}|\[\]")
+# Valid JSON nests properly, so both kinds of bracket can be counted as one.
+_ONE_KIND = bytes.maketrans(b"{}[]", b"()()")
 # Every digit as "0", everything else as ".": a run of 19 zeros is a number (or a digit
 # string) long enough to be an integer beyond 64 bits.
 _DIGITS_ONLY = bytes.maketrans(bytes(range(256)),
@@ -100,11 +99,18 @@ def _depth(data: bytes) -> int:
     what delimits strings), drop the strings, then peel innermost pairs level by level."""
     # Escaped backslashes first, then escaped quotes: what is left of each string is
     # its two quotes around no other quote.
-    unescaped = data.replace(b"\\\\", b"").replace(b'\\"', b"")
-    brackets = _STRING.sub(b"", unescaped.translate(None, _NOT_STRUCTURE))
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    kept = data.translate(_ONE_KIND, _NOT_STRUCTURE)  # deletes first, then maps
+    # Quotes now alternate open/close. Two adjacent ones are an empty string or the end
+    # of one string and the start of the next (nothing between them): dropping them
+    # keeps the alternation and every bracket outside strings. Strings holding brackets
+    # are left; then every other piece between quotes is a string.
+    kept = kept.replace(b'""', b"")
+    brackets = b"".join(kept.split(b'"')[::2]) if b'"' in kept else kept
     depth = 0
     while brackets and depth <= MAX_DEPTH:
-        brackets = _EMPTY_PAIR.sub(b"", brackets)
+        brackets = brackets.replace(b"()", b"")
         depth += 1
     return depth if not brackets else MAX_DEPTH + 1
 

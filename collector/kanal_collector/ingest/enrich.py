@@ -21,6 +21,7 @@ from ..store.keys import KeyInfo
 from .body import MAX_MESSAGE_BYTES
 from .spec import InvalidMessage, parse_time
 
+_new_tuple = tuple.__new__
 ORIGINS = frozenset({"web", "app", "server", "email", "sms", "push", "store"})
 _APP_OS = frozenset({"ios", "android", "ipados", "tvos", "watchos"})
 _APP_LIBRARY_HINTS = ("ios", "android", "react-native", "flutter", "swift", "kotlin", "xamarin")
@@ -158,13 +159,16 @@ def origin_of(key_kind: str, context: dict[str, Any]) -> str:
     if key_kind == "secret":
         claimed = context.get("origin")
         return claimed if claimed in ORIGINS else "server"
-    if isinstance(context.get("app"), dict):
+    get = context.get
+    if isinstance(get("app"), dict):
         return "app"
-    for obj, field in (("device", "type"), ("os", "name")):
-        value = context.get(obj)
-        if isinstance(value, dict) and str(value.get(field, "")).lower() in _APP_OS:
-            return "app"
-    library = context.get("library")
+    device = get("device")
+    if isinstance(device, dict) and str(device.get("type", "")).lower() in _APP_OS:
+        return "app"
+    system = get("os")
+    if isinstance(system, dict) and str(system.get("name", "")).lower() in _APP_OS:
+        return "app"
+    library = get("library")
     if isinstance(library, dict):
         name = library.get("name")
         if isinstance(name, str) and _app_library(name):
@@ -195,85 +199,126 @@ def enrich(
 ) -> EventRow:
     """Finish a normalized message for the log and return its row; InvalidMessage if
     it ends up over the size limit."""
-    context = msg.get("context")
-    if context is None:
-        context = msg["context"] = {}
-    key_kind = key.kind
+    return Enricher(key, request, anonymize=anonymize, secrets=secrets)(msg)
 
-    received = request.received_at
-    original = parse_time(msg.get("timestamp"), "timestamp")
-    if original is None:
-        original = parse_time(msg.get("originalTimestamp"), "originalTimestamp")
-    sent_value = msg.get("sentAt", request.batch_sent_at)
-    sent = parse_time(sent_value, "sentAt")
-    if original is None:
-        timestamp = received
-    elif sent is not None:
-        # Correct the client's clock: the gap between sending and the event is real,
-        # the client's idea of "now" may not be.
-        timestamp = received - (sent - original)
-    else:
-        timestamp = original
-    if not 0 <= timestamp < _YEAR_10000:
-        raise InvalidMessage("timestamp corrected by sentAt falls outside years 1970-9999")
-    if original is not None:
-        given = msg.get("timestamp") or msg.get("originalTimestamp")
-        msg["originalTimestamp"] = given if _is_canonical(given) else _utc_iso(original)
-    if sent is not None:
-        msg["sentAt"] = _utc_iso(sent)
-    msg["timestamp"] = _utc_iso(timestamp)
-    msg["receivedAt"] = _utc_iso(received)
 
-    # A browser or app may not claim an address: only a backend speaks for its users.
-    ip = context.get("ip") if key_kind == "secret" else None
-    if not isinstance(ip, str) or not ip:
+class Enricher:
+    """`enrich` for the messages of one request: what they share (key, address, User-Agent,
+    receive time, the batch's sentAt) is worked out once."""
+
+    __slots__ = ("_key_kind", "_source_id", "_request_ip", "_anonymize", "_secrets",
+                 "_received", "_received_ms", "_received_iso", "_batch_sent_at",
+                 "_request_ua", "_request_ua_description")
+
+    def __init__(self, key: KeyInfo, request: RequestInfo, *, anonymize: bool,
+                 secrets: Sequence[str] = ()) -> None:
+        self._key_kind = key.kind
+        self._source_id = key.source_id or 0
         ip = request.ip
-    if ip:
-        context["ip"] = anonymize_ip(ip) if anonymize else ip
-    user_agent = context.get("userAgent")
-    if not isinstance(user_agent, str) and key_kind != "secret" and request.user_agent:
-        user_agent = context["userAgent"] = request.user_agent
-    server_side: dict[str, Any] = {}
-    if isinstance(user_agent, str) and user_agent:
-        server_side.update(describe_user_agent(user_agent[:1000]))
-    context["kanal"] = server_side  # never what the client sent under that name
+        self._request_ip = (anonymize_ip(ip) if anonymize else ip) if ip else None
+        self._anonymize = anonymize
+        self._secrets = secrets
+        received = request.received_at
+        self._received = received
+        self._received_ms = int(received * 1000)
+        self._received_iso = _utc_iso(received)
+        self._batch_sent_at = request.batch_sent_at
+        ua = request.user_agent
+        self._request_ua = ua
+        self._request_ua_description = (describe_user_agent(ua[:1000])
+                                        if isinstance(ua, str) and ua else None)
 
-    page = context.get("page")
-    if "campaign" not in context and isinstance(page, dict):
-        url = page.get("url")
-        if isinstance(url, str):
-            campaign = campaign_from_url(url)
-            if campaign:
-                context["campaign"] = campaign
+    def __call__(self, msg: dict[str, Any]) -> EventRow:
+        """Finish one normalized message (changed in place) and return its row."""
+        get = msg.get
+        context = get("context")
+        if context is None:
+            context = msg["context"] = {}
+        key_kind = self._key_kind
 
-    user_id = msg.get("userId")
-    user_hash = context.pop("userHash", None)
-    verified = key_kind == "secret" or (
-        user_id is not None and user_hash is not None
-        and verify_user_hash(user_id, user_hash, secrets)
-    )
-    origin = origin_of(key_kind, context)
-    try:
-        encoded = orjson.dumps(msg)
-    except (TypeError, orjson.JSONEncodeError) as exc:  # e.g. an int beyond 64 bits
-        raise InvalidMessage(f"message can't be stored as JSON: {exc}") from None
-    # The limit is on what the client sent; what enrichment adds gets some room.
-    if len(encoded) > MAX_MESSAGE_BYTES + _ENRICHMENT_ROOM:
-        raise InvalidMessage(f"message is over {MAX_MESSAGE_BYTES // 1024} KB")
-    body = encoded.decode("utf-8")
-    kind = msg["type"]
-    name = msg.get("event") if kind == "track" else msg.get("name")
-    return EventRow(  # positional (in column order): keywords cost a third more here
-        key.source_id or 0,  # source_id
-        msg["messageId"],  # message_id
-        kind,  # type
-        name if isinstance(name, str) else None,  # event
-        user_id,  # user_id
-        msg.get("anonymousId"),  # anonymous_id
-        origin,  # origin
-        key_kind,  # key_kind
-        int(verified),  # verified
-        int(timestamp * 1000),  # timestamp
-        int(received * 1000),  # received_at
-        body,  # body
-    )
+        received = self._received
+        given = get("timestamp")
+        original = parse_time(given, "timestamp")
+        if original is None:
+            given = get("originalTimestamp")
+            original = parse_time(given, "originalTimestamp")
+        sent_value = get("sentAt", self._batch_sent_at)
+        sent = parse_time(sent_value, "sentAt")
+        if original is None:
+            timestamp = received
+        elif sent is not None:
+            # Correct the client's clock: the gap between sending and the event is real,
+            # the client's idea of "now" may not be.
+            timestamp = received - (sent - original)
+        else:
+            timestamp = original
+        if not 0 <= timestamp < _YEAR_10000:
+            raise InvalidMessage("timestamp corrected by sentAt falls outside years 1970-9999")
+        if original is not None:
+            # The text that was parsed: timestamp when set, else originalTimestamp.
+            msg["originalTimestamp"] = given if _is_canonical(given) else _utc_iso(original)
+        if sent is not None:
+            msg["sentAt"] = _utc_iso(sent)
+        msg["timestamp"] = _utc_iso(timestamp)
+        msg["receivedAt"] = self._received_iso
+
+        # A browser or app may not claim an address: only a backend speaks for its users.
+        if key_kind == "secret":
+            ip = context.get("ip")
+            if isinstance(ip, str) and ip:
+                context["ip"] = anonymize_ip(ip) if self._anonymize else ip
+            elif self._request_ip:
+                context["ip"] = self._request_ip
+        elif self._request_ip:
+            context["ip"] = self._request_ip
+        user_agent = context.get("userAgent")
+        if (not isinstance(user_agent, str) and key_kind != "secret"
+                and self._request_ua):
+            user_agent = context["userAgent"] = self._request_ua
+        if user_agent is self._request_ua and self._request_ua_description is not None:
+            context["kanal"] = dict(self._request_ua_description)
+        elif isinstance(user_agent, str) and user_agent:
+            context["kanal"] = dict(describe_user_agent(user_agent[:1000]))
+        else:
+            context["kanal"] = {}  # never what the client sent under that name
+
+        if "campaign" not in context:
+            page = context.get("page")
+            if isinstance(page, dict):
+                url = page.get("url")
+                if isinstance(url, str):
+                    campaign = campaign_from_url(url)
+                    if campaign:
+                        context["campaign"] = campaign
+
+        user_id = get("userId")
+        user_hash = context.pop("userHash", None)
+        verified = key_kind == "secret" or (
+            user_id is not None and user_hash is not None
+            and verify_user_hash(user_id, user_hash, self._secrets)
+        )
+        origin = origin_of(key_kind, context)
+        try:
+            encoded = orjson.dumps(msg)
+        except (TypeError, orjson.JSONEncodeError) as exc:  # e.g. an int beyond 64 bits
+            raise InvalidMessage(f"message can't be stored as JSON: {exc}") from None
+        # The limit is on what the client sent; what enrichment adds gets some room.
+        if len(encoded) > MAX_MESSAGE_BYTES + _ENRICHMENT_ROOM:
+            raise InvalidMessage(f"message is over {MAX_MESSAGE_BYTES // 1024} KB")
+        kind = msg["type"]
+        name = get("event") if kind == "track" else get("name")
+        # tuple.__new__ skips EventRow's Python-level __new__: the same EventRow, cheaper.
+        return _new_tuple(EventRow, (  # in column order
+            self._source_id,  # source_id
+            msg["messageId"],  # message_id
+            kind,  # type
+            name if isinstance(name, str) else None,  # event
+            user_id,  # user_id
+            get("anonymousId"),  # anonymous_id
+            origin,  # origin
+            key_kind,  # key_kind
+            int(verified),  # verified
+            int(timestamp * 1000),  # timestamp
+            self._received_ms,  # received_at
+            encoded.decode("utf-8"),  # body
+        ))

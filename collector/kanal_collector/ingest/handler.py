@@ -14,7 +14,7 @@ from ..runtime import Runtime
 from ..store.events import EventRow, FailedRow
 from ..store.keys import KeyInfo
 from .body import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_MESSAGE_BYTES, parse_json, read_body
-from .enrich import RequestInfo, client_ip, enrich
+from .enrich import Enricher, RequestInfo, client_ip
 from .ratelimit import retry_after_seconds
 from .spec import SHORT_PATHS, TYPES, InvalidMessage, normalize
 
@@ -110,7 +110,9 @@ def accept(runtime: Runtime, kind: str, request: Incoming) -> dict[str, Any]:
     rows: list[EventRow] = []
     failed: list[FailedRow] = []
     secrets = runtime.keys.secrets(info.source_id) if info.source_id else []
-    anonymize = runtime.config.anonymize_ip
+    enrich = Enricher(info, req, anonymize=runtime.config.anonymize_ip, secrets=secrets)
+    suppressions = runtime.suppressions
+    blocks = suppressions.blocks if suppressions.active() else None
 
     if is_batch:
         items = payload.get("batch")
@@ -132,9 +134,9 @@ def accept(runtime: Runtime, kind: str, request: Incoming) -> dict[str, Any]:
                     raise InvalidMessage("writeKey differs from the batch's key")
                 msg = normalize(item, batch_context=batch_context,
                                 batch_integrations=batch_integrations)
-                if runtime.suppressions.blocks(msg):
+                if blocks is not None and blocks(msg):
                     continue  # a forgotten person: not stored, and not said so
-                rows.append(enrich(msg, info, req, anonymize=anonymize, secrets=secrets))
+                rows.append(enrich(msg))
             except InvalidMessage as err:
                 failed.append(_failed(info, received, str(err), item))
         stored = runtime.writer.write(rows, failed)
@@ -143,8 +145,8 @@ def accept(runtime: Runtime, kind: str, request: Incoming) -> dict[str, Any]:
 
     try:
         msg = normalize(payload, expected_type=message_type)
-        if not runtime.suppressions.blocks(msg):
-            rows.append(enrich(msg, info, req, anonymize=anonymize, secrets=secrets))
+        if blocks is None or not blocks(msg):
+            rows.append(enrich(msg))
     except InvalidMessage as err:
         runtime.writer.write((), [_failed(info, received, str(err), payload)])
         raise BadRequest(str(err), code="invalid_message") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
@@ -28,18 +29,37 @@ def parse_time(value: Any, field: str) -> float | None:
         return None
     if not isinstance(value, str) or not value:
         raise InvalidMessage(f"{field} must be an ISO 8601 string")
+    seconds = _seconds(value) if len(value) <= _MAX_CACHED_TIME else _parse_seconds(value)
+    if isinstance(seconds, float):
+        return seconds
+    if seconds == _OUT_OF_RANGE:
+        raise InvalidMessage(f"{field} is out of range")
+    raise InvalidMessage(f"{field} is not an ISO 8601 timestamp: {value[:40]!r}")
+
+
+_NOT_ISO = "not ISO 8601"
+_OUT_OF_RANGE = "out of range"
+# A batch's messages share their sentAt, and clients send the same instants again.
+_MAX_CACHED_TIME = 40
+
+
+def _parse_seconds(value: str) -> float | str:
+    """Epoch seconds of an ISO 8601 text, or why not (_NOT_ISO, _OUT_OF_RANGE)."""
     text = value.strip()
     if text.endswith(("z", "Z")):
         text = text[:-1] + "+00:00"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidMessage(f"{field} is not an ISO 8601 timestamp: {value[:40]!r}") from None
+        return _NOT_ISO
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     if not 1970 <= parsed.year <= 9999:
-        raise InvalidMessage(f"{field} is out of range")
+        return _OUT_OF_RANGE
     return parsed.timestamp()
+
+
+_seconds = lru_cache(maxsize=4096)(_parse_seconds)
 
 
 def _id(msg: dict[str, Any], field: str) -> str | None:
@@ -82,17 +102,23 @@ def normalize(
         raise InvalidMessage(
             "type must be one of " + ", ".join(sorted(TYPES)) + f", not {str(kind)[:40]!r}"
         )
+    get = msg.get
     for field in _OBJECT_FIELDS:
-        value = msg.get(field)
+        value = get(field)
         if value is not None and not isinstance(value, dict):
             raise InvalidMessage(f"{field} must be an object")
     if batch_context:
-        msg["context"] = {**batch_context, **(msg.get("context") or {})}
+        msg["context"] = {**batch_context, **(get("context") or {})}
     if batch_integrations:
-        msg["integrations"] = {**batch_integrations, **(msg.get("integrations") or {})}
+        msg["integrations"] = {**batch_integrations, **(get("integrations") or {})}
 
-    user_id = _id(msg, "userId")
-    anonymous_id = _id(msg, "anonymousId")
+    # The common case inline: an id that is already a string of an allowed length.
+    user_id = get("userId")
+    if type(user_id) is not str or not 0 < len(user_id) <= _MAX_ID:
+        user_id = _id(msg, "userId")
+    anonymous_id = get("anonymousId")
+    if type(anonymous_id) is not str or not 0 < len(anonymous_id) <= _MAX_ID:
+        anonymous_id = _id(msg, "anonymousId")
     if user_id is None and anonymous_id is None:
         raise InvalidMessage("userId or anonymousId is required")
     if kind == "track":

@@ -60,6 +60,11 @@ class Suppressions:
             self._secret, self._hashes = suppression_state(self._db.conn())
             self._expires = now + self._ttl
 
+    def active(self) -> bool:
+        """False while nobody has been forgotten: `blocks` would answer False to all."""
+        self._refresh()
+        return bool(self._hashes) and self._secret is not None
+
     def blocks(self, msg: dict[str, Any]) -> bool:
         """True when any identity of `msg` belongs to a forgotten person."""
         self._refresh()

@@ -95,8 +95,14 @@ class EventWriter:
             self._on_commit()
 
     def busy(self, window: float = 0.05) -> bool:
-        """True when events were committed within the last `window` seconds."""
-        return time.monotonic() - self.last_commit < window
+        """True while writes wait or are being committed, or when events were committed
+        within the last `window` seconds.
+
+        Writes that wait count: while the processor holds the write lock, ingest can't
+        commit at all, and a quiet spell of commits then means ingest is stuck, not idle.
+        """
+        return (self._committing or bool(self._queue)
+                or time.monotonic() - self.last_commit < window)
 
     def close(self) -> None:
         """Close the writer's connection (after the commit under way, if any)."""

@@ -3,6 +3,9 @@
 A journey is one YAML file in `journeys/` (README.md, "Journeys", is the full reference):
 
     name: abandoned_cart             # default: the file's stem
+    priority: 10                     # who gets a person's daily budget (default 0)
+    quiet_hours: defer               # or drop (messages/controls.py)
+    over_limit: wait                 # or skip (over a frequency cap or the budget)
     trigger: {event: Product Added, where: {currency: EUR}}
     entry: {rule: every_time, dedupe: cart_id}
     goal: {event: Order Completed, within: 7d}
@@ -12,6 +15,7 @@ A journey is one YAML file in `journeys/` (README.md, "Journeys", is the full re
           - send: cart_reminder
             channel: email
           - wait: 1d
+          - wait_window: {from: "09:00", to: "18:00", days: [mon, tue, wed, thu, fri]}
           - send: cart_reminder
             channel: sms
 
@@ -32,6 +36,8 @@ from typing import Any
 
 import yaml
 
+from ..localtime import Window, is_zone
+from ..messages.controls import OVER_LIMIT_MODES, QUIET_HOURS_MODES
 from ..profiles.segments import (
     OPS,
     ProfileView,
@@ -42,20 +48,24 @@ from ..profiles.segments import (
 )
 from .errors import JourneyFileError, Problem
 
-ACTIONS = ("wait", "wait_until", "wait_for", "if", "split", "send", "set_trait",
-           "webhook", "exit")
+ACTIONS = ("wait", "wait_until", "wait_for", "wait_window", "if", "split", "send",
+           "set_trait", "webhook", "exit")
 """The step kinds; a step has exactly one of these keys."""
 ENTRY_RULES = ("once", "every_time", "once_per")
 MESSAGE_KINDS = ("marketing", "transactional")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _TOP = frozenset({"name", "description", "trigger", "entry", "goal", "steps", "kind",
-                  "enabled"})
+                  "enabled", "priority", "quiet_hours", "over_limit"})
+# Controls a journey sets for its sends (a send step may override them); messages/controls.
+_CONTROLS: dict[str, tuple[str, ...]] = {"quiet_hours": QUIET_HOURS_MODES,
+                                         "over_limit": OVER_LIMIT_MODES}
 # Extra keys each step kind may carry beside its action key, `id` and `ttl`.
 _EXTRA: dict[str, frozenset[str]] = {
     "wait_for": frozenset({"on_event", "on_timeout"}),
     "if": frozenset({"then", "else"}),
-    "send": frozenset({"channel", "fallbacks", "kind", "data"}),
+    "send": frozenset({"channel", "fallbacks", "kind", "data", "priority", "quiet_hours",
+                       "over_limit"}),
 }
 _AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -89,6 +99,12 @@ class Journey:
     kind: str = "marketing"
     enabled: bool = True
     description: str = ""
+    priority: int = 0
+    """Who gets a person's daily budget when several journeys want it (higher first)."""
+    quiet_hours: str = "defer"
+    """What a send due in quiet hours does: defer (to their end) or drop."""
+    over_limit: str = "wait"
+    """What a send over a frequency cap or the daily budget does: wait (a day) or skip."""
 
     @property
     def hash(self) -> str:
@@ -218,6 +234,19 @@ class _Checker:
         for prop, test in where.items():
             if isinstance(test, dict) and (len(test) != 1 or next(iter(test)) not in OPS):
                 self.error((*path, "where", prop), f"one operator of {', '.join(OPS)}")
+
+    def priority(self, value: Any, path: Path_) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(path, f"a whole number (higher goes first), not {value!r}")
+            return 0
+        return value
+
+    def control(self, key: str, value: Any, path: Path_) -> str:
+        choices = _CONTROLS[key]
+        if value not in choices:
+            self.error(path, f"{' or '.join(choices)}, not {value!r}")
+            return choices[0]
+        return str(value)
 
     def unknown(self, node: Mapping[str, Any], allowed: set[str] | frozenset[str],
                 path: Path_) -> None:
@@ -383,6 +412,8 @@ def _step(c: _Checker, node: Any, path: Path_, step_id: str, nxt: str | None,
                                    f"{step_id}.event.", nxt, out)
         branches["timeout"] = _steps(c, node.get("on_timeout"), (*path, "on_timeout"),
                                      f"{step_id}.timeout.", nxt, out)
+    elif kind == "wait_window":
+        _wait_window(c, value, here, spec)
     elif kind == "if":
         spec["condition"] = c.condition(value, here)
         branches["then"] = _steps(c, node.get("then"), (*path, "then"), f"{step_id}.then.",
@@ -409,6 +440,11 @@ def _step(c: _Checker, node: Any, path: Path_, step_id: str, nxt: str | None,
         if not isinstance(node.get("data", {}), dict):
             c.error((*path, "data"), "a mapping (templates see it as `data`)")
         spec["data"] = node.get("data", {})
+        if "priority" in node:
+            spec["priority"] = c.priority(node["priority"], (*path, "priority"))
+        for key in _CONTROLS:
+            if key in node:
+                spec[key] = c.control(key, node[key], (*path, key))
     elif kind == "set_trait":
         if not isinstance(value, dict) or not value:
             c.error(here, "a mapping of trait: value")
@@ -427,6 +463,39 @@ def _step(c: _Checker, node: Any, path: Path_, step_id: str, nxt: str | None,
     elif kind == "exit":
         spec["reason"] = str(value) if value not in (True, None) else "exit step"
     return Step(step_id, kind, spec, nxt, branches, ttl)
+
+
+def _wait_window(c: _Checker, value: Any, here: Path_, spec: dict[str, Any]) -> None:
+    if not isinstance(value, dict):
+        c.error(here, 'a mapping: {from: "09:00", to: "18:00", days: [mon, tue], '
+                'timezone: Europe/Berlin}')
+        return
+    c.unknown(value, {"from", "to", "days", "timezone"}, here)
+    ok = True
+    for key in ("from", "to"):
+        if key not in value:
+            c.error(here, f'{key} is required (a local time of day like "09:00")')
+            ok = False
+    if ok:
+        try:
+            window = Window.parse(value["from"], value["to"], value.get("days"))
+        except ValueError as exc:
+            field_name, sep, message = str(exc).partition(": ")
+            if sep and field_name in ("from", "to", "days"):
+                c.error((*here, field_name), message)
+            else:
+                c.error(here, str(exc))
+        else:
+            # from/to as written (for people), start/end in minutes after midnight and
+            # days as weekday numbers, Monday 0 (for the evaluator).
+            spec.update({"from": value["from"], "to": value["to"], "start": window.start,
+                         "end": window.end, "days": sorted(window.days)})
+    if "timezone" in value:
+        if not is_zone(value["timezone"]):
+            c.error((*here, "timezone"), f"unknown time zone {value['timezone']!r} "
+                    f"(an IANA name like Europe/Berlin)")
+        else:
+            spec["timezone"] = value["timezone"]
 
 
 def _split(c: _Checker, value: Any, here: Path_, step_id: str, nxt: str | None,
@@ -484,6 +553,9 @@ def _check_top(c: _Checker, data: Any, default_name: str | None) -> Journey | No
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
         c.error(("enabled",), "true or false")
+    priority = c.priority(data["priority"], ("priority",)) if "priority" in data else 0
+    controls = {key: c.control(key, data[key], (key,)) if key in data else choices[0]
+                for key, choices in _CONTROLS.items()}
     trigger = _trigger(c, data.get("trigger"))
     entry = _entry(c, data.get("entry"))
     if entry.get("dedupe") and "event" not in trigger:
@@ -495,7 +567,9 @@ def _check_top(c: _Checker, data: Any, default_name: str | None) -> Journey | No
     first = _steps(c, data.get("steps"), ("steps",), "", None, steps)
     return Journey(name=name, source=c.source, text="", trigger=trigger, entry=entry,
                    goal=goal, steps=steps, first=first, kind=str(kind),
-                   enabled=bool(enabled), description=str(data.get("description") or ""))
+                   enabled=bool(enabled), description=str(data.get("description") or ""),
+                   priority=priority, quiet_hours=controls["quiet_hours"],
+                   over_limit=controls["over_limit"])
 
 
 def parse_journey(text: str, *, source: str = "<string>", name: str | None = None,

@@ -20,6 +20,7 @@ import orjson
 
 from ..clock import Clock, SystemClock, utc_iso
 from ..errors import KanalError
+from ..localtime import UTC_NAME, Window, zone, zone_name
 from ..messages.enqueue import enqueue
 from ..profiles.segments import ProfileView, matches
 from ..profiles.state import computed, order_revenue, traits_of
@@ -53,8 +54,10 @@ class Evaluator:
     """Starts, advances and ends runs. Shared by the journeys step and the timer worker."""
 
     def __init__(self, *, clock: Clock | None = None, channels: Mapping[str, Any] | None = None,
-                 catalog: Any = None) -> None:
+                 catalog: Any = None, default_timezone: str = UTC_NAME) -> None:
         self.clock = clock or SystemClock()
+        self.default_timezone = zone(default_timezone).key
+        """The zone of a wait_window for people without one (`[journeys] default_timezone`)."""
         self.channels = channels
         self.catalog = catalog
         self._versions: dict[tuple[str, int], Journey] = {}
@@ -160,6 +163,8 @@ class Evaluator:
             run.wait_event = str(spec["event"])
             _set_timer(conn, run, now + int(spec["timeout_ms"]), step.id, "timeout")
             return _WAIT
+        if step.kind == "wait_window":
+            return self._wait_window(conn, run, step, now)
         if step.kind == "if":
             view = self._view(conn, run.profile_id)
             taken = view is not None and matches(dict(spec["condition"]), view, now)
@@ -263,6 +268,24 @@ class Evaluator:
 
     # -- actions ------------------------------------------------------------------------
 
+    def _wait_window(self, conn: sqlite3.Connection, run: store.Run, step: Step,
+                     now: int) -> str | None | object:
+        """Go on when the person's local now is inside the window, else wait for it."""
+        spec = step.spec
+        view = self._view(conn, run.profile_id)
+        person_zone = view.computed.get("timezone") if view is not None else None
+        tz_name = zone_name(person_zone, str(spec.get("timezone") or self.default_timezone))
+        tz = zone(tz_name)
+        window = Window(int(spec["start"]), int(spec["end"]), frozenset(spec["days"]))
+        if window.open_until(now, tz) is not None:
+            store.log(conn, run.id, now, step.id, "window",
+                      {"timezone": tz_name, "inside": True})
+            return step.next
+        due = window.next_open(now, tz)
+        _set_timer(conn, run, due, step.id, "wait")
+        store.log(conn, run.id, now, step.id, "window", {"timezone": tz_name, "until": due})
+        return _WAIT
+
     def _send(self, conn: sqlite3.Connection, run: store.Run, journey: Journey, step: Step,
               now: int) -> None:
         spec = step.spec
@@ -274,7 +297,10 @@ class Evaluator:
                 idempotency_key=key, kind=str(spec.get("kind") or journey.kind),
                 journey=journey.name, step=step.id,
                 data={"event": run.context.get("event", {}), **dict(spec.get("data") or {})},
-                now=self.clock.now(), channels=self.channels, catalog=self.catalog)
+                now=self.clock.now(), channels=self.channels, catalog=self.catalog,
+                priority=int(spec.get("priority", journey.priority)),
+                controls={"quiet_hours": str(spec.get("quiet_hours") or journey.quiet_hours),
+                          "over_limit": str(spec.get("over_limit") or journey.over_limit)})
         except (KanalError, ValueError, TypeError) as exc:
             # A bad send must not stop the processor: the run goes on, the log says why.
             log.warning("journey %s run %s step %s: %s", journey.name, run.id, step.id, exc)

@@ -6,9 +6,10 @@ the second and the third, outside any transaction:
 1. claim (BEGIN IMMEDIATE): due `queued` rows become `sending` under a fresh claim
    token, as many per channel as its rate limit allows;
 2. prepare: the person is read again; consent, subscription (marketing) and
-   suppression (always) are checked again, the message is rendered, the `before_send`
-   hooks run, and the row is marked as being sent (`send_token`) — or it ends
-   `skipped` / `failed` here;
+   suppression (always) are checked again; quiet hours, frequency caps and the daily
+   budget (controls.py) may defer the row (back to `queued`, due later) or skip it;
+   the message is rendered, the `before_send` hooks run, and the row is marked as
+   being sent (`send_token`) — or it ends `skipped` / `failed` here;
 3. the channel's `send`; then record: `sent` with the provider's id, a retry with
    exponential backoff and jitter for a TransientError (`failed` after `max_attempts`),
    `failed` for a PermanentError, each with its delivery event in the same transaction.
@@ -47,6 +48,7 @@ from ..store.db import Database, transaction
 from ..store.events import append_events
 from . import hooks
 from .catalog import Catalog, messages_dir
+from .controls import DEFER, DEFERRED, SEND, SKIPPED, Controls, Decision, decide
 from .delivery import delivery_event
 from .eligibility import NO_CONTENT, NO_PROFILE, ChannelInfo, Person, Policy, check, load_person
 from .errors import MessageError
@@ -139,6 +141,7 @@ class Dispatcher:
         before_send: Sequence[hooks.BeforeSend] | None = None,
         owner: str | None = None,
         rng: random.Random | None = None,
+        controls: Controls | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -146,6 +149,7 @@ class Dispatcher:
         self.catalog = catalog
         self.policy = policy or Policy()
         self.settings = settings or Settings()
+        self.controls = controls or Controls()
         if self.settings.batch_size < 1 or self.settings.max_attempts < 1:
             raise ValueError("batch_size and max_attempts must be at least 1")
         self.before_send = list(hooks.before_send if before_send is None else before_send)
@@ -264,6 +268,10 @@ class Dispatcher:
                 if bucket is not None:
                     bucket.take(len(rows), now)
                 claimed.extend(rows)
+        # Highest priority first across channels too: the budget check counts the
+        # person's higher-priority rows still queued, not those claimed in this batch,
+        # so those must be settled before a lower one is looked at.
+        claimed.sort(key=lambda r: (-r.priority, r.next_attempt_at, r.id))
         return claimed
 
     # -- one row ------------------------------------------------------------------------
@@ -329,6 +337,10 @@ class Dispatcher:
             if why is not None or recipient is None:
                 store.mark_final(conn, row.id, token, "skipped", why or "no recipient", now_ms)
                 return None
+            decision = decide(conn, row, person, row.channel, now_ms, self.controls)
+            if decision.action != SEND:
+                self._hold(conn, row, token, decision, now_ms)
+                return None
             rendered = message.render(channel.kind, traits=person.traits,
                                       profile=person.template_profile(), data=row.data,
                                       language=person.computed.get("language"),
@@ -352,6 +364,21 @@ class Dispatcher:
                       "attempt": row.attempts, "channel": row.channel},
         )
         return _Prepared(row, channel, person, outgoing)
+
+    def _hold(self, conn: sqlite3.Connection, row: store.OutboxRow, token: str,
+              decision: Decision, now_ms: int) -> None:
+        """Defer or skip a row a control held back, and log why (in the caller's tx)."""
+        assert decision.reason is not None
+        if decision.action == DEFER:
+            assert decision.until_ms is not None
+            done = store.defer(conn, row.id, token, until=decision.until_ms,
+                               reason=decision.reason, now=now_ms)
+            what = DEFERRED
+        else:
+            done = store.mark_final(conn, row.id, token, "skipped", decision.reason, now_ms)
+            what = SKIPPED
+        if done:
+            store.log_decision(conn, row.id, now_ms, what, decision.detail())
 
     # -- outcomes -----------------------------------------------------------------------
 
@@ -435,4 +462,5 @@ def build_dispatcher(config: Config, db: Database, clock: Clock) -> Dispatcher:
     return Dispatcher(db, clock, build_channels(config), catalog,
                       policy=Policy.from_config(config),
                       settings=Settings.from_config(config),
+                      controls=Controls.from_config(config),
                       before_send=[email_tracking_hook(config, clock), *hooks.before_send])

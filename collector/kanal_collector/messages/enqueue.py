@@ -22,6 +22,7 @@ from typing import Any
 
 from ..store import outbox as store
 from .catalog import MESSAGE_KINDS, Catalog
+from .controls import row_controls
 from .eligibility import (
     NO_CONTENT,
     NO_PROFILE,
@@ -52,6 +53,8 @@ def enqueue(
     channels: Mapping[str, Any] | None = None,
     catalog: Catalog | None = None,
     policy: Policy | None = None,
+    priority: int = 0,
+    controls: Mapping[str, str] | None = None,
 ) -> int:
     """Queue `message` for a profile; return the outbox id (the existing one for a key seen).
 
@@ -61,7 +64,10 @@ def enqueue(
     whose definition says marketing stays marketing). `send_at` (epoch seconds or an
     aware datetime) delays the send; `data` is what templates see as `data`. `channels`
     (Channel objects by name) and `catalog` sharpen the choice; without them the
-    built-in channel names are assumed and any message name is accepted.
+    built-in channel names are assumed and any message name is accepted. `priority`
+    (higher first) and `controls` (`{"quiet_hours": "defer" | "drop", "over_limit":
+    "wait" | "skip"}`) are what the dispatcher's quiet hours, frequency caps and daily
+    budget go by (messages/controls.py).
     Runs in the caller's transaction; never commits.
     """
     if not isinstance(idempotency_key, str) or not idempotency_key:
@@ -74,6 +80,9 @@ def enqueue(
         raise ValueError("channel must be a channel name or 'preferred'")
     if isinstance(fallbacks, str):
         raise TypeError("fallbacks must be a list of channel names, not a string")
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError(f"priority must be a whole number, not {priority!r}")
+    checked_controls = row_controls(controls)
     existing = store.by_key(conn, idempotency_key)
     if existing is not None:
         return existing.id
@@ -128,7 +137,7 @@ def enqueue(
         channel=chosen or (candidates[0] if candidates else None),
         candidates=candidates, journey=journey, step=step, data=dict(data or {}),
         state="queued" if chosen else "skipped", reason=reason,
-        next_attempt_at=due, now=now_ms,
+        next_attempt_at=due, now=now_ms, priority=priority, controls=checked_controls,
     )
     outbox_id, _ = store.insert(conn, row)
     return outbox_id

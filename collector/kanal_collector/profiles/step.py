@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -22,7 +23,7 @@ from ..store import profiles as store
 from ..store.events import EventRow, StoredEvent, append_events
 from .identity import Claims, claims_of, resolve
 from .segments import ProfileView, Segment, matches
-from .state import apply_event, computed, merge_states, traits_of
+from .state import apply_event, computed, merge_states, order_revenue, traits_of
 
 KANAL_KEY_KIND = "kanal"
 """key_kind of the events Kanal writes itself (segment changes, journeys' set_trait)."""
@@ -154,6 +155,7 @@ class ProfilesStep:
                 keys += claims.all_values
         graph.prefetch(keys)
         timeline: list[tuple[int, int, int]] = []
+        own: list[tuple[int, StoredEvent]] = []  # (profile, event) of people's own events
         touched: set[int] = set()
         for event, claims in claimed:
             if event.id in dropped:
@@ -179,10 +181,44 @@ class ProfilesStep:
             apply_event(graph.state(pid), event, trusted=claims.trusted)
             touched.add(pid)
             timeline.append((pid, event.timestamp, event.id))
+            own.append((pid, event))
         graph.flush(touched)
         store.add_profile_events(conn, [(graph.final(p), t, e) for p, t, e in timeline])
+        _add_daily_activity(conn, [(graph.final(p), e) for p, e in own])
         if dropped:
             store.delete_events(conn, dropped)
+
+
+def order_value(properties: Any) -> float:
+    """The order value the KPI overview sums for a track event, from its properties (a
+    dict or their JSON text): revenue, else total, else value, else the sum of the
+    products (state.order_revenue); 0.0 for anything else, and for NaN or infinities,
+    which would poison every sum they join."""
+    if isinstance(properties, str | bytes):
+        try:
+            properties = json.loads(properties)
+        except ValueError:
+            return 0.0
+    if not isinstance(properties, dict):
+        return 0.0
+    value = order_revenue(properties)
+    return value if math.isfinite(value) else 0.0
+
+
+def _add_daily_activity(conn: sqlite3.Connection,
+                        own: Sequence[tuple[int, StoredEvent]]) -> None:
+    """The batch's share of the overview's daily aggregates: the days each person was
+    active, and track events (count, order value) per day and name."""
+    if not own:
+        return
+    tracks: dict[tuple[int, str], tuple[int, float]] = {}
+    for _, event in own:
+        if event.type == "track" and event.event is not None:
+            key = (event.timestamp // store.DAY_MS, event.event)
+            n, revenue = tracks.get(key, (0, 0.0))
+            tracks[key] = (n + 1, revenue + order_value(event.body.get("properties")))
+    store.add_daily_activity(conn, {(e.timestamp // store.DAY_MS, pid) for pid, e in own},
+                             tracks)
 
 
 def apply_own_traits(state: dict[str, Any], event: StoredEvent) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import orjson
@@ -67,12 +68,33 @@ _COLUMNS = (
 )
 
 
+# Rows a multi-row INSERT takes at once (12 parameters each, far below SQLite's limit).
+_CHUNK = 100
+
+
+@lru_cache(maxsize=_CHUNK)
+def _insert_rows(n: int) -> str:
+    """The INSERT of `n` rows in one statement, in the same order as `n` single ones."""
+    return _INSERT + ",(?,?,?,?,?,?,?,?,?,?,?,?)" * (n - 1)
+
+
 def append_events(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> int:
-    """Append rows; a (source, messageId) already stored is skipped. Returns rows added."""
+    """Append rows; a (source, messageId) already stored is skipped. Returns rows added.
+
+    Up to a hundred rows go in one statement rather than one `executemany` step each:
+    less work for SQLite, and one hand-off of the interpreter lock (which other threads
+    parsing requests want) instead of one per row. Rows are inserted in order, so of
+    two rows with one messageId the first is kept, as with single inserts.
+    """
     if not rows:
         return 0
     before = conn.total_changes
-    conn.executemany(_INSERT, rows)
+    if len(rows) == 1:
+        conn.execute(_INSERT, rows[0])
+    else:
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start:start + _CHUNK]
+            conn.execute(_insert_rows(len(chunk)), [value for row in chunk for value in row])
     return conn.total_changes - before
 
 

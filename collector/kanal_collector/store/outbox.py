@@ -11,14 +11,19 @@ States (see "Messages and the outbox" in README.md):
 Every update made on behalf of a claim names its claim token, so a dispatcher that lost
 its claim (a recovery ran meanwhile) can't overwrite what another one recorded.
 Times are epoch milliseconds.
+
+A row also carries its journey's `priority` and `controls` (quiet hours, over limit;
+messages/controls.py). When a control holds a row back it goes back to `queued` with a
+later `next_attempt_at` and the reason `deferred: …`, or ends `skipped`; either way
+`outbox_log` keeps what was decided and why.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 STATES = ("queued", "sending", "sent", "failed", "skipped", "in_doubt")
@@ -27,8 +32,11 @@ FINAL_STATES = frozenset({"sent", "failed", "skipped", "in_doubt"})
 _COLUMNS = (
     "id, idempotency_key, profile_id, message, kind, topic, channel, candidates, journey, "
     "step, data, state, reason, attempts, next_attempt_at, claim_token, claimed_by, "
-    "claimed_at, send_token, recipient, language, provider_id, created_at, updated_at, sent_at"
+    "claimed_at, send_token, recipient, language, provider_id, created_at, updated_at, "
+    "sent_at, priority, controls"
 )
+DEFERRED_PREFIX = "deferred: "
+"""How the reason of a row a control put off starts (`deferred: quiet hours`)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,10 @@ class OutboxRow:
     created_at: int
     updated_at: int
     sent_at: int | None
+    priority: int = 0
+    """Its journey's priority: the daily budget goes to the highest first."""
+    controls: dict[str, str] = field(default_factory=dict)
+    """What it does in quiet hours and over a cap: {"quiet_hours": …, "over_limit": …}."""
 
     def as_json(self) -> dict[str, Any]:
         """The row as `kanal outbox --json` and the admin API show it."""
@@ -73,7 +85,7 @@ class OutboxRow:
             "nextAttemptAt": self.next_attempt_at, "recipient": self.recipient,
             "language": self.language, "providerId": self.provider_id,
             "createdAt": self.created_at, "updatedAt": self.updated_at,
-            "sentAt": self.sent_at,
+            "sentAt": self.sent_at, "priority": self.priority, "controls": self.controls,
         }
 
 
@@ -82,7 +94,7 @@ def _row(r: Sequence[Any]) -> OutboxRow:
         int(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4]), r[5], r[6],
         json.loads(r[7]), r[8], r[9], json.loads(r[10]), str(r[11]), r[12], int(r[13]),
         int(r[14]), r[15], r[16], r[17], r[18], r[19], r[20], r[21], int(r[22]), int(r[23]),
-        r[24],
+        r[24], int(r[25] or 0), json.loads(r[26]) if r[26] else {},
     )
 
 
@@ -104,6 +116,8 @@ class NewRow:
     reason: str | None
     next_attempt_at: int
     now: int
+    priority: int = 0
+    controls: Mapping[str, str] | None = None
 
 
 def insert(conn: sqlite3.Connection, row: NewRow) -> tuple[int, bool]:
@@ -111,12 +125,13 @@ def insert(conn: sqlite3.Connection, row: NewRow) -> tuple[int, bool]:
     cur = conn.execute(
         "INSERT INTO outbox (idempotency_key, profile_id, message, kind, topic, channel, "
         "candidates, journey, step, data, state, reason, next_attempt_at, created_at, "
-        "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        "updated_at, priority, controls) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT(idempotency_key) DO NOTHING",
         (row.idempotency_key, row.profile_id, row.message, row.kind, row.topic, row.channel,
          json.dumps(list(row.candidates)), row.journey, row.step,
          json.dumps(row.data, ensure_ascii=False, default=str), row.state, row.reason,
-         row.next_attempt_at, row.now, row.now),
+         row.next_attempt_at, row.now, row.now, int(row.priority),
+         json.dumps(dict(row.controls), sort_keys=True) if row.controls else None),
     )
     if cur.rowcount:
         return int(cur.lastrowid or 0), True
@@ -180,14 +195,22 @@ def claim(conn: sqlite3.Connection, channel: str, now: int, limit: int, *, token
           owner: str) -> list[OutboxRow]:
     """Move up to `limit` due queued rows of a channel to `sending` under `token`.
 
-    Call inside a write transaction (BEGIN IMMEDIATE): the select and the update then
-    see the same rows, so two dispatchers never claim one row.
+    Highest priority first, then the longest due. Call inside a write transaction
+    (BEGIN IMMEDIATE): the select and the update then see the same rows, so two
+    dispatchers never claim one row.
     """
     if limit <= 0:
         return []
-    ids = [int(r[0]) for r in conn.execute(
-        "SELECT id FROM outbox WHERE state = 'queued' AND channel = ? AND next_attempt_at <= ? "
-        "ORDER BY next_attempt_at, id LIMIT ?", (channel, now, limit))]
+    ids: list[int] = []
+    # One index range (outbox_claim) per priority, highest first: a single ORDER BY
+    # priority DESC, next_attempt_at would sort every due row on every claim.
+    for priority in _queued_priorities(conn, channel):
+        ids += [int(r[0]) for r in conn.execute(
+            "SELECT id FROM outbox WHERE state = 'queued' AND channel = ? AND priority = ? "
+            "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+            (channel, priority, now, limit - len(ids)))]
+        if len(ids) >= limit:
+            break
     if not ids:
         return []
     marks = ",".join("?" * len(ids))
@@ -197,8 +220,20 @@ def claim(conn: sqlite3.Connection, channel: str, now: int, limit: int, *, token
         f"WHERE id IN ({marks}) AND state = 'queued'", (token, owner, now, now, *ids))
     rows = conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE id IN ({marks}) "
                         f"AND claim_token = ? AND state = 'sending' "
-                        f"ORDER BY next_attempt_at, id", (*ids, token)).fetchall()
+                        f"ORDER BY priority DESC, next_attempt_at, id", (*ids, token)).fetchall()
     return [_row(r) for r in rows]
+
+
+def _queued_priorities(conn: sqlite3.Connection, channel: str) -> list[int]:
+    """The priorities of a channel's queued rows, highest first (a skip scan of the index)."""
+    return [int(r[0]) for r in conn.execute(
+        """WITH RECURSIVE p(v) AS (
+               SELECT max(priority) FROM outbox WHERE state = 'queued' AND channel = ?1
+               UNION ALL
+               SELECT (SELECT max(priority) FROM outbox
+                       WHERE state = 'queued' AND channel = ?1 AND priority < p.v)
+               FROM p WHERE p.v IS NOT NULL)
+           SELECT v FROM p WHERE v IS NOT NULL""", (channel,))]
 
 
 def orphans(conn: sqlite3.Connection, *, not_owner: str | None = None,
@@ -276,6 +311,79 @@ def release(conn: sqlite3.Connection, outbox_ids: Iterable[int], token: str, *,
         [(next_attempt_at, now, i, token) for i in outbox_ids])
 
 
+def defer(conn: sqlite3.Connection, outbox_id: int, token: str, *, until: int,
+          reason: str, now: int) -> bool:
+    """Give a claimed row back untried until `until`, its claim released (a control held it).
+
+    The attempt the claim charged is refunded; the reason becomes `deferred: <reason>`.
+    """
+    cur = conn.execute(
+        f"UPDATE outbox SET state = 'queued', attempts = max(attempts - 1, 0), "
+        f"next_attempt_at = ?, reason = ?, claim_token = NULL, claimed_by = NULL, "
+        f"claimed_at = NULL, updated_at = ? WHERE {_CLAIMED} AND state = 'sending'",
+        (until, (DEFERRED_PREFIX + reason)[:1000], now, outbox_id, token))
+    return bool(cur.rowcount)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A marketing row already sent to a person (what frequency caps count)."""
+
+    id: int
+    channel: str | None
+    at: int
+    priority: int
+    journey: str | None
+
+
+def sent_marketing(conn: sqlite3.Connection, profile_ids: Iterable[int], since: int, *,
+                   exclude: int | None = None) -> list[Sent]:
+    """Marketing rows of these profiles sent (or in doubt) at or after `since`, oldest first.
+
+    An in-doubt row has no sent_at; the time of its claim stands in for it.
+    """
+    ids = sorted(set(profile_ids))
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        f"SELECT id, channel, coalesce(sent_at, claimed_at, updated_at) AS at, priority, "
+        f"journey FROM outbox WHERE profile_id IN ({marks}) AND kind = 'marketing' "
+        f"AND state IN ('sent', 'in_doubt') AND coalesce(sent_at, claimed_at, updated_at) >= ? "
+        f"AND id != ? ORDER BY at, id", (*ids, since, -1 if exclude is None else exclude))
+    return [Sent(int(r[0]), r[1], int(r[2]), int(r[3] or 0), r[4]) for r in rows]
+
+
+def queued_ahead(conn: sqlite3.Connection, profile_ids: Iterable[int], *, above: int,
+                 due_before: int, exclude: int | None = None) -> list[Sent]:
+    """Queued marketing rows of these profiles with a priority above `above`, due before
+    `due_before`: highest priority first (`at` is when each is due)."""
+    ids = sorted(set(profile_ids))
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        f"SELECT id, channel, next_attempt_at, priority, journey FROM outbox "
+        f"WHERE profile_id IN ({marks}) AND kind = 'marketing' AND state = 'queued' "
+        f"AND priority > ? AND next_attempt_at < ? AND id != ? "
+        f"ORDER BY priority DESC, next_attempt_at, id",
+        (*ids, above, due_before, -1 if exclude is None else exclude))
+    return [Sent(int(r[0]), r[1], int(r[2]), int(r[3] or 0), r[4]) for r in rows]
+
+
+def log_decision(conn: sqlite3.Connection, outbox_id: int, at: int, what: str,
+                 detail: Mapping[str, Any] | None = None) -> None:
+    """Note what the dispatcher decided about a row besides sending it (deferred, skipped)."""
+    conn.execute("INSERT INTO outbox_log (outbox_id, at, what, detail) VALUES (?,?,?,?)",
+                 (outbox_id, at, what,
+                  None if detail is None else json.dumps(dict(detail), sort_keys=True)))
+
+
+def outbox_log(conn: sqlite3.Connection, outbox_id: int) -> list[dict[str, Any]]:
+    """What was decided about a row, in order: [{"at", "what", "detail"}, …]."""
+    return [{"at": int(at), "what": str(what),
+             "detail": None if detail is None else json.loads(detail)}
+            for at, what, detail in conn.execute(
+                "SELECT at, what, detail FROM outbox_log WHERE outbox_id = ? ORDER BY id",
+                (outbox_id,))]
+
+
 def requeue(conn: sqlite3.Connection, outbox_id: int, *, now: int,
             states: Sequence[str] = ("in_doubt", "failed")) -> bool:
     """Queue a row again by hand (`kanal outbox retry`), with a fresh attempt count.
@@ -292,6 +400,8 @@ def requeue(conn: sqlite3.Connection, outbox_id: int, *, now: int,
 
 
 def delete_profile_rows(conn: sqlite3.Connection, profile_id: int) -> int:
-    """Delete a profile's outbox rows (for `kanal forget`); returns how many."""
+    """Delete a profile's outbox rows and their log (for `kanal forget`); returns how many."""
+    conn.execute("DELETE FROM outbox_log WHERE outbox_id IN "
+                 "(SELECT id FROM outbox WHERE profile_id = ?)", (profile_id,))
     return int(conn.execute("DELETE FROM outbox WHERE profile_id = ?",
                             (profile_id,)).rowcount)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -19,6 +20,9 @@ from .events import _COLUMNS, StoredEvent, _stored
 # Identity kinds, in the order a bare value given by an operator is looked up.
 KINDS = ("user_id", "email", "phone", "anonymous_id", "push_token")
 _SUPPRESSION_SECRET = "suppression_secret"
+DAY_MS = 86_400_000
+_OWN = "kanal"
+"""key_kind of Kanal's own events (profiles.step.KANAL_KEY_KIND): never a person's doing."""
 
 
 def _dumps(state: dict[str, Any]) -> str:
@@ -205,6 +209,7 @@ def merge_profiles(conn: sqlite3.Connection, into: int, other: int, *, event_id:
     """
     conn.execute("UPDATE identities SET profile_id = ? WHERE profile_id = ?", (into, other))
     conn.execute("UPDATE profile_events SET profile_id = ? WHERE profile_id = ?", (into, other))
+    _move_active_days(conn, into, other)
     conn.execute("DELETE FROM segment_members WHERE profile_id = ?", (other,))
     conn.execute("DELETE FROM profiles WHERE id = ?", (other,))
     if state is not None:
@@ -318,8 +323,10 @@ def profiles_of_events(conn: sqlite3.Connection, event_ids: Sequence[int]) -> se
 # -- rebuild and forget -----------------------------------------------------------------
 
 def clear_profiles(conn: sqlite3.Connection) -> None:
-    """Delete every profile, identity, timeline row, merge and membership (for rebuild)."""
-    for table in ("profile_events", "identities", "segment_members", "merges", "profiles"):
+    """Delete every profile, identity, timeline row, merge and membership, and the daily
+    aggregates built from the timelines (for rebuild)."""
+    for table in ("profile_events", "identities", "segment_members", "merges", "profiles",
+                  "active_days", "active_spans", "track_daily"):
         conn.execute(f"DELETE FROM {table}")
     conn.execute("DELETE FROM sqlite_sequence WHERE name IN ('profiles', 'merges')")
 
@@ -339,6 +346,7 @@ def delete_profile(conn: sqlite3.Connection, profile_id: int) -> int:
                 f"SELECT id FROM events WHERE {column} IN ({marks})", chunk))
     deleted = delete_events(conn, event_ids)
     conn.execute("DELETE FROM profile_events WHERE profile_id = ?", (profile_id,))
+    _move_active_days(conn, None, profile_id)
     conn.execute("DELETE FROM identities WHERE profile_id = ?", (profile_id,))
     conn.execute("DELETE FROM segment_members WHERE profile_id = ?", (profile_id,))
     conn.execute("DELETE FROM merges WHERE into_profile = ? OR from_profile = ?",
@@ -348,14 +356,159 @@ def delete_profile(conn: sqlite3.Connection, profile_id: int) -> int:
 
 
 def delete_events(conn: sqlite3.Connection, event_ids: Iterable[int]) -> int:
-    """Delete events from the log (privacy only); returns how many were deleted."""
+    """Delete events from the log (privacy only); returns how many were deleted.
+
+    The daily aggregates lose what the deleted events added to them.
+    """
     ids = sorted(set(event_ids))
     deleted = 0
+    days: set[tuple[int, int]] = set()
     for chunk in _chunks(ids, 500):
         marks = ",".join("?" * len(chunk))
+        days.update(_retract_track_events(conn, chunk))
         conn.execute(f"DELETE FROM profile_events WHERE event_id IN ({marks})", chunk)
         deleted += conn.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk).rowcount
+    _recheck_active_days(conn, days)
     return deleted
+
+
+# -- daily aggregates (the KPI overview) ------------------------------------------------
+# active_days, active_spans and track_daily (store/schema.py _m009) hold what the overview
+# used to count from the timelines: people's own events on a timeline, by UTC day. The
+# profiles step adds to them in the processor's transaction (so a batch counts exactly
+# once), a merge moves a person's days to the survivor, deleting events takes away what
+# they added, and a rebuild clears them with the timelines and replays.
+#
+# active_spans(day, prev_day, people) counts the people active on `day` whose previous
+# active day was `prev_day` (NO_DAY: none). People active that day = the sum over
+# prev_day; distinct people over days [a, b] = the sum over day in [a, b] with
+# prev_day < a (each person counted on their first day in the window). So the overview
+# reads at most (days of the window × days of history) rows, however many people.
+
+NO_DAY = -(2 ** 40)
+"""active_spans.prev_day of a person's first active day."""
+
+
+def add_daily_activity(conn: sqlite3.Connection, active: Iterable[tuple[int, int]],
+                       tracks: Mapping[tuple[int, str], tuple[int, float]]) -> None:
+    """Record (day, profile_id) pairs of people's own events, and add (count, revenue)
+    of people's track events to their (day, event name)."""
+    spans: Counter[tuple[int, int]] = Counter()
+    for day, pid in sorted(set(active)):
+        _add_active_day(conn, day, pid, spans)
+    _save_spans(conn, spans)
+    conn.executemany(
+        "INSERT INTO track_daily (day, event, count, revenue) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (day, event) DO UPDATE SET count = count + excluded.count, "
+        "revenue = revenue + excluded.revenue",
+        [(day, name, n, revenue) for (day, name), (n, revenue) in sorted(tracks.items())])
+
+
+def _neighbours(conn: sqlite3.Connection, day: int, pid: int) -> tuple[int, int | None]:
+    """(the person's active day before `day` or NO_DAY, the one after or None)."""
+    prev, nxt = conn.execute(
+        "SELECT (SELECT max(day) FROM active_days WHERE profile_id = ?1 AND day < ?2), "
+        "(SELECT min(day) FROM active_days WHERE profile_id = ?1 AND day > ?2)",
+        (pid, day)).fetchone()
+    return (NO_DAY if prev is None else int(prev)), (None if nxt is None else int(nxt))
+
+
+def _add_active_day(conn: sqlite3.Connection, day: int, pid: int,
+                    spans: Counter[tuple[int, int]]) -> None:
+    if not conn.execute("INSERT OR IGNORE INTO active_days (day, profile_id) VALUES (?, ?)",
+                        (day, pid)).rowcount:
+        return
+    _link(spans, day, *_neighbours(conn, day, pid))
+
+
+def _link(spans: Counter[tuple[int, int]], day: int, prev: int, nxt: int | None) -> None:
+    """Count a new active day between a person's days `prev` and `nxt`."""
+    spans[(day, prev)] += 1
+    if nxt is not None:  # the next day's previous one is now `day`
+        spans[(nxt, prev)] -= 1
+        spans[(nxt, day)] += 1
+
+
+def _remove_active_day(conn: sqlite3.Connection, day: int, pid: int,
+                       spans: Counter[tuple[int, int]]) -> None:
+    if not conn.execute("DELETE FROM active_days WHERE day = ? AND profile_id = ?",
+                        (day, pid)).rowcount:
+        return
+    prev, nxt = _neighbours(conn, day, pid)
+    spans[(day, prev)] -= 1
+    if nxt is not None:
+        spans[(nxt, day)] -= 1
+        spans[(nxt, prev)] += 1
+
+
+def _save_spans(conn: sqlite3.Connection, spans: Counter[tuple[int, int]]) -> None:
+    changed = sorted((day, prev, n) for (day, prev), n in spans.items() if n)
+    conn.executemany(
+        "INSERT INTO active_spans (day, prev_day, people) VALUES (?, ?, ?) "
+        "ON CONFLICT (day, prev_day) DO UPDATE SET people = people + excluded.people",
+        changed)
+    conn.executemany("DELETE FROM active_spans WHERE day = ? AND prev_day = ? AND people = 0",
+                     [(day, prev) for day, prev, n in changed if n < 0])
+
+
+def _move_active_days(conn: sqlite3.Connection, into: int | None, other: int) -> None:
+    """Give `other`'s active days to `into` (a merge), or drop them (into None)."""
+    days = [int(r[0]) for r in conn.execute(
+        "SELECT day FROM active_days WHERE profile_id = ? ORDER BY day", (other,))]
+    if not days:
+        return
+    spans: Counter[tuple[int, int]] = Counter()
+    for day in reversed(days):  # the last first: each leaves without a next day
+        _remove_active_day(conn, day, other, spans)
+    if into is not None:
+        for day in days:
+            _add_active_day(conn, day, into, spans)
+    _save_spans(conn, spans)
+
+
+def _retract_track_events(conn: sqlite3.Connection,
+                          event_ids: Sequence[int]) -> set[tuple[int, int]]:
+    """Take events about to be deleted out of track_daily; return the (profile_id, day)
+    pairs of active_days they may have made."""
+    # Imported here: the order value is the profiles package's rule, and profiles
+    # imports the store.
+    from ..profiles.step import order_value
+
+    marks = ",".join("?" * len(event_ids))
+    days = {(int(pid), int(ts) // DAY_MS) for pid, ts in conn.execute(
+        "SELECT pe.profile_id, pe.timestamp FROM profile_events pe "
+        f"JOIN events e ON e.id = pe.event_id WHERE pe.event_id IN ({marks}) "
+        "AND e.key_kind != ?", (*event_ids, _OWN))}
+    taken: Counter[tuple[int, str]] = Counter()
+    revenue: dict[tuple[int, str], float] = {}
+    for ts, name, properties in conn.execute(
+            "SELECT e.timestamp, e.event, json_extract(e.body, '$.properties') FROM events e "
+            f"WHERE e.id IN ({marks}) AND e.type = 'track' AND e.key_kind != ? "
+            "AND e.event IS NOT NULL "
+            "AND EXISTS (SELECT 1 FROM profile_events pe WHERE pe.event_id = e.id)",
+            (*event_ids, _OWN)):
+        key = (int(ts) // DAY_MS, str(name))
+        taken[key] += 1
+        revenue[key] = revenue.get(key, 0.0) + order_value(properties)
+    for (day, name), n in taken.items():
+        conn.execute("UPDATE track_daily SET count = count - ?, revenue = revenue - ? "
+                     "WHERE day = ? AND event = ?", (n, revenue[(day, name)], day, name))
+        conn.execute("DELETE FROM track_daily WHERE day = ? AND event = ? AND count <= 0",
+                     (day, name))
+    return days
+
+
+def _recheck_active_days(conn: sqlite3.Connection, days: Iterable[tuple[int, int]]) -> None:
+    """Drop the active days whose person has no own event left on that day."""
+    spans: Counter[tuple[int, int]] = Counter()
+    for pid, day in sorted(days):
+        if conn.execute(
+                "SELECT 1 FROM profile_events pe JOIN events e ON e.id = pe.event_id "
+                "WHERE pe.profile_id = ? AND pe.timestamp >= ? AND pe.timestamp < ? "
+                "AND e.key_kind != ? LIMIT 1",
+                (pid, day * DAY_MS, (day + 1) * DAY_MS, _OWN)).fetchone() is None:
+            _remove_active_day(conn, day, pid, spans)
+    _save_spans(conn, spans)
 
 
 # -- suppressions -----------------------------------------------------------------------

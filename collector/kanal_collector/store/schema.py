@@ -265,6 +265,104 @@ def _m006_outbox_provider_index(db: _Schema) -> None:
                "WHERE provider_id IS NOT NULL")
 
 
+def _m007_message_controls(db: _Schema) -> None:
+    # Journey controls (messages/controls.py): a send's priority (the daily budget goes
+    # to the highest) and what it does in quiet hours or over a cap (JSON), and a log of
+    # what the dispatcher decided about a row besides sending it (deferred, skipped).
+    db.execute("ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE outbox ADD COLUMN controls TEXT")
+    db.execute(
+        """CREATE TABLE outbox_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, outbox_id INTEGER NOT NULL,
+            at INTEGER NOT NULL, what TEXT NOT NULL, detail TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX outbox_log_row ON outbox_log(outbox_id)")
+    db.execute("CREATE INDEX outbox_profile_sent ON outbox(profile_id, sent_at)")
+    # The claim takes due rows highest priority first: one index range per priority
+    # (outbox.claim), instead of sorting every due row on each claim.
+    db.execute("CREATE INDEX outbox_claim ON outbox(state, channel, priority, next_attempt_at)")
+
+
+def _m008_reports(db: _Schema) -> None:
+    # Reports (reports/): marketing spend per channel, campaign or journey, entered by
+    # the admin API (kanal.toml's [costs] is read at report time), and the dashboard's
+    # sign-in sessions (a hash of the cookie's token, never the token).
+    db.execute(
+        """CREATE TABLE costs (
+            dimension TEXT NOT NULL, key TEXT NOT NULL, amount REAL NOT NULL,
+            currency TEXT, updated_at INTEGER NOT NULL,
+            PRIMARY KEY (dimension, key)
+        ) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE dashboard_sessions (
+            token_hash TEXT PRIMARY KEY, key_id INTEGER NOT NULL, csrf TEXT NOT NULL,
+            created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL
+        ) WITHOUT ROWID"""
+    )
+
+
+def _m009_daily_aggregates(db: _Schema) -> None:
+    # The KPI overview's daily figures, kept by the processor's profiles step so that the
+    # overview reads a few rows a day instead of the log (reports/kpis.py). Days are UTC
+    # day numbers (timestamp // 86 400 000). Only people's own events count (key_kind
+    # other than 'kanal'), and only those on a timeline (profile_events), as before.
+    #   active_days   one row per person and day they did something
+    #   active_spans  people active on `day` whose previous active day was `prev_day`
+    #                 (-2**40: none), so that distinct people over a window are a sum
+    #                 (store/profiles.py explains)
+    #   track_daily   track events per day and name; revenue is their order value
+    db.execute(
+        """CREATE TABLE active_days (
+            day INTEGER NOT NULL, profile_id INTEGER NOT NULL,
+            PRIMARY KEY (day, profile_id)
+        ) WITHOUT ROWID"""
+    )
+    # Merges and `kanal forget` find a person's rows by profile.
+    db.execute("CREATE INDEX active_days_profile ON active_days(profile_id)")
+    db.execute(
+        """CREATE TABLE active_spans (
+            day INTEGER NOT NULL, prev_day INTEGER NOT NULL, people INTEGER NOT NULL,
+            PRIMARY KEY (day, prev_day)
+        ) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE track_daily (
+            day INTEGER NOT NULL, event TEXT NOT NULL, count INTEGER NOT NULL,
+            revenue REAL NOT NULL, PRIMARY KEY (day, event)
+        ) WITHOUT ROWID"""
+    )
+    # Backfill from the timelines the processor has already built, so an upgraded
+    # database reports the same figures at once. The day is floored as Python floors.
+    day = ("CASE WHEN {t} >= 0 THEN {t} / 86400000 "
+           "ELSE ({t} + 1) / 86400000 - 1 END")
+    db.execute(
+        f"INSERT INTO active_days (day, profile_id) "
+        f"SELECT DISTINCT {day.format(t='pe.timestamp')}, pe.profile_id "
+        "FROM profile_events pe JOIN events e ON e.id = pe.event_id "
+        "WHERE e.key_kind != 'kanal'"
+    )
+    db.execute(
+        "INSERT INTO active_spans (day, prev_day, people) "
+        "SELECT day, prev_day, count(*) FROM (SELECT day, coalesce(lag(day) OVER "
+        f"(PARTITION BY profile_id ORDER BY day), {-(2 ** 40)}) AS prev_day "
+        "FROM active_days) GROUP BY day, prev_day"
+    )
+    # Imported here: the order value is the profiles package's rule, and profiles
+    # imports the store.
+    from ..profiles.step import order_value
+
+    db.conn.create_function("kanal_order_value", 1, order_value, deterministic=True)
+    db.execute(
+        f"INSERT INTO track_daily (day, event, count, revenue) "
+        f"SELECT {day.format(t='e.timestamp')} AS d, e.event, count(*), "
+        "total(kanal_order_value(json_extract(e.body, '$.properties'))) FROM events e "
+        "WHERE e.type = 'track' AND e.key_kind != 'kanal' AND e.event IS NOT NULL "
+        "AND e.id IN (SELECT event_id FROM profile_events) GROUP BY d, e.event"
+    )
+
+
 MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -272,6 +370,9 @@ MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m004_outbox,
     _m005_journeys,
     _m006_outbox_provider_index,
+    _m007_message_controls,
+    _m008_reports,
+    _m009_daily_aggregates,
 ]
 
 

@@ -1,0 +1,280 @@
+"""Journey funnels: runs entered → messages sent → delivered → opened → clicked → converted.
+
+Counted over the runs that entered in the window ([since_ms, until_ms), either side may
+be open), whatever happened to them later:
+
+    entered    runs that started
+    active     of those, runs still going
+    sent       outbox rows their send steps queued that were sent
+    delivered  sent rows with a delivery event ("Email Delivered", "SMS Delivered" from
+               the provider's callback, "Push Notification Sent", "Webhook Delivered",
+               "Message Delivered")
+    opened     sent rows with an "Email Opened" event (opens flagged as a bot — link
+               scanners, mail-privacy proxies — are not counted)
+    clicked    sent rows with an "Email Link Clicked" event (bots not counted either)
+    converted  runs that reached the journey's goal; revenue is the sum of theirs
+
+Per step, `reached` is the runs that got to the step. The run log names most steps a
+run took; a run that passed a wait leaves no line for it, so a run counts as having
+reached every step on the way to a step it is known to have reached (steps of a list
+run in order, and a branch is entered only through its step). Send steps also get
+sent / delivered / opened / clicked; every step gets the conversions and revenue of the
+runs that reached it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..journeys.definition import Journey, parse_journey
+from ..journeys.errors import JourneyFileError
+from ..store import journeys as journey_store
+from ..store import reports as store
+from ..store.reports import RunRow, SendRow
+
+log = logging.getLogger("kanal.reports")
+
+DELIVERED_EVENTS = ("Email Delivered", "SMS Delivered", "Push Notification Sent",
+                    "Webhook Delivered", "Message Delivered")
+"""The events that say a message reached the person's provider or device (see
+messages/delivery.py; "SMS Sent" only says the SMS provider took it)."""
+OPENED_EVENTS = ("Email Opened",)
+CLICKED_EVENTS = ("Email Link Clicked",)
+_STAGES = (("delivered", DELIVERED_EVENTS), ("opened", OPENED_EVENTS),
+           ("clicked", CLICKED_EVENTS))
+_SENT = "sent"
+
+
+def check_window(since_ms: int | None, until_ms: int | None) -> None:
+    """ValueError (naming the argument) for a bound that is no whole number of ms, or
+    an `until_ms` before `since_ms`."""
+    for value, name in ((since_ms, "since_ms"), (until_ms, "until_ms")):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{name} must be epoch milliseconds (an int) or None, "
+                             f"not {value!r}")
+    if since_ms is not None and until_ms is not None and until_ms < since_ms:
+        raise ValueError(f"until_ms ({until_ms}) must not be before since_ms ({since_ms})")
+
+
+def money(value: float) -> float:
+    """An amount of money as reports show it (2 decimals)."""
+    return round(float(value), 2)
+
+
+# -- journey definitions ------------------------------------------------------------------
+
+@dataclass
+class Tree:
+    """The steps of one journey version in file order, and how each is reached."""
+
+    journey: Journey | None
+    order: list[str] = field(default_factory=list)
+    path: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """step → the steps a run has taken when it gets there (the step itself last)."""
+
+    def passed(self, step: str) -> tuple[str, ...]:
+        """The steps a run that reached `step` has reached (just the step if unknown)."""
+        return self.path.get(step, (step,))
+
+
+def tree(journey: Journey | None) -> Tree:
+    """Walk a journey's step tree in file order (a step, then its branches, then the
+    step after it)."""
+    out = Tree(journey)
+    if journey is None:
+        return out
+    steps = journey.steps
+
+    def walk(start: str | None, cont: str | None, above: tuple[str, ...]) -> None:
+        passed = above
+        current = start
+        while current is not None and current != cont and current in steps \
+                and current not in out.path:
+            step = steps[current]
+            out.order.append(current)
+            out.path[current] = (*passed, current)
+            for branch in step.branches.values():
+                walk(branch, step.next, (*passed, current))
+            passed = (*passed, current)
+            current = step.next
+
+    walk(journey.first, None, ())
+    return out
+
+
+class Definitions:
+    """Parsed versions of journeys, read from the database as needed."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._trees: dict[tuple[str, int], Tree] = {}
+        self.current = {name: (version, enabled)
+                        for name, version, enabled in journey_store.current(conn)}
+
+    def tree(self, journey: str, version: int) -> Tree:
+        """The step tree of one version (empty when it can't be read)."""
+        key = (journey, version)
+        if key not in self._trees:
+            text = journey_store.version_text(self.conn, journey, version)
+            parsed: Journey | None = None
+            if text is not None:
+                try:
+                    parsed = parse_journey(text, source=f"{journey} v{version}", name=journey)
+                except JourneyFileError as exc:
+                    # A version stored by an older Kanal that today's rules reject: its
+                    # steps are still counted, only their order and kinds are unknown.
+                    log.warning("journey %s version %s can't be read: %s", journey,
+                                version, exc)
+            self._trees[key] = tree(parsed)
+        return self._trees[key]
+
+    def versions_newest_first(self, journey: str, extra: Iterable[int] = ()) -> list[Tree]:
+        """The current version's tree first, then the others that runs use, newest first."""
+        current = self.current.get(journey, (None, False))[0]
+        numbers = sorted(set(extra) - {current}, reverse=True)
+        if current is not None:
+            numbers.insert(0, current)
+        return [self.tree(journey, n) for n in numbers]
+
+
+# -- counting -----------------------------------------------------------------------------
+
+def engagement(conn: sqlite3.Connection, outbox_ids: set[int],
+               runs: Sequence[RunRow]) -> dict[str, set[int]]:
+    """{"delivered"|"opened"|"clicked": the outbox ids (of `outbox_ids`) with such an
+    event}."""
+    out: dict[str, set[int]] = {stage: set() for stage, _ in _STAGES}
+    if not outbox_ids:
+        return out
+    stage_of = {name: stage for stage, names in _STAGES for name in names}
+    triggers = [r.trigger_event for r in runs]
+    # Every delivery, open or click of a run's send is written after the event that
+    # started the run, so the log before the earliest trigger needn't be read.
+    after = 0 if not triggers or None in triggers else min(
+        t for t in triggers if t is not None)
+    for name, outbox_id, bot in store.outbox_events(conn, list(stage_of), after_event=after):
+        if outbox_id in outbox_ids and not bot:  # bots: scanners, mail-privacy proxies
+            out[stage_of[name]].add(outbox_id)
+    return out
+
+
+def _rate(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _totals(name: str, enabled: bool, runs: Sequence[RunRow], sends: Sequence[SendRow],
+            seen: Mapping[str, set[int]]) -> dict[str, Any]:
+    sent = {s.outbox_id for s in sends if s.state == _SENT}
+    converted = [r for r in runs if r.converted]
+    return {
+        "journey": name, "enabled": enabled, "entered": len(runs),
+        "active": sum(1 for r in runs if r.state == journey_store.ACTIVE),
+        "sent": len(sent),
+        **{stage: len(sent & seen[stage]) for stage, _ in _STAGES},
+        "converted": len(converted), "revenue": money(sum(r.revenue for r in converted)),
+        "conversion_rate": _rate(len(converted), len(runs)),
+    }
+
+
+def journeys_summary(conn: sqlite3.Connection, *, since_ms: int | None = None,
+                     until_ms: int | None = None) -> list[dict[str, Any]]:
+    """Every known journey's funnel totals for the runs that entered in the window,
+    by journey name."""
+    check_window(since_ms, until_ms)
+    runs = store.window_runs(conn, journey=None, since_ms=since_ms, until_ms=until_ms)
+    sends = store.window_sends(conn, journey=None, since_ms=since_ms, until_ms=until_ms)
+    seen = engagement(conn, {s.outbox_id for s in sends if s.state == _SENT}, runs)
+    runs_of: dict[str, list[RunRow]] = defaultdict(list)
+    for run in runs:
+        runs_of[run.journey].append(run)
+    journey_of = {r.id: r.journey for r in runs}
+    sends_of: dict[str, list[SendRow]] = defaultdict(list)
+    for send in sends:
+        sends_of[journey_of[send.run_id]].append(send)
+    return [_totals(name, enabled, runs_of[name], sends_of[name], seen)
+            for name, _, enabled in journey_store.current(conn)]
+
+
+def journey_funnel(conn: sqlite3.Connection, journey: str, *, since_ms: int | None = None,
+                   until_ms: int | None = None) -> dict[str, Any]:
+    """One journey's funnel: its totals and every step's numbers, steps in file order
+    (the current version's, then steps only older versions have). LookupError for a
+    journey Kanal doesn't know."""
+    check_window(since_ms, until_ms)
+    definitions = Definitions(conn)
+    if journey not in definitions.current:
+        raise LookupError(f"no journey named {journey!r}")
+    enabled = definitions.current[journey][1]
+    runs = store.window_runs(conn, journey=journey, since_ms=since_ms, until_ms=until_ms)
+    sends = store.window_sends(conn, journey=journey, since_ms=since_ms, until_ms=until_ms)
+    logged = store.logged_steps(conn, journey=journey, since_ms=since_ms, until_ms=until_ms)
+    seen = engagement(conn, {s.outbox_id for s in sends if s.state == _SENT}, runs)
+    trees = definitions.versions_newest_first(journey, {r.version for r in runs})
+
+    evidence: dict[int, set[str]] = defaultdict(set)
+    for run_id, step in logged:
+        evidence[run_id].add(step)
+    # Runs that left the same traces in the same version reached the same steps: count
+    # each such group once.
+    groups: dict[tuple[int, frozenset[str]], list[RunRow]] = defaultdict(list)
+    for run in runs:
+        known = evidence.get(run.id, set())
+        if run.step:
+            known = known | {run.step}
+        groups[(run.version, frozenset(known))].append(run)
+    reached: Counter[str] = Counter()
+    converted: Counter[str] = Counter()
+    revenue: defaultdict[str, float] = defaultdict(float)
+    for (version, traces), members in groups.items():
+        version_tree = definitions.tree(journey, version)
+        passed = {p for step in traces for p in version_tree.passed(step)}
+        won = [r for r in members if r.converted]
+        won_revenue = sum(r.revenue for r in won)
+        for step in passed:
+            reached[step] += len(members)
+            converted[step] += len(won)
+            revenue[step] += won_revenue
+
+    sends_by_step: dict[str, set[int]] = defaultdict(set)
+    for send in sends:
+        if send.state == _SENT:
+            sends_by_step[send.step].add(send.outbox_id)
+
+    rows = []
+    for step_id in _step_order(trees, set(reached) | set(sends_by_step)):
+        spec = next((t.journey.steps[step_id] for t in trees
+                     if t.journey is not None and step_id in t.journey.steps), None)
+        kind = None if spec is None else spec.kind
+        is_send = kind == "send"
+        sent = sends_by_step.get(step_id, set())
+        rows.append({
+            "step": step_id, "kind": kind,
+            "message": str(spec.spec["message"]) if spec is not None and is_send else None,
+            "channel": str(spec.spec["channel"]) if spec is not None and is_send else None,
+            "reached": reached[step_id],
+            "sent": len(sent),
+            **{stage: len(sent & seen[stage]) for stage, _ in _STAGES},
+            "converted": converted[step_id],
+            "revenue": money(revenue[step_id]),
+        })
+    return {"journey": journey, "totals": _totals(journey, enabled, runs, sends, seen),
+            "steps": rows}
+
+
+def _step_order(trees: Sequence[Tree], used: set[str]) -> list[str]:
+    """The current version's steps in file order, then steps of older versions that a
+    run in the window used, then any step no stored version names (sorted)."""
+    order: list[str] = []
+    listed: set[str] = set()
+    for i, version in enumerate(trees):
+        for step in version.order:
+            if step not in listed and (i == 0 or step in used):
+                order.append(step)
+                listed.add(step)
+    order += sorted(used - listed)
+    return order
