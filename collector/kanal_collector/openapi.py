@@ -55,7 +55,8 @@ def openapi_document() -> dict[str, Any]:
             "properties": {"userHash": {"type": "string"}},
             "additionalProperties": True,
         },
-        "Track": _message("track", {"event": {**name, "minLength": 1},
+        # Ingest refuses a name of only white space: the document says so too.
+        "Track": _message("track", {"event": {**name, "minLength": 1, "pattern": "\\S"},
                                     "properties": _OBJECT}, ["event"]),
         "Identify": _message("identify", {"traits": _OBJECT}, []),
         "Page": _message("page", {"name": name, "category": name,
