@@ -66,3 +66,58 @@ def cdnow_transactions() -> list[tuple[int, int, float]]:
         when = date(int(day[:4]), int(day[4:6]), int(day[6:]))
         rows.append((int(index), (when - EPOCH).days, float(dollars)))
     return rows
+
+
+# -- shops made of simulated customers ---------------------------------------------------
+
+DAY = 86_400_000
+
+
+def simulate_orders(customers: int, *, start_ms: int, end_ms: int, seed: int = 1,
+                    r: float = 0.6, alpha: float = 40.0, a: float = 0.9, b: float = 4.0,
+                    p: float = 3.0, q: float = 5.0, gamma: float = 40.0,
+                    ) -> list[tuple[str, int, float]]:
+    """(userId, order time ms, value) of customers who first buy at a uniform time in
+    [start_ms, end_ms) and then buy as BG/NBD (days) and spend as Gamma-Gamma say."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    first = rng.uniform(start_ms, end_ms, customers)
+    span = (end_ms - first) / DAY
+    lam = rng.gamma(r, 1 / alpha, customers)
+    drop = rng.beta(a, b, customers)
+    nu = rng.gamma(q, 1 / gamma, customers)
+    out: list[tuple[str, int, float]] = []
+    for i in range(customers):
+        user = f"c{i}"
+        out.append((user, int(first[i]), round(float(rng.gamma(p, 1 / nu[i])), 2)))
+        t = 0.0
+        while True:
+            t += rng.exponential(1 / lam[i])
+            if t > span[i]:
+                break
+            out.append((user, int(first[i] + t * DAY), round(float(rng.gamma(p, 1 / nu[i])), 2)))
+            if rng.random() < drop[i]:
+                break
+    return out
+
+
+def write_profiles(db: object, orders: list[tuple[str, int, float]]) -> dict[str, int]:
+    """Profiles holding these orders, written straight into the store (as the processor
+    would fold them: an order key per order); {userId: profile id}."""
+    from kanal_collector.store import profiles as store
+    from kanal_collector.store.db import transaction
+
+    by_user: dict[str, list[tuple[int, float]]] = {}
+    for user, ts, value in orders:
+        by_user.setdefault(user, []).append((ts, value))
+    ids: dict[str, int] = {}
+    conn = db.conn()  # type: ignore[attr-defined]
+    with transaction(conn):
+        for user, items in by_user.items():
+            state = {"first": min(t for t, _ in items), "last": max(t for t, _ in items),
+                     "orders": {f"o:{user}-{n}": [v, t] for n, (t, v) in enumerate(items)}}
+            pid = store.create_profile(conn, state["first"], state)
+            store.add_identities(conn, [("user_id", user, pid, None)])
+            ids[user] = pid
+    return ids

@@ -26,6 +26,7 @@ from ..profiles.segments import ProfileView, matches
 from ..profiles.state import computed, order_revenue, traits_of
 from ..profiles.step import KANAL_KEY_KIND, apply_own_traits
 from ..store import journeys as store
+from ..store import predict as predict_store
 from ..store import profiles as profile_store
 from ..store.events import EventRow, append_events
 from .definition import Journey, Step, event_matches, parse_journey
@@ -344,7 +345,8 @@ class Evaluator:
         def events(name: str, since: int) -> Iterator[dict[str, Any]]:
             return profile_store.profile_events_since(conn, profile_id, name, since)
 
-        return ProfileView(traits_of(state), computed(state), events)
+        scores = predict_store.computed_scores(conn, [profile_id]).get(profile_id)
+        return ProfileView(traits_of(state), computed(state, scores), events)
 
     def _date(self, conn: sqlite3.Connection, profile_id: int,
               spec: Mapping[str, Any]) -> int | None:

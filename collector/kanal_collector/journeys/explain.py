@@ -35,6 +35,7 @@ from ..profiles.views import lookup
 from ..store import explain as store
 from ..store import journeys as journey_store
 from ..store import outbox as outbox_store
+from ..store import predict as predict_store
 from ..store import profiles as profile_store
 from ..store.events import StoredEvent
 from .definition import Journey, Step, parse_journey
@@ -183,7 +184,8 @@ def explain(conn: sqlite3.Connection, user: str, journey: str, *,
                           " (none is loaded: `kanal journeys reload`)"))
     pid = resolve_person(conn, user)
     states = profile_store.load_states(conn, [pid])
-    comp = computed(states[pid]) if pid in states else {}
+    comp = (computed(states[pid], predict_store.computed_scores(conn, [pid]).get(pid))
+            if pid in states else {})
     tz = _zone(comp.get("timezone"))
     versions = _Versions(conn, journey)
     current_version, enabled, updated_at = state

@@ -27,6 +27,7 @@ from ..filestamp import Stamp, files_stamp
 from ..profiles.segments import ProfileView, matches
 from ..profiles.state import computed, traits_of
 from ..store import journeys as store
+from ..store import predict as predict_store
 from ..store import profiles as profile_store
 from ..store.db import Database, transaction
 from .definition import Journey, journey_files, load_directory
@@ -275,7 +276,8 @@ def _view(conn: sqlite3.Connection, pid: int, state: dict[str, Any]) -> ProfileV
     def events(name: str, since: int) -> Any:
         return profile_store.profile_events_since(conn, pid, name, since)
 
-    return ProfileView(traits_of(state), computed(state), events)
+    scores = predict_store.computed_scores(conn, [pid]).get(pid)
+    return ProfileView(traits_of(state), computed(state, scores), events)
 
 
 def _files_stamp(directory: Path) -> Stamp:

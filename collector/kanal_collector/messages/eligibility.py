@@ -18,6 +18,7 @@ from ..config import Config
 from ..profiles.identity import normalize_email, normalize_phone
 from ..profiles.privacy import is_suppressed
 from ..profiles.state import computed, traits_of
+from ..store import predict as predict_store
 from ..store import profiles as profile_store
 
 NO_PROFILE = "no profile"
@@ -108,7 +109,7 @@ def load_person(conn: sqlite3.Connection, profile_id: int) -> Person | None:
     pid = int(row["id"])
     state = row["state"]
     return Person(pid, profile_store.profile_identities(conn, pid), traits_of(state),
-                  computed(state))
+                  computed(state, predict_store.computed_scores(conn, [pid]).get(pid)))
 
 
 def recipient_of(person: Person, info: ChannelInfo) -> str | None:

@@ -24,12 +24,17 @@ class RebuildBusy(RuntimeError):
 
 
 def rebuild(conn: sqlite3.Connection, clock: Clock, *, batch_size: int = 2000,
-            progress: Callable[[int], None] | None = None) -> int:
+            progress: Callable[[int], None] | None = None,
+            before_segments: Callable[[sqlite3.Connection], object] | None = None) -> int:
     """Replay the log up to the processor's cursor; return how many events were replayed.
 
     The workers' lease is held meanwhile, so the live processor can't interleave; ingest
     goes on. Events after the cursor are left to the processor, so the two never apply
     an event twice. Interrupted, it leaves partial profiles: run it again.
+
+    The profiles get new ids, so their predictive scores are dropped with them;
+    `before_segments` runs once the profiles are rebuilt and before segments are
+    computed (`kanal profiles rebuild` recomputes the scores there: predict.rescore).
     """
     owner = f"rebuild:{socket.gethostname()}:{os.getpid()}"
     if not leases.acquire(conn, LEASE_NAME, owner, clock.now(), _LEASE_SECONDS):
@@ -54,6 +59,8 @@ def rebuild(conn: sqlite3.Connection, clock: Clock, *, batch_size: int = 2000,
                 progress(len(events))
             if not leases.acquire(conn, LEASE_NAME, owner, clock.now(), _LEASE_SECONDS):
                 raise RebuildBusy("lost the workers' lease during the rebuild; run it again")
+        if before_segments is not None:
+            before_segments(conn)
         sweep(conn, int(clock.now() * 1000), trigger=None, only_time_dependent=False)
         return done
     finally:

@@ -35,8 +35,19 @@ COMPUTED = {
     "last_order_at": "lastOrderAt", "origins": "origins",
     "preferred_channel": "preferredChannel", "language": "language",
     "timezone": "timezone", "country": "country",
+    # predictive scores (predict/), from the latest fit
+    "stage": "stage", "churn_risk": "churnRisk", "probability_active": "probabilityActive",
+    "expected_orders_90d": "expectedOrders90d", "expected_orders_365d": "expectedOrders365d",
+    "predicted_value": "predictedValue", "historic_value": "historicValue",
+    "next_order_at": "nextOrderAt", "recency_score": "recencyScore",
+    "frequency_score": "frequencyScore", "monetary_score": "monetaryScore",
 }
-TIME_FIELDS = frozenset({"first_seen", "last_seen", "last_order_at"})
+TIME_FIELDS = frozenset({"first_seen", "last_seen", "last_order_at", "next_order_at"})
+NAMED_VALUES = {
+    "stage": ("new", "active", "loyal", "champions", "at_risk", "about_to_lose", "lost"),
+    "churn_risk": ("low", "medium", "high"),
+}
+"""Computed values with a fixed set of names: a condition may only compare with those."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -71,6 +82,10 @@ class Segment:
         """The events its conditions count."""
         return set(_event_names(self.definition))
 
+    def computed_names(self) -> set[str]:
+        """The computed values its conditions read."""
+        return set(_field_names(self.definition, "computed"))
+
 
 def _time_dependent(node: Any) -> bool:
     if isinstance(node, dict):
@@ -82,16 +97,20 @@ def _time_dependent(node: Any) -> bool:
     return False
 
 
-def _event_names(node: Any) -> Iterator[str]:
+def _field_names(node: Any, field: str) -> Iterator[str]:
     if isinstance(node, dict):
-        if "event" in node:
-            yield node["event"]
+        if field in node:
+            yield node[field]
         for key in ("all", "any", "not"):
             if key in node:
-                yield from _event_names(node[key])
+                yield from _field_names(node[key], field)
     elif isinstance(node, list):
         for item in node:
-            yield from _event_names(item)
+            yield from _field_names(item, field)
+
+
+def _event_names(node: Any) -> Iterator[str]:
+    return _field_names(node, "event")
 
 
 def _check_ops(cond: dict[str, Any], where: str, allowed: tuple[str, ...]) -> None:
@@ -138,6 +157,7 @@ def _check(node: Any, where: str) -> dict[str, Any]:
         allowed = OPS + TIME_OPS if name in TIME_FIELDS else OPS
         _check_ops(node, where, allowed)
         _unknown(node, where, {"computed", *allowed})
+        _check_named(node, name, where)
     elif "event" in node:
         if not isinstance(node["event"], str) or not node["event"]:
             raise SegmentError(f"{where}.event: an event name")
@@ -164,6 +184,24 @@ def _check(node: Any, where: str) -> dict[str, Any]:
         raise SegmentError(f"{where}: a condition needs one of all, any, not, trait, "
                            "computed, event, subscribed, consent")
     return dict(node)
+
+
+def _check_named(node: dict[str, Any], name: str, where: str) -> None:
+    """A stage or churn risk is compared with one of its names (a typo matches nobody)."""
+    names = NAMED_VALUES.get(name)
+    if names is None:
+        return
+    for op in ("eq", "ne", "in", "not_in"):
+        if op not in node:
+            continue
+        values = node[op] if isinstance(node[op], list) else [node[op]]
+        for value in values:
+            if value not in names:
+                raise SegmentError(f"{where}.{op}: {name} is one of {', '.join(names)}, "
+                                   f"not {value!r}")
+    for op in ("gt", "gte", "lt", "lte", "contains"):
+        if op in node:
+            raise SegmentError(f"{where}.{op}: {name} is a name; use eq, ne, in or not_in")
 
 
 def _unknown(node: dict[str, Any], where: str, allowed: set[str]) -> None:

@@ -21,6 +21,7 @@ Layout (short keys: it is stored once per profile):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..store.events import StoredEvent
@@ -246,8 +247,18 @@ def merge_states(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def computed(state: dict[str, Any]) -> dict[str, Any]:
-    """The computed values of a profile, as the API and segments see them (ms times)."""
+SCORES = ("stage", "churnRisk", "probabilityActive", "expectedOrders90d",
+          "expectedOrders365d", "predictedValue", "historicValue", "nextOrderAt",
+          "recencyScore", "frequencyScore", "monetaryScore")
+"""Computed values that come from the latest predictive fit (store/predict.py), not from
+the state; None for a person the fit did not score."""
+
+
+def computed(state: dict[str, Any], scores: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The computed values of a profile, as the API and segments see them (ms times).
+
+    `scores` are the person's predictive scores (store.predict.computed_scores).
+    """
     orders = state.get("orders", {})
     revenue = round(sum(entry[0] for entry in orders.values()), 2)
     count = len(orders)
@@ -289,6 +300,7 @@ def computed(state: dict[str, Any]) -> dict[str, Any]:
         "country": place("country"),
         "subscriptions": subscriptions,
         "consent": {k: v[0] for k, v in sorted(state.get("consent", {}).items())},
+        **{name: (scores or {}).get(name) for name in SCORES},
     }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..clock import Clock, SystemClock
 from ..store import journeys as journey_store
+from ..store import predict as predict_store
 from ..store import profiles as store
 from ..store.events import EventRow, StoredEvent, append_events
 from .identity import Claims, claims_of, resolve
@@ -247,6 +248,15 @@ def _own_event_profile(graph: _SqlGraph, event: StoredEvent) -> int | None:
             found = graph.lookup(kind, value)
             if found is not None:
                 return found
+    # A person known only by email or phone (an imported customer list): Kanal's own
+    # segment and score events name the profile (following merges since).
+    props = event.body.get("properties")
+    pid = props.get("profileId") if isinstance(props, dict) else None
+    if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0:
+        pid = graph.final(pid)
+        if store.profile_row(graph.conn, pid) is not None:
+            return pid
+        return store.merged_into(graph.conn, pid)
     return None
 
 
@@ -277,7 +287,8 @@ def profile_view(conn: sqlite3.Connection, profile_id: int,
     def events(name: str, since: int) -> Any:
         return store.profile_events_since(conn, profile_id, name, since)
 
-    return ProfileView(traits_of(state), computed(state), events)
+    scores = predict_store.computed_scores(conn, [profile_id]).get(profile_id)
+    return ProfileView(traits_of(state), computed(state, scores), events)
 
 
 def evaluate(conn: sqlite3.Connection, segments: Sequence[Segment], profile_ids: Iterable[int],
@@ -306,9 +317,11 @@ def evaluate(conn: sqlite3.Connection, segments: Sequence[Segment], profile_ids:
             return iter(fetched[key][pid])
         return events
 
+    scores = predict_store.computed_scores(conn, pids)
     changed: list[tuple[str, int, bool]] = []
     for pid in pids:
-        view = ProfileView(traits_of(states[pid]), computed(states[pid]), reader(pid))
+        view = ProfileView(traits_of(states[pid]), computed(states[pid], scores.get(pid)),
+                           reader(pid))
         for segment in segments:
             member = matches(segment.definition, view, now_ms)
             if member != (segment.name in current[pid]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from ..store import predict as predict_store
 from ..store import profiles as store
 from ..store.events import StoredEvent, count_events
 from .identity import normalize_email, normalize_phone
@@ -50,7 +51,8 @@ def profile_json(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | 
         "traits": traits_of(state),
         "traitTimes": trait_times(state),
         "claimed": claimed_of(state),
-        "computed": computed(state),
+        "computed": computed(state, predict_store.computed_scores(conn, [profile_id])
+                             .get(profile_id)),
         "segments": [{"name": n, "enteredAt": t}
                      for n, t in store.profile_segments(conn, profile_id)],
         "merges": store.profile_merges(conn, profile_id),

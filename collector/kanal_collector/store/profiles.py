@@ -211,6 +211,8 @@ def merge_profiles(conn: sqlite3.Connection, into: int, other: int, *, event_id:
     conn.execute("UPDATE profile_events SET profile_id = ? WHERE profile_id = ?", (into, other))
     _move_active_days(conn, into, other)
     conn.execute("DELETE FROM segment_members WHERE profile_id = ?", (other,))
+    # The survivor keeps its own scores until the next fit sees the joined orders.
+    conn.execute("DELETE FROM predict_scores WHERE profile_id = ?", (other,))
     conn.execute("DELETE FROM profiles WHERE id = ?", (other,))
     if state is not None:
         conn.execute(
@@ -323,10 +325,10 @@ def profiles_of_events(conn: sqlite3.Connection, event_ids: Sequence[int]) -> se
 # -- rebuild and forget -----------------------------------------------------------------
 
 def clear_profiles(conn: sqlite3.Connection) -> None:
-    """Delete every profile, identity, timeline row, merge and membership, and the daily
-    aggregates built from the timelines (for rebuild)."""
+    """Delete every profile, identity, timeline row, merge, membership and score, and the
+    daily aggregates built from the timelines (for rebuild)."""
     for table in ("profile_events", "identities", "segment_members", "merges", "profiles",
-                  "active_days", "active_spans", "track_daily"):
+                  "active_days", "active_spans", "track_daily", "predict_scores"):
         conn.execute(f"DELETE FROM {table}")
     conn.execute("DELETE FROM sqlite_sequence WHERE name IN ('profiles', 'merges')")
 
@@ -349,6 +351,7 @@ def delete_profile(conn: sqlite3.Connection, profile_id: int) -> int:
     _move_active_days(conn, None, profile_id)
     conn.execute("DELETE FROM identities WHERE profile_id = ?", (profile_id,))
     conn.execute("DELETE FROM segment_members WHERE profile_id = ?", (profile_id,))
+    conn.execute("DELETE FROM predict_scores WHERE profile_id = ?", (profile_id,))
     conn.execute("DELETE FROM merges WHERE into_profile = ? OR from_profile = ?",
                  (profile_id, profile_id))
     conn.execute("DELETE FROM profiles WHERE id = ?", (profile_id,))

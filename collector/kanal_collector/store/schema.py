@@ -363,6 +363,44 @@ def _m009_daily_aggregates(db: _Schema) -> None:
     )
 
 
+def _m010_predict(db: _Schema) -> None:
+    # Predictive scores (predict/): one row per fit (its parameters, counts, distributions
+    # and calibration as JSON in `record`), and each customer's scores from the latest
+    # fit that reached them. Written only by a fit (`kanal predict fit`, or the fit's
+    # own process started on schedule by `kanal serve`) and by `kanal profiles rebuild`.
+    db.execute(
+        """CREATE TABLE predict_fits (
+            id INTEGER PRIMARY KEY,
+            model_version TEXT NOT NULL,
+            started_at INTEGER NOT NULL,
+            finished_at INTEGER,
+            as_of INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            message TEXT,
+            record TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE predict_scores (
+            profile_id INTEGER PRIMARY KEY,
+            fit_id INTEGER NOT NULL,
+            stage TEXT NOT NULL,
+            churn_risk TEXT,
+            recency_score INTEGER NOT NULL,
+            frequency_score INTEGER NOT NULL,
+            monetary_score INTEGER NOT NULL,
+            p_active REAL,
+            expected_90 REAL,
+            expected_365 REAL,
+            predicted_value REAL,
+            historic_value REAL NOT NULL,
+            next_order_at INTEGER,
+            inputs TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX predict_scores_fit ON predict_scores(fit_id)")
+
+
 MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -373,6 +411,7 @@ MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m007_message_controls,
     _m008_reports,
     _m009_daily_aggregates,
+    _m010_predict,
 ]
 
 

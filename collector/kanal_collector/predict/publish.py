@@ -1,0 +1,166 @@
+"""Writing a fit's scores: a chunk of people per transaction, with what follows from them.
+
+Each chunk's transaction stores the people's new scores, writes Kanal's own events for
+the stages and churn risks that changed (`Lifecycle Stage Changed`, `Churn Risk
+Changed`, key kind `kanal`, so journeys can start on them), and re-tests the segments
+that read scores for those people (their `Segment Entered` / `Exited` events too). A
+person's scores, events and memberships so change together; a write lock is held for
+one chunk at a time, so ingest goes on between chunks.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..own_events import own_event
+from ..profiles.segments import Segment
+from ..profiles.step import evaluate, load_definitions
+from ..store import predict as store
+from ..store import profiles as profile_store
+from ..store.db import transaction
+from ..store.events import EventRow, append_events
+from .data import DAY_MS
+from .scores import ScoreTable
+
+STAGE_CHANGED = "Lifecycle Stage Changed"
+RISK_CHANGED = "Churn Risk Changed"
+CHUNK = 2000
+_SEGMENT_NAMES = {"stage", "churn_risk", "probability_active", "expected_orders_90d",
+                  "expected_orders_365d", "predicted_value", "historic_value",
+                  "next_order_at", "recency_score", "frequency_score", "monetary_score"}
+
+
+@dataclass
+class Published:
+    """What writing the scores did."""
+
+    scored: int = 0
+    stage_events: int = 0
+    risk_events: int = 0
+    segment_changes: int = 0
+    removed: int = 0
+
+
+def score_segments(conn: sqlite3.Connection) -> list[Segment]:
+    """The segments whose conditions read a predictive score."""
+    return [s for s in load_definitions(conn) if s.computed_names() & _SEGMENT_NAMES]
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or not math.isfinite(float(value)) else float(value)
+
+
+def rows_of(table: ScoreTable) -> list[dict[str, Any]]:
+    """One predict_scores row per customer of the table (inputs included)."""
+    s = table.summary
+    out = []
+    for i in range(len(s)):
+        next_at = _number(table.next_order_at[i])
+        out.append({
+            "profile_id": int(s.profile_id[i]), "stage": table.stage[i],
+            "churn_risk": table.churn_risk[i],
+            "recency_score": int(table.recency_score[i]),
+            "frequency_score": int(table.frequency_score[i]),
+            "monetary_score": int(table.monetary_score[i]),
+            "p_active": _number(table.p_active[i]),
+            "expected_90": _number(table.expected_90[i]),
+            "expected_365": _number(table.expected_365[i]),
+            "predicted_value": _number(table.predicted_value[i]),
+            "historic_value": round(float(s.historic[i]), 2),
+            "next_order_at": None if next_at is None else int(next_at),
+            "inputs": {
+                "orders": int(s.orders[i]), "purchases": int(s.x[i]) + 1,
+                "repeatPurchases": int(s.x[i]),
+                "firstPurchase": int(s.first_day[i]) * DAY_MS,
+                "lastPurchase": int(s.last_day[i]) * DAY_MS,
+                "daysAsCustomer": int(s.T[i]), "daysSinceLastPurchase": int(s.recency[i]),
+                "repeatPurchasesWithValue": int(s.valued[i]),
+                "averageRepeatValue": _number(s.repeat_mean[i]),
+                "expectedPurchaseValue": _number(table.expected_spend[i]),
+            },
+        })
+    return out
+
+
+def publish(conn: sqlite3.Connection, fit_id: int, rows: Sequence[dict[str, Any]], *,
+            now_ms: int, stage_events: bool, risk_events: bool,
+            renew: Callable[[], None] | None = None,
+            progress: Callable[[int], None] | None = None) -> Published:
+    """Store the rows chunk by chunk (see the module's docstring), then drop the scores
+    of people this fit did not score. `stage_events` / `risk_events`: whether changes
+    become events (not when there was nothing to change from: a first fit, a rebuild)."""
+    segments = score_segments(conn)
+    source = profile_store.first_source(conn)
+    done = Published()
+    trigger = f"p{fit_id}"
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start:start + CHUNK]
+        with transaction(conn):
+            pids = [r["profile_id"] for r in chunk]
+            # A profile merged away or forgotten since it was read gets nothing.
+            alive = set(profile_store.load_states(conn, pids)) if chunk else set()
+            chunk = [r for r in chunk if r["profile_id"] in alive]
+            before = store.bands(conn, [r["profile_id"] for r in chunk])
+            store.put_scores(conn, fit_id, chunk)
+            events = _change_events(conn, chunk, before, source, fit_id, now_ms,
+                                    stage_events=stage_events, risk_events=risk_events,
+                                    counts=done)
+            if events:
+                append_events(conn, events)
+            if segments:
+                done.segment_changes += evaluate(conn, segments, [r["profile_id"] for r in chunk],
+                                                 now_ms, trigger=trigger)
+        done.scored += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
+        if renew is not None:
+            renew()
+    with transaction(conn):
+        stale = _unscored(conn, fit_id)
+        done.removed = store.delete_stale_scores(conn, fit_id)
+        if segments and stale:
+            done.segment_changes += evaluate(conn, segments, stale, now_ms, trigger=trigger)
+    return done
+
+
+def _unscored(conn: sqlite3.Connection, fit_id: int) -> list[int]:
+    return [int(r[0]) for r in conn.execute(
+        "SELECT profile_id FROM predict_scores WHERE fit_id <> ?", (fit_id,))]
+
+
+def _change_events(conn: sqlite3.Connection, rows: Sequence[dict[str, Any]],
+                   before: dict[int, tuple[str, str | None]], source: int | None,
+                   fit_id: int, now_ms: int, *, stage_events: bool, risk_events: bool,
+                   counts: Published) -> list[EventRow]:
+    if source is None or not (stage_events or risk_events):
+        return []
+    changes: list[tuple[int, str, str | None, str, dict[str, Any]]] = []
+    for row in rows:
+        pid = row["profile_id"]
+        old_stage, old_risk = before.get(pid, (None, None))
+        if stage_events and row["stage"] != old_stage:
+            changes.append((pid, STAGE_CHANGED, old_stage, row["stage"], {}))
+            counts.stage_events += 1
+        if risk_events and row["churn_risk"] is not None and row["churn_risk"] != old_risk:
+            changes.append((pid, RISK_CHANGED, old_risk, row["churn_risk"],
+                            {"probabilityActive": row["p_active"]}))
+            counts.risk_events += 1
+    if not changes:
+        return []
+    idents = profile_store.profiles_identities(conn, {c[0] for c in changes})
+    out = []
+    for pid, name, old, new, extra in changes:
+        ids = idents.get(pid, [])
+        kind = "stage" if name == STAGE_CHANGED else "risk"
+        out.append(own_event(
+            name=name, message_id=f"kanal-{kind}-{pid}-f{fit_id}", origin="server",
+            properties={"from": old, "to": new, "profileId": pid, "fitId": fit_id, **extra},
+            user_id=next((v for k, v in ids if k == "user_id"), None),
+            anonymous_id=next((v for k, v in ids if k == "anonymous_id"), None),
+            source_id=source, now_ms=now_ms))
+    return out
+
