@@ -25,6 +25,8 @@ from .journeys import Evaluator, JourneysStep, TimerWorker
 from .localtime import default_timezone
 from .messages import build_dispatcher
 from .messages.callbacks import callbacks_blueprint
+from .predict.schedule import PredictScheduler
+from .predict.settings import PredictSettings
 from .profiles import ProfilesStep, SegmentsStep, SegmentSweeper
 from .reports.attribution import AttributionSettings
 from .reports.costs import config_costs
@@ -48,6 +50,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     clock = clock or SystemClock()
     AttributionSettings.from_config(config)  # [attribution] and [costs]: a ConfigError
     config_costs(config)                     # now, not a 500 on the first report
+    predict = PredictSettings.from_config(config)
     db = Database(config.db, synchronous=config.synchronous, busy_timeout=config.busy_timeout)
     migrate(db.conn())
     wake = threading.Event()
@@ -76,7 +79,8 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
                     (dispatcher, threading.Event()),
                     (TimerWorker(db, clock, journeys_dir=config.journeys_dir,
                                  evaluator=Evaluator(clock=clock, default_timezone=zone)),
-                     threading.Event())],
+                     threading.Event()),
+                    (PredictScheduler(db, config, clock, settings=predict), threading.Event())],
         poll_interval=config.poll_interval, lease_seconds=config.lease_seconds,
     )
     app.wsgi_app = IngestMiddleware(app.wsgi_app, runtime)  # type: ignore[method-assign]

@@ -11,6 +11,8 @@ import click
 
 from .cli import _now_ms, _when, cli, common_options, with_db
 from .clock import SystemClock
+from .errors import KanalError
+from .predict.views import score_lines, scores_json
 from .profiles import importer
 from .profiles.privacy import forget as forget_person
 from .profiles.rebuild import RebuildBusy, rebuild
@@ -55,6 +57,7 @@ def profiles_show(db: Database, user: str, kind: str | None, limit: int,
     pid = _find(db, user, kind)
     profile = profile_json(conn, pid)
     assert profile is not None
+    profile["scores"] = scores_json(conn, pid)
     events = store.timeline(conn, pid, limit=limit)
     if as_json:
         profile["timeline"] = [timeline_json(e) for e in events]
@@ -84,6 +87,8 @@ def profiles_show(db: Database, user: str, kind: str | None, limit: int,
         click.echo("  consent " + ", ".join(f"{k}={v}" for k, v in c["consent"].items()))
     if profile["segments"]:
         click.echo("Segments: " + ", ".join(s["name"] for s in profile["segments"]))
+    if profile["scores"] is not None:
+        click.echo("Scores, " + "\n".join(score_lines(profile["scores"])))
     click.echo(f"Timeline (newest {len(events)}):")
     for e in events:
         who = e.user_id or f"anon:{e.anonymous_id}"
@@ -112,13 +117,26 @@ def profiles_export(db: Database, user: str, kind: str | None, output: str | Non
 @common_options
 @with_db
 def profiles_rebuild(db: Database) -> None:
-    """Recompute every profile, identity and segment from the event log."""
+    """Recompute every profile, identity and segment from the event log, and the
+    predictive scores with the latest fit's parameters and date (no refit)."""
+    from .predict.fit import hold_predict_lease, rescore
+
     conn = db.conn()
+    clock = SystemClock()
+    scored = 0
+
+    def scores(c: Any) -> None:
+        nonlocal scored
+        scored = rescore(c)
+
     try:
-        done = rebuild(conn, SystemClock())
-    except RebuildBusy as exc:
+        # No fit may write scores for the old profile ids while they are rebuilt.
+        with hold_predict_lease(conn, clock, "rebuild") as renew:
+            done = rebuild(conn, clock, progress=lambda n: renew(), before_segments=scores)
+    except (RebuildBusy, KanalError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"Rebuilt {store.count_profiles(conn)} profiles from {done} events.")
+    click.echo(f"Rebuilt {store.count_profiles(conn)} profiles from {done} events; "
+               f"{scored} people's predictive scores recomputed.")
 
 
 @cli.command("import")

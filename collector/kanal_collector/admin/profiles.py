@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import sqlite3
+from typing import Any
+
 from flask import Response, jsonify, request
 
 from ..errors import BadRequest, NotFound
-from ..profiles.views import export_json, lookup, profile_json, timeline_json
+from ..predict.views import scores_json
+from ..profiles.views import export_json, lookup, timeline_json
+from ..profiles.views import profile_json as _profile_json
 from ..runtime import get_runtime
 from ..store import profiles as store
 from .routes import _int_arg, admin_blueprint
+
+
+def profile_json(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | None:
+    """A profile as the API shows it: with its predictive scores and their inputs."""
+    profile = _profile_json(conn, profile_id)
+    if profile is not None:
+        profile["scores"] = scores_json(conn, profile_id)
+    return profile
 
 
 def _profile_or_404(profile_id: int) -> int:

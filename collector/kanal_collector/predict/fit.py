@@ -15,7 +15,8 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +110,19 @@ def lease_owner(what: str) -> str:
     return f"{what}:{socket.gethostname()}:{os.getpid()}"
 
 
+@contextmanager
+def hold_predict_lease(conn: sqlite3.Connection, clock: Clock,
+                       what: str) -> Iterator[Callable[[], None]]:
+    """Hold the `predict` lease (no fit runs meanwhile); yields its renew function.
+    FitBusy when a fit holds it."""
+    lease = _Lease(conn, clock, lease_owner(what))
+    lease.take()
+    try:
+        yield lease.renew
+    finally:
+        lease.release()
+
+
 def run_fit(db: Database, settings: PredictSettings, clock: Clock, *,
             progress: Progress | None = None) -> FitOutcome:
     """Fit, score and publish; FitBusy when another fit runs, FitFailed when it fails
@@ -132,6 +146,9 @@ def _fit(conn: sqlite3.Connection, settings: PredictSettings, clock: Clock, leas
     now_ms = int(clock.now() * 1000)
     previous = store.latest_fit(conn)
     with transaction(conn):
+        # With the lease held no other fit runs: one still `running` lost its process.
+        store.end_running_fits(conn, message="its process ended before it finished",
+                               at=now_ms)
         fit_id = store.create_fit(conn, model_version=MODEL_VERSION, started_at=now_ms,
                                   as_of=now_ms)
     timings: dict[str, float] = {}

@@ -95,6 +95,14 @@ def end_running_fits(conn: sqlite3.Connection, *, message: str, at: int) -> int:
 
 # -- the orders the models read ---------------------------------------------------------
 
+def order_count(conn: sqlite3.Connection) -> int:
+    """Orders people have sent, as the KPI overview's daily counters have them (cheap:
+    a few rows a day) — enough to tell that a shop is too small for a fit yet."""
+    row = conn.execute("SELECT coalesce(sum(count), 0) FROM track_daily "
+                       "WHERE event = 'Order Completed'").fetchone()
+    return int(row[0])
+
+
 def order_states(conn: sqlite3.Connection, *, after: int,
                  limit: int) -> list[tuple[int, dict[str, Any]]]:
     """(profile id, state) of profiles above `after` whose state may hold orders, by id.

@@ -1,0 +1,176 @@
+"""Scores in use: the refit schedule (a process of its own), `kanal predict …`,
+`kanal profiles show|rebuild`, the admin API, journeys and templates."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from predict_util import DAY, simulate_orders, write_profiles
+from profiles_util import T0
+
+from kanal_collector.cli import cli
+from kanal_collector.clock import FakeClock
+from kanal_collector.config import Config
+from kanal_collector.errors import ConfigError
+from kanal_collector.predict.fit import LEASE, run_fit
+from kanal_collector.predict.schedule import PredictScheduler
+from kanal_collector.predict.settings import PredictSettings
+from kanal_collector.store import keys as keystore
+from kanal_collector.store import leases
+from kanal_collector.store import predict as store
+from kanal_collector.store import profiles as profile_store
+from kanal_collector.store.db import Database, transaction
+from kanal_collector.store.schema import migrate
+
+END = T0 + 540 * DAY
+
+
+@pytest.fixture
+def shop_db(tmp_path: Path) -> Iterator[Path]:
+    """A database with 1,000 simulated customers' profiles."""
+    path = tmp_path / "kanal.db"
+    db = Database(path, synchronous="OFF")
+    migrate(db.conn())
+    keystore.create_source(db.conn(), "default", T0)
+    orders = simulate_orders(1000, start_ms=T0, end_ms=END, seed=3)
+    write_profiles(db, orders)
+    # the overview's order counters, as the processor would have kept them
+    with transaction(db.conn()):
+        profile_store.add_daily_activity(db.conn(), [], {
+            (END // DAY, "Order Completed"): (len(orders), sum(v for _, _, v in orders))})
+    db.close()
+    yield path
+
+
+def test_the_serving_process_never_imports_scipy(tmp_path: Path) -> None:
+    code = ("import sys; from pathlib import Path; from kanal_collector.app import create_app;"
+            "from kanal_collector.config import Config; import kanal_collector.server;"
+            f"create_app(Config(db=Path({str(tmp_path / 'k.db')!r})));"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def _wait(scheduler: PredictScheduler) -> None:
+    assert scheduler.process is not None
+    scheduler.process.wait(timeout=300)  # the fit's own process; no timing is asserted
+    scheduler.run_once()
+    assert scheduler.process is None
+
+
+def test_the_scheduler_refits_in_a_process_of_its_own(shop_db: Path) -> None:
+    clock = FakeClock(END / 1000)
+    db = Database(shop_db)
+    config = Config(db=shop_db, sections={"predict": {"refit_every": "1d"}})
+    scheduler = PredictScheduler(db, config, clock)
+    try:
+        scheduler.run_once()
+        assert scheduler.process is not None and scheduler.process.pid != os.getpid()
+        _wait(scheduler)
+        fit = store.latest_fit(db.conn())
+        assert fit is not None and fit["status"] == "done"
+        assert fit["asOf"] // 1000 == END // 1000  # the scheduler's "now", not the machine's
+        assert store.score_counts(db.conn())["stages"]
+        clock.advance(3600)
+        scheduler.run_once()
+        assert scheduler.process is None  # not due yet
+        clock.advance(86_400)
+        scheduler.run_once()
+        assert scheduler.process is not None
+        _wait(scheduler)
+        assert len(store.fits(db.conn())) == 2
+    finally:
+        scheduler.close()
+        db.close()
+
+
+def test_a_shop_with_fewer_orders_than_needed_customers_is_not_fitted(
+        shop_db: Path) -> None:
+    db = Database(shop_db)
+    config = Config(db=shop_db, sections={"predict": {"min_customers": 10**6}})
+    scheduler = PredictScheduler(db, config, FakeClock(END / 1000))
+    scheduler.run_once()
+    assert scheduler.process is None
+    db.close()
+
+
+def test_a_disabled_schedule_starts_nothing(shop_db: Path) -> None:
+    db = Database(shop_db)
+    config = Config(db=shop_db, sections={"predict": {"enabled": False}})
+    scheduler = PredictScheduler(db, config, FakeClock(END / 1000))
+    scheduler.run_once()
+    assert scheduler.process is None
+    db.close()
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ({"refit": "1d"}, "predict.refit is not a setting"),
+    ({"refit_every": "soon"}, "predict.refit_every: 'soon' is not a duration"),
+    ({"holdout": "12h"}, "predict.holdout must be a whole number of days"),
+    ({"min_customers": 0}, "predict.min_customers must be a whole number ≥ 1"),
+    ({"enabled": "yes"}, "predict.enabled must be true or false"),
+])
+def test_bad_settings_are_named(table: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        PredictSettings.from_config(Config(sections={"predict": table}))
+
+
+def run(db: Path, *args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(cli, [*args, "--db", str(db)])
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_the_predict_commands(shop_db: Path) -> None:
+    out = run(shop_db, "predict", "fit")
+    assert "Fit 1: done" in out and "churn risk: " in out
+    out = run(shop_db, "predict", "show", "c1")
+    for label in ("stage", "churn risk", "probability active", "expected orders",
+                  "predicted value", "historic value", "next order", "inputs:"):
+        assert f"  {label}" in out
+    data = json.loads(run(shop_db, "predict", "show", "c1", "--json"))
+    assert data["scores"]["fit"]["id"] == 1 and data["scores"]["inputs"]["purchases"] >= 1
+    assert "no profile has the identity 'nobody'" in run(
+        shop_db, "predict", "show", "nobody", code=1)
+    assert "Scores, fit 1" in run(shop_db, "profiles", "show", "c1")
+    assert json.loads(run(shop_db, "profiles", "show", "c1", "--json"))["scores"] is not None
+    # the calibration table, on the machine's clock: the orders are long past, so a
+    # holdout reaching back into them is needed
+    days = (int(time.time() * 1000) - END) // DAY + 120
+    out = run(shop_db, "predict", "calibrate", "--holdout", f"{days}d")
+    assert "repeat purchases" in out and "7+" in out
+    rows = run(shop_db, "predict", "calibrate", "--holdout", f"{days}d", "--format", "csv")
+    assert rows.splitlines()[0] == "repeat_purchases,customers,actual,predicted"
+    assert "--holdout: '10x' is not a duration" in run(
+        shop_db, "predict", "calibrate", "--holdout", "10x", code=1)
+
+
+def test_a_second_fit_meanwhile_is_refused_with_one_line(shop_db: Path) -> None:
+    db = Database(shop_db)
+    assert leases.acquire(db.conn(), LEASE, "fit:elsewhere:1", time.time(), 60)
+    out = run(shop_db, "predict", "fit", code=1)
+    assert out.strip().splitlines()[-1].startswith("Error: another fit is running")
+    assert "Traceback" not in out
+    out = run(shop_db, "profiles", "rebuild", code=1)
+    assert "another fit is running" in out
+    db.close()
+
+
+def test_profiles_rebuild_recomputes_the_scores(shop_db: Path) -> None:
+    db = Database(shop_db)
+    run_fit(db, PredictSettings(), FakeClock(END / 1000))
+    db.close()
+    out = run(shop_db, "profiles", "rebuild")
+    # write_profiles put the orders straight into the profiles (no events in the log),
+    # so the rebuilt profiles have none: the scores go with them
+    assert "0 people's predictive scores recomputed" in out
