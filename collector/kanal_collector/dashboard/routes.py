@@ -1,5 +1,5 @@
 """The dashboard's pages under /dashboard: sign-in, overview, journeys, attribution,
-experiments and costs. Server-rendered (Jinja, autoescaped), charts as inline SVG,
+experiments, predictions and costs. Server-rendered (Jinja, autoescaped), charts as inline SVG,
 no inline script (the page's data sits in a `<script type="application/json">` block).
 """
 
@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from flask import Blueprint, current_app, g, redirect, render_template, request
 from werkzeug.wrappers import Response
 
+from ..predict.settings import PredictSettings
+from ..predict.views import overview_json
+from ..profiles.segments import NAMED_VALUES
 from ..reports import views
 from ..reports.costs import delete_cost, set_cost
 from ..reports.window import WindowError, parse_window
@@ -296,6 +300,57 @@ def experiments() -> Response:
             f"{exp['journey']} / {exp['step']}: difference in conversion rate vs "
             f"{exp['control']} (confidence interval)", rows)})
     return _page("experiments.html", data=data, since=since, page="experiments", items=items)
+
+
+def _histogram(label: str, hist: dict[str, Any], series: str, *, digits: int = 2) -> Any:
+    edges, counts = hist.get("edges") or [], hist.get("counts") or []
+    columns = [(f"{edges[i]:.{digits}f}–{edges[i + 1]:.{digits}f}", {series: n})
+               for i, n in enumerate(counts)]
+    return charts.stacked_bars(label, columns)
+
+
+@dashboard_blueprint.get("/predict")
+def predict() -> Response:
+    """Predictive scores: stages, churn risk, distributions, stages per fit, calibration."""
+    runtime = get_runtime()
+    data = overview_json(runtime.db.conn(),
+                         min_customers=PredictSettings.from_config(runtime.config).min_customers)
+    counts = data["counts"]
+    dist = data["distributions"]
+    calibration = data.get("calibration") or {}
+    history = [(_day(h["asOf"]) + f" #{h['fitId']}", h["stages"]) for h in data["history"]]
+    return _page(
+        "predict.html", data=data, since=None, page="predict",
+        customers=sum(counts["stages"].values()), when=_when, day=_day_of,
+        stage_chart=charts.horizontal_bars(
+            "People per lifecycle stage",
+            [(s, counts["stages"].get(s, 0)) for s in NAMED_VALUES["stage"]]),
+        risk_chart=charts.horizontal_bars(
+            "People per churn risk",
+            [(r, counts["risks"].get(r, 0)) for r in NAMED_VALUES["churn_risk"]]),
+        active_chart=_histogram("Customers by probability active",
+                                dist.get("probabilityActive") or {}, "customers", digits=1),
+        value_chart=_histogram("Customers by predicted 365-day value",
+                               dist.get("predictedValue") or {}, "customers", digits=0),
+        history_chart=charts.stacked_bars("Lifecycle stages per fit", history),
+        calibration_chart=charts.grouped_bars(
+            "Mean orders per customer in the holdout, by repeat purchases before it",
+            [(str(r["repeat"]), {"actual": r["actual"] or 0, "predicted": r["predicted"] or 0})
+             for r in calibration.get("rows", [])], ["actual", "predicted"]),
+    )
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
+def _day_of(day: int) -> str:
+    return _day(day * 86_400_000)
+
+
+def _when(ms: int | None) -> str:
+    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime(
+        "%Y-%m-%d %H:%M UTC")
 
 
 @dashboard_blueprint.get("/costs")

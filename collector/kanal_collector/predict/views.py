@@ -120,3 +120,34 @@ def score_lines(scores: dict[str, Any]) -> list[str]:
         f"{i['daysAsCustomer']} days a customer, average repeat purchase "
         f"{'-' if average is None else f'{average:.2f}{money}'}")
     return lines
+
+
+def overview_json(conn: sqlite3.Connection, *, min_customers: int,
+                  history: int = 30) -> dict[str, Any]:
+    """The document of `GET /api/predict` and the dashboard's page: the latest fit, its
+    distributions and calibration, people per stage and churn risk now, and the stage
+    counts of the recent fits (oldest first)."""
+    latest = store.latest_fit(conn)
+    running = store.latest_fit(conn, statuses=("running",))
+    record = (latest or {}).get("record") or {}
+    recent = [f for f in store.fits(conn, limit=history) if f["status"] in store.FINISHED]
+    out: dict[str, Any] = {
+        "fit": None if latest is None else fit_summary(latest),
+        "running": None if running is None else {"id": running["id"],
+                                                 "startedAt": running["startedAt"]},
+        "counts": store.score_counts(conn),
+        "distributions": record.get("distributions") or {},
+        "calibration": record.get("calibration"),
+        "history": [{"fitId": f["id"], "asOf": f["asOf"], "status": f["status"],
+                     "stages": (f["record"].get("counts") or {}).get("stages", {}),
+                     "risks": (f["record"].get("counts") or {}).get("risks", {})}
+                    for f in reversed(recent)],
+        "notEnoughData": [],
+    }
+    if latest is None:
+        orders = store.order_count(conn)
+        out["notEnoughData"] = [f"no fit yet; {orders} orders so far "
+                                f"(the models need at least {min_customers} customers)"]
+    elif latest["status"] == "not_enough_data":
+        out["notEnoughData"] = list((record.get("sufficiency") or {}).get("missing") or [])
+    return out
