@@ -153,10 +153,14 @@ def test_sign_in_and_every_page(seeded: Collector, browser: Any) -> None:
 
         for path, title in [("/dashboard/journeys", "Journeys"),
                             ("/dashboard/experiments", "Experiments"),
+                            ("/dashboard/predict", "Predictions"),
                             ("/dashboard/costs", "Costs")]:
             response = page.goto(f"{seeded.url}{path}")
             assert response is not None and response.status == 200
             assert page.inner_text("h1") == title
+            if title == "Predictions":  # four orders: far from enough for the models
+                assert "Not enough data yet: no fit yet; 4 orders so far" in \
+                    page.inner_text("#not-enough")
 
         # a cost set on the page shows up in the API and in attribution's ROAS
         page.select_option("select[name=dimension]", "campaign")

@@ -174,3 +174,47 @@ def test_profiles_rebuild_recomputes_the_scores(shop_db: Path) -> None:
     # write_profiles put the orders straight into the profiles (no events in the log),
     # so the rebuilt profiles have none: the scores go with them
     assert "0 people's predictive scores recomputed" in out
+
+
+@pytest.mark.slow
+def test_kanal_serve_refits_off_the_request_path(tmp_path: Path) -> None:
+    """A real `kanal serve`: the fit runs in a process of its own (scipy never enters the
+    server's memory), ingest answers meanwhile, and the scores reach the admin API."""
+    import requests
+    from kanal_testing import start_collector
+
+    path = tmp_path / "kanal.db"
+    db = Database(path, synchronous="OFF")
+    migrate(db.conn())
+    now = int(time.time() * 1000)
+    orders = simulate_orders(600, start_ms=now - 500 * DAY, end_ms=now, seed=4)
+    ids = write_profiles(db, orders)
+    with transaction(db.conn()):
+        profile_store.add_daily_activity(db.conn(), [], {
+            (now // DAY, "Order Completed"): (len(orders), sum(v for _, _, v in orders))})
+    db.close()
+    (tmp_path / "kanal.toml").write_text('[predict]\ncurrency = "EUR"\n', encoding="utf-8")
+    collector = start_collector(path, env={"KANAL_CONFIG": str(tmp_path / "kanal.toml")})
+    try:
+        headers = {"Authorization": f"Bearer {collector.admin_key}"}
+        deadline = time.monotonic() + 240
+        answers = []
+        data: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            r = requests.post(f"{collector.url}/v1/track", auth=(collector.secret_key, ""),
+                              json={"userId": "c1", "event": "Product Viewed"}, timeout=30)
+            answers.append(r.status_code)
+            data = requests.get(f"{collector.url}/api/predict", headers=headers,
+                                timeout=30).json()
+            if data["fit"] is not None:
+                break
+            time.sleep(0.2)
+        assert data["fit"] is not None and data["fit"]["status"] == "done", data
+        assert set(answers) == {200}
+        maps = Path(f"/proc/{collector.process.pid}/maps").read_text()
+        assert "/scipy/" not in maps  # the fit's libraries never loaded here
+        person = requests.get(f"{collector.url}/api/predict/profiles/{ids['c1']}",
+                              headers=headers, timeout=30).json()
+        assert person["scores"]["fit"]["currency"] == "EUR"
+    finally:
+        collector.stop()
