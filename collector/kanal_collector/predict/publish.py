@@ -28,7 +28,8 @@ from .scores import ScoreTable
 
 STAGE_CHANGED = "Lifecycle Stage Changed"
 RISK_CHANGED = "Churn Risk Changed"
-CHUNK = 2000
+CHUNK = 500
+"""People per transaction: the write lock is held for a few milliseconds at a time."""
 _SEGMENT_NAMES = {"stage", "churn_risk", "probability_active", "expected_orders_90d",
                   "expected_orders_365d", "predicted_value", "historic_value",
                   "next_order_at", "recency_score", "frequency_score", "monetary_score"}
@@ -51,36 +52,40 @@ def score_segments(conn: sqlite3.Connection) -> list[Segment]:
 
 
 def _number(value: Any) -> float | None:
-    return None if value is None or not math.isfinite(float(value)) else float(value)
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def rows_of(table: ScoreTable) -> list[dict[str, Any]]:
     """One predict_scores row per customer of the table (inputs included)."""
     s = table.summary
+    columns = {name: values.tolist() for name, values in (
+        ("pid", s.profile_id), ("r", table.recency_score), ("f", table.frequency_score),
+        ("m", table.monetary_score), ("p", table.p_active), ("e90", table.expected_90),
+        ("e365", table.expected_365), ("value", table.predicted_value),
+        ("next", table.next_order_at), ("historic", s.historic), ("orders", s.orders),
+        ("x", s.x), ("first", s.first_day), ("last", s.last_day), ("T", s.T),
+        ("recency", s.recency), ("valued", s.valued), ("mean", s.repeat_mean),
+        ("spend", table.expected_spend))}
+    c = columns
     out = []
     for i in range(len(s)):
-        next_at = _number(table.next_order_at[i])
+        next_at = _number(c["next"][i])
         out.append({
-            "profile_id": int(s.profile_id[i]), "stage": table.stage[i],
-            "churn_risk": table.churn_risk[i],
-            "recency_score": int(table.recency_score[i]),
-            "frequency_score": int(table.frequency_score[i]),
-            "monetary_score": int(table.monetary_score[i]),
-            "p_active": _number(table.p_active[i]),
-            "expected_90": _number(table.expected_90[i]),
-            "expected_365": _number(table.expected_365[i]),
-            "predicted_value": _number(table.predicted_value[i]),
-            "historic_value": round(float(s.historic[i]), 2),
+            "profile_id": c["pid"][i], "stage": table.stage[i],
+            "churn_risk": table.churn_risk[i], "recency_score": c["r"][i],
+            "frequency_score": c["f"][i], "monetary_score": c["m"][i],
+            "p_active": _number(c["p"][i]), "expected_90": _number(c["e90"][i]),
+            "expected_365": _number(c["e365"][i]), "predicted_value": _number(c["value"][i]),
+            "historic_value": round(c["historic"][i], 2),
             "next_order_at": None if next_at is None else int(next_at),
             "inputs": {
-                "orders": int(s.orders[i]), "purchases": int(s.x[i]) + 1,
-                "repeatPurchases": int(s.x[i]),
-                "firstPurchase": int(s.first_day[i]) * DAY_MS,
-                "lastPurchase": int(s.last_day[i]) * DAY_MS,
-                "daysAsCustomer": int(s.T[i]), "daysSinceLastPurchase": int(s.recency[i]),
-                "repeatPurchasesWithValue": int(s.valued[i]),
-                "averageRepeatValue": _number(s.repeat_mean[i]),
-                "expectedPurchaseValue": _number(table.expected_spend[i]),
+                "orders": c["orders"][i], "purchases": int(c["x"][i]) + 1,
+                "repeatPurchases": int(c["x"][i]), "firstPurchase": c["first"][i] * DAY_MS,
+                "lastPurchase": c["last"][i] * DAY_MS, "daysAsCustomer": int(c["T"][i]),
+                "daysSinceLastPurchase": int(c["recency"][i]),
+                "repeatPurchasesWithValue": int(c["valued"][i]),
+                "averageRepeatValue": _number(c["mean"][i]),
+                "expectedPurchaseValue": _number(c["spend"][i]),
             },
         })
     return out
@@ -102,7 +107,7 @@ def publish(conn: sqlite3.Connection, fit_id: int, rows: Sequence[dict[str, Any]
         with transaction(conn):
             pids = [r["profile_id"] for r in chunk]
             # A profile merged away or forgotten since it was read gets nothing.
-            alive = set(profile_store.load_states(conn, pids)) if chunk else set()
+            alive = store.existing_profiles(conn, pids)
             chunk = [r for r in chunk if r["profile_id"] in alive]
             before = store.bands(conn, [r["profile_id"] for r in chunk])
             store.put_scores(conn, fit_id, chunk)

@@ -124,6 +124,16 @@ def scan_ids(conn: sqlite3.Connection, *, after: int, limit: int) -> list[int]:
 
 # -- scores -----------------------------------------------------------------------------
 
+def existing_profiles(conn: sqlite3.Connection, profile_ids: Sequence[int]) -> set[int]:
+    """Which of these profiles exist (not merged away or forgotten)."""
+    out: set[int] = set()
+    for chunk in _chunks(sorted(set(profile_ids)), 500):
+        marks = ",".join("?" * len(chunk))
+        out.update(int(r[0]) for r in conn.execute(
+            f"SELECT id FROM profiles WHERE id IN ({marks})", chunk))
+    return out
+
+
 def computed_scores(conn: sqlite3.Connection,
                     profile_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """{profile id: {computed name: value}} of the profiles that have scores."""
