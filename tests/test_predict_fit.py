@@ -297,3 +297,27 @@ def test_one_fit_at_a_time(shop: Log) -> None:
     with pytest.raises(FitBusy, match="another fit is running"):
         _fit(shop)
     assert store.latest_fit(shop.conn) is None
+
+
+def test_events_reach_people_known_only_by_email(shop: Log) -> None:
+    """An imported customer list has no userId: the score events name the profile, and
+    the processor files them on that profile's timeline (journeys see them there)."""
+    with transaction(shop.conn):
+        shop.conn.execute("UPDATE identities SET kind = 'email', value = value || '@example.com'")
+    _fit(shop)
+    shop.clock.advance(120 * 86_400)
+    now = int(shop.clock.now() * 1000)
+    with transaction(shop.conn):  # some order again, so stages move
+        states = profile_store.load_states(shop.conn, range(1, 301))
+        for state in states.values():
+            state["orders"]["o:again"] = [25.0, now]
+        profile_store.save_states(shop.conn, states)
+    _fit(shop)
+    events = _events(shop, "Lifecycle Stage Changed")
+    assert events and all("userId" not in e and "anonymousId" not in e for e in events)
+    shop.process()
+    on_timeline = shop.conn.execute(
+        "SELECT count(*) FROM profile_events pe JOIN events e ON e.id = pe.event_id "
+        "WHERE e.event = 'Lifecycle Stage Changed' "
+        "AND e.body LIKE '%\"profileId\":' || pe.profile_id || ',%'").fetchone()
+    assert on_timeline[0] == len(events)

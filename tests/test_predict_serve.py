@@ -218,3 +218,15 @@ def test_kanal_serve_refits_off_the_request_path(tmp_path: Path) -> None:
         assert person["scores"]["fit"]["currency"] == "EUR"
     finally:
         collector.stop()
+
+
+def test_show_says_not_enough_data_yet(shop_db: Path) -> None:
+    (shop_db.parent / "small.toml").write_text("[predict]\nmin_repeat_customers = 100000\n",
+                                              encoding="utf-8")
+    result = CliRunner().invoke(cli, ["predict", "fit", "--db", str(shop_db), "--config",
+                                      str(shop_db.parent / "small.toml")])
+    assert result.exit_code == 0 and "not_enough_data" in result.output
+    out = run(shop_db, "predict", "show", "c1")
+    assert "churn risk          not enough data yet (" in out
+    assert "repeat customers (need 100000)" in out
+    assert "  stage               " in out and "not enough" not in out.split("\n")[1]
