@@ -148,3 +148,21 @@ def test_templates_see_the_scores(kanal_app: App) -> None:
     assert scores is not None
     assert text == (f"{scores['stage']} {scores['churnRisk']} "
                     f"{scores['predictedValue']:.2f}")
+
+
+def test_journey_files_name_stages_correctly(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kanal_collector.cli import cli
+
+    path = tmp_path / "risky.yaml"
+    path.write_text("trigger: {event: Lifecycle Stage Changed}\n"
+                    "steps:\n"
+                    "  - if: {computed: stage, in: [at_risk, slipping]}\n"
+                    "    then: [{exit: gone}]\n"
+                    "  - wait_until: {computed: next_order_at, offset: -2d}\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["journeys", "validate", str(path),
+                                      "--db", str(tmp_path / "k.db")])
+    assert result.exit_code == 1
+    assert (f"{path}:3: steps[0].if: in: stage is one of new, active, loyal, champions, "
+            "at_risk, about_to_lose, lost, not 'slipping'") in result.output
