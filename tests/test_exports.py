@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("package", ["kanal_collector"])
+@pytest.mark.parametrize("package", ["kanal_collector", "kanal_collector.predict"])
 def test_all_is_sorted_and_importable(package: str) -> None:
     module = importlib.import_module(package)
     names = module.__all__
