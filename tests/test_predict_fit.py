@@ -262,7 +262,18 @@ def test_rebuild_recomputes_the_same_scores(tmp_path: Path) -> None:
             log.add(event="Order Completed", user_id=user, trusted=True, ts=ts,
                     properties={"order_id": f"{user}-{ts}", "revenue": value})
         log.process()
+        definitions = parse_segments({"segments": [
+            {"name": "leaving", "all": [{"computed": "churn_risk", "eq": "high"}]}]})
+        with transaction(log.conn):
+            profile_store.put_segment_definitions(
+                log.conn, {s.name: s.definition for s in definitions}, END)
         _fit(log, min_customers=100, min_repeat_customers=20)
+        log.process()
+        members = profile_store.segment_counts(log.conn)
+        assert members["leaving"] > 0
+
+        def events() -> int:
+            return int(log.conn.execute("SELECT count(*) FROM events").fetchone()[0])
 
         def by_user() -> dict[str, Any]:
             out = {}
@@ -274,9 +285,11 @@ def test_rebuild_recomputes_the_same_scores(tmp_path: Path) -> None:
                 out[user] = d
             return out
 
-        before = by_user()
+        before, logged = by_user(), events()
         rebuild(log.conn, log.clock, before_segments=rescore)
         assert by_user() == before
+        assert events() == logged  # a rebuild writes nothing to the log
+        assert profile_store.segment_counts(log.conn) == members
     finally:
         log.close()
 

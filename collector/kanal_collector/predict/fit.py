@@ -297,5 +297,6 @@ def rescore(conn: sqlite3.Connection, *, progress: Callable[[int], None] | None 
     summary = summarize(read_customers(conn), int(latest["asOf"]) // DAY_MS)
     table = score(summary, models_of(latest["record"]))
     done = publish(conn, int(latest["id"]), rows_of(table), now_ms=int(latest["asOf"]),
-                   stage_events=False, risk_events=False, progress=progress)
+                   stage_events=False, risk_events=False, segments=False,
+                   progress=progress)
     return done.scored

@@ -92,13 +92,14 @@ def rows_of(table: ScoreTable) -> list[dict[str, Any]]:
 
 
 def publish(conn: sqlite3.Connection, fit_id: int, rows: Sequence[dict[str, Any]], *,
-            now_ms: int, stage_events: bool, risk_events: bool,
+            now_ms: int, stage_events: bool, risk_events: bool, segments: bool = True,
             renew: Callable[[], None] | None = None,
             progress: Callable[[int], None] | None = None) -> Published:
     """Store the rows chunk by chunk (see the module's docstring), then drop the scores
     of people this fit did not score. `stage_events` / `risk_events`: whether changes
-    become events (not when there was nothing to change from: a first fit, a rebuild)."""
-    segments = score_segments(conn)
+    become events (not when there was nothing to change from: a first fit, a rebuild);
+    `segments`: whether to re-test segments (a rebuild computes them all afterwards)."""
+    to_test = score_segments(conn) if segments else []
     source = profile_store.first_source(conn)
     done = Published()
     trigger = f"p{fit_id}"
@@ -116,8 +117,8 @@ def publish(conn: sqlite3.Connection, fit_id: int, rows: Sequence[dict[str, Any]
                                     counts=done)
             if events:
                 append_events(conn, events)
-            if segments:
-                done.segment_changes += evaluate(conn, segments, [r["profile_id"] for r in chunk],
+            if to_test:
+                done.segment_changes += evaluate(conn, to_test, [r["profile_id"] for r in chunk],
                                                  now_ms, trigger=trigger)
         done.scored += len(chunk)
         if progress is not None:
@@ -127,8 +128,8 @@ def publish(conn: sqlite3.Connection, fit_id: int, rows: Sequence[dict[str, Any]
     with transaction(conn):
         stale = _unscored(conn, fit_id)
         done.removed = store.delete_stale_scores(conn, fit_id)
-        if segments and stale:
-            done.segment_changes += evaluate(conn, segments, stale, now_ms, trigger=trigger)
+        if to_test and stale:
+            done.segment_changes += evaluate(conn, to_test, stale, now_ms, trigger=trigger)
     return done
 
 
