@@ -154,7 +154,7 @@ def _fit(conn: sqlite3.Connection, settings: PredictSettings, clock: Clock, leas
     timings: dict[str, float] = {}
     try:
         started = time.perf_counter()
-        customers = read_customers(conn)
+        customers = read_customers(conn, on_chunk=_every(10 * READ_CHUNK, "profiles read", say))
         timings["read"] = time.perf_counter() - started
         say(f"Read {len(customers)} customers' orders.")
         thresholds = Thresholds(settings.min_customers, settings.min_history_days,
@@ -175,7 +175,9 @@ def _fit(conn: sqlite3.Connection, settings: PredictSettings, clock: Clock, leas
         started = time.perf_counter()
         published = publish(conn, fit_id, rows, now_ms=now_ms,
                             stage_events=previous is not None,
-                            risk_events=had_models, renew=lease.renew)
+                            risk_events=had_models, renew=lease.renew,
+                            progress=_every(max(len(rows) // 10, 1), "people scored", say,
+                                            of=len(rows)))
         timings["publish"] = time.perf_counter() - started
         record = _record(settings, thresholds, models, table, calibration.as_dict(), timings)
         record["published"] = {"scored": published.scored, "stageEvents": published.stage_events,
@@ -203,6 +205,22 @@ def _fit(conn: sqlite3.Connection, settings: PredictSettings, clock: Clock, leas
             log.exception("predictive fit %s failed", fit_id)
             raise FitFailed(f"fit {fit_id} failed: {text}") from exc
         raise
+
+
+def _every(step: int, what: str, say: Progress, *, of: int | None = None
+           ) -> Callable[[int], None]:
+    """A progress callback that says how far it got each `step` items."""
+    done = 0
+    mark = step
+
+    def advance(n: int) -> None:
+        nonlocal done, mark
+        done += n
+        if done >= mark:
+            say(f"{done:,}{'' if of is None else f' of {of:,}'} {what}")
+            mark = (done // step + 1) * step
+
+    return advance
 
 
 def _fit_line(models: Models) -> str:

@@ -7,6 +7,7 @@ Reads only what a fit stored (no numpy, no scipy): the serving process imports t
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,9 +71,9 @@ def score_lines(scores: dict[str, Any]) -> list[str]:
     money = f" {fit['currency']}" if fit.get("currency") else ""
     why = scores["notEnoughData"]
 
-    def model(text: str, present: bool) -> str:
+    def model(text: Callable[[], str], present: bool) -> str:
         if present:
-            return text
+            return text()
         return f"{NOT_ENOUGH} ({'; '.join(why)})" if why else "-"
 
     bands = fit.get("riskBands") or {}
@@ -92,18 +93,18 @@ def score_lines(scores: dict[str, Any]) -> list[str]:
                     f"{bands.get('highBelow')}")
     else:
         risk_why = ""
-    lines.append("  churn risk          " + model(f"{v['churnRisk']}  ({risk_why})",
-                                                  v["churnRisk"] is not None))
+    lines.append("  churn risk          " + model(
+        lambda: f"{v['churnRisk']}  ({risk_why})", v["churnRisk"] is not None))
     lines.append("  probability active  " + model(
-        f"{p:.3f}" + ("  (no repeat purchase yet: BG/NBD cannot tell)"
-                      if i["repeatPurchases"] == 0 else ""), p is not None))
+        lambda: f"{p:.3f}" + ("  (no repeat purchase yet: BG/NBD cannot tell)"
+                              if i["repeatPurchases"] == 0 else ""), p is not None))
     lines.append("  expected orders     " + model(
-        f"{v['expectedOrders90d']:.2f} in 90 days, {v['expectedOrders365d']:.2f} in 365 "
-        "days", v["expectedOrders365d"] is not None))
+        lambda: f"{v['expectedOrders90d']:.2f} in 90 days, {v['expectedOrders365d']:.2f} "
+                "in 365 days", v["expectedOrders365d"] is not None))
     value, spend = v["predictedValue"], i.get("expectedPurchaseValue")
     lines.append("  predicted value     " + model(
-        f"{value:.2f}{money} in 365 days ({v['expectedOrders365d']:.2f} purchases × "
-        f"{(spend or 0):.2f}{money})" if value is not None else "", value is not None))
+        lambda: f"{value:.2f}{money} in 365 days ({v['expectedOrders365d']:.2f} purchases "
+                f"× {(spend or 0):.2f}{money})", value is not None))
     lines.append(f"  historic value      {v['historicValue']:.2f}{money}")
     if v["nextOrderAt"] is not None:
         next_order = f"{_day(v['nextOrderAt'])}  (when an active customer's expected " \
@@ -111,7 +112,7 @@ def score_lines(scores: dict[str, Any]) -> list[str]:
     elif p is not None:
         next_order = "-  (P(active) below 0.5)"
     else:
-        next_order = model("", False)
+        next_order = model(lambda: "", False)
     lines.append(f"  next order          {next_order}")
     average = i["averageRepeatValue"]
     lines.append(
