@@ -13,9 +13,9 @@ written straight into a fresh SQLite file, plus as many visitors without orders.
     baseline: read    SELECT the states that hold orders (the fit's first query), rows only
     read + decode     predict.fit.read_customers: the same rows, JSON decoded, orders by day
     fit               summarise, fit BG/NBD and Gamma-Gamma (scipy), RFM edges
-    score             every customer's scores and rows
+    score             every customer's scores (arrays)
     calibrate         a second fit on the training period, and the holdout comparison
-    publish           write the scores, chunk by chunk (a first fit: no change events)
+    publish           make the rows and write them, chunk by chunk (a first fit: no events)
     run_fit           all of it, as `kanal predict fit` runs it
 
 With --ingest N a `kanal serve` process runs on an N-customer file; single-event ingest
@@ -47,7 +47,7 @@ from kanal_collector.predict import bgnbd
 from kanal_collector.predict.calibration import calibrate
 from kanal_collector.predict.data import DAY_MS, summarize
 from kanal_collector.predict.fit import read_customers, run_fit
-from kanal_collector.predict.publish import publish, rows_of
+from kanal_collector.predict.publish import publish
 from kanal_collector.predict.scores import Thresholds, fit_models, score
 from kanal_collector.predict.settings import PredictSettings
 from kanal_collector.store import predict as store
@@ -125,12 +125,12 @@ def stages(path: Path, now: int) -> dict[str, float]:
     thresholds = Thresholds()
     summary = summarize(customers, now // DAY_MS)  # type: ignore[arg-type]
     models = timed(t, "fit", lambda: fit_models(summary, thresholds))
-    rows = timed(t, "score", lambda: rows_of(score(summary, models)))  # type: ignore[arg-type]
+    table = timed(t, "score", lambda: score(summary, models))  # type: ignore[arg-type]
     timed(t, "calibrate", lambda: calibrate(customers, now // DAY_MS, 90,  # type: ignore[arg-type]
                                             thresholds))
     with transaction(conn):
         fit_id = store.create_fit(conn, model_version="bench", started_at=now, as_of=now)
-    timed(t, "publish", lambda: publish(conn, fit_id, rows, now_ms=now,  # type: ignore[arg-type]
+    timed(t, "publish", lambda: publish(conn, fit_id, table, now_ms=now,  # type: ignore[arg-type]
                                         stage_events=False, risk_events=False))
     db.close()
     copy = path.with_name("copy.db")

@@ -31,7 +31,7 @@ from . import bgnbd, gammagamma
 from .calibration import calibrate
 from .data import DAY_MS, Customer, customer_from_state, summarize
 from .errors import FitBusy, FitFailed
-from .publish import publish, rows_of
+from .publish import publish
 from .rfm import Edges
 from .scores import (
     RISK_HIGH_BELOW,
@@ -165,7 +165,6 @@ def _fit(conn: sqlite3.Connection, settings: PredictSettings, clock: Clock, leas
         timings["fit"] = time.perf_counter() - started
         started = time.perf_counter()
         table = score(summary, models)
-        rows = rows_of(table)
         timings["score"] = time.perf_counter() - started
         started = time.perf_counter()
         calibration = calibrate(customers, now_ms // DAY_MS, settings.holdout_days, thresholds)
@@ -173,11 +172,11 @@ def _fit(conn: sqlite3.Connection, settings: PredictSettings, clock: Clock, leas
         say(_fit_line(models))
         had_models = bool(previous and previous["record"].get("bgnbd"))
         started = time.perf_counter()
-        published = publish(conn, fit_id, rows, now_ms=now_ms,
+        published = publish(conn, fit_id, table, now_ms=now_ms,
                             stage_events=previous is not None,
                             risk_events=had_models, renew=lease.renew,
-                            progress=_every(max(len(rows) // 10, 1), "people scored", say,
-                                            of=len(rows)))
+                            progress=_every(max(len(summary) // 10, 1), "people scored",
+                                            say, of=len(summary)))
         timings["publish"] = time.perf_counter() - started
         record = _record(settings, thresholds, models, table, calibration.as_dict(), timings)
         record["published"] = {"scored": published.scored, "stageEvents": published.stage_events,
@@ -314,7 +313,7 @@ def rescore(conn: sqlite3.Connection, *, progress: Callable[[int], None] | None 
         return 0
     summary = summarize(read_customers(conn), int(latest["asOf"]) // DAY_MS)
     table = score(summary, models_of(latest["record"]))
-    done = publish(conn, int(latest["id"]), rows_of(table), now_ms=int(latest["asOf"]),
+    done = publish(conn, int(latest["id"]), table, now_ms=int(latest["asOf"]),
                    stage_events=False, risk_events=False, segments=False,
                    progress=progress)
     return done.scored

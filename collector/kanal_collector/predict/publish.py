@@ -55,10 +55,12 @@ def _number(value: Any) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def rows_of(table: ScoreTable) -> list[dict[str, Any]]:
-    """One predict_scores row per customer of the table (inputs included)."""
+def rows_of(table: ScoreTable, start: int = 0, stop: int | None = None
+            ) -> list[dict[str, Any]]:
+    """One predict_scores row per customer of the table (inputs included), for the
+    customers [start, stop)."""
     s = table.summary
-    columns = {name: values.tolist() for name, values in (
+    columns = {name: values[start:stop].tolist() for name, values in (
         ("pid", s.profile_id), ("r", table.recency_score), ("f", table.frequency_score),
         ("m", table.monetary_score), ("p", table.p_active), ("e90", table.expected_90),
         ("e365", table.expected_365), ("value", table.predicted_value),
@@ -67,12 +69,13 @@ def rows_of(table: ScoreTable) -> list[dict[str, Any]]:
         ("recency", s.recency), ("valued", s.valued), ("mean", s.repeat_mean),
         ("spend", table.expected_spend))}
     c = columns
+    stages, risks = table.stage[start:stop], table.churn_risk[start:stop]
     out = []
-    for i in range(len(s)):
+    for i in range(len(c["pid"])):
         next_at = _number(c["next"][i])
         out.append({
-            "profile_id": c["pid"][i], "stage": table.stage[i],
-            "churn_risk": table.churn_risk[i], "recency_score": c["r"][i],
+            "profile_id": c["pid"][i], "stage": stages[i],
+            "churn_risk": risks[i], "recency_score": c["r"][i],
             "frequency_score": c["f"][i], "monetary_score": c["m"][i],
             "p_active": _number(c["p"][i]), "expected_90": _number(c["e90"][i]),
             "expected_365": _number(c["e365"][i]), "predicted_value": _number(c["value"][i]),
@@ -91,11 +94,13 @@ def rows_of(table: ScoreTable) -> list[dict[str, Any]]:
     return out
 
 
-def publish(conn: sqlite3.Connection, fit_id: int, rows: Sequence[dict[str, Any]], *,
+def publish(conn: sqlite3.Connection, fit_id: int, table: ScoreTable, *,
             now_ms: int, stage_events: bool, risk_events: bool, segments: bool = True,
             renew: Callable[[], None] | None = None,
             progress: Callable[[int], None] | None = None) -> Published:
-    """Store the rows chunk by chunk (see the module's docstring), then drop the scores
+    """Store the table's scores chunk by chunk (see the module's docstring; each chunk's
+    rows are made as it is written, so a million customers' rows never sit in memory at
+    once), then drop the scores
     of people this fit did not score. `stage_events` / `risk_events`: whether changes
     become events (not when there was nothing to change from: a first fit, a rebuild);
     `segments`: whether to re-test segments (a rebuild computes them all afterwards)."""
@@ -103,8 +108,8 @@ def publish(conn: sqlite3.Connection, fit_id: int, rows: Sequence[dict[str, Any]
     source = profile_store.first_source(conn)
     done = Published()
     trigger = f"p{fit_id}"
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start:start + CHUNK]
+    for start in range(0, len(table.summary), CHUNK):
+        chunk = rows_of(table, start, start + CHUNK)
         with transaction(conn):
             pids = [r["profile_id"] for r in chunk]
             # A profile merged away or forgotten since it was read gets nothing.
