@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from kanal_collector.config import Config
-from kanal_collector.store.db import connect
+from kanal_collector.store.connection import connect_sqlite as connect
 from kanal_collector.store.schema import migrate
 from kanal_collector.workers import PROCESSOR_CURSOR
 
@@ -261,7 +261,7 @@ def sample_rows(db: Path, n: int) -> list[tuple[Any, ...]]:
 @contextmanager
 def raw_database(path: Path, synchronous: str) -> Iterator[sqlite3.Connection]:
     """A fresh file with Kanal's schema and pragmas and the source the rows point at."""
-    conn = connect(path, synchronous=synchronous)
+    conn = connect(str(path), synchronous=synchronous)
     try:
         migrate(conn)
         yield conn

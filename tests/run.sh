@@ -15,7 +15,7 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 python3 -m venv .venv
-.venv/bin/python -m pip install -q -e '.[server,test]'
+.venv/bin/python -m pip install -q -e '.[server,postgres,test]'
 
 if [ -f js_snippet/package-lock.json ] && command -v npm >/dev/null 2>&1; then
   (cd js_snippet && npm ci --no-audit --no-fund --loglevel=error >/dev/null)

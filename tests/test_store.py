@@ -10,13 +10,14 @@ import pytest
 
 from kanal_collector.store import keys as keystore
 from kanal_collector.store import leases
-from kanal_collector.store.db import connect, transaction
+from kanal_collector.store.connection import connect_sqlite as connect
+from kanal_collector.store.db import transaction
 from kanal_collector.store.schema import MIGRATIONS, migrate, schema_version
 
 
 @pytest.fixture
 def conn(tmp_path: Path) -> sqlite3.Connection:
-    c = connect(tmp_path / "k.db")
+    c = connect(str(tmp_path / "k.db"))
     migrate(c)
     yield c  # type: ignore[misc]
     c.close()
@@ -34,7 +35,7 @@ def test_concurrent_first_migrations(tmp_path: Path) -> None:
     errors: list[BaseException] = []
 
     def run() -> None:
-        c = connect(tmp_path / "race.db")
+        c = connect(str(tmp_path / "race.db"))
         try:
             migrate(c)
         except BaseException as exc:  # noqa: BLE001 - collected for the assertion

@@ -26,8 +26,9 @@ def common_options(func: F) -> F:
     """--db and --config, shared by every command."""
     func = click.option("--config", "config_path", type=click.Path(dir_okay=False),
                         help="Config file (default ./kanal.toml or $KANAL_CONFIG).")(func)
-    func = click.option("--db", type=click.Path(dir_okay=False),
-                        help="SQLite database file (default ./kanal.db or $KANAL_DB).")(func)
+    func = click.option("--db", metavar="PATH|URL",
+                        help="SQLite file or postgresql:// URL "
+                             "(default ./kanal.db or $KANAL_DB).")(func)
     return func
 
 
@@ -43,7 +44,7 @@ def _database(config: Config) -> Database:
     try:
         migrate(db.conn())
     except Exception as exc:
-        raise click.ClickException(f"cannot open {config.db}: {exc}") from None
+        raise click.ClickException(f"cannot open {db.display}: {exc}") from None
     return db
 
 

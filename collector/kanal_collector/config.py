@@ -38,7 +38,8 @@ _FILE_KEYS: dict[str, tuple[str | None, str]] = {
 class Config:
     """Everything the collector reads at start; built once and passed in."""
 
-    db: Path = Path("kanal.db")
+    db: str = "kanal.db"
+    """A SQLite file, or a PostgreSQL URL (postgresql://user@host/name)."""
     journeys_dir: Path = Path("journeys")
     host: str = "127.0.0.1"
     port: int = 8000

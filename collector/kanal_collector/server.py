@@ -13,6 +13,7 @@ from waitress.server import create_server
 from .app import close_app, create_app, start_workers
 from .config import Config
 from .runtime import Runtime
+from .store.db import masked
 from .store.keys import bootstrap
 
 log = logging.getLogger("kanal.server")
@@ -51,7 +52,7 @@ def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
     if config.run_workers:
         start_workers(app)
     previous = signal.signal(signal.SIGTERM, _stop)
-    echo(f"Kanal listening on http://{host}:{port} (database {config.db})")
+    echo(f"Kanal listening on http://{host}:{port} (database {masked(config.db)})")
     sys.stdout.flush()
     try:
         server.run()  # returns on SIGTERM/Ctrl-C (waitress closes itself)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sqlite3
 import threading
 import time
 import uuid
@@ -27,6 +26,7 @@ from typing import Protocol
 
 from .clock import Clock
 from .store import leases
+from .store.connection import DB_ERRORS, Connection
 from .store.cursors import get_position, set_position
 from .store.db import Database, transaction
 from .store.events import StoredEvent, events_after
@@ -46,7 +46,7 @@ class Step(Protocol):
 
     name: str
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Write what `events` change; never commit (the processor does)."""
         ...
 
@@ -70,7 +70,7 @@ class StatsStep:
 
     name = "stats"
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Count the batch by UTC day, origin and type."""
         counts: Counter[tuple[int, str, str]] = Counter()
         for event in events:
@@ -100,7 +100,7 @@ class Processor:
         self.cursor = cursor
         self.ingest_busy = ingest_busy
         self.last_batch_seconds = 0.0
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
 
     def pause(self) -> float:
         """Seconds to rest after a batch: ingest goes first while it is busy.
@@ -184,7 +184,7 @@ class Supervisor:
         self._workers_stop = threading.Event()
         self._running: list[_Running] = []
         self._thread: threading.Thread | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self.holds_lease = False
         self.errors = 0
 
@@ -211,7 +211,7 @@ class Supervisor:
             if self.holds_lease:
                 try:
                     leases.release(self._conn, LEASE_NAME, self.owner)
-                except sqlite3.Error:
+                except DB_ERRORS:
                     log.exception("could not release the workers' lease")
             self._conn.close()
 
@@ -220,7 +220,7 @@ class Supervisor:
         try:
             held = leases.acquire(self._conn, LEASE_NAME, self.owner, self.clock.now(),
                                   self.lease_seconds)
-        except sqlite3.Error:
+        except DB_ERRORS:
             log.exception("could not renew the workers' lease")
             held = False
         if held and not self.holds_lease:

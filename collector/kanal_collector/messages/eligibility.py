@@ -9,7 +9,6 @@ transactional messages ignore unsubscribes and consent, never suppression), and
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from ..profiles.identity import normalize_email, normalize_phone
 from ..profiles.privacy import is_suppressed
 from ..profiles.state import computed, traits_of
 from ..store import profiles as profile_store
+from ..store.connection import Connection
 
 NO_PROFILE = "no profile"
 NO_RECIPIENT = "no recipient"
@@ -97,7 +97,7 @@ class Person:
         return next((v for k, v in self.identities if k == "user_id"), None)
 
 
-def load_person(conn: sqlite3.Connection, profile_id: int) -> Person | None:
+def load_person(conn: Connection, profile_id: int) -> Person | None:
     """The person behind a profile id (following merges), or None when gone."""
     row = profile_store.profile_row(conn, profile_id)
     if row is None:
@@ -131,7 +131,7 @@ def recipient_of(person: Person, info: ChannelInfo) -> str | None:
     return current if current in values else values[0]
 
 
-def check(conn: sqlite3.Connection, person: Person, info: ChannelInfo, *, kind: str,
+def check(conn: Connection, person: Person, info: ChannelInfo, *, kind: str,
           topic: str | None, policy: Policy) -> tuple[str | None, str | None]:
     """(recipient, None) when the message may go out, else (recipient, reason)."""
     recipient = recipient_of(person, info)
@@ -157,7 +157,7 @@ def check(conn: sqlite3.Connection, person: Person, info: ChannelInfo, *, kind: 
     return recipient, None
 
 
-def _suppressed(conn: sqlite3.Connection, person: Person, info: ChannelInfo,
+def _suppressed(conn: Connection, person: Person, info: ChannelInfo,
                 recipient: str) -> bool:
     if not profile_store.any_suppressions(conn):
         return False

@@ -25,13 +25,13 @@ Register a hook for every dispatcher built by `kanal serve` with `register_befor
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+from ..store.connection import Connection
 from ..store.outbox import OutboxRow
 
-BeforeSend = Callable[[sqlite3.Connection, OutboxRow, dict[str, Any]], dict[str, Any]]
+BeforeSend = Callable[[Connection, OutboxRow, dict[str, Any]], dict[str, Any]]
 
 before_send: list[BeforeSend] = []
 """The hooks `build_dispatcher` hands to the dispatcher, in order."""

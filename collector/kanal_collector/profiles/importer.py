@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 from ..clock import utc_iso
 from ..ingest.spec import TYPES, InvalidMessage, normalize, parse_time
+from ..store.connection import Connection
 from ..store.db import transaction
 from ..store.events import EventRow, append_events
 from .identity import clean_id, normalize_email, normalize_phone
@@ -193,7 +193,7 @@ def to_event(row: dict[str, Any], *, source_id: int, received_ms: int,
                     timestamp, received_ms, body)
 
 
-def import_file(conn: sqlite3.Connection, path: str | Path, *, source_id: int,
+def import_file(conn: Connection, path: str | Path, *, source_id: int,
                 received_ms: int, chunk: int = 500, dry_run: bool = False,
                 progress: Callable[[int], None] | None = None) -> ImportReport:
     """Import a CSV or JSON-lines file; one transaction per `chunk` rows."""

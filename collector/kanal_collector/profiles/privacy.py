@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from ..store import journeys, outbox
 from ..store import profiles as store
+from ..store.connection import Connection
 from ..store.db import transaction
 from .identity import normalize_email, normalize_phone
 from .step import identity_hash
@@ -22,7 +22,7 @@ class Forgotten:
     events_deleted: int
 
 
-def forget(conn: sqlite3.Connection, value: str, now_ms: int, *,
+def forget(conn: Connection, value: str, now_ms: int, *,
            kind: str | None = None) -> Forgotten:
     """Delete the person known by `value` (any identity) and suppress their identities.
 
@@ -59,7 +59,7 @@ def _guess(value: str, kind: str | None) -> list[tuple[str, str]]:
     return out
 
 
-def is_suppressed(conn: sqlite3.Connection, kind: str, value: str) -> bool:
+def is_suppressed(conn: Connection, kind: str, value: str) -> bool:
     """True when this identity was forgotten."""
     secret = store.suppression_secret(conn)
     return bool(store.suppressed(conn, [identity_hash(secret, kind, value)]))

@@ -13,13 +13,13 @@ import hashlib
 import hmac
 import json
 import math
-import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..clock import Clock, SystemClock
 from ..store import journeys as journey_store
 from ..store import profiles as store
+from ..store.connection import Connection
 from ..store.events import EventRow, StoredEvent, append_events
 from .identity import Claims, claims_of, resolve
 from .segments import ProfileView, Segment, matches
@@ -44,7 +44,7 @@ class _SqlGraph:
     end of the batch (`flush`), each touched profile once.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.idents: dict[tuple[str, str], int | None] = {}
         self.identified: dict[int, bool] = {}
@@ -141,7 +141,7 @@ class ProfilesStep:
 
     name = "profiles"
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Resolve and fold the batch; drop (and delete) events of forgotten people."""
         graph = _SqlGraph(conn)
         claimed = [(e, claims_of(e)) for e in events]
@@ -205,7 +205,7 @@ def order_value(properties: Any) -> float:
     return value if math.isfinite(value) else 0.0
 
 
-def _add_daily_activity(conn: sqlite3.Connection,
+def _add_daily_activity(conn: Connection,
                         own: Sequence[tuple[int, StoredEvent]]) -> None:
     """The batch's share of the overview's daily aggregates: the days each person was
     active, and track events (count, order value) per day and name."""
@@ -250,7 +250,7 @@ def _own_event_profile(graph: _SqlGraph, event: StoredEvent) -> int | None:
     return None
 
 
-def _suppressed_events(conn: sqlite3.Connection,
+def _suppressed_events(conn: Connection,
                        claimed: Sequence[tuple[StoredEvent, Claims]]) -> set[int]:
     if not store.any_suppressions(conn):
         return set()
@@ -264,13 +264,13 @@ def _suppressed_events(conn: sqlite3.Connection,
 
 # -- segments ---------------------------------------------------------------------------
 
-def load_definitions(conn: sqlite3.Connection) -> list[Segment]:
+def load_definitions(conn: Connection) -> list[Segment]:
     """The segments stored by `kanal segments apply`."""
     return [Segment(name, definition) for name, _, definition
             in store.segment_definitions(conn)]
 
 
-def profile_view(conn: sqlite3.Connection, profile_id: int,
+def profile_view(conn: Connection, profile_id: int,
                  state: dict[str, Any]) -> ProfileView:
     """What segment conditions read about a profile."""
 
@@ -280,7 +280,7 @@ def profile_view(conn: sqlite3.Connection, profile_id: int,
     return ProfileView(traits_of(state), computed(state), events)
 
 
-def evaluate(conn: sqlite3.Connection, segments: Sequence[Segment], profile_ids: Iterable[int],
+def evaluate(conn: Connection, segments: Sequence[Segment], profile_ids: Iterable[int],
              now_ms: int, *, trigger: str | None) -> int:
     """Re-test profiles against segments and record changes; returns how many changed.
 
@@ -361,7 +361,7 @@ class SegmentsStep:
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or SystemClock()
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Re-test every profile the batch touched; write entered/exited events."""
         segments = load_definitions(conn)
         if not segments:
@@ -372,7 +372,7 @@ class SegmentsStep:
                  trigger=f"e{events[-1].id}")
 
 
-def sweep(db_conn: sqlite3.Connection, now_ms: int, *, segments: Sequence[Segment] | None = None,
+def sweep(db_conn: Connection, now_ms: int, *, segments: Sequence[Segment] | None = None,
           trigger: str | None, chunk: int = 500, only_time_dependent: bool = True) -> int:
     """Re-test all profiles against (time-dependent) segments, one transaction a chunk."""
     from ..store.db import transaction
@@ -406,7 +406,7 @@ class SegmentSweeper:
         self.clock = clock
         self.interval = interval
         self.next_due = 0.0
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
 
     def run_once(self) -> int:
         """Sweep when due; return 0 when there was nothing to do."""

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from ..store import profiles as store
+from ..store.connection import Connection
 from ..store.events import StoredEvent, count_events
 from .identity import normalize_email, normalize_phone
 from .state import claimed_of, computed, trait_times, traits_of
 
 
-def lookup(conn: sqlite3.Connection, value: str, kind: str | None = None) -> int | None:
+def lookup(conn: Connection, value: str, kind: str | None = None) -> int | None:
     """The profile of any identity: a userId, email, phone, anonymousId or push token."""
     if kind is not None and kind not in store.KINDS:
         raise ValueError(f"kind must be one of {', '.join(store.KINDS)}, not {kind!r}")
@@ -36,7 +36,7 @@ def lookup(conn: sqlite3.Connection, value: str, kind: str | None = None) -> int
     return None
 
 
-def profile_json(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | None:
+def profile_json(conn: Connection, profile_id: int) -> dict[str, Any] | None:
     """Everything shown about a profile (not its events)."""
     row = store.profile_row(conn, profile_id)
     if row is None:
@@ -69,7 +69,7 @@ def timeline_json(event: StoredEvent) -> dict[str, Any]:
     }
 
 
-def export_json(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | None:
+def export_json(conn: Connection, profile_id: int) -> dict[str, Any] | None:
     """Everything held about a person: profile, identities, merges, segments, events."""
     profile = profile_json(conn, profile_id)
     if profile is None:
@@ -84,7 +84,7 @@ def export_json(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | N
     return profile
 
 
-def snapshot(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def snapshot(conn: Connection) -> list[dict[str, Any]]:
     """Every profile in a form independent of profile ids (rebuild == live tests)."""
     out: list[dict[str, Any]] = []
     after = 0

@@ -6,9 +6,9 @@ is no session (and is deleted when looked up).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
+from .connection import Connection
 from .db import transaction
 
 
@@ -23,7 +23,7 @@ class DashboardSession:
     expires_at: int
 
 
-def create_session(conn: sqlite3.Connection, token_hash: str, key_id: int, csrf: str,
+def create_session(conn: Connection, token_hash: str, key_id: int, csrf: str,
                    now_ms: int, expires_at: int) -> None:
     """Store a new session (and drop expired ones while the write lock is held)."""
     with transaction(conn):
@@ -33,7 +33,7 @@ def create_session(conn: sqlite3.Connection, token_hash: str, key_id: int, csrf:
             "VALUES (?, ?, ?, ?, ?)", (token_hash, key_id, csrf, now_ms, expires_at))
 
 
-def live_session(conn: sqlite3.Connection, token_hash: str,
+def live_session(conn: Connection, token_hash: str,
                  now_ms: int) -> DashboardSession | None:
     """The session with this token hash while it is unexpired and its admin key live."""
     row = conn.execute(
@@ -50,14 +50,14 @@ def live_session(conn: sqlite3.Connection, token_hash: str,
     return DashboardSession(str(row[0]), int(row[1]), str(row[2]), int(row[3]), int(row[4]))
 
 
-def delete_session(conn: sqlite3.Connection, token_hash: str) -> bool:
+def delete_session(conn: Connection, token_hash: str) -> bool:
     """End a session; False when there was none."""
     with transaction(conn):
         cur = conn.execute("DELETE FROM dashboard_sessions WHERE token_hash = ?", (token_hash,))
         return cur.rowcount > 0
 
 
-def count_sessions(conn: sqlite3.Connection, key_id: int | None = None) -> int:
+def count_sessions(conn: Connection, key_id: int | None = None) -> int:
     """Stored sessions (of one key, or all)."""
     if key_id is None:
         row = conn.execute("SELECT COUNT(*) FROM dashboard_sessions").fetchone()

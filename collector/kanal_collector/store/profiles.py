@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from .connection import Connection
+from .dialect import SQLITE
 from .events import _COLUMNS, StoredEvent, _stored
 
 # Identity kinds, in the order a bare value given by an operator is looked up.
@@ -45,19 +46,20 @@ def _loads(text: str) -> Any:
         return json.loads(text)
 
 
-def widen_cache(conn: sqlite3.Connection, mib: int = 64) -> None:
+def widen_cache(conn: Connection, mib: int = 64) -> None:
     """Give a connection a page cache of `mib` MiB (SQLite's default is 2 MiB).
 
     A processor batch touches hundreds of profiles, identities and timeline pages spread
     over the tables; with the default cache they are re-read from the OS and spilled
     mid-transaction, which costs more system time than the batch's Python work.
     """
-    conn.execute(f"PRAGMA cache_size = -{int(mib) * 1024}")
+    if conn.dialect.name == SQLITE:  # PostgreSQL's cache is the server's shared_buffers
+        conn.execute(f"PRAGMA cache_size = -{int(mib) * 1024}")
 
 
 # -- identities -------------------------------------------------------------------------
 
-def identity_profile(conn: sqlite3.Connection, kind: str, value: str) -> int | None:
+def identity_profile(conn: Connection, kind: str, value: str) -> int | None:
     """The profile an identity points at, or None."""
     row = conn.execute(
         "SELECT profile_id FROM identities WHERE kind = ? AND value = ?", (kind, value)
@@ -65,7 +67,7 @@ def identity_profile(conn: sqlite3.Connection, kind: str, value: str) -> int | N
     return None if row is None else int(row[0])
 
 
-def identity_profiles(conn: sqlite3.Connection,
+def identity_profiles(conn: Connection,
                       keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """The profile of each of these (kind, value) identities that exists."""
     by_kind: dict[str, set[str]] = {}
@@ -82,7 +84,7 @@ def identity_profiles(conn: sqlite3.Connection,
     return out
 
 
-def add_identities(conn: sqlite3.Connection,
+def add_identities(conn: Connection,
                    rows: Sequence[tuple[str, str, int, int | None]]) -> None:
     """Point new identities at profiles: (kind, value, profile_id, first event id)."""
     conn.executemany(
@@ -91,7 +93,7 @@ def add_identities(conn: sqlite3.Connection,
     )
 
 
-def add_identity(conn: sqlite3.Connection, kind: str, value: str, profile_id: int,
+def add_identity(conn: Connection, kind: str, value: str, profile_id: int,
                  event_id: int | None) -> None:
     """Point an identity at a profile (it must not point anywhere yet)."""
     conn.execute(
@@ -100,7 +102,7 @@ def add_identity(conn: sqlite3.Connection, kind: str, value: str, profile_id: in
     )
 
 
-def profile_identities(conn: sqlite3.Connection, profile_id: int) -> list[tuple[str, str]]:
+def profile_identities(conn: Connection, profile_id: int) -> list[tuple[str, str]]:
     """(kind, value) of every identity of a profile, sorted."""
     return [(str(k), str(v)) for k, v in conn.execute(
         "SELECT kind, value FROM identities WHERE profile_id = ? ORDER BY kind, value",
@@ -108,7 +110,7 @@ def profile_identities(conn: sqlite3.Connection, profile_id: int) -> list[tuple[
     )]
 
 
-def identified_profiles(conn: sqlite3.Connection, profile_ids: Iterable[int]) -> set[int]:
+def identified_profiles(conn: Connection, profile_ids: Iterable[int]) -> set[int]:
     """Which of these profiles hold an identity other than an anonymousId."""
     ids = list(set(profile_ids))
     out: set[int] = set()
@@ -120,7 +122,7 @@ def identified_profiles(conn: sqlite3.Connection, profile_ids: Iterable[int]) ->
     return out
 
 
-def find_profile(conn: sqlite3.Connection, value: str, kind: str | None = None) -> int | None:
+def find_profile(conn: Connection, value: str, kind: str | None = None) -> int | None:
     """The profile of an identity value, trying every kind (or just `kind`)."""
     for k in (kind,) if kind else KINDS:
         found = identity_profile(conn, k, value)
@@ -129,7 +131,7 @@ def find_profile(conn: sqlite3.Connection, value: str, kind: str | None = None) 
     return None
 
 
-def search_identities(conn: sqlite3.Connection, prefix: str, limit: int) -> list[int]:
+def search_identities(conn: Connection, prefix: str, limit: int) -> list[int]:
     """Profiles with an identity starting with `prefix` (case-sensitive), newest first."""
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     rows = conn.execute(
@@ -143,16 +145,17 @@ def search_identities(conn: sqlite3.Connection, prefix: str, limit: int) -> list
 
 # -- profiles ---------------------------------------------------------------------------
 
-def create_profile(conn: sqlite3.Connection, created_at: int, state: dict[str, Any]) -> int:
+def create_profile(conn: Connection, created_at: int, state: dict[str, Any]) -> int:
     """A new profile; returns its id."""
-    cur = conn.execute(
-        "INSERT INTO profiles (created_at, first_seen, last_seen, state) VALUES (?, ?, ?, ?)",
+    row = conn.execute(
+        "INSERT INTO profiles (created_at, first_seen, last_seen, state) VALUES (?, ?, ?, ?) "
+        "RETURNING id",
         (created_at, state.get("first"), state.get("last"), _dumps(state)),
-    )
-    return int(cur.lastrowid or 0)
+    ).fetchone()
+    return int(row[0])
 
 
-def load_states(conn: sqlite3.Connection, profile_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+def load_states(conn: Connection, profile_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """The stored state of each existing profile among `profile_ids`."""
     ids = list(set(profile_ids))
     out: dict[int, dict[str, Any]] = {}
@@ -164,7 +167,7 @@ def load_states(conn: sqlite3.Connection, profile_ids: Iterable[int]) -> dict[in
     return out
 
 
-def save_states(conn: sqlite3.Connection, states: dict[int, dict[str, Any]]) -> None:
+def save_states(conn: Connection, states: dict[int, dict[str, Any]]) -> None:
     """Write profile states back (first/last seen mirrored into columns for sorting)."""
     conn.executemany(
         "UPDATE profiles SET first_seen = ?, last_seen = ?, state = ? WHERE id = ?",
@@ -172,7 +175,7 @@ def save_states(conn: sqlite3.Connection, states: dict[int, dict[str, Any]]) -> 
     )
 
 
-def profile_row(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | None:
+def profile_row(conn: Connection, profile_id: int) -> dict[str, Any] | None:
     """id, created_at and state of one profile, or None."""
     row = conn.execute(
         "SELECT id, created_at, state FROM profiles WHERE id = ?", (profile_id,)
@@ -182,25 +185,25 @@ def profile_row(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | N
     return {"id": int(row[0]), "created_at": int(row[1]), "state": _loads(row[2])}
 
 
-def profile_ids(conn: sqlite3.Connection, *, after: int = 0, limit: int = 500) -> list[int]:
+def profile_ids(conn: Connection, *, after: int = 0, limit: int = 500) -> list[int]:
     """Profile ids above `after`, ascending (for sweeps and dumps)."""
     return [int(r[0]) for r in conn.execute(
         "SELECT id FROM profiles WHERE id > ? ORDER BY id LIMIT ?", (after, limit))]
 
 
-def recent_profiles(conn: sqlite3.Connection, limit: int, offset: int = 0) -> list[int]:
+def recent_profiles(conn: Connection, limit: int, offset: int = 0) -> list[int]:
     """Profiles seen most recently first."""
     return [int(r[0]) for r in conn.execute(
         "SELECT id FROM profiles ORDER BY last_seen DESC, id DESC LIMIT ? OFFSET ?",
         (limit, offset))]
 
 
-def count_profiles(conn: sqlite3.Connection) -> int:
+def count_profiles(conn: Connection) -> int:
     """How many profiles exist."""
     return int(conn.execute("SELECT count(*) FROM profiles").fetchone()[0])
 
 
-def merge_profiles(conn: sqlite3.Connection, into: int, other: int, *, event_id: int | None,
+def merge_profiles(conn: Connection, into: int, other: int, *, event_id: int | None,
                    reason: str, at: int, state: dict[str, Any] | None) -> None:
     """Move everything of `other` onto `into`, delete `other`, record the merge.
 
@@ -223,7 +226,7 @@ def merge_profiles(conn: sqlite3.Connection, into: int, other: int, *, event_id:
     )
 
 
-def merged_into(conn: sqlite3.Connection, profile_id: int) -> int | None:
+def merged_into(conn: Connection, profile_id: int) -> int | None:
     """Where a merged-away profile lives now (following chains of merges), or None."""
     seen = set()
     current = profile_id
@@ -239,7 +242,7 @@ def merged_into(conn: sqlite3.Connection, profile_id: int) -> int | None:
     return None
 
 
-def profile_merges(conn: sqlite3.Connection, profile_id: int) -> list[dict[str, Any]]:
+def profile_merges(conn: Connection, profile_id: int) -> list[dict[str, Any]]:
     """Merges into this profile, oldest first."""
     keys = ("into", "from", "eventId", "reason", "at")
     return [dict(zip(keys, r, strict=True)) for r in conn.execute(
@@ -249,15 +252,16 @@ def profile_merges(conn: sqlite3.Connection, profile_id: int) -> list[dict[str, 
 
 # -- timeline ---------------------------------------------------------------------------
 
-def add_profile_events(conn: sqlite3.Connection, rows: Sequence[tuple[int, int, int]]) -> None:
+def add_profile_events(conn: Connection, rows: Sequence[tuple[int, int, int]]) -> None:
     """Put (profile_id, timestamp, event_id) on profiles' timelines."""
     conn.executemany(
-        "INSERT OR IGNORE INTO profile_events (profile_id, timestamp, event_id) VALUES (?,?,?)",
+        "INSERT INTO profile_events (profile_id, timestamp, event_id) VALUES (?,?,?) "
+        "ON CONFLICT DO NOTHING",
         rows,
     )
 
 
-def timeline(conn: sqlite3.Connection, profile_id: int, *, limit: int = 50,
+def timeline(conn: Connection, profile_id: int, *, limit: int = 50,
              before: int | None = None) -> list[StoredEvent]:
     """A profile's events across origins, newest first (`before`: a timestamp in ms)."""
     cols = ", ".join("e." + c.strip() for c in _COLUMNS.split(","))
@@ -270,7 +274,7 @@ def timeline(conn: sqlite3.Connection, profile_id: int, *, limit: int = 50,
     return [_stored(r) for r in rows]
 
 
-def profile_events_since(conn: sqlite3.Connection, profile_id: int, name: str,
+def profile_events_since(conn: Connection, profile_id: int, name: str,
                          since: int) -> Iterator[dict[str, Any]]:
     """Bodies of a profile's track events called `name` at or after `since` (ms)."""
     for (body,) in conn.execute(
@@ -280,7 +284,7 @@ def profile_events_since(conn: sqlite3.Connection, profile_id: int, name: str,
         yield orjson.loads(body)
 
 
-def profiles_events_since(conn: sqlite3.Connection, profile_ids: Sequence[int], name: str,
+def profiles_events_since(conn: Connection, profile_ids: Sequence[int], name: str,
                           since: int) -> dict[int, list[dict[str, Any]]]:
     """`profile_events_since` for many profiles at once: {profile_id: bodies}."""
     out: dict[int, list[dict[str, Any]]] = {pid: [] for pid in profile_ids}
@@ -295,7 +299,7 @@ def profiles_events_since(conn: sqlite3.Connection, profile_ids: Sequence[int], 
     return out
 
 
-def profiles_identities(conn: sqlite3.Connection,
+def profiles_identities(conn: Connection,
                         profile_ids: Iterable[int]) -> dict[int, list[tuple[str, str]]]:
     """`profile_identities` for many profiles at once: {profile_id: [(kind, value)]}."""
     ids = sorted(set(profile_ids))
@@ -309,7 +313,7 @@ def profiles_identities(conn: sqlite3.Connection,
     return out
 
 
-def profiles_of_events(conn: sqlite3.Connection, event_ids: Sequence[int]) -> set[int]:
+def profiles_of_events(conn: Connection, event_ids: Sequence[int]) -> set[int]:
     """The profiles whose timelines hold any of these events."""
     out: set[int] = set()
     for chunk in _chunks(list(event_ids), 500):
@@ -322,16 +326,17 @@ def profiles_of_events(conn: sqlite3.Connection, event_ids: Sequence[int]) -> se
 
 # -- rebuild and forget -----------------------------------------------------------------
 
-def clear_profiles(conn: sqlite3.Connection) -> None:
+def clear_profiles(conn: Connection) -> None:
     """Delete every profile, identity, timeline row, merge and membership, and the daily
     aggregates built from the timelines (for rebuild)."""
     for table in ("profile_events", "identities", "segment_members", "merges", "profiles",
                   "active_days", "active_spans", "track_daily"):
         conn.execute(f"DELETE FROM {table}")
-    conn.execute("DELETE FROM sqlite_sequence WHERE name IN ('profiles', 'merges')")
+    for table in ("profiles", "merges"):
+        conn.execute(conn.dialect.restart_ids(table))
 
 
-def delete_profile(conn: sqlite3.Connection, profile_id: int) -> int:
+def delete_profile(conn: Connection, profile_id: int) -> int:
     """Delete a profile, its events and everything derived; returns events deleted."""
     idents = profile_identities(conn, profile_id)
     event_ids = [int(r[0]) for r in conn.execute(
@@ -355,7 +360,7 @@ def delete_profile(conn: sqlite3.Connection, profile_id: int) -> int:
     return deleted
 
 
-def delete_events(conn: sqlite3.Connection, event_ids: Iterable[int]) -> int:
+def delete_events(conn: Connection, event_ids: Iterable[int]) -> int:
     """Delete events from the log (privacy only); returns how many were deleted.
 
     The daily aggregates lose what the deleted events added to them.
@@ -389,7 +394,7 @@ NO_DAY = -(2 ** 40)
 """active_spans.prev_day of a person's first active day."""
 
 
-def add_daily_activity(conn: sqlite3.Connection, active: Iterable[tuple[int, int]],
+def add_daily_activity(conn: Connection, active: Iterable[tuple[int, int]],
                        tracks: Mapping[tuple[int, str], tuple[int, float]]) -> None:
     """Record (day, profile_id) pairs of people's own events, and add (count, revenue)
     of people's track events to their (day, event name)."""
@@ -404,19 +409,19 @@ def add_daily_activity(conn: sqlite3.Connection, active: Iterable[tuple[int, int
         [(day, name, n, revenue) for (day, name), (n, revenue) in sorted(tracks.items())])
 
 
-def _neighbours(conn: sqlite3.Connection, day: int, pid: int) -> tuple[int, int | None]:
+def _neighbours(conn: Connection, day: int, pid: int) -> tuple[int, int | None]:
     """(the person's active day before `day` or NO_DAY, the one after or None)."""
     prev, nxt = conn.execute(
-        "SELECT (SELECT max(day) FROM active_days WHERE profile_id = ?1 AND day < ?2), "
-        "(SELECT min(day) FROM active_days WHERE profile_id = ?1 AND day > ?2)",
-        (pid, day)).fetchone()
+        "SELECT (SELECT max(day) FROM active_days WHERE profile_id = ? AND day < ?), "
+        "(SELECT min(day) FROM active_days WHERE profile_id = ? AND day > ?)",
+        (pid, day, pid, day)).fetchone()
     return (NO_DAY if prev is None else int(prev)), (None if nxt is None else int(nxt))
 
 
-def _add_active_day(conn: sqlite3.Connection, day: int, pid: int,
+def _add_active_day(conn: Connection, day: int, pid: int,
                     spans: Counter[tuple[int, int]]) -> None:
-    if not conn.execute("INSERT OR IGNORE INTO active_days (day, profile_id) VALUES (?, ?)",
-                        (day, pid)).rowcount:
+    if not conn.execute("INSERT INTO active_days (day, profile_id) VALUES (?, ?) "
+                        "ON CONFLICT DO NOTHING", (day, pid)).rowcount:
         return
     _link(spans, day, *_neighbours(conn, day, pid))
 
@@ -429,7 +434,7 @@ def _link(spans: Counter[tuple[int, int]], day: int, prev: int, nxt: int | None)
         spans[(nxt, day)] += 1
 
 
-def _remove_active_day(conn: sqlite3.Connection, day: int, pid: int,
+def _remove_active_day(conn: Connection, day: int, pid: int,
                        spans: Counter[tuple[int, int]]) -> None:
     if not conn.execute("DELETE FROM active_days WHERE day = ? AND profile_id = ?",
                         (day, pid)).rowcount:
@@ -441,7 +446,7 @@ def _remove_active_day(conn: sqlite3.Connection, day: int, pid: int,
         spans[(nxt, prev)] += 1
 
 
-def _save_spans(conn: sqlite3.Connection, spans: Counter[tuple[int, int]]) -> None:
+def _save_spans(conn: Connection, spans: Counter[tuple[int, int]]) -> None:
     changed = sorted((day, prev, n) for (day, prev), n in spans.items() if n)
     conn.executemany(
         "INSERT INTO active_spans (day, prev_day, people) VALUES (?, ?, ?) "
@@ -451,7 +456,7 @@ def _save_spans(conn: sqlite3.Connection, spans: Counter[tuple[int, int]]) -> No
                      [(day, prev) for day, prev, n in changed if n < 0])
 
 
-def _move_active_days(conn: sqlite3.Connection, into: int | None, other: int) -> None:
+def _move_active_days(conn: Connection, into: int | None, other: int) -> None:
     """Give `other`'s active days to `into` (a merge), or drop them (into None)."""
     days = [int(r[0]) for r in conn.execute(
         "SELECT day FROM active_days WHERE profile_id = ? ORDER BY day", (other,))]
@@ -466,7 +471,7 @@ def _move_active_days(conn: sqlite3.Connection, into: int | None, other: int) ->
     _save_spans(conn, spans)
 
 
-def _retract_track_events(conn: sqlite3.Connection,
+def _retract_track_events(conn: Connection,
                           event_ids: Sequence[int]) -> set[tuple[int, int]]:
     """Take events about to be deleted out of track_daily; return the (profile_id, day)
     pairs of active_days they may have made."""
@@ -482,7 +487,8 @@ def _retract_track_events(conn: sqlite3.Connection,
     taken: Counter[tuple[int, str]] = Counter()
     revenue: dict[tuple[int, str], float] = {}
     for ts, name, properties in conn.execute(
-            "SELECT e.timestamp, e.event, json_extract(e.body, '$.properties') FROM events e "
+            f"SELECT e.timestamp, e.event, {conn.dialect.json_value('e.body', 'properties')} "
+            "FROM events e "
             f"WHERE e.id IN ({marks}) AND e.type = 'track' AND e.key_kind != ? "
             "AND e.event IS NOT NULL "
             "AND EXISTS (SELECT 1 FROM profile_events pe WHERE pe.event_id = e.id)",
@@ -498,7 +504,7 @@ def _retract_track_events(conn: sqlite3.Connection,
     return days
 
 
-def _recheck_active_days(conn: sqlite3.Connection, days: Iterable[tuple[int, int]]) -> None:
+def _recheck_active_days(conn: Connection, days: Iterable[tuple[int, int]]) -> None:
     """Drop the active days whose person has no own event left on that day."""
     spans: Counter[tuple[int, int]] = Counter()
     for pid, day in sorted(days):
@@ -513,29 +519,30 @@ def _recheck_active_days(conn: sqlite3.Connection, days: Iterable[tuple[int, int
 
 # -- suppressions -----------------------------------------------------------------------
 
-def suppression_secret(conn: sqlite3.Connection) -> str:
+def suppression_secret(conn: Connection) -> str:
     """The per-database HMAC key of suppression records (created on first use)."""
-    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
                  (_SUPPRESSION_SECRET, secrets.token_hex(32)))
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (_SUPPRESSION_SECRET,)).fetchone()
     return str(row[0])
 
 
-def add_suppressions(conn: sqlite3.Connection, hashes: Iterable[str], at: int,
+def add_suppressions(conn: Connection, hashes: Iterable[str], at: int,
                      note: str | None = None) -> None:
     """Keep suppression records (keyed hashes of forgotten identities)."""
     conn.executemany(
-        "INSERT OR IGNORE INTO suppressions (hash, created_at, note) VALUES (?, ?, ?)",
+        "INSERT INTO suppressions (hash, created_at, note) VALUES (?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
         [(h, at, note) for h in hashes],
     )
 
 
-def any_suppressions(conn: sqlite3.Connection) -> bool:
+def any_suppressions(conn: Connection) -> bool:
     """True once anyone has been forgotten."""
     return conn.execute("SELECT 1 FROM suppressions LIMIT 1").fetchone() is not None
 
 
-def suppressed(conn: sqlite3.Connection, hashes: Iterable[str]) -> set[str]:
+def suppressed(conn: Connection, hashes: Iterable[str]) -> set[str]:
     """Which of these hashes are suppressed."""
     found: set[str] = set()
     for chunk in _chunks(list(set(hashes)), 500):
@@ -545,20 +552,20 @@ def suppressed(conn: sqlite3.Connection, hashes: Iterable[str]) -> set[str]:
     return found
 
 
-def count_suppressions(conn: sqlite3.Connection) -> int:
+def count_suppressions(conn: Connection) -> int:
     """How many suppression records exist."""
     return int(conn.execute("SELECT count(*) FROM suppressions").fetchone()[0])
 
 
 # -- segments ---------------------------------------------------------------------------
 
-def segment_definitions(conn: sqlite3.Connection) -> list[tuple[str, int, dict[str, Any]]]:
+def segment_definitions(conn: Connection) -> list[tuple[str, int, dict[str, Any]]]:
     """(name, version, definition) of every segment, by name."""
     return [(str(n), int(v), json.loads(d)) for n, v, d in conn.execute(
         "SELECT name, version, definition FROM segment_definitions ORDER BY name")]
 
 
-def put_segment_definitions(conn: sqlite3.Connection, definitions: dict[str, dict[str, Any]],
+def put_segment_definitions(conn: Connection, definitions: dict[str, dict[str, Any]],
                             at: int) -> tuple[list[str], list[str]]:
     """Replace the set of segments; returns (new or changed names, removed names)."""
     current = {n: (v, d) for n, v, d in segment_definitions(conn)}
@@ -583,7 +590,7 @@ def put_segment_definitions(conn: sqlite3.Connection, definitions: dict[str, dic
     return changed, removed
 
 
-def memberships(conn: sqlite3.Connection, profile_ids: Iterable[int]) -> dict[int, set[str]]:
+def memberships(conn: Connection, profile_ids: Iterable[int]) -> dict[int, set[str]]:
     """Segments each of these profiles is in."""
     ids = list(set(profile_ids))
     out: dict[int, set[str]] = {pid: set() for pid in ids}
@@ -596,34 +603,35 @@ def memberships(conn: sqlite3.Connection, profile_ids: Iterable[int]) -> dict[in
     return out
 
 
-def profile_segments(conn: sqlite3.Connection, profile_id: int) -> list[tuple[str, int]]:
+def profile_segments(conn: Connection, profile_id: int) -> list[tuple[str, int]]:
     """(segment, entered_at) of one profile."""
     return [(str(s), int(t)) for s, t in conn.execute(
         "SELECT segment, entered_at FROM segment_members WHERE profile_id = ? ORDER BY segment",
         (profile_id,))]
 
 
-def set_membership(conn: sqlite3.Connection, segment: str, profile_id: int, member: bool,
+def set_membership(conn: Connection, segment: str, profile_id: int, member: bool,
                    at: int) -> None:
     """Add or remove one membership."""
     if member:
-        conn.execute("INSERT OR IGNORE INTO segment_members (segment, profile_id, entered_at) "
-                     "VALUES (?, ?, ?)", (segment, profile_id, at))
+        conn.execute("INSERT INTO segment_members (segment, profile_id, entered_at) "
+                     "VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (segment, profile_id, at))
     else:
         conn.execute("DELETE FROM segment_members WHERE segment = ? AND profile_id = ?",
                      (segment, profile_id))
 
 
-def set_memberships(conn: sqlite3.Connection, changes: Sequence[tuple[str, int, bool]],
+def set_memberships(conn: Connection, changes: Sequence[tuple[str, int, bool]],
                     at: int) -> None:
     """`set_membership` for many (segment, profile_id, member) changes."""
-    conn.executemany("INSERT OR IGNORE INTO segment_members (segment, profile_id, entered_at) "
-                     "VALUES (?, ?, ?)", [(s, p, at) for s, p, m in changes if m])
+    conn.executemany("INSERT INTO segment_members (segment, profile_id, entered_at) "
+                     "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                     [(s, p, at) for s, p, m in changes if m])
     conn.executemany("DELETE FROM segment_members WHERE segment = ? AND profile_id = ?",
                      [(s, p) for s, p, m in changes if not m])
 
 
-def segment_members(conn: sqlite3.Connection, segment: str, *, limit: int = 100,
+def segment_members(conn: Connection, segment: str, *, limit: int = 100,
                     after: int = 0) -> list[tuple[int, int]]:
     """(profile_id, entered_at) of a segment's members, by profile id."""
     return [(int(p), int(t)) for p, t in conn.execute(
@@ -631,13 +639,13 @@ def segment_members(conn: sqlite3.Connection, segment: str, *, limit: int = 100,
         "AND profile_id > ? ORDER BY profile_id LIMIT ?", (segment, after, limit))]
 
 
-def segment_counts(conn: sqlite3.Connection) -> dict[str, int]:
+def segment_counts(conn: Connection) -> dict[str, int]:
     """Members per segment."""
     return {str(s): int(n) for s, n in conn.execute(
         "SELECT segment, count(*) FROM segment_members GROUP BY segment")}
 
 
-def first_source(conn: sqlite3.Connection) -> int | None:
+def first_source(conn: Connection) -> int | None:
     """The oldest source (where Kanal's own events are filed), or None."""
     row = conn.execute("SELECT min(id) FROM sources").fetchone()
     return None if row is None or row[0] is None else int(row[0])
@@ -648,7 +656,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
         yield list(items[start:start + size])
 
 
-def suppression_state(conn: sqlite3.Connection) -> tuple[str | None, set[str]]:
+def suppression_state(conn: Connection) -> tuple[str | None, set[str]]:
     """(HMAC key, every suppression hash) without writing anything; (None, set()) before
     anyone has been forgotten."""
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (_SUPPRESSION_SECRET,)).fetchone()
