@@ -1,4 +1,5 @@
-"""Shared fixtures: real collector processes on loopback, real SQLite files."""
+"""Shared fixtures: real collector processes on loopback, real databases of the engine
+under test (kanal_testing.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kanal_testing import App, Collector, make_app, start_collector
+from kanal_testing import POSTGRES, App, Collector, drop_made, make_app, start_collector
 from messages_util import World
 
 CHROMIUM = "/usr/bin/chromium"
@@ -16,6 +17,14 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    """On PostgreSQL, drop the databases a test made once it is done."""
+    yield
+    if POSTGRES:
+        drop_made()
 
 
 @pytest.fixture

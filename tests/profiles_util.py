@@ -1,4 +1,5 @@
-"""Helpers for the profiles, identity, segments and import tests: a real SQLite log."""
+"""Helpers for the profiles, identity, segments and import tests: a real log on the
+engine under test."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import itertools
 import json
 from pathlib import Path
 from typing import Any
+
+from kanal_testing import db_at
 
 from kanal_collector.clock import FakeClock, utc_iso
 from kanal_collector.profiles.step import ProfilesStep, SegmentsStep
@@ -23,7 +26,7 @@ class Log:
     """A database with a source, events appended directly, and a processor to run."""
 
     def __init__(self, path: Path, clock: FakeClock | None = None) -> None:
-        self.db = Database(path, synchronous="OFF")
+        self.db = Database(db_at(path), synchronous="OFF")
         migrate(self.db.conn())
         self.source = keystore.create_source(self.db.conn(), "default", T0)
         self.clock = clock or FakeClock(T0 / 1000 + 86_400 * 30)

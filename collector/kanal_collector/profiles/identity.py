@@ -40,7 +40,8 @@ def is_junk(value: Any) -> bool:
     if not isinstance(value, str):
         return True
     text = value.strip().lower()
-    return text in JUNK_IDS or len(text) > 255 or not text.strip("0-")
+    return (text in JUNK_IDS or len(text) > 255 or not text.strip("0-")
+            or "\x00" in text)  # a NUL: no real id has one (nor can PostgreSQL keep it)
 
 
 def clean_id(value: Any) -> str | None:
@@ -57,7 +58,8 @@ def normalize_email(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     text = value.strip().lower()
-    if len(text) > 254 or not _EMAIL.match(text) or is_junk(text.split("@")[0]):
+    if (len(text) > 254 or not _EMAIL.match(text) or is_junk(text.split("@")[0])
+            or "\x00" in text):
         return None
     return text
 

@@ -404,8 +404,8 @@ def add_daily_activity(conn: Connection, active: Iterable[tuple[int, int]],
     _save_spans(conn, spans)
     conn.executemany(
         "INSERT INTO track_daily (day, event, count, revenue) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (day, event) DO UPDATE SET count = count + excluded.count, "
-        "revenue = revenue + excluded.revenue",
+        "ON CONFLICT (day, event) DO UPDATE SET count = track_daily.count + excluded.count, "
+        "revenue = track_daily.revenue + excluded.revenue",
         [(day, name, n, revenue) for (day, name), (n, revenue) in sorted(tracks.items())])
 
 
@@ -450,7 +450,8 @@ def _save_spans(conn: Connection, spans: Counter[tuple[int, int]]) -> None:
     changed = sorted((day, prev, n) for (day, prev), n in spans.items() if n)
     conn.executemany(
         "INSERT INTO active_spans (day, prev_day, people) VALUES (?, ?, ?) "
-        "ON CONFLICT (day, prev_day) DO UPDATE SET people = people + excluded.people",
+        "ON CONFLICT (day, prev_day) DO UPDATE SET "
+        "people = active_spans.people + excluded.people",
         changed)
     conn.executemany("DELETE FROM active_spans WHERE day = ? AND prev_day = ? AND people = 0",
                      [(day, prev) for day, prev, n in changed if n < 0])

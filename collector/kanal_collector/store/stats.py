@@ -11,7 +11,7 @@ def add_counts(conn: Connection, counts: Mapping[tuple[str, str, str], int]) -> 
     """Add to the (day, origin, type) counters."""
     conn.executemany(
         "INSERT INTO event_stats (day, origin, type, count) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT(day, origin, type) DO UPDATE SET count = count + excluded.count",
+        "ON CONFLICT(day, origin, type) DO UPDATE SET count = event_stats.count + excluded.count",
         [(*key, n) for key, n in counts.items()],
     )
 
