@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kanal_testing import POSTGRES, App, Collector, drop_made, make_app, start_collector
+from kanal_testing import (
+    POSTGRES,
+    App,
+    Collector,
+    drop_made,
+    made,
+    make_app,
+    start_collector,
+)
 from messages_util import World
 
 CHROMIUM = "/usr/bin/chromium"
@@ -21,10 +29,12 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(autouse=True)
 def _drop_test_databases() -> Iterator[None]:
-    """On PostgreSQL, drop the databases a test made once it is done."""
+    """On PostgreSQL, drop the databases a test made once it is done (those of wider
+    fixtures, made before it started, stay)."""
+    before = made() if POSTGRES else set()
     yield
     if POSTGRES:
-        drop_made()
+        drop_made(keep=before)
 
 
 @pytest.fixture

@@ -94,10 +94,16 @@ def db_at(path: Path | str, *, migrated: bool = True) -> str:
         return _made[text]
 
 
-def drop_made() -> None:
-    """Drop the test databases made so far (the template stays)."""
+def made() -> set[str]:
+    """The paths test databases were made for so far."""
     with _made_lock:
-        made = [(k, v) for k, v in _made.items() if k != _TEMPLATE]
+        return set(_made)
+
+
+def drop_made(keep: frozenset[str] | set[str] = frozenset()) -> None:
+    """Drop the test databases made so far, but those of `keep` (and the template)."""
+    with _made_lock:
+        made = [(k, v) for k, v in _made.items() if k != _TEMPLATE and k not in keep]
         for key, url in made:
             _admin(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
             del _made[key]
@@ -145,7 +151,7 @@ class Collector:
     """A `kanal serve` process started by a test, and what it printed at start."""
 
     url: str
-    db_path: Path
+    db_path: Path | str
     process: subprocess.Popen[str]
     db: str = ""
     """The database it runs on (db_at(db_path)): pass it to `--db`."""
@@ -261,7 +267,7 @@ class App:
 
     app: Any
     client: Any
-    db_path: Path
+    db_path: Path | str
     keys: dict[str, str]
     clock: Any
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from kanal_testing import db_at
 from profiles_util import Log
 
 from kanal_collector.cli import cli
@@ -31,7 +32,7 @@ def test_import_csv_and_jsonl_idempotently(tmp_path: Path) -> None:
     customers = tmp_path / "customers.jsonl"
     customers.write_text("\n".join(json.dumps(c) for c in CUSTOMERS) + "\n{oops\n")
     runner = CliRunner()
-    db = ["--db", str(tmp_path / "k.db")]
+    db = ["--db", db_at(tmp_path / "k.db")]
     report = tmp_path / "rejected.jsonl"
     result = runner.invoke(cli, ["import", str(orders), *db, "--report", str(report)])
     assert result.exit_code == 0, result.output
@@ -66,6 +67,6 @@ def test_import_needs_a_known_source(tmp_path: Path) -> None:
     Log(tmp_path / "k.db").close()
     path = tmp_path / "x.csv"
     path.write_text("userId\nu1\n")
-    result = CliRunner().invoke(cli, ["import", str(path), "--db", str(tmp_path / "k.db"),
+    result = CliRunner().invoke(cli, ["import", str(path), "--db", db_at(tmp_path / "k.db"),
                                       "--source", "nope"])
     assert result.exit_code != 0 and "no source named 'nope'" in result.output

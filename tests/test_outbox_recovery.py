@@ -87,7 +87,7 @@ def test_outbox_cli_lists_and_retries_in_doubt_rows(world: World) -> None:
     (maybe, _), _ = crash_mid_send(world)
     fresh = world.make_dispatcher(owner="fresh")
     fresh.drain()
-    db = str(world.log.db.path)
+    db = world.log.db.target
     runner = CliRunner()
     listing = runner.invoke(cli, ["outbox", "--db", db])
     assert listing.exit_code == 0, listing.output

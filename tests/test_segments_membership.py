@@ -69,7 +69,8 @@ def members(log: Log, name: str) -> list[str]:
 
 def segment_events(log: Log) -> list[tuple[str, str, str]]:
     return [(r[0], r[1], r[2]) for r in log.conn.execute(
-        "SELECT event, user_id, json_extract(body, '$.properties.segment') FROM events "
+        f"SELECT event, user_id, {log.conn.dialect.json_value('body', 'properties', 'segment')} "
+        "FROM events "
         "WHERE key_kind = 'kanal' ORDER BY id")]
 
 
@@ -169,7 +170,7 @@ def test_segments_cli_validate_apply_list_members(log: Log, tmp_path: Path) -> N
     result = runner.invoke(cli, ["segments", "validate", str(bad)])
     assert result.exit_code != 0 and "computed: one of" in result.output
     path.write_text(SEGMENTS.replace("gt: 500", "gt: 700"))
-    db = ["--db", str(log.db.path)]
+    db = ["--db", log.db.target]
     result = runner.invoke(cli, ["segments", "apply", str(path), *db])
     assert "1 new or changed, 0 removed; 1 memberships computed" in result.output
     assert "big-spenders\tv2\t1 members" in runner.invoke(cli, ["segments", "list", *db]).output

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from kanal_testing import db_at
 
 from kanal_collector.store import keys as keystore
 from kanal_collector.store import leases
@@ -17,7 +18,7 @@ from kanal_collector.store.schema import MIGRATIONS, migrate, schema_version
 
 @pytest.fixture
 def conn(tmp_path: Path) -> sqlite3.Connection:
-    c = connect(str(tmp_path / "k.db"))
+    c = connect(db_at(tmp_path / "k.db"))
     migrate(c)
     yield c  # type: ignore[misc]
     c.close()

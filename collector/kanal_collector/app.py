@@ -67,7 +67,11 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
         zone = default_timezone(config)
         dispatcher = build_dispatcher(config, db, clock)
     except ValueError as exc:
+        db.close()
         raise ConfigError(str(exc)) from None
+    except BaseException:
+        db.close()
+        raise
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["kanal"] = runtime

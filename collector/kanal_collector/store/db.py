@@ -8,6 +8,7 @@ Everything above the store holds a `Database` and the `Connection`s it hands out
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,6 +99,7 @@ class Database:
         self._all: list[Connection] = []
         self._lock = threading.Lock()
         self._pool: ConnectionPool[Any] | None = None
+        self._own: weakref.WeakSet[Connection] = weakref.WeakSet()
 
     @property
     def path(self) -> Path:
@@ -112,16 +114,21 @@ class Database:
         return masked(self.target)
 
     def connect(self) -> Connection:
-        """A new connection of this database (the caller closes it)."""
+        """A new connection of this database (the caller closes it; `close` closes what
+        a caller left open)."""
+        conn: Connection
         try:
             if self.engine == SQLITE:
-                return connect_sqlite(self.target, synchronous=self.synchronous,
+                conn = connect_sqlite(self.target, synchronous=self.synchronous,
                                       busy_timeout=self.busy_timeout)
-            from . import postgres
+            else:
+                from . import postgres
 
-            return postgres.connect(self.target)
+                conn = postgres.connect(self.target, lock_timeout=self.busy_timeout)
         except DB_ERRORS as exc:
             raise StorageError(f"cannot open {self.display}: {exc}") from exc
+        self._own.add(conn)
+        return conn
 
     def connect_spinning(self) -> Connection:
         """A new connection for `transaction(conn, spin=…)`: no busy handler of its own."""
@@ -146,7 +153,8 @@ class Database:
         with self._lock:
             if self._pool is None:
                 try:
-                    self._pool = postgres.make_pool(self.target, max_size=self.pool_size)
+                    self._pool = postgres.make_pool(self.target, max_size=self.pool_size,
+                                                    lock_timeout=self.busy_timeout)
                 except DB_ERRORS as exc:
                     raise StorageError(f"cannot open {self.display}: {exc}") from exc
             pool = self._pool
@@ -154,7 +162,7 @@ class Database:
             raw = pool.getconn()
         except Exception as exc:  # the pool's timeout: the server is down or full
             raise StorageError(f"cannot open {self.display}: {exc}") from exc
-        return postgres.PGConnection(raw)
+        return postgres.pool_connection(raw)
 
     def release(self) -> None:
         """Give this thread's pooled connection back (PostgreSQL; nothing on SQLite)."""
@@ -190,4 +198,9 @@ class Database:
                 pass
         if pool is not None:
             pool.close()
+        for own in list(self._own):
+            try:
+                own.close()
+            except Exception:  # noqa: BLE001 - closing what may already be broken
+                pass
         self._local = threading.local()

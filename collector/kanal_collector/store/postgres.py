@@ -142,9 +142,16 @@ class PGConnection:
 
     dialect: Dialect = POSTGRESQL_DIALECT
 
-    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+    def __init__(self, raw: psycopg.Connection[Any], *, pooled: bool = False) -> None:
         self.raw = raw
+        self.pooled = pooled
         self._append_locked = False
+
+    def __del__(self) -> None:
+        # A connection of its own that nobody closed is closed when it is dropped, as
+        # sqlite3 does (a pooled one goes back to its pool instead).
+        if not self.pooled and not self.raw.closed:
+            self.raw.close()
 
     @property
     def in_transaction(self) -> bool:
@@ -241,27 +248,35 @@ def _configure(raw: psycopg.Connection[Any]) -> None:
     raw.autocommit = True
 
 
-def connect(conninfo: str, *, application_name: str = "kanal") -> PGConnection:
+def _options(lock_timeout: float) -> str:
+    """Session settings: lock waits give up after `lock_timeout` seconds, as SQLite's
+    busy timeout does (a request gets a 503 to retry rather than hanging)."""
+    return f"-c lock_timeout={max(1, int(lock_timeout * 1000))}"
+
+
+def connect(conninfo: str, *, lock_timeout: float = 10.0) -> PGConnection:
     """A new connection of its own (the caller closes it)."""
     try:
         raw = psycopg.Connection.connect(
             conninfo, autocommit=True, cursor_factory=psycopg.RawCursor, context=ADAPTERS,
-            application_name=application_name)
+            application_name="kanal", options=_options(lock_timeout))
     except psycopg.Error as exc:
         raise _error(exc) from exc
     return PGConnection(raw)
 
 
-def make_pool(conninfo: str, *, max_size: int) -> ConnectionPool[Any]:
+def make_pool(conninfo: str, *, max_size: int, lock_timeout: float = 10.0
+              ) -> ConnectionPool[Any]:
     """A pool of connections for request threads (opened at once; checked on checkout)."""
     return ConnectionPool(
         conninfo, min_size=1, max_size=max(1, max_size), open=True, timeout=30.0,
         kwargs={"autocommit": True, "cursor_factory": psycopg.RawCursor,
-                "context": ADAPTERS, "application_name": "kanal"},
+                "context": ADAPTERS, "application_name": "kanal",
+                "options": _options(lock_timeout)},
         configure=_configure, check=ConnectionPool.check_connection,
         name="kanal")
 
 
 def pool_connection(raw: psycopg.Connection[Any]) -> PGConnection:
     """Wrap a connection checked out of the pool."""
-    return PGConnection(raw)
+    return PGConnection(raw, pooled=True)
