@@ -142,6 +142,14 @@ def event_rows(target: Path | str) -> list[dict[str, Any]]:
     return rows
 
 
+def dump_text(conn: Any) -> str:
+    """Every row of every table of a database as text (either engine)."""
+    out = []
+    for table in conn.dialect.tables(conn):
+        out += [f"{table} {tuple(r)!r}" for r in conn.execute(f"SELECT * FROM {table}")]
+    return "\n".join(out)
+
+
 _KEY_LINE = re.compile(r"^\s*(public|secret|admin) key:\s*(\S+)\s*$")
 _LISTEN_LINE = re.compile(r"listening on (http://\S+)")
 

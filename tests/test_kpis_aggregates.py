@@ -5,7 +5,6 @@ crashed batch and the migration that backfills them."""
 from __future__ import annotations
 
 import random
-import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from kanal_collector.profiles.rebuild import rebuild
 from kanal_collector.profiles.step import ProfilesStep, SegmentsStep, order_value
 from kanal_collector.reports.funnels import money
 from kanal_collector.reports.kpis import day_name, overview
+from kanal_collector.store.connection import Connection
 from kanal_collector.store.events import StoredEvent
 from kanal_collector.store.profiles import NO_DAY
 from kanal_collector.store.reports import (
@@ -81,7 +81,7 @@ def _history(log: Log, seed: int, n: int = 250) -> None:
                 source_id=log.source, now_ms=ts + rnd.randrange(1, 4) * DAY)])
 
 
-def _expected(conn: sqlite3.Connection) -> tuple[set[tuple[int, int]],
+def _expected(conn: Connection) -> tuple[set[tuple[int, int]],
                                                   dict[tuple[int, str], tuple[int, float]]]:
     tracks: dict[tuple[int, str], tuple[int, float]] = {}
     for ts, name, properties in recount_track_events(conn):
@@ -101,7 +101,7 @@ def _spans(active: set[tuple[int, int]]) -> dict[tuple[int, int], int]:
     return dict(spans)
 
 
-def assert_matches_log(conn: sqlite3.Connection) -> None:
+def assert_matches_log(conn: Connection) -> None:
     """The stored aggregates equal a recount from the timelines and the log."""
     active, tracks = daily_aggregates(conn)
     want_active, want_tracks = _expected(conn)
@@ -113,7 +113,7 @@ def assert_matches_log(conn: sqlite3.Connection) -> None:
         assert revenue == pytest.approx(want_tracks[key][1], abs=1e-6), key
 
 
-def _merges(conn: sqlite3.Connection) -> int:
+def _merges(conn: Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM merges").fetchone()[0])
 
 
@@ -221,7 +221,7 @@ class _CrashOnce:
     def __init__(self) -> None:
         self.armed = False
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         if self.armed:
             self.armed = False
             raise RuntimeError("crash mid-batch")
@@ -245,13 +245,15 @@ def test_a_crashed_batch_is_counted_once(log: Log) -> None:
     assert sum(n for n, _ in tracks.values()) == len(recount_track_events(log.conn)) > 20
 
 
-def _downgrade(conn: sqlite3.Connection) -> None:
+def _downgrade(conn: Connection) -> None:
     """Put a database back where version 8 left it (before the aggregates existed)."""
     conn.execute("DROP TABLE active_days")
     conn.execute("DROP TABLE track_daily")
     conn.execute("DROP TABLE active_spans")
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
-    conn.commit()
+    if conn.dialect.name == "sqlite":
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    else:
+        conn.execute("DELETE FROM kanal_migrations WHERE version = ?", (len(MIGRATIONS),))
 
 
 def test_the_migration_backfills_what_the_processor_wrote(log: Log) -> None:

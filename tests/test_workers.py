@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ import pytest
 from kanal_testing import db_at
 
 from kanal_collector.clock import FakeClock
+from kanal_collector.store.connection import Connection
 from kanal_collector.store.db import Database, transaction
 from kanal_collector.store.events import EventRow, StoredEvent, append_events
 from kanal_collector.store.schema import migrate
@@ -45,7 +45,7 @@ class Recorder:
     def __init__(self, fail_on: int | None = None) -> None:
         self.fail_on = fail_on
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         for event in events:
             if event.id == self.fail_on:
                 raise RuntimeError("boom")

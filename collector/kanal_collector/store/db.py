@@ -169,7 +169,7 @@ class Database:
         if self.engine == SQLITE or self._pool is None:
             return
         conn: Any = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or not getattr(conn, "pooled", False):
             return
         self._local.conn = None
         with self._lock:

@@ -135,9 +135,10 @@ def search_identities(conn: Connection, prefix: str, limit: int) -> list[int]:
     """Profiles with an identity starting with `prefix` (case-sensitive), newest first."""
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     rows = conn.execute(
-        "SELECT DISTINCT i.profile_id FROM identities i JOIN profiles p ON p.id = i.profile_id "
+        "SELECT i.profile_id, max(p.last_seen) AS seen FROM identities i "
+        "JOIN profiles p ON p.id = i.profile_id "
         "WHERE i.value >= ? AND i.value < ? AND i.value LIKE ? ESCAPE '\\' "
-        "ORDER BY p.last_seen DESC LIMIT ?",
+        "GROUP BY i.profile_id ORDER BY seen DESC NULLS LAST, i.profile_id DESC LIMIT ?",
         (prefix, prefix + "\U0010ffff", escaped + "%", limit),
     ).fetchall()
     return [int(r[0]) for r in rows]
@@ -194,7 +195,7 @@ def profile_ids(conn: Connection, *, after: int = 0, limit: int = 500) -> list[i
 def recent_profiles(conn: Connection, limit: int, offset: int = 0) -> list[int]:
     """Profiles seen most recently first."""
     return [int(r[0]) for r in conn.execute(
-        "SELECT id FROM profiles ORDER BY last_seen DESC, id DESC LIMIT ? OFFSET ?",
+        "SELECT id FROM profiles ORDER BY last_seen DESC NULLS LAST, id DESC LIMIT ? OFFSET ?",
         (limit, offset))]
 
 
