@@ -43,6 +43,13 @@ def masked(target: str | Path) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
+def same_database(a: str | Path, b: str | Path) -> bool:
+    """True when two targets name the same database (as far as their text tells)."""
+    if is_url(a) or is_url(b):
+        return masked(a) == masked(b)
+    return Path(a).resolve() == Path(b).resolve()
+
+
 def missing_file(target: str | Path) -> bool:
     """True when `target` is a SQLite file that doesn't exist (a URL never is)."""
     return not is_url(target) and not Path(target).is_file()

@@ -141,10 +141,12 @@ class Dialect:
                          "(SELECT 1 FROM sqlite_sequence WHERE name = ?)",
                          (table, value - 1, table))
             return
-        current = self.next_id(conn, table)
-        if current is not None and current < value:
-            conn.execute("SELECT setval(pg_get_serial_sequence(?, 'id'), ?, false)",
-                         (table, value))
+        seq = conn.execute("SELECT pg_get_serial_sequence(?, 'id')", (table,)).fetchone()
+        if seq is None or seq[0] is None:
+            return
+        last, called = conn.execute(f"SELECT last_value, is_called FROM {seq[0]}").fetchone()
+        if (int(last) + 1 if called else int(last)) < value:
+            conn.execute("SELECT setval(?, ?, false)", (seq[0], value))
 
     def contains(self, haystack: str, needle_literal: str) -> str:
         """SQL true when the text `haystack` contains the SQL literal `needle_literal`."""
