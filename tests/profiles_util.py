@@ -25,8 +25,11 @@ T0 = 1_700_000_000_000  # ms
 class Log:
     """A database with a source, events appended directly, and a processor to run."""
 
-    def __init__(self, path: Path, clock: FakeClock | None = None) -> None:
-        self.db = Database(db_at(path), synchronous="OFF")
+    def __init__(self, path: Path, clock: FakeClock | None = None, *,
+                 sqlite: bool = False) -> None:
+        """A log at db_at(path), or in the SQLite file `path` whatever the engine under
+        test (`sqlite`: the database a copy starts from, say)."""
+        self.db = Database(str(path) if sqlite else db_at(path), synchronous="OFF")
         migrate(self.db.conn())
         self.source = keystore.create_source(self.db.conn(), "default", T0)
         self.clock = clock or FakeClock(T0 / 1000 + 86_400 * 30)

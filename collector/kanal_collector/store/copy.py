@@ -215,10 +215,11 @@ def _carry_ids(source: Connection, target: Connection, table: str) -> None:
 
 def copy_database(source: Connection, target: Connection, *,
                   tables: Sequence[str] | None = None, progress: Progress | None = None,
-                  verify: bool = True) -> Iterator[TableCopy]:
+                  verify: bool = True, page: int = PAGE) -> Iterator[TableCopy]:
     """Copy every table (or just `tables`) of `source` into `target`, yielding each
     table's outcome as it is done. Both must be at the same schema version."""
     check_versions(source, target)
     for table in plan(source, target):
         if tables is None or table in tables:
-            yield copy_table(source, target, table, progress=progress, verify=verify)
+            yield copy_table(source, target, table, progress=progress, verify=verify,
+                             page=page)
