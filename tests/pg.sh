@@ -8,7 +8,7 @@
 # Debian's `postgresql` package is installed when no server binaries are found
 # (/usr/lib/postgresql/*/bin). PostgreSQL refuses to run as root: as root the cluster
 # belongs to and runs as `nobody`. Durability is switched off (fsync, full page writes):
-# the cluster lives for one test run.
+# the cluster lives for one test run (KANAL_PG_DURABLE=1 keeps it on, for benchmarks).
 set -euo pipefail
 
 cmd=${1:?start or stop}
@@ -41,9 +41,11 @@ case "$cmd" in
     as_owner "$bin/initdb" -D "$dir/data" -U kanal --auth=trust -E UTF8 --no-locale \
       >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    fast="-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+    [ -z "${KANAL_PG_DURABLE:-}" ] || fast=""  # benchmarks keep durability on
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
-      "-p $port -c listen_addresses=127.0.0.1 -k $dir -c fsync=off -c full_page_writes=off \
-       -c synchronous_commit=off -c max_connections=300 -c shared_buffers=128MB" \
+      "-p $port -c listen_addresses=127.0.0.1 -k $dir $fast -c max_connections=300 \
+       -c shared_buffers=128MB" \
       >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     echo "postgresql://kanal@127.0.0.1:$port/postgres"
     ;;

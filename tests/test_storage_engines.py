@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from kanal_testing import POSTGRES, connect_to, db_at
+from kanal_testing import POSTGRES, App, connect_to, db_at
 from profiles_util import Log
 
 from kanal_collector.cli import cli
@@ -272,3 +272,23 @@ def test_db_copy_command_prints_each_table_and_refuses_itself(source: Log,
     same = runner.invoke(cli, ["db", "copy", "--db", source.db.target,
                                "--to", source.db.target])
     assert same.exit_code == 1 and "the database being copied" in same.output
+
+
+# -- U+0000, which PostgreSQL's text can't hold ----------------------------------------
+
+def test_nul_in_ids_is_refused_and_refused_bodies_keep_it_escaped(kanal_app: App) -> None:
+    auth = (kanal_app.keys["secret"], "")
+    r = kanal_app.client.post("/v1/track", json={"userId": "a\x00b", "event": "E"},
+                              auth=auth)
+    assert r.status_code == 400 and "NUL" in r.get_json()["message"]
+    r = kanal_app.client.post("/v1/track", data=b'{"userId": "u", "event": "\x00"',
+                              auth=auth, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    r = kanal_app.client.post("/v1/batch", auth=auth, json={"batch": [
+        {"type": "track", "userId": "u1", "event": "Kept", "properties": {"n": "x\x00y"}},
+        {"type": "track", "userId": "u2", "event": "E\x00"}]})
+    assert r.status_code == 200 and r.get_json()["stored"] == 1
+    kept = [e for e in kanal_app.events() if e["event"] == "Kept"]
+    assert kept[0]["body"]["properties"]["n"] == "x\x00y"  # bodies keep any string
+    failed = kanal_app.rows("SELECT reason, body FROM failed_events")
+    assert any("NUL" in reason and "\\u0000" in body for reason, body in failed)

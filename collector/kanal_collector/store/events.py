@@ -104,12 +104,18 @@ def append_events(conn: Connection, rows: Sequence[EventRow]) -> int:
     return added
 
 
+def _no_nul(text: str) -> str:
+    # A refused body may be anything, U+0000 included, which PostgreSQL's text can't
+    # hold: it is kept escaped as JSON writes it, on both engines.
+    return text.replace("\x00", "\\u0000") if "\x00" in text else text
+
+
 def append_failed(conn: Connection, rows: Iterable[FailedRow]) -> None:
-    """Keep events that failed validation, with the reason."""
+    """Keep events that failed validation, with the reason (a NUL kept as \\u0000)."""
     conn.executemany(
         "INSERT INTO failed_events (source_id, key_kind, received_at, reason, body) "
         "VALUES (?,?,?,?,?)",
-        rows,
+        [r._replace(reason=_no_nul(r.reason), body=_no_nul(r.body)) for r in rows],
     )
 
 
