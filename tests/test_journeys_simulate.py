@@ -22,7 +22,7 @@ from kanal_collector.config import load_config
 from kanal_collector.journeys.simulate import WebhookRecorder
 from kanal_collector.messages import Dispatcher
 from kanal_collector.messages.controls import Controls
-from kanal_collector.store import profiles as profile_store
+from kanal_collector.store import segments as segment_store
 from kanal_collector.store.connection import Connection
 from kanal_collector.store.copy import digest
 from kanal_collector.store.db import transaction
@@ -309,7 +309,7 @@ def test_a_segment_trigger_and_an_unsubscribe_link_replay_as_live(tmp_path: Path
     live = Live(tmp_path, VIP)
     try:
         with transaction(live.conn) as conn:
-            profile_store.put_segment_definitions(
+            segment_store.put_segment_definitions(
                 conn, {"vip": {"all": [{"trait": "vip", "eq": True}]}}, live.now_ms())
         live.sync()
         for user in ("gus", "hal", "ida"):

@@ -18,9 +18,9 @@ from kanal_collector.profiles.rebuild import rebuild
 from kanal_collector.profiles.step import ProfilesStep, SegmentsStep, order_value
 from kanal_collector.reports.funnels import money
 from kanal_collector.reports.kpis import day_name, overview
+from kanal_collector.store.activity import NO_DAY
 from kanal_collector.store.connection import Connection
 from kanal_collector.store.events import StoredEvent
-from kanal_collector.store.profiles import NO_DAY
 from kanal_collector.store.reports import (
     active_spans,
     daily_aggregates,

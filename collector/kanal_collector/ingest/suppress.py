@@ -15,7 +15,7 @@ from typing import Any
 from ..profiles.identity import clean_id, normalize_email, normalize_phone
 from ..profiles.step import identity_hash
 from ..store.db import Database
-from ..store.profiles import suppression_state
+from ..store.privacy import suppression_state
 
 
 def identities_of(msg: dict[str, Any]) -> Iterator[tuple[str, str]]:

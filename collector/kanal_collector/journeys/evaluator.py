@@ -24,8 +24,10 @@ from ..messages.enqueue import enqueue
 from ..profiles.segments import ProfileView, matches
 from ..profiles.state import computed, order_revenue, traits_of
 from ..profiles.step import KANAL_KEY_KIND, apply_own_traits
+from ..store import identities as identity_store
 from ..store import journeys as store
 from ..store import profiles as profile_store
+from ..store import timeline as timeline_store
 from ..store.connection import Connection
 from ..store.events import EventRow, append_events
 from .definition import Journey, Step, event_matches, parse_journey
@@ -315,7 +317,7 @@ class Evaluator:
         # rebuild` keeps them. They are also folded at once, for the run's next steps.
         traits = dict(step.spec["traits"])
         source = profile_store.first_source(conn)
-        idents = profile_store.profiles_identities(conn, [run.profile_id])[run.profile_id]
+        idents = identity_store.profiles_identities(conn, [run.profile_id])[run.profile_id]
         message_id = f"kanal-trait-{run.id}-{step.id}"
         row = None if source is None else trait_event(
             source, idents, traits, message_id, now, int(self.clock.now() * 1000))
@@ -342,7 +344,7 @@ class Evaluator:
             return None
 
         def events(name: str, since: int) -> Iterator[dict[str, Any]]:
-            return profile_store.profile_events_since(conn, profile_id, name, since)
+            return timeline_store.profile_events_since(conn, profile_id, name, since)
 
         return ProfileView(traits_of(state), computed(state), events)
 

@@ -32,6 +32,7 @@ from ..messages.eligibility import (
 from ..profiles.state import computed
 from ..profiles.views import lookup
 from ..store import explain as store
+from ..store import identities as identity_store
 from ..store import journeys as journey_store
 from ..store import outbox as outbox_store
 from ..store import profiles as profile_store
@@ -196,7 +197,7 @@ def explain(conn: Connection, user: str, journey: str, *,
                     "entry": dict(current.entry) if current else None},
         "person": {"query": user, "profileId": pid,
                    "identities": [{"kind": k, "value": v} for k, v in
-                                  profile_store.profile_identities(conn, pid)],
+                                  identity_store.profile_identities(conn, pid)],
                    "timezone": tz.key if tz else None},
         "runs": [_run(conn, journey, run, versions.get(int(run["version"])), tz, now_ms)
                  for run in reversed(runs)],

@@ -27,6 +27,7 @@ from ..profiles.segments import ProfileView, matches
 from ..profiles.state import computed, traits_of
 from ..store import journeys as store
 from ..store import profiles as profile_store
+from ..store import timeline as timeline_store
 from ..store.connection import DB_ERRORS, Connection
 from ..store.db import Database, transaction
 from .definition import Journey, journey_files, load_directory
@@ -273,7 +274,7 @@ class TimerWorker:
 
 def _view(conn: Connection, pid: int, state: dict[str, Any]) -> ProfileView:
     def events(name: str, since: int) -> Any:
-        return profile_store.profile_events_since(conn, pid, name, since)
+        return timeline_store.profile_events_since(conn, pid, name, since)
 
     return ProfileView(traits_of(state), computed(state), events)
 

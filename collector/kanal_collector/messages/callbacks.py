@@ -36,6 +36,7 @@ from ..channels.sms import CALLBACK_PATH, callback_url
 from ..config import Config, resolve_secret
 from ..errors import ConfigError, StorageError
 from ..runtime import Runtime, get_runtime
+from ..store import identities as identity_store
 from ..store import outbox as outbox_store
 from ..store import profiles as profile_store
 from ..store.connection import DB_ERRORS, Connection
@@ -150,7 +151,7 @@ def status_event(conn: Connection, row: outbox_store.OutboxRow, *, name: str,
     }
     return outbox_event(row, name=name, message_id=f"twilio:{sid}:{status}", origin="sms",
                         properties=properties,
-                        identities=profile_store.profile_identities(conn, current),
+                        identities=identity_store.profile_identities(conn, current),
                         source_id=source_id, now_ms=now_ms)
 
 

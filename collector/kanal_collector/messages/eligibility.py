@@ -17,6 +17,8 @@ from ..config import Config
 from ..profiles.identity import normalize_email, normalize_phone
 from ..profiles.privacy import is_suppressed
 from ..profiles.state import computed, traits_of
+from ..store import identities as identity_store
+from ..store import privacy as privacy_store
 from ..store import profiles as profile_store
 from ..store.connection import Connection
 
@@ -107,7 +109,7 @@ def load_person(conn: Connection, profile_id: int) -> Person | None:
             return None
     pid = int(row["id"])
     state = row["state"]
-    return Person(pid, profile_store.profile_identities(conn, pid), traits_of(state),
+    return Person(pid, identity_store.profile_identities(conn, pid), traits_of(state),
                   computed(state))
 
 
@@ -159,7 +161,7 @@ def check(conn: Connection, person: Person, info: ChannelInfo, *, kind: str,
 
 def _suppressed(conn: Connection, person: Person, info: ChannelInfo,
                 recipient: str) -> bool:
-    if not profile_store.any_suppressions(conn):
+    if not privacy_store.any_suppressions(conn):
         return False
     candidates = set(person.identities)
     if info.recipient_identity is not None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..store import identities as identity_store
 from ..store import journeys, outbox
-from ..store import profiles as store
+from ..store import privacy as privacy_store
 from ..store.connection import Connection
 from ..store.db import transaction
 from .identity import normalize_email, normalize_phone
@@ -35,15 +36,15 @@ def forget(conn: Connection, value: str, now_ms: int, *,
     with transaction(conn):
         profile_id = lookup(conn, value, kind)
         if profile_id is not None:
-            identities = store.profile_identities(conn, profile_id)
-            deleted = store.delete_profile(conn, profile_id)
+            identities = identity_store.profile_identities(conn, profile_id)
+            deleted = privacy_store.delete_profile(conn, profile_id)
             outbox.delete_profile_rows(conn, profile_id)
             journeys.delete_profile_runs(conn, profile_id)
         else:
             identities = _guess(value.strip(), kind)
             deleted = 0
-        secret = store.suppression_secret(conn)
-        store.add_suppressions(conn, [identity_hash(secret, k, v) for k, v in identities],
+        secret = privacy_store.suppression_secret(conn)
+        privacy_store.add_suppressions(conn, [identity_hash(secret, k, v) for k, v in identities],
                                now_ms)
     return Forgotten(profile_id, identities, deleted)
 
@@ -61,5 +62,5 @@ def _guess(value: str, kind: str | None) -> list[tuple[str, str]]:
 
 def is_suppressed(conn: Connection, kind: str, value: str) -> bool:
     """True when this identity was forgotten."""
-    secret = store.suppression_secret(conn)
-    return bool(store.suppressed(conn, [identity_hash(secret, kind, value)]))
+    secret = privacy_store.suppression_secret(conn)
+    return bool(privacy_store.suppressed(conn, [identity_hash(secret, kind, value)]))

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from .chunks import chunks
 from .connection import Connection
 from .events import _COLUMNS, StoredEvent, _stored
 
@@ -25,11 +26,6 @@ ttl."""
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[list[Any]]:
-    for i in range(0, len(items), size):
-        yield list(items[i:i + size])
 
 
 # -- versions ---------------------------------------------------------------------------
@@ -193,7 +189,7 @@ def runs_of_profiles(conn: Connection, profile_ids: Iterable[int],
     the conversion window, is still a conversion.
     """
     out: dict[int, list[Run]] = {}
-    for chunk in _chunks(sorted(set(profile_ids)), 500):
+    for chunk in chunks(sorted(set(profile_ids)), 500):
         marks = ",".join("?" * len(chunk))
         for row in conn.execute(
                 f"SELECT {_RUN_COLS} {_RUN_FROM} WHERE r.profile_id IN ({marks}) "
@@ -433,7 +429,7 @@ def profiles_of_events(conn: Connection,
                        event_ids: Sequence[int]) -> dict[int, int]:
     """{event id: profile id} for the events on some profile's timeline."""
     out: dict[int, int] = {}
-    for chunk in _chunks(list(event_ids), 500):
+    for chunk in chunks(list(event_ids), 500):
         marks = ",".join("?" * len(chunk))
         for eid, pid in conn.execute(
                 f"SELECT event_id, profile_id FROM profile_events WHERE event_id IN ({marks})",
@@ -455,7 +451,7 @@ def delete_profile_runs(conn: Connection, profile_id: int) -> int:
         "SELECT id FROM journey_runs WHERE profile_id = ?", (profile_id,))]
     for table in ("journey_timers", "journey_assignments", "journey_log",
                   "journey_conversions"):
-        for chunk in _chunks(ids, 500):
+        for chunk in chunks(ids, 500):
             conn.execute(f"DELETE FROM {table} WHERE run_id IN ({','.join('?' * len(chunk))})",
                          chunk)
     conn.execute("DELETE FROM journey_runs WHERE profile_id = ?", (profile_id,))

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..own_events import own_event
+from ..store import identities as identity_store
 from ..store import profiles as profile_store
 from ..store.connection import Connection
 from ..store.db import transaction
@@ -30,7 +31,7 @@ KEY_KIND = "kanal"
 def profile_ids(conn: Connection, profile_id: int) -> tuple[int, str | None, str | None]:
     """(current profile id, userId, anonymousId) of a profile, following merges."""
     current = profile_store.merged_into(conn, profile_id) or profile_id
-    idents = profile_store.profile_identities(conn, current)
+    idents = identity_store.profile_identities(conn, current)
     user_id = next((v for k, v in idents if k == "user_id"), None)
     anonymous_id = next((v for k, v in idents if k == "anonymous_id"), None)
     return current, user_id, anonymous_id
