@@ -292,3 +292,32 @@ def test_nul_in_ids_is_refused_and_refused_bodies_keep_it_escaped(kanal_app: App
     assert kept[0]["body"]["properties"]["n"] == "x\x00y"  # bodies keep any string
     failed = kanal_app.rows("SELECT reason, body FROM failed_events")
     assert any("NUL" in reason and "\\u0000" in body for reason, body in failed)
+
+
+@postgres_only
+def test_workers_reconnect_when_the_server_drops_their_connection(log: Log) -> None:
+    from kanal_collector.clock import FakeClock
+    from kanal_collector.workers import Supervisor
+
+    processor = Processor(log.db, [StatsStep()])
+    wake = threading.Event()
+    supervisor = Supervisor(log.db, FakeClock(1000.0), [(processor, wake)],
+                            lease_seconds=0.3, poll_interval=0.05)
+    supervisor.start()
+    try:
+        with transaction(log.conn) as conn:
+            append_events(conn, [_row("before")])
+        wake.set()
+        applied = "SELECT coalesce(sum(count), 0) FROM event_stats"
+        _until(lambda: log.conn.execute(applied).fetchone()[0] == 1)
+        pids = [c.raw.info.backend_pid for c in (processor._conn, supervisor._conn)
+                if c is not None]
+        for pid in pids:  # what a restarted server or a failover does to a session
+            log.conn.execute("SELECT pg_terminate_backend(?)", (pid,))
+        with transaction(log.conn) as conn:
+            append_events(conn, [_row("after")])
+        wake.set()
+        _until(lambda: log.conn.execute(applied).fetchone()[0] == 2)
+        assert supervisor.errors >= 1
+    finally:
+        supervisor.stop()

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from .clock import Clock
+from .errors import StorageError
 from .store import leases
 from .store.connection import DB_ERRORS, Connection
 from .store.cursors import get_position, set_position
@@ -39,6 +40,8 @@ LEASE_NAME = "workers"
 _MIN_PAUSE = 0.05
 _MAX_PAUSE = 0.5
 PROCESSOR_CURSOR = "processor"
+_LEASE_ERRORS: tuple[type[Exception], ...] = (*DB_ERRORS, StorageError)
+"""The database can't be reached or refused: the lease is not held this time."""
 
 
 class Step(Protocol):
@@ -201,28 +204,32 @@ class Supervisor:
             self._thread.join(timeout)
 
     def _main(self) -> None:
-        self._conn = self.db.connect()
         try:
             while not self._stop.is_set():
                 self._tick()
                 self._stop.wait(max(self.lease_seconds / 3, 0.05))
         finally:
             self._stop_workers()
-            if self.holds_lease:
+            if self.holds_lease and self._conn is not None:
                 try:
                     leases.release(self._conn, LEASE_NAME, self.owner)
                 except DB_ERRORS:
                     log.exception("could not release the workers' lease")
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
 
     def _tick(self) -> None:
-        assert self._conn is not None
         try:
+            if self._conn is None:
+                self._conn = self.db.connect()
             held = leases.acquire(self._conn, LEASE_NAME, self.owner, self.clock.now(),
                                   self.lease_seconds)
-        except DB_ERRORS:
+        except _LEASE_ERRORS:
             log.exception("could not renew the workers' lease")
             held = False
+            if self._conn is not None:  # a broken connection is opened anew next time
+                self._conn.close()
+                self._conn = None
         if held and not self.holds_lease:
             log.info("took the workers' lease (%s)", self.owner)
             self._start_workers()
@@ -260,10 +267,13 @@ class Supervisor:
             try:
                 done = worker.run_once()
                 failures = 0
-            except Exception:
+            except Exception as exc:
                 self.errors += 1
                 failures += 1
                 log.exception("worker %s failed; retrying", worker.name)
+                close = getattr(worker, "close", None)
+                if isinstance(exc, DB_ERRORS) and close is not None:
+                    close()  # its connection may be broken: it opens a new one next time
                 stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
                 continue
             if not done:
