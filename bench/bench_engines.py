@@ -43,6 +43,7 @@ import psycopg
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench_ingest as http  # noqa: E402
+from bench_dashboard import JOURNEY  # noqa: E402
 
 from kanal_collector.app import build_processor  # noqa: E402
 from kanal_collector.clock import utc_iso  # noqa: E402
@@ -58,15 +59,6 @@ from kanal_collector.store.schema import migrate  # noqa: E402
 COLUMNS = ("source_id", "message_id", "type", "event", "user_id", "anonymous_id", "origin",
            "key_kind", "verified", "timestamp", "received_at", "body")
 DAY = 86_400_000
-JOURNEY = """\
-    trigger: {event: Signed Up}
-    goal: {event: Order Completed, within: 7d}
-    steps:
-      - split:
-          holdout: 50
-          arms:
-            - {name: mail, steps: [{wait: 1d}]}
-    """
 CAMPAIGNS = [("newsletter", "email", "spring"), ("google", "cpc", "brand"),
              ("facebook", "paid_social", "retarget")]
 

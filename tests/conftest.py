@@ -19,6 +19,7 @@ from kanal_testing import (
     start_collector,
 )
 from messages_util import World
+from profiles_util import Log
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -35,6 +36,16 @@ def _drop_test_databases() -> Iterator[None]:
     yield
     if POSTGRES:
         drop_made(keep=before)
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[Log]:
+    """A log on the engine under test: a source, events appended directly, the processor."""
+    lg = Log(tmp_path / "kanal.db")
+    try:
+        yield lg
+    finally:
+        lg.close()
 
 
 @pytest.fixture

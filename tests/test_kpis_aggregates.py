@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -33,15 +33,6 @@ from kanal_collector.workers import Processor, StatsStep
 
 DAY = 86_400_000
 GOALS = ("Order Completed", "Subscription Started")
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> Iterator[Log]:
-    lg = Log(tmp_path / "kanal.db")
-    try:
-        yield lg
-    finally:
-        lg.close()
 
 
 def _history(log: Log, seed: int, n: int = 250) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import pytest
 from kanal_testing import dump_text
@@ -21,13 +19,6 @@ from kanal_collector.store.events import StoredEvent
 from kanal_collector.workers import LEASE_NAME, Processor
 
 DAY = 86_400_000
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> Any:
-    log = Log(tmp_path / "k.db")
-    yield log
-    log.close()
 
 
 def test_traits_last_write_wins_by_event_time(log: Log) -> None:

@@ -81,15 +81,6 @@ def _row(n: str) -> EventRow:
                     1_700_000_000_000, 1_700_000_000_000, json.dumps({"n": n}))
 
 
-@pytest.fixture
-def log(tmp_path: Path) -> Iterator[Log]:
-    lg = Log(tmp_path / "kanal.db")
-    try:
-        yield lg
-    finally:
-        lg.close()
-
-
 @postgres_only
 def test_write_transactions_are_serialised_like_sqlite(log: Log) -> None:
     first, second, watcher = (log.db.connect() for _ in range(3))

@@ -97,9 +97,9 @@ def _upto(key: Sequence[str]) -> str:
     return f"({', '.join(key)}) <= ({', '.join('?' * len(key))})"
 
 
-def _page(conn: Connection, table: str, columns: Sequence[str], key: Sequence[str],
-          after: Sequence[Any] | None, upto: Sequence[Any] | None,
-          limit: int | None) -> list[tuple[Any, ...]]:
+def _range(key: Sequence[str], after: Sequence[Any] | None,
+           upto: Sequence[Any] | None) -> tuple[str, list[Any]]:
+    """The WHERE clause (or "") of the keys in (after, upto], and its arguments."""
     where, args = [], []
     if after is not None:
         where.append(_after(key))
@@ -107,10 +107,14 @@ def _page(conn: Connection, table: str, columns: Sequence[str], key: Sequence[st
     if upto is not None:
         where.append(_upto(key))
         args += list(upto)
-    sql = f"SELECT {', '.join(columns)} FROM {table}"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY {_key_order(key)}"
+    return (" WHERE " + " AND ".join(where) if where else ""), args
+
+
+def _page(conn: Connection, table: str, columns: Sequence[str], key: Sequence[str],
+          after: Sequence[Any] | None, upto: Sequence[Any] | None,
+          limit: int | None) -> list[tuple[Any, ...]]:
+    where, args = _range(key, after, upto)
+    sql = f"SELECT {', '.join(columns)} FROM {table}{where} ORDER BY {_key_order(key)}"
     if limit is not None:
         sql += " LIMIT ?"
         args.append(limit)
@@ -119,15 +123,8 @@ def _page(conn: Connection, table: str, columns: Sequence[str], key: Sequence[st
 
 def _delete_range(conn: Connection, table: str, key: Sequence[str],
                   after: Sequence[Any] | None, upto: Sequence[Any] | None) -> int:
-    where, args = [], []
-    if after is not None:
-        where.append(_after(key))
-        args += list(after)
-    if upto is not None:
-        where.append(_upto(key))
-        args += list(upto)
-    sql = f"DELETE FROM {table}" + (" WHERE " + " AND ".join(where) if where else "")
-    return int(conn.execute(sql, args).rowcount)
+    where, args = _range(key, after, upto)
+    return int(conn.execute(f"DELETE FROM {table}{where}", args).rowcount)
 
 
 def _normal(value: Any) -> str:
