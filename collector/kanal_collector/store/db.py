@@ -67,8 +67,8 @@ def transaction(conn: Connection, *, spin: float | None = None,
 
     On SQLite this is BEGIN IMMEDIATE (the one write lock, taken first); on PostgreSQL
     BEGIN and the writer lock (store/postgres.py). `writer=False` is for a transaction
-    that only appends events (ingest's group commit): on PostgreSQL it then runs beside
-    the workers, ordered among appends by the append lock. `spin` (seconds) is how long
+    that only appends events (ingest's group commit): on PostgreSQL it takes the append
+    lock instead and runs beside the workers, ordered among appends. `spin` (seconds) is how long
     a SQLite connection without a busy timeout tries for the lock in short steps.
     """
     conn.begin(spin=spin, writer=writer)

@@ -215,14 +215,20 @@ class PGConnection:
         self.execute(POSTGRESQL_DIALECT.lock_sql, (LOCK_SPACE, key))
 
     def begin(self, *, spin: float | None = None, writer: bool = True) -> None:
-        """BEGIN, then the writer lock unless this transaction only appends events.
+        """BEGIN, then the writer lock, or the append lock for a transaction that only
+        appends events.
 
         `spin` is for SQLite's busy handler; PostgreSQL's lock waits need none.
         """
-        self.execute("BEGIN")
-        self._append_locked = False
-        if writer:
-            self._lock(WRITER_LOCK)
+        # One round trip: BEGIN and the lock go as one simple-protocol query (the keys
+        # are constants). A transaction that is no writer only appends (ingest's group
+        # commit): it takes the append lock at once.
+        lock = WRITER_LOCK if writer else APPEND_LOCK
+        try:
+            self.raw.execute(f"BEGIN; SELECT pg_advisory_xact_lock({LOCK_SPACE}, {lock})")
+        except psycopg.Error as exc:
+            raise _error(exc) from exc
+        self._append_locked = not writer
 
     def commit(self) -> None:
         """COMMIT."""
