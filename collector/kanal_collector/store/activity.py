@@ -80,14 +80,16 @@ def _known_days(conn: Connection, pids: Sequence[int], first: int, last: int
                 f"SELECT profile_id, day FROM active_days WHERE profile_id IN ({marks}) "
                 "AND day >= ? AND day <= ? ORDER BY profile_id, day", (*chunk, first, last)):
             inside.setdefault(int(pid), []).append(int(day))
-        before = {int(p): int(d) for p, d in conn.execute(
-            f"SELECT profile_id, max(day) FROM active_days WHERE profile_id IN ({marks}) "
-            "AND day < ? GROUP BY profile_id", (*chunk, first))}
-        after = {int(p): int(d) for p, d in conn.execute(
-            f"SELECT profile_id, min(day) FROM active_days WHERE profile_id IN ({marks}) "
-            "AND day > ? GROUP BY profile_id", (*chunk, last))}
-        for pid in chunk:
-            known[pid] = (before.get(pid, NO_DAY), inside.get(pid, []), after.get(pid))
+        # One index seek per person and side (profile_id, day), not a scan of history.
+        people = ",".join(["(?)"] * len(chunk))
+        for pid, prev, nxt in conn.execute(
+                "SELECT v.column1, "
+                "(SELECT max(a.day) FROM active_days a WHERE a.profile_id = v.column1 "
+                "AND a.day < ?), "
+                "(SELECT min(a.day) FROM active_days a WHERE a.profile_id = v.column1 "
+                f"AND a.day > ?) FROM (VALUES {people}) AS v", (first, last, *chunk)):
+            known[int(pid)] = (NO_DAY if prev is None else int(prev),
+                               inside.get(int(pid), []), None if nxt is None else int(nxt))
     return known
 
 
