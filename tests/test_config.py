@@ -71,3 +71,11 @@ def test_sections_are_kept_for_later_parts(tmp_path: Path) -> None:
                          environ={})
     assert config.section("channels")["email"]["host"] == "smtp.example"
     assert Config().section("privacy") == {}
+
+
+def test_a_postgresql_url_is_kept_as_written(tmp_path: Path) -> None:
+    url = "postgresql://kanal:s3cret@db.internal:5432/kanal?sslmode=require"
+    path = write(tmp_path, f'db = "{url}"\n')
+    assert load_config(path, environ={}).db == url
+    assert load_config(environ={"KANAL_DB": url}).db == url
+    assert load_config(environ={}, overrides={"db": url}).db == url
