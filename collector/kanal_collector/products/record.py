@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from .errors import InvalidProduct
-from .settings import currency_code
+from .settings import currency_code as _currency_code
 
 AVAILABILITY = ("in_stock", "out_of_stock", "preorder", "backorder")
 _AVAILABILITY_ALIASES = {
@@ -76,6 +76,14 @@ def parse_money(value: Any, field: str) -> tuple[float, str | None]:
     if amount < 0:
         raise InvalidProduct(f"{field}: a price can't be negative ({value!r})")
     return round(amount, 6), currency
+
+
+def currency_code(value: Any, where: str) -> str:
+    """A three-letter currency code (upper-cased), or InvalidProduct naming `where`."""
+    try:
+        return _currency_code(value, where)
+    except ValueError as exc:
+        raise InvalidProduct(str(exc)) from None
 
 
 def _money_text(value: str, field: str) -> tuple[float, str | None]:
