@@ -74,7 +74,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
         zone = default_timezone(config)
         products = ProductSettings.from_config(config)
         dispatcher = build_dispatcher(config, db, clock,
-                                      template_globals=[template_globals(config)])
+                                      template_globals=[template_globals(products)])
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     app = Flask(__name__)

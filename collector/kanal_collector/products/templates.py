@@ -31,7 +31,6 @@ from jinja2 import pass_eval_context
 from jinja2.nodes import EvalContext
 from markupsafe import Markup, escape
 
-from ..config import Config
 from ..messages.hooks import RenderTarget, TemplateGlobals
 from ..store import product_activity as activity
 from ..store import products as catalogue
@@ -184,9 +183,8 @@ def product_block(eval_ctx: EvalContext, item: Any) -> Markup | str:
         '<td valign="top">{}<br>{}</td></tr></table>').format(image, title, price)
 
 
-def template_globals(config: Config) -> TemplateGlobals:
-    """The dispatcher's maker of product functions (settings from `[products]`)."""
-    settings = ProductSettings.from_config(config)
+def template_globals(settings: ProductSettings) -> TemplateGlobals:
+    """The dispatcher's maker of product functions (`[products]` settings)."""
 
     def make(conn: sqlite3.Connection, target: RenderTarget) -> ProductFunctions:
         return ProductFunctions(conn, settings, profile_id=target.profile_id,
