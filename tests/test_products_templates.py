@@ -224,3 +224,21 @@ def test_last_click_wins_and_the_window_is_seven_days(world: _World) -> None:
     shop.process()
     assert shop.conn.execute("SELECT count(*) FROM product_rec_conversions").fetchone()[0] \
         == 1
+
+
+def test_a_required_product_that_sold_out_skips_the_message(tmp_path: Path) -> None:
+    w = _World(tmp_path)
+    w.dispatcher.catalog = Catalog.from_dicts([{
+        "name": "browse", "sms": {"text": "{{ product(data.event.product_id, "
+                                          "required=True).name }} is back"}}])
+    try:
+        w.shop.products(product("mug"), product("oos", availability="out of stock"))
+        w.shop.person("ann", phone="+46701234567")
+        oid = w.send("ann", "sms", product_id="mug")
+        assert w.state(oid) == ("sent", None)
+        assert w.sms.sent[-1].content["text"] == "Product mug is back"
+        oid = w.send("ann", "sms", product_id="oos")
+        assert w.state(oid) == ("skipped", "product 'oos' is out of stock")
+        assert len(w.sms.sent) == 1
+    finally:
+        w.close()

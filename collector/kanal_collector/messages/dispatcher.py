@@ -51,7 +51,7 @@ from .catalog import Catalog, messages_dir
 from .controls import DEFER, DEFERRED, SEND, SKIPPED, Controls, Decision, decide
 from .delivery import delivery_event
 from .eligibility import NO_CONTENT, NO_PROFILE, ChannelInfo, Person, Policy, check, load_person
-from .errors import MessageError
+from .errors import MessageError, SkipSend
 
 log = logging.getLogger("kanal.dispatcher")
 
@@ -350,10 +350,14 @@ class Dispatcher:
             functions: dict[str, Any] = {}
             for extra in extras:
                 functions.update(extra.globals())
-            rendered = message.render(channel.kind, traits=person.traits,
-                                      profile=person.template_profile(), data=row.data,
-                                      language=person.computed.get("language"),
-                                      channel=row.channel, functions=functions)
+            try:
+                rendered = message.render(channel.kind, traits=person.traits,
+                                          profile=person.template_profile(), data=row.data,
+                                          language=person.computed.get("language"),
+                                          channel=row.channel, functions=functions)
+            except SkipSend as exc:
+                store.mark_final(conn, row.id, token, "skipped", str(exc), now_ms)
+                return None
             if not store.prepare(conn, row.id, token, recipient=recipient,
                                  language=rendered.language, topic=message.topic,
                                  now=now_ms):

@@ -28,7 +28,7 @@ from jinja2 import (
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import missing
 
-from .errors import DefinitionError, RenderError
+from .errors import DefinitionError, RenderError, SkipSend
 
 # What a template may name at its top level (besides Jinja's own globals). The product
 # functions are handed in by whoever renders (the dispatcher: products/templates.py).
@@ -99,6 +99,8 @@ def render_value(value: Any, context: Mapping[str, Any], *, where: str) -> Any:
     if isinstance(value, Template):
         try:
             return value.render(context)
+        except SkipSend:
+            raise
         except SecurityError as exc:
             _fail(where, f"refused: {exc}")
         except TemplateError as exc:

@@ -4,12 +4,13 @@
     {% if p %}{{ product_block(p) }}{% endif %}
     {% for r in recommend(kind="similar", n=3) %}{{ product_block(r) }}{% endfor %}
 
-- `product(id, fallback=None)` is the product as it is *now* in the catalogue (name,
-  url, image, price in the person's currency …), or none when it is deleted or out of
-  stock, so a block around it is skipped, never sent stale; with
+- `product(id, fallback=None, required=False)` is the product as it is *now* in the
+  catalogue (name, url, image, price in the person's currency …), or none when it is
+  deleted or out of stock, so a block around it is skipped, never sent stale; with
   `fallback="similar"` (or another kind) the first recommendation of that kind for it
-  stands in. An id the catalogue never had fails the message (state `failed`, the id
-  in the reason).
+  stands in; with `required=True` the whole message is skipped instead (state
+  `skipped`, "product 'ID' is out of stock"). An id the catalogue never had fails the
+  message (state `failed`, the id in the reason).
 - `recommend(kind="personal", n=4, product=None, category=None, min_price=None,
   max_price=None, exclude=None)`; `product` (an id or a list) defaults to the products
   of the event that started the journey, which are never recommended back.
@@ -31,6 +32,7 @@ from jinja2 import pass_eval_context
 from jinja2.nodes import EvalContext
 from markupsafe import Markup, escape
 
+from ..messages.errors import SkipSend
 from ..messages.hooks import RenderTarget, TemplateGlobals
 from ..store import product_activity as activity
 from ..store import products as catalogue
@@ -113,8 +115,10 @@ class ProductFunctions:
                                                str(item["id"]), kind, self.message,
                                                self.journey, self.now_ms))
 
-    def product(self, product_id: Any, fallback: str | None = None) -> dict[str, Any] | None:
-        """The product now, or None when it is deleted or out of stock (see the module)."""
+    def product(self, product_id: Any, fallback: str | None = None,
+                required: bool = False) -> dict[str, Any] | None:
+        """The product now, or None when it is deleted or out of stock (see the module);
+        `required=True`: then the message is not sent at all (skipped, with why)."""
         if product_id is None or product_id == "":
             return None
         pid = str(product_id)
@@ -125,10 +129,13 @@ class ProductFunctions:
             item = template_product(row, currency=self.currency, kind=FEATURED)
             self._remember(item, FEATURED)
             return item
-        if fallback is None:
-            return None
-        stand_ins = self.recommend(kind=fallback, n=1, product=pid)
-        return stand_ins[0] if stand_ins else None
+        stand_ins = [] if fallback is None else self.recommend(kind=fallback, n=1, product=pid)
+        if stand_ins:
+            return stand_ins[0]
+        if required:
+            why = "was deleted" if row.get("deleted_at") is not None else "is out of stock"
+            raise SkipSend(f"product {pid!r} {why}")
+        return None
 
     def recommend(self, kind: str = "personal", n: int = 4, product: Any = None,
                   category: str | None = None, min_price: Any = None, max_price: Any = None,
