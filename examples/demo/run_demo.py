@@ -61,10 +61,11 @@ def start_smtp(port: int = SMTP_PORT) -> tuple[Any, PrintingHandler]:
     return controller, handler
 
 
-def start_kanal(db: Path, *, port: int = 8000) -> tuple[subprocess.Popen[str], str, str]:
-    """`kanal serve` on the demo config; returns (process, its URL, the secret key)."""
+def start_kanal(db: Path, *, port: int = 8000, config: Path = HERE / "kanal.toml"
+                ) -> tuple[subprocess.Popen[str], str, dict[str, str]]:
+    """`kanal serve` on a demo config; returns (process, its URL, the keys it printed)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kanal_collector", "serve", "--config", str(HERE / "kanal.toml"),
+        [sys.executable, "-m", "kanal_collector", "serve", "--config", str(config),
          "--db", str(db), "--host", "127.0.0.1", "--port", str(port)],
         cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
@@ -87,7 +88,7 @@ def start_kanal(db: Path, *, port: int = 8000) -> tuple[subprocess.Popen[str], s
             print(f"[kanal] {line}", end="", flush=True)
 
     threading.Thread(target=echo, daemon=True).start()
-    return proc, url, keys["secret"]
+    return proc, url, keys
 
 
 def shop_backend(url: str, secret_key: str, user_id: str = "ada") -> None:
@@ -113,9 +114,9 @@ def main() -> int:
     controller, handler = start_smtp()
     print(f"[smtp] listening on 127.0.0.1:{SMTP_PORT}", flush=True)
     with tempfile.TemporaryDirectory(prefix="kanal-demo-") as tmp:
-        proc, url, secret = start_kanal(Path(tmp) / "kanal.db", port=args.port)
+        proc, url, keys = start_kanal(Path(tmp) / "kanal.db", port=args.port)
         try:
-            shop_backend(url, secret)
+            shop_backend(url, keys["secret"])
             if not handler.arrived.wait(args.wait):
                 print("[demo] no email arrived; see kanal serve's output above", flush=True)
                 return 1

@@ -53,6 +53,11 @@ _ALIASES = {
     "parent_id": "parent_id", "item_group_id": "parent_id",
     "attributes": "attributes",
 }
+# The admin API's own answer (GET /api/products/ID) may be sent back changed: its
+# camelCase names are read, its read-only fields ignored.
+_ALIASES.update({"imageurl": "image_url", "saleprice": "sale_price", "parentid": "parent_id"})
+_READ_ONLY = frozenset({"instock", "source", "createdat", "updatedat", "deletedat",
+                        "history", "in_stock", "created_at", "updated_at", "deleted_at"})
 _PRICE_COLUMN = re.compile(r"^(sale_price|price)[_.]([A-Za-z]{3})$")
 _AMOUNT = re.compile(r"^[-+]?[0-9][0-9.,']*$")
 _CODE = re.compile(r"^[A-Za-z]{3}$")
@@ -208,6 +213,8 @@ def normalize(raw: Mapping[str, Any], *, default_currency: str | None) -> dict[s
             if value not in (None, ""):
                 extra_prices.setdefault(code, {})[kind] = value
             continue
+        if lowered in _READ_ONLY:
+            continue
         target = _ALIASES.get(lowered)
         if target is None:
             if value not in (None, ""):
@@ -304,7 +311,7 @@ def _prices(fields: Mapping[str, Any], extra: Mapping[str, Mapping[str, Any]],
             cur = currency_code(code, where)
             if isinstance(value, Mapping):
                 amount, _ = parse_money(value.get("price"), f"{where}.price")
-                sale_raw = value.get("sale_price")
+                sale_raw = value.get("sale_price", value.get("salePrice"))
                 sale = parse_money(sale_raw, f"{where}.sale_price")[0] \
                     if sale_raw not in (None, "") else None
             else:
