@@ -59,7 +59,7 @@ def import_catalogue_and_history(db: Path, folder: Path, config: Path = CONFIG) 
     with history.open("w", encoding="utf-8") as f:
         n = 0
         for a, b in PAIRS:
-            for buyer in range(3):
+            for _ in range(3):
                 n += 1
                 when = now - timedelta(days=10 + 5 * n)
                 f.write(json.dumps({
