@@ -43,43 +43,48 @@ _CHECK_EVERY = 5.0
 Lists = dict[str, list[tuple[str, float]]]
 
 
+def _index(pairs: Sequence[tuple[int, str]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(person numbers, product numbers, product ids) of (person, product) pairs; product
+    numbers follow the ids' sort order, so ties can be broken by number."""
+    ids = sorted({item for _, item in pairs})
+    number = {item: i for i, item in enumerate(ids)}
+    people: dict[int, int] = {}
+    rows = np.fromiter((people.setdefault(p, len(people)) for p, _ in pairs),
+                       dtype=np.int64, count=len(pairs))
+    cols = np.fromiter((number[i] for _, i in pairs), dtype=np.int64, count=len(pairs))
+    return rows, cols, ids
+
+
 def cooccurrence(pairs: Sequence[tuple[int, str]], *, min_support: int,
                  top_k: int = TOP_K) -> Lists:
     """{product: [(other, lift), …]} from (person, product) pairs: the best `top_k` others
     by lift among those at least `min_support` people had both; ties by count, then id."""
     if not pairs:
         return {}
-    people: dict[int, int] = {}
-    products: dict[str, int] = {}
-    rows = np.fromiter((people.setdefault(p, len(people)) for p, _ in pairs),
-                       dtype=np.int64, count=len(pairs))
-    cols = np.fromiter((products.setdefault(i, len(products)) for _, i in pairs),
-                       dtype=np.int64, count=len(pairs))
+    rows, cols, ids = _index(pairs)
     x = sparse.csr_matrix((np.ones(len(pairs), dtype=np.float64), (rows, cols)),
-                          shape=(len(people), len(products)))
+                          shape=(int(rows.max()) + 1, len(ids)))
     x.sum_duplicates()
     x.data[:] = 1.0  # a person either has the product or not
-    n = float(len(people))
+    n = float(x.shape[0])
     counts = np.asarray(x.sum(axis=0)).ravel()
     c = (x.T @ x).tocsr()
     c.setdiag(0)
     c.eliminate_zeros()
     row_of = np.repeat(np.arange(c.shape[0]), np.diff(c.indptr))
+    keep = c.data >= min_support
     lift = c.data * n / (counts[row_of] * counts[c.indices])
-    ids = np.array(list(products), dtype=object)
     out: Lists = {}
     for a in range(c.shape[0]):
         start, end = c.indptr[a], c.indptr[a + 1]
-        support = c.data[start:end]
-        keep = support >= min_support
-        if not keep.any():
+        mask = keep[start:end]
+        if not mask.any():
             continue
-        others = c.indices[start:end][keep]
-        scores = lift[start:end][keep]
-        names = ids[others]
+        others = c.indices[start:end][mask]
+        scores = lift[start:end][mask]
         # lexsort sorts by the last key first: lift desc, then support desc, then id
-        order = np.lexsort((names.astype(str), -support[keep], -scores))[:top_k]
-        out[str(ids[a])] = [(str(names[i]), round(float(scores[i]), 6)) for i in order]
+        order = np.lexsort((others, -c.data[start:end][mask], -scores))[:top_k]
+        out[ids[a]] = [(ids[others[i]], round(float(scores[i]), 6)) for i in order]
     return out
 
 
@@ -90,29 +95,30 @@ def similar(meta: Sequence[tuple[str, str | None, str | None]], popularity: Mapp
     def rank(pid: str) -> tuple[int, str]:
         return (-popularity.get(pid, 0), pid)
 
-    by_category: dict[str, list[str]] = defaultdict(list)
-    by_brand: dict[str, list[str]] = defaultdict(list)
-    for pid, category, brand in meta:
-        if category:
-            by_category[category.lower()].append(pid)
-        if brand:
-            by_brand[brand.lower()].append(pid)
-    for group in (*by_category.values(), *by_brand.values()):
-        group.sort(key=rank)
+    order = {pid: i for i, pid in enumerate(sorted((m[0] for m in meta), key=rank))}
+    category = {pid: (c or "").lower() for pid, c, _ in meta}
+    brand = {pid: (b or "").lower() for pid, _, b in meta}
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for pid, _, _ in meta:
+        if category[pid]:
+            groups[("c", category[pid])].append(pid)
+        if brand[pid]:
+            groups[("b", brand[pid])].append(pid)
+    for group in groups.values():
+        group.sort(key=order.__getitem__)
     out: Lists = {}
-    for pid, category, brand in meta:
-        cat = by_category.get(category.lower(), []) if category else []
-        brd = by_brand.get(brand.lower(), []) if brand else []
-        same_cat = set(cat[:top_k + 1])
-        same_brand = set(brd[:top_k + 1])
-        candidates = (same_cat | same_brand) - {pid}
+    for pid, _, _ in meta:
+        cat, brd = category[pid], brand[pid]
+        candidates = set(groups.get(("c", cat), [])[:top_k + 1]) if cat else set()
+        if brd:
+            candidates.update(groups.get(("b", brd), [])[:top_k + 1])
+        candidates.discard(pid)
         if not candidates:
             continue
-        cat_all = set(cat)
-        brand_all = set(brd)
-        scored = sorted(candidates, key=lambda o: (-(2 * (o in cat_all) + (o in brand_all)),
-                                                   *rank(o)))[:top_k]
-        out[pid] = [(o, float(2 * (o in cat_all) + (o in brand_all))) for o in scored]
+        scored = sorted(((2 * (bool(cat) and category[o] == cat)
+                          + (bool(brd) and brand[o] == brd), o) for o in candidates),
+                        key=lambda t: (-t[0], order[t[1]]))[:top_k]
+        out[pid] = [(o, float(score)) for score, o in scored]
     return out
 
 
@@ -120,6 +126,15 @@ def ranked(counts: Mapping[str, float], top_k: int = GLOBAL_K) -> list[tuple[str
     """The `top_k` products by count (ties by id)."""
     return sorted(((p, float(n)) for p, n in counts.items() if n > 0),
                   key=lambda item: (-item[1], item[0]))[:top_k]
+
+
+def _people_per_product(rows: Sequence[tuple[int, str, int]], since: int) -> dict[str, int]:
+    """{product: distinct people} of (person, product, at) rows at or after `since`."""
+    seen = {(p, i) for p, i, at in rows if at >= since}
+    counts: dict[str, int] = defaultdict(int)
+    for _, item in seen:
+        counts[item] += 1
+    return counts
 
 
 @dataclass(frozen=True)
@@ -134,15 +149,20 @@ def build(conn: sqlite3.Connection, settings: ProductSettings, now_ms: int) -> B
     """Compute every list from the stored orders and activity, and replace the old ones."""
     started = time.perf_counter()
     since = now_ms - settings.history_ms
-    bought = cooccurrence(activity.order_pairs(conn, since), min_support=settings.min_support)
-    viewed = cooccurrence(activity.activity_pairs(conn, "view", since),
+    orders = activity.order_rows(conn, since)
+    seen = activity.activity_rows(conn, since)
+    bought = cooccurrence([(p, i) for p, i, _ in orders], min_support=settings.min_support)
+    viewed = cooccurrence([(p, i) for p, kind, i, _ in seen if kind == "view"],
                           min_support=settings.min_support)
-    buyers = activity.buyer_counts(conn, now_ms - settings.popular_ms)
+    buyers = _people_per_product(orders, now_ms - settings.popular_ms)
     recent = now_ms - settings.trending_ms
     trend: dict[str, float] = defaultdict(float)
-    for weight, counts in ((3, activity.buyer_counts(conn, recent)),
-                           (2, activity.activity_counts(conn, "cart", recent)),
-                           (1, activity.activity_counts(conn, "view", recent))):
+    for weight, counts in (
+            (3, _people_per_product(orders, recent)),
+            (2, _people_per_product([(p, i, at) for p, k, i, at in seen if k == "cart"],
+                                    recent)),
+            (1, _people_per_product([(p, i, at) for p, k, i, at in seen if k == "view"],
+                                    recent))):
         for pid, n in counts.items():
             trend[pid] += weight * n
     alike = similar(catalogue.catalogue_meta(conn), buyers)

@@ -92,22 +92,12 @@ def interested_profiles(conn: sqlite3.Connection, product_id: str,
     return out
 
 
-def activity_pairs(conn: sqlite3.Connection, kind: str,
-                   since: int) -> list[tuple[int, str]]:
-    """(profile_id, product_id) of every view or cart add since `since`."""
-    return [(int(r[0]), str(r[1])) for r in conn.execute(
-        "SELECT profile_id, product_id FROM product_activity WHERE kind = ? AND last_at >= ?",
-        (kind, since))]
+def activity_rows(conn: sqlite3.Connection, since: int) -> list[tuple[int, str, str, int]]:
+    """(profile_id, kind, product_id, last_at) of every view and cart add since `since`."""
+    return conn.execute(
+        "SELECT profile_id, kind, product_id, last_at FROM product_activity "
+        "WHERE last_at >= ?", (since,)).fetchall()
 
-
-def activity_counts(conn: sqlite3.Connection, kind: str, since: int) -> dict[str, int]:
-    """{product_id: people} who viewed or carted each product since `since`."""
-    return {str(r[0]): int(r[1]) for r in conn.execute(
-        "SELECT product_id, count(*) FROM product_activity WHERE kind = ? AND last_at >= ? "
-        "GROUP BY product_id", (kind, since))}
-
-
-# -- orders -----------------------------------------------------------------------------
 
 def add_order_lines(conn: sqlite3.Connection, lines: Sequence[OrderLine]) -> list[OrderLine]:
     """Store order lines; returns those that were new (an order seen twice adds nothing)."""
@@ -124,17 +114,10 @@ def add_order_lines(conn: sqlite3.Connection, lines: Sequence[OrderLine]) -> lis
     return new
 
 
-def order_pairs(conn: sqlite3.Connection, since: int) -> list[tuple[int, str]]:
-    """(profile_id, product_id) of every order line since `since`."""
-    return [(int(r[0]), str(r[1])) for r in conn.execute(
-        "SELECT profile_id, product_id FROM product_orders WHERE at >= ?", (since,))]
-
-
-def buyer_counts(conn: sqlite3.Connection, since: int) -> dict[str, int]:
-    """{product_id: distinct buyers} since `since`."""
-    return {str(r[0]): int(r[1]) for r in conn.execute(
-        "SELECT product_id, count(DISTINCT profile_id) FROM product_orders WHERE at >= ? "
-        "GROUP BY product_id", (since,))}
+def order_rows(conn: sqlite3.Connection, since: int) -> list[tuple[int, str, int]]:
+    """(profile_id, product_id, at) of every order line since `since`."""
+    return conn.execute("SELECT profile_id, product_id, at FROM product_orders WHERE at >= ?",
+                        (since,)).fetchall()
 
 
 def bought_since(conn: sqlite3.Connection, profile_id: int, since: int) -> list[tuple[str, int]]:

@@ -435,6 +435,7 @@ def _m010_products(db: _Schema) -> None:
     )
     db.execute("CREATE INDEX product_orders_profile ON product_orders(profile_id, at)")
     db.execute("CREATE INDEX product_orders_at ON product_orders(at)")
+    db.execute("CREATE INDEX product_orders_product ON product_orders(product_id, at)")
     db.execute(
         """CREATE TABLE product_alerts (
             profile_id INTEGER NOT NULL, product_id TEXT NOT NULL, created_at INTEGER NOT NULL,
