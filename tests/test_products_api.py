@@ -170,3 +170,29 @@ def test_the_recommendations_report_route_and_cli(app: App) -> None:
     result = CliRunner().invoke(cli, ["report", "recommendations", "--format", "json",
                                       "--db", str(app.db_path)])
     assert result.exit_code == 0 and json.loads(result.output)["totals"]["shown"] == 0
+
+
+def test_the_dashboard_page_shows_what_each_kind_earned(app: App) -> None:
+    from test_dashboard import page_data, sign_in
+
+    now = int(app.clock.now() * 1000)
+    runtime = app.app.extensions["kanal"]
+    conn = runtime.db.conn()
+    from kanal_collector.store import product_activity as activity
+    from kanal_collector.store.db import transaction
+
+    link = activity.RecLink(7, "https://shop.example/p1", "p1", "bought_together",
+                            "cross_sell", "post_purchase", now - 3_600_000)
+    with transaction(conn):
+        activity.add_rec_links(conn, [link])
+        activity.add_rec_click(conn, profile_id=1, link=link, event_id=99, at=now - 60_000)
+        activity.add_rec_conversion(
+            conn, activity.OrderLine("o:1", "p1", 1, now - 1000, 2.0, 6.0, "EUR"),
+            kind="bought_together", message="cross_sell", journey="post_purchase",
+            outbox_id=7, clicked_at=now - 60_000, revenue=12.0)
+    sign_in(app)
+    html = app.client.get("/dashboard/recommendations?since=7d").get_data(as_text=True)
+    assert '<tr data-kind="bought_together"><td>bought_together</td><td class="n">1</td>' \
+        in html
+    assert "12.00" in html and "cross_sell" in html
+    assert page_data(html)["totals"]["conversions"] == 1
