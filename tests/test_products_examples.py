@@ -12,65 +12,22 @@ import re
 import socket
 import sqlite3
 import sys
-import time
-from collections.abc import Iterator
-from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from aiosmtpd.controller import Controller
-from kanal_testing import start_collector
+from kanal_testing import SmtpCatcher, poll, start_collector
 
 pytestmark = pytest.mark.slow
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 
 
-class _Handler:
-    def __init__(self) -> None:
-        self.received: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.received.append(message_from_bytes(envelope.original_content or b"",
-                                                policy=policy.default))
-        return "250 OK"
-
-
-class _Controller(Controller):
-    """aiosmtpd's Controller on an ephemeral port (port 0)."""
-
-    def _trigger_server(self) -> None:
-        assert self.server is not None
-        self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[_Controller, _Handler]]:
-    handler = _Handler()
-    controller = _Controller(handler, hostname="127.0.0.1", port=0)
-    controller.start()
-    try:
-        yield controller, handler
-    finally:
-        controller.stop()
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _poll(check: Any, timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.25)
-    return check()
 
 
 def _query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
@@ -91,7 +48,7 @@ def _blocks(html: str) -> list[str]:
 
 
 def test_the_commerce_examples_send_product_blocks(tmp_path: Path,
-                                                   smtp: tuple[_Controller, _Handler]) -> None:
+                                                   smtp: tuple[Any, SmtpCatcher]) -> None:
     controller, handler = smtp
     port = _free_port()
     config = tmp_path / "commerce.toml"
@@ -109,12 +66,13 @@ def test_the_commerce_examples_send_product_blocks(tmp_path: Path,
 
         demo.import_catalogue_and_history(db, tmp_path, config)
         # the processor takes the past orders in, and the worker builds the lists
-        assert _poll(lambda: _query(db, "SELECT count(*) FROM product_recs WHERE kind = "
+        assert poll(lambda: _query(db, "SELECT count(*) FROM product_recs WHERE kind = "
                                         "'bought_together' AND product_id = 'MUG-BLUE'")
                      [0][0]), "".join(collector.output)
         demo.shop_backend(collector.url, collector.secret_key)
         demo.change_products(collector.url, collector.admin_key)
-        mails = _poll(lambda: len(handler.received) >= 4 and handler.received)
+        mails = poll(lambda: len(handler.received) >= 4 and
+                     [message for _, message in handler.received], timeout=90)
         assert mails, f"{len(handler.received)} emails:\n" + "".join(collector.output)
         by = {m["To"]: m for m in mails}
         assert set(by) == {"ada@example.com", "bob@example.com", "cy@example.com",
@@ -151,7 +109,7 @@ def test_the_commerce_examples_send_product_blocks(tmp_path: Path,
             requests.put(f"{collector.url}/api/products/MUG-RED", headers=auth, timeout=10,
                          json={**current, "availability": availability}).raise_for_status()
         last = _query(db, "SELECT max(id) FROM product_history")[0][0]
-        assert _poll(lambda: _query(db, "SELECT position FROM cursors WHERE name = "
+        assert poll(lambda: _query(db, "SELECT position FROM cursors WHERE name = "
                                         "'products.signals'")[0][0] >= last)
         assert _query(db, "SELECT count(*) FROM events WHERE event = "
                           "'Product Back in Stock'") == [(1,)]
@@ -164,7 +122,7 @@ def test_the_commerce_examples_send_product_blocks(tmp_path: Path,
                                                     "Gecko/20100101 Firefox/128.0"})
         assert click.status_code == 302
         assert click.headers["Location"] == "https://shop.example/p/saucer"
-        assert _poll(lambda: _query(db, "SELECT count(*) FROM events WHERE event = "
+        assert poll(lambda: _query(db, "SELECT count(*) FROM events WHERE event = "
                                         "'Email Link Clicked'")[0][0])
         import kanal as sdk
 
@@ -179,7 +137,7 @@ def test_the_commerce_examples_send_product_blocks(tmp_path: Path,
                                headers=auth, timeout=10).json()
             return doc if doc["totals"]["conversions"] else None
 
-        report = _poll(credited, timeout=30)
+        report = poll(credited, timeout=30)
         bot = _query(db, "SELECT body FROM events WHERE event = 'Email Link Clicked'")
         assert report, f"no conversion; click event: {bot}"
         row = next(r for r in report["kinds"] if r["kind"] == "bought_together")

@@ -22,7 +22,6 @@ The four emails, with their product blocks, arrive at the SMTP server and are pr
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from run_demo import HERE, SMTP_PORT, start_kanal, start_smtp
+from run_demo import HERE, run
 
 CATALOGUE = HERE.parent / "products" / "catalog.xml"
 CONFIG = HERE / "commerce.toml"
@@ -105,36 +104,24 @@ def change_products(url: str, admin_key: str) -> None:
     print("[admin] MUG-RED is back in stock; LAMP now costs 45.00 EUR", flush=True)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8000, help="kanal serve's port")
-    parser.add_argument("--wait", type=float, default=90.0,
-                        help="seconds to wait for the four emails (default 90)")
-    args = parser.parse_args()
-    controller, handler = start_smtp()
-    print(f"[smtp] listening on 127.0.0.1:{SMTP_PORT}", flush=True)
+def commerce(db: Path, url: str, keys: dict[str, str], handler: Any) -> int:
+    """The four commerce journeys; waits for their emails."""
     with tempfile.TemporaryDirectory(prefix="kanal-commerce-") as tmp:
-        db = Path(tmp) / "kanal.db"
-        proc, url, keys = start_kanal(db, port=args.port, config=CONFIG)
-        try:
-            import_catalogue_and_history(db, Path(tmp))
-            time.sleep(3)  # the processor takes the history in; the lists are rebuilt
-            shop_backend(url, keys["secret"])
-            change_products(url, keys["admin"])
-            deadline = time.monotonic() + args.wait
-            while len(handler.received) < 4 and time.monotonic() < deadline:
-                time.sleep(0.5)
-            print(f"[demo] {len(handler.received)} of 4 emails arrived. `kanal report "
-                  f"recommendations --db {db}` shows what the recommendations earn.",
-                  flush=True)
-            return 0 if len(handler.received) >= 4 else 1
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            controller.stop()
+        import_catalogue_and_history(db, Path(tmp))
+    time.sleep(3)  # the processor takes the history in; the lists are rebuilt
+    shop_backend(url, keys["secret"])
+    change_products(url, keys["admin"])
+    deadline = time.monotonic() + 90
+    while len(handler.received) < 4 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for mail in handler.received:
+        print(f"[demo] {summary(mail)}", flush=True)
+    print(f"[demo] {len(handler.received)} of 4 emails arrived.", flush=True)
+    return 0 if len(handler.received) >= 4 else 1
+
+
+def main() -> int:
+    return run(commerce, config=CONFIG, description=__doc__.splitlines()[0], wait=90.0)
 
 
 def summary(mail: Any) -> str:
