@@ -233,3 +233,35 @@ def test_bought_together_beats_popular_on_planted_pairs(tmp_path: Path) -> None:
         assert rate["bought_together"] >= rate["popular"] + 0.10, rate
     finally:
         shop.close()
+
+
+def test_the_worker_builds_on_start_after_new_orders_and_on_schedule(tmp_path: Path) -> None:
+    from kanal_collector.products import RecommendationsWorker
+    from kanal_collector.store import product_activity as activity
+
+    shop = Shop(tmp_path, ProductSettings(default_currency="EUR", rebuild_after_ms=60_000,
+                                          rebuild_every_ms=3_600_000))
+    worker = RecommendationsWorker(shop.log.db, shop.clock, shop.settings)
+    try:
+        _catalogue(shop)
+        assert worker.run_once() == 1  # nothing built yet
+        first = activity.recs_built_at(shop.conn)
+        assert worker.run_once() == 0
+        shop.person("ann")
+        shop.order("ann", "o1", "p1")
+        shop.process()
+        shop.clock.advance(5)
+        assert worker.run_once() == 0  # new orders seen; rebuilt a minute later
+        shop.clock.advance(59)
+        assert worker.run_once() == 0
+        shop.clock.advance(1)
+        assert worker.run_once() == 1
+        assert activity.load_recs(shop.conn, "popular", [""])[""] == [("p1", 1.0)]
+        shop.clock.advance(3_599)
+        assert worker.run_once() == 0
+        shop.clock.advance(1)
+        assert worker.run_once() == 1  # the hourly rebuild (trending windows move)
+        assert activity.recs_built_at(shop.conn) == first + 3_665_000
+    finally:
+        worker.close()
+        shop.close()

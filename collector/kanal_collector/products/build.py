@@ -38,7 +38,7 @@ TOP_K = 20
 GLOBAL_K = 200
 ITEM_KINDS = ("bought_together", "viewed_together", "similar")
 GLOBAL_KINDS = ("popular", "trending")
-_CHECK_EVERY = 5.0
+_CHECK_EVERY_MS = 5_000  # how often the worker looks for new orders and views
 
 Lists = dict[str, list[tuple[str, float]]]
 
@@ -189,7 +189,7 @@ class RecommendationsWorker:
         self._built_at: int | None = None
         self._fingerprint: tuple[int, int, int] | None = None
         self._changed_at: int | None = None
-        self._checked = 0.0
+        self._checked = 0
 
     def run_once(self) -> int:
         """Build when due; 1 when a build ran, else 0."""
@@ -197,13 +197,16 @@ class RecommendationsWorker:
             self._conn = self.db.connect()
             self._built_at = activity.recs_built_at(self._conn)
         now_ms = int(self.clock.now() * 1000)
-        if time.monotonic() - self._checked >= _CHECK_EVERY or self._fingerprint is None:
-            self._checked = time.monotonic()
+        if now_ms - self._checked >= _CHECK_EVERY_MS or self._fingerprint is None:
+            self._checked = now_ms
             fingerprint = activity.orders_version(self._conn)
-            if fingerprint != self._fingerprint:
-                if self._fingerprint is not None or self._built_at is None:
-                    self._changed_at = self._changed_at or now_ms
-                self._fingerprint = fingerprint
+            # New rows since the last check; at start, rows newer than the stored lists
+            # (orders or views that came while no worker ran).
+            newer = self._fingerprint is None and self._built_at is not None and \
+                max(fingerprint[1], fingerprint[2]) > self._built_at
+            if (self._fingerprint is not None and fingerprint != self._fingerprint) or newer:
+                self._changed_at = self._changed_at or now_ms
+            self._fingerprint = fingerprint
         due = self._built_at is None or now_ms - self._built_at >= self.settings.rebuild_every_ms
         if self._changed_at is not None and \
                 now_ms - self._changed_at >= self.settings.rebuild_after_ms:
