@@ -242,3 +242,32 @@ def test_a_required_product_that_sold_out_skips_the_message(tmp_path: Path) -> N
         assert len(w.sms.sent) == 1
     finally:
         w.close()
+
+
+def test_preview_renders_products_and_records_nothing(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kanal_collector.cli import cli
+
+    shop = Shop(tmp_path)
+    shop.products(product("mug", title="Blue mug"))
+    shop.person("ann")
+    shop.close()
+    messages = tmp_path / "messages"
+    messages.mkdir()
+    (messages / "hi.yaml").write_text(
+        'email:\n  subject: "{{ product(\'mug\').name }}"\n'
+        '  html: "{{ product_block(product(\'mug\')) }}"\n')
+    args = ["--db", str(tmp_path / "kanal.db"), "--dir", str(messages)]
+    result = CliRunner().invoke(cli, ["messages", "preview", "hi", "ann", *args])
+    assert result.exit_code == 0, result.output
+    assert "Blue mug" in result.output and 'class="kanal-product"' in result.output
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "kanal.db")
+    assert conn.execute("SELECT count(*) FROM product_rec_links").fetchone() == (0,)
+    conn.close()
+    (messages / "hi.yaml").write_text('sms:\n  text: "{{ product(\'nope\').name }}"\n')
+    result = CliRunner().invoke(cli, ["messages", "preview", "hi", "ann", *args])
+    assert result.exit_code == 1
+    assert "unknown product id 'nope'" in result.output and "Traceback" not in result.output

@@ -121,7 +121,7 @@ def messages_preview(db: str | None, config_path: str | None, directory: str | N
                                                                    indent=2)
             click.echo(f"--- {field} ---")
             click.echo(text)
-    except KanalError as exc:
+    except (KanalError, ValueError) as exc:  # ValueError: a bad [products] setting
         raise click.ClickException(str(exc)) from None
     finally:
         database.close()
