@@ -97,8 +97,9 @@ def _ms(samples: list[float]) -> str:
     return f"{statistics.median(samples) * 1000:.2f} / {p95 * 1000:.2f}"
 
 
-def speed(orders: int, products: int, requests: int) -> None:
-    """Build time and request latency beside plain SQL, at one scale."""
+def speed(orders: int, products: int, requests: int) -> tuple[float, float, float]:
+    """Build time and request latency beside plain SQL, at one scale; (build s, plain SQL
+    s, median request s)."""
     history = generate(orders, products)
     settings = ProductSettings(default_currency="EUR")
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,6 +136,7 @@ def speed(orders: int, products: int, requests: int) -> None:
           f"({len(pairs):,} pairs)  ratio {build_s / plain_s:4.2f} | "
           f"recommend p50/p95 {_ms(served)} ms  plain SQL per request {_ms(plain)} ms",
           flush=True)
+    return build_s, plain_s, statistics.median(served)
 
 
 def quality(orders: int, products: int, customers: int) -> None:
@@ -181,8 +183,13 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=3000,
                         help="customers whose last order is held out (quality)")
     args = parser.parse_args()
-    for scale in args.scales:
-        speed(args.orders * scale, args.products * scale, args.requests)
+    figures = {scale: speed(args.orders * scale, args.products * scale, args.requests)
+               for scale in args.scales}
+    if len(figures) > 1:
+        low, high = min(figures), max(figures)
+        growth = [f"{b / a:.1f}×" for a, b in zip(figures[low], figures[high], strict=True)]
+        print(f"growth {low}× → {high}× the data: build {growth[0]}, plain SQL pair count "
+              f"{growth[1]}, one request {growth[2]}")
     top = max(args.scales)
     quality(args.orders * top, args.products * top, args.customers)
 
