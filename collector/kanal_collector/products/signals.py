@@ -138,6 +138,9 @@ class SignalsWorker:
             self._conn = self.db.connect()
         now_ms = int(self.clock.now() * 1000)
         written = 0
+        # Look before taking the write lock: most polls find nothing new.
+        if not catalogue.history_after(self._conn, get_position(self._conn, CURSOR), 1):
+            return 0
         with transaction(self._conn) as conn:
             rows = catalogue.history_after(conn, get_position(conn, CURSOR), _BATCH)
             if not rows:
