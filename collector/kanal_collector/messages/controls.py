@@ -142,8 +142,13 @@ class Controls:
     @property
     def limited(self) -> bool:
         """True when anything may hold a marketing row back."""
+        return self.sending.active or self.per_person
+
+    @property
+    def per_person(self) -> bool:
+        """True when quiet hours, a cap or the budget may hold a person's row back."""
         caps = [self.caps, *self.channel_caps.values()]
-        return bool(self.quiet_hours or self.channel_quiet_hours or self.sending.active
+        return bool(self.quiet_hours or self.channel_quiet_hours
                     or self.daily_budget is not None
                     or any(c.per_day is not None or c.per_week is not None for c in caps))
 
@@ -262,6 +267,8 @@ def decide(conn: sqlite3.Connection, row: store.OutboxRow, person: Person,
         if hold is not None:
             return (Decision.skip(hold.reason, tz_name) if hold.until_ms is None
                     else Decision.defer(hold.until_ms, hold.reason, tz_name))
+    if not settings.per_person:
+        return Decision.send()
     quiet = settings.quiet_for(channel_name)
     quiet_tz = zone(person_timezone(person, quiet.timezone or settings.timezone)
                     if quiet is not None else tz_name)

@@ -298,6 +298,7 @@ def computed(state: dict[str, Any]) -> dict[str, Any]:
         "subscriptions": subscriptions,
         "subscribedAt": subscribed_at,
         "lastEngagedAt": dict(sorted(state.get("eng_at", {}).items())),
+        "lastEmailEngagedAt": state.get("eng_at", {}).get("email"),
         "consent": {k: v[0] for k, v in sorted(state.get("consent", {}).items())},
     }
 
