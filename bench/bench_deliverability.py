@@ -27,13 +27,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from bench_email import Counter, _Controller  # noqa: E402
 from messages_util import World, channel  # noqa: E402
 
 from kanal_collector.channels.base import OutgoingMessage  # noqa: E402
@@ -44,22 +43,6 @@ from kanal_collector.store import deliverability as store  # noqa: E402
 from kanal_collector.store.db import transaction  # noqa: E402
 
 PARAGRAPH = "<p>Your cart misses you. Here is what you left behind.</p>"
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.count += 1
-        return "250 OK"
-
-
-class _Controller(Controller):
-    def _trigger_server(self) -> None:
-        assert self.server is not None
-        self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
 
 
 def _messages(n: int, size: int) -> list[OutgoingMessage]:

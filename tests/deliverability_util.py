@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from messages_util import Recording, World, channel
 
 from kanal_collector.app import close_app, create_app
@@ -80,3 +82,13 @@ class Shop:
     def close(self) -> None:
         close_app(self.app)
         self.world.close()
+
+
+def write_rsa_key(path: Path, *, traditional: bool = False) -> Path:
+    """A fresh 2048-bit RSA key in PEM (PKCS#8, or the traditional OpenSSL form)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    form = (serialization.PrivateFormat.TraditionalOpenSSL if traditional
+            else serialization.PrivateFormat.PKCS8)
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, form,
+                                       serialization.NoEncryption()))
+    return path

@@ -14,9 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from deliverability_util import Shop
+from deliverability_util import Shop, write_rsa_key
 
 from kanal_collector.channels.dkim import dns_record
 from kanal_collector.cli import cli
@@ -126,12 +124,7 @@ class StubResolver:
 
 @pytest.fixture(scope="module")
 def key_pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    path = tmp_path_factory.mktemp("dkim") / "k.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.TraditionalOpenSSL,
-                                       serialization.NoEncryption()))
-    return path
+    return write_rsa_key(tmp_path_factory.mktemp("dkim") / "k.pem", traditional=True)
 
 
 def check_config(key_pem: Path) -> Config:
@@ -296,3 +289,16 @@ def test_dashboard_draws_the_thresholds(shop: Shop) -> None:
     assert "support.google.com/a/answer/81126" in html
     data = json.loads(html.split('id="data">')[1].split("</script>")[0])
     assert data["totals"]["complaints"] == 1
+
+
+def test_forget_deletes_the_reports_and_keeps_the_suppression(shop: Shop) -> None:
+    from kanal_collector.profiles.privacy import forget
+
+    oid = shop.sent("ann", "ann@example.com")
+    with transaction(shop.conn):
+        record(shop.conn, Report("hard", "ann@example.com", "test", "h1", outbox_id=oid),
+               Settings(), 0)
+    assert len(shop.feedback()) == 1
+    forget(shop.conn, "ann", 0)
+    assert shop.feedback() == []
+    assert shop.suppressed() == {"ann@example.com": "hard_bounce"}

@@ -17,9 +17,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from deliverability_util import Shop
+from deliverability_util import Shop, write_rsa_key
 
 from kanal_collector.channels.dkim import dns_record
 from kanal_collector.channels.plugins import build_channels
@@ -67,12 +65,7 @@ def relay() -> Iterator[tuple[Relay, int]]:
 
 @pytest.fixture(scope="module")
 def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    path = tmp_path_factory.mktemp("dkim") / "dkim.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    return path
+    return write_rsa_key(tmp_path_factory.mktemp("dkim") / "dkim.pem")
 
 
 def make_shop(tmp_path: Path, relay_port: int, dkim_key: Path, protocol: str = "smtp",
@@ -295,3 +288,55 @@ def test_a_suppressed_address_is_skipped_at_send_time(env: tuple[Shop, Dispatche
     assert shop.world.row(oid).state == "skipped"
     assert shop.world.row(oid).reason == "suppressed: manual"
     assert len(relay.received) == 1
+
+
+@pytest.mark.slow
+def test_kanal_serve_receives_bounces(tmp_path: Path) -> None:
+    """A real `kanal serve` with [deliverability.bounces] listen: a DSN sent to it over
+    SMTP suppresses the address, and the bounce reaches the person's timeline."""
+    import sqlite3
+    import time
+
+    from kanal_testing import start_collector
+    from messages_util import World
+
+    from kanal_collector.deliverability.verp import bounce_address
+    from kanal_collector.tracking.keys import load_keys
+
+    db = tmp_path / "kanal.db"
+    world = World(db)
+    try:
+        pid = world.person("ann", email="ann@example.com")
+        oid = world.enqueue(pid, "k1")
+        world.dispatcher.drain()
+        key = load_keys(world.conn, (), int(world.clock.now() * 1000))[0]
+    finally:
+        world.close()
+    verp_ann = bounce_address("bounces", "bounce.shop.example", key, oid, "ann@example.com")
+    config = tmp_path / "kanal.toml"
+    config.write_text('[deliverability.bounces]\naddress = "bounces@bounce.shop.example"\n'
+                      'listen = "127.0.0.1:0"\n', encoding="utf-8")
+    collector = start_collector(db, args=["--config", str(config)])
+    try:
+        line = next(x for x in collector.output if "Receiving bounces on" in x)
+        port = int(line.rsplit(":", 1)[1])
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.sendmail("", [verp_ann], dsn_message(verp_ann, "ann@example.com"))
+        conn = sqlite3.connect(db, timeout=30)
+        try:
+            assert conn.execute("SELECT reason FROM email_suppressions").fetchall() == [
+                ("hard_bounce",)]
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # the processor files it on the timeline
+                on_timeline = conn.execute(
+                    "SELECT count(*) FROM profile_events pe JOIN events e "
+                    "ON e.id = pe.event_id WHERE e.event = 'Email Bounced'").fetchone()[0]
+                if on_timeline:
+                    break
+                time.sleep(0.1)
+            assert on_timeline == 1
+        finally:
+            conn.close()
+    finally:
+        collector.stop()
+    assert any("Stopped." in x for x in collector.output)

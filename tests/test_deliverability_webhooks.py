@@ -128,6 +128,10 @@ def test_ses_hard_bounce_suppresses_and_is_on_the_profile(shop: Shop, sns: Sns,
     assert shop.suppressed() == {"ann@example.com": "hard_bounce"}
     row = shop.world.row(oid)
     assert row.state == "sent" and row.reason.startswith("bounced (hard) via ses")
+    # `kanal journeys why` tells it after the send.
+    from kanal_collector.journeys.explain import send_report
+
+    assert "to ann@example.com; then bounced at" in send_report(shop.conn, row, None)["text"]
     (event,) = shop.world.events("Email Bounced")
     props = event["body"]["properties"]
     assert (event["origin"], event["key_kind"]) == ("email", "kanal")
