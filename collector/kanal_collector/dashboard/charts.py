@@ -205,8 +205,13 @@ def rate_lines(label: str, columns: Sequence[tuple[str, Mapping[str, float | Non
         ty = y(limit)
         body.append(f'<line class="threshold" x1="{left}" y1="{ty:.1f}" x2="{width - 20}" '
                     f'y2="{ty:.1f}" data-threshold="{limit:g}"><title>{escape(name)}</title>'
-                    f'</line><text class="threshold-label" x="{width - 22}" '
-                    f'y="{ty - 4 - (i % 2) * 10:.1f}" text-anchor="end">{escape(name)}</text>')
+                    f'</line>')
+        # Labels alternate: above the line on the right, below it on the left, so two
+        # limits close together stay readable.
+        lx, ly, anchor = ((width - 22, ty - 4, "end") if i % 2 == 0
+                          else (left + 4, ty + 12, "start"))
+        body.append(f'<text class="threshold-label" x="{lx}" y="{ly:.1f}" '
+                    f'text-anchor="{anchor}">{escape(name)}</text>')
     for s_index, s in enumerate(series):
         segment: list[str] = []
         segments: list[list[str]] = [segment]
