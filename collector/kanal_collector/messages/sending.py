@@ -49,6 +49,7 @@ _WINDOWS = {"per_minute": 60_000, "per_hour": 3_600_000, "per_day": _DAY}
 _WINDOW_WORDS = {"per_minute": "minute", "per_hour": "hour", "per_day": "day"}
 _ENGAGEMENT = ("Email Opened", "Email Link Clicked")
 _PRUNE_EVERY = 3_600_000
+_PRUNED = "send_counts_pruned"
 _KEEP_COUNTS = 2 * _DAY
 
 
@@ -200,22 +201,18 @@ class SendingRules:
         ramp = self.ramps.get(domain or "")
         if ramp is not None:
             store.add_count(conn, _ramp_scope(ramp), now_ms - now_ms % _DAY)
-            if ramp.start_day is None and meta.get(conn, _start_key(ramp.domain)) is None:
-                conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                             "ON CONFLICT (key) DO NOTHING",
-                             (_start_key(ramp.domain), str(now_ms // _DAY)))
+            if ramp.start_day is None:
+                store.set_fact(conn, _start_key(ramp.domain), str(now_ms // _DAY),
+                               replace=False)
         throttle = self._throttle_of(recipient)
         if throttle is not None:
             for window in throttle.limits:
                 size = _WINDOWS[window]
                 store.add_count(conn, _throttle_scope(throttle, window), now_ms - now_ms % size)
-        last = conn.execute("SELECT value FROM meta WHERE key = 'send_counts_pruned'"
-                            ).fetchone()
-        if last is None or now_ms - int(last[0]) >= _PRUNE_EVERY:
+        last = meta.get(conn, _PRUNED)
+        if last is None or now_ms - int(last) >= _PRUNE_EVERY:
             store.prune_counts(conn, now_ms - _KEEP_COUNTS)
-            conn.execute("INSERT INTO meta (key, value) VALUES ('send_counts_pruned', ?) "
-                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                         (str(now_ms),))
+            store.set_fact(conn, _PRUNED, str(now_ms))
 
 
 def _start_key(domain: str) -> str:

@@ -242,6 +242,14 @@ def get_count(conn: sqlite3.Connection, scope: str, period: int) -> int:
     return 0 if row is None else int(row[0])
 
 
+def set_fact(conn: sqlite3.Connection, key: str, value: str, *, replace: bool = True) -> None:
+    """Set a `meta` value in the caller's transaction (keep an existing one unless
+    `replace`)."""
+    action = "DO UPDATE SET value = excluded.value" if replace else "DO NOTHING"
+    conn.execute(f"INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) {action}",
+                 (key, value))
+
+
 def prune_counts(conn: sqlite3.Connection, before: int) -> int:
     """Drop the counters of periods that started before `before` (ms)."""
     return int(conn.execute("DELETE FROM send_counts WHERE period < ?", (before,)).rowcount)
