@@ -248,20 +248,34 @@ def test_a_crashed_batch_is_counted_once(log: Log) -> None:
 _BEFORE_AGGREGATES = [m.__name__ for m in MIGRATIONS].index("_m009_daily_aggregates")
 
 
+def _objects(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+    return set(conn.execute("SELECT type, name FROM sqlite_master "
+                            "WHERE type IN ('table', 'index') AND sql IS NOT NULL").fetchall())
+
+
+def _schema_before_aggregates() -> set[tuple[str, str]]:
+    """The tables and indexes of a database that stopped before the aggregates."""
+    from sqlite_utils import Database as Schema
+
+    conn = sqlite3.connect(":memory:")
+    for step in MIGRATIONS[:_BEFORE_AGGREGATES]:
+        step(Schema(conn))
+    return _objects(conn)
+
+
 def _downgrade(conn: sqlite3.Connection) -> None:
-    """Put a database back where version 8 left it (before the aggregates existed)."""
-    conn.execute("DROP TABLE active_days")
-    conn.execute("DROP TABLE track_daily")
-    conn.execute("DROP TABLE active_spans")
-    # the tables of later migrations (products, _m010) are made again too
-    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                "AND name LIKE 'product%'").fetchall():
-        conn.execute(f"DROP TABLE {name}")
+    """Put a database back where version 8 left it: the aggregates and every later
+    migration's tables and indexes are dropped, so that migrate() makes them again."""
+    keep = _schema_before_aggregates()
+    for kind, name in sorted(_objects(conn) - keep, key=lambda o: o[0] != "index"):
+        if (kind, name) in _objects(conn):  # an index goes with its table
+            conn.execute(f"DROP {kind.upper()} {name}")
     conn.execute(f"PRAGMA user_version = {_BEFORE_AGGREGATES}")
     conn.commit()
 
 
 def test_the_migration_backfills_what_the_processor_wrote(log: Log) -> None:
+    assert MIGRATIONS[8].__name__ == "_m009_daily_aggregates"
     _history(log, seed=29)
     log.process()
     forget(log.conn, "u2", T0)
