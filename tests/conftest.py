@@ -13,9 +13,11 @@ from kanal_testing import (
     POSTGRES,
     App,
     Collector,
+    SmtpCatcher,
     drop_made,
     made,
     make_app,
+    smtp_controller,
     start_collector,
 )
 from messages_util import World
@@ -96,3 +98,15 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Any, SmtpCatcher]]:
+    """A real SMTP server (aiosmtpd) on an ephemeral loopback port that keeps every mail."""
+    handler = SmtpCatcher()
+    controller = smtp_controller(handler)
+    controller.start()
+    try:
+        yield controller, handler
+    finally:
+        controller.stop()

@@ -14,6 +14,7 @@ from .admin import admin_blueprint
 from .clock import Clock, SystemClock
 from .config import Config, load_config
 from .dashboard import dashboard_blueprint
+from .deliverability.routes import deliverability_blueprint
 from .errors import ConfigError, HTTPError, StorageError
 from .ingest.auth import KeyCache
 from .ingest.ratelimit import RateLimiter
@@ -25,6 +26,14 @@ from .journeys import Evaluator, JourneysStep, TimerWorker
 from .localtime import default_timezone
 from .messages import build_dispatcher
 from .messages.callbacks import callbacks_blueprint
+from .products import (
+    FeedWorker,
+    ProductSettings,
+    ProductsStep,
+    RecommendationsWorker,
+    SignalsWorker,
+    template_globals,
+)
 from .profiles import ProfilesStep, SegmentsStep, SegmentSweeper
 from .reports.attribution import AttributionSettings
 from .reports.costs import config_costs
@@ -65,7 +74,9 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     )
     try:  # settings of kanal.toml checked when the workers are built
         zone = default_timezone(config)
-        dispatcher = build_dispatcher(config, db, clock)
+        products = ProductSettings.from_config(config)
+        dispatcher = build_dispatcher(config, db, clock,
+                                      template_globals=[template_globals(products)])
     except ValueError as exc:
         db.close()
         raise ConfigError(str(exc)) from None
@@ -76,12 +87,16 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["kanal"] = runtime
     app.extensions["kanal.supervisor"] = Supervisor(
-        db, clock, [(build_processor(db, runtime.writer.busy, clock=clock, timezone=zone), wake),
+        db, clock, [(build_processor(db, runtime.writer.busy, clock=clock, timezone=zone,
+                                     products=products), wake),
                     (SegmentSweeper(db, clock), threading.Event()),
                     (dispatcher, threading.Event()),
                     (TimerWorker(db, clock, journeys_dir=config.journeys_dir,
                                  evaluator=Evaluator(clock=clock, default_timezone=zone)),
-                     threading.Event())],
+                     threading.Event()),
+                    (SignalsWorker(db, clock, products, wake=wake), threading.Event()),
+                    (RecommendationsWorker(db, clock, products), threading.Event()),
+                    (FeedWorker(db, clock, products), threading.Event())],
         poll_interval=config.poll_interval, lease_seconds=config.lease_seconds,
     )
     app.wsgi_app = IngestMiddleware(app.wsgi_app, runtime)  # type: ignore[method-assign]
@@ -94,20 +109,23 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     app.register_blueprint(site_blueprint)
     app.register_blueprint(tracking_blueprint)
     app.register_blueprint(callbacks_blueprint)
+    app.register_blueprint(deliverability_blueprint)
     app.register_blueprint(dashboard_blueprint)
     _register_errors(app)
     return app
 
 
 def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None, *,
-                    clock: Clock | None = None, timezone: str = "UTC") -> Processor:
+                    clock: Clock | None = None, timezone: str = "UTC",
+                    products: ProductSettings | None = None) -> Processor:
     """The processor with every step, in the order they must run.
 
-    `timezone` is the fallback for people without one (`[journeys] default_timezone`).
+    `timezone` is the fallback for people without one (`[journeys] default_timezone`);
+    `products` the `[products]` settings.
     """
     evaluator = Evaluator(clock=clock, default_timezone=timezone)
     return Processor(db, [StatsStep(), ProfilesStep(), SegmentsStep(clock),
-                          JourneysStep(evaluator=evaluator)],
+                          ProductsStep(products), JourneysStep(evaluator=evaluator)],
                      ingest_busy=ingest_busy)
 
 

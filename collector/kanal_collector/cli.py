@@ -206,8 +206,10 @@ def events_failed(db: Database, limit: int) -> None:
 from . import (  # noqa: E402,F401
     cli_channels,
     cli_db,
+    cli_deliverability,
     cli_journeys,
     cli_messages,
+    cli_products,
     cli_profiles,
     cli_report,
     cli_tracking,

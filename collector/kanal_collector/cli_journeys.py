@@ -16,6 +16,7 @@ from .journeys.errors import JourneyFileError
 from .journeys.timers import sync
 from .messages.catalog import load_directory as load_messages
 from .messages.catalog import messages_dir
+from .products.checks import product_problems
 from .profiles.segments import SegmentError, duration_ms
 from .store import journeys as store
 from .store.connection import DB_ERRORS
@@ -54,19 +55,24 @@ def journeys_validate(db: str | None, config_path: str | None, files: tuple[str,
     if not paths:
         raise click.ClickException(f"no journey files in {config.journeys_dir}")
     names = _message_names(Path(messages_path) if messages_path else messages_dir(config))
-    bad = 0
+    bad: set[str] = set()
     for path in paths:
         try:
             journey = load_file(path, messages=names)
         except JourneyFileError as exc:
-            bad += 1
+            bad.add(str(path))
             for problem in exc.problems:
                 click.echo(str(problem), err=True)
             continue
         click.echo(f"{path}: OK ({journey.name}, {len(journey.steps)} steps, "
                    f"version {journey.hash})")
+    unknown_ids = product_problems(config, paths, kind="journey")
+    for line in unknown_ids:
+        click.echo(line, err=True)
+    bad |= {line.split(":", 1)[0] for line in unknown_ids}
     if bad:
-        raise click.ClickException(f"{bad} of {len(paths)} journey file(s) have problems")
+        raise click.ClickException(f"{len(bad)} of {len(paths)} journey file(s) have "
+                                   "problems")
 
 
 def _message_names(directory: Path) -> set[str] | None:

@@ -1,5 +1,5 @@
 """The dashboard's pages under /dashboard: sign-in, overview, journeys, attribution,
-experiments and costs. Server-rendered (Jinja, autoescaped), charts as inline SVG,
+recommendations, experiments and costs. Server-rendered (Jinja, autoescaped), charts as inline SVG,
 no inline script (the page's data sits in a `<script type="application/json">` block).
 """
 
@@ -13,6 +13,7 @@ from urllib.parse import quote
 from flask import Blueprint, current_app, g, redirect, render_template, request
 from werkzeug.wrappers import Response
 
+from ..products.report import recommendations_report
 from ..reports import views
 from ..reports.costs import delete_cost, set_cost
 from ..reports.window import WindowError, parse_window
@@ -277,6 +278,20 @@ def attribution() -> Response:
                  models=list(data.get("models", {})), tables=_attribution_tables(data))
 
 
+@dashboard_blueprint.get("/recommendations")
+def recommendations() -> Response:
+    """What each recommendation kind earned: shown, clicks, purchases, revenue."""
+    since_ms, until_ms, since = _window()
+    data = recommendations_report(get_runtime().db.conn(), since_ms=since_ms,
+                                  until_ms=until_ms)
+    chart = charts.grouped_bars(
+        "Clicks and purchases per recommendation kind",
+        [(k["kind"], {"clicks": k["clicks"], "conversions": k["conversions"]})
+         for k in data["kinds"]], ["clicks", "conversions"])
+    return _page("recommendations.html", data=data, since=since, page="recommendations",
+                 chart=chart)
+
+
 @dashboard_blueprint.get("/experiments")
 def experiments() -> Response:
     """Split tests: arms, rates, lift, p-values and confidence intervals."""
@@ -296,6 +311,31 @@ def experiments() -> Response:
             f"{exp['journey']} / {exp['step']}: difference in conversion rate vs "
             f"{exp['control']} (confidence interval)", rows)})
     return _page("experiments.html", data=data, since=since, page="experiments", items=items)
+
+
+@dashboard_blueprint.get("/deliverability")
+def deliverability() -> Response:
+    """Bounce and complaint rates per day with the published thresholds; per channel,
+    journey and recipient domain."""
+    since_ms, until_ms, since = _window()
+    data = views.deliverability_view(get_runtime().db.conn(), since_ms=since_ms,
+                                     until_ms=until_ms)
+    lines: dict[str, list[tuple[str, float]]] = {"complaint_rate": [], "bounce_rate": []}
+    for t in data["thresholds"]:
+        lines[t["metric"]].append((f"{t['label']}", t["value"]))
+    columns = [(d["day"], {"complaint rate": d["complaint_rate"],
+                           "bounce rate": d["bounce_rate"]}) for d in data["days"]]
+    return _page(
+        "deliverability.html", data=data, since=since, page="deliverability",
+        complaint_chart=charts.rate_lines(
+            "Complaint (spam) rate per day", [(n, {"complaint rate": v["complaint rate"]})
+                                              for n, v in columns],
+            ["complaint rate"], lines["complaint_rate"]),
+        bounce_chart=charts.rate_lines(
+            "Bounce rate per day", [(n, {"bounce rate": v["bounce rate"]}) for n, v in columns],
+            ["bounce rate"], lines["bounce_rate"]),
+        sent_chart=charts.stacked_bars(
+            "Email sent per day", [(d["day"], {"sent": d["sent"]}) for d in data["days"]]))
 
 
 @dashboard_blueprint.get("/costs")

@@ -90,8 +90,10 @@ class Message:
 
     def render(self, kind: str, *, traits: Mapping[str, Any] | None = None,
                profile: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None,
-               language: str | None = None, channel: str | None = None) -> Rendered:
-        """Render the content for a channel kind in the best language for `language`."""
+               language: str | None = None, channel: str | None = None,
+               functions: Mapping[str, Any] | None = None) -> Rendered:
+        """Render the content for a channel kind in the best language for `language`;
+        `functions` are the template functions (`product`, `recommend`, …)."""
         source_kind = self._source_kind(kind)
         chosen = choose_language(self.variants, language, self.language)
         fields = dict(self.variants[self.language][source_kind])
@@ -101,7 +103,7 @@ class Message:
             traits=traits or {}, defaults=self.defaults, profile=profile or {},
             data=data or {}, message={"name": self.name, "kind": self.kind,
                                       "topic": self.topic},
-            channel=channel or kind, language=chosen)
+            channel=channel or kind, language=chosen, functions=functions)
         where = f"message {self.name!r} ({chosen}) {source_kind}"
         content = {name: render_value(value, context, where=f"{where}.{name}")
                    for name, value in fields.items()}

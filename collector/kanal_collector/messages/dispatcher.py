@@ -41,6 +41,7 @@ from ..channels.base import (
 from ..channels.plugins import build_channels
 from ..clock import Clock
 from ..config import Config
+from ..store import deliverability as deliverability_store
 from ..store import outbox as store
 from ..store import profiles as profile_store
 from ..store.connection import DB_ERRORS, Connection
@@ -51,7 +52,7 @@ from .catalog import Catalog, messages_dir
 from .controls import DEFER, DEFERRED, SEND, SKIPPED, Controls, Decision, decide
 from .delivery import delivery_event
 from .eligibility import NO_CONTENT, NO_PROFILE, ChannelInfo, Person, Policy, check, load_person
-from .errors import MessageError
+from .errors import MessageError, SkipSend
 
 log = logging.getLogger("kanal.dispatcher")
 
@@ -142,6 +143,7 @@ class Dispatcher:
         owner: str | None = None,
         rng: random.Random | None = None,
         controls: Controls | None = None,
+        template_globals: Sequence[hooks.TemplateGlobals] = (),
     ) -> None:
         self.db = db
         self.clock = clock
@@ -153,6 +155,7 @@ class Dispatcher:
         if self.settings.batch_size < 1 or self.settings.max_attempts < 1:
             raise ValueError("batch_size and max_attempts must be at least 1")
         self.before_send = list(hooks.before_send if before_send is None else before_send)
+        self.template_globals = list(template_globals)
         self.owner = owner or f"dispatcher:{uuid.uuid4().hex[:12]}"
         self.rng = rng or random.Random()
         now = clock.now()
@@ -337,31 +340,50 @@ class Dispatcher:
             if why is not None or recipient is None:
                 store.mark_final(conn, row.id, token, "skipped", why or "no recipient", now_ms)
                 return None
-            decision = decide(conn, row, person, row.channel, now_ms, self.controls)
+            decision = decide(conn, row, person, row.channel, now_ms, self.controls,
+                              channel_kind=channel.kind, recipient=recipient)
             if decision.action != SEND:
                 self._hold(conn, row, token, decision, now_ms)
                 return None
-            rendered = message.render(channel.kind, traits=person.traits,
-                                      profile=person.template_profile(), data=row.data,
-                                      language=person.computed.get("language"),
-                                      channel=row.channel)
+            target = hooks.RenderTarget(person.profile_id, person.traits, row.data, now_ms,
+                                        outbox_id=row.id, message=row.message,
+                                        journey=row.journey)
+            extras = [make(conn, target) for make in self.template_globals]
+            functions: dict[str, Any] = {}
+            for extra in extras:
+                functions.update(extra.globals())
+            try:
+                rendered = message.render(channel.kind, traits=person.traits,
+                                          profile=person.template_profile(), data=row.data,
+                                          language=person.computed.get("language"),
+                                          channel=row.channel, functions=functions)
+            except SkipSend as exc:
+                store.mark_final(conn, row.id, token, "skipped", str(exc), now_ms)
+                return None
             if not store.prepare(conn, row.id, token, recipient=recipient,
                                  language=rendered.language, topic=message.topic,
                                  now=now_ms):
                 return None  # the claim was settled by a recovery meanwhile
+            for extra in extras:
+                extra.record()
+            # Warm-up ramps and throttles count what is handed to the provider.
+            self.controls.sending.count(conn, channel=row.channel, channel_kind=channel.kind,
+                                        recipient=recipient, now_ms=now_ms)
             row = replace(row, recipient=recipient, language=rendered.language, topic=topic,
                           profile_id=person.profile_id, send_token=token)
             content: dict[str, Any] = dict(rendered.content)
             for hook in self.before_send:
                 content = hook(conn, row, content)
             headers = content.pop("headers", None) or {}
+            envelope = content.pop("envelope_from", None)
         outgoing = OutgoingMessage(
             outbox_id=row.id, idempotency_key=provider_key(row), recipient=recipient,
             content=content, headers={str(k): str(v) for k, v in dict(headers).items()},
             metadata={"message": row.message, "kind": row.kind, "topic": topic,
                       "journey": row.journey, "step": row.step,
                       "profile_id": person.profile_id, "language": rendered.language,
-                      "attempt": row.attempts, "channel": row.channel},
+                      "attempt": row.attempts, "channel": row.channel,
+                      **({"envelope_from": str(envelope)} if envelope else {})},
         )
         return _Prepared(row, channel, person, outgoing)
 
@@ -390,6 +412,11 @@ class Dispatcher:
                                now=now_ms):
                 self._event(conn, p, delivered=True, now_ms=now_ms,
                             detail={"provider_id": provider_id})
+                if p.channel.kind == "email":  # the deliverability report's denominator
+                    deliverability_store.add_daily(
+                        conn, deliverability_store.day_of(now_ms), p.row.channel or "",
+                        p.row.journey, deliverability_store.domain_of(p.row.recipient),
+                        sent=1)
             else:
                 log.error("outbox %s was sent but its claim was settled meanwhile", p.row.id)
 
@@ -453,8 +480,11 @@ class Dispatcher:
         return int(self.clock.now() * 1000)
 
 
-def build_dispatcher(config: Config, db: Database, clock: Clock) -> Dispatcher:
-    """The dispatcher `kanal serve` runs: configured channels, the messages directory."""
+def build_dispatcher(config: Config, db: Database, clock: Clock, *,
+                     template_globals: Sequence[hooks.TemplateGlobals] = ()) -> Dispatcher:
+    """The dispatcher `kanal serve` runs: configured channels, the messages directory,
+    and the template functions (`kanal serve` passes the products')."""
+    from ..deliverability.hook import deliverability_hook  # it imports messages
     from ..tracking.hook import email_tracking_hook  # tracking imports the outbox row
 
     catalog = Catalog(directory=messages_dir(config))
@@ -463,4 +493,6 @@ def build_dispatcher(config: Config, db: Database, clock: Clock) -> Dispatcher:
                       policy=Policy.from_config(config),
                       settings=Settings.from_config(config),
                       controls=Controls.from_config(config),
-                      before_send=[email_tracking_hook(config, clock), *hooks.before_send])
+                      before_send=[email_tracking_hook(config, clock),
+                                   deliverability_hook(config, clock), *hooks.before_send],
+                      template_globals=template_globals)

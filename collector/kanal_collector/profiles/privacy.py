@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..store import deliverability, journeys, outbox
 from ..store import identities as identity_store
-from ..store import journeys, outbox
 from ..store import privacy as privacy_store
 from ..store.connection import Connection
 from ..store.db import transaction
@@ -43,6 +43,9 @@ def forget(conn: Connection, value: str, now_ms: int, *,
         else:
             identities = _guess(value.strip(), kind)
             deleted = 0
+        # Bounce and complaint reports name the address; the suppression list keeps it
+        # (that is what stops mail to it) and so do the anonymous daily counts.
+        deliverability.delete_feedback_of(conn, [v for k, v in identities if k == "email"])
         secret = privacy_store.suppression_secret(conn)
         privacy_store.add_suppressions(conn, [identity_hash(secret, k, v) for k, v in identities],
                                now_ms)

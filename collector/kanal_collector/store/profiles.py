@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from . import product_activity
 from .activity import move_active_days
 from .chunks import chunks
 from .connection import Connection
@@ -119,6 +120,7 @@ def merge_profiles(conn: Connection, into: int, other: int, *, event_id: int | N
     conn.execute("UPDATE identities SET profile_id = ? WHERE profile_id = ?", (into, other))
     conn.execute("UPDATE profile_events SET profile_id = ? WHERE profile_id = ?", (into, other))
     move_active_days(conn, into, other)
+    product_activity.move_profile(conn, into, other)
     conn.execute("DELETE FROM segment_members WHERE profile_id = ?", (other,))
     conn.execute("DELETE FROM profiles WHERE id = ?", (other,))
     if state is not None:
@@ -162,6 +164,7 @@ def clear_profiles(conn: Connection) -> None:
     for table in ("profile_events", "identities", "segment_members", "merges", "profiles",
                   "active_days", "active_spans", "track_daily"):
         conn.execute(f"DELETE FROM {table}")
+    product_activity.clear_people(conn)
     for table in ("profiles", "merges"):
         conn.execute(conn.dialect.restart_ids(table))
 

@@ -398,6 +398,194 @@ def _m009_daily_aggregates(m: Migration) -> None:
                        "VALUES (?, ?, ?, ?)", [(*k, n, r) for k, (n, r) in tracks.items()])
 
 
+def _m010_products(m: Migration) -> None:
+    # Products (products/): the catalogue (trusted: written by feeds, `kanal products
+    # import` and the admin API only), one price per currency, price and stock history,
+    # what people did with products (kept by the processor's products step), back-in-stock
+    # requests, the recommendation lists the worker builds, and what recommendation links
+    # were shown, clicked and bought. Times are epoch ms; money is {REAL}.
+    m.ddl(
+        """CREATE TABLE products (
+            id {TEXT} PRIMARY KEY,
+            sku {TEXT},
+            name {TEXT} NOT NULL,
+            url {TEXT},
+            image_url {TEXT},
+            currency {TEXT} NOT NULL,
+            price {REAL},
+            sale_price {REAL},
+            availability {TEXT} NOT NULL,
+            in_stock {INT} NOT NULL,
+            stock {INT},
+            brand {TEXT},
+            category {TEXT},
+            categories {TEXT} NOT NULL DEFAULT '[]',
+            parent_id {TEXT},
+            attributes {TEXT} NOT NULL DEFAULT '{{}}',
+            source {TEXT} NOT NULL,
+            hash {TEXT} NOT NULL,
+            created_at {INT} NOT NULL,
+            updated_at {INT} NOT NULL,
+            deleted_at {INT}
+        )"""
+    )
+    m.ddl("CREATE INDEX products_sku ON products(sku)")
+    m.ddl("CREATE INDEX products_source ON products(source)")
+    m.ddl(
+        """CREATE TABLE product_prices (
+            product_id {TEXT} NOT NULL, currency {TEXT} NOT NULL, price {REAL} NOT NULL,
+            sale_price {REAL}, PRIMARY KEY (product_id, currency)
+        )"""
+    )
+    m.ddl(
+        """CREATE TABLE product_history (
+            id {ID},
+            product_id {TEXT} NOT NULL,
+            at {INT} NOT NULL,
+            what {TEXT} NOT NULL,
+            currency {TEXT},
+            old_price {REAL},
+            new_price {REAL},
+            old_availability {TEXT},
+            new_availability {TEXT},
+            source {TEXT}
+        )"""
+    )
+    m.ddl("CREATE INDEX product_history_product ON product_history(product_id, id)")
+    m.ddl(
+        """CREATE TABLE product_activity (
+            profile_id {INT} NOT NULL, kind {TEXT} NOT NULL, product_id {TEXT} NOT NULL,
+            first_at {INT} NOT NULL, last_at {INT} NOT NULL, count {INT} NOT NULL,
+            PRIMARY KEY (profile_id, kind, product_id)
+        )"""
+    )
+    m.ddl("CREATE INDEX product_activity_product "
+               "ON product_activity(product_id, kind, last_at)")
+    m.ddl(
+        """CREATE TABLE product_orders (
+            order_key {TEXT} NOT NULL, product_id {TEXT} NOT NULL, profile_id {INT} NOT NULL,
+            at {INT} NOT NULL, quantity {REAL} NOT NULL, price {REAL}, currency {TEXT},
+            PRIMARY KEY (order_key, product_id)
+        )"""
+    )
+    m.ddl("CREATE INDEX product_orders_profile ON product_orders(profile_id, at)")
+    m.ddl("CREATE INDEX product_orders_at ON product_orders(at)")
+    m.ddl("CREATE INDEX product_orders_product ON product_orders(product_id, at)")
+    m.ddl(
+        """CREATE TABLE product_alerts (
+            profile_id {INT} NOT NULL, product_id {TEXT} NOT NULL, created_at {INT} NOT NULL,
+            notified_at {INT}, PRIMARY KEY (product_id, profile_id)
+        )"""
+    )
+    m.ddl("CREATE INDEX product_alerts_profile ON product_alerts(profile_id)")
+    m.ddl(
+        """CREATE TABLE product_recs (
+            kind {TEXT} NOT NULL, product_id {TEXT} NOT NULL, items {TEXT} NOT NULL,
+            built_at {INT} NOT NULL, PRIMARY KEY (kind, product_id)
+        )"""
+    )
+    m.ddl(
+        """CREATE TABLE product_rec_links (
+            outbox_id {INT} NOT NULL, url {TEXT} NOT NULL, product_id {TEXT} NOT NULL,
+            kind {TEXT} NOT NULL, message {TEXT}, journey {TEXT}, at {INT} NOT NULL,
+            PRIMARY KEY (outbox_id, url)
+        )"""
+    )
+    m.ddl("CREATE INDEX product_rec_links_at ON product_rec_links(at)")
+    m.ddl(
+        """CREATE TABLE product_rec_clicks (
+            id {ID}, profile_id {INT} NOT NULL, product_id {TEXT} NOT NULL,
+            kind {TEXT} NOT NULL, message {TEXT}, journey {TEXT}, outbox_id {INT} NOT NULL,
+            event_id {INT} NOT NULL UNIQUE, at {INT} NOT NULL
+        )"""
+    )
+    m.ddl("CREATE INDEX product_rec_clicks_person "
+               "ON product_rec_clicks(profile_id, product_id, at)")
+    m.ddl(
+        """CREATE TABLE product_rec_conversions (
+            order_key {TEXT} NOT NULL, product_id {TEXT} NOT NULL, profile_id {INT} NOT NULL,
+            kind {TEXT} NOT NULL, message {TEXT}, journey {TEXT}, outbox_id {INT} NOT NULL,
+            clicked_at {INT} NOT NULL, at {INT} NOT NULL, revenue {REAL} NOT NULL,
+            PRIMARY KEY (order_key, product_id)
+        )"""
+    )
+    m.ddl("CREATE INDEX product_rec_conversions_at ON product_rec_conversions(at)")
+    m.ddl(
+        """CREATE TABLE product_feeds (
+            name {TEXT} PRIMARY KEY, url {TEXT} NOT NULL, next_at {INT} NOT NULL,
+            last_attempt_at {INT}, last_success_at {INT}, status {TEXT}, detail {TEXT},
+            etag {TEXT}, last_modified {TEXT}
+        )"""
+    )
+
+
+def _m011_deliverability(m: Migration) -> None:
+    # Deliverability (deliverability/): the email suppression list with its reasons;
+    # every bounce and complaint reported by a provider webhook or a DSN (one row per
+    # report, `key` dedupes a repeated one); the daily send and feedback counts the
+    # deliverability report reads (journey '' for sends outside journeys); and counters
+    # of messages handed to providers per period (warm-up ramps, recipient-domain
+    # throttles). Declared once for both engines.
+    m.ddl(
+        """CREATE TABLE email_suppressions (
+            address {TEXT} PRIMARY KEY,
+            reason {TEXT} NOT NULL,
+            detail {TEXT},
+            source {TEXT} NOT NULL,
+            outbox_id {INT},
+            created_at {INT} NOT NULL,
+            updated_at {INT} NOT NULL
+        )"""
+    )
+    m.ddl(
+        """CREATE TABLE email_feedback (
+            id {ID},
+            key {TEXT} NOT NULL UNIQUE,
+            kind {TEXT} NOT NULL,
+            address {TEXT} NOT NULL,
+            outbox_id {INT},
+            channel {TEXT},
+            journey {TEXT},
+            domain {TEXT} NOT NULL,
+            provider {TEXT} NOT NULL,
+            detail {TEXT},
+            day {INT} NOT NULL,
+            at {INT} NOT NULL
+        )"""
+    )
+    m.ddl("CREATE INDEX email_feedback_address ON email_feedback(address, kind, at)")
+    m.ddl("CREATE INDEX email_feedback_outbox ON email_feedback(outbox_id)")
+    m.ddl(
+        """CREATE TABLE email_daily (
+            day {INT} NOT NULL,
+            channel {TEXT} NOT NULL,
+            journey {TEXT} NOT NULL,
+            domain {TEXT} NOT NULL,
+            sent {INT} NOT NULL DEFAULT 0,
+            hard {INT} NOT NULL DEFAULT 0,
+            soft {INT} NOT NULL DEFAULT 0,
+            complaints {INT} NOT NULL DEFAULT 0,
+            PRIMARY KEY (day, channel, journey, domain)
+        )"""
+    )
+    m.ddl(
+        """CREATE TABLE send_counts (
+            scope {TEXT} NOT NULL,
+            period {INT} NOT NULL,
+            count {INT} NOT NULL,
+            PRIMARY KEY (scope, period)
+        )"""
+    )
+    # Webhooks and DSNs find the outbox row by the id it was sent under (the SMTP
+    # channel's Message-ID, or a provider's id), whatever the channel.
+    m.ddl("CREATE INDEX outbox_provider_id ON outbox(provider_id) "
+               "WHERE provider_id IS NOT NULL")
+    # Email already sent counts in the daily report from the start.
+    from .deliverability import backfill_daily
+
+    backfill_daily(m.conn)
+
+
 MIGRATIONS: list[Callable[[Migration], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -408,6 +596,8 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m007_message_controls,
     _m008_reports,
     _m009_daily_aggregates,
+    _m010_products,
+    _m011_deliverability,
 ]
 
 _VERSIONS = "kanal_migrations"
