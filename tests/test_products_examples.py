@@ -59,7 +59,7 @@ def test_the_commerce_examples_send_product_blocks(tmp_path: Path,
     try:
         import run_commerce_demo as demo
 
-        demo.import_catalogue_and_history(db, tmp_path, config)
+        demo.import_catalogue_and_history(collector.db, tmp_path, config)
         # the processor takes the past orders in, and the worker builds the lists
         assert poll(lambda: _query(db, "SELECT count(*) FROM product_recs WHERE kind = "
                                         "'bought_together' AND product_id = 'MUG-BLUE'")

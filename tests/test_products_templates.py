@@ -47,7 +47,7 @@ class _World:
         self.email = channel("email")
         self.sms = channel("sms", identity="phone")
         self.webhook = channel("webhook", identity=None)
-        config = Config(db=tmp / "kanal.db",
+        config = Config(db=self.shop.log.db.target,
                         sections={"tracking": {"base_url": "https://t.shop.example"}})
         self.dispatcher = Dispatcher(
             self.shop.log.db, self.shop.clock,

@@ -27,7 +27,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ..config import Config
 from ..store import products as store
 from ..store.connection import Connection
-from ..store.db import Database
+from ..store.db import Database, missing_file
 from ..store.schema import migrate
 
 _ENV = ImmutableSandboxedEnvironment()
@@ -153,7 +153,7 @@ def check_files(conn: Connection, paths: Sequence[Path], *, kind: str) -> list[s
 def product_problems(config: Config, paths: Sequence[Path], *, kind: str) -> list[str]:
     """`check_files` against the configured database, when it exists (else nothing can
     be checked, and nothing is reported)."""
-    if not Path(config.db).exists() or not paths:
+    if missing_file(config.db) or not paths:
         return []
     db = Database(config.db, synchronous=config.synchronous,
                   busy_timeout=config.busy_timeout)
