@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from profiles_util import T0, Log
 
+from kanal_collector.money import order_value
 from kanal_collector.own_events import own_event
 from kanal_collector.profiles.privacy import forget
 from kanal_collector.profiles.rebuild import rebuild
-from kanal_collector.profiles.step import ProfilesStep, SegmentsStep, order_value
+from kanal_collector.profiles.step import ProfilesStep, SegmentsStep
 from kanal_collector.reports.funnels import money
 from kanal_collector.reports.kpis import day_name, overview
 from kanal_collector.store.events import StoredEvent

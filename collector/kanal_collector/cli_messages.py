@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .cli import _config, _database, _when, cli, common_options
+from .cli_common import _config, _database, _when, common_options
 from .config import Config
 from .errors import KanalError
 from .messages.catalog import Catalog, load_directory, messages_dir
@@ -35,7 +35,7 @@ def _catalog(config: Config, directory: str | None) -> Catalog:
         raise click.ClickException(str(exc)) from None
 
 
-@cli.group()
+@click.group()
 def messages() -> None:
     """Message definitions: validate the files, list them, preview one for a person."""
 
@@ -116,7 +116,7 @@ def messages_preview(db: str | None, config_path: str | None, directory: str | N
         database.close()
 
 
-@cli.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @common_options
 @click.option("--state", type=click.Choice(store.STATES), help="Only rows in this state.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .cli import _now_ms, _when, cli, common_options, with_db
+from .cli_common import _now_ms, _when, common_options, with_db
 from .clock import SystemClock
 from .profiles import importer
 from .profiles.privacy import forget as forget_person
@@ -35,7 +35,7 @@ def _dump(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2, default=str)
 
 
-@cli.group()
+@click.group()
 def profiles() -> None:
     """One profile per person: look one up, export it, rebuild them all from the log."""
 
@@ -121,7 +121,7 @@ def profiles_rebuild(db: Database) -> None:
     click.echo(f"Rebuilt {store.count_profiles(conn)} profiles from {done} events.")
 
 
-@cli.command("import")
+@click.command("import")
 @common_options
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--source", default="default", show_default=True,
@@ -163,7 +163,7 @@ def import_(db: Database, file: str, source: str, report_path: str | None,
                                    ensure_ascii=False) + "\n")
 
 
-@cli.command()
+@click.command()
 @common_options
 @click.argument("user")
 @click.option("--kind", type=_KIND, help="Only look USER up as this kind of identity.")
@@ -182,7 +182,7 @@ def forget(db: Database, user: str, kind: str | None, yes: bool) -> None:
                    f"{len(done.identities)} identities suppressed.")
 
 
-@cli.group()
+@click.group()
 def segments() -> None:
     """Segments: declarative groups of people, kept current as events arrive."""
 

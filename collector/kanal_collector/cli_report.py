@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from .cli import _config, _database, _now_ms, cli, common_options
+from .cli_common import _config, _database, _now_ms, common_options
 from .config import Config
 from .errors import KanalError
 from .reports import views
@@ -157,7 +157,7 @@ def _emit(fmt: str, document: dict[str, Any], headers: Sequence[str], rows: Sequ
 # --- commands ----------------------------------------------------------------------
 
 
-@cli.group()
+@click.group()
 def report() -> None:
     """Reports: overview, attribution, journey funnels, experiments and marketing costs."""
 

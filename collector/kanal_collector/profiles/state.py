@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..money import order_revenue
 from ..store.events import StoredEvent
 
 SESSION_GAP_MS = 30 * 60 * 1000
@@ -38,7 +39,6 @@ SESSION_ORIGINS = frozenset({"web", "app"})
 CHANNEL_ORDER = ("email", "sms", "push", "app", "web")
 CONTACT_TRAITS = frozenset({"email", "phone"})
 _SUBSCRIBE_EVENTS = {"Unsubscribed": False, "Subscribed": True, "Resubscribed": True}
-_MONEY = ("revenue", "total", "value")
 
 
 def new_state() -> dict[str, Any]:
@@ -58,36 +58,6 @@ def _put(state: dict[str, Any], section: str, name: str, value: Any, ts: int, ei
     entries = state.setdefault(section, {})
     if _newer(entries.get(name), ts, eid):
         entries[name] = [value, ts, eid]
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def order_revenue(properties: dict[str, Any]) -> float:
-    """An order's value: revenue, else total, else the sum of its products."""
-    for name in _MONEY:
-        value = _number(properties.get(name))
-        if value is not None:
-            return value
-    total = 0.0
-    products = properties.get("products")
-    if isinstance(products, list):
-        for product in products:
-            if isinstance(product, dict):
-                price = _number(product.get("price")) or 0.0
-                quantity = _number(product.get("quantity"))
-                total += price * (1.0 if quantity is None else quantity)
-    return total
 
 
 def _language(locale: str) -> str | None:

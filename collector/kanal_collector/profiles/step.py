@@ -12,18 +12,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..clock import Clock, SystemClock
+from ..money import order_value
 from ..store import journeys as journey_store
 from ..store import profiles as store
 from ..store.events import EventRow, StoredEvent, append_events
 from .identity import Claims, claims_of, resolve
 from .segments import ProfileView, Segment, matches
-from .state import apply_event, computed, merge_states, order_revenue, traits_of
+from .state import apply_event, computed, merge_states, traits_of
 
 KANAL_KEY_KIND = "kanal"
 """key_kind of the events Kanal writes itself (segment changes, journeys' set_trait)."""
@@ -187,22 +187,6 @@ class ProfilesStep:
         _add_daily_activity(conn, [(graph.final(p), e) for p, e in own])
         if dropped:
             store.delete_events(conn, dropped)
-
-
-def order_value(properties: Any) -> float:
-    """The order value the KPI overview sums for a track event, from its properties (a
-    dict or their JSON text): revenue, else total, else value, else the sum of the
-    products (state.order_revenue); 0.0 for anything else, and for NaN or infinities,
-    which would poison every sum they join."""
-    if isinstance(properties, str | bytes):
-        try:
-            properties = json.loads(properties)
-        except ValueError:
-            return 0.0
-    if not isinstance(properties, dict):
-        return 0.0
-    value = order_revenue(properties)
-    return value if math.isfinite(value) else 0.0
 
 
 def _add_daily_activity(conn: sqlite3.Connection,

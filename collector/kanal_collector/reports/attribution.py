@@ -36,7 +36,7 @@ import orjson
 
 from ..config import Config
 from ..errors import ConfigError
-from ..profiles.state import order_revenue
+from ..money import order_revenue
 from ..profiles.step import KANAL_KEY_KIND
 from ..store import attribution as store
 from .touchpoints import DIMENSIONS, MESSAGE_EVENTS, Touch, classify, url_host

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from ..money import order_value
 from .events import _COLUMNS, StoredEvent, _stored
 
 # Identity kinds, in the order a bare value given by an operator is looked up.
@@ -470,10 +471,6 @@ def _retract_track_events(conn: sqlite3.Connection,
                           event_ids: Sequence[int]) -> set[tuple[int, int]]:
     """Take events about to be deleted out of track_daily; return the (profile_id, day)
     pairs of active_days they may have made."""
-    # Imported here: the order value is the profiles package's rule, and profiles
-    # imports the store.
-    from ..profiles.step import order_value
-
     marks = ",".join("?" * len(event_ids))
     days = {(int(pid), int(ts) // DAY_MS) for pid, ts in conn.execute(
         "SELECT pe.profile_id, pe.timestamp FROM profile_events pe "

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from sqlite_utils import Database as _Schema
 
+from ..money import order_value
 from .db import transaction
 
 
@@ -349,10 +350,6 @@ def _m009_daily_aggregates(db: _Schema) -> None:
         f"(PARTITION BY profile_id ORDER BY day), {-(2 ** 40)}) AS prev_day "
         "FROM active_days) GROUP BY day, prev_day"
     )
-    # Imported here: the order value is the profiles package's rule, and profiles
-    # imports the store.
-    from ..profiles.step import order_value
-
     db.conn.create_function("kanal_order_value", 1, order_value, deterministic=True)
     db.execute(
         f"INSERT INTO track_daily (day, event, count, revenue) "
