@@ -22,6 +22,7 @@ from .ingest.suppress import Suppressions
 from .ingest.writer import EventWriter
 from .ingest.wsgi import IngestMiddleware
 from .journeys import Evaluator, JourneysStep, TimerWorker
+from .jsonprovider import StrictJSONProvider
 from .localtime import default_timezone
 from .messages import build_dispatcher
 from .messages.callbacks import callbacks_blueprint
@@ -68,7 +69,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     app = Flask(__name__)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = StrictJSONProvider(app)
     app.extensions["kanal"] = runtime
     app.extensions["kanal.supervisor"] = Supervisor(
         db, clock, [(build_processor(db, runtime.writer.busy, clock=clock, timezone=zone), wake),

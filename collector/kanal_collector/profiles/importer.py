@@ -21,6 +21,7 @@ from typing import Any
 
 from ..clock import utc_iso
 from ..ingest.spec import TYPES, InvalidMessage, normalize, parse_time
+from ..money import amount
 from ..store.db import transaction
 from ..store.events import EventRow, append_events
 from .identity import clean_id, normalize_email, normalize_phone
@@ -108,10 +109,9 @@ def _number(name: str, value: Any) -> Any:
     text = value.strip()
     if text.count(",") == 1 and "." not in text:  # a decimal comma: 12,50
         text = text.replace(",", ".")
-    try:
-        number = float(text)
-    except ValueError:
-        raise InvalidMessage(f"{name} must be a number, not {value[:40]!r}") from None
+    number = amount(text)  # "NaN", "inf", "1_000" are not numbers (money.py)
+    if number is None:
+        raise InvalidMessage(f"{name} must be a number, not {value[:40]!r}")
     return int(number) if name == "quantity" and number.is_integer() else number
 
 
