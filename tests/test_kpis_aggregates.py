@@ -246,17 +246,21 @@ def test_a_crashed_batch_is_counted_once(log: Log) -> None:
     assert sum(n for n, _ in tracks.values()) == len(recount_track_events(log.conn)) > 20
 
 
+_VERSION_9 = 9
+
+
 def _downgrade(conn: sqlite3.Connection) -> None:
     """Put a database back where version 8 left it (before the aggregates existed)."""
     conn.execute("DROP TABLE active_days")
     conn.execute("DROP TABLE track_daily")
     conn.execute("DROP TABLE active_spans")
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    conn.execute("DROP TABLE order_copies")
+    conn.execute(f"PRAGMA user_version = {_VERSION_9 - 1}")
     conn.commit()
 
 
 def test_the_migration_backfills_what_the_processor_wrote(log: Log) -> None:
-    assert MIGRATIONS[-1].__name__ == "_m009_daily_aggregates"
+    assert MIGRATIONS[_VERSION_9 - 1].__name__ == "_m009_daily_aggregates"
     _history(log, seed=29)
     log.process()
     forget(log.conn, "u2", T0)

@@ -12,6 +12,9 @@ revenue, a journey's conversions, attribution):
   infinity would poison every report it joins, and no JSON can carry it).
 - An order's value is its `revenue`, else `total`, else `value`, else the sum of its
   `products` (price × quantity, quantity 1 when missing); 0.0 when there is nothing.
+- The same order sent twice (the same `order_id`, e.g. by the snippet and by the
+  backend) is one order: the copy from a trusted source (a secret key, `kanal import`,
+  Kanal itself) is the one that counts, else the first received.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ MAX_AMOUNT = 1e15
 """The largest amount (either sign) read as money."""
 ORDER_FIELDS = ("revenue", "total", "value")
 """The properties that hold an order's value, in order of preference."""
+ORDER_ID_FIELDS = ("order_id", "orderId", "checkout_id")
+"""The properties that name an order, in order of preference."""
+TRUSTED_KEY_KINDS = frozenset({"secret", "import", "kanal"})
+"""Key kinds whose copy of an order counts over a copy from a browser or an app."""
 _DECIMAL = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 
 
@@ -73,3 +80,18 @@ def order_value(properties: Any) -> float:
     if not isinstance(properties, dict):
         return 0.0
     return order_revenue(properties)
+
+
+def order_id(properties: Mapping[str, Any]) -> str | None:
+    """The order an event's properties name (order_id, orderId, checkout_id), or None."""
+    for name in ORDER_ID_FIELDS:
+        value = properties.get(name)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            return str(value)
+    return None
+
+
+def copy_rank(key_kind: str, event_id: int) -> tuple[int, int]:
+    """How a copy of an order ranks against the others (lowest counts): trusted
+    sources first, then the first received."""
+    return (0 if key_kind in TRUSTED_KEY_KINDS else 1, event_id)

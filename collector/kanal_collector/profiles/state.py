@@ -10,7 +10,8 @@ Layout (short keys: it is stored once per profile):
     t        traits            {name: [value, ts, event_id]}
     c        claimed contacts  email/phone sent by untrusted events, never used to send
     first    first seen (ms)   last   last seen (ms)
-    orders   {order key: [revenue, ts]}
+    orders   {order key: [revenue, ts, untrusted 0/1, event id]}: per order the copy
+             that counts (money.py: trusted sources first, then the first received)
     origins  {origin: events}
     eng      {channel: engagements}   sess {origin: last activity ms}
     loc      {language|timezone|country: [value, ts, event_id]} from traits
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..money import order_revenue
+from ..money import copy_rank, order_id, order_revenue
 from ..store.events import StoredEvent
 
 SESSION_GAP_MS = 30 * 60 * 1000
@@ -58,6 +59,12 @@ def _put(state: dict[str, Any], section: str, name: str, value: Any, ts: int, ei
     entries = state.setdefault(section, {})
     if _newer(entries.get(name), ts, eid):
         entries[name] = [value, ts, eid]
+
+
+def _rank(entry: list[Any]) -> tuple[int, int]:
+    """The copy rank (money.copy_rank) an order entry was kept with; entries kept before
+    ranks were recorded rank as an untrusted copy received first."""
+    return (int(entry[2]), int(entry[3])) if len(entry) >= 4 else (1, -1)
 
 
 def _language(locale: str) -> str | None:
@@ -106,11 +113,12 @@ def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool) -> 
     if event.type == "track" and event.event:
         name = event.event
         if name in ORDER_EVENTS:
-            key = props.get("order_id") or props.get("orderId") or props.get("checkout_id")
-            key = f"o:{key}" if isinstance(key, str | int) and str(key) else f"m:{event.id}"
+            oid = order_id(props)
+            key = f"o:{oid}" if oid is not None else f"m:{event.id}"
             orders = state.setdefault("orders", {})
-            if key not in orders or ts < orders[key][1]:
-                orders[key] = [order_revenue(props), ts]
+            rank = copy_rank(event.key_kind, event.id)
+            if key not in orders or rank < _rank(orders[key]):
+                orders[key] = [order_revenue(props), ts, *rank]
         channel = ENGAGEMENT_EVENTS.get(name)
         if channel:
             eng = state.setdefault("eng", {})
@@ -203,7 +211,7 @@ def merge_states(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     orders: dict[str, list[Any]] = {}
     for s in (a, b):
         for key, entry in s.get("orders", {}).items():
-            if key not in orders or entry[1] < orders[key][1]:
+            if key not in orders or _rank(entry) < _rank(orders[key]):
                 orders[key] = entry
     if orders:
         out["orders"] = orders

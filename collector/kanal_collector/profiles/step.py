@@ -22,6 +22,7 @@ from ..store import journeys as journey_store
 from ..store import profiles as store
 from ..store.events import EventRow, StoredEvent, append_events
 from .identity import Claims, claims_of, resolve
+from .orders import count_copies
 from .segments import ProfileView, Segment, matches
 from .state import apply_event, computed, merge_states, traits_of
 
@@ -192,15 +193,21 @@ class ProfilesStep:
 def _add_daily_activity(conn: sqlite3.Connection,
                         own: Sequence[tuple[int, StoredEvent]]) -> None:
     """The batch's share of the overview's daily aggregates: the days each person was
-    active, and track events (count, order value) per day and name."""
+    active, and track events (count, order value) per day and name. Of the copies of an
+    order only the one that counts is there (orders.py)."""
     if not own:
         return
+    counted = count_copies(conn, [e for _, e in own])
     tracks: dict[tuple[int, str], tuple[int, float]] = {}
     for _, event in own:
-        if event.type == "track" and event.event is not None:
+        if event.type == "track" and event.event is not None and event.id not in counted.skip:
             key = (event.timestamp // store.DAY_MS, event.event)
             n, revenue = tracks.get(key, (0, 0.0))
             tracks[key] = (n + 1, revenue + order_value(event.body.get("properties")))
+    for copy in counted.replaced:  # a trusted copy now counts instead
+        key = (copy.timestamp // store.DAY_MS, copy.event)
+        n, revenue = tracks.get(key, (0, 0.0))
+        tracks[key] = (n - 1, revenue - copy.value)
     store.add_daily_activity(conn, {(e.timestamp // store.DAY_MS, pid) for pid, e in own},
                              tracks)
 

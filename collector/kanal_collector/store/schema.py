@@ -6,12 +6,13 @@ MIGRATIONS; never edit one that has shipped.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 
 from sqlite_utils import Database as _Schema
 
-from ..money import order_value
+from ..money import TRUSTED_KEY_KINDS, order_id, order_value
 from .db import transaction
 
 
@@ -360,6 +361,59 @@ def _m009_daily_aggregates(db: _Schema) -> None:
     )
 
 
+def _m010_order_copies(db: _Schema) -> None:
+    # Copies of the same order (store/orders.py): which one the reports count. Filled
+    # from the log the processor has already applied, and the KPI overview's figures and
+    # journey conversions corrected to count each order once, as the profiles did.
+    db.execute(
+        """CREATE TABLE order_copies (
+            event_id INTEGER PRIMARY KEY,
+            event TEXT NOT NULL,
+            order_id TEXT NOT NULL,
+            trusted INTEGER NOT NULL,
+            counted INTEGER NOT NULL,
+            repeat INTEGER NOT NULL,
+            value REAL NOT NULL,
+            timestamp INTEGER NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX order_copies_order ON order_copies(event, order_id)")
+    db.execute("CREATE INDEX order_copies_uncounted ON order_copies(timestamp) "
+               "WHERE counted = 0")
+    conn = db.conn
+    orders: dict[tuple[str, str], list[tuple[int, bool, float, int]]] = {}
+    for eid, name, key_kind, ts, body in conn.execute(
+            "SELECT e.id, e.event, e.key_kind, e.timestamp, e.body FROM events e "
+            "WHERE e.type = 'track' AND e.key_kind != 'kanal' AND e.event IS NOT NULL "
+            "AND e.id IN (SELECT event_id FROM profile_events) ORDER BY e.id"):
+        if "order_id" not in body and "orderId" not in body and "checkout_id" not in body:
+            continue
+        try:
+            props = json.loads(body).get("properties")
+        except (ValueError, AttributeError):
+            continue
+        oid = order_id(props) if isinstance(props, dict) else None
+        if oid is not None:
+            orders.setdefault((str(name), oid), []).append(
+                (int(eid), key_kind in TRUSTED_KEY_KINDS, order_value(props), int(ts)))
+    rows = []
+    for (name, oid), copies in orders.items():
+        winner = next((c for c in copies if c[1]), copies[0])
+        for eid, trusted, value, ts in copies:
+            rows.append((eid, name, oid, int(trusted), int(eid == winner[0]),
+                         int(eid != copies[0][0]), value, ts))
+            if eid != winner[0]:
+                day = ts // 86_400_000
+                conn.execute("UPDATE track_daily SET count = count - 1, revenue = revenue - ? "
+                             "WHERE day = ? AND event = ?", (value, day, name))
+        if winner[0] != copies[0][0]:
+            conn.execute("UPDATE journey_conversions SET revenue = ? WHERE event_id = ?",
+                         (winner[2], copies[0][0]))
+    conn.executemany(
+        "INSERT INTO order_copies (event_id, event, order_id, trusted, counted, repeat, "
+        "value, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
 MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -370,6 +424,7 @@ MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m007_message_controls,
     _m008_reports,
     _m009_daily_aggregates,
+    _m010_order_copies,
 ]
 
 
