@@ -155,7 +155,8 @@ def test_journeys_journey_and_experiments_tables(filled: Path) -> None:
 
 def test_costs_set_list_delete(tmp_path: Path) -> None:
     db = tmp_path / "kanal.db"
-    result = run(db, "costs", "set", "channel", "email", "120.5", "--currency", "EUR")
+    result = run(db, "costs", "set", "channel", "email", "120.5", "--currency", "EUR",
+                 "--create-db")
     assert result.exit_code == 0, result.output
     assert "120.50 EUR" in result.output
     listed = json.loads(run(db, "costs", "--format", "json").output)
@@ -181,6 +182,7 @@ def test_costs_set_list_delete(tmp_path: Path) -> None:
     (["journey", "nope"], 1, "no journey 'nope'"),
 ])
 def test_errors(tmp_path: Path, args: list[str], code: int, fragment: str) -> None:
-    result = CliRunner().invoke(cli, ["report", *args, "--db", str(tmp_path / "kanal.db")])
+    result = CliRunner().invoke(cli, ["report", *args, "--db", str(tmp_path / "kanal.db"),
+                                      "--create-db"])
     assert result.exit_code == code, result.output
     assert fragment in result.output

@@ -10,6 +10,7 @@ import functools
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -22,13 +23,40 @@ from .store.schema import migrate
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+_CREATE_DB = "kanal.create_db"
+
+
+def _remember_create(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[_CREATE_DB] = True
+
+
 def common_options(func: F) -> F:
-    """--db and --config, shared by every command."""
+    """--db, --config and --create-db, shared by every command."""
+    func = click.option("--create-db", is_flag=True, expose_value=False,
+                        callback=_remember_create,
+                        help="Create the database file when it doesn't exist (otherwise "
+                             "a missing file is an error: a mistyped --db must not "
+                             "start an empty database).")(func)
     func = click.option("--config", "config_path", type=click.Path(dir_okay=False),
                         help="Config file (default ./kanal.toml or $KANAL_CONFIG).")(func)
     func = click.option("--db", type=click.Path(dir_okay=False),
                         help="SQLite database file (default ./kanal.db or $KANAL_DB).")(func)
     return func
+
+
+def is_database_url(value: object) -> bool:
+    """True for a database named by URL (postgresql://…) rather than a file path."""
+    return "://" in str(value)
+
+
+def missing_database(db: object) -> str | None:
+    """What to say when the database file `db` doesn't exist; None when it does (or
+    is named by a URL: only file paths are checked)."""
+    if is_database_url(db) or Path(str(db)).exists():
+        return None
+    return (f"no database at {db}: check --db, KANAL_DB or `db` in kanal.toml (the "
+            "database `kanal serve` created), or pass --create-db to start a new one")
 
 
 def _config(config_path: str | None, **overrides: Any) -> Config:
@@ -39,6 +67,12 @@ def _config(config_path: str | None, **overrides: Any) -> Config:
 
 
 def _database(config: Config) -> Database:
+    ctx = click.get_current_context(silent=True)
+    create = ctx is not None and bool(ctx.find_root().meta.get(_CREATE_DB)
+                                      or ctx.meta.get(_CREATE_DB))
+    problem = None if create else missing_database(config.db)
+    if problem:
+        raise click.ClickException(problem)
     db = Database(config.db, synchronous=config.synchronous, busy_timeout=config.busy_timeout)
     try:
         migrate(db.conn())

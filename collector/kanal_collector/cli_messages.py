@@ -14,6 +14,7 @@ from .config import Config
 from .errors import KanalError
 from .messages.catalog import Catalog, load_directory, messages_dir
 from .messages.eligibility import BUILTIN_CHANNELS, ChannelInfo, Policy, check, load_person
+from .messages.errors import DefinitionError
 from .profiles.views import lookup
 from .store import outbox as store
 from .store.db import Database, transaction
@@ -31,6 +32,12 @@ def _catalog(config: Config, directory: str | None) -> Catalog:
     path = Path(directory) if directory else messages_dir(config)
     try:
         return Catalog(load_directory(path), path)
+    except DefinitionError as exc:
+        for problem in [str(p) for p in exc.problems] or [str(exc)]:
+            click.echo(str(problem), err=True)
+        count = max(len(exc.problems), 1)
+        raise click.ClickException(f"{count} problem(s) in the message files of {path}"
+                                   ) from None
     except KanalError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -44,7 +51,11 @@ def messages() -> None:
 @common_options
 @_DIR
 def messages_validate(db: str | None, config_path: str | None, directory: str | None) -> None:
-    """Check every message file (YAML, fields, templates); exit 1 on the first problem."""
+    """Check every message file (YAML, fields, templates).
+
+    Every problem of every file is printed as FILE:LINE: FIELD: WHAT; the exit status is
+    1 when there is one.
+    """
     config = _config(config_path, db=db)
     catalog = _catalog(config, directory)
     click.echo(f"{len(catalog.messages)} message(s) OK in {catalog.directory}")

@@ -14,7 +14,7 @@ from .clock import SystemClock
 from .profiles import importer
 from .profiles.privacy import forget as forget_person
 from .profiles.rebuild import RebuildBusy, rebuild
-from .profiles.segments import SegmentError, load_segments_file
+from .profiles.segments import Segment, SegmentError, load_segments_file
 from .profiles.step import sweep
 from .profiles.views import export_json, lookup, profile_json, timeline_json
 from .store import profiles as store
@@ -129,15 +129,19 @@ def profiles_rebuild(db: Database) -> None:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True),
               help="Write rejected rows here (JSON lines).")
 @click.option("--dry-run", is_flag=True, help="Validate only; store nothing.")
+@click.option("--allow-rejects", is_flag=True,
+              help="Exit 0 even when rows were rejected (the valid rows are stored either "
+                   "way).")
 @with_db
 def import_(db: Database, file: str, source: str, report_path: str | None,
-            dry_run: bool) -> None:
+            dry_run: bool, allow_rejects: bool) -> None:
     """Import offline purchases or a customer list (CSV or JSON lines), origin `store`.
 
     Columns userId, anonymousId, event, type, timestamp and messageId are message
     fields; properties.X, traits.X and context.X go where they say; any other column is
     a trait (rows without an event) or a property (rows with one). Re-running a file
-    stores nothing twice.
+    stores nothing twice. The exit status is 1 when any row was rejected (the valid
+    rows are stored all the same), unless --allow-rejects.
     """
     conn = db.conn()
     sid = find_source(conn, source)
@@ -161,6 +165,12 @@ def import_(db: Database, file: str, source: str, report_path: str | None,
             for r in report.rejected:
                 f.write(json.dumps({"line": r.line, "reason": r.reason, "row": r.row},
                                    ensure_ascii=False) + "\n")
+    if report.rejected and not allow_rejects:
+        raise click.ClickException(
+            f"{len(report.rejected)} row(s) rejected"
+            + ("" if dry_run else "; the other rows were stored")
+            + (f" (all in {report_path})" if report_path else " (--report FILE lists them all)")
+            + "; --allow-rejects exits 0 when rejects are expected")
 
 
 @click.command()
@@ -187,15 +197,27 @@ def segments() -> None:
     """Segments: declarative groups of people, kept current as events arrive."""
 
 
+def _segments_file(file: str) -> list[Segment]:
+    """The segments of FILE; every problem printed (FILE:LINE: FIELD: WHAT), then exit 1."""
+    try:
+        return load_segments_file(file)
+    except SegmentError as exc:
+        for problem in [str(p) for p in exc.problems] or [str(exc)]:
+            click.echo(str(problem), err=True)
+        count = max(len(exc.problems), 1)
+        raise click.ClickException(f"{file}: {count} problem(s)") from None
+
+
 @segments.command("validate")
 @common_options
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def segments_validate(db: str | None, config_path: str | None, file: str) -> None:
-    """Check a segments file (YAML or JSON) without storing it (the database is not read)."""
-    try:
-        found = load_segments_file(file)
-    except SegmentError as exc:
-        raise click.ClickException(str(exc)) from None
+    """Check a segments file (YAML or JSON) without storing it (the database is not read).
+
+    Every problem is printed as FILE:LINE: FIELD: WHAT; the exit status is 1 when there
+    is one.
+    """
+    found = _segments_file(file)
     click.echo(f"{file}: {len(found)} segments OK: " + ", ".join(s.name for s in found))
 
 
@@ -205,10 +227,7 @@ def segments_validate(db: str | None, config_path: str | None, file: str) -> Non
 @with_db
 def segments_apply(db: Database, file: str) -> None:
     """Make FILE the set of segments; new and changed ones are computed at once."""
-    try:
-        found = load_segments_file(file)
-    except SegmentError as exc:
-        raise click.ClickException(str(exc)) from None
+    found = _segments_file(file)
     conn = db.conn()
     now = _now_ms()
     with transaction(conn):

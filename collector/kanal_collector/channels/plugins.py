@@ -154,12 +154,16 @@ def build_channels(config: Config, pm: pluggy.PluginManager | None = None
                     f"[channels.{name}]: no channel type {type_name!r} is installed "
                     f"(known: {', '.join(sorted(classes))}); see `kanal plugins`")
             cls = classes[type_name]
-            if name != cls.name:
-                # The instance answers to its configured name (dispatcher, logs, events).
-                cls = type(cls.__name__, (cls,), {"name": name, "__module__": cls.__module__})
             settings = {k: v for k, v in table.items() if k not in {"type", "enabled"}}
             settings = _resolve(settings, f"[channels.{name}]")
             try:
+                extra = cls.configured(name, settings)
+                if name != cls.name or extra:
+                    # The instance answers to its configured name (dispatcher, logs,
+                    # events), and takes what its settings make of it (a console channel
+                    # standing in for sms renders and addresses an SMS).
+                    cls = type(cls.__name__, (cls,), {"name": name, **extra,
+                                                      "__module__": cls.__module__})
                 channels[name] = cls(settings)
             except ConfigError:
                 raise

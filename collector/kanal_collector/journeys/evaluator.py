@@ -74,7 +74,8 @@ class Evaluator:
             text = store.version_text(conn, name, version)
             if text is None:
                 raise JourneyError(f"journey {name!r} has no version {version}")
-            self._versions[key] = parse_journey(text, source=f"{name} v{version}", name=name)
+            self._versions[key] = parse_journey(text, source=f"{name} v{version}", name=name,
+                                                    strict=False)
         return self._versions[key]
 
     def current(self, conn: sqlite3.Connection) -> list[tuple[Journey, int]]:
