@@ -255,6 +255,7 @@ def _downgrade(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE track_daily")
     conn.execute("DROP TABLE active_spans")
     conn.execute("DROP TABLE order_copies")
+    conn.execute("DROP TABLE contact_fixes")
     conn.execute(f"PRAGMA user_version = {_VERSION_9 - 1}")
     conn.commit()
 

@@ -222,6 +222,7 @@ def test_the_migration_counts_existing_copies_once(env: App) -> None:
                      "WHERE day = ? AND event = ?", (value, day, name))
     conn.execute("UPDATE journey_conversions SET revenue = 40 WHERE revenue = 50")
     conn.execute("DROP TABLE order_copies")
+    conn.execute("DROP TABLE contact_fixes")
     version = next(i for i, m in enumerate(MIGRATIONS, 1) if m.__name__ == "_m010_order_copies")
     conn.execute(f"PRAGMA user_version = {version - 1}")
     conn.commit()

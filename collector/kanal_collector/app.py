@@ -27,6 +27,7 @@ from .localtime import default_timezone
 from .messages import build_dispatcher
 from .messages.callbacks import callbacks_blueprint
 from .profiles import ProfilesStep, SegmentsStep, SegmentSweeper
+from .profiles.identity import default_country
 from .reports.attribution import AttributionSettings
 from .reports.costs import config_costs
 from .runtime import Runtime
@@ -65,6 +66,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     )
     try:  # settings of kanal.toml checked when the workers are built
         zone = default_timezone(config)
+        country = default_country(config)
         dispatcher = build_dispatcher(config, db, clock)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -72,7 +74,8 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     app.json = StrictJSONProvider(app)
     app.extensions["kanal"] = runtime
     app.extensions["kanal.supervisor"] = Supervisor(
-        db, clock, [(build_processor(db, runtime.writer.busy, clock=clock, timezone=zone), wake),
+        db, clock, [(build_processor(db, runtime.writer.busy, clock=clock, timezone=zone,
+                                     country=country), wake),
                     (SegmentSweeper(db, clock), threading.Event()),
                     (dispatcher, threading.Event()),
                     (TimerWorker(db, clock, journeys_dir=config.journeys_dir,
@@ -92,13 +95,17 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
 
 
 def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None, *,
-                    clock: Clock | None = None, timezone: str = "UTC") -> Processor:
+                    clock: Clock | None = None, timezone: str = "UTC",
+                    country: str | None = None) -> Processor:
     """The processor with every step, in the order they must run.
 
-    `timezone` is the fallback for people without one (`[journeys] default_timezone`).
+    `timezone` is the fallback for people without one (`[journeys] default_timezone`),
+    `country` for national phone numbers of people without one (`[profiles]
+    default_country`).
     """
     evaluator = Evaluator(clock=clock, default_timezone=timezone)
-    return Processor(db, [StatsStep(), ProfilesStep(), SegmentsStep(clock),
+    return Processor(db, [StatsStep(), ProfilesStep(default_country=country),
+                          SegmentsStep(clock),
                           JourneysStep(evaluator=evaluator)],
                      ingest_busy=ingest_busy)
 

@@ -17,6 +17,7 @@ import click
 
 from .config import Config, load_config
 from .errors import KanalError
+from .profiles.identity import default_country
 from .store.db import Database
 from .store.schema import migrate
 
@@ -24,6 +25,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 _CREATE_DB = "kanal.create_db"
+_CONFIG = "kanal.config"
 
 
 def _remember_create(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -91,12 +93,30 @@ def _when(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+def current_config() -> Config:
+    """The config a `with_db` command was started with."""
+    config = click.get_current_context().meta.get(_CONFIG)
+    if not isinstance(config, Config):
+        raise RuntimeError("current_config() outside a with_db command")
+    return config
+
+
+def country_setting(config: Config) -> str | None:
+    """`[profiles] default_country`, or a click error naming the key."""
+    try:
+        return default_country(config)
+    except KanalError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def with_db(func: Callable[..., Any]) -> Callable[..., Any]:
     """Open the database named by --db/--config and pass it as `db`."""
 
     @functools.wraps(func)
     def wrapper(db: str | None, config_path: str | None, **kwargs: Any) -> Any:
-        database = _database(_config(config_path, db=db))
+        config = _config(config_path, db=db)
+        click.get_current_context().meta[_CONFIG] = config
+        database = _database(config)
         try:
             return func(database, **kwargs)
         except (KanalError, ValueError) as exc:

@@ -9,7 +9,14 @@ from typing import Any
 
 import click
 
-from .cli_common import _now_ms, _when, common_options, with_db
+from .cli_common import (
+    _now_ms,
+    _when,
+    common_options,
+    country_setting,
+    current_config,
+    with_db,
+)
 from .clock import SystemClock
 from .profiles import importer
 from .profiles.privacy import forget as forget_person
@@ -18,6 +25,7 @@ from .profiles.segments import Segment, SegmentError, load_segments_file
 from .profiles.step import sweep
 from .profiles.views import export_json, lookup, profile_json, timeline_json
 from .store import profiles as store
+from .store.contacts import contact_fixes
 from .store.db import Database, transaction
 from .store.keys import source_id as find_source
 
@@ -108,6 +116,35 @@ def profiles_export(db: Database, user: str, kind: str | None, output: str | Non
         click.echo(text)
 
 
+@profiles.command("contact-fixes")
+@common_options
+@click.option("--outcome", type=click.Choice(["normalised", "invalid", "conflict"]),
+              help="Only fixes with this outcome.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+@with_db
+def profiles_contact_fixes(db: Database, outcome: str | None, as_json: bool) -> None:
+    """What the upgrade to normalised emails and phones changed in existing identities.
+
+    normalised: the identity holds the normalised value now; invalid: not a valid
+    address or number, so no longer an identity (the trait stays); conflict: the
+    normalised value is another profile's identity (`kanal profiles rebuild` merges the
+    two by the merge rules).
+    """
+    fixes = contact_fixes(db.conn(), outcome)
+    for fix in fixes:
+        if as_json:
+            click.echo(json.dumps(fix, ensure_ascii=False))
+            continue
+        detail = {"normalised": f"→ {fix['normalised']}",
+                  "invalid": f"removed: {fix['detail']}",
+                  "conflict": f"→ {fix['normalised']}, held by profile "
+                              f"{fix['other_profile']}"}[fix["outcome"]]
+        click.echo(f"{fix['outcome']}\tprofile {fix['profile_id']}\t{fix['kind']} "
+                   f"{fix['value']!r} {detail}")
+    if not as_json:
+        click.echo(f"{len(fixes)} fix(es).", err=True)
+
+
 @profiles.command("rebuild")
 @common_options
 @with_db
@@ -115,7 +152,8 @@ def profiles_rebuild(db: Database) -> None:
     """Recompute every profile, identity and segment from the event log."""
     conn = db.conn()
     try:
-        done = rebuild(conn, SystemClock())
+        done = rebuild(conn, SystemClock(),
+                       default_country=country_setting(current_config()))
     except RebuildBusy as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Rebuilt {store.count_profiles(conn)} profiles from {done} events.")
@@ -152,7 +190,8 @@ def import_(db: Database, file: str, source: str, report_path: str | None,
     with click.progressbar(length=total, label=f"Importing {path.name}",
                            file=sys.stderr) as bar:
         report = importer.import_file(conn, path, source_id=sid, received_ms=_now_ms(),
-                                      dry_run=dry_run, progress=bar.update)
+                                      dry_run=dry_run, progress=bar.update,
+                                      default_country=country_setting(current_config()))
     verb = "Checked" if dry_run else "Imported"
     click.echo(f"{verb} {report.rows} rows: {report.stored} stored, "
                f"{report.duplicates} already there, {len(report.rejected)} rejected.")
@@ -160,10 +199,21 @@ def import_(db: Database, file: str, source: str, report_path: str | None,
         click.echo(f"  line {rejected.line}: {rejected.reason}")
     if len(report.rejected) > 20:
         click.echo(f"  … and {len(report.rejected) - 20} more")
+    if report.invalid:
+        click.echo(f"{len(report.invalid)} invalid email or phone value(s), imported as "
+                   "invalid traits (never used to identify or reach anyone):")
+        for bad in report.invalid[:20]:
+            click.echo(f"  line {bad.line}: {bad.field} {bad.value!r}: {bad.reason}")
+        if len(report.invalid) > 20:
+            click.echo(f"  … and {len(report.invalid) - 20} more")
     if report_path:
         with open(report_path, "w", encoding="utf-8") as f:
             for r in report.rejected:
                 f.write(json.dumps({"line": r.line, "reason": r.reason, "row": r.row},
+                                   ensure_ascii=False) + "\n")
+            for bad in report.invalid:
+                f.write(json.dumps({"line": bad.line, "invalid": bad.field,
+                                    "value": bad.value, "reason": bad.reason},
                                    ensure_ascii=False) + "\n")
     if report.rejected and not allow_rejects:
         raise click.ClickException(

@@ -46,6 +46,7 @@ from ..messages.catalog import Catalog, messages_dir
 from ..messages.controls import Controls
 from ..messages.dispatcher import Dispatcher, Settings
 from ..messages.eligibility import BUILTIN_CHANNELS, Policy
+from ..profiles.identity import default_country
 from ..profiles.step import ProfilesStep, SegmentsStep
 from ..store import journeys as journey_store
 from ..store import simulate as store
@@ -223,7 +224,8 @@ class Simulator:
         catalog = Catalog(Catalog.from_directory(messages_dir(self.config)).messages)
         zone = default_timezone(self.config)
         self.processor = Processor(
-            db, [StatsStep(), ProfilesStep(), SegmentsStep(self.clock),
+            db, [StatsStep(), ProfilesStep(default_country=default_country(self.config)),
+                 SegmentsStep(self.clock),
                  JourneysStep(evaluator=Evaluator(clock=self.clock, default_timezone=zone))],
             batch_size=_CHUNK)
         self.webhooks = WebhookRecorder(self.clock)

@@ -24,7 +24,8 @@ class RebuildBusy(RuntimeError):
 
 
 def rebuild(conn: sqlite3.Connection, clock: Clock, *, batch_size: int = 2000,
-            progress: Callable[[int], None] | None = None) -> int:
+            progress: Callable[[int], None] | None = None,
+            default_country: str | None = None) -> int:
     """Replay the log up to the processor's cursor; return how many events were replayed.
 
     The workers' lease is held meanwhile, so the live processor can't interleave; ingest
@@ -36,7 +37,7 @@ def rebuild(conn: sqlite3.Connection, clock: Clock, *, batch_size: int = 2000,
         raise RebuildBusy("a `kanal serve` is running the workers on this database; "
                           "stop it (or run it with --no-workers) and rebuild again")
     try:
-        step = ProfilesStep()
+        step = ProfilesStep(default_country=default_country)
         with transaction(conn):
             end = get_position(conn, PROCESSOR_CURSOR)
             store.clear_profiles(conn)

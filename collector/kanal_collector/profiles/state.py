@@ -9,6 +9,8 @@ Layout (short keys: it is stored once per profile):
 
     t        traits            {name: [value, ts, event_id]}
     c        claimed contacts  email/phone sent by untrusted events, never used to send
+    x        invalid contacts  {email|phone: [value, ts, event_id, why]}: not valid
+                               (contacts.py), kept, never an identity or a recipient
     first    first seen (ms)   last   last seen (ms)
     orders   {order key: [revenue, ts, untrusted 0/1, event id]}: per order the copy
              that counts (money.py: trusted sources first, then the first received)
@@ -22,6 +24,7 @@ Layout (short keys: it is stored once per profile):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..money import copy_rank, order_id, order_revenue
@@ -87,8 +90,11 @@ def _country(value: Any) -> str | None:
     return text.upper() if len(text) == 2 else text
 
 
-def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool) -> None:
-    """Fold one event into a profile's state."""
+def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool,
+                invalid: Mapping[str, str] | None = None) -> None:
+    """Fold one event into a profile's state. `invalid` ({trait: why}) names the email
+    and phone traits that aren't valid (contacts.py): they are kept apart, as invalid
+    traits, and never used to send."""
     # A client may not write into the future: a timestamp is capped at receipt.
     ts = min(event.timestamp, event.received_at)
     eid = event.id
@@ -106,6 +112,11 @@ def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool) -> 
     if event.type == "identify" and isinstance(body.get("traits"), dict):
         traits.update(body["traits"])
     for name, value in traits.items():
+        if invalid and name in invalid:
+            entries = state.setdefault("x", {})
+            if _newer(entries.get(name), ts, eid):
+                entries[name] = [value, ts, eid, invalid[name]]
+            continue
         section = "c" if name in CONTACT_TRAITS and not trusted else "t"
         _put(state, section, name, value, ts, eid)
     _locale_and_subscriptions(state, traits, context, ts, eid)
@@ -193,7 +204,7 @@ def merge_states(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             out[key] = min(values)
     if "last" in a or "last" in b:
         out["last"] = max(s["last"] for s in (a, b) if "last" in s)
-    for section in ("t", "c", "loc", "inf", "subs", "consent"):
+    for section in ("t", "c", "x", "loc", "inf", "subs", "consent"):
         merged: dict[str, Any] = {}
         for s in (a, b):
             for name, entry in s.get(section, {}).items():
@@ -278,6 +289,18 @@ def traits_of(state: dict[str, Any]) -> dict[str, Any]:
 def claimed_of(state: dict[str, Any]) -> dict[str, Any]:
     """Email and phone sent by untrusted events: shown, never used to send."""
     return {name: entry[0] for name, entry in sorted(state.get("c", {}).items())}
+
+
+def invalid_of(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Email and phone traits whose latest value wasn't valid: {trait: {value, reason,
+    at}} (a valid value set later supersedes them)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, entry in sorted(state.get("x", {}).items()):
+        valid = [e for s in ("t", "c") if (e := state.get(s, {}).get(name)) is not None]
+        if any((e[1], e[2]) > (entry[1], entry[2]) for e in valid):
+            continue
+        out[name] = {"value": entry[0], "reason": entry[3], "at": entry[1]}
+    return out
 
 
 def trait_times(state: dict[str, Any]) -> dict[str, int]:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..clock import Clock, SystemClock
+from ..contacts import normalise_country
 from ..money import order_value
 from ..store import journeys as journey_store
 from ..store import profiles as store
@@ -138,14 +139,21 @@ class _SqlGraph:
 
 
 class ProfilesStep:
-    """Identity resolution and profile state, one batch of events at a time."""
+    """Identity resolution and profile state, one batch of events at a time.
+
+    `default_country` (`[profiles] default_country`) reads national phone numbers of
+    people whose country isn't known (contacts.py).
+    """
 
     name = "profiles"
+
+    def __init__(self, *, default_country: str | None = None) -> None:
+        self.default_country = default_country
 
     def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
         """Resolve and fold the batch; drop (and delete) events of forgotten people."""
         graph = _SqlGraph(conn)
-        claimed = [(e, claims_of(e)) for e in events]
+        claimed = [(e, claims_of(e, default_country=self.default_country)) for e in events]
         dropped = _suppressed_events(conn, claimed)
         keys: list[tuple[str, str]] = []
         for event, claims in claimed:
@@ -176,10 +184,18 @@ class ProfilesStep:
                         apply_event(graph.state(pid), event, trusted=False)
                         touched.add(pid)
                 continue
+            if claims.needs_country:
+                # A national phone number: read it in the person's country, as known
+                # from the events before this one (so a rebuild reads it the same way).
+                country = _profile_country(graph, claims)
+                if country is not None:
+                    claims = claims_of(event, country=country,
+                                       default_country=self.default_country)
             pid = resolve(graph, claims)
             if pid is None:
                 continue
-            apply_event(graph.state(pid), event, trusted=claims.trusted)
+            apply_event(graph.state(pid), event, trusted=claims.trusted,
+                        invalid=dict(claims.invalid))
             touched.add(pid)
             timeline.append((pid, event.timestamp, event.id))
             own.append((pid, event))
@@ -230,6 +246,15 @@ def apply_own_traits(state: dict[str, Any], event: StoredEvent) -> None:
             state[key] = kept[key]
         else:
             state.pop(key, None)
+
+
+def _profile_country(graph: _SqlGraph, claims: Claims) -> str | None:
+    """The country of the profile an event's userId (else anonymousId) points at."""
+    for kind, value in (("user_id", claims.user_id), ("anonymous_id", claims.anonymous_id)):
+        pid = graph.lookup(kind, value) if value else None
+        if pid is not None:
+            return normalise_country(computed(graph.state(pid)).get("country"))
+    return None
 
 
 def _own_event_profile(graph: _SqlGraph, event: StoredEvent) -> int | None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 
 from sqlite_utils import Database as _Schema
 
+from ..contacts import check_email, check_phone, normalise_country
 from ..money import TRUSTED_KEY_KINDS, order_id, order_value
 from .db import transaction
 
@@ -414,6 +416,69 @@ def _m010_order_copies(db: _Schema) -> None:
         "value, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
+def _m011_normalised_contacts(db: _Schema) -> None:
+    # Email and phone identities normalised one way (contacts.py): emails checked and
+    # lower-cased, phones in E.164 (a national number read in its profile's country).
+    # What changed is listed in contact_fixes (`kanal profiles contact-fixes`):
+    #   normalised  the identity now holds the normalised value
+    #   invalid     not a valid address or number: no longer an identity (the trait stays)
+    #   conflict    the normalised value is another profile's identity: that profile
+    #               keeps it; `kanal profiles rebuild` merges the two by the merge rules
+    db.execute(
+        """CREATE TABLE contact_fixes (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            profile_id INTEGER NOT NULL,
+            outcome TEXT NOT NULL,
+            normalised TEXT,
+            other_profile INTEGER,
+            detail TEXT,
+            at INTEGER NOT NULL
+        )"""
+    )
+    conn = db.conn
+    now = int(time.time() * 1000)
+    rows = conn.execute("SELECT kind, value, profile_id FROM identities "
+                        "WHERE kind IN ('email', 'phone') ORDER BY kind, value").fetchall()
+    fixes = []
+    for kind, value, pid in rows:
+        checked = check_email(value) if kind == "email" else \
+            check_phone(value, _profile_country(conn, int(pid)))
+        if checked.value == value:
+            continue
+        outcome, other, row = "invalid", None, None
+        if checked.value is not None:
+            row = conn.execute("SELECT profile_id FROM identities WHERE kind = ? "
+                               "AND value = ?", (kind, checked.value)).fetchone()
+            other = None if row is None or int(row[0]) == int(pid) else int(row[0])
+            outcome = "conflict" if other is not None else "normalised"
+        if outcome == "normalised" and row is None:
+            conn.execute("UPDATE identities SET value = ? WHERE kind = ? AND value = ?",
+                         (checked.value, kind, value))
+        else:
+            conn.execute("DELETE FROM identities WHERE kind = ? AND value = ?", (kind, value))
+        fixes.append((kind, value, int(pid), outcome, checked.value, other, checked.reason,
+                      now))
+    conn.executemany(
+        "INSERT INTO contact_fixes (kind, value, profile_id, outcome, normalised, "
+        "other_profile, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fixes)
+
+
+def _profile_country(conn: sqlite3.Connection, profile_id: int) -> str | None:
+    """The country in a profile's stored state (profiles/state.py: loc, else inf)."""
+    row = conn.execute("SELECT state FROM profiles WHERE id = ?", (profile_id,)).fetchone()
+    try:
+        state = json.loads(row[0]) if row is not None else {}
+    except ValueError:
+        return None
+    for section in ("loc", "inf"):
+        entry = (state.get(section) or {}).get("country") if isinstance(state, dict) else None
+        if isinstance(entry, list) and entry:
+            return normalise_country(entry[0])
+    return None
+
+
 MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -425,6 +490,7 @@ MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m008_reports,
     _m009_daily_aggregates,
     _m010_order_copies,
+    _m011_normalised_contacts,
 ]
 
 
