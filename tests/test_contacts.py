@@ -163,7 +163,7 @@ def test_a_rebuild_reads_numbers_the_same(log: Log) -> None:
     from kanal_collector.profiles.rebuild import rebuild
 
     log.add("identify", user_id="ann", trusted=True, traits={"country": "SE"})
-    for i in range(9):  # several processor batches between the country and the number
+    for _ in range(9):  # several processor batches between the country and the number
         log.add("track", event="E", user_id="ann", trusted=True)
     log.add("identify", user_id="ann", trusted=True, traits={"phone": "070-123 45 67"})
     log.process()
