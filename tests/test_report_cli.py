@@ -171,7 +171,14 @@ def test_costs_set_list_delete(tmp_path: Path) -> None:
     assert again.exit_code == 1 and "no cost for channel 'email'" in again.output
     bad = CliRunner().invoke(cli, ["report", "costs", "set", "--db", str(db), "--",
                                    "channel", "email", "-3"])
-    assert bad.exit_code == 1 and "amount" in bad.output, bad.output
+    assert bad.exit_code == 1 and "AMOUNT must be a number" in bad.output, bad.output
+    # without `--` too: -5 is an amount to refuse plainly, not an unknown option
+    for amount in ("-5", "five", "nan", "inf"):
+        bad = CliRunner().invoke(cli, ["report", "costs", "set", "channel", "sms", amount,
+                                       "--db", str(db)])
+        assert bad.exit_code == 1, bad.output
+        assert bad.output == ("Error: AMOUNT must be a number of at least 0 (like 120 or "
+                              f"120.50), not {amount!r}\n")
 
 
 @pytest.mark.parametrize(("args", "code", "fragment"), [
