@@ -9,6 +9,7 @@ import click
 
 from . import (
     cli_channels,
+    cli_dashboard,
     cli_journeys,
     cli_messages,
     cli_profiles,
@@ -153,6 +154,7 @@ def events_failed(db: Database, limit: int) -> None:
 # The commands of the other parts, registered here: the one place that knows them all.
 for _command in (
     cli_channels.plugins,
+    cli_dashboard.dashboard,
     cli_journeys.journeys,
     cli_messages.messages,
     cli_messages.outbox,

@@ -479,6 +479,22 @@ def _profile_country(conn: sqlite3.Connection, profile_id: int) -> str | None:
     return None
 
 
+def _m012_login_failures(db: _Schema) -> None:
+    # Failed dashboard sign-ins (dashboard/auth.py), counted per client address and the
+    # prefix of the admin key that was tried, so guesses wait and the owner, signing in
+    # from elsewhere or with another key, doesn't; kept in the database so every process
+    # sees them and `kanal dashboard unlock` can clear them.
+    db.execute(
+        """CREATE TABLE login_failures (
+            id INTEGER PRIMARY KEY,
+            address TEXT NOT NULL,
+            prefix TEXT NOT NULL,
+            at INTEGER NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX login_failures_bucket ON login_failures(address, prefix, at)")
+
+
 MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -491,6 +507,7 @@ MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m009_daily_aggregates,
     _m010_order_copies,
     _m011_normalised_contacts,
+    _m012_login_failures,
 ]
 
 
