@@ -190,3 +190,26 @@ def make_app(db_path: Path, **settings: Any) -> App:
     runtime = app.extensions["kanal"]
     keys = bootstrap(runtime.db.conn(), int(clock.now() * 1000)) or {}
     return App(app=app, client=app.test_client(), db_path=db_path, keys=keys, clock=clock)
+
+
+def downgrade(conn: sqlite3.Connection, version: int) -> None:
+    """Put a database's schema back to `version`: drop the tables later migrations made
+    (found by building a fresh schema up to `version`) and set user_version."""
+    from sqlite_utils import Database as Schema
+
+    from kanal_collector.store.schema import MIGRATIONS
+
+    fresh = sqlite3.connect(":memory:")
+    try:
+        for step in MIGRATIONS[:version]:
+            step(Schema(fresh))
+        keep = {r[0] for r in fresh.execute("SELECT name FROM sqlite_master "
+                                            "WHERE type = 'table'")}
+    finally:
+        fresh.close()
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                "AND name NOT LIKE 'sqlite_%'").fetchall():
+        if name not in keep:
+            conn.execute(f"DROP TABLE {name}")
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.commit()

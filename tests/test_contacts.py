@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from kanal_testing import downgrade
 from profiles_util import Log
 
 from kanal_collector.cli import cli
@@ -218,11 +219,9 @@ def test_the_migration_normalises_existing_identities(log: Log, tmp_path: Path) 
            ("phone", "0701112233", pids["di"]),      # no country known: invalid
            ("email", "di@example.com", pids["di"])]  # already normal: untouched
     conn.executemany("INSERT INTO identities (kind, value, profile_id) VALUES (?, ?, ?)", old)
-    conn.execute("DROP TABLE contact_fixes")
     version = next(i for i, m in enumerate(MIGRATIONS, 1)
                    if m.__name__ == "_m011_normalised_contacts")
-    conn.execute(f"PRAGMA user_version = {version - 1}")
-    conn.commit()
+    downgrade(conn, version - 1)
     migrate(conn)
     rows = {(k, v): p for k, v, p in conn.execute(
         "SELECT kind, value, profile_id FROM identities WHERE kind IN ('email', 'phone')")}

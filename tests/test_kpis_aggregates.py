@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from kanal_testing import downgrade
 from profiles_util import T0, Log
 
 from kanal_collector.money import order_value
@@ -251,13 +252,7 @@ _VERSION_9 = 9
 
 def _downgrade(conn: sqlite3.Connection) -> None:
     """Put a database back where version 8 left it (before the aggregates existed)."""
-    conn.execute("DROP TABLE active_days")
-    conn.execute("DROP TABLE track_daily")
-    conn.execute("DROP TABLE active_spans")
-    conn.execute("DROP TABLE order_copies")
-    conn.execute("DROP TABLE contact_fixes")
-    conn.execute(f"PRAGMA user_version = {_VERSION_9 - 1}")
-    conn.commit()
+    downgrade(conn, _VERSION_9 - 1)
 
 
 def test_the_migration_backfills_what_the_processor_wrote(log: Log) -> None:

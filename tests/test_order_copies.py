@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kanal_testing import App, make_app
+from kanal_testing import App, downgrade, make_app
 
 from kanal_collector.app import build_processor
 from kanal_collector.clock import utc_iso
@@ -221,11 +221,8 @@ def test_the_migration_counts_existing_copies_once(env: App) -> None:
         conn.execute("UPDATE track_daily SET count = count + 1, revenue = revenue + ? "
                      "WHERE day = ? AND event = ?", (value, day, name))
     conn.execute("UPDATE journey_conversions SET revenue = 40 WHERE revenue = 50")
-    conn.execute("DROP TABLE order_copies")
-    conn.execute("DROP TABLE contact_fixes")
     version = next(i for i, m in enumerate(MIGRATIONS, 1) if m.__name__ == "_m010_order_copies")
-    conn.execute(f"PRAGMA user_version = {version - 1}")
-    conn.commit()
+    downgrade(conn, version - 1)
     assert daily_aggregates(conn)[1] != expected
     migrate(conn)
     tracks = daily_aggregates(conn)[1]

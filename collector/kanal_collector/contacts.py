@@ -68,6 +68,8 @@ def check_email(value: Any) -> Checked:
     text = value.strip()
     if len(text) > _MAX_EMAIL:
         return Checked(None, f"not an email address (over {_MAX_EMAIL} characters)")
+    if "@" not in text:  # the common non-address (a lookup by user id): said cheaply
+        return Checked(None, "not an email address: An email address must have an @-sign.")
     try:
         found = validate_email(text, check_deliverability=False, allow_quoted_local=False,
                                allow_domain_literal=False, allow_display_name=False)
@@ -102,6 +104,8 @@ def check_phone(value: Any, country: str | None = None) -> Checked:
     text = value.strip()
     if len(text) > 64:
         return Checked(None, "not a phone number (over 64 characters)")
+    if sum(c.isdigit() for c in text) < 3 or "@" in text:
+        return Checked(None, "not a phone number: too few digits")
     region = normalise_country(country)
     if text.startswith("00") and (region is None or not _valid(text, region)):
         text = "+" + text[2:]  # the international prefix of most countries
