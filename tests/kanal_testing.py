@@ -156,6 +156,16 @@ class App:
     keys: dict[str, str]
     clock: Any
 
+    def process(self) -> int:
+        """Let the processor apply everything ingested so far; how many events."""
+        from kanal_collector.app import build_processor
+
+        processor = build_processor(self.app.extensions["kanal"].db)
+        try:
+            return processor.catch_up()
+        finally:
+            processor.close()
+
     def rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Run a query against the database file."""
         conn = sqlite3.connect(self.db_path)

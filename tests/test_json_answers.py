@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kanal_testing import App, make_app
 
-from kanal_collector.app import build_processor
 from kanal_collector.clock import utc_iso
 from kanal_collector.journeys.timers import sync
 from kanal_collector.jsonprovider import dumps_strict, finite
@@ -153,8 +152,9 @@ def _send(env: App, n: int, properties: dict[str, Any], traits: dict[str, Any]) 
          "properties": {"order_id": f"o{n}", **properties}},
     ]
     r = env.client.post("/v1/batch", json={"batch": batch}, headers=_basic(env.keys["secret"]))
-    assert r.status_code == 200, r.get_data(as_text=True)
-    strict_loads(r.get_data())
+    # Ingest may refuse a number JSON can't carry faithfully (beyond 64 bits): with JSON.
+    assert r.status_code in (200, 400), r.get_data(as_text=True)
+    assert isinstance(strict_loads(r.get_data()), dict)
 
 
 @settings(max_examples=40, deadline=None, derandomize=True,
@@ -167,11 +167,7 @@ def test_every_api_answer_is_strict_json(env: App, properties: dict[str, Any],
                                          traits: dict[str, Any], cost: str) -> None:
     n = env.rows("SELECT count(*) FROM events")[0][0]
     _send(env, n, properties, traits)
-    processor = build_processor(env.app.extensions["kanal"].db)
-    try:
-        processor.catch_up()
-    finally:
-        processor.close()
+    env.process()
     admin = {"Authorization": f"Bearer {env.keys['admin']}"}
     r = env.client.put("/api/costs/channel/email", data=f'{{"amount": {cost}}}',
                        headers={**admin, "Content-Type": "application/json"})
@@ -219,11 +215,7 @@ def test_nan_revenue_reaches_no_report(tmp_path: Path) -> None:
          "properties": {"order_id": "o1", "revenue": "NaN", "total": "42"}}]
     assert app.client.post("/v1/batch", json={"batch": batch},
                            headers=_basic(app.keys["secret"])).status_code == 200
-    processor = build_processor(app.app.extensions["kanal"].db)
-    try:
-        processor.catch_up()
-    finally:
-        processor.close()
+    app.process()
     admin = {"Authorization": f"Bearer {app.keys['admin']}"}
     doc = strict_loads(app.client.get("/api/reports/attribution", headers=admin).get_data())
     assert doc["revenue"] == 42.0

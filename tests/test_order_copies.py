@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from kanal_testing import App, downgrade, make_app
 
-from kanal_collector.app import build_processor
 from kanal_collector.clock import utc_iso
 from kanal_collector.journeys.timers import sync
 from kanal_collector.profiles.segments import parse_segments
@@ -79,11 +78,7 @@ def _send(app: App, key: str, *messages: dict[str, Any]) -> None:
 
 
 def _process(app: App) -> None:
-    processor = build_processor(_runtime(app).db)
-    try:
-        processor.catch_up()
-    finally:
-        processor.close()
+    app.process()
 
 
 def _order(user: str, order: str, revenue: float, minutes_ago: int,

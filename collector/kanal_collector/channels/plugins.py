@@ -65,16 +65,23 @@ def reset_plugin_manager() -> None:
         _manager = None
 
 
+def _hook_results(pm: pluggy.PluginManager, hook: str) -> list[tuple[str, Any]]:
+    """(plugin name, what it returned) for each plugin implementing `hook`, in the order
+    they were registered; ConfigError naming the plugin whose implementation raised."""
+    out = []
+    for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):
+        try:
+            out.append((impl.plugin_name, impl.function()))
+        except Exception as exc:
+            raise ConfigError(f"plugin {impl.plugin_name!r}: {hook} failed: "
+                              f"{type(exc).__name__}: {exc}") from exc
+    return out
+
+
 def _plugin_channels(pm: pluggy.PluginManager) -> list[tuple[str, type[Channel]]]:
     """(plugin name, class) for every channel every plugin registers, checked."""
     out: list[tuple[str, type[Channel]]] = []
-    for impl in reversed(pm.hook.register_channels.get_hookimpls()):
-        plugin = impl.plugin_name
-        try:
-            result = impl.function()
-        except Exception as exc:
-            raise ConfigError(f"plugin {plugin!r}: register_channels failed: "
-                              f"{type(exc).__name__}: {exc}") from exc
+    for plugin, result in _hook_results(pm, "register_channels"):
         if not isinstance(result, list | tuple):
             raise ConfigError(f"plugin {plugin!r}: register_channels must return a list "
                               f"of Channel classes, not {type(result).__name__}")
@@ -141,13 +148,7 @@ def channel_settings(pm: pluggy.PluginManager | None = None) -> dict[str, list[K
     plugin declares none is absent: its tables can't be checked)."""
     pm = pm or get_plugin_manager()
     out: dict[str, list[Key]] = {}
-    for impl in pm.hook.register_settings.get_hookimpls():
-        plugin = impl.plugin_name
-        try:
-            result = impl.function()
-        except Exception as exc:
-            raise ConfigError(f"plugin {plugin!r}: register_settings failed: "
-                              f"{type(exc).__name__}: {exc}") from exc
+    for plugin, result in _hook_results(pm, "register_settings"):
         if not isinstance(result, list | tuple) or not all(isinstance(k, Key)
                                                            for k in result):
             raise ConfigError(f"plugin {plugin!r}: register_settings must return a list "
