@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
@@ -65,7 +66,11 @@ def check_email(value: Any) -> Checked:
     """The normalised address, or why `value` is not an email address."""
     if not isinstance(value, str) or not value.strip():
         return Checked(None, "not an email address (empty or not text)")
-    text = value.strip()
+    return _check_email(value.strip())
+
+
+@lru_cache(maxsize=16_384)  # the same people's addresses come again and again
+def _check_email(text: str) -> Checked:
     if len(text) > _MAX_EMAIL:
         return Checked(None, f"not an email address (over {_MAX_EMAIL} characters)")
     if "@" not in text:  # the common non-address (a lookup by user id): said cheaply
@@ -101,12 +106,15 @@ def check_phone(value: Any, country: str | None = None) -> Checked:
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         return Checked(None, "not a phone number (empty or not text)")
-    text = value.strip()
+    return _check_phone(value.strip(), normalise_country(country))
+
+
+@lru_cache(maxsize=16_384)
+def _check_phone(text: str, region: str | None) -> Checked:
     if len(text) > 64:
         return Checked(None, "not a phone number (over 64 characters)")
     if sum(c.isdigit() for c in text) < 3 or "@" in text:
         return Checked(None, "not a phone number: too few digits")
-    region = normalise_country(country)
     if text.startswith("00") and (region is None or not _valid(text, region)):
         text = "+" + text[2:]  # the international prefix of most countries
     if not text.startswith("+") and region is None:

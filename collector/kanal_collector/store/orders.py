@@ -43,14 +43,16 @@ def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
 def counted_copies(conn: sqlite3.Connection,
                    keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Copy]:
     """The counted copy of each of these (event, order_id) orders that has one."""
+    wanted = set(keys)
     out: dict[tuple[str, str], Copy] = {}
-    for event, order_id in set(keys):
-        row = conn.execute(
-            "SELECT event_id, trusted, value, timestamp FROM order_copies "
-            "WHERE event = ? AND order_id = ? AND counted = 1", (event, order_id)).fetchone()
-        if row is not None:
-            out[(event, order_id)] = Copy(int(row[0]), event, order_id, bool(row[1]), True,
-                                          float(row[2]), int(row[3]))
+    for chunk in _chunks(sorted({order_id for _, order_id in wanted})):
+        marks = ",".join("?" * len(chunk))
+        for eid, event, order_id, trusted, value, ts in conn.execute(
+                "SELECT event_id, event, order_id, trusted, value, timestamp "
+                f"FROM order_copies WHERE order_id IN ({marks}) AND counted = 1", chunk):
+            if (event, order_id) in wanted:
+                out[(event, order_id)] = Copy(int(eid), str(event), str(order_id),
+                                              bool(trusted), True, float(value), int(ts))
     return out
 
 
