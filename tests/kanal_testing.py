@@ -156,6 +156,16 @@ class App:
     keys: dict[str, str]
     clock: Any
 
+    def process(self) -> int:
+        """Let the processor apply everything ingested so far; how many events."""
+        from kanal_collector.app import build_processor
+
+        processor = build_processor(self.app.extensions["kanal"].db)
+        try:
+            return processor.catch_up()
+        finally:
+            processor.close()
+
     def rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Run a query against the database file."""
         conn = sqlite3.connect(self.db_path)
@@ -228,3 +238,31 @@ def poll(check: Any, timeout: float = 90.0, step: float = 0.2) -> Any:
             return found
         time.sleep(step)
     return check()
+
+
+def _schema_objects(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+    return set(conn.execute("SELECT type, name FROM sqlite_master "
+                            "WHERE type IN ('table', 'index') AND sql IS NOT NULL").fetchall())
+
+
+def downgrade(conn: sqlite3.Connection, version: int) -> None:
+    """Put a database's schema back to `version`: drop the tables and indexes later
+    migrations made (found by building a fresh schema up to `version`) and set
+    user_version."""
+    from sqlite_utils import Database as Schema
+
+    from kanal_collector.store.schema import MIGRATIONS
+
+    fresh = sqlite3.connect(":memory:")
+    try:
+        for step in MIGRATIONS[:version]:
+            step(Schema(fresh))
+        keep = _schema_objects(fresh)
+    finally:
+        fresh.close()
+    # Indexes first: an index of a dropped table goes with it.
+    for kind, name in sorted(_schema_objects(conn) - keep, key=lambda o: o[0] != "index"):
+        if (kind, name) in _schema_objects(conn):
+            conn.execute(f"DROP {kind.upper()} {name}")
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.commit()
