@@ -284,6 +284,16 @@ class App:
         """The database it runs on (db_at(db_path))."""
         return db_at(self.db_path)
 
+    def process(self) -> int:
+        """Let the processor apply everything ingested so far; how many events."""
+        from kanal_collector.app import build_processor
+
+        processor = build_processor(self.app.extensions["kanal"].db)
+        try:
+            return processor.catch_up()
+        finally:
+            processor.close()
+
     def rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Run a query against the database."""
         return query(self.db, sql, *args)
@@ -344,3 +354,40 @@ def poll(check: Any, timeout: float = 90.0, step: float = 0.2) -> Any:
             return found
         time.sleep(step)
     return check()
+
+
+def _schema_objects(conn: Any) -> set[tuple[str, str]]:
+    """The tables and the indexes made by name of a database (either engine)."""
+    if conn.dialect.name == "sqlite":
+        return set(conn.execute("SELECT type, name FROM sqlite_master WHERE type IN "
+                                "('table', 'index') AND sql IS NOT NULL "
+                                "AND name != 'sqlite_sequence'").fetchall())
+    tables = {("table", t) for t in conn.dialect.tables(conn)}
+    return tables | {("index", str(r[0])) for r in conn.execute(
+        "SELECT i.indexname FROM pg_indexes i WHERE i.schemaname = current_schema() "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)")}
+
+
+def downgrade(conn: Any, version: int) -> None:
+    """Put a database's schema back to `version`: drop the tables and indexes later
+    migrations made (found by building a fresh schema up to `version`, in memory) and
+    set the version (SQLite's user_version, PostgreSQL's kanal_migrations)."""
+    from kanal_collector.store.connection import connect_sqlite
+    from kanal_collector.store.schema import MIGRATIONS, Migration
+
+    fresh = connect_sqlite(":memory:")
+    try:
+        step = Migration(fresh)
+        for apply in MIGRATIONS[:version]:
+            apply(step)
+        keep = _schema_objects(fresh)
+    finally:
+        fresh.close()
+    # Indexes first: an index of a dropped table goes with it.
+    for kind, name in sorted(_schema_objects(conn) - keep, key=lambda o: o[0] != "index"):
+        if (kind, name) in _schema_objects(conn):
+            conn.execute(f"DROP {kind.upper()} {name}")
+    if conn.dialect.name == "sqlite":
+        conn.execute(f"PRAGMA user_version = {version}")
+    else:
+        conn.execute("DELETE FROM kanal_migrations WHERE version > ?", (version,))

@@ -30,7 +30,8 @@ DAY = 86_400
 
 
 def run(*args: str, db: Path) -> Any:
-    return CliRunner().invoke(cli, [*args, "--db", db_at(db)], catch_exceptions=False)
+    return CliRunner().invoke(cli, [*args, "--db", db_at(db), "--create-db"],
+                              catch_exceptions=False)
 
 
 def test_suppressions_cli_round_trip(tmp_path: Path) -> None:

@@ -10,16 +10,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from kanal_testing import downgrade
 from profiles_util import T0, Log
 
+from kanal_collector.money import order_value
 from kanal_collector.own_events import own_event
 from kanal_collector.profiles.privacy import forget
 from kanal_collector.profiles.rebuild import rebuild
-from kanal_collector.profiles.step import ProfilesStep, SegmentsStep, order_value
+from kanal_collector.profiles.step import ProfilesStep, SegmentsStep
 from kanal_collector.reports.funnels import money
 from kanal_collector.reports.kpis import day_name, overview
 from kanal_collector.store.activity import NO_DAY
-from kanal_collector.store.connection import Connection, connect_sqlite
+from kanal_collector.store.connection import Connection
 from kanal_collector.store.events import StoredEvent
 from kanal_collector.store.reports import (
     active_spans,
@@ -27,7 +29,7 @@ from kanal_collector.store.reports import (
     recount_active_days,
     recount_track_events,
 )
-from kanal_collector.store.schema import MIGRATIONS, Migration, migrate, schema_version
+from kanal_collector.store.schema import MIGRATIONS, migrate, schema_version
 from kanal_collector.tracking.events import append
 from kanal_collector.workers import Processor, StatsStep
 
@@ -236,47 +238,16 @@ def test_a_crashed_batch_is_counted_once(log: Log) -> None:
     assert sum(n for n, _ in tracks.values()) == len(recount_track_events(log.conn)) > 20
 
 
-_BEFORE_AGGREGATES = [m.__name__ for m in MIGRATIONS].index("_m009_daily_aggregates")
-
-
-def _objects(conn: Connection) -> set[tuple[str, str]]:
-    """The tables and the indexes created by name (either engine)."""
-    if conn.dialect.name == "sqlite":
-        return set(conn.execute("SELECT type, name FROM sqlite_master "
-                                "WHERE type IN ('table', 'index') AND sql IS NOT NULL "
-                                "AND name != 'sqlite_sequence'").fetchall())
-    tables = {("table", t) for t in conn.dialect.tables(conn)}
-    return tables | {("index", str(r[0])) for r in conn.execute(
-        "SELECT i.indexname FROM pg_indexes i WHERE i.schemaname = current_schema() "
-        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)")}
-
-
-def _schema_before_aggregates() -> set[tuple[str, str]]:
-    """The tables and indexes of a database that stopped before the aggregates."""
-    conn = connect_sqlite(":memory:")
-    step = Migration(conn)
-    for apply in MIGRATIONS[:_BEFORE_AGGREGATES]:
-        apply(step)
-    objects = _objects(conn)
-    conn.close()
-    return objects
+_VERSION_9 = 9
 
 
 def _downgrade(conn: Connection) -> None:
-    """Put a database back where version 8 left it: the aggregates and every later
-    migration's tables and indexes are dropped, so that migrate() makes them again."""
-    keep = _schema_before_aggregates()
-    for kind, name in sorted(_objects(conn) - keep, key=lambda o: o[0] != "index"):
-        if (kind, name) in _objects(conn):  # an index goes with its table
-            conn.execute(f"DROP {kind.upper()} {name}")
-    if conn.dialect.name == "sqlite":
-        conn.execute(f"PRAGMA user_version = {_BEFORE_AGGREGATES}")
-    else:
-        conn.execute("DELETE FROM kanal_migrations WHERE version > ?", (_BEFORE_AGGREGATES,))
+    """Put a database back where version 8 left it (before the aggregates existed)."""
+    downgrade(conn, _VERSION_9 - 1)
 
 
 def test_the_migration_backfills_what_the_processor_wrote(log: Log) -> None:
-    assert MIGRATIONS[8].__name__ == "_m009_daily_aggregates"
+    assert MIGRATIONS[_VERSION_9 - 1].__name__ == "_m009_daily_aggregates"
     _history(log, seed=29)
     log.process()
     forget(log.conn, "u2", T0)

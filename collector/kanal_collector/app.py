@@ -23,6 +23,7 @@ from .ingest.suppress import Suppressions
 from .ingest.writer import EventWriter
 from .ingest.wsgi import IngestMiddleware
 from .journeys import Evaluator, JourneysStep, TimerWorker
+from .jsonprovider import StrictJSONProvider
 from .localtime import default_timezone
 from .messages import build_dispatcher
 from .messages.callbacks import callbacks_blueprint
@@ -35,6 +36,7 @@ from .products import (
     template_globals,
 )
 from .profiles import ProfilesStep, SegmentsStep, SegmentSweeper
+from .profiles.identity import default_country
 from .reports.attribution import AttributionSettings
 from .reports.costs import config_costs
 from .runtime import Runtime
@@ -74,6 +76,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     )
     try:  # settings of kanal.toml checked when the workers are built
         zone = default_timezone(config)
+        country = default_country(config)
         products = ProductSettings.from_config(config)
         dispatcher = build_dispatcher(config, db, clock,
                                       template_globals=[template_globals(products)])
@@ -84,11 +87,11 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
         db.close()
         raise
     app = Flask(__name__)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = StrictJSONProvider(app)
     app.extensions["kanal"] = runtime
     app.extensions["kanal.supervisor"] = Supervisor(
         db, clock, [(build_processor(db, runtime.writer.busy, clock=clock, timezone=zone,
-                                     products=products), wake),
+                                     products=products, country=country), wake),
                     (SegmentSweeper(db, clock), threading.Event()),
                     (dispatcher, threading.Event()),
                     (TimerWorker(db, clock, journeys_dir=config.journeys_dir,
@@ -117,15 +120,18 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
 
 def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None, *,
                     clock: Clock | None = None, timezone: str = "UTC",
-                    products: ProductSettings | None = None) -> Processor:
+                    products: ProductSettings | None = None,
+                    country: str | None = None) -> Processor:
     """The processor with every step, in the order they must run.
 
-    `timezone` is the fallback for people without one (`[journeys] default_timezone`);
-    `products` the `[products]` settings.
+    `timezone` is the fallback for people without one (`[journeys] default_timezone`),
+    `country` for national phone numbers of people without one (`[profiles]
+    default_country`); `products` the `[products]` settings.
     """
     evaluator = Evaluator(clock=clock, default_timezone=timezone)
-    return Processor(db, [StatsStep(), ProfilesStep(), SegmentsStep(clock),
-                          ProductsStep(products), JourneysStep(evaluator=evaluator)],
+    return Processor(db, [StatsStep(), ProfilesStep(default_country=country),
+                          SegmentsStep(clock), ProductsStep(products),
+                          JourneysStep(evaluator=evaluator)],
                      ingest_busy=ingest_busy)
 
 

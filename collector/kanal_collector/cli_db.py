@@ -6,7 +6,7 @@ import time
 
 import click
 
-from .cli import _config, _database, cli, common_options
+from .cli_common import _config, _database, common_options
 from .errors import KanalError
 from .store.connection import DB_ERRORS
 from .store.copy import CopyError, Progress, TableCopy, copy_database
@@ -16,7 +16,7 @@ from .store.schema import migrate
 _ERRORS: tuple[type[Exception], ...] = (KanalError, CopyError, ValueError, *DB_ERRORS)
 
 
-@cli.group()
+@click.group()
 def db() -> None:
     """The database itself: copy it to another engine."""
 

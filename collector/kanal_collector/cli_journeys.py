@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .cli import _config, _database, _when, cli, common_options
+from .cli_common import _config, _database, _when, common_options
 from .errors import KanalError
 from .journeys.definition import journey_files, load_file
 from .journeys.errors import JourneyFileError
@@ -32,7 +32,7 @@ _SIMULATE_ERRORS: tuple[type[Exception], ...] = (
 """What a simulation may fail with, said in one line."""
 
 
-@cli.group()
+@click.group()
 def journeys() -> None:
     """Journey files: validate them, list them and their runs, load them now."""
 

@@ -178,14 +178,15 @@ class EmailChannel(Channel):
         msg["Subject"] = subject
         msg["Date"] = format_datetime(datetime.now(UTC))
         msg["Message-ID"] = message_id(message.idempotency_key, self.domain)
-        for key, value in message.headers.items():
-            msg[key] = str(value)
         if text:
             msg.set_content(str(text))
             if html:
                 msg.add_alternative(str(html), subtype="html")
         else:
             msg.set_content(str(html), subtype="html")
+        # After the content: setting it drops every Content-* header (Content-Language).
+        for key, value in message.headers.items():
+            msg[key] = str(value)
         return msg
 
     # -- connection -----------------------------------------------------------------

@@ -25,8 +25,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from ..contacts import normalise_email
 from ..own_events import own_event
-from ..profiles.identity import normalize_email
 from ..store import deliverability as store
 from ..store import identities as identity_store
 from ..store import outbox as outbox_store
@@ -89,7 +89,7 @@ def record(conn: Connection, report: Report, settings: Settings,
            now_ms: int) -> Recorded | None:
     """Apply one report (inside the caller's transaction); None for an address that
     isn't an email address (nothing is done)."""
-    address = normalize_email(report.address) or _plain(report.address)
+    address = normalise_email(report.address) or _plain(report.address)
     if address is None:
         return None
     row = _outbox_row(conn, report, address, now_ms)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..contacts import normalise_email, normalise_phone
 from ..store import deliverability, journeys, outbox
 from ..store import identities as identity_store
 from ..store import privacy as privacy_store
 from ..store.connection import Connection
 from ..store.db import transaction
-from .identity import normalize_email, normalize_phone
 from .step import identity_hash
 from .views import lookup
 
@@ -56,9 +56,9 @@ def _guess(value: str, kind: str | None) -> list[tuple[str, str]]:
     if kind is not None:
         return [(kind, value)]
     out = [("user_id", value)]
-    if email := normalize_email(value):
+    if email := normalise_email(value):
         out.append(("email", email))
-    if phone := normalize_phone(value):
+    if phone := normalise_phone(value):
         out.append(("phone", phone))
     return out
 

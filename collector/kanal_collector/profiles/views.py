@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..contacts import normalise_email, normalise_phone
 from ..store import identities as identity_store
 from ..store import profiles as store
 from ..store import segments as segment_store
 from ..store import timeline as timeline_store
 from ..store.connection import Connection
 from ..store.events import StoredEvent, count_events
-from .identity import normalize_email, normalize_phone
-from .state import claimed_of, computed, trait_times, traits_of
+from .state import claimed_of, computed, invalid_of, trait_times, traits_of
 
 
 def lookup(conn: Connection, value: str, kind: str | None = None) -> int | None:
@@ -19,8 +19,8 @@ def lookup(conn: Connection, value: str, kind: str | None = None) -> int | None:
     if kind is not None and kind not in identity_store.KINDS:
         raise ValueError(f"kind must be one of {', '.join(identity_store.KINDS)}, not {kind!r}")
     candidates = [value.strip()]
-    email = normalize_email(value)
-    phone = normalize_phone(value)
+    email = normalise_email(value)
+    phone = normalise_phone(value)
     for kind_, normal in (("email", email), ("phone", phone)):
         if normal and (kind is None or kind == kind_):
             found = identity_store.identity_profile(conn, kind_, normal)
@@ -53,6 +53,7 @@ def profile_json(conn: Connection, profile_id: int) -> dict[str, Any] | None:
         "traits": traits_of(state),
         "traitTimes": trait_times(state),
         "claimed": claimed_of(state),
+        "invalid": invalid_of(state),
         "computed": computed(state),
         "segments": [{"name": n, "enteredAt": t}
                      for n, t in segment_store.profile_segments(conn, profile_id)],

@@ -19,6 +19,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
+from ..money import order_value
 from .chunks import chunks
 from .connection import Connection
 
@@ -160,10 +161,6 @@ def retract_track_events(conn: Connection,
                           event_ids: Sequence[int]) -> set[tuple[int, int]]:
     """Take events about to be deleted out of track_daily; return the (profile_id, day)
     pairs of active_days they may have made."""
-    # Imported here: the order value is the profiles package's rule, and profiles
-    # imports the store.
-    from ..profiles.step import order_value
-
     marks = ",".join("?" * len(event_ids))
     days = {(int(pid), int(ts) // DAY_MS) for pid, ts in conn.execute(
         "SELECT pe.profile_id, pe.timestamp FROM profile_events pe "
@@ -176,7 +173,10 @@ def retract_track_events(conn: Connection,
             "FROM events e "
             f"WHERE e.id IN ({marks}) AND e.type = 'track' AND e.key_kind != ? "
             "AND e.event IS NOT NULL "
-            "AND EXISTS (SELECT 1 FROM profile_events pe WHERE pe.event_id = e.id)",
+            "AND EXISTS (SELECT 1 FROM profile_events pe WHERE pe.event_id = e.id) "
+            # A copy of an order that isn't counted never joined the figures.
+            "AND NOT EXISTS (SELECT 1 FROM order_copies oc WHERE oc.event_id = e.id "
+            "AND oc.counted = 0)",
             (*event_ids, _OWN)):
         key = (int(ts) // DAY_MS, str(name))
         taken[key] += 1

@@ -14,6 +14,7 @@ from .activity import move_active_days, recheck_active_days, retract_track_event
 from .chunks import chunks
 from .connection import Connection
 from .identities import profile_identities
+from .orders import forget_copies
 
 _SUPPRESSION_SECRET = "suppression_secret"
 
@@ -55,6 +56,7 @@ def delete_events(conn: Connection, event_ids: Iterable[int]) -> int:
         marks = ",".join("?" * len(chunk))
         days.update(retract_track_events(conn, chunk))
         conn.execute(f"DELETE FROM profile_events WHERE event_id IN ({marks})", chunk)
+        forget_copies(conn, chunk)
         deleted += conn.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk).rowcount
     recheck_active_days(conn, days)
     return deleted

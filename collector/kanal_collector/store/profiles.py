@@ -160,9 +160,9 @@ def profile_merges(conn: Connection, profile_id: int) -> list[dict[str, Any]]:
 
 def clear_profiles(conn: Connection) -> None:
     """Delete every profile, identity, timeline row, merge and membership, and the daily
-    aggregates built from the timelines (for rebuild)."""
+    aggregates and order copies built from the timelines (for rebuild)."""
     for table in ("profile_events", "identities", "segment_members", "merges", "profiles",
-                  "active_days", "active_spans", "track_daily"):
+                  "active_days", "active_spans", "track_daily", "order_copies"):
         conn.execute(f"DELETE FROM {table}")
     product_activity.clear_people(conn)
     for table in ("profiles", "merges"):

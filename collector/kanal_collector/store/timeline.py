@@ -38,13 +38,18 @@ def timeline(conn: Connection, profile_id: int, *, limit: int = 50,
     return [_stored(r) for r in rows]
 
 
+# Of the copies of an order (store/orders.py), segments count the one that counts.
+_COUNTED = ("AND NOT EXISTS (SELECT 1 FROM order_copies oc WHERE oc.event_id = e.id "
+            "AND oc.counted = 0)")
+
+
 def profile_events_since(conn: Connection, profile_id: int, name: str,
                          since: int) -> Iterator[dict[str, Any]]:
     """Bodies of a profile's track events called `name` at or after `since` (ms)."""
     for (body,) in conn.execute(
             "SELECT e.body FROM profile_events pe JOIN events e ON e.id = pe.event_id "
             "WHERE pe.profile_id = ? AND pe.timestamp >= ? AND e.event = ? "
-            "AND e.type = 'track'", (profile_id, since, name)):
+            f"AND e.type = 'track' {_COUNTED}", (profile_id, since, name)):
         yield orjson.loads(body)
 
 
@@ -58,7 +63,7 @@ def profiles_events_since(conn: Connection, profile_ids: Sequence[int], name: st
                 "SELECT pe.profile_id, e.body FROM profile_events pe "
                 "JOIN events e ON e.id = pe.event_id "
                 f"WHERE pe.profile_id IN ({marks}) AND pe.timestamp >= ? AND e.event = ? "
-                "AND e.type = 'track'", [*chunk, since, name]):
+                f"AND e.type = 'track' {_COUNTED}", [*chunk, since, name]):
             out[int(pid)].append(orjson.loads(body))
     return out
 
