@@ -133,6 +133,20 @@ def _adapters() -> AdaptersMap:
 ADAPTERS = _adapters()
 
 
+class _Raw(psycopg.Connection[Any]):
+    """psycopg's connection, closed quietly when it is dropped unclosed, as sqlite3's is
+    (psycopg warns instead: a worker or a test that forgot `close` would make every
+    warning an error under `filterwarnings = error`, at a moment chosen by the garbage
+    collector)."""
+
+    def __del__(self, _warn: Any = None, /) -> None:
+        if not getattr(self, "closed", True):
+            try:
+                self.close()
+            except Exception:  # noqa: BLE001 - a finaliser must not raise
+                pass
+
+
 def _error(exc: psycopg.Error) -> EngineError:
     return EngineError(str(exc).strip() or type(exc).__name__, sqlstate=exc.sqlstate)
 
@@ -146,12 +160,6 @@ class PGConnection:
         self.raw = raw
         self.pooled = pooled
         self._append_locked = False
-
-    def __del__(self) -> None:
-        # A connection of its own that nobody closed is closed when it is dropped, as
-        # sqlite3 does (a pooled one goes back to its pool instead).
-        if not self.pooled and not self.raw.closed:
-            self.raw.close()
 
     @property
     def in_transaction(self) -> bool:
@@ -263,7 +271,7 @@ def _options(lock_timeout: float) -> str:
 def connect(conninfo: str, *, lock_timeout: float = 10.0) -> PGConnection:
     """A new connection of its own (the caller closes it)."""
     try:
-        raw = psycopg.Connection.connect(
+        raw = _Raw.connect(
             conninfo, autocommit=True, cursor_factory=psycopg.RawCursor, context=ADAPTERS,
             application_name="kanal", options=_options(lock_timeout))
     except psycopg.Error as exc:
@@ -279,7 +287,7 @@ def make_pool(conninfo: str, *, max_size: int, lock_timeout: float = 10.0
         kwargs={"autocommit": True, "cursor_factory": psycopg.RawCursor,
                 "context": ADAPTERS, "application_name": "kanal",
                 "options": _options(lock_timeout)},
-        configure=_configure, check=ConnectionPool.check_connection,
+        connection_class=_Raw, configure=_configure, check=ConnectionPool.check_connection,
         name="kanal")
 
 
