@@ -5,10 +5,12 @@ latency while a fit runs beside ingest latency without one.
     python bench/bench_predict.py                         # 10k, 100k and 1M customers
     python bench/bench_predict.py --customers 10000 100000
     python bench/bench_predict.py --ingest 100000         # + ingest latency during a fit
+    python bench/bench_predict.py --customers 10000 100000 --postgres postgresql://…/postgres
 
 Customers are drawn from BG/NBD (r 0.6, α 40 days, a 0.9, b 4) and Gamma-Gamma over two
 years; their profiles (with every order in the state, as the processor keeps them) are
-written straight into a fresh SQLite file, plus as many visitors without orders. Then:
+written straight into a fresh database (a bulk load), plus as many visitors without
+orders. Then:
 
     baseline: read    SELECT the states that hold orders (the fit's first query), rows only
     read + decode     predict.fit.read_customers: the same rows, JSON decoded, orders by day
@@ -18,10 +20,15 @@ written straight into a fresh SQLite file, plus as many visitors without orders.
     publish           make the rows and write them, chunk by chunk (a first fit: no events)
     run_fit           all of it, as `kanal predict fit` runs it
 
-With --ingest N a `kanal serve` process runs on an N-customer file; single-event ingest
-latency is measured for a while without a fit and then while `kanal predict fit` runs in
-a second process, and the server's resident memory is read before and after. Never fails
-on timing.
+With --ingest N a `kanal serve` process runs on an N-customer database (ingest's rate
+limit off: the loop sends as fast as it gets answers); single-event ingest latency is
+measured for a while without a fit and then while `kanal predict fit` runs in a second
+process, and the server's resident memory is read before and after.
+
+With --postgres URL (a server whose user may create databases, e.g. the URL `bash
+tests/pg.sh start DIR` prints) everything runs on PostgreSQL too, after SQLite, each size
+in a database of its own (`run_fit` on a copy made with CREATE DATABASE … TEMPLATE).
+Never fails on timing.
 """
 
 from __future__ import annotations
@@ -43,22 +50,64 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from kanal_collector.clock import FakeClock
-from kanal_collector.predict import bgnbd
-from kanal_collector.predict.calibration import calibrate
-from kanal_collector.predict.data import DAY_MS, summarize
-from kanal_collector.predict.fit import read_customers, run_fit
-from kanal_collector.predict.publish import publish
-from kanal_collector.predict.scores import Thresholds, fit_models, score
-from kanal_collector.predict.settings import PredictSettings
-from kanal_collector.store import predict as store
-from kanal_collector.store.db import Database, transaction
-from kanal_collector.store.schema import migrate
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_engines import admin, database  # noqa: E402
+
+from kanal_collector.clock import FakeClock  # noqa: E402
+from kanal_collector.predict import bgnbd  # noqa: E402
+from kanal_collector.predict.calibration import calibrate  # noqa: E402
+from kanal_collector.predict.data import DAY_MS, summarize  # noqa: E402
+from kanal_collector.predict.fit import read_customers, run_fit  # noqa: E402
+from kanal_collector.predict.publish import publish  # noqa: E402
+from kanal_collector.predict.scores import Thresholds, fit_models, score  # noqa: E402
+from kanal_collector.predict.settings import PredictSettings  # noqa: E402
+from kanal_collector.store import keys as keystore  # noqa: E402
+from kanal_collector.store import predict as store  # noqa: E402
+from kanal_collector.store.connection import Connection  # noqa: E402
+from kanal_collector.store.db import Database, transaction  # noqa: E402
+from kanal_collector.store.profiles import widen_cache  # noqa: E402
+from kanal_collector.store.schema import migrate  # noqa: E402
 
 PLANTED = bgnbd.BGNBD(0.6, 40.0, 0.9, 4.0)
+PROFILE_COLUMNS = ("created_at", "first_seen", "last_seen", "state")
 
 
-def build(path: Path, customers: int, seed: int = 7) -> int:
+class Target:
+    """Where one size's databases live: SQLite files in a directory, or databases on a
+    PostgreSQL server."""
+
+    def __init__(self, tmp: Path, server: str | None = None) -> None:
+        self.tmp, self.server = tmp, server
+        self.engine = "postgresql" if server else "sqlite"
+
+    def fresh(self, name: str) -> str:
+        """A new, empty database; its path or URL."""
+        if self.server:
+            return database(self.server, f"kanal_bench_predict_{name}")
+        return str(self.tmp / f"{name}.db")
+
+    def copy(self, source: str, name: str) -> str:
+        """A copy of `source` (closed); its path or URL."""
+        if self.server:
+            target = f"kanal_bench_predict_{name}"
+            admin(self.server, f"DROP DATABASE IF EXISTS {target}")
+            admin(self.server, f"CREATE DATABASE {target} TEMPLATE {source.rsplit('/', 1)[1]}")
+            return self.server.rsplit("/", 1)[0] + "/" + target
+        target = str(self.tmp / f"{name}.db")
+        shutil.copy(source, target)
+        return target
+
+    def drop(self, target: str) -> None:
+        """Delete a database this made."""
+        if self.server:
+            admin(self.server, f"DROP DATABASE IF EXISTS {target.rsplit('/', 1)[1]}")
+            return
+        for suffix in ("", "-wal", "-shm"):
+            Path(target + suffix).unlink(missing_ok=True)
+
+
+def build(path: str, customers: int, seed: int = 7) -> int:
     """Write `customers` buyers and as many visitors; returns the fit's "now" (ms)."""
     rng = np.random.default_rng(seed)
     now = 1_790_000_000_000
@@ -93,16 +142,14 @@ def build(path: Path, customers: int, seed: int = 7) -> int:
         conn.execute("INSERT INTO track_daily (day, event, count, revenue) "
                      "VALUES (?, 'Order Completed', ?, 0)",
                      (now // DAY_MS, int(x.sum() + customers)))
-        conn.execute("INSERT INTO sources (name, created_at) VALUES ('default', ?)", (now,))
+    keystore.create_source(conn, "default", now)
     db.close()
     return now
 
 
-def _write(conn: object, rows: list[tuple[int, int, int, str]]) -> None:
-    with transaction(conn):  # type: ignore[arg-type]
-        conn.executemany(  # type: ignore[attr-defined]
-            "INSERT INTO profiles (created_at, first_seen, last_seen, state) "
-            "VALUES (?, ?, ?, ?)", rows)
+def _write(conn: Connection, rows: list[tuple[int, int, int, str]]) -> None:
+    with transaction(conn):
+        conn.bulk_insert("profiles", PROFILE_COLUMNS, rows)
 
 
 def timed(what: dict[str, float], name: str, fn: object) -> object:
@@ -112,13 +159,14 @@ def timed(what: dict[str, float], name: str, fn: object) -> object:
     return out
 
 
-def stages(path: Path, now: int) -> dict[str, float]:
+def stages(target: Target, path: str, n: int, now: int) -> dict[str, float]:
     """Each stage of a fit timed on its own, then run_fit whole (on a copy)."""
     t: dict[str, float] = {}
+    copy = target.copy(path, f"copy_{n}")
     db = Database(path)
     conn = db.conn()
-    conn.execute("PRAGMA cache_size = -65536")
-    # Warm the OS cache once so every reader starts equal.
+    widen_cache(conn)
+    # Warm the caches once so every reader starts equal.
     conn.execute("SELECT count(*), sum(length(state)) FROM profiles").fetchone()
     timed(t, "baseline: read", lambda: conn.execute(
         "SELECT id, state FROM profiles WHERE state LIKE ?", ('%"orders"%',)).fetchall())
@@ -134,25 +182,27 @@ def stages(path: Path, now: int) -> dict[str, float]:
     timed(t, "publish", lambda: publish(conn, fit_id, table, now_ms=now,  # type: ignore[arg-type]
                                         stage_events=False, risk_events=False))
     db.close()
-    copy = path.with_name("copy.db")
-    shutil.copy(path, copy)
     db = Database(copy)
     timed(t, "run_fit", lambda: run_fit(db, PredictSettings(), FakeClock(now / 1000)))
     db.close()
-    copy.unlink()
+    target.drop(copy)
     return t
 
 
-def ingest_during_fit(path: Path, seconds: float = 20.0) -> None:
+def ingest_during_fit(tmp: Path, path: str, seconds: float = 20.0) -> None:
     """Latency of single-event ingest without and with a fit running alongside."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "KANAL_CONFIG": str(path.with_name("k.toml"))}
-    path.with_name("k.toml").write_text("[predict]\nenabled = false\n", encoding="utf-8")
+    config = tmp / "k.toml"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "KANAL_CONFIG": str(config)}
+    # No refit of the server's own (the fit is started by hand below), and no rate
+    # limit: one client sending as fast as it is answered is over the default 200/s.
+    config.write_text("[predict]\nenabled = false\n\n[ingest]\nrate_limit = 0\n",
+                      encoding="utf-8")
     conn_keys = subprocess.run(
         [sys.executable, "-m", "kanal_collector", "keys", "create", "--kind", "secret",
-         "--db", str(path)], env=env, capture_output=True, text=True, check=True)
+         "--db", path], env=env, capture_output=True, text=True, check=True)
     key = conn_keys.stdout.strip().splitlines()[-1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "kanal_collector", "serve", "--port", "0", "--db", str(path)],
+        [sys.executable, "-m", "kanal_collector", "serve", "--port", "0", "--db", path],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert server.stdout is not None
     url = ""
@@ -183,14 +233,24 @@ def ingest_during_fit(path: Path, seconds: float = 20.0) -> None:
         deadline = time.monotonic() + seconds
         quiet = measure(lambda: time.monotonic() > deadline)
         fit = subprocess.Popen([sys.executable, "-m", "kanal_collector", "predict", "fit",
-                                "--db", str(path)], env=env, stdout=subprocess.DEVNULL,
+                                "--db", path], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
         started = time.monotonic()
-        busy = measure(lambda: fit.poll() is not None)
+        ended: list[resource.struct_rusage] = []
+
+        def fit_ended() -> bool:
+            pid, status, usage = os.wait4(fit.pid, os.WNOHANG)  # the fit's own rusage
+            if pid:
+                fit.returncode = os.waitstatus_to_exitcode(status)
+                ended.append(usage)
+            return bool(pid)
+
+        busy = measure(fit_ended)
         fit_seconds = time.monotonic() - started
         after_rss = rss()
-        # The children waited for so far: the key command and the fit; the fit is larger.
-        fit_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        fit_peak = ended[0].ru_maxrss
+        if fit.returncode:
+            print(f"the fit's process ended with exit status {fit.returncode}")
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
@@ -208,41 +268,52 @@ def ingest_during_fit(path: Path, seconds: float = 20.0) -> None:
           f"{fit_peak / 1024:.1f} MiB")
 
 
+def run_sizes(target: Target, sizes: list[int]) -> None:
+    """The fit's stages at each size on one engine, and how they grow."""
+    results: dict[int, dict[str, float]] = {}
+    for n in sizes:
+        path = target.fresh(f"shop_{n}")
+        started = time.perf_counter()
+        now = build(path, n)
+        print(f"\n{target.engine}: {n:,} customers (+{n:,} visitors), built in "
+              f"{time.perf_counter() - started:.1f} s", flush=True)
+        results[n] = stages(target, path, n, now)
+        base = results[n]["baseline: read"]
+        for name, seconds in results[n].items():
+            ratio = "" if name == "baseline: read" else f"  {seconds / base:6.1f}× the read"
+            print(f"  {name:<16} {seconds:8.3f} s{ratio}", flush=True)
+        target.drop(path)
+    first = sizes[0]
+    if len(sizes) > 1:
+        print(f"\n{target.engine}: growth (time ÷ time at the smallest size):")
+        for name in results[first]:
+            row = "  ".join(
+                f"{n // first:>5}× customers: {results[n][name] / results[first][name]:6.1f}×"
+                for n in sizes[1:])
+            print(f"  {name:<16} {row}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--customers", type=int, nargs="+",
                         default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--ingest", type=int, default=0,
-                        help="customers of the file ingest latency is measured on")
+                        help="customers of the database ingest latency is measured on")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="also run on this PostgreSQL server (its user creates databases)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="kanal-bench-predict-"))
     try:
-        results: dict[int, dict[str, float]] = {}
-        for n in args.customers:
-            path = tmp / f"shop-{n}.db"
-            started = time.perf_counter()
-            now = build(path, n)
-            print(f"\n{n:,} customers (+{n:,} visitors), built in "
-                  f"{time.perf_counter() - started:.1f} s")
-            results[n] = stages(path, now)
-            base = results[n]["baseline: read"]
-            for name, seconds in results[n].items():
-                ratio = "" if name == "baseline: read" else f"  {seconds / base:6.1f}× the read"
-                print(f"  {name:<16} {seconds:8.3f} s{ratio}")
-            path.unlink()
-        first = args.customers[0]
-        if len(args.customers) > 1:
-            print("\ngrowth (time ÷ time at the smallest size):")
-            for name in results[first]:
-                row = "  ".join(
-                    f"{n // first:>5}× customers: {results[n][name] / results[first][name]:6.1f}×"
-                    for n in args.customers[1:])
-                print(f"  {name:<16} {row}")
-        if args.ingest:
-            path = tmp / "ingest.db"
-            build(path, args.ingest)
-            print(f"\ningest latency, {args.ingest:,} customers:")
-            ingest_during_fit(path)
+        targets = [Target(tmp)] + ([Target(tmp, args.postgres)] if args.postgres else [])
+        for target in targets:
+            run_sizes(target, args.customers)
+            if args.ingest:
+                path = target.fresh("ingest")
+                build(path, args.ingest)
+                print(f"\n{target.engine}: ingest latency, {args.ingest:,} customers:",
+                      flush=True)
+                ingest_during_fit(tmp, path)
+                target.drop(path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -105,6 +105,7 @@ def simulate_orders(customers: int, *, start_ms: int, end_ms: int, seed: int = 1
 def write_profiles(db: object, orders: list[tuple[str, int, float]]) -> dict[str, int]:
     """Profiles holding these orders, written straight into the store (as the processor
     would fold them: an order key per order); {userId: profile id}."""
+    from kanal_collector.store import identities as identity_store
     from kanal_collector.store import profiles as store
     from kanal_collector.store.db import transaction
 
@@ -118,6 +119,6 @@ def write_profiles(db: object, orders: list[tuple[str, int, float]]) -> dict[str
             state = {"first": min(t for t, _ in items), "last": max(t for t, _ in items),
                      "orders": {f"o:{user}-{n}": [v, t] for n, (t, v) in enumerate(items)}}
             pid = store.create_profile(conn, state["first"], state)
-            store.add_identities(conn, [("user_id", user, pid, None)])
+            identity_store.add_identities(conn, [("user_id", user, pid, None)])
             ids[user] = pid
     return ids

@@ -153,6 +153,7 @@ def test_sign_in_and_every_page(seeded: Collector, browser: Any) -> None:
 
         for path, title in [("/dashboard/journeys", "Journeys"),
                             ("/dashboard/experiments", "Experiments"),
+                            ("/dashboard/deliverability", "Deliverability"),
                             ("/dashboard/predict", "Predictions"),
                             ("/dashboard/costs", "Costs")]:
             response = page.goto(f"{seeded.url}{path}")

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from journeys_util import Journeys
+from kanal_testing import db_at
 from messages_util import World, catalog, channel
 
 from kanal_collector.config import Config
@@ -194,7 +195,7 @@ def test_journey_keys_compile() -> None:
 @pytest.mark.parametrize(("step", "where", "words"), [
     ('wait_window: {from: "09:00"}', "steps[0].wait_window", "to is required"),
     ('wait_window: {from: "9am", to: "18:00"}', "steps[0].wait_window.from", "time of day"),
-    ('wait_window: {from: "09:00", to: 18:00}', "steps[0].wait_window.to", "quotes"),
+    ('wait_window: {from: "09:00", to: 18:00}', "steps[0].wait_window.to", "quote it"),
     ('wait_window: {from: "09:00", to: "09:00"}', "steps[0].wait_window", "must differ"),
     ('wait_window: {from: "09:00", to: "18:00", days: [funday]}',
      "steps[0].wait_window.days", "mon, tue"),
@@ -649,7 +650,7 @@ def test_config_errors_name_the_key(sections: dict[str, Any], words: str) -> Non
 
 
 def test_build_dispatcher_reads_the_controls(tmp_path: Path, world: World) -> None:
-    config = Config(db=tmp_path / "kanal.db", sections={"frequency": {"daily_budget": 2}})
+    config = Config(db=db_at(tmp_path / "kanal.db"), sections={"frequency": {"daily_budget": 2}})
     dispatcher = build_dispatcher(config, world.log.db, world.clock)
     try:
         assert dispatcher.controls.daily_budget == 2

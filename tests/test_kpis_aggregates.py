@@ -5,22 +5,24 @@ crashed batch and the migration that backfills them."""
 from __future__ import annotations
 
 import random
-import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from kanal_testing import downgrade
 from profiles_util import T0, Log
 
+from kanal_collector.money import order_value
 from kanal_collector.own_events import own_event
 from kanal_collector.profiles.privacy import forget
 from kanal_collector.profiles.rebuild import rebuild
-from kanal_collector.profiles.step import ProfilesStep, SegmentsStep, order_value
+from kanal_collector.profiles.step import ProfilesStep, SegmentsStep
 from kanal_collector.reports.funnels import money
 from kanal_collector.reports.kpis import day_name, overview
+from kanal_collector.store.activity import NO_DAY
+from kanal_collector.store.connection import Connection
 from kanal_collector.store.events import StoredEvent
-from kanal_collector.store.profiles import NO_DAY
 from kanal_collector.store.reports import (
     active_spans,
     daily_aggregates,
@@ -33,15 +35,6 @@ from kanal_collector.workers import Processor, StatsStep
 
 DAY = 86_400_000
 GOALS = ("Order Completed", "Subscription Started")
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> Iterator[Log]:
-    lg = Log(tmp_path / "kanal.db")
-    try:
-        yield lg
-    finally:
-        lg.close()
 
 
 def _history(log: Log, seed: int, n: int = 250) -> None:
@@ -81,7 +74,7 @@ def _history(log: Log, seed: int, n: int = 250) -> None:
                 source_id=log.source, now_ms=ts + rnd.randrange(1, 4) * DAY)])
 
 
-def _expected(conn: sqlite3.Connection) -> tuple[set[tuple[int, int]],
+def _expected(conn: Connection) -> tuple[set[tuple[int, int]],
                                                   dict[tuple[int, str], tuple[int, float]]]:
     tracks: dict[tuple[int, str], tuple[int, float]] = {}
     for ts, name, properties in recount_track_events(conn):
@@ -101,7 +94,7 @@ def _spans(active: set[tuple[int, int]]) -> dict[tuple[int, int], int]:
     return dict(spans)
 
 
-def assert_matches_log(conn: sqlite3.Connection) -> None:
+def assert_matches_log(conn: Connection) -> None:
     """The stored aggregates equal a recount from the timelines and the log."""
     active, tracks = daily_aggregates(conn)
     want_active, want_tracks = _expected(conn)
@@ -113,7 +106,7 @@ def assert_matches_log(conn: sqlite3.Connection) -> None:
         assert revenue == pytest.approx(want_tracks[key][1], abs=1e-6), key
 
 
-def _merges(conn: sqlite3.Connection) -> int:
+def _merges(conn: Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM merges").fetchone()[0])
 
 
@@ -221,7 +214,7 @@ class _CrashOnce:
     def __init__(self) -> None:
         self.armed = False
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         if self.armed:
             self.armed = False
             raise RuntimeError("crash mid-batch")
@@ -245,25 +238,16 @@ def test_a_crashed_batch_is_counted_once(log: Log) -> None:
     assert sum(n for n, _ in tracks.values()) == len(recount_track_events(log.conn)) > 20
 
 
-_AGGREGATES = 8
-"""The position of the daily aggregates' migration in MIGRATIONS."""
+_VERSION_9 = 9
 
 
-def _downgrade(conn: sqlite3.Connection) -> None:
+def _downgrade(conn: Connection) -> None:
     """Put a database back where version 8 left it (before the aggregates existed)."""
-    conn.execute("DROP TABLE active_days")
-    conn.execute("DROP TABLE track_daily")
-    conn.execute("DROP TABLE active_spans")
-    # and the migrations after it
-    conn.execute("DROP TABLE predict_fits")
-    conn.execute("DROP TABLE predict_scores")
-    conn.execute(f"PRAGMA user_version = {_AGGREGATES}")
-    conn.commit()
+    downgrade(conn, _VERSION_9 - 1)
 
 
 def test_the_migration_backfills_what_the_processor_wrote(log: Log) -> None:
-    assert MIGRATIONS[_AGGREGATES].__name__ == "_m009_daily_aggregates"
-    assert [m.__name__ for m in MIGRATIONS[_AGGREGATES + 1:]] == ["_m010_predict"]
+    assert MIGRATIONS[_VERSION_9 - 1].__name__ == "_m009_daily_aggregates"
     _history(log, seed=29)
     log.process()
     forget(log.conn, "u2", T0)

@@ -1,4 +1,4 @@
-"""A fit on a real SQLite database: read, fit, score, publish; thresholds, order rules,
+"""A fit on a real database (the engine under test): read, fit, score, publish; thresholds,
 change events, segments, journeys, templates, rebuild, merges and the lease."""
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ from kanal_collector.profiles.rebuild import rebuild
 from kanal_collector.profiles.segments import SegmentError, parse_segments
 from kanal_collector.profiles.step import sweep
 from kanal_collector.profiles.views import lookup, profile_json
+from kanal_collector.store import identities as identity_store
 from kanal_collector.store import leases
 from kanal_collector.store import predict as store
 from kanal_collector.store import profiles as profile_store
+from kanal_collector.store import segments as segment_store
 from kanal_collector.store.db import transaction
 
 END = T0 + 540 * DAY
@@ -195,13 +197,13 @@ def test_changes_become_events_and_segments_follow(shop: Log) -> None:
     ]})
     now = int(shop.clock.now() * 1000)
     with transaction(shop.conn):
-        profile_store.put_segment_definitions(
+        segment_store.put_segment_definitions(
             shop.conn, {s.name: s.definition for s in definitions}, now)
     first = _fit(shop)
     # A first fit is the baseline: nothing changed from anything.
     assert _events(shop, "Lifecycle Stage Changed") == []
     assert first.record["published"]["segmentChanges"] > 0
-    members = {name: n for name, n in profile_store.segment_counts(shop.conn).items()}
+    members = {name: n for name, n in segment_store.segment_counts(shop.conn).items()}
     counts = store.score_counts(shop.conn)
     assert members.get("leaving", 0) == counts["risks"].get("high", 0)
     assert members.get("risky-stage", 0) == counts["stages"].get("at_risk", 0)
@@ -237,7 +239,7 @@ def test_changes_become_events_and_segments_follow(shop: Log) -> None:
                if e["messageId"].endswith(f"-p{second.fit_id}")]
     assert entered  # re-evaluated in bulk after the refit, with events
     counts = store.score_counts(shop.conn)
-    members = profile_store.segment_counts(shop.conn)
+    members = segment_store.segment_counts(shop.conn)
     assert members.get("leaving", 0) == counts["risks"].get("high", 0)
     # a sweep from scratch agrees with what the fit left
     assert sweep(shop.conn, int(shop.clock.now() * 1000), trigger=None,
@@ -265,11 +267,11 @@ def test_rebuild_recomputes_the_same_scores(tmp_path: Path) -> None:
         definitions = parse_segments({"segments": [
             {"name": "leaving", "all": [{"computed": "churn_risk", "eq": "high"}]}]})
         with transaction(log.conn):
-            profile_store.put_segment_definitions(
+            segment_store.put_segment_definitions(
                 log.conn, {s.name: s.definition for s in definitions}, END)
         _fit(log, min_customers=100, min_repeat_customers=20)
         log.process()
-        members = profile_store.segment_counts(log.conn)
+        members = segment_store.segment_counts(log.conn)
         assert members["leaving"] > 0
 
         def events() -> int:
@@ -278,7 +280,7 @@ def test_rebuild_recomputes_the_same_scores(tmp_path: Path) -> None:
         def by_user() -> dict[str, Any]:
             out = {}
             for pid in profile_store.profile_ids(log.conn, limit=10**6):
-                user = dict(profile_store.profile_identities(log.conn, pid))["user_id"]
+                user = dict(identity_store.profile_identities(log.conn, pid))["user_id"]
                 d = store.score_details(log.conn, pid)
                 if d is not None:
                     d.pop("inputs")
@@ -289,7 +291,7 @@ def test_rebuild_recomputes_the_same_scores(tmp_path: Path) -> None:
         rebuild(log.conn, log.clock, before_segments=rescore)
         assert by_user() == before
         assert events() == logged  # a rebuild writes nothing to the log
-        assert profile_store.segment_counts(log.conn) == members
+        assert segment_store.segment_counts(log.conn) == members
     finally:
         log.close()
 

@@ -14,20 +14,21 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from kanal_testing import db_at
 from predict_util import DAY, simulate_orders, write_profiles
 from profiles_util import T0
 
 from kanal_collector.cli import cli
 from kanal_collector.clock import FakeClock
-from kanal_collector.config import Config
+from kanal_collector.config import Config, load_config
 from kanal_collector.errors import ConfigError
 from kanal_collector.predict.fit import LEASE, run_fit
 from kanal_collector.predict.schedule import PredictScheduler
 from kanal_collector.predict.settings import PredictSettings
+from kanal_collector.store import activity as activity_store
 from kanal_collector.store import keys as keystore
 from kanal_collector.store import leases
 from kanal_collector.store import predict as store
-from kanal_collector.store import profiles as profile_store
 from kanal_collector.store.db import Database, transaction
 from kanal_collector.store.schema import migrate
 
@@ -35,9 +36,9 @@ END = T0 + 540 * DAY
 
 
 @pytest.fixture
-def shop_db(tmp_path: Path) -> Iterator[Path]:
-    """A database with 1,000 simulated customers' profiles."""
-    path = tmp_path / "kanal.db"
+def shop_db(tmp_path: Path) -> Iterator[str]:
+    """A database of the engine under test with 1,000 simulated customers' profiles."""
+    path = db_at(tmp_path / "kanal.db")
     db = Database(path, synchronous="OFF")
     migrate(db.conn())
     keystore.create_source(db.conn(), "default", T0)
@@ -45,17 +46,23 @@ def shop_db(tmp_path: Path) -> Iterator[Path]:
     write_profiles(db, orders)
     # the overview's order counters, as the processor would have kept them
     with transaction(db.conn()):
-        profile_store.add_daily_activity(db.conn(), [], {
+        activity_store.add_daily_activity(db.conn(), [], {
             (END // DAY, "Order Completed"): (len(orders), sum(v for _, _, v in orders))})
     db.close()
     yield path
 
 
-def test_the_serving_process_never_imports_scipy(tmp_path: Path) -> None:
-    code = ("import sys; from pathlib import Path; from kanal_collector.app import create_app;"
+FIT_MODULES = ("scipy.optimize", "scipy.special", "kanal_collector.predict.bgnbd",
+               "kanal_collector.predict.gammagamma", "kanal_collector.predict.fit")
+"""What a fit loads and the serving process must not (the recommendations' scipy.sparse
+is the server's own)."""
+
+
+def test_the_serving_process_never_imports_the_models(tmp_path: Path) -> None:
+    code = ("import sys; from kanal_collector.app import create_app;"
             "from kanal_collector.config import Config; import kanal_collector.server;"
-            f"create_app(Config(db=Path({str(tmp_path / 'k.db')!r})));"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))")
+            f"create_app(Config(db={db_at(tmp_path / 'k.db')!r}));"
+            f"print(sorted(m for m in sys.modules if m.startswith({FIT_MODULES!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)
     assert out.stdout.strip() == "[]"
@@ -68,7 +75,7 @@ def _wait(scheduler: PredictScheduler) -> None:
     assert scheduler.process is None
 
 
-def test_the_scheduler_refits_in_a_process_of_its_own(shop_db: Path) -> None:
+def test_the_scheduler_refits_in_a_process_of_its_own(shop_db: str) -> None:
     clock = FakeClock(END / 1000)
     db = Database(shop_db)
     config = Config(db=shop_db, sections={"predict": {"refit_every": "1d"}})
@@ -95,7 +102,7 @@ def test_the_scheduler_refits_in_a_process_of_its_own(shop_db: Path) -> None:
 
 
 def test_a_shop_with_fewer_orders_than_needed_customers_is_not_fitted(
-        shop_db: Path) -> None:
+        shop_db: str) -> None:
     db = Database(shop_db)
     config = Config(db=shop_db, sections={"predict": {"min_customers": 10**6}})
     scheduler = PredictScheduler(db, config, FakeClock(END / 1000))
@@ -104,7 +111,7 @@ def test_a_shop_with_fewer_orders_than_needed_customers_is_not_fitted(
     db.close()
 
 
-def test_a_disabled_schedule_starts_nothing(shop_db: Path) -> None:
+def test_a_disabled_schedule_starts_nothing(shop_db: str) -> None:
     db = Database(shop_db)
     config = Config(db=shop_db, sections={"predict": {"enabled": False}})
     scheduler = PredictScheduler(db, config, FakeClock(END / 1000))
@@ -125,13 +132,58 @@ def test_bad_settings_are_named(table: dict[str, Any], message: str) -> None:
         PredictSettings.from_config(Config(sections={"predict": table}))
 
 
-def run(db: Path, *args: str, code: int = 0) -> str:
-    result = CliRunner().invoke(cli, [*args, "--db", str(db)])
+@pytest.mark.parametrize(("text", "message"), [
+    ("[predict]\nrefit = \"1d\"\n",
+     "unknown key predict.refit in [predict]; did you mean predict.refit_every?"),
+    ("[predict]\nmin_customers = 0\n",
+     "predict.min_customers: a whole number of at least 1, not 0"),
+    ("[predict]\nenabled = \"yes\"\n", "predict.enabled: true or false, not 'yes'"),
+    ("[predict]\nholdout = 90\n", "predict.holdout: a string, not 90"),
+])
+def test_kanal_toml_is_checked_against_the_registry(tmp_path: Path, text: str,
+                                                    message: str) -> None:
+    path = tmp_path / "kanal.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert str(info.value) == f"{path}: {message}"
+
+
+def test_every_predict_setting_is_registered(tmp_path: Path) -> None:
+    path = tmp_path / "kanal.toml"
+    path.write_text('[predict]\nenabled = false\nrefit_every = "12h"\nmin_customers = 10\n'
+                    'min_history_days = 30\nmin_repeat_customers = 5\nholdout = "60d"\n'
+                    'currency = "sek"\n', encoding="utf-8")
+    settings = PredictSettings.from_config(load_config(path, environ={}))
+    assert settings == PredictSettings(enabled=False, refit_every_ms=12 * 3_600_000,
+                                       min_customers=10, min_history_days=30,
+                                       min_repeat_customers=5, holdout_days=60,
+                                       currency="SEK")
+
+
+@pytest.mark.parametrize(("sections", "currency"), [
+    ({}, ""),
+    ({"costs": {"currency": "nok"}}, "NOK"),
+    ({"costs": {"currency": "NOK"}, "products": {"default_currency": "DKK"}}, "DKK"),
+    ({"predict": {"currency": "EUR"}, "products": {"default_currency": "DKK"}}, "EUR"),
+])
+def test_one_currency_per_shop(sections: dict[str, Any], currency: str) -> None:
+    assert PredictSettings.from_config(Config(sections=sections)).currency == currency
+
+
+def test_a_bad_currency_is_named() -> None:
+    with pytest.raises(ConfigError, match="^predict.currency: a three-letter currency code "
+                                          "like EUR, not 'euros'$"):
+        PredictSettings.from_config(Config(sections={"predict": {"currency": "euros"}}))
+
+
+def run(db: str, *args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(cli, [*args, "--db", db])
     assert result.exit_code == code, result.output
     return result.output
 
 
-def test_the_predict_commands(shop_db: Path) -> None:
+def test_the_predict_commands(shop_db: str) -> None:
     out = run(shop_db, "predict", "fit")
     assert "Fit 1: done" in out and "churn risk: " in out
     out = run(shop_db, "predict", "show", "c1")
@@ -155,7 +207,7 @@ def test_the_predict_commands(shop_db: Path) -> None:
         shop_db, "predict", "calibrate", "--holdout", "10x", code=1)
 
 
-def test_a_second_fit_meanwhile_is_refused_with_one_line(shop_db: Path) -> None:
+def test_a_second_fit_meanwhile_is_refused_with_one_line(shop_db: str) -> None:
     db = Database(shop_db)
     assert leases.acquire(db.conn(), LEASE, "fit:elsewhere:1", time.time(), 60)
     out = run(shop_db, "predict", "fit", code=1)
@@ -166,7 +218,7 @@ def test_a_second_fit_meanwhile_is_refused_with_one_line(shop_db: Path) -> None:
     db.close()
 
 
-def test_profiles_rebuild_recomputes_the_scores(shop_db: Path) -> None:
+def test_profiles_rebuild_recomputes_the_scores(shop_db: str) -> None:
     db = Database(shop_db)
     run_fit(db, PredictSettings(), FakeClock(END / 1000))
     db.close()
@@ -178,19 +230,20 @@ def test_profiles_rebuild_recomputes_the_scores(shop_db: Path) -> None:
 
 @pytest.mark.slow
 def test_kanal_serve_refits_off_the_request_path(tmp_path: Path) -> None:
-    """A real `kanal serve`: the fit runs in a process of its own (scipy never enters the
-    server's memory), ingest answers meanwhile, and the scores reach the admin API."""
+    """A real `kanal serve`: the fit runs in a process of its own (the models' libraries
+    never enter the server's memory), ingest answers meanwhile, and the scores reach the
+    admin API."""
     import requests
     from kanal_testing import start_collector
 
     path = tmp_path / "kanal.db"
-    db = Database(path, synchronous="OFF")
+    db = Database(db_at(path), synchronous="OFF")
     migrate(db.conn())
     now = int(time.time() * 1000)
     orders = simulate_orders(600, start_ms=now - 500 * DAY, end_ms=now, seed=4)
     ids = write_profiles(db, orders)
     with transaction(db.conn()):
-        profile_store.add_daily_activity(db.conn(), [], {
+        activity_store.add_daily_activity(db.conn(), [], {
             (now // DAY, "Order Completed"): (len(orders), sum(v for _, _, v in orders))})
     db.close()
     (tmp_path / "kanal.toml").write_text('[predict]\ncurrency = "EUR"\n', encoding="utf-8")
@@ -212,7 +265,8 @@ def test_kanal_serve_refits_off_the_request_path(tmp_path: Path) -> None:
         assert data["fit"] is not None and data["fit"]["status"] == "done", data
         assert set(answers) == {200}
         maps = Path(f"/proc/{collector.process.pid}/maps").read_text()
-        assert "/scipy/" not in maps  # the fit's libraries never loaded here
+        for library in ("/scipy/optimize/", "/scipy/special/"):
+            assert library not in maps  # the fit's libraries never loaded here
         person = requests.get(f"{collector.url}/api/predict/profiles/{ids['c1']}",
                               headers=headers, timeout=30).json()
         assert person["scores"]["fit"]["currency"] == "EUR"
@@ -220,11 +274,11 @@ def test_kanal_serve_refits_off_the_request_path(tmp_path: Path) -> None:
         collector.stop()
 
 
-def test_show_says_not_enough_data_yet(shop_db: Path) -> None:
-    (shop_db.parent / "small.toml").write_text("[predict]\nmin_repeat_customers = 100000\n",
-                                              encoding="utf-8")
-    result = CliRunner().invoke(cli, ["predict", "fit", "--db", str(shop_db), "--config",
-                                      str(shop_db.parent / "small.toml")])
+def test_show_says_not_enough_data_yet(shop_db: str, tmp_path: Path) -> None:
+    (tmp_path / "small.toml").write_text("[predict]\nmin_repeat_customers = 100000\n",
+                                         encoding="utf-8")
+    result = CliRunner().invoke(cli, ["predict", "fit", "--db", shop_db, "--config",
+                                      str(tmp_path / "small.toml")])
     assert result.exit_code == 0 and "not_enough_data" in result.output
     out = run(shop_db, "predict", "show", "c1")
     assert "churn risk          not enough data yet (" in out

@@ -33,7 +33,7 @@ def _shop(env: App, customers: int = 800) -> dict[str, int]:
     runtime: Runtime = env.app.extensions["kanal"]
     ids = write_profiles(runtime.db, simulate_orders(customers, start_ms=now - 540 * DAY,
                                                      end_ms=now, seed=9))
-    db = Database(env.db_path)
+    db = Database(env.db)
     try:
         run_fit(db, PredictSettings(currency="EUR"), env.clock)
     finally:
@@ -164,5 +164,5 @@ def test_journey_files_name_stages_correctly(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["journeys", "validate", str(path),
                                       "--db", str(tmp_path / "k.db")])
     assert result.exit_code == 1
-    assert (f"{path}:3: steps[0].if: in: stage is one of new, active, loyal, champions, "
+    assert (f"{path}:3: steps[0].if.in: stage is one of new, active, loyal, champions, "
             "at_risk, about_to_lose, lost, not 'slipping'") in result.output

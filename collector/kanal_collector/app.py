@@ -14,6 +14,7 @@ from .admin import admin_blueprint
 from .clock import Clock, SystemClock
 from .config import Config, load_config
 from .dashboard import dashboard_blueprint
+from .deliverability.routes import deliverability_blueprint
 from .errors import ConfigError, HTTPError, StorageError
 from .ingest.auth import KeyCache
 from .ingest.ratelimit import RateLimiter
@@ -22,12 +23,22 @@ from .ingest.suppress import Suppressions
 from .ingest.writer import EventWriter
 from .ingest.wsgi import IngestMiddleware
 from .journeys import Evaluator, JourneysStep, TimerWorker
+from .jsonprovider import StrictJSONProvider
 from .localtime import default_timezone
 from .messages import build_dispatcher
 from .messages.callbacks import callbacks_blueprint
 from .predict.schedule import PredictScheduler
 from .predict.settings import PredictSettings
+from .products import (
+    FeedWorker,
+    ProductSettings,
+    ProductsStep,
+    RecommendationsWorker,
+    SignalsWorker,
+    template_globals,
+)
 from .profiles import ProfilesStep, SegmentsStep, SegmentSweeper
+from .profiles.identity import default_country
 from .reports.attribution import AttributionSettings
 from .reports.costs import config_costs
 from .runtime import Runtime
@@ -51,7 +62,8 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     AttributionSettings.from_config(config)  # [attribution] and [costs]: a ConfigError
     config_costs(config)                     # now, not a 500 on the first report
     predict = PredictSettings.from_config(config)
-    db = Database(config.db, synchronous=config.synchronous, busy_timeout=config.busy_timeout)
+    db = Database(config.db, synchronous=config.synchronous, busy_timeout=config.busy_timeout,
+                  pool_size=config.threads + 4)
     migrate(db.conn())
     wake = threading.Event()
     runtime = Runtime(
@@ -67,41 +79,62 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     )
     try:  # settings of kanal.toml checked when the workers are built
         zone = default_timezone(config)
-        dispatcher = build_dispatcher(config, db, clock)
+        country = default_country(config)
+        products = ProductSettings.from_config(config)
+        dispatcher = build_dispatcher(config, db, clock,
+                                      template_globals=[template_globals(products)])
     except ValueError as exc:
+        db.close()
         raise ConfigError(str(exc)) from None
+    except BaseException:
+        db.close()
+        raise
     app = Flask(__name__)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = StrictJSONProvider(app)
     app.extensions["kanal"] = runtime
     app.extensions["kanal.supervisor"] = Supervisor(
-        db, clock, [(build_processor(db, runtime.writer.busy, clock=clock, timezone=zone), wake),
+        db, clock, [(build_processor(db, runtime.writer.busy, clock=clock, timezone=zone,
+                                     products=products, country=country), wake),
                     (SegmentSweeper(db, clock), threading.Event()),
                     (dispatcher, threading.Event()),
                     (TimerWorker(db, clock, journeys_dir=config.journeys_dir,
                                  evaluator=Evaluator(clock=clock, default_timezone=zone)),
                      threading.Event()),
+                    (SignalsWorker(db, clock, products, wake=wake), threading.Event()),
+                    (RecommendationsWorker(db, clock, products), threading.Event()),
+                    (FeedWorker(db, clock, products), threading.Event()),
                     (PredictScheduler(db, config, clock, settings=predict), threading.Event())],
         poll_interval=config.poll_interval, lease_seconds=config.lease_seconds,
     )
     app.wsgi_app = IngestMiddleware(app.wsgi_app, runtime)  # type: ignore[method-assign]
+
+    @app.teardown_request
+    def _release_connection(exc: BaseException | None) -> None:
+        db.release()  # PostgreSQL: the request's pooled connection goes back
     app.register_blueprint(ingest_blueprint)
     app.register_blueprint(admin_blueprint)
     app.register_blueprint(site_blueprint)
     app.register_blueprint(tracking_blueprint)
     app.register_blueprint(callbacks_blueprint)
+    app.register_blueprint(deliverability_blueprint)
     app.register_blueprint(dashboard_blueprint)
     _register_errors(app)
     return app
 
 
 def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None, *,
-                    clock: Clock | None = None, timezone: str = "UTC") -> Processor:
+                    clock: Clock | None = None, timezone: str = "UTC",
+                    products: ProductSettings | None = None,
+                    country: str | None = None) -> Processor:
     """The processor with every step, in the order they must run.
 
-    `timezone` is the fallback for people without one (`[journeys] default_timezone`).
+    `timezone` is the fallback for people without one (`[journeys] default_timezone`),
+    `country` for national phone numbers of people without one (`[profiles]
+    default_country`); `products` the `[products]` settings.
     """
     evaluator = Evaluator(clock=clock, default_timezone=timezone)
-    return Processor(db, [StatsStep(), ProfilesStep(), SegmentsStep(clock),
+    return Processor(db, [StatsStep(), ProfilesStep(default_country=country),
+                          SegmentsStep(clock), ProductsStep(products),
                           JourneysStep(evaluator=evaluator)],
                      ingest_busy=ingest_busy)
 

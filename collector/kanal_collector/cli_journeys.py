@@ -3,30 +3,36 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from .cli import _config, _database, _when, cli, common_options
+from .cli_common import _config, _database, _when, common_options
 from .errors import KanalError
 from .journeys.definition import journey_files, load_file
 from .journeys.errors import JourneyFileError
 from .journeys.timers import sync
 from .messages.catalog import load_directory as load_messages
 from .messages.catalog import messages_dir
+from .products.checks import product_problems
 from .profiles.segments import SegmentError, duration_ms
 from .store import journeys as store
-from .store.db import transaction
+from .store.connection import DB_ERRORS
+from .store.copy import CopyError
+from .store.db import missing_file, transaction
 
 _DIR = click.option("--dir", "directory", type=click.Path(file_okay=False),
                     help="Journeys directory (default journeys_dir from the config, "
                          "or ./journeys).")
 
+_SIMULATE_ERRORS: tuple[type[Exception], ...] = (
+    KanalError, ValueError, OSError, RuntimeError, CopyError, *DB_ERRORS)
+"""What a simulation may fail with, said in one line."""
 
-@cli.group()
+
+@click.group()
 def journeys() -> None:
     """Journey files: validate them, list them and their runs, load them now."""
 
@@ -49,19 +55,24 @@ def journeys_validate(db: str | None, config_path: str | None, files: tuple[str,
     if not paths:
         raise click.ClickException(f"no journey files in {config.journeys_dir}")
     names = _message_names(Path(messages_path) if messages_path else messages_dir(config))
-    bad = 0
+    bad: set[str] = set()
     for path in paths:
         try:
             journey = load_file(path, messages=names)
         except JourneyFileError as exc:
-            bad += 1
+            bad.add(str(path))
             for problem in exc.problems:
                 click.echo(str(problem), err=True)
             continue
         click.echo(f"{path}: OK ({journey.name}, {len(journey.steps)} steps, "
                    f"version {journey.hash})")
+    unknown_ids = product_problems(config, paths, kind="journey")
+    for line in unknown_ids:
+        click.echo(line, err=True)
+    bad |= {line.split(":", 1)[0] for line in unknown_ids}
     if bad:
-        raise click.ClickException(f"{bad} of {len(paths)} journey file(s) have problems")
+        raise click.ClickException(f"{len(bad)} of {len(paths)} journey file(s) have "
+                                   "problems")
 
 
 def _message_names(directory: Path) -> set[str] | None:
@@ -152,7 +163,7 @@ def journeys_why(db: str | None, config_path: str | None, user: str, journey: st
     from .journeys.explain import WhyError, explain, render
 
     config = _config(config_path, db=db)
-    if not Path(config.db).is_file():  # reads only: never create an empty database
+    if missing_file(config.db):  # reads only: never create an empty database
         raise click.ClickException(f"no database at {config.db}")
     database = _database(config)
     try:
@@ -234,7 +245,7 @@ def journeys_simulate(db: str | None, config_path: str | None, file: str, since:
     end = _moment(until, now_ms, "--until")
     if end < start:
         raise click.BadParameter("--until is before --since", param_hint="--until")
-    if not Path(config.db).is_file():
+    if missing_file(config.db):
         raise click.ClickException(f"no database at {config.db}")
 
     def progress(done: int, total: int) -> None:
@@ -242,7 +253,7 @@ def journeys_simulate(db: str | None, config_path: str | None, file: str, since:
 
     try:
         sim = Simulator(config, journey, since=start, until=end, progress=progress).run()
-    except (KanalError, ValueError, OSError, RuntimeError, sqlite3.Error) as exc:
+    except _SIMULATE_ERRORS as exc:
         raise click.ClickException(str(exc)) from None
     summary = sim.summary()
     people = timelines(sim, limit)

@@ -9,11 +9,15 @@ from typing import Any
 
 import click
 
-from .cli import _config, _database, _when, cli, common_options
+from .cli_common import _config, _database, _when, common_options
 from .config import Config
 from .errors import KanalError
-from .messages.catalog import Catalog, load_directory, messages_dir
+from .messages.catalog import Catalog, load_directory, message_files, messages_dir
 from .messages.eligibility import BUILTIN_CHANNELS, ChannelInfo, Policy, check, load_person
+from .messages.errors import DefinitionError
+from .products.checks import product_problems
+from .products.settings import ProductSettings
+from .products.templates import ProductFunctions
 from .profiles.views import lookup
 from .store import outbox as store
 from .store.db import Database, transaction
@@ -31,11 +35,17 @@ def _catalog(config: Config, directory: str | None) -> Catalog:
     path = Path(directory) if directory else messages_dir(config)
     try:
         return Catalog(load_directory(path), path)
+    except DefinitionError as exc:
+        for problem in [str(p) for p in exc.problems] or [str(exc)]:
+            click.echo(str(problem), err=True)
+        count = max(len(exc.problems), 1)
+        raise click.ClickException(f"{count} problem(s) in the message files of {path}"
+                                   ) from None
     except KanalError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-@cli.group()
+@click.group()
 def messages() -> None:
     """Message definitions: validate the files, list them, preview one for a person."""
 
@@ -44,9 +54,17 @@ def messages() -> None:
 @common_options
 @_DIR
 def messages_validate(db: str | None, config_path: str | None, directory: str | None) -> None:
-    """Check every message file (YAML, fields, templates); exit 1 on the first problem."""
+    """Check every message file (YAML, fields, templates).
+
+    Every problem of every file is printed as FILE:LINE: FIELD: WHAT; the exit status is
+    1 when there is one.
+    """
     config = _config(config_path, db=db)
     catalog = _catalog(config, directory)
+    assert catalog.directory is not None
+    problems = product_problems(config, message_files(catalog.directory), kind="message")
+    if problems:
+        raise click.ClickException("\n".join(problems))
     click.echo(f"{len(catalog.messages)} message(s) OK in {catalog.directory}")
 
 
@@ -96,9 +114,13 @@ def messages_preview(db: str | None, config_path: str | None, directory: str | N
         with transaction(conn):  # the suppression check may create its key
             recipient, why = check(conn, person, info, kind=definition.kind,
                                    topic=definition.topic, policy=Policy.from_config(config))
+        functions = ProductFunctions(  # no outbox row: nothing is recorded
+            conn, ProductSettings.from_config(config), profile_id=person.profile_id,
+            traits=person.traits, data=data, now_ms=int(time.time() * 1000))
         rendered = definition.render(
             kind, traits=person.traits, profile=person.template_profile(), data=data,
-            language=language or person.computed.get("language"), channel=name)
+            language=language or person.computed.get("language"), channel=name,
+            functions=functions.globals())
         click.echo(f"message:   {definition.name} ({definition.kind})")
         click.echo(f"profile:   {person.profile_id}")
         click.echo(f"channel:   {name} ({kind})")
@@ -110,13 +132,13 @@ def messages_preview(db: str | None, config_path: str | None, directory: str | N
                                                                    indent=2)
             click.echo(f"--- {field} ---")
             click.echo(text)
-    except KanalError as exc:
+    except (KanalError, ValueError) as exc:  # ValueError: a bad [products] setting
         raise click.ClickException(str(exc)) from None
     finally:
         database.close()
 
 
-@cli.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @common_options
 @click.option("--state", type=click.Choice(store.STATES), help="Only rows in this state.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)

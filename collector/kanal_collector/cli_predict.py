@@ -9,18 +9,18 @@ import sys
 
 import click
 
-from .cli import _config, _database, _now_ms, cli, common_options, with_db
+from .cli_common import _config, _database, _now_ms, common_options, with_db
 from .clock import SystemClock
 from .errors import KanalError
 from .predict.settings import DAY_MS, PredictSettings
 from .predict.views import score_lines, scores_json
 from .profiles.views import lookup
 from .reports.window import WindowError, parse_duration
-from .store import profiles as profile_store
+from .store import identities as identity_store
 from .store.db import Database
 
 
-@cli.group()
+@click.group()
 def predict() -> None:
     """Predictive scores: lifecycle stage, churn risk, expected orders and value."""
 
@@ -61,7 +61,7 @@ def predict_fit(db: str | None, config_path: str | None) -> None:
 @predict.command("show")
 @common_options
 @click.argument("user")
-@click.option("--kind", type=click.Choice(profile_store.KINDS),
+@click.option("--kind", type=click.Choice(identity_store.KINDS),
               help="Only look USER up as this kind of identity.")
 @click.option("--json", "as_json", is_flag=True, help="The admin API's JSON.")
 @with_db

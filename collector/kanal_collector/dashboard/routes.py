@@ -1,6 +1,7 @@
 """The dashboard's pages under /dashboard: sign-in, overview, journeys, attribution,
-experiments, predictions and costs. Server-rendered (Jinja, autoescaped), charts as inline SVG,
-no inline script (the page's data sits in a `<script type="application/json">` block).
+recommendations, experiments, deliverability, predictions and costs. Server-rendered
+(Jinja, autoescaped), charts as inline SVG, no inline script (the page's data sits in a
+`<script type="application/json">` block).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from werkzeug.wrappers import Response
 
 from ..predict.settings import PredictSettings
 from ..predict.views import overview_json
+from ..products.report import recommendations_report
 from ..profiles.segments import NAMED_VALUES
 from ..reports import views
 from ..reports.costs import delete_cost, set_cost
@@ -39,7 +41,8 @@ class _State:
     """Per-app dashboard state: the login limiter."""
 
     def __init__(self, runtime: Runtime) -> None:
-        self.limiter = auth.LoginLimiter(runtime.clock)
+        self.limiter = auth.LoginLimiter.from_config(runtime.db, runtime.clock,
+                                                     runtime.config)
 
 
 def _state() -> _State:
@@ -154,11 +157,13 @@ def login_post() -> Response:
     runtime = get_runtime()
     limiter = _state().limiter
     client = auth.client_address(request, runtime)
-    wait = limiter.retry_after(client)
+    typed = (request.form.get("key") or "").strip()
+    wait = limiter.retry_after(client, typed)
     if wait:
         response = _problem(429, "Too many attempts",
-                            f"Too many failed sign-ins from your address; try again in "
-                            f"{wait} seconds.")
+                            f"Too many failed sign-ins with this key from your address; "
+                            f"try again in {wait} seconds (or ask an operator to run "
+                            f"`kanal dashboard unlock`).")
         response.headers["Retry-After"] = str(wait)
         return response
     if not auth.tokens_equal(request.form.get("login_csrf"),
@@ -166,11 +171,11 @@ def login_post() -> Response:
             or not auth.same_origin(request, runtime):
         return _login_form(403, "The sign-in form expired or came from another site. "
                                 "Please try again.")
-    key = auth.verify_admin_key(runtime, (request.form.get("key") or "").strip())
+    key = auth.verify_admin_key(runtime, typed)
     if key is None:
-        limiter.failed(client)
+        limiter.failed(client, typed)
         return _login_form(401, "That is not a valid admin key.")
-    limiter.succeeded(client)
+    limiter.succeeded(client, typed)
     token, _ = auth.open_session(runtime, key)
     response = redirect(safe_next(request.form.get("next")), code=303)
     response.set_cookie(auth.SESSION_COOKIE, token, max_age=auth.SESSION_SECONDS,
@@ -281,6 +286,20 @@ def attribution() -> Response:
                  models=list(data.get("models", {})), tables=_attribution_tables(data))
 
 
+@dashboard_blueprint.get("/recommendations")
+def recommendations() -> Response:
+    """What each recommendation kind earned: shown, clicks, purchases, revenue."""
+    since_ms, until_ms, since = _window()
+    data = recommendations_report(get_runtime().db.conn(), since_ms=since_ms,
+                                  until_ms=until_ms)
+    chart = charts.grouped_bars(
+        "Clicks and purchases per recommendation kind",
+        [(k["kind"], {"clicks": k["clicks"], "conversions": k["conversions"]})
+         for k in data["kinds"]], ["clicks", "conversions"])
+    return _page("recommendations.html", data=data, since=since, page="recommendations",
+                 chart=chart)
+
+
 @dashboard_blueprint.get("/experiments")
 def experiments() -> Response:
     """Split tests: arms, rates, lift, p-values and confidence intervals."""
@@ -351,6 +370,31 @@ def _day_of(day: int) -> str:
 def _when(ms: int | None) -> str:
     return "-" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime(
         "%Y-%m-%d %H:%M UTC")
+
+
+@dashboard_blueprint.get("/deliverability")
+def deliverability() -> Response:
+    """Bounce and complaint rates per day with the published thresholds; per channel,
+    journey and recipient domain."""
+    since_ms, until_ms, since = _window()
+    data = views.deliverability_view(get_runtime().db.conn(), since_ms=since_ms,
+                                     until_ms=until_ms)
+    lines: dict[str, list[tuple[str, float]]] = {"complaint_rate": [], "bounce_rate": []}
+    for t in data["thresholds"]:
+        lines[t["metric"]].append((f"{t['label']}", t["value"]))
+    columns = [(d["day"], {"complaint rate": d["complaint_rate"],
+                           "bounce rate": d["bounce_rate"]}) for d in data["days"]]
+    return _page(
+        "deliverability.html", data=data, since=since, page="deliverability",
+        complaint_chart=charts.rate_lines(
+            "Complaint (spam) rate per day", [(n, {"complaint rate": v["complaint rate"]})
+                                              for n, v in columns],
+            ["complaint rate"], lines["complaint_rate"]),
+        bounce_chart=charts.rate_lines(
+            "Bounce rate per day", [(n, {"bounce rate": v["bounce rate"]}) for n, v in columns],
+            ["bounce rate"], lines["bounce_rate"]),
+        sent_chart=charts.stacked_bars(
+            "Email sent per day", [(d["day"], {"sent": d["sent"]}) for d in data["days"]]))
 
 
 @dashboard_blueprint.get("/costs")

@@ -34,8 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .. import yamlfile
 from ..localtime import Window, is_zone
 from ..messages.controls import OVER_LIMIT_MODES, QUIET_HOURS_MODES
 from ..profiles.segments import (
@@ -44,9 +43,10 @@ from ..profiles.segments import (
     SegmentError,
     duration_ms,
     matches,
-    parse_segments,
+    parse_condition,
 )
-from .errors import JourneyFileError, Problem
+from ..yamlfile import Lines, Problem, where
+from .errors import JourneyFileError
 
 ACTIONS = ("wait", "wait_until", "wait_for", "wait_window", "if", "split", "send",
            "set_trait", "webhook", "exit")
@@ -158,49 +158,15 @@ def event_matches(condition: Mapping[str, Any], body: Mapping[str, Any]) -> bool
 
 # -- validation -------------------------------------------------------------------------
 
-class _Lines:
-    """The line of every key and item of a YAML document, by field path."""
-
-    def __init__(self, root: yaml.Node | None) -> None:
-        self.lines: dict[Path_, int] = {}
-        if root is not None:
-            self._walk(root, ())
-
-    def _walk(self, node: yaml.Node, path: Path_) -> None:
-        self.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                sub = (*path, str(key.value))
-                self.lines[sub] = key.start_mark.line + 1
-                self._walk(value, sub)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._walk(item, (*path, i))
-
-    def line(self, path: Path_) -> int | None:
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path[:-1]
-        return self.lines.get(())
-
-
-def _where(path: Path_) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
 class _Checker:
-    def __init__(self, source: str, lines: _Lines) -> None:
+    def __init__(self, source: str, lines: Lines) -> None:
         self.source = source
         self.lines = lines
         self.problems: list[Problem] = []
         self.ids: dict[str, Path_] = {}
 
     def error(self, path: Path_, message: str) -> None:
-        self.problems.append(Problem(self.source, self.lines.line(path), _where(path),
+        self.problems.append(Problem(self.source, self.lines.line(path), where(path),
                                      message))
 
     def duration(self, value: Any, path: Path_, *, signed: bool = False) -> int | None:
@@ -216,12 +182,13 @@ class _Checker:
 
     def condition(self, node: Any, path: Path_) -> dict[str, Any] | None:
         try:
-            segment = parse_segments([{"name": "c", "all": [node]}])[0]
+            return parse_condition(node)
         except SegmentError as exc:
-            text = str(exc).replace("segment 'c'.all[0]", "").lstrip(".: ")
-            self.error(path, text or str(exc))
+            for problem in exc.problems:
+                sub = problem.where.replace("[", ".").replace("]", "").split(".")
+                self.error((*path, *(int(s) if s.isdigit() else s for s in sub if s)),
+                           problem.message)
             return None
-        return dict(segment.definition["all"][0])
 
     def event_filter(self, node: Mapping[str, Any], path: Path_) -> None:
         if not isinstance(node.get("event"), str) or not node["event"]:
@@ -573,29 +540,27 @@ def _check_top(c: _Checker, data: Any, default_name: str | None) -> Journey | No
 
 
 def parse_journey(text: str, *, source: str = "<string>", name: str | None = None,
-                  messages: set[str] | None = None) -> Journey:
+                  messages: set[str] | None = None, strict: bool = True) -> Journey:
     """Validate a journey file's text; JourneyFileError lists every problem with its line.
 
     `messages` (the names in the message catalog), when given, is checked against the
-    journey's send steps.
+    journey's send steps. With `strict` (files being loaded or validated), an unquoted
+    value YAML 1.1 and 1.2 read differently is a problem (yamlfile.py); a stored version
+    that runs are pinned to is parsed with `strict=False`, as it always was.
     """
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise JourneyFileError([Problem(source, line, "", f"invalid YAML: "
-                                        f"{getattr(exc, 'problem', None) or exc}")]) from None
-    c = _Checker(source, _Lines(root))
+    document = yamlfile.read(text, source=source, strict=strict)
+    if document.data is None and document.problems:
+        raise JourneyFileError(document.problems)
+    c = _Checker(source, document.lines)
+    data = document.data
     journey = _check_top(c, data, name)
     if journey is not None and messages is not None:
         for step_id, step in journey.steps.items():
             if step.kind == "send" and step.spec.get("message") not in messages:
                 c.error((*c.ids[step_id], "send"),
                         f"no message named {step.spec.get('message')!r}")
-    if c.problems or journey is None:
-        raise JourneyFileError(sorted(c.problems, key=lambda p: (p.line or 0, p.where)))
+    if c.problems or document.problems or journey is None:
+        raise JourneyFileError(yamlfile.combine(document.problems, c.problems))
     return Journey(**{**journey.__dict__, "text": text})
 
 

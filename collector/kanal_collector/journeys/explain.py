@@ -15,7 +15,6 @@ dedupe, one active run at a time) against the person's runs to say why not.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -33,10 +32,12 @@ from ..messages.eligibility import (
 from ..profiles.state import computed
 from ..profiles.views import lookup
 from ..store import explain as store
+from ..store import identities as identity_store
 from ..store import journeys as journey_store
 from ..store import outbox as outbox_store
 from ..store import predict as predict_store
 from ..store import profiles as profile_store
+from ..store.connection import Connection
 from ..store.events import StoredEvent
 from .definition import Journey, Step, parse_journey
 from .errors import JourneyError
@@ -119,6 +120,20 @@ def reason_words(reason: str | None, channel: str | None = None) -> str:
         return f"the person had no trusted {what} for channel {channel or '?'}"
     if r == SUPPRESSED:
         return "the person is suppressed (they asked to be forgotten)"
+    if r.startswith(SUPPRESSED + ":"):
+        return ("the address is on the email suppression list"
+                f" ({r[len(SUPPRESSED) + 1:].strip()})")
+    if r.startswith("warm-up"):
+        return ("the From domain's warm-up allowed no more email that day"
+                f" ({r[len('warm-up'):].lstrip(': ')})")
+    if r.startswith("recipient domain throttle"):
+        return ("the recipient domain's throttle allowed no more email for now"
+                f" ({r[len('recipient domain throttle'):].lstrip(': ')})")
+    if r.startswith("sunset"):
+        return ("the person stopped reading: the sunset policy sends no more marketing"
+                f" email ({r[len('sunset'):].lstrip(': ')})")
+    if r.startswith(("bounced", "marked as spam")):
+        return r
     if r == NO_CONSENT:
         return "the person has not given, or has withdrawn, marketing consent"
     if r == UNSUBSCRIBED:
@@ -134,7 +149,7 @@ def reason_words(reason: str | None, channel: str | None = None) -> str:
 
 # -- the person -------------------------------------------------------------------------
 
-def resolve_person(conn: sqlite3.Connection, user: str) -> int:
+def resolve_person(conn: Connection, user: str) -> int:
     """The current profile of a userId, email, phone, anonymousId or `profile:ID`."""
     value = user.strip()
     if value.startswith("profile:"):
@@ -157,7 +172,7 @@ def resolve_person(conn: sqlite3.Connection, user: str) -> int:
 # -- the report -------------------------------------------------------------------------
 
 class _Versions:
-    def __init__(self, conn: sqlite3.Connection, name: str) -> None:
+    def __init__(self, conn: Connection, name: str) -> None:
         self.conn = conn
         self.name = name
         self._cache: dict[int, Journey | None] = {}
@@ -167,13 +182,13 @@ class _Versions:
             text = journey_store.version_text(self.conn, self.name, version)
             try:
                 self._cache[version] = None if text is None else parse_journey(
-                    text, source=f"{self.name} v{version}", name=self.name)
+                    text, source=f"{self.name} v{version}", name=self.name, strict=False)
             except JourneyError:
                 self._cache[version] = None
         return self._cache[version]
 
 
-def explain(conn: sqlite3.Connection, user: str, journey: str, *,
+def explain(conn: Connection, user: str, journey: str, *,
             now_ms: int) -> dict[str, Any]:
     """Everything `kanal journeys why USER JOURNEY` shows, as a JSON-able dict."""
     state = store.journey_state(conn, journey)
@@ -198,7 +213,7 @@ def explain(conn: sqlite3.Connection, user: str, journey: str, *,
                     "entry": dict(current.entry) if current else None},
         "person": {"query": user, "profileId": pid,
                    "identities": [{"kind": k, "value": v} for k, v in
-                                  profile_store.profile_identities(conn, pid)],
+                                  identity_store.profile_identities(conn, pid)],
                    "timezone": tz.key if tz else None},
         "runs": [_run(conn, journey, run, versions.get(int(run["version"])), tz, now_ms)
                  for run in reversed(runs)],
@@ -208,7 +223,7 @@ def explain(conn: sqlite3.Connection, user: str, journey: str, *,
     return report
 
 
-def _run(conn: sqlite3.Connection, journey: str, run: dict[str, Any],
+def _run(conn: Connection, journey: str, run: dict[str, Any],
          definition: Journey | None, tz: ZoneInfo | None, now_ms: int) -> dict[str, Any]:
     run_id = int(run["id"])
     entries = journey_store.run_log(conn, run_id)
@@ -278,7 +293,7 @@ def _raw(entry: Mapping[str, Any], tz: ZoneInfo | None) -> dict[str, Any]:
             "text": f"{entry['what']} {entry['detail'] or ''}".strip()}
 
 
-def _walk(conn: sqlite3.Connection, journey: str, run: dict[str, Any], definition: Journey,
+def _walk(conn: Connection, journey: str, run: dict[str, Any], definition: Journey,
           entries: list[dict[str, Any]], timer: dict[str, Any] | None,
           tz: ZoneInfo | None) -> list[dict[str, Any]]:
     """Pair each step the run reached with what its log says happened there."""
@@ -320,7 +335,7 @@ class _Stop:
 _STOP = _Stop()
 
 
-def _step(conn: sqlite3.Connection, journey: str, run_id: int, step: Step,
+def _step(conn: Connection, journey: str, run_id: int, step: Step,
           entries: list[dict[str, Any]], t: int, timer: dict[str, Any] | None,
           waiting_here: bool, ended_here: bool,
           tz: ZoneInfo | None) -> tuple[dict[str, Any], str | None | _Stop, int]:
@@ -459,7 +474,7 @@ def _step(conn: sqlite3.Connection, journey: str, run_id: int, step: Step,
     return item, _STOP, t
 
 
-def _send_step(conn: sqlite3.Connection, journey: str, run_id: int, step: Step,
+def _send_step(conn: Connection, journey: str, run_id: int, step: Step,
                whats: Mapping[str, Any], t: int, tz: ZoneInfo | None) -> dict[str, Any]:
     spec = step.spec
     item: dict[str, Any] = {"step": step.id, "kind": "send", "what": "send",
@@ -483,7 +498,7 @@ def _send_step(conn: sqlite3.Connection, journey: str, run_id: int, step: Step,
     return item
 
 
-def send_report(conn: sqlite3.Connection, row: outbox_store.OutboxRow,
+def send_report(conn: Connection, row: outbox_store.OutboxRow,
                 tz: ZoneInfo | None) -> dict[str, Any]:
     """An outbox row, what the dispatcher decided about it, and why, in words."""
     decisions = [{"at": _time(d["at"], tz), "what": d["what"], "detail": d["detail"],
@@ -496,6 +511,8 @@ def send_report(conn: sqlite3.Connection, row: outbox_store.OutboxRow,
         deferred = [d for d in decisions if d["what"] == "deferred"]
         if deferred:
             text += f" (after being deferred {len(deferred)} time(s): {deferred[0]['text']})"
+        text += "".join(f"; then {d['text']}" for d in decisions
+                        if d["what"] in ("bounced", "complained"))
     elif state == "skipped":
         at_enqueue = row.attempts == 0 and row.claim_token is None
         when = "skipped when it was queued" if at_enqueue else "skipped when it was due"
@@ -547,7 +564,7 @@ def _trigger_names(versions: list[Journey]) -> list[str]:
     return sorted(names)
 
 
-def _not_entered(conn: sqlite3.Connection, pid: int, journey: str,
+def _not_entered(conn: Connection, pid: int, journey: str,
                  runs: list[dict[str, Any]], versions: _Versions,
                  state: tuple[int, bool, int], tz: ZoneInfo | None) -> list[dict[str, Any]]:
     """The person's trigger events that started no run, each with the reason."""

@@ -27,7 +27,6 @@ simulated run; a disabled journey file is simulated as if enabled.
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -46,9 +45,12 @@ from ..messages.catalog import Catalog, messages_dir
 from ..messages.controls import Controls
 from ..messages.dispatcher import Dispatcher, Settings
 from ..messages.eligibility import BUILTIN_CHANNELS, Policy
+from ..products import ProductSettings, ProductsStep, template_globals
+from ..profiles.identity import default_country
 from ..profiles.step import ProfilesStep, SegmentsStep
 from ..store import journeys as journey_store
 from ..store import simulate as store
+from ..store.connection import Connection
 from ..store.db import Database, transaction
 from ..store.events import EventRow, append_events
 from ..store.schema import migrate
@@ -194,7 +196,7 @@ class Simulator:
 
     def run(self) -> Simulation:
         """Copy, replay, read the outcome, delete the copy."""
-        original = store.open_readonly(Path(self.config.db))
+        original = store.open_readonly(self.config.db)
         tmp = Path(tempfile.mkdtemp(prefix="kanal-simulate-", dir=self.workdir))
         try:
             copy_path = tmp / "simulate.db"
@@ -211,7 +213,7 @@ class Simulator:
 
     # -- the replay ---------------------------------------------------------------------
 
-    def _replay(self, original: sqlite3.Connection, db: Database) -> Simulation:
+    def _replay(self, original: Connection, db: Database) -> Simulation:
         conn = db.conn()
         with transaction(conn):
             store.clear_derived(conn)
@@ -222,8 +224,10 @@ class Simulator:
         # Loaded once: the dispatcher would otherwise look at the files on every round.
         catalog = Catalog(Catalog.from_directory(messages_dir(self.config)).messages)
         zone = default_timezone(self.config)
+        products = ProductSettings.from_config(self.config)
         self.processor = Processor(
-            db, [StatsStep(), ProfilesStep(), SegmentsStep(self.clock),
+            db, [StatsStep(), ProfilesStep(default_country=default_country(self.config)),
+                 SegmentsStep(self.clock), ProductsStep(products),
                  JourneysStep(evaluator=Evaluator(clock=self.clock, default_timezone=zone))],
             batch_size=_CHUNK)
         self.webhooks = WebhookRecorder(self.clock)
@@ -234,7 +238,8 @@ class Simulator:
                                      policy=Policy.from_config(self.config),
                                      settings=Settings.from_config(self.config),
                                      controls=Controls.from_config(self.config),
-                                     before_send=[], owner="simulate")
+                                     before_send=[], owner="simulate",
+                                     template_globals=[template_globals(products)])
         self.conn = conn
         self.loaded = False
         self._pending: list[EventRow] = []
@@ -345,7 +350,7 @@ class Simulator:
 
     # -- the outcome --------------------------------------------------------------------
 
-    def _outcome(self, original: sqlite3.Connection, events: int) -> Simulation:
+    def _outcome(self, original: Connection, events: int) -> Simulation:
         conn = self.conn
         runs = store.runs(conn, self.journey.name)
         sends = store.sends(conn, self.journey.name)

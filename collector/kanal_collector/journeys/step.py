@@ -11,11 +11,12 @@ the processor is catching up.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from ..clock import Clock
 from ..store import journeys as store
+from ..store import orders as order_store
+from ..store.connection import Connection
 from ..store.events import StoredEvent
 from .evaluator import Evaluator
 
@@ -32,7 +33,7 @@ class JourneysStep:
         self._window = 0
         self._versions_seen = -1
 
-    def _refresh_names(self, conn: sqlite3.Connection) -> None:
+    def _refresh_names(self, conn: Connection) -> None:
         versions = store.all_versions(conn)
         if len(versions) == self._versions_seen:
             return
@@ -45,13 +46,16 @@ class JourneysStep:
                 window = max(window, int(journey.goal["within_ms"]))
         self._names, self._window, self._versions_seen = names, window, len(versions)
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Start runs, resolve waits and goals for the batch's events."""
         if store.stamp(conn)[0] == 0:
             return  # no journey was ever loaded
         self._refresh_names(conn)
         wanted = [e for e in events if e.type == "track" and e.event in self._names
                   and not _is_bot(e)]
+        # A second copy of an order (the snippet's and the backend's) is no new order.
+        repeats = order_store.repeats(conn, [e.id for e in wanted])
+        wanted = [e for e in wanted if e.id not in repeats]
         if not wanted:
             return
         owners = store.profiles_of_events(conn, [e.id for e in wanted])
@@ -74,6 +78,7 @@ class JourneysStep:
                                                    event_id=event.id, body=event.body)
                     if entered is not None:
                         mine.append(entered)
+        order_store.settle_conversions(conn, [e.id for e in wanted])
 
 
 def _is_bot(event: StoredEvent) -> bool:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -42,8 +41,10 @@ from ..channels.base import (
 from ..channels.plugins import build_channels
 from ..clock import Clock
 from ..config import Config
+from ..store import deliverability as deliverability_store
 from ..store import outbox as store
 from ..store import profiles as profile_store
+from ..store.connection import DB_ERRORS, Connection
 from ..store.db import Database, transaction
 from ..store.events import append_events
 from . import hooks
@@ -51,7 +52,8 @@ from .catalog import Catalog, messages_dir
 from .controls import DEFER, DEFERRED, SEND, SKIPPED, Controls, Decision, decide
 from .delivery import delivery_event
 from .eligibility import NO_CONTENT, NO_PROFILE, ChannelInfo, Person, Policy, check, load_person
-from .errors import MessageError
+from .errors import MessageError, SkipSend
+from .languages import format_language
 
 log = logging.getLogger("kanal.dispatcher")
 
@@ -142,6 +144,7 @@ class Dispatcher:
         owner: str | None = None,
         rng: random.Random | None = None,
         controls: Controls | None = None,
+        template_globals: Sequence[hooks.TemplateGlobals] = (),
     ) -> None:
         self.db = db
         self.clock = clock
@@ -153,6 +156,7 @@ class Dispatcher:
         if self.settings.batch_size < 1 or self.settings.max_attempts < 1:
             raise ValueError("batch_size and max_attempts must be at least 1")
         self.before_send = list(hooks.before_send if before_send is None else before_send)
+        self.template_globals = list(template_globals)
         self.owner = owner or f"dispatcher:{uuid.uuid4().hex[:12]}"
         self.rng = rng or random.Random()
         now = clock.now()
@@ -162,7 +166,7 @@ class Dispatcher:
             if rate:
                 self._buckets[name] = TokenBucket(float(rate),
                                                   channel.settings.get("rate_burst"), now)
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._recovered_at: float | None = None
         self._warned: set[str] = set()
 
@@ -200,7 +204,7 @@ class Dispatcher:
             self._conn.close()
             self._conn = None
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self) -> Connection:
         if self._conn is None:
             self._conn = self.db.connect()
         return self._conn
@@ -245,7 +249,7 @@ class Dispatcher:
 
     # -- claim --------------------------------------------------------------------------
 
-    def _claim(self, conn: sqlite3.Connection) -> list[store.OutboxRow]:
+    def _claim(self, conn: Connection) -> list[store.OutboxRow]:
         now = self.clock.now()
         now_ms = int(now * 1000)
         token = uuid.uuid4().hex
@@ -276,7 +280,7 @@ class Dispatcher:
 
     # -- one row ------------------------------------------------------------------------
 
-    def _deliver(self, conn: sqlite3.Connection, row: store.OutboxRow) -> None:
+    def _deliver(self, conn: Connection, row: store.OutboxRow) -> None:
         assert row.claim_token is not None and row.channel is not None
         token = row.claim_token
         try:
@@ -284,7 +288,7 @@ class Dispatcher:
         except (MessageError, ChannelError) as exc:
             self._settle_failed(conn, row, token, f"{exc}")
             return
-        except sqlite3.Error:
+        except DB_ERRORS:
             # The database failed before the provider call: the send certainly didn't
             # happen, so give the row back rather than leave it to recovery.
             self._give_back(conn, row, token)
@@ -314,7 +318,7 @@ class Dispatcher:
         else:
             self._record_sent(conn, prepared, result)
 
-    def _prepare(self, conn: sqlite3.Connection, row: store.OutboxRow) -> _Prepared | None:
+    def _prepare(self, conn: Connection, row: store.OutboxRow) -> _Prepared | None:
         assert row.claim_token is not None and row.channel is not None
         token = row.claim_token
         channel = self.channels[row.channel]
@@ -337,35 +341,57 @@ class Dispatcher:
             if why is not None or recipient is None:
                 store.mark_final(conn, row.id, token, "skipped", why or "no recipient", now_ms)
                 return None
-            decision = decide(conn, row, person, row.channel, now_ms, self.controls)
+            decision = decide(conn, row, person, row.channel, now_ms, self.controls,
+                              channel_kind=channel.kind, recipient=recipient)
             if decision.action != SEND:
                 self._hold(conn, row, token, decision, now_ms)
                 return None
-            rendered = message.render(channel.kind, traits=person.traits,
-                                      profile=person.template_profile(), data=row.data,
-                                      language=person.computed.get("language"),
-                                      channel=row.channel)
+            target = hooks.RenderTarget(person.profile_id, person.traits, row.data, now_ms,
+                                        outbox_id=row.id, message=row.message,
+                                        journey=row.journey)
+            extras = [make(conn, target) for make in self.template_globals]
+            functions: dict[str, Any] = {}
+            for extra in extras:
+                functions.update(extra.globals())
+            try:
+                rendered = message.render(channel.kind, traits=person.traits,
+                                          profile=person.template_profile(), data=row.data,
+                                          language=person.computed.get("language"),
+                                          channel=row.channel, functions=functions)
+            except SkipSend as exc:
+                store.mark_final(conn, row.id, token, "skipped", str(exc), now_ms)
+                return None
             if not store.prepare(conn, row.id, token, recipient=recipient,
                                  language=rendered.language, topic=message.topic,
                                  now=now_ms):
                 return None  # the claim was settled by a recovery meanwhile
+            for extra in extras:
+                extra.record()
+            # Warm-up ramps and throttles count what is handed to the provider.
+            self.controls.sending.count(conn, channel=row.channel, channel_kind=channel.kind,
+                                        recipient=recipient, now_ms=now_ms)
             row = replace(row, recipient=recipient, language=rendered.language, topic=topic,
                           profile_id=person.profile_id, send_token=token)
             content: dict[str, Any] = dict(rendered.content)
             for hook in self.before_send:
                 content = hook(conn, row, content)
             headers = content.pop("headers", None) or {}
+            envelope = content.pop("envelope_from", None)
+            if channel.kind == "email":  # RFC 3282: the language the reader gets
+                headers = {"Content-Language": format_language(rendered.language),
+                           **headers}
         outgoing = OutgoingMessage(
             outbox_id=row.id, idempotency_key=provider_key(row), recipient=recipient,
             content=content, headers={str(k): str(v) for k, v in dict(headers).items()},
             metadata={"message": row.message, "kind": row.kind, "topic": topic,
                       "journey": row.journey, "step": row.step,
                       "profile_id": person.profile_id, "language": rendered.language,
-                      "attempt": row.attempts, "channel": row.channel},
+                      "attempt": row.attempts, "channel": row.channel,
+                      **({"envelope_from": str(envelope)} if envelope else {})},
         )
         return _Prepared(row, channel, person, outgoing)
 
-    def _hold(self, conn: sqlite3.Connection, row: store.OutboxRow, token: str,
+    def _hold(self, conn: Connection, row: store.OutboxRow, token: str,
               decision: Decision, now_ms: int) -> None:
         """Defer or skip a row a control held back, and log why (in the caller's tx)."""
         assert decision.reason is not None
@@ -382,7 +408,7 @@ class Dispatcher:
 
     # -- outcomes -----------------------------------------------------------------------
 
-    def _record_sent(self, conn: sqlite3.Connection, p: _Prepared, result: SendResult) -> None:
+    def _record_sent(self, conn: Connection, p: _Prepared, result: SendResult) -> None:
         now_ms = self._now_ms()
         provider_id = result.provider_id if result is not None else None
         with transaction(conn):
@@ -390,10 +416,15 @@ class Dispatcher:
                                now=now_ms):
                 self._event(conn, p, delivered=True, now_ms=now_ms,
                             detail={"provider_id": provider_id})
+                if p.channel.kind == "email":  # the deliverability report's denominator
+                    deliverability_store.add_daily(
+                        conn, deliverability_store.day_of(now_ms), p.row.channel or "",
+                        p.row.journey, deliverability_store.domain_of(p.row.recipient),
+                        sent=1)
             else:
                 log.error("outbox %s was sent but its claim was settled meanwhile", p.row.id)
 
-    def _record_transient(self, conn: sqlite3.Connection, p: _Prepared,
+    def _record_transient(self, conn: Connection, p: _Prepared,
                           exc: TransientError) -> None:
         attempts = p.row.attempts
         if attempts >= self.settings.max_attempts:
@@ -405,27 +436,27 @@ class Dispatcher:
             store.mark_retry(conn, p.row.id, self._token(p), reason=f"transient: {exc}",
                              next_attempt_at=now_ms + int(delay * 1000), now=now_ms)
 
-    def _record_failed(self, conn: sqlite3.Connection, p: _Prepared, reason: str) -> None:
+    def _record_failed(self, conn: Connection, p: _Prepared, reason: str) -> None:
         now_ms = self._now_ms()
         with transaction(conn):
             if store.mark_final(conn, p.row.id, self._token(p), "failed", reason, now_ms):
                 self._event(conn, p, delivered=False, now_ms=now_ms,
                             detail={"reason": reason})
 
-    def _settle_failed(self, conn: sqlite3.Connection, row: store.OutboxRow, token: str,
+    def _settle_failed(self, conn: Connection, row: store.OutboxRow, token: str,
                        reason: str) -> None:
         with transaction(conn):
             store.mark_final(conn, row.id, token, "failed", reason, self._now_ms())
 
-    def _give_back(self, conn: sqlite3.Connection, row: store.OutboxRow, token: str) -> None:
+    def _give_back(self, conn: Connection, row: store.OutboxRow, token: str) -> None:
         try:
             with transaction(conn):
                 now_ms = self._now_ms()
                 store.release(conn, [row.id], token, next_attempt_at=now_ms, now=now_ms)
-        except sqlite3.Error:
+        except DB_ERRORS:
             log.exception("could not give outbox %s back; recovery will", row.id)
 
-    def _event(self, conn: sqlite3.Connection, p: _Prepared, *, delivered: bool, now_ms: int,
+    def _event(self, conn: Connection, p: _Prepared, *, delivered: bool, now_ms: int,
                detail: dict[str, Any]) -> None:
         source = profile_store.first_source(conn)
         if source is None:
@@ -453,8 +484,11 @@ class Dispatcher:
         return int(self.clock.now() * 1000)
 
 
-def build_dispatcher(config: Config, db: Database, clock: Clock) -> Dispatcher:
-    """The dispatcher `kanal serve` runs: configured channels, the messages directory."""
+def build_dispatcher(config: Config, db: Database, clock: Clock, *,
+                     template_globals: Sequence[hooks.TemplateGlobals] = ()) -> Dispatcher:
+    """The dispatcher `kanal serve` runs: configured channels, the messages directory,
+    and the template functions (`kanal serve` passes the products')."""
+    from ..deliverability.hook import deliverability_hook  # it imports messages
     from ..tracking.hook import email_tracking_hook  # tracking imports the outbox row
 
     catalog = Catalog(directory=messages_dir(config))
@@ -463,4 +497,6 @@ def build_dispatcher(config: Config, db: Database, clock: Clock) -> Dispatcher:
                       policy=Policy.from_config(config),
                       settings=Settings.from_config(config),
                       controls=Controls.from_config(config),
-                      before_send=[email_tracking_hook(config, clock), *hooks.before_send])
+                      before_send=[email_tracking_hook(config, clock),
+                                   deliverability_hook(config, clock), *hooks.before_send],
+                      template_globals=template_globals)

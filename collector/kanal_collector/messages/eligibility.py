@@ -2,24 +2,29 @@
 
 The reasons a row is skipped: `no profile` (forgotten or gone), `no recipient` (no
 trusted identity of the channel's kind), `suppressed` (`kanal forget`; applies to
-transactional messages too), `no consent` and `unsubscribed` (marketing only:
+transactional messages too), `suppressed: <reason>` (the address is on the email
+suppression list: a hard bounce, repeated soft bounces, a complaint, or added by hand;
+every message, transactional too), `no consent` and `unsubscribed` (marketing only:
 transactional messages ignore unsubscribes and consent, never suppression), and
 `no content` (the message has nothing for the channel's kind).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..config import Config
-from ..profiles.identity import normalize_email, normalize_phone
+from ..contacts import normalise_email, normalise_phone
 from ..profiles.privacy import is_suppressed
 from ..profiles.state import computed, traits_of
+from ..store import deliverability as suppression_list
+from ..store import identities as identity_store
 from ..store import predict as predict_store
+from ..store import privacy as privacy_store
 from ..store import profiles as profile_store
+from ..store.connection import Connection
 
 NO_PROFILE = "no profile"
 NO_RECIPIENT = "no recipient"
@@ -98,7 +103,7 @@ class Person:
         return next((v for k, v in self.identities if k == "user_id"), None)
 
 
-def load_person(conn: sqlite3.Connection, profile_id: int) -> Person | None:
+def load_person(conn: Connection, profile_id: int) -> Person | None:
     """The person behind a profile id (following merges), or None when gone."""
     row = profile_store.profile_row(conn, profile_id)
     if row is None:
@@ -108,7 +113,7 @@ def load_person(conn: sqlite3.Connection, profile_id: int) -> Person | None:
             return None
     pid = int(row["id"])
     state = row["state"]
-    return Person(pid, profile_store.profile_identities(conn, pid), traits_of(state),
+    return Person(pid, identity_store.profile_identities(conn, pid), traits_of(state),
                   computed(state, predict_store.computed_scores(conn, [pid]).get(pid)))
 
 
@@ -126,13 +131,13 @@ def recipient_of(person: Person, info: ChannelInfo) -> str | None:
         return None
     current: str | None = None
     if info.recipient_identity == "email":
-        current = normalize_email(person.traits.get("email"))
+        current = normalise_email(person.traits.get("email"))
     elif info.recipient_identity == "phone":
-        current = normalize_phone(person.traits.get("phone"))
+        current = normalise_phone(person.traits.get("phone"), person.computed.get("country"))
     return current if current in values else values[0]
 
 
-def check(conn: sqlite3.Connection, person: Person, info: ChannelInfo, *, kind: str,
+def check(conn: Connection, person: Person, info: ChannelInfo, *, kind: str,
           topic: str | None, policy: Policy) -> tuple[str | None, str | None]:
     """(recipient, None) when the message may go out, else (recipient, reason)."""
     recipient = recipient_of(person, info)
@@ -140,6 +145,9 @@ def check(conn: sqlite3.Connection, person: Person, info: ChannelInfo, *, kind: 
         return None, NO_RECIPIENT
     if _suppressed(conn, person, info, recipient):
         return recipient, SUPPRESSED
+    listed = listed_reason(conn, info, recipient)
+    if listed is not None:
+        return recipient, listed
     if kind == "transactional":
         return recipient, None
     granted = person.computed.get("consent", {}).get(policy.consent_category)
@@ -158,11 +166,19 @@ def check(conn: sqlite3.Connection, person: Person, info: ChannelInfo, *, kind: 
     return recipient, None
 
 
-def _suppressed(conn: sqlite3.Connection, person: Person, info: ChannelInfo,
+def _suppressed(conn: Connection, person: Person, info: ChannelInfo,
                 recipient: str) -> bool:
-    if not profile_store.any_suppressions(conn):
+    if not privacy_store.any_suppressions(conn):
         return False
     candidates = set(person.identities)
     if info.recipient_identity is not None:
         candidates.add((info.recipient_identity, recipient))
     return any(is_suppressed(conn, k, v) for k, v in sorted(candidates))
+
+
+def listed_reason(conn: Connection, info: ChannelInfo, recipient: str) -> str | None:
+    """`suppressed: <reason>` when an email recipient is on the suppression list."""
+    if info.kind != "email" or not suppression_list.any_suppressed(conn):
+        return None
+    entry = suppression_list.suppression(conn, recipient.strip().lower())
+    return None if entry is None else f"{SUPPRESSED}: {entry.reason.replace('_', ' ')}"

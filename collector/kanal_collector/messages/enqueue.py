@@ -14,15 +14,16 @@ reason, so the caller's key is spent and `kanal outbox` shows why nothing went o
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from ..store import outbox as store
-from .catalog import MESSAGE_KINDS, Catalog
+from ..store.connection import Connection
+from .catalog import Catalog
 from .controls import row_controls
+from .definition import MESSAGE_KINDS
 from .eligibility import (
     NO_CONTENT,
     NO_PROFILE,
@@ -37,7 +38,7 @@ PREFERRED = "preferred"
 
 
 def enqueue(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     profile_id: int,
     message: str,

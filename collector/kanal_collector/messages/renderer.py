@@ -13,7 +13,7 @@ unknown top-level name (`{{ trait.first_name }}`, a typo) is a load-time error
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -28,10 +28,13 @@ from jinja2 import (
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import missing
 
-from .errors import DefinitionError, RenderError
+from .errors import DefinitionError, RenderError, SkipSend
 
-# What a template may name at its top level (besides Jinja's own globals).
-CONTEXT_NAMES = frozenset({"traits", "profile", "data", "message", "channel", "language"})
+# What a template may name at its top level (besides Jinja's own globals). The product
+# functions are handed in by whoever renders (the dispatcher: products/templates.py).
+FUNCTION_NAMES = frozenset({"product", "recommend", "product_block"})
+CONTEXT_NAMES = frozenset({"traits", "profile", "data", "message", "channel", "language",
+                           *FUNCTION_NAMES})
 
 
 class _Undefined(ChainableUndefined):
@@ -96,6 +99,8 @@ def render_value(value: Any, context: Mapping[str, Any], *, where: str) -> Any:
     if isinstance(value, Template):
         try:
             return value.render(context)
+        except SkipSend:
+            raise
         except SecurityError as exc:
             _fail(where, f"refused: {exc}")
         except TemplateError as exc:
@@ -113,27 +118,6 @@ def _fail(where: str, message: str) -> NoReturn:
     raise RenderError(f"{where}: {message}")
 
 
-def normalize_language(tag: str) -> str:
-    """A language tag in the form variants are keyed by: lower case, `-` separated."""
-    return tag.strip().replace("_", "-").lower()
-
-
-def choose_language(available: Iterable[str], wanted: str | None, default: str) -> str:
-    """The variant for `wanted` ("sv-SE" → "sv-se", then "sv", then "sv-*"), else default."""
-    have = sorted({normalize_language(a) for a in available})
-    if wanted:
-        tag = normalize_language(wanted)
-        if tag in have:
-            return tag
-        primary = tag.split("-")[0]
-        if primary in have:
-            return primary
-        for candidate in have:
-            if candidate.split("-")[0] == primary:
-                return candidate
-    return default
-
-
 @dataclass(frozen=True)
 class Rendered:
     """A message rendered for one person and one channel kind."""
@@ -146,12 +130,18 @@ class Rendered:
 
 def template_context(*, traits: Mapping[str, Any], defaults: Mapping[str, Any],
                      profile: Mapping[str, Any], data: Mapping[str, Any],
-                     message: Mapping[str, Any], channel: str,
-                     language: str) -> dict[str, Any]:
-    """What templates see: traits with the message's defaults filled in, and the rest."""
+                     message: Mapping[str, Any], channel: str, language: str,
+                     functions: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What templates see: traits with the message's defaults filled in, and the rest.
+
+    `functions` are the template functions of this rendering (FUNCTION_NAMES); without
+    them a template calling one fails to render.
+    """
     filled = dict(traits)
     for name, value in defaults.items():
         if filled.get(name) in (None, ""):
             filled[name] = value
-    return {"traits": filled, "profile": dict(profile), "data": dict(data),
-            "message": dict(message), "channel": channel, "language": language}
+    context = {name: fn for name, fn in (functions or {}).items() if name in FUNCTION_NAMES}
+    context.update({"traits": filled, "profile": dict(profile), "data": dict(data),
+                    "message": dict(message), "channel": channel, "language": language})
+    return context

@@ -1,9 +1,11 @@
 """Customers as the models see them: purchase days and their values, from profiles.
 
-Orders are read from the profile state, so they follow the profile's rules: the same
-order (order id) twice is one order, and its value is `revenue`, else `total`, else
-`value`, else the sum of its products (profiles/state.py). A value that is not a finite
-number ("NaN", infinities) is no money: the order counts, its value does not.
+Orders are read from the profile state, so they follow the profile's rules (money.py):
+the same order (order id) twice is one order, and its value is `revenue`, else `total`,
+else `value`, else the sum of its products. The profile keeps 0 for an order that names
+no amount ("NaN", infinities, nothing at all), so a value of 0 is no money here: the
+order counts as a purchase, its value does not (the spend model needs positive amounts,
+and an order sent without its value must not pull a customer's average down).
 
 As in the data of the papers the models come from, a customer's orders on one calendar
 day (UTC) are one *purchase* whose value is the sum of that day's order values; time is
@@ -46,7 +48,7 @@ def customer_from_state(profile_id: int, state: Mapping[str, Any]) -> Customer |
         value, ts = entry[0], entry[1]
         day = int(ts) // DAY_MS
         money = (float(value) if isinstance(value, int | float) and not isinstance(value, bool)
-                 and math.isfinite(value) else None)
+                 and math.isfinite(value) and value != 0 else None)
         if day not in by_day or by_day[day] is None:
             by_day[day] = money
         elif money is not None:

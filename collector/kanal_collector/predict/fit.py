@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ import numpy as np
 from ..clock import Clock
 from ..store import leases
 from ..store import predict as store
+from ..store.connection import Connection
 from ..store.db import Database, transaction
 from ..store.profiles import widen_cache
 from . import bgnbd, gammagamma
@@ -68,7 +68,7 @@ class FitOutcome:
     record: dict[str, Any] = field(default_factory=dict)
 
 
-def read_customers(conn: sqlite3.Connection, *, on_chunk: Callable[[int], None] | None = None
+def read_customers(conn: Connection, *, on_chunk: Callable[[int], None] | None = None
                    ) -> list[Customer]:
     """Every customer with an order, from the profile states (chunks of short reads, so
     the log's writers never wait for the scan)."""
@@ -88,7 +88,7 @@ def read_customers(conn: sqlite3.Connection, *, on_chunk: Callable[[int], None] 
 class _Lease:
     """The `predict` lease, renewed as the fit goes on."""
 
-    def __init__(self, conn: sqlite3.Connection, clock: Clock, owner: str) -> None:
+    def __init__(self, conn: Connection, clock: Clock, owner: str) -> None:
         self.conn, self.clock, self.owner = conn, clock, owner
 
     def take(self) -> None:
@@ -111,7 +111,7 @@ def lease_owner(what: str) -> str:
 
 
 @contextmanager
-def hold_predict_lease(conn: sqlite3.Connection, clock: Clock,
+def hold_predict_lease(conn: Connection, clock: Clock,
                        what: str) -> Iterator[Callable[[], None]]:
     """Hold the `predict` lease (no fit runs meanwhile); yields its renew function.
     FitBusy when a fit holds it."""
@@ -141,7 +141,7 @@ def run_fit(db: Database, settings: PredictSettings, clock: Clock, *,
         conn.close()
 
 
-def _fit(conn: sqlite3.Connection, settings: PredictSettings, clock: Clock, lease: _Lease,
+def _fit(conn: Connection, settings: PredictSettings, clock: Clock, lease: _Lease,
          say: Progress) -> FitOutcome:
     now_ms = int(clock.now() * 1000)
     previous = store.latest_fit(conn)
@@ -304,7 +304,7 @@ def models_of(record: dict[str, Any]) -> Models:
         tuple(record.get("problems", ())))
 
 
-def rescore(conn: sqlite3.Connection, *, progress: Callable[[int], None] | None = None) -> int:
+def rescore(conn: Connection, *, progress: Callable[[int], None] | None = None) -> int:
     """Recompute the latest fit's scores from the profiles as they are now, with its
     parameters and its date, writing no events (a rebuild: nothing happened). Returns
     how many people were scored (0 before the first fit)."""

@@ -13,7 +13,6 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -57,7 +56,7 @@ def watch_parent(parent: int, every: float = 1.0) -> None:
 def main(line: str) -> int:
     """Run one fit from the scheduler's line; the exit code says how it went."""
     data: dict[str, Any] = json.loads(line)
-    config = Config(db=Path(data["db"]), synchronous=data["synchronous"],
+    config = Config(db=str(data["db"]), synchronous=data["synchronous"],
                     busy_timeout=float(data["busy_timeout"]),
                     sections={"predict": data["predict"]})
     db = Database(config.db, synchronous=config.synchronous, busy_timeout=config.busy_timeout)

@@ -11,7 +11,6 @@ one chunk at a time, so ingest goes on between chunks.
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +18,10 @@ from typing import Any
 from ..own_events import own_event
 from ..profiles.segments import Segment
 from ..profiles.step import evaluate, load_definitions
+from ..store import identities as identity_store
 from ..store import predict as store
 from ..store import profiles as profile_store
+from ..store.connection import Connection
 from ..store.db import transaction
 from ..store.events import EventRow, append_events
 from .data import DAY_MS
@@ -46,7 +47,7 @@ class Published:
     removed: int = 0
 
 
-def score_segments(conn: sqlite3.Connection) -> list[Segment]:
+def score_segments(conn: Connection) -> list[Segment]:
     """The segments whose conditions read a predictive score."""
     return [s for s in load_definitions(conn) if s.computed_names() & _SEGMENT_NAMES]
 
@@ -94,7 +95,7 @@ def rows_of(table: ScoreTable, start: int = 0, stop: int | None = None
     return out
 
 
-def publish(conn: sqlite3.Connection, fit_id: int, table: ScoreTable, *,
+def publish(conn: Connection, fit_id: int, table: ScoreTable, *,
             now_ms: int, stage_events: bool, risk_events: bool, segments: bool = True,
             renew: Callable[[], None] | None = None,
             progress: Callable[[int], None] | None = None) -> Published:
@@ -131,19 +132,14 @@ def publish(conn: sqlite3.Connection, fit_id: int, table: ScoreTable, *,
         if renew is not None:
             renew()
     with transaction(conn):
-        stale = _unscored(conn, fit_id)
+        stale = store.unscored_profiles(conn, fit_id)
         done.removed = store.delete_stale_scores(conn, fit_id)
         if to_test and stale:
             done.segment_changes += evaluate(conn, to_test, stale, now_ms, trigger=trigger)
     return done
 
 
-def _unscored(conn: sqlite3.Connection, fit_id: int) -> list[int]:
-    return [int(r[0]) for r in conn.execute(
-        "SELECT profile_id FROM predict_scores WHERE fit_id <> ?", (fit_id,))]
-
-
-def _change_events(conn: sqlite3.Connection, rows: Sequence[dict[str, Any]],
+def _change_events(conn: Connection, rows: Sequence[dict[str, Any]],
                    before: dict[int, tuple[str, str | None]], source: int | None,
                    fit_id: int, now_ms: int, *, stage_events: bool, risk_events: bool,
                    counts: Published) -> list[EventRow]:
@@ -162,7 +158,7 @@ def _change_events(conn: sqlite3.Connection, rows: Sequence[dict[str, Any]],
             counts.risk_events += 1
     if not changes:
         return []
-    idents = profile_store.profiles_identities(conn, {c[0] for c in changes})
+    idents = identity_store.profiles_identities(conn, {c[0] for c in changes})
     out = []
     for pid, name, old, new, extra in changes:
         ids = idents.get(pid, [])

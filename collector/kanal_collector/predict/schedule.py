@@ -2,7 +2,8 @@
 
 When the newest fit started `[predict] refit_every` ago (or there was none) and the shop
 has orders enough, the worker starts `python -m kanal_collector.predict.job` and checks
-on it at each poll; the serving process never imports scipy and never waits for the fit.
+on it at each poll; the serving process never imports the models (scipy.optimize,
+scipy.special) and never waits for the fit.
 The fit's log goes to the server's standard error; it ends itself if the server dies. Only the
 process holding the workers' lease runs this worker; the fit itself takes the
 `predict` lease, so a `kanal predict fit` run by hand meanwhile is refused, not doubled.

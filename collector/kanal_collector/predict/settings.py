@@ -7,6 +7,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
+from ..products.settings import currency_code
 from ..reports.window import WindowError, parse_duration
 
 DAY_MS = 86_400_000
@@ -28,7 +29,8 @@ class PredictSettings:
     """The calibration's holdout: the last days of history, predicted from the rest."""
     currency: str = ""
     """The shop's one currency, shown with monetary values (a label: values are summed
-    as the orders send them)."""
+    as the orders send them); `[products] default_currency` or `[costs] currency` when
+    `[predict]` names none."""
 
     @classmethod
     def from_config(cls, config: Config) -> PredictSettings:
@@ -54,13 +56,22 @@ class PredictSettings:
                     raise ConfigError(f"predict.{key} must be a whole number ≥ 1, "
                                       f"not {value!r}")
                 values[key] = value
-        if "currency" in table:
-            value = table["currency"]
-            if not isinstance(value, str) or len(value.strip()) > 8:
-                raise ConfigError(f"predict.currency must be a currency code like EUR, "
-                                  f"not {value!r}")
-            values["currency"] = value.strip().upper()
+        values["currency"] = _currency(config)
         return cls(**values)
+
+
+def _currency(config: Config) -> str:
+    """`[predict] currency`, else the shop's currency as `[products]` or `[costs]` name
+    it ("" when none does)."""
+    for table, key in (("predict", "currency"), ("products", "default_currency"),
+                       ("costs", "currency")):
+        value = config.section(table).get(key)
+        if value is not None:
+            try:
+                return currency_code(value, f"{table}.{key}")
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+    return ""
 
 
 def _duration(key: str, value: Any, unit: int) -> int:

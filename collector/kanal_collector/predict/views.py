@@ -6,12 +6,12 @@ Reads only what a fit stored (no numpy, no scipy): the serving process imports t
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from ..store import predict as store
+from ..store.connection import Connection
 
 NOT_ENOUGH = "not enough data yet"
 MODEL_VALUES = ("probabilityActive", "churnRisk", "expectedOrders90d", "expectedOrders365d",
@@ -34,7 +34,7 @@ def fit_summary(fit: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def scores_json(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | None:
+def scores_json(conn: Connection, profile_id: int) -> dict[str, Any] | None:
     """A person's scores with their inputs and fit; None when no fit scored them."""
     details = store.score_details(conn, profile_id)
     if details is None:
@@ -123,7 +123,7 @@ def score_lines(scores: dict[str, Any]) -> list[str]:
     return lines
 
 
-def overview_json(conn: sqlite3.Connection, *, min_customers: int,
+def overview_json(conn: Connection, *, min_customers: int,
                   history: int = 30) -> dict[str, Any]:
     """The document of `GET /api/predict` and the dashboard's page: the latest fit, its
     distributions and calibration, people per stage and churn risk now, and the stage

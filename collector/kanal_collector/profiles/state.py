@@ -9,10 +9,14 @@ Layout (short keys: it is stored once per profile):
 
     t        traits            {name: [value, ts, event_id]}
     c        claimed contacts  email/phone sent by untrusted events, never used to send
+    x        invalid contacts  {email|phone: [value, ts, event_id, why]}: not valid
+                               (contacts.py), kept, never an identity or a recipient
     first    first seen (ms)   last   last seen (ms)
-    orders   {order key: [revenue, ts]}
+    orders   {order key: [revenue, ts, untrusted 0/1, event id]}: per order the copy
+             that counts (money.py: trusted sources first, then the first received)
     origins  {origin: events}
     eng      {channel: engagements}   sess {origin: last activity ms}
+    eng_at   {channel: last engagement ms} (opens flagged as bots or proxies don't count)
     loc      {language|timezone|country: [value, ts, event_id]} from traits
     inf      the same, inferred from context (locale, timezone)
     subs     {channel or channel/topic: [subscribed, ts, event_id]}
@@ -24,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..money import copy_rank, order_id, order_revenue
 from ..store.events import StoredEvent
 
 SESSION_GAP_MS = 30 * 60 * 1000
@@ -39,7 +44,6 @@ SESSION_ORIGINS = frozenset({"web", "app"})
 CHANNEL_ORDER = ("email", "sms", "push", "app", "web")
 CONTACT_TRAITS = frozenset({"email", "phone"})
 _SUBSCRIBE_EVENTS = {"Unsubscribed": False, "Subscribed": True, "Resubscribed": True}
-_MONEY = ("revenue", "total", "value")
 
 
 def new_state() -> dict[str, Any]:
@@ -61,34 +65,10 @@ def _put(state: dict[str, Any], section: str, name: str, value: Any, ts: int, ei
         entries[name] = [value, ts, eid]
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def order_revenue(properties: dict[str, Any]) -> float:
-    """An order's value: revenue, else total, else the sum of its products."""
-    for name in _MONEY:
-        value = _number(properties.get(name))
-        if value is not None:
-            return value
-    total = 0.0
-    products = properties.get("products")
-    if isinstance(products, list):
-        for product in products:
-            if isinstance(product, dict):
-                price = _number(product.get("price")) or 0.0
-                quantity = _number(product.get("quantity"))
-                total += price * (1.0 if quantity is None else quantity)
-    return total
+def _rank(entry: list[Any]) -> tuple[int, int]:
+    """The copy rank (money.copy_rank) an order entry was kept with; entries kept before
+    ranks were recorded rank as an untrusted copy received first."""
+    return (int(entry[2]), int(entry[3])) if len(entry) >= 4 else (1, -1)
 
 
 def _language(locale: str) -> str | None:
@@ -111,8 +91,11 @@ def _country(value: Any) -> str | None:
     return text.upper() if len(text) == 2 else text
 
 
-def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool) -> None:
-    """Fold one event into a profile's state."""
+def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool,
+                invalid: Mapping[str, str] | None = None) -> None:
+    """Fold one event into a profile's state. `invalid` ({trait: why}) names the email
+    and phone traits that aren't valid (contacts.py): they are kept apart, as invalid
+    traits, and never used to send."""
     # A client may not write into the future: a timestamp is capped at receipt.
     ts = min(event.timestamp, event.received_at)
     eid = event.id
@@ -130,6 +113,11 @@ def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool) -> 
     if event.type == "identify" and isinstance(body.get("traits"), dict):
         traits.update(body["traits"])
     for name, value in traits.items():
+        if invalid and name in invalid:
+            entries = state.setdefault("x", {})
+            if _newer(entries.get(name), ts, eid):
+                entries[name] = [value, ts, eid, invalid[name]]
+            continue
         section = "c" if name in CONTACT_TRAITS and not trusted else "t"
         _put(state, section, name, value, ts, eid)
     _locale_and_subscriptions(state, traits, context, ts, eid)
@@ -137,15 +125,19 @@ def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool) -> 
     if event.type == "track" and event.event:
         name = event.event
         if name in ORDER_EVENTS:
-            key = props.get("order_id") or props.get("orderId") or props.get("checkout_id")
-            key = f"o:{key}" if isinstance(key, str | int) and str(key) else f"m:{event.id}"
+            oid = order_id(props)
+            key = f"o:{oid}" if oid is not None else f"m:{event.id}"
             orders = state.setdefault("orders", {})
-            if key not in orders or ts < orders[key][1]:
-                orders[key] = [order_revenue(props), ts]
+            rank = copy_rank(event.key_kind, event.id)
+            if key not in orders or rank < _rank(orders[key]):
+                orders[key] = [order_revenue(props), ts, *rank]
         channel = ENGAGEMENT_EVENTS.get(name)
         if channel:
             eng = state.setdefault("eng", {})
             eng[channel] = eng.get(channel, 0) + 1
+            if props.get("bot") is not True:
+                last = state.setdefault("eng_at", {})
+                last[channel] = max(last.get(channel, ts), ts)
         subscribed = _SUBSCRIBE_EVENTS.get(name)
         if subscribed is not None:
             channel_name = props.get("channel") if isinstance(props.get("channel"), str) else None
@@ -216,7 +208,7 @@ def merge_states(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             out[key] = min(values)
     if "last" in a or "last" in b:
         out["last"] = max(s["last"] for s in (a, b) if "last" in s)
-    for section in ("t", "c", "loc", "inf", "subs", "consent"):
+    for section in ("t", "c", "x", "loc", "inf", "subs", "consent"):
         merged: dict[str, Any] = {}
         for s in (a, b):
             for name, entry in s.get(section, {}).items():
@@ -234,16 +226,17 @@ def merge_states(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     orders: dict[str, list[Any]] = {}
     for s in (a, b):
         for key, entry in s.get("orders", {}).items():
-            if key not in orders or entry[1] < orders[key][1]:
+            if key not in orders or _rank(entry) < _rank(orders[key]):
                 orders[key] = entry
     if orders:
         out["orders"] = orders
-    sess: dict[str, int] = {}
-    for s in (a, b):
-        for origin, last in s.get("sess", {}).items():
-            sess[origin] = max(sess.get(origin, last), last)
-    if sess:
-        out["sess"] = sess
+    for section in ("sess", "eng_at"):
+        latest: dict[str, int] = {}
+        for s in (a, b):
+            for name, last in s.get(section, {}).items():
+                latest[name] = max(latest.get(name, last), last)
+        if latest:
+            out[section] = latest
     return out
 
 
@@ -278,6 +271,7 @@ def computed(state: dict[str, Any], scores: Mapping[str, Any] | None = None) -> 
         return None if entry is None else entry[0]
 
     subscriptions: dict[str, Any] = {}
+    subscribed_at: dict[str, int] = {}
     for key, entry in sorted(state.get("subs", {}).items()):
         channel, _, topic = key.partition("/")
         slot = subscriptions.setdefault(channel, {"subscribed": None, "topics": {}})
@@ -285,6 +279,8 @@ def computed(state: dict[str, Any], scores: Mapping[str, Any] | None = None) -> 
             slot["topics"][topic] = entry[0]
         else:
             slot["subscribed"] = entry[0]
+            if entry[0] is True:
+                subscribed_at[channel] = entry[1]
     return {
         "firstSeen": state.get("first"),
         "lastSeen": state.get("last"),
@@ -299,6 +295,9 @@ def computed(state: dict[str, Any], scores: Mapping[str, Any] | None = None) -> 
         "timezone": place("timezone"),
         "country": place("country"),
         "subscriptions": subscriptions,
+        "subscribedAt": subscribed_at,
+        "lastEngagedAt": dict(sorted(state.get("eng_at", {}).items())),
+        "lastEmailEngagedAt": state.get("eng_at", {}).get("email"),
         "consent": {k: v[0] for k, v in sorted(state.get("consent", {}).items())},
         **{name: (scores or {}).get(name) for name in SCORES},
     }
@@ -312,6 +311,18 @@ def traits_of(state: dict[str, Any]) -> dict[str, Any]:
 def claimed_of(state: dict[str, Any]) -> dict[str, Any]:
     """Email and phone sent by untrusted events: shown, never used to send."""
     return {name: entry[0] for name, entry in sorted(state.get("c", {}).items())}
+
+
+def invalid_of(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Email and phone traits whose latest value wasn't valid: {trait: {value, reason,
+    at}} (a valid value set later supersedes them)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, entry in sorted(state.get("x", {}).items()):
+        valid = [e for s in ("t", "c") if (e := state.get(s, {}).get(name)) is not None]
+        if any((e[1], e[2]) > (entry[1], entry[2]) for e in valid):
+            continue
+        out[name] = {"value": entry[0], "reason": entry[3], "at": entry[1]}
+    return out
 
 
 def trait_times(state: dict[str, Any]) -> dict[str, int]:

@@ -8,11 +8,12 @@ dashboard.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .profiles import _chunks, _dumps, _loads
+from .chunks import chunks
+from .connection import Connection
+from .profiles import _dumps, _loads
 
 # Column of predict_scores → its name among a profile's computed values.
 SCORE_COLUMNS = {
@@ -29,7 +30,7 @@ FINISHED = ("done", "not_enough_data")
 
 # -- fits -------------------------------------------------------------------------------
 
-def create_fit(conn: sqlite3.Connection, *, model_version: str, started_at: int,
+def create_fit(conn: Connection, *, model_version: str, started_at: int,
                as_of: int) -> int:
     """A new fit in state `running`; returns its id."""
     row = conn.execute(
@@ -39,7 +40,7 @@ def create_fit(conn: sqlite3.Connection, *, model_version: str, started_at: int,
     return int(row[0])
 
 
-def finish_fit(conn: sqlite3.Connection, fit_id: int, *, status: str, message: str | None,
+def finish_fit(conn: Connection, fit_id: int, *, status: str, message: str | None,
                record: Mapping[str, Any], finished_at: int) -> None:
     """Record how a fit ended (`done`, `not_enough_data`, `failed`, `interrupted`)."""
     conn.execute(
@@ -57,14 +58,14 @@ def _fit_row(row: Sequence[Any]) -> dict[str, Any]:
 _FIT_COLUMNS = "id, model_version, started_at, finished_at, as_of, status, message, record"
 
 
-def fit(conn: sqlite3.Connection, fit_id: int) -> dict[str, Any] | None:
+def fit(conn: Connection, fit_id: int) -> dict[str, Any] | None:
     """One fit, or None."""
     row = conn.execute(f"SELECT {_FIT_COLUMNS} FROM predict_fits WHERE id = ?",
                        (fit_id,)).fetchone()
     return None if row is None else _fit_row(row)
 
 
-def latest_fit(conn: sqlite3.Connection, *,
+def latest_fit(conn: Connection, *,
                statuses: Sequence[str] = FINISHED) -> dict[str, Any] | None:
     """The newest fit in one of `statuses` (by default: whose scores are in use)."""
     marks = ",".join("?" * len(statuses))
@@ -74,19 +75,19 @@ def latest_fit(conn: sqlite3.Connection, *,
     return None if row is None else _fit_row(row)
 
 
-def last_started(conn: sqlite3.Connection) -> int | None:
+def last_started(conn: Connection) -> int | None:
     """When the newest fit of any outcome started (ms), or None before the first."""
     row = conn.execute("SELECT max(started_at) FROM predict_fits").fetchone()
     return None if row is None or row[0] is None else int(row[0])
 
 
-def fits(conn: sqlite3.Connection, *, limit: int = 100) -> list[dict[str, Any]]:
+def fits(conn: Connection, *, limit: int = 100) -> list[dict[str, Any]]:
     """The newest fits, newest first."""
     return [_fit_row(r) for r in conn.execute(
         f"SELECT {_FIT_COLUMNS} FROM predict_fits ORDER BY id DESC LIMIT ?", (limit,))]
 
 
-def end_running_fits(conn: sqlite3.Connection, *, message: str, at: int) -> int:
+def end_running_fits(conn: Connection, *, message: str, at: int) -> int:
     """Mark fits still `running` as `interrupted` (their process is gone); how many."""
     return int(conn.execute(
         "UPDATE predict_fits SET status = 'interrupted', message = ?, finished_at = ? "
@@ -95,7 +96,7 @@ def end_running_fits(conn: sqlite3.Connection, *, message: str, at: int) -> int:
 
 # -- the orders the models read ---------------------------------------------------------
 
-def order_count(conn: sqlite3.Connection) -> int:
+def order_count(conn: Connection) -> int:
     """Orders people have sent, as the KPI overview's daily counters have them (cheap:
     a few rows a day) — enough to tell that a shop is too small for a fit yet."""
     row = conn.execute("SELECT coalesce(sum(count), 0) FROM track_daily "
@@ -103,7 +104,7 @@ def order_count(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-def order_states(conn: sqlite3.Connection, *, after: int,
+def order_states(conn: Connection, *, after: int,
                  limit: int) -> list[tuple[int, dict[str, Any]]]:
     """(profile id, state) of profiles above `after` whose state may hold orders, by id.
 
@@ -116,7 +117,7 @@ def order_states(conn: sqlite3.Connection, *, after: int,
         (after, '%"orders"%', limit))]
 
 
-def scan_ids(conn: sqlite3.Connection, *, after: int, limit: int) -> list[int]:
+def scan_ids(conn: Connection, *, after: int, limit: int) -> list[int]:
     """Profile ids above `after`, ascending (the chunks of a scan)."""
     return [int(r[0]) for r in conn.execute(
         "SELECT id FROM profiles WHERE id > ? ORDER BY id LIMIT ?", (after, limit))]
@@ -124,22 +125,22 @@ def scan_ids(conn: sqlite3.Connection, *, after: int, limit: int) -> list[int]:
 
 # -- scores -----------------------------------------------------------------------------
 
-def existing_profiles(conn: sqlite3.Connection, profile_ids: Sequence[int]) -> set[int]:
+def existing_profiles(conn: Connection, profile_ids: Sequence[int]) -> set[int]:
     """Which of these profiles exist (not merged away or forgotten)."""
     out: set[int] = set()
-    for chunk in _chunks(sorted(set(profile_ids)), 500):
+    for chunk in chunks(sorted(set(profile_ids)), 500):
         marks = ",".join("?" * len(chunk))
         out.update(int(r[0]) for r in conn.execute(
             f"SELECT id FROM profiles WHERE id IN ({marks})", chunk))
     return out
 
 
-def computed_scores(conn: sqlite3.Connection,
+def computed_scores(conn: Connection,
                     profile_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """{profile id: {computed name: value}} of the profiles that have scores."""
     out: dict[int, dict[str, Any]] = {}
     names = list(SCORE_COLUMNS.values())
-    for chunk in _chunks(sorted(set(profile_ids)), 500):
+    for chunk in chunks(sorted(set(profile_ids)), 500):
         marks = ",".join("?" * len(chunk))
         for row in conn.execute(
                 f"SELECT profile_id, {_SELECT} FROM predict_scores "
@@ -148,7 +149,7 @@ def computed_scores(conn: sqlite3.Connection,
     return out
 
 
-def score_details(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | None:
+def score_details(conn: Connection, profile_id: int) -> dict[str, Any] | None:
     """One profile's scores with their inputs and fit id, or None."""
     row = conn.execute(
         f"SELECT fit_id, inputs, {_SELECT} FROM predict_scores WHERE profile_id = ?",
@@ -161,11 +162,11 @@ def score_details(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] |
     return out
 
 
-def bands(conn: sqlite3.Connection,
+def bands(conn: Connection,
           profile_ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
     """(stage, churn risk) now stored for each of these profiles that has scores."""
     out: dict[int, tuple[str, str | None]] = {}
-    for chunk in _chunks(sorted(set(profile_ids)), 500):
+    for chunk in chunks(sorted(set(profile_ids)), 500):
         marks = ",".join("?" * len(chunk))
         for pid, stage, risk in conn.execute(
                 f"SELECT profile_id, stage, churn_risk FROM predict_scores "
@@ -174,7 +175,7 @@ def bands(conn: sqlite3.Connection,
     return out
 
 
-def put_scores(conn: sqlite3.Connection, fit_id: int,
+def put_scores(conn: Connection, fit_id: int,
                rows: Sequence[Mapping[str, Any]]) -> None:
     """Write scores (mappings keyed by predict_scores' columns plus profile_id and
     inputs), replacing what the profiles had."""
@@ -188,25 +189,31 @@ def put_scores(conn: sqlite3.Connection, fit_id: int,
           json.dumps(row["inputs"], separators=(",", ":"))) for row in rows])
 
 
-def delete_stale_scores(conn: sqlite3.Connection, fit_id: int) -> int:
+def unscored_profiles(conn: Connection, fit_id: int) -> list[int]:
+    """Profiles with scores a fit did not write (about to be dropped)."""
+    return [int(r[0]) for r in conn.execute(
+        "SELECT profile_id FROM predict_scores WHERE fit_id <> ?", (fit_id,))]
+
+
+def delete_stale_scores(conn: Connection, fit_id: int) -> int:
     """Drop the scores a fit did not write (people without orders any more, or gone)."""
     return int(conn.execute("DELETE FROM predict_scores WHERE fit_id <> ?",
                             (fit_id,)).rowcount)
 
 
-def delete_scores(conn: sqlite3.Connection, profile_ids: Iterable[int]) -> None:
+def delete_scores(conn: Connection, profile_ids: Iterable[int]) -> None:
     """Drop these profiles' scores (a merge, `kanal forget`)."""
-    for chunk in _chunks(sorted(set(profile_ids)), 500):
+    for chunk in chunks(sorted(set(profile_ids)), 500):
         marks = ",".join("?" * len(chunk))
         conn.execute(f"DELETE FROM predict_scores WHERE profile_id IN ({marks})", chunk)
 
 
-def clear_scores(conn: sqlite3.Connection) -> None:
+def clear_scores(conn: Connection) -> None:
     """Drop every score (a rebuild gives profiles new ids)."""
     conn.execute("DELETE FROM predict_scores")
 
 
-def score_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+def score_counts(conn: Connection) -> dict[str, dict[str, int]]:
     """People per stage and per churn risk, as stored now."""
     stages = {str(s): int(n) for s, n in conn.execute(
         "SELECT stage, count(*) FROM predict_scores GROUP BY stage")}
