@@ -173,6 +173,14 @@ def simulate(live: Live, *args: str, file: Path | None = None) -> Any:
                                     "--config", str(live.config), *args])
 
 
+def replayed(live: Live) -> dict[str, Any]:
+    """What the simulation of everything since the scenario began says happened."""
+    result = simulate(live, "--since", iso(T0 - MIN), "--until", iso(live.clock.now()),
+                      "--json")
+    assert result.exit_code == 0, result.output
+    return simulated(json.loads(result.stdout))
+
+
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[Live]:
     env = Live(tmp_path)
@@ -334,10 +342,7 @@ def test_a_segment_trigger_and_an_unsubscribe_link_replay_as_live(tmp_path: Path
         assert {(s[0], s[3]) for s in expected["sends"]} == {("hal", "sent"),
                                                              ("ida", "skipped")}
         assert expected["converted"][0][:2] == ("gus", 12.5)
-        result = simulate(live, "--since", iso(T0 - MIN), "--until", iso(live.clock.now()),
-                          "--json")
-        assert result.exit_code == 0, result.output
-        assert simulated(json.loads(result.stdout)) == expected
+        assert replayed(live) == expected
     finally:
         live.close()
 
@@ -367,9 +372,47 @@ def test_a_scheduled_journey_replays_as_live(tmp_path: Path) -> None:
         expected = outcome(live.conn)
         assert [e[0] for e in expected["entered"]] == ["gus", "hal"]
         assert len(expected["sends"]) == 2
-        result = simulate(live, "--since", iso(T0 - MIN), "--until", iso(live.clock.now()),
-                          "--json")
-        assert result.exit_code == 0, result.output
-        assert simulated(json.loads(result.stdout)) == expected
+        assert replayed(live) == expected
+    finally:
+        live.close()
+
+
+RISK = """\
+name: risk
+trigger: {event: Churn Risk Changed, where: {to: high}}
+entry: {rule: every_time}
+steps:
+  - wait: 1h
+  - send: cart
+    channel: email
+"""
+
+
+def test_score_changes_replay_as_live(tmp_path: Path) -> None:
+    """A fit's events are kept (fits are not replayed), so a journey they trigger enters
+    the same people at the same times."""
+    from kanal_collector.own_events import own_event
+    from kanal_collector.predict.publish import RISK_CHANGED
+
+    live = Live(tmp_path, RISK)
+    try:
+        live.sync()
+        for user in ("jo", "kim"):
+            live.identify(user, email=f"{user}@example.com")
+        for offset in range(0, 3 * HOUR, 10 * MIN):
+            if offset == 30 * MIN:  # a fit finds jo's risk high and kim's medium
+                with transaction(live.conn) as conn:
+                    append_events(conn, [own_event(
+                        name=RISK_CHANGED, message_id=f"kanal-risk-{user}-f1", origin="server",
+                        properties={"from": "low", "to": to, "profileId": live.log.pid(user),
+                                    "fitId": 1},
+                        user_id=user, anonymous_id=None, source_id=live.log.source,
+                        now_ms=live.now_ms()) for user, to in (("jo", "high"), ("kim", "medium"))])
+                live.log.process()
+            live.step(10 * MIN)
+        expected = outcome(live.conn)
+        assert [e[0] for e in expected["entered"]] == ["jo"]
+        assert [(s[0], s[3]) for s in expected["sends"]] == [("jo", "sent")]
+        assert replayed(live) == expected
     finally:
         live.close()

@@ -111,6 +111,33 @@ def test_a_shop_with_fewer_orders_than_needed_customers_is_not_fitted(
     db.close()
 
 
+def test_a_database_error_is_looked_at_again_later(shop_db: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scheduler handles a broken connection itself (the supervisor's retry would
+    close the worker, and closing it stops a running fit): it opens a new one later."""
+    from kanal_collector.predict import schedule
+    from kanal_collector.store.connection import EngineError
+
+    def broken(conn: Any) -> int:
+        raise EngineError("server closed the connection unexpectedly")
+
+    db = Database(shop_db)
+    clock = FakeClock(END / 1000)
+    scheduler = PredictScheduler(db, Config(db=shop_db), clock)
+    try:
+        monkeypatch.setattr(store, "last_started", broken)
+        assert scheduler.run_once() == 0 and scheduler.process is None
+        assert scheduler._conn is None  # dropped, to be opened anew
+        monkeypatch.undo()
+        clock.advance(schedule.CHECK_EVERY / 2)
+        scheduler.run_once()
+        assert scheduler.process is None  # not looked at again yet
+        assert scheduler.due()  # a new connection
+    finally:
+        scheduler.close()
+        db.close()
+
+
 def test_a_disabled_schedule_starts_nothing(shop_db: str) -> None:
     db = Database(shop_db)
     config = Config(db=shop_db, sections={"predict": {"enabled": False}})

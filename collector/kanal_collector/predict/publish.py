@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..own_events import own_event
-from ..profiles.segments import Segment
+from ..profiles.segments import COMPUTED, Segment
+from ..profiles.state import SCORES
 from ..profiles.step import evaluate, load_definitions
 from ..store import identities as identity_store
 from ..store import predict as store
@@ -31,9 +32,8 @@ STAGE_CHANGED = "Lifecycle Stage Changed"
 RISK_CHANGED = "Churn Risk Changed"
 CHUNK = 500
 """People per transaction: the write lock is held for a few milliseconds at a time."""
-_SEGMENT_NAMES = {"stage", "churn_risk", "probability_active", "expected_orders_90d",
-                  "expected_orders_365d", "predicted_value", "historic_value",
-                  "next_order_at", "recency_score", "frequency_score", "monetary_score"}
+_SEGMENT_NAMES = {name for name, value in COMPUTED.items() if value in SCORES}
+"""The computed values of segment conditions that are predictive scores."""
 
 
 @dataclass

@@ -19,7 +19,9 @@ import sys
 
 from ..clock import Clock
 from ..config import Config
+from ..errors import StorageError
 from ..store import predict as store
+from ..store.connection import DB_ERRORS, Connection
 from ..store.db import Database
 from .settings import PredictSettings
 
@@ -27,6 +29,7 @@ log = logging.getLogger("kanal.predict")
 
 CHECK_EVERY = 60.0
 """Seconds between looks at whether a refit is due."""
+_DB_ERRORS: tuple[type[Exception], ...] = (*DB_ERRORS, StorageError)
 
 
 def job_input(config: Config, now: float) -> str:
@@ -49,11 +52,14 @@ class PredictScheduler:
         self.settings = settings or PredictSettings.from_config(config)
         self.process: subprocess.Popen[bytes] | None = None
         self._next_check = 0.0
+        self._conn: Connection | None = None
 
     def due(self) -> bool:
         """True when no fit started within `refit_every`, and the shop has at least as
         many orders as the models need customers (fewer can't be enough data)."""
-        conn = self.db.conn()
+        if self._conn is None:
+            self._conn = self.db.connect()  # the worker's own, never a pooled one
+        conn = self._conn
         last = store.last_started(conn)
         now_ms = int(self.clock.now() * 1000)
         if last is not None and now_ms - last < self.settings.refit_every_ms:
@@ -74,9 +80,26 @@ class PredictScheduler:
         if not self.settings.enabled or now < self._next_check:
             return 0
         self._next_check = now + CHECK_EVERY
-        if self.due():
+        try:
+            due = self.due()
+        except _DB_ERRORS:
+            # Handled here, not by the supervisor: its retry closes the worker, and
+            # closing this one stops a running fit.
+            log.exception("could not tell whether a predictive fit is due; looking again "
+                          "in %.0f s", CHECK_EVERY)
+            self._drop_connection()
+            return 0
+        if due:
             self.start(now)
         return 0
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except _DB_ERRORS:  # closing what may already be broken
+                pass
 
     def start(self, now: float) -> None:
         """Start the fit's process."""
@@ -89,7 +112,9 @@ class PredictScheduler:
         self.process.stdin.close()
 
     def close(self) -> None:
-        """Stop a running fit (it records itself as interrupted) and wait for it."""
+        """Stop a running fit (it records itself as interrupted), wait for it, and close
+        the worker's connection."""
+        self._drop_connection()
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..money import copy_rank, order_id, order_revenue
 from ..store.events import StoredEvent
+from ..store.predict import SCORE_COLUMNS
 
 SESSION_GAP_MS = 30 * 60 * 1000
 ORDER_EVENTS = frozenset({"Order Completed"})
@@ -240,9 +241,7 @@ def merge_states(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-SCORES = ("stage", "churnRisk", "probabilityActive", "expectedOrders90d",
-          "expectedOrders365d", "predictedValue", "historicValue", "nextOrderAt",
-          "recencyScore", "frequencyScore", "monetaryScore")
+SCORES = tuple(SCORE_COLUMNS.values())
 """Computed values that come from the latest predictive fit (store/predict.py), not from
 the state; None for a person the fit did not score."""
 

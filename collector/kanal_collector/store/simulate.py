@@ -30,15 +30,16 @@ DERIVED_TABLES = (
     "outbox", "outbox_log", "tracking_sends", "tracking_links", "event_stats", "leases",
     "active_days", "active_spans", "track_daily", "order_copies",
     "product_activity", "product_orders", "product_alerts", "product_rec_links",
-    "product_rec_clicks", "product_rec_conversions",
+    "product_rec_clicks", "product_rec_conversions", "predict_scores",
 )
 SEGMENT_EVENTS = ("Segment Entered", "Segment Exited")
 """Kanal's segment events: the replay's segments step writes them again."""
 PERSON_CHOICES = ("Unsubscribed", "Subscribed", "Product Back in Stock",
-                  "Product Price Dropped")
+                  "Product Price Dropped", "Lifecycle Stage Changed", "Churn Risk Changed")
 """Kanal's own events that record a choice the person made (the unsubscribe link, the
-preferences page), or a change of a product they were told about (the catalogue's
-history is not replayed): always replayed."""
+preferences page), a change of a product they were told about (the catalogue's history
+is not replayed), or a change of their predictive scores (fits are not replayed): always
+replayed."""
 _EVENT_COLUMNS = ("id, source_id, message_id, type, event, user_id, anonymous_id, origin, "
                   "key_kind, verified, timestamp, received_at, body")
 
