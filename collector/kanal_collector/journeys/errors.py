@@ -2,7 +2,8 @@
 
     KanalError
     └── JourneyError            a journey can't be loaded or run
-        └── JourneyFileError    a journey file is invalid (each problem with its line)
+        ├── JourneyFileError    a journey file is invalid (each problem with its line)
+        └── WhyError            `why` was asked about an unknown person or journey
 """
 
 from __future__ import annotations
@@ -36,3 +37,7 @@ class JourneyFileError(JourneyError):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("\n".join(str(p) for p in problems))
         self.problems = problems
+
+
+class WhyError(JourneyError):
+    """The person or the journey `kanal journeys why` was asked about is unknown."""

@@ -1,0 +1,123 @@
+"""Validation helpers for journey files: the line of every field, and the checks
+shared by the parts of a file (durations, conditions, event filters, controls).
+
+Every problem is collected (not raised) with its field path and line, so
+`kanal journeys validate` reports them all at once as FILE:LINE: FIELD: WHAT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from ..messages.controls import OVER_LIMIT_MODES, QUIET_HOURS_MODES
+from ..profiles.segments import OPS, SegmentError, duration_ms, parse_segments
+from .errors import Problem
+
+Path_ = tuple[str | int, ...]
+"""Where a value is in a file: keys and list positions from the top."""
+CONTROLS: dict[str, tuple[str, ...]] = {"quiet_hours": QUIET_HOURS_MODES,
+                                        "over_limit": OVER_LIMIT_MODES}
+"""Controls a journey sets for its sends (a send step may override them); the first
+choice is the default (messages/controls.py)."""
+
+
+class Lines:
+    """The line of every key and item of a YAML document, by field path."""
+
+    def __init__(self, root: yaml.Node | None) -> None:
+        self.lines: dict[Path_, int] = {}
+        if root is not None:
+            self._walk(root, ())
+
+    def _walk(self, node: yaml.Node, path: Path_) -> None:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = (*path, str(key.value))
+                self.lines[sub] = key.start_mark.line + 1
+                self._walk(value, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, (*path, i))
+
+    def line(self, path: Path_) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get(())
+
+
+def where_text(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+class Checker:
+    def __init__(self, source: str, lines: Lines) -> None:
+        self.source = source
+        self.lines = lines
+        self.problems: list[Problem] = []
+        self.ids: dict[str, Path_] = {}
+
+    def error(self, path: Path_, message: str) -> None:
+        self.problems.append(Problem(self.source, self.lines.line(path), where_text(path),
+                                     message))
+
+    def duration(self, value: Any, path: Path_, *, signed: bool = False) -> int | None:
+        sign = 1
+        if signed and isinstance(value, str) and value.strip().startswith(("-", "+")):
+            sign = -1 if value.strip()[0] == "-" else 1
+            value = value.strip()[1:]
+        try:
+            return sign * duration_ms(value, "x")
+        except SegmentError:
+            self.error(path, f"a duration like 30m, 12h, 7d or 2w, not {value!r}")
+            return None
+
+    def condition(self, node: Any, path: Path_) -> dict[str, Any] | None:
+        try:
+            segment = parse_segments([{"name": "c", "all": [node]}])[0]
+        except SegmentError as exc:
+            text = str(exc).replace("segment 'c'.all[0]", "").lstrip(".: ")
+            self.error(path, text or str(exc))
+            return None
+        return dict(segment.definition["all"][0])
+
+    def event_filter(self, node: Mapping[str, Any], path: Path_) -> None:
+        if not isinstance(node.get("event"), str) or not node["event"]:
+            self.error((*path, "event"), "an event name is required")
+            return
+        where = node.get("where", {})
+        if not isinstance(where, dict):
+            self.error((*path, "where"), "a mapping of property: value or {op: value}")
+            return
+        for prop, test in where.items():
+            if isinstance(test, dict) and (len(test) != 1 or next(iter(test)) not in OPS):
+                self.error((*path, "where", prop), f"one operator of {', '.join(OPS)}")
+
+    def priority(self, value: Any, path: Path_) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(path, f"a whole number (higher goes first), not {value!r}")
+            return 0
+        return value
+
+    def control(self, key: str, value: Any, path: Path_) -> str:
+        choices = CONTROLS[key]
+        if value not in choices:
+            self.error(path, f"{' or '.join(choices)}, not {value!r}")
+            return choices[0]
+        return str(value)
+
+    def unknown(self, node: Mapping[str, Any], allowed: set[str] | frozenset[str],
+                path: Path_) -> None:
+        for key in node:
+            if key not in allowed:
+                self.error((*path, str(key)), f"unknown field {key!r} "
+                           f"(expected one of {', '.join(sorted(allowed))})")
+
