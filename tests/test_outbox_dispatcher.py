@@ -116,7 +116,8 @@ def test_rate_limit_per_channel(tmp_path: Path) -> None:
                                                channel("sms", identity="phone")])
     try:
         for i in range(6):
-            pid = world.person(f"u{i}", email=f"p{i}@example.com", phone=f"+4670123450{i}")
+            pid = world.person(f"u{i}", email=f"p{i}@example.com", phone=f"+4670123450{i}",
+                               subscriptions={"sms": True})
             world.enqueue(pid, f"e{i}")
             world.enqueue(pid, f"s{i}", channel="sms")
         assert world.dispatcher.run_once() == 8  # 2 emails (burst 2), every sms
@@ -225,7 +226,9 @@ def test_failing_hook_or_template_fails_the_row(world: World) -> None:
     assert email(world).sent == []
 
 
-def test_rows_wait_for_an_unconfigured_channel(world: World) -> None:
+def test_rows_of_an_unconfigured_channel_fail_visibly(world: World) -> None:
+    """Issue 13: a channel that isn't there fails its rows (with the reason) instead of
+    keeping them queued forever; a channel switched off (enabled = false) keeps them."""
     pid = world.person("u1", email="a@example.com")
     from kanal_collector.messages import enqueue
 
@@ -233,9 +236,16 @@ def test_rows_wait_for_an_unconfigured_channel(world: World) -> None:
         oid = enqueue(conn, profile_id=pid, message="cart", channel="email",
                       idempotency_key="k", kind="marketing", now=world.clock.now())
     world.dispatcher = Dispatcher(world.log.db, world.clock, {}, world.catalog,
-                                  before_send=[])
+                                  before_send=[], paused=["email"])
     assert world.dispatcher.run_once() == 0
     assert world.row(oid).state == "queued"
+    world.dispatcher = Dispatcher(world.log.db, world.clock, {}, world.catalog,
+                                  before_send=[])
+    assert world.dispatcher.run_once() == 0
+    row = world.row(oid)
+    assert row.state == "failed"
+    assert row.reason is not None and row.reason.startswith(
+        "no channel named 'email' is configured")
 
 
 def test_two_dispatchers_never_claim_one_row(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
@@ -21,7 +22,8 @@ from .ingest.routes import ingest_blueprint
 from .ingest.suppress import Suppressions
 from .ingest.writer import EventWriter
 from .ingest.wsgi import IngestMiddleware
-from .journeys import Evaluator, JourneysStep, TimerWorker
+from .journeys import Evaluator, JourneysStep, References, TimerWorker
+from .journeys.checker import channel_kinds
 from .localtime import default_timezone
 from .messages import build_dispatcher
 from .messages.callbacks import callbacks_blueprint
@@ -70,12 +72,19 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["kanal"] = runtime
+    # Journeys send on the configured channels: a step may name any of them.
+    channels = dispatcher.channels
+    app.extensions["kanal.channels"] = channels
+    app.extensions["kanal.policy"] = dispatcher.policy
     app.extensions["kanal.supervisor"] = Supervisor(
-        db, clock, [(build_processor(db, runtime.writer.busy, clock=clock, timezone=zone), wake),
+        db, clock, [(build_processor(db, runtime.writer.busy, clock=clock, timezone=zone,
+                                     channels=channels), wake),
                     (SegmentSweeper(db, clock), threading.Event()),
                     (dispatcher, threading.Event()),
                     (TimerWorker(db, clock, journeys_dir=config.journeys_dir,
-                                 evaluator=Evaluator(clock=clock, default_timezone=zone)),
+                                 evaluator=Evaluator(clock=clock, default_timezone=zone,
+                                                     channels=channels),
+                                 references=References(channels=channel_kinds(channels))),
                      threading.Event())],
         poll_interval=config.poll_interval, lease_seconds=config.lease_seconds,
     )
@@ -91,12 +100,14 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
 
 
 def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None, *,
-                    clock: Clock | None = None, timezone: str = "UTC") -> Processor:
+                    clock: Clock | None = None, timezone: str = "UTC",
+                    channels: Mapping[str, Any] | None = None) -> Processor:
     """The processor with every step, in the order they must run.
 
-    `timezone` is the fallback for people without one (`[journeys] default_timezone`).
+    `timezone` is the fallback for people without one (`[journeys] default_timezone`);
+    `channels` are the channels journey sends are queued for (the dispatcher's).
     """
-    evaluator = Evaluator(clock=clock, default_timezone=timezone)
+    evaluator = Evaluator(clock=clock, default_timezone=timezone, channels=channels)
     return Processor(db, [StatsStep(), ProfilesStep(), SegmentsStep(clock),
                           JourneysStep(evaluator=evaluator)],
                      ingest_busy=ingest_busy)

@@ -129,15 +129,22 @@ def profiles_rebuild(db: Database) -> None:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True),
               help="Write rejected rows here (JSON lines).")
 @click.option("--dry-run", is_flag=True, help="Validate only; store nothing.")
+@click.option("--trigger", is_flag=True,
+              help="Let the rows start journeys, as if they had just happened (without "
+                   "it, imported rows are history and start none).")
 @with_db
 def import_(db: Database, file: str, source: str, report_path: str | None,
-            dry_run: bool) -> None:
+            dry_run: bool, trigger: bool) -> None:
     """Import offline purchases or a customer list (CSV or JSON lines), origin `store`.
 
     Columns userId, anonymousId, event, type, timestamp and messageId are message
     fields; properties.X, traits.X and context.X go where they say; any other column is
     a trait (rows without an event) or a property (rows with one). Re-running a file
     stores nothing twice.
+
+    Imported rows are history: they update profiles and segments but start no journey,
+    unless --trigger is given (then each new row may start journeys as if it had just
+    happened, whatever its timestamp).
     """
     conn = db.conn()
     sid = find_source(conn, source)
@@ -148,7 +155,7 @@ def import_(db: Database, file: str, source: str, report_path: str | None,
     with click.progressbar(length=total, label=f"Importing {path.name}",
                            file=sys.stderr) as bar:
         report = importer.import_file(conn, path, source_id=sid, received_ms=_now_ms(),
-                                      dry_run=dry_run, progress=bar.update)
+                                      dry_run=dry_run, progress=bar.update, trigger=trigger)
     verb = "Checked" if dry_run else "Imported"
     click.echo(f"{verb} {report.rows} rows: {report.stored} stored, "
                f"{report.duplicates} already there, {len(report.rejected)} rejected.")

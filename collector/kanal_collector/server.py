@@ -12,6 +12,7 @@ from waitress.server import create_server
 
 from .app import close_app, create_app, start_workers
 from .config import Config
+from .notices import startup_notices
 from .runtime import Runtime
 from .store.keys import bootstrap
 
@@ -33,6 +34,10 @@ def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
         echo(f"  secret key: {created['secret']}")
         echo(f"  admin key: {created['admin']}")
         echo("Keep them now: they are shown only this once (see `kanal keys --help`).")
+    for line in startup_notices(runtime.db.conn(), now_ms=int(runtime.clock.now() * 1000),
+                                policy=app.extensions["kanal.policy"],
+                                channels=app.extensions["kanal.channels"]):
+        echo(f"Notice: {line}")
     server = create_server(
         app,
         host=config.host,

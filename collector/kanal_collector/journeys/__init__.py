@@ -17,6 +17,7 @@ README.md ("Journeys") is the journey file reference.
 
 from __future__ import annotations
 
+from .checker import References
 from .definition import Journey, Step, load_directory, load_file, parse_journey
 from .errors import JourneyError, JourneyFileError, Problem
 from .evaluator import Evaluator, outbox_key
@@ -30,6 +31,7 @@ __all__ = [
     "JourneyFileError",
     "JourneysStep",
     "Problem",
+    "References",
     "Step",
     "SyncResult",
     "TimerWorker",

@@ -7,12 +7,14 @@ Every problem is collected (not raised) with its field path and line, so
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from ..messages.controls import OVER_LIMIT_MODES, QUIET_HOURS_MODES
+from ..messages.eligibility import BUILTIN_CHANNELS
 from ..profiles.segments import OPS, SegmentError, duration_ms, parse_segments
 from .errors import Problem
 
@@ -44,6 +46,7 @@ class Lines:
                 self._walk(item, (*path, i))
 
     def line(self, path: Path_) -> int | None:
+        """The line of a field (or of the nearest field holding it)."""
         while path:
             if path in self.lines:
                 return self.lines[path]
@@ -51,7 +54,32 @@ class Lines:
         return self.lines.get(())
 
 
+@dataclass(frozen=True)
+class References:
+    """What a journey file may name besides itself, for checking its references.
+
+    Each part is optional: None means "not known here, not checked".
+    """
+
+    messages: Mapping[str, Collection[str]] | None = None
+    """Message names, each with the channel kinds it has content for."""
+    channels: Mapping[str, str] | None = None
+    """Channel names (configured, else the built-in ones), each with its kind."""
+    journeys: Collection[str] | None = None
+    """Journey names of the directory (for `exclude.journeys`)."""
+    groups: Collection[str] | None = None
+    """Group names journeys of the directory declare (for `exclude.groups`)."""
+
+
+def channel_kinds(channels: Mapping[str, Any] | None) -> dict[str, str]:
+    """{name: kind} of channel objects by name, or the built-in channels without any."""
+    if not channels:
+        return {name: kind for name, (kind, _) in BUILTIN_CHANNELS.items()}
+    return {str(name): str(ch.kind) for name, ch in channels.items()}
+
+
 def where_text(path: Path_) -> str:
+    """A field path as text: `steps[0].on_timeout[1].wait`."""
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
@@ -59,17 +87,23 @@ def where_text(path: Path_) -> str:
 
 
 class Checker:
-    def __init__(self, source: str, lines: Lines) -> None:
+    """Collects the problems of one file, each with its field path and line."""
+
+    def __init__(self, source: str, lines: Lines,
+                 references: References | None = None) -> None:
         self.source = source
         self.lines = lines
+        self.references = references or References()
         self.problems: list[Problem] = []
         self.ids: dict[str, Path_] = {}
 
     def error(self, path: Path_, message: str) -> None:
+        """Note one problem at a field."""
         self.problems.append(Problem(self.source, self.lines.line(path), where_text(path),
                                      message))
 
     def duration(self, value: Any, path: Path_, *, signed: bool = False) -> int | None:
+        """A duration in ms (`30m`, `-1d` when signed), or None after noting why not."""
         sign = 1
         if signed and isinstance(value, str) and value.strip().startswith(("-", "+")):
             sign = -1 if value.strip()[0] == "-" else 1
@@ -81,6 +115,7 @@ class Checker:
             return None
 
     def condition(self, node: Any, path: Path_) -> dict[str, Any] | None:
+        """A segment-style condition, compiled, or None after noting why not."""
         try:
             segment = parse_segments([{"name": "c", "all": [node]}])[0]
         except SegmentError as exc:
@@ -90,6 +125,7 @@ class Checker:
         return dict(segment.definition["all"][0])
 
     def event_filter(self, node: Mapping[str, Any], path: Path_) -> None:
+        """Check `{event: NAME, where: {…}}`."""
         if not isinstance(node.get("event"), str) or not node["event"]:
             self.error((*path, "event"), "an event name is required")
             return
@@ -102,12 +138,14 @@ class Checker:
                 self.error((*path, "where", prop), f"one operator of {', '.join(OPS)}")
 
     def priority(self, value: Any, path: Path_) -> int:
+        """A whole-number priority (0 after noting a bad one)."""
         if isinstance(value, bool) or not isinstance(value, int):
             self.error(path, f"a whole number (higher goes first), not {value!r}")
             return 0
         return value
 
     def control(self, key: str, value: Any, path: Path_) -> str:
+        """One of a control's choices (the default after noting a bad one)."""
         choices = CONTROLS[key]
         if value not in choices:
             self.error(path, f"{' or '.join(choices)}, not {value!r}")
@@ -116,8 +154,18 @@ class Checker:
 
     def unknown(self, node: Mapping[str, Any], allowed: set[str] | frozenset[str],
                 path: Path_) -> None:
+        """Note every key of `node` that isn't allowed."""
         for key in node:
             if key not in allowed:
                 self.error((*path, str(key)), f"unknown field {key!r} "
                            f"(expected one of {', '.join(sorted(allowed))})")
 
+
+    def names(self, value: Any, path: Path_, what: str) -> list[str]:
+        """A name or a list of names (non-empty strings); [] after noting a bad value."""
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.error(path, f"a list of {what}")
+            return []
+        return list(value)

@@ -27,21 +27,25 @@ started on.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .checker import CONTROLS, Checker, Lines
-from .entry import ENTRY_RULES, check_entry, check_goal, check_trigger
+from .checker import CONTROLS, Checker, Lines, References
+from .entry import ENTRY_RULES, check_entry, check_exclude, check_goal, check_triggers
 from .errors import JourneyFileError, Problem
 from .model import Journey, Step, content_hash, event_matches
+from .references import check_references
 from .tree import ACTIONS, MESSAGE_KINDS, NAME, check_steps
 
-__all__ = ["ACTIONS", "ENTRY_RULES", "MESSAGE_KINDS", "Journey", "Step", "content_hash",
-           "event_matches", "journey_files", "load_directory", "load_file", "parse_journey"]
+__all__ = ["ACTIONS", "ENTRY_RULES", "MESSAGE_KINDS", "Journey", "References", "Step",
+           "content_hash", "event_matches", "journey_files", "load_directory", "load_file",
+           "load_files", "parse_journey"]
 _TOP = frozenset({"name", "description", "trigger", "entry", "goal", "steps", "kind",
-                  "enabled", "priority", "quiet_hours", "over_limit"})
+                  "enabled", "priority", "quiet_hours", "over_limit", "group", "exclude"})
 
 
 def _check_top(c: Checker, data: Any, default_name: str | None) -> Journey | None:
@@ -65,28 +69,36 @@ def _check_top(c: Checker, data: Any, default_name: str | None) -> Journey | Non
     priority = c.priority(data["priority"], ("priority",)) if "priority" in data else 0
     controls = {key: c.control(key, data[key], (key,)) if key in data else choices[0]
                 for key, choices in CONTROLS.items()}
-    trigger = check_trigger(c, data.get("trigger"))
+    triggers = check_triggers(c, data.get("trigger"))
     entry = check_entry(c, data.get("entry"))
-    if entry.get("dedupe") and "event" not in trigger:
-        c.error(("entry", "dedupe"), "a dedupe key needs an event trigger")
+    if entry.get("dedupe") and not all("event" in t for t in triggers):
+        c.error(("entry", "dedupe"), "a dedupe key needs event triggers")
     goal = check_goal(c, data.get("goal"))
+    group = data.get("group")
+    if group is not None and (not isinstance(group, str) or not NAME.match(group)):
+        c.error(("group",), "a group name (letters, digits, '_', '-', '.')")
+        group = None
+    exclude_journeys, exclude_groups = check_exclude(c, data.get("exclude"))
     steps: dict[str, Step] = {}
     if "steps" not in data:
         c.error((), "steps: a list of steps is required")
     first = check_steps(c, data.get("steps"), ("steps",), "", None, steps)
-    return Journey(name=name, source=c.source, text="", trigger=trigger, entry=entry,
+    return Journey(name=name, source=c.source, text="", triggers=triggers, entry=entry,
                    goal=goal, steps=steps, first=first, kind=str(kind),
                    enabled=bool(enabled), description=str(data.get("description") or ""),
                    priority=priority, quiet_hours=controls["quiet_hours"],
-                   over_limit=controls["over_limit"])
+                   over_limit=controls["over_limit"], group=group,
+                   exclude_journeys=exclude_journeys, exclude_groups=exclude_groups)
 
 
 def parse_journey(text: str, *, source: str = "<string>", name: str | None = None,
-                  messages: set[str] | None = None) -> Journey:
+                  messages: Collection[str] | None = None,
+                  references: References | None = None) -> Journey:
     """Validate a journey file's text; JourneyFileError lists every problem with its line.
 
-    `messages` (the names in the message catalog), when given, is checked against the
-    journey's send steps.
+    `references` says what the file may name outside itself (messages with their
+    channel kinds, channels, other journeys and groups); each known part is checked
+    against what the file names. `messages` (message names only) is a shorthand.
     """
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -96,25 +108,27 @@ def parse_journey(text: str, *, source: str = "<string>", name: str | None = Non
         line = mark.line + 1 if mark is not None else None
         raise JourneyFileError([Problem(source, line, "", f"invalid YAML: "
                                         f"{getattr(exc, 'problem', None) or exc}")]) from None
-    c = Checker(source, Lines(root))
+    if messages is not None:
+        references = replace(references or References(),
+                             messages={m: () for m in messages})
+    c = Checker(source, Lines(root), references)
     journey = _check_top(c, data, name)
-    if journey is not None and messages is not None:
-        for step_id, step in journey.steps.items():
-            if step.kind == "send" and step.spec.get("message") not in messages:
-                c.error((*c.ids[step_id], "send"),
-                        f"no message named {step.spec.get('message')!r}")
+    if journey is not None:
+        check_references(c, journey)
     if c.problems or journey is None:
         raise JourneyFileError(sorted(c.problems, key=lambda p: (p.line or 0, p.where)))
     return Journey(**{**journey.__dict__, "text": text})
 
 
-def load_file(path: Path, *, messages: set[str] | None = None) -> Journey:
+def load_file(path: Path, *, messages: Collection[str] | None = None,
+              references: References | None = None) -> Journey:
     """Read and validate one journey file (its name defaults to the file's stem)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise JourneyFileError([Problem(str(path), None, "", str(exc))]) from None
-    return parse_journey(text, source=str(path), name=path.stem, messages=messages)
+    return parse_journey(text, source=str(path), name=path.stem, messages=messages,
+                         references=references)
 
 
 def journey_files(directory: Path) -> list[Path]:
@@ -125,13 +139,32 @@ def journey_files(directory: Path) -> list[Path]:
                   and p.is_file())
 
 
-def load_directory(directory: Path) -> tuple[dict[str, Journey], list[Problem]]:
-    """The valid journeys of a directory, and the problems of the invalid files."""
+def load_files(paths: Sequence[Path], references: References | None = None, *,
+               context: Sequence[Path] = ()) -> tuple[dict[str, Journey], list[Problem]]:
+    """The valid journeys among `paths`, and the problems of the invalid ones.
+
+    Journeys may exclude each other by name or group: those references are checked
+    against every file of `paths` and `context` (the rest of the directory). Two files
+    with one journey name are an error.
+    """
+    refs = references or References()
+    names: set[str] = set()
+    groups: set[str] = set()
+    for path in dict.fromkeys([*paths, *context]):
+        try:  # the first pass only learns names and groups
+            found = load_file(path)
+        except JourneyFileError:
+            names.add(path.stem)
+            continue
+        names.add(found.name)
+        if found.group:
+            groups.add(found.group)
+    refs = replace(refs, journeys=names, groups=groups)
     journeys: dict[str, Journey] = {}
     problems: list[Problem] = []
-    for path in journey_files(directory):
+    for path in paths:
         try:
-            journey = load_file(path)
+            journey = load_file(path, references=refs)
         except JourneyFileError as exc:
             problems.extend(exc.problems)
             continue
@@ -141,3 +174,9 @@ def load_directory(directory: Path) -> tuple[dict[str, Journey], list[Problem]]:
             continue
         journeys[journey.name] = journey
     return journeys, problems
+
+
+def load_directory(directory: Path, references: References | None = None
+                   ) -> tuple[dict[str, Journey], list[Problem]]:
+    """The valid journeys of a directory, and the problems of the invalid files."""
+    return load_files(journey_files(directory), references)

@@ -88,6 +88,7 @@ def explain(conn: sqlite3.Connection, user: str, journey: str, *,
         "journey": {"name": journey, "version": current_version, "enabled": enabled,
                     "updatedAt": _time(updated_at, tz),
                     "trigger": dict(current.trigger) if current else None,
+                    "triggers": [dict(t) for t in current.triggers] if current else None,
                     "entry": dict(current.entry) if current else None},
         "person": {"query": user, "profileId": pid,
                    "identities": [{"kind": k, "value": v} for k, v in
@@ -113,11 +114,12 @@ def _summary(report: Mapping[str, Any], current: Journey | None) -> str:
         return f"no run: {missing[-1]['text']}"
     if current is None:
         return "no run, and the journey's current version can't be read"
-    trigger = current.trigger
-    if "event" in trigger:
-        text = f"no run: the person never sent {trigger['event']}"
-    elif "segment" in trigger:
-        text = f"no run: the person never entered segment {trigger['segment']!r}"
+    events = [str(t["event"]) for t in current.triggers if "event" in t]
+    segments = [repr(t["segment"]) for t in current.triggers if "segment" in t]
+    if events or segments:
+        text = "no run: the person never " + " nor ".join(
+            ([f"sent {' or '.join(events)}"] if events else [])
+            + ([f"entered segment {' or '.join(segments)}"] if segments else []))
     else:
         text = ("no run: the journey starts on a schedule, and the person matched its "
                 "audience at none of its times")

@@ -33,7 +33,8 @@ class Journey:
     name: str
     source: str
     text: str
-    trigger: Mapping[str, Any]
+    triggers: tuple[Mapping[str, Any], ...]
+    """What starts a run: one or more event or segment triggers, or one schedule."""
     entry: Mapping[str, Any]
     goal: Mapping[str, Any] | None
     steps: Mapping[str, Step]
@@ -47,6 +48,12 @@ class Journey:
     """What a send due in quiet hours does: defer (to their end) or drop."""
     over_limit: str = "wait"
     """What a send over a frequency cap or the daily budget does: wait (a day) or skip."""
+    group: str | None = None
+    """A name several journeys share, so that others can exclude them all at once."""
+    exclude_journeys: tuple[str, ...] = ()
+    """No new run while the person is in a run of one of these journeys."""
+    exclude_groups: tuple[str, ...] = ()
+    """No new run while the person is in a run of a journey of one of these groups."""
 
     @property
     def hash(self) -> str:
@@ -57,31 +64,59 @@ class Journey:
         """The message names its send steps use."""
         return {str(s.spec["message"]) for s in self.steps.values() if s.kind == "send"}
 
+    @property
+    def trigger(self) -> Mapping[str, Any]:
+        """The first trigger (the only one of a scheduled journey)."""
+        return self.triggers[0] if self.triggers else {}
+
+    def matching_trigger(self, event: str | None,
+                         body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The first trigger an event (name and body) matches, or None."""
+        for trigger in self.triggers:
+            if trigger_matches(trigger, event, body):
+                return trigger
+        return None
+
     def trigger_matches(self, event: str | None, body: Mapping[str, Any]) -> bool:
         """True when an event (name and body) triggers this journey."""
-        trigger = self.trigger
-        if "event" in trigger:
-            return event == trigger["event"] and event_matches(
-                {"event": trigger["event"], "where": trigger.get("where", {})}, body)
-        if "segment" in trigger:
-            props = body.get("properties")
-            return (event == "Segment Entered" and isinstance(props, dict)
-                    and props.get("segment") == trigger["segment"])
-        return False
+        return self.matching_trigger(event, body) is not None
+
+    def trigger_events(self) -> set[str]:
+        """The event names its triggers start on ("Segment Entered" for segments)."""
+        names = set()
+        for trigger in self.triggers:
+            if "event" in trigger:
+                names.add(str(trigger["event"]))
+            elif "segment" in trigger:
+                names.add("Segment Entered")
+        return names
 
     def named_events(self) -> set[str]:
-        """Every event name the journey reacts to (trigger, waits, goal)."""
-        names = set()
-        if "event" in self.trigger:
-            names.add(str(self.trigger["event"]))
-        if "segment" in self.trigger:
-            names.add("Segment Entered")
+        """Every event name the journey reacts to (triggers, waits, goal)."""
+        names = self.trigger_events()
         if self.goal:
             names.add(str(self.goal["event"]))
         for step in self.steps.values():
             if step.kind == "wait_for":
                 names.add(str(step.spec["event"]))
         return names
+
+    def sends(self) -> list[Step]:
+        """Its send steps."""
+        return [s for s in self.steps.values() if s.kind == "send"]
+
+
+def trigger_matches(trigger: Mapping[str, Any], event: str | None,
+                    body: Mapping[str, Any]) -> bool:
+    """True when an event (name and body) matches one event or segment trigger."""
+    if "event" in trigger:
+        return event == trigger["event"] and event_matches(
+            {"event": trigger["event"], "where": trigger.get("where", {})}, body)
+    if "segment" in trigger:
+        props = body.get("properties")
+        return (event == "Segment Entered" and isinstance(props, dict)
+                and props.get("segment") == trigger["segment"])
+    return False
 
 
 def content_hash(text: str) -> str:

@@ -29,6 +29,7 @@ from ..profiles.state import computed, traits_of
 from ..store import journeys as store
 from ..store import profiles as profile_store
 from ..store.db import Database, transaction
+from .checker import References
 from .definition import Journey, journey_files, load_directory
 from .errors import Problem
 from .evaluator import WEBHOOK_ATTEMPTS, Evaluator, outbox_key
@@ -63,11 +64,14 @@ def next_occurrence(trigger: dict[str, Any] | Any, after: int) -> int:
     return anchor + steps * every
 
 
-def sync(conn: sqlite3.Connection, directory: Path, now: int) -> SyncResult:
+def sync(conn: sqlite3.Connection, directory: Path, now: int,
+         references: References | None = None) -> SyncResult:
     """Store the directory's journeys as versions (a changed file is a new version).
 
     Runs in the caller's transaction. An invalid file keeps its journey's previous
     version running; a journey whose file is gone stops taking new runs (its runs go on).
+    `references` (e.g. the configured channels) are checked too: a file naming a channel
+    that isn't there is invalid.
     """
     if not directory.is_dir():
         # A missing directory (a different working directory, a typo) must not disable
@@ -75,7 +79,7 @@ def sync(conn: sqlite3.Connection, directory: Path, now: int) -> SyncResult:
         log.info("no journeys directory at %s yet: journey files go there (README, "
                  "Journeys); journeys already loaded keep running", directory)
         return SyncResult()
-    journeys, problems = load_directory(directory)
+    journeys, problems = load_directory(directory, references)
     result = SyncResult(problems=problems)
     broken = {Path(p.source).stem for p in problems}
     for name, journey in journeys.items():
@@ -108,7 +112,8 @@ class TimerWorker:
     def __init__(self, db: Database, clock: Clock, *, journeys_dir: Path | None = None,
                  evaluator: Evaluator | None = None, batch_size: int = 200,
                  cursor: str = PROCESSOR_CURSOR, reload_interval: float = 2.0,
-                 session: Callable[[], requests.Session] | None = None) -> None:
+                 session: Callable[[], requests.Session] | None = None,
+                 references: References | None = None) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.db = db
@@ -119,6 +124,7 @@ class TimerWorker:
         self.cursor = cursor
         self.reload_interval = reload_interval
         self.session = session or guarded_session
+        self.references = references
         self._conn: sqlite3.Connection | None = None
         self._stamp: tuple[tuple[str, float, int], ...] | None = None
         self._checked = 0.0
@@ -160,7 +166,8 @@ class TimerWorker:
         if not force and stamp == self._stamp:
             return None
         with transaction(self.conn) as conn:
-            result = sync(conn, self.journeys_dir, int(self.clock.now() * 1000))
+            result = sync(conn, self.journeys_dir, int(self.clock.now() * 1000),
+                          self.references)
         self._stamp = stamp
         return result
 

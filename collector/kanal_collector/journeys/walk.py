@@ -286,9 +286,12 @@ def _send_step(conn: sqlite3.Connection, journey: str, run_id: int, step: Step,
                             "at": _time(t, tz), "detail": None,
                             "message": spec["message"], "channel": spec["channel"]}
     if "send_failed" in whats:
-        error = (whats["send_failed"]["detail"] or {}).get("error")
-        item.update(what="send_failed", detail=whats["send_failed"]["detail"], outbox=None)
-        item["text"] = f"send {spec['message']}: could not be queued ({error})"
+        detail = whats["send_failed"]["detail"] or {}
+        failed = (outbox_store.get(conn, int(detail["outbox_id"]))
+                  if detail.get("outbox_id") is not None else None)
+        item.update(what="send_failed", detail=detail,
+                    outbox=None if failed is None else send_report(conn, failed, tz))
+        item["text"] = f"send {spec['message']}: could not be queued ({detail.get('error')})"
         return item
     outbox_id = (whats.get("queued", {}).get("detail") or {}).get("outbox_id")
     row = (outbox_store.get(conn, int(outbox_id)) if outbox_id is not None

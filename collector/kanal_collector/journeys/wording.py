@@ -15,6 +15,7 @@ from ..messages.eligibility import (
     BUILTIN_CHANNELS,
     NO_CONSENT,
     NO_CONTENT,
+    NO_OPT_IN,
     NO_PROFILE,
     NO_RECIPIENT,
     SUPPRESSED,
@@ -93,6 +94,11 @@ def reason_words(reason: str | None, channel: str | None = None) -> str:
         return "the person has not given, or has withdrawn, marketing consent"
     if r == UNSUBSCRIBED:
         return "the person is unsubscribed (from the channel or the message's topic)"
+    if r == NO_OPT_IN:
+        return (f"the person has not opted in to marketing on channel {channel or '?'}, "
+                "which needs an opt-in ([messages] opt_in)")
+    if r.startswith("not queued:"):
+        return "it could not be queued:" + r[len("not queued:"):]
     if r.startswith(NO_CONTENT):
         return f"the message has no content for channel {channel or '?'}"
     if r.startswith("permanent:"):

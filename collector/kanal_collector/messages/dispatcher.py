@@ -39,7 +39,7 @@ from ..channels.base import (
     SendResult,
     TransientError,
 )
-from ..channels.plugins import build_channels
+from ..channels.plugins import build_channels, configured_channels
 from ..clock import Clock
 from ..config import Config
 from ..store import outbox as store
@@ -142,8 +142,11 @@ class Dispatcher:
         owner: str | None = None,
         rng: random.Random | None = None,
         controls: Controls | None = None,
+        paused: Sequence[str] = (),
     ) -> None:
         self.db = db
+        self.paused = frozenset(paused)
+        """Configured channels switched off (`enabled = false`): their rows wait."""
         self.clock = clock
         self.channels = dict(channels)
         self.catalog = catalog
@@ -253,10 +256,20 @@ class Dispatcher:
         with transaction(conn):
             for name in sorted(store.due_channels(conn, now_ms)):
                 if name not in self.channels:
-                    if name not in self._warned:
-                        self._warned.add(name)
-                        log.warning("outbox rows wait for channel %r, which is not "
-                                    "configured", name)
+                    if name in self.paused:
+                        if name not in self._warned:
+                            self._warned.add(name)
+                            log.warning("outbox rows wait for channel %r, which is "
+                                        "switched off (enabled = false)", name)
+                        continue
+                    # The channel is gone from the config (a journey loaded before it
+                    # went): fail its rows visibly rather than keep them forever.
+                    failed = store.fail_channel(
+                        conn, name, now_ms, f"no channel named {name!r} is configured "
+                        f"([channels.{name}] in kanal.toml); `kanal outbox retry ID "
+                        "--failed` once it is")
+                    log.error("%d outbox row(s) failed: no channel named %r is configured",
+                              failed, name)
                     continue
                 limit = self.settings.batch_size - len(claimed)
                 if limit <= 0:
@@ -459,7 +472,9 @@ def build_dispatcher(config: Config, db: Database, clock: Clock) -> Dispatcher:
 
     catalog = Catalog(directory=messages_dir(config))
     catalog.refresh()
-    return Dispatcher(db, clock, build_channels(config), catalog,
+    paused = [name for name, table in configured_channels(config).items()
+              if table.get("enabled", True) is False]
+    return Dispatcher(db, clock, build_channels(config), catalog, paused=paused,
                       policy=Policy.from_config(config),
                       settings=Settings.from_config(config),
                       controls=Controls.from_config(config),

@@ -2,9 +2,13 @@
 
 The reasons a row is skipped: `no profile` (forgotten or gone), `no recipient` (no
 trusted identity of the channel's kind), `suppressed` (`kanal forget`; applies to
-transactional messages too), `no consent` and `unsubscribed` (marketing only:
-transactional messages ignore unsubscribes and consent, never suppression), and
+transactional messages too), `no consent`, `unsubscribed` and `no opt-in` (marketing
+only: transactional messages ignore unsubscribes and consent, never suppression), and
 `no content` (the message has nothing for the channel's kind).
+
+Marketing SMS needs an explicit opt-in by default (`[messages] opt_in`, default
+`["sms"]`): a subscription set to true (a `Subscribed` event, the trait
+`subscriptions: {sms: true}`, or a START reply to a Twilio number).
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ NO_RECIPIENT = "no recipient"
 SUPPRESSED = "suppressed"
 NO_CONSENT = "no consent"
 UNSUBSCRIBED = "unsubscribed"
+NO_OPT_IN = "no opt-in"
 NO_CONTENT = "no content"
+DEFAULT_OPT_IN = ("sms",)
+"""Channels (names or kinds) where marketing needs an explicit subscription by default."""
 
 # Built-in channels, for callers that have no channel objects at hand (journeys in the
 # processor): name → (kind, recipient identity).
@@ -65,18 +72,26 @@ class Policy:
     consent_category: str = "marketing"
     require_consent: bool = False
     """True: marketing needs consent granted; False: only a refusal blocks it."""
-    opt_in: tuple[str, ...] = ()
-    """Channels where marketing needs an explicit subscription (e.g. sms)."""
+    opt_in: tuple[str, ...] = DEFAULT_OPT_IN
+    """Channels (names or kinds) where marketing needs an explicit subscription."""
 
     @classmethod
     def from_config(cls, config: Config) -> Policy:
         """The policy of `[messages]`: consent_category, require_consent, opt_in."""
         section = config.section("messages")
+        opt_in = section.get("opt_in", list(DEFAULT_OPT_IN))
+        if not isinstance(opt_in, list) or not all(isinstance(c, str) for c in opt_in):
+            raise ValueError(f"[messages] opt_in: a list of channel names or kinds, not "
+                             f"{opt_in!r}")
         return cls(
             consent_category=str(section.get("consent_category", "marketing")),
             require_consent=bool(section.get("require_consent", False)),
-            opt_in=tuple(str(c) for c in section.get("opt_in", ())),
+            opt_in=tuple(opt_in),
         )
+
+    def needs_opt_in(self, info: ChannelInfo) -> bool:
+        """Whether marketing on this channel needs an explicit subscription."""
+        return info.name in self.opt_in or info.kind in self.opt_in
 
 
 @dataclass(frozen=True)
@@ -145,15 +160,17 @@ def check(conn: sqlite3.Connection, person: Person, info: ChannelInfo, *, kind: 
     if granted is False or (policy.require_consent and granted is not True):
         return recipient, NO_CONSENT
     subs = person.computed.get("subscriptions", {})
+    opted_in = False
     for key in dict.fromkeys((info.name, info.kind)):
         slot = subs.get(key) or {}
         subscribed = slot.get("subscribed")
         if subscribed is False:
             return recipient, UNSUBSCRIBED
-        if key in policy.opt_in and subscribed is not True:
-            return recipient, UNSUBSCRIBED
+        opted_in = opted_in or subscribed is True
         if topic is not None and slot.get("topics", {}).get(topic) is False:
             return recipient, UNSUBSCRIBED
+    if policy.needs_opt_in(info) and not opted_in:
+        return recipient, NO_OPT_IN
     return recipient, None
 
 

@@ -143,6 +143,25 @@ def enqueue(
     return outbox_id
 
 
+def enqueue_failed(conn: sqlite3.Connection, *, profile_id: int, message: str,
+                   channel: str | None, idempotency_key: str, kind: str, reason: str,
+                   now: float, journey: str | None = None, step: str | None = None) -> int:
+    """Write the row of a send that could not be queued, as `failed` with the reason.
+
+    A journey whose channel or message is gone (a config or a file changed after the
+    journey was loaded) must not send nothing silently: `kanal outbox` and `kanal
+    journeys why` show the row. The same key never makes a second row.
+    """
+    now_ms = int(now * 1000)
+    row = store.NewRow(
+        idempotency_key=idempotency_key, profile_id=profile_id, message=message,
+        kind=kind if kind in MESSAGE_KINDS else "marketing", topic=None, channel=channel,
+        candidates=[channel] if channel else [], journey=journey, step=step, data={},
+        state="failed", reason=reason, next_attempt_at=now_ms, now=now_ms)
+    outbox_id, _ = store.insert(conn, row)
+    return outbox_id
+
+
 def _candidates(channel: str, fallbacks: Sequence[str], computed: Mapping[str, Any],
                 channels: Mapping[str, Any] | None) -> list[str]:
     out: list[str] = []

@@ -71,6 +71,14 @@ def person_runs(conn: sqlite3.Connection, journey: str, profile_id: int) -> list
     return out
 
 
+def person_runs_all(conn: sqlite3.Connection, profile_id: int) -> list[dict[str, Any]]:
+    """Every run of a person in any journey, oldest first (id, journey, times, trigger)."""
+    keys = ("id", "journey", "trigger_event", "entered_at", "ended_at")
+    return [dict(zip(keys, row, strict=True)) for row in conn.execute(
+        f"SELECT {', '.join(keys)} FROM journey_runs WHERE profile_id = ? "
+        "ORDER BY entered_at, id", (profile_id,))]
+
+
 def run_timer(conn: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:
     """A run's pending timer (due_at, step, kind), or None."""
     row = conn.execute("SELECT due_at, step, kind FROM journey_timers WHERE run_id = ?",

@@ -191,6 +191,15 @@ def due_channels(conn: sqlite3.Connection, now: int) -> list[str]:
         "AND channel IS NOT NULL", (now,))]
 
 
+def fail_channel(conn: sqlite3.Connection, channel: str, now: int, reason: str) -> int:
+    """End the due queued rows of a channel that isn't there as `failed`; how many."""
+    cur = conn.execute(
+        "UPDATE outbox SET state = 'failed', reason = ?, updated_at = ? "
+        "WHERE state = 'queued' AND channel = ? AND next_attempt_at <= ?",
+        (reason[:1000], now, channel, now))
+    return int(cur.rowcount)
+
+
 def claim(conn: sqlite3.Connection, channel: str, now: int, limit: int, *, token: str,
           owner: str) -> list[OutboxRow]:
     """Move up to `limit` due queued rows of a channel to `sending` under `token`.

@@ -363,6 +363,35 @@ def _m009_daily_aggregates(db: _Schema) -> None:
     )
 
 
+def _m010_safe_sends(db: _Schema) -> None:
+    # Safe sends (issue 13).
+    # - journeys.first_enabled_at: when a journey was first enabled (not per version);
+    #   a trigger event from before it, less the trigger's max_age, starts no run.
+    #   Journeys enabled today count from their first version.
+    db.execute("ALTER TABLE journeys ADD COLUMN first_enabled_at INTEGER")
+    db.execute("UPDATE journeys SET first_enabled_at = (SELECT min(v.created_at) "
+               "FROM journey_versions v WHERE v.journey = journeys.name) WHERE enabled = 1")
+    # - journey_runs.trusted: whether the run's trigger was trusted data (a secret key, a
+    #   valid userHash, an import, Kanal's own); a link built from an untrusted trigger's
+    #   properties must point at a host in [tracking] link_hosts. Runs so far take it
+    #   from their trigger event (a run without one, a schedule's, is trusted).
+    db.execute("ALTER TABLE journey_runs ADD COLUMN trusted INTEGER NOT NULL DEFAULT 1")
+    db.execute("UPDATE journey_runs SET trusted = coalesce((SELECT e.verified FROM events e "
+               "WHERE e.id = journey_runs.trigger_event), 0) "
+               "WHERE trigger_event IS NOT NULL")
+    # - outbox.untrusted: the keys of `data` that came from untrusted input (JSON list).
+    db.execute("ALTER TABLE outbox ADD COLUMN untrusted TEXT")
+    # - journey_refusals: trigger events that started no run, counted per journey, reason
+    #   and hour (`kanal serve` names journeys that refused events as too old; simulate
+    #   sums them).
+    db.execute(
+        """CREATE TABLE journey_refusals (
+            journey TEXT NOT NULL, code TEXT NOT NULL, hour INTEGER NOT NULL,
+            count INTEGER NOT NULL, PRIMARY KEY (journey, code, hour)
+        )"""
+    )
+
+
 MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -373,6 +402,7 @@ MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m007_message_controls,
     _m008_reports,
     _m009_daily_aggregates,
+    _m010_safe_sends,
 ]
 
 

@@ -23,7 +23,7 @@ DERIVED_TABLES = (
     "journey_runs", "journey_timers", "journey_log", "journey_conversions",
     "journey_assignments", "journey_versions", "journeys", "journey_schedules",
     "outbox", "outbox_log", "tracking_sends", "tracking_links", "event_stats", "leases",
-    "active_days", "active_spans", "track_daily",
+    "active_days", "active_spans", "track_daily", "journey_refusals",
 )
 SEGMENT_EVENTS = ("Segment Entered", "Segment Exited")
 """Kanal's segment events: the replay's segments step writes them again."""
