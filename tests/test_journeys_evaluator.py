@@ -12,6 +12,7 @@ from journeys_util import Journeys
 
 from kanal_collector.journeys import Evaluator, TimerWorker
 from kanal_collector.store import journeys as store
+from kanal_collector.store import meta
 
 HOUR = 3600
 DAY = 86_400
@@ -414,7 +415,8 @@ def test_webhook_step_calls_once_with_an_idempotency_key(tmp_path: Path) -> None
         env.advance(31)
         assert len(session.calls) == 2
         call = session.calls[-1]
-        assert call["headers"]["Idempotency-Key"] == "journey:hook:1:1"
+        installation = meta.get(env.conn, meta.INSTALLATION_KEY)
+        assert call["headers"]["Idempotency-Key"] == f"kanal-{installation}-journey:hook:1:1"
         assert call["json"]["data"] == {"a": 1}
         assert [r["message"] for r in env.outbox()] == ["after"]
         env.advance(DAY)

@@ -8,9 +8,10 @@ from typing import Any
 
 from messages_util import World, channel, permanent, transient
 
+from kanal_collector.channels.smtp import message_id
 from kanal_collector.messages import Dispatcher, Settings, provider_key
 from kanal_collector.profiles.step import identity_hash
-from kanal_collector.store import outbox
+from kanal_collector.store import meta, outbox
 from kanal_collector.store import profiles as profile_store
 from kanal_collector.store.db import transaction
 
@@ -26,7 +27,9 @@ def test_send_records_sent_and_a_delivery_event(world: World) -> None:
     (sent,) = email(world).sent
     assert sent.recipient == "a@example.com"
     assert sent.content["subject"] == "Hej Ann"
-    assert sent.idempotency_key == provider_key(world.row(oid))
+    installation = meta.get(world.conn, meta.INSTALLATION_KEY)
+    assert installation is not None and len(installation) == 32
+    assert sent.idempotency_key == provider_key(world.row(oid), installation)
     assert sent.metadata["journey"] == "cart"
     row = world.row(oid)
     assert (row.state, row.provider_id, row.language, row.attempts) == (
@@ -97,6 +100,24 @@ def test_gives_up_after_max_attempts(tmp_path: Path) -> None:
         assert world.dispatcher.run_once() == 0
     finally:
         world.close()
+
+
+def test_keys_and_message_ids_are_unique_per_installation(tmp_path: Path) -> None:
+    """Issue 13: two fresh databases both have journey 1, run 1, step 1; a provider (or a
+    mailbox) shared by both must not take one's message for the other's copy."""
+    keys = []
+    for name in ("a", "b"):
+        world = World(tmp_path / f"{name}.db")
+        try:
+            pid = world.person("u1", email="a@example.com")
+            world.enqueue(pid, "journey:cart:1:1")
+            assert world.dispatcher.run_once() == 1
+            (sent,) = email(world).sent
+            keys.append(sent.idempotency_key)
+        finally:
+            world.close()
+    assert keys[0] != keys[1]
+    assert message_id(keys[0], "shop.example") != message_id(keys[1], "shop.example")
 
 
 def test_permanent_error_fails_at_once(world: World) -> None:

@@ -27,6 +27,7 @@ from .journeys.checker import channel_kinds
 from .localtime import default_timezone
 from .messages import build_dispatcher
 from .messages.callbacks import callbacks_blueprint
+from .messages.replies import replies_blueprint
 from .profiles import ProfilesStep, SegmentsStep, SegmentSweeper
 from .reports.attribution import AttributionSettings
 from .reports.costs import config_costs
@@ -94,6 +95,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     app.register_blueprint(site_blueprint)
     app.register_blueprint(tracking_blueprint)
     app.register_blueprint(callbacks_blueprint)
+    app.register_blueprint(replies_blueprint)
     app.register_blueprint(dashboard_blueprint)
     _register_errors(app)
     return app

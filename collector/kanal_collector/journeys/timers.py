@@ -27,6 +27,7 @@ from ..filestamp import Stamp, files_stamp
 from ..profiles.segments import ProfileView, matches
 from ..profiles.state import computed, traits_of
 from ..store import journeys as store
+from ..store import meta
 from ..store import profiles as profile_store
 from ..store.db import Database, transaction
 from .checker import References
@@ -125,6 +126,7 @@ class TimerWorker:
         self.reload_interval = reload_interval
         self.session = session or guarded_session
         self.references = references
+        self._installation: str | None = None
         self._conn: sqlite3.Connection | None = None
         self._stamp: tuple[tuple[str, float, int], ...] | None = None
         self._checked = 0.0
@@ -226,6 +228,14 @@ class TimerWorker:
                 self.evaluator.fire(conn, fresh, fresh.timer, at)
         return len(timers)
 
+    def _webhook_key(self, journey: str, run_id: int, step_id: str) -> str:
+        """`kanal-<installation>-journey:NAME:RUN:STEP`: stable for a step of a run, and
+        unique per installation (run ids repeat from one database to the next)."""
+        if self._installation is None:
+            with transaction(self.conn) as conn:
+                self._installation = meta.installation_id(conn)
+        return f"kanal-{self._installation}-{outbox_key(journey, run_id, step_id)}"
+
     def _call(self, journey: Journey, run: store.Run, step_id: str) -> str | None:
         spec = journey.steps[step_id].spec
         body = {"journey": journey.name, "version": run.version, "run_id": run.id,
@@ -236,7 +246,8 @@ class TimerWorker:
                 response = session.post(
                     str(spec["url"]), json=body, timeout=float(spec.get("timeout") or 10),
                     allow_redirects=False,
-                    headers={"Idempotency-Key": outbox_key(journey.name, run.id, step_id),
+                    headers={"Idempotency-Key": self._webhook_key(journey.name, run.id,
+                                                                 step_id),
                              "User-Agent": "Kanal journeys"})
         except (requests.RequestException, ValueError) as exc:
             return str(exc)

@@ -42,6 +42,7 @@ from ..channels.base import (
 from ..channels.plugins import build_channels, configured_channels
 from ..clock import Clock
 from ..config import Config
+from ..store import meta
 from ..store import outbox as store
 from ..store import profiles as profile_store
 from ..store.db import Database, transaction
@@ -110,10 +111,13 @@ class Settings:
             raise ValueError(f"[messages]: {exc}") from None
 
 
-def provider_key(row: store.OutboxRow) -> str:
-    """The idempotency key handed to providers: stable per row, safe in any header."""
-    digest = hashlib.sha256(row.idempotency_key.encode()).hexdigest()[:32]
-    return f"kanal-{digest}"
+def provider_key(row: store.OutboxRow, installation: str) -> str:
+    """The idempotency key handed to providers: stable per row, safe in any header, and
+    unique per installation (`installation` is the database's id, store/meta.py): the
+    rows' own keys (`journey:cart:1:1`) repeat from one database to the next, and a
+    provider shared by two shops must not drop one's message as the other's copy."""
+    digest = hashlib.sha256(f"{installation}:{row.idempotency_key}".encode()).hexdigest()
+    return f"kanal-{digest[:32]}"
 
 
 @dataclass
@@ -168,6 +172,7 @@ class Dispatcher:
         self._conn: sqlite3.Connection | None = None
         self._recovered_at: float | None = None
         self._warned: set[str] = set()
+        self._installation_id: str | None = None
 
     # -- the worker ---------------------------------------------------------------------
 
@@ -202,6 +207,12 @@ class Dispatcher:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def _installation(self, conn: sqlite3.Connection) -> str:
+        """The database's id (inside the caller's write transaction the first time)."""
+        if self._installation_id is None:
+            self._installation_id = meta.installation_id(conn)
+        return self._installation_id
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -333,6 +344,7 @@ class Dispatcher:
         channel = self.channels[row.channel]
         now_ms = self._now_ms()
         with transaction(conn):
+            installation = self._installation(conn)
             person = load_person(conn, row.profile_id)
             if person is None:
                 store.mark_final(conn, row.id, token, "skipped", NO_PROFILE, now_ms)
@@ -369,7 +381,8 @@ class Dispatcher:
                 content = hook(conn, row, content)
             headers = content.pop("headers", None) or {}
         outgoing = OutgoingMessage(
-            outbox_id=row.id, idempotency_key=provider_key(row), recipient=recipient,
+            outbox_id=row.id, idempotency_key=provider_key(row, installation),
+            recipient=recipient,
             content=content, headers={str(k): str(v) for k, v in dict(headers).items()},
             metadata={"message": row.message, "kind": row.kind, "topic": topic,
                       "journey": row.journey, "step": row.step,
