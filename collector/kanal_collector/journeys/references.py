@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from ..channels.plugins import channel_classes, configured_channels
+from ..channels.plugins import configured_channel_kinds
 from ..config import Config
-from ..messages.eligibility import BUILTIN_CHANNELS
 from .checker import Checker, Path_, References
 from .model import Journey
 
@@ -56,22 +55,6 @@ def check_references(c: Checker, journey: Journey) -> None:
         for i, name in enumerate(journey.exclude_groups):
             if name not in refs.groups:
                 c.error(("exclude", "groups", i), f"no journey is in group {name!r}")
-
-
-def configured_channel_kinds(config: Config) -> dict[str, str]:
-    """{name: kind} of the channels `kanal serve` would build (`[channels.NAME]` tables
-    that are enabled and of an installed type), or the built-in channels when the config
-    has no channel tables. Nothing is built or connected."""
-    tables = configured_channels(config)
-    if not tables:
-        return {name: kind for name, (kind, _) in BUILTIN_CHANNELS.items()}
-    classes = channel_classes()
-    out = {}
-    for name, table in tables.items():
-        cls = classes.get(str(table.get("type", name)))
-        if table.get("enabled", True) is not False and cls is not None:
-            out[name] = str(cls.kind)
-    return out
 
 
 def references_for(config: Config,
