@@ -360,7 +360,9 @@ class Evaluator:
                 now=self.clock.now(), channels=self.channels, catalog=self.catalog,
                 priority=int(spec.get("priority", journey.priority)),
                 controls={"quiet_hours": str(spec.get("quiet_hours") or journey.quiet_hours),
-                          "over_limit": str(spec.get("over_limit") or journey.over_limit)})
+                          "over_limit": str(spec.get("over_limit") or journey.over_limit)},
+                # An untrusted trigger's properties may not aim a link (linkguard.py).
+                untrusted=() if run.trusted else ("event",))
         except (KanalError, ValueError, TypeError) as exc:
             # A bad send must not stop the processor: the run goes on, and a failed
             # outbox row (and the run's log) says why, so it is seen, not just logged.

@@ -47,7 +47,7 @@ from ..config import Config
 from ..localtime import default_timezone
 from ..messages.catalog import Catalog, messages_dir
 from ..messages.controls import Controls
-from ..messages.dispatcher import Dispatcher, Settings
+from ..messages.dispatcher import Dispatcher, Settings, link_policy
 from ..messages.eligibility import BUILTIN_CHANNELS, Policy
 from ..profiles.step import ProfilesStep, SegmentsStep
 from ..store import journeys as journey_store
@@ -254,7 +254,8 @@ class Simulator:
                                      policy=Policy.from_config(self.config),
                                      settings=Settings.from_config(self.config),
                                      controls=Controls.from_config(self.config),
-                                     before_send=[], owner="simulate")
+                                     before_send=[], owner="simulate",
+                                     link_policy=link_policy(self.config))
         self.conn = conn
         self.loaded = False
         self._pending: list[EventRow] = []

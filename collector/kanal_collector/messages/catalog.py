@@ -33,8 +33,10 @@ from ..filestamp import Stamp, files_stamp
 from .errors import DefinitionError, MessageError
 from .renderer import (
     Rendered,
+    Trust,
     choose_language,
     compile_value,
+    guarded_context,
     normalize_language,
     render_value,
     template_context,
@@ -90,8 +92,12 @@ class Message:
 
     def render(self, kind: str, *, traits: Mapping[str, Any] | None = None,
                profile: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None,
-               language: str | None = None, channel: str | None = None) -> Rendered:
-        """Render the content for a channel kind in the best language for `language`."""
+               language: str | None = None, channel: str | None = None,
+               trust: Trust | None = None) -> Rendered:
+        """Render the content for a channel kind in the best language for `language`.
+
+        With `trust`, a link that untrusted input aimed at a host it doesn't allow makes
+        the render fail (LinkHostError, naming the host; linkguard.py)."""
         source_kind = self._source_kind(kind)
         chosen = choose_language(self.variants, language, self.language)
         fields = dict(self.variants[self.language][source_kind])
@@ -103,7 +109,10 @@ class Message:
                                       "topic": self.topic},
             channel=channel or kind, language=chosen)
         where = f"message {self.name!r} ({chosen}) {source_kind}"
-        content = {name: render_value(value, context, where=f"{where}.{name}")
+        guard = None
+        if trust is not None:
+            context, guard = guarded_context(context, trust)
+        content = {name: render_value(value, context, where=f"{where}.{name}", guard=guard)
                    for name, value in fields.items()}
         return Rendered(self.name, kind, chosen, content)
 

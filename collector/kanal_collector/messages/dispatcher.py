@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..channels.base import (
     Channel,
@@ -53,6 +54,8 @@ from .controls import DEFER, DEFERRED, SEND, SKIPPED, Controls, Decision, decide
 from .delivery import delivery_event
 from .eligibility import NO_CONTENT, NO_PROFILE, ChannelInfo, Person, Policy, check, load_person
 from .errors import MessageError
+from .linkguard import LinkPolicy
+from .renderer import Trust
 
 log = logging.getLogger("kanal.dispatcher")
 
@@ -147,8 +150,11 @@ class Dispatcher:
         rng: random.Random | None = None,
         controls: Controls | None = None,
         paused: Sequence[str] = (),
+        link_policy: LinkPolicy | None = None,
     ) -> None:
         self.db = db
+        self.link_policy = link_policy or LinkPolicy()
+        """Where links untrusted data builds may point ([tracking] link_hosts)."""
         self.paused = frozenset(paused)
         """Configured channels switched off (`enabled = false`): their rows wait."""
         self.clock = clock
@@ -366,10 +372,10 @@ class Dispatcher:
             if decision.action != SEND:
                 self._hold(conn, row, token, decision, now_ms)
                 return None
-            rendered = message.render(channel.kind, traits=person.traits,
-                                      profile=person.template_profile(), data=row.data,
-                                      language=person.computed.get("language"),
-                                      channel=row.channel)
+            rendered = message.render(
+                channel.kind, traits=person.traits, profile=person.template_profile(),
+                data=row.data, language=person.computed.get("language"), channel=row.channel,
+                trust=Trust(self.link_policy, row.untrusted, person.untrusted_traits))
             if not store.prepare(conn, row.id, token, recipient=recipient,
                                  language=rendered.language, topic=message.topic,
                                  now=now_ms):
@@ -479,6 +485,18 @@ class Dispatcher:
         return int(self.clock.now() * 1000)
 
 
+def link_policy(config: Config) -> LinkPolicy:
+    """`[tracking] link_hosts`, and the tracking host (links Kanal itself rewrites to)."""
+    from ..tracking.settings import TrackingSettings  # tracking imports the outbox row
+
+    settings = TrackingSettings.from_config(config)
+    hosts = list(settings.link_hosts)
+    tracking = urlsplit(settings.send_base_url(config)).hostname
+    if tracking:
+        hosts.append(tracking.lower())
+    return LinkPolicy(tuple(dict.fromkeys(hosts)))
+
+
 def build_dispatcher(config: Config, db: Database, clock: Clock) -> Dispatcher:
     """The dispatcher `kanal serve` runs: configured channels, the messages directory."""
     from ..tracking.hook import email_tracking_hook  # tracking imports the outbox row
@@ -488,6 +506,7 @@ def build_dispatcher(config: Config, db: Database, clock: Clock) -> Dispatcher:
     paused = [name for name, table in configured_channels(config).items()
               if table.get("enabled", True) is False]
     return Dispatcher(db, clock, build_channels(config), catalog, paused=paused,
+                      link_policy=link_policy(config),
                       policy=Policy.from_config(config),
                       settings=Settings.from_config(config),
                       controls=Controls.from_config(config),

@@ -21,7 +21,7 @@ from typing import Any
 from ..config import Config
 from ..profiles.identity import normalize_email, normalize_phone
 from ..profiles.privacy import is_suppressed
-from ..profiles.state import computed, traits_of
+from ..profiles.state import computed, traits_of, trusted_traits
 from ..store import profiles as profile_store
 
 NO_PROFILE = "no profile"
@@ -102,6 +102,8 @@ class Person:
     identities: list[tuple[str, str]]
     traits: dict[str, Any]
     computed: dict[str, Any]
+    untrusted_traits: frozenset[str] = frozenset()
+    """Traits last written by untrusted events: they may not aim links."""
 
     def template_profile(self) -> dict[str, Any]:
         """`profile` in templates: the computed values and the id."""
@@ -122,8 +124,9 @@ def load_person(conn: sqlite3.Connection, profile_id: int) -> Person | None:
             return None
     pid = int(row["id"])
     state = row["state"]
-    return Person(pid, profile_store.profile_identities(conn, pid), traits_of(state),
-                  computed(state))
+    traits = traits_of(state)
+    return Person(pid, profile_store.profile_identities(conn, pid), traits, computed(state),
+                  frozenset(traits) - trusted_traits(state))
 
 
 def recipient_of(person: Person, info: ChannelInfo) -> str | None:

@@ -55,6 +55,7 @@ def enqueue(
     policy: Policy | None = None,
     priority: int = 0,
     controls: Mapping[str, str] | None = None,
+    untrusted: Sequence[str] = (),
 ) -> int:
     """Queue `message` for a profile; return the outbox id (the existing one for a key seen).
 
@@ -67,7 +68,9 @@ def enqueue(
     built-in channel names are assumed and any message name is accepted. `priority`
     (higher first) and `controls` (`{"quiet_hours": "defer" | "drop", "over_limit":
     "wait" | "skip"}`) are what the dispatcher's quiet hours, frequency caps and daily
-    budget go by (messages/controls.py).
+    budget go by (messages/controls.py). `untrusted` names the keys of `data` that came
+    from untrusted input (an event sent with a public key): a link they build must go to
+    an allowed host (messages/linkguard.py).
     Runs in the caller's transaction; never commits.
     """
     if not isinstance(idempotency_key, str) or not idempotency_key:
@@ -138,6 +141,7 @@ def enqueue(
         candidates=candidates, journey=journey, step=step, data=dict(data or {}),
         state="queued" if chosen else "skipped", reason=reason,
         next_attempt_at=due, now=now_ms, priority=priority, controls=checked_controls,
+        untrusted=[k for k in untrusted if k in (data or {})],
     )
     outbox_id, _ = store.insert(conn, row)
     return outbox_id
