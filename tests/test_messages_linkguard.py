@@ -91,8 +91,11 @@ def test_a_public_key_cant_aim_a_link_at_any_site(env: Env) -> None:
         in row.reason
     assert row.untrusted == ("event",)
     assert env.email.sent == []
-    text = render(explain(env.conn, "ann", "aimed", now_ms=env.now_ms()))
+    report = explain(env.conn, "ann", "aimed", now_ms=env.now_ms())
+    assert report["runs"][0]["trusted"] is False
+    text = render(report)
     assert "failed at" in text and "evil.example" in text
+    assert "untrusted data (a public key): it may not aim links" in text
 
 
 def test_the_same_from_a_secret_key_sends(env: Env) -> None:

@@ -42,7 +42,7 @@ def run_report(conn: sqlite3.Connection, journey: str, run: dict[str, Any],
     out: dict[str, Any] = {
         "id": run_id, "version": int(run["version"]), "state": run["state"],
         "enteredAt": _time(int(run["entered_at"]), tz), "trigger": trigger,
-        "dedupe": run["dedupe"], "steps": [],
+        "dedupe": run["dedupe"], "trusted": bool(run.get("trusted", True)), "steps": [],
         "end": None, "conversion": None,
     }
     timer = store.run_timer(conn, run_id) if run["state"] == journey_store.ACTIVE else None

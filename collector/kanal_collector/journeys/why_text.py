@@ -28,6 +28,8 @@ def render(report: Mapping[str, Any]) -> str:
             if trig["properties"]:
                 shown = ", ".join(f"{k}={v!r}" for k, v in list(trig["properties"].items())[:5])
                 how += f" ({shown})"
+        if trig is not None and not run.get("trusted", True):
+            how += " — untrusted data (a public key): it may not aim links"
         lines.append(f"Run #{run['id']} (v{run['version']}): entered "
                      f"{_when(run['enteredAt'], tz)}{how}")
         for item in run["steps"]:

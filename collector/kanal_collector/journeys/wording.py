@@ -102,7 +102,8 @@ def reason_words(reason: str | None, channel: str | None = None) -> str:
     if r.startswith(NO_CONTENT):
         return f"the message has no content for channel {channel or '?'}"
     if r.startswith("permanent:"):
-        return "the provider refused it:" + r[len("permanent:"):]
+        # The provider's refusal, or the channel's own (a header with a line break).
+        return "it was refused for good:" + r[len("permanent:"):]
     if r.startswith("transient:"):
         return "a temporary error, to be retried:" + r[len("transient:"):]
     return r or "no reason recorded"

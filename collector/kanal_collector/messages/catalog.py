@@ -110,7 +110,10 @@ class Message:
             channel=channel or kind, language=chosen)
         where = f"message {self.name!r} ({chosen}) {source_kind}"
         guard = None
-        if trust is not None:
+        if trust is not None and (set(trust.untrusted_data) & set(data or {})
+                                  or set(trust.untrusted_traits) & set(traits or {})):
+            # Only a render with untrusted input needs the marks (all-trusted ones can
+            # aim links anywhere, as before).
             context, guard = guarded_context(context, trust)
         content = {name: render_value(value, context, where=f"{where}.{name}", guard=guard)
                    for name, value in fields.items()}

@@ -18,6 +18,7 @@ marker characters inside values are dropped, so data can't forge a mark.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
@@ -26,7 +27,13 @@ from markupsafe import Markup
 
 DATA_START = "\ue000"
 DATA_END = "\ue001"
-_MARKS = str.maketrans("", "", DATA_START + DATA_END)
+
+
+def _unmarked(text: str) -> str:
+    # str.replace is far quicker than str.translate with a deletion table.
+    if DATA_START in text or DATA_END in text:
+        return text.replace(DATA_START, "").replace(DATA_END, "")
+    return text
 
 
 class Reads:
@@ -60,32 +67,36 @@ def finalize(value: Any) -> Any:
     if _ACTIVE.get() is None:
         return value
     if isinstance(value, Markup):
-        return Markup(DATA_START) + Markup(str(value).translate(_MARKS)) + Markup(DATA_END)
+        return Markup(DATA_START + _unmarked(str(value)) + DATA_END)
     if hasattr(value, "__html__") and not isinstance(value, str):
-        value = Markup(value.__html__())
-        return Markup(DATA_START) + Markup(str(value).translate(_MARKS)) + Markup(DATA_END)
-    return DATA_START + str(value).translate(_MARKS) + DATA_END
+        return Markup(DATA_START + _unmarked(str(value.__html__())) + DATA_END)
+    return DATA_START + _unmarked(str(value)) + DATA_END
 
 
 def strip(text: str) -> str:
     """Output without its marks."""
-    return text.translate(_MARKS)
+    return _unmarked(text)
+
+
+_MARK = re.compile(f"[{DATA_START}{DATA_END}]")
 
 
 def spans(marked: str) -> tuple[str, list[bool]]:
     """(the text without marks, for each of its characters whether data wrote it)."""
-    out: list[str] = []
+    parts: list[str] = []
     flags: list[bool] = []
     depth = 0
-    for char in marked:
-        if char == DATA_START:
-            depth += 1
-        elif char == DATA_END:
-            depth = max(0, depth - 1)
-        else:
-            out.append(char)
-            flags.append(depth > 0)
-    return "".join(out), flags
+    position = 0
+    for match in _MARK.finditer(marked):
+        segment = marked[position:match.start()]
+        parts.append(segment)
+        flags.extend([depth > 0] * len(segment))
+        depth = depth + 1 if match.group() == DATA_START else max(0, depth - 1)
+        position = match.end()
+    segment = marked[position:]
+    parts.append(segment)
+    flags.extend([depth > 0] * len(segment))
+    return "".join(parts), flags
 
 
 def _note(reads: Reads) -> None:

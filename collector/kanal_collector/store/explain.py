@@ -60,7 +60,7 @@ def run_conversion(conn: sqlite3.Connection, run_id: int) -> dict[str, Any] | No
 def person_runs(conn: sqlite3.Connection, journey: str, profile_id: int) -> list[dict[str, Any]]:
     """Every run of a person in a journey, oldest first, with trigger event and context."""
     keys = ("id", "version", "state", "step", "wait_event", "dedupe", "trigger_event",
-            "context", "entered_at", "ended_at", "end_reason")
+            "context", "entered_at", "ended_at", "end_reason", "trusted")
     out = []
     for row in conn.execute(
             f"SELECT {', '.join(keys)} FROM journey_runs WHERE journey = ? AND profile_id = ? "
