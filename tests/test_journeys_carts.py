@@ -3,7 +3,6 @@ the same cart, and journeys that exclude each other (issue 13)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,12 +30,8 @@ steps:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Journeys]:
-    j = Journeys(tmp_path)
-    try:
-        yield j
-    finally:
-        j.close()
+def env(journeys_env: Journeys) -> Journeys:
+    return journeys_env
 
 
 def test_either_trigger_starts_a_run_and_one_cart_is_reminded_of_once(env: Journeys) -> None:
