@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from journeys_util import Journeys
-from kanal_testing import App, Collector, make_app, start_collector
+from kanal_testing import App, Collector, SmtpCatcher, make_app, smtp_controller, start_collector
 from messages_util import World
 
 CHROMIUM = "/usr/bin/chromium"
@@ -78,3 +78,15 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Any, SmtpCatcher]]:
+    """A real SMTP server (aiosmtpd) on an ephemeral loopback port that keeps every mail."""
+    handler = SmtpCatcher()
+    controller = smtp_controller(handler)
+    controller.start()
+    try:
+        yield controller, handler
+    finally:
+        controller.stop()

@@ -51,13 +51,7 @@ class Journeys:
         return int(self.clock.now() * 1000)
 
     def person(self, user_id: str, **traits: Any) -> int:
-        traits.setdefault("email", f"{user_id}@example.com")
-        self.log.add("identify", user_id=user_id, trusted=True, traits=traits,
-                     ts=self.now_ms(), received=self.now_ms())
-        self.log.process()
-        pid = self.log.pid(user_id)
-        assert pid is not None
-        return pid
+        return self.log.person(user_id, self.now_ms(), **traits)
 
     def track(self, user_id: str, event: str, **properties: Any) -> None:
         self.log.add("track", event=event, user_id=user_id, trusted=True,

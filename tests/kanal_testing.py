@@ -190,3 +190,41 @@ def make_app(db_path: Path, **settings: Any) -> App:
     runtime = app.extensions["kanal"]
     keys = bootstrap(runtime.db.conn(), int(clock.now() * 1000)) or {}
     return App(app=app, client=app.test_client(), db_path=db_path, keys=keys, clock=clock)
+
+
+class SmtpCatcher:
+    """An aiosmtpd handler that keeps every mail: (recipients, parsed message)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[list[str], Any]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        from email import message_from_bytes, policy
+
+        self.received.append((list(envelope.rcpt_tos), message_from_bytes(
+            envelope.original_content or b"", policy=policy.default)))
+        return "250 OK"
+
+
+def smtp_controller(handler: Any) -> Any:
+    """aiosmtpd's Controller for `handler` on an ephemeral loopback port (`.port` once
+    started)."""
+    from aiosmtpd.controller import Controller
+
+    class _Controller(Controller):
+        def _trigger_server(self) -> None:
+            assert self.server is not None
+            self.port = self.server.sockets[0].getsockname()[1]
+            super()._trigger_server()
+
+    return _Controller(handler, hostname="127.0.0.1", port=0)
+
+
+def poll(check: Any, timeout: float = 90.0, step: float = 0.2) -> Any:
+    """Call `check` until it returns something true or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(step)
+    return check()

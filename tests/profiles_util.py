@@ -69,6 +69,16 @@ class Log:
     def process(self) -> int:
         return self.processor.catch_up()
 
+    def person(self, user_id: str, now_ms: int, **traits: Any) -> int:
+        """A trusted identify for `user_id` (an email by default), processed; its id."""
+        traits.setdefault("email", f"{user_id}@example.com")
+        self.add("identify", user_id=user_id, trusted=True, traits=traits, ts=now_ms,
+                 received=now_ms)
+        self.process()
+        pid = self.pid(user_id)
+        assert pid is not None
+        return pid
+
     def profile(self, value: str, kind: str | None = None) -> dict[str, Any] | None:
         pid = lookup(self.conn, value, kind)
         return None if pid is None else profile_json(self.conn, pid)

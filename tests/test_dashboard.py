@@ -16,7 +16,8 @@ from kanal_collector.dashboard import charts
 from kanal_collector.store.keys import create_key, revoke_key
 
 PAGES = ["/dashboard/", "/dashboard/journeys", "/dashboard/attribution",
-         "/dashboard/experiments", "/dashboard/costs", "/dashboard/journeys/welcome"]
+         "/dashboard/experiments", "/dashboard/costs", "/dashboard/journeys/welcome",
+         "/dashboard/recommendations"]
 
 
 def login_token(env: App) -> str:
@@ -254,6 +255,7 @@ PAGE_DOCUMENTS = [
     ("/dashboard/journeys?since=90d", "/api/reports/journeys?since=90d"),
     ("/dashboard/experiments", "/api/reports/experiments"),
     ("/dashboard/costs", "/api/costs"),
+    ("/dashboard/recommendations?since=7d", "/api/reports/recommendations?since=7d"),
 ]
 
 

@@ -7,7 +7,8 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("package", ["kanal_collector"])
+@pytest.mark.parametrize("package", ["kanal_collector", "kanal_collector.messages",
+                                     "kanal_collector.products"])
 def test_all_is_sorted_and_importable(package: str) -> None:
     module = importlib.import_module(package)
     names = module.__all__

@@ -28,6 +28,14 @@ from .localtime import default_timezone
 from .messages import build_dispatcher
 from .messages.callbacks import callbacks_blueprint
 from .messages.replies import replies_blueprint
+from .products import (
+    FeedWorker,
+    ProductSettings,
+    ProductsStep,
+    RecommendationsWorker,
+    SignalsWorker,
+    template_globals,
+)
 from .profiles import ProfilesStep, SegmentsStep, SegmentSweeper
 from .reports.attribution import AttributionSettings
 from .reports.costs import config_costs
@@ -67,7 +75,9 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     )
     try:  # settings of kanal.toml checked when the workers are built
         zone = default_timezone(config)
-        dispatcher = build_dispatcher(config, db, clock)
+        products = ProductSettings.from_config(config)
+        dispatcher = build_dispatcher(config, db, clock,
+                                      template_globals=[template_globals(products)])
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     app = Flask(__name__)
@@ -79,14 +89,17 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     app.extensions["kanal.policy"] = dispatcher.policy
     app.extensions["kanal.supervisor"] = Supervisor(
         db, clock, [(build_processor(db, runtime.writer.busy, clock=clock, timezone=zone,
-                                     channels=channels), wake),
+                                     channels=channels, products=products), wake),
                     (SegmentSweeper(db, clock), threading.Event()),
                     (dispatcher, threading.Event()),
                     (TimerWorker(db, clock, journeys_dir=config.journeys_dir,
                                  evaluator=Evaluator(clock=clock, default_timezone=zone,
                                                      channels=channels),
                                  references=References(channels=channel_kinds(channels))),
-                     threading.Event())],
+                     threading.Event()),
+                    (SignalsWorker(db, clock, products, wake=wake), threading.Event()),
+                    (RecommendationsWorker(db, clock, products), threading.Event()),
+                    (FeedWorker(db, clock, products), threading.Event())],
         poll_interval=config.poll_interval, lease_seconds=config.lease_seconds,
     )
     app.wsgi_app = IngestMiddleware(app.wsgi_app, runtime)  # type: ignore[method-assign]
@@ -103,15 +116,17 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
 
 def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None, *,
                     clock: Clock | None = None, timezone: str = "UTC",
-                    channels: Mapping[str, Any] | None = None) -> Processor:
+                    channels: Mapping[str, Any] | None = None,
+                    products: ProductSettings | None = None) -> Processor:
     """The processor with every step, in the order they must run.
 
     `timezone` is the fallback for people without one (`[journeys] default_timezone`);
-    `channels` are the channels journey sends are queued for (the dispatcher's).
+    `channels` are the channels journey sends are queued for (the dispatcher's);
+    `products` the `[products]` settings.
     """
     evaluator = Evaluator(clock=clock, default_timezone=timezone, channels=channels)
     return Processor(db, [StatsStep(), ProfilesStep(), SegmentsStep(clock),
-                          JourneysStep(evaluator=evaluator)],
+                          ProductsStep(products), JourneysStep(evaluator=evaluator)],
                      ingest_busy=ingest_busy)
 
 

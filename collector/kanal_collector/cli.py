@@ -206,6 +206,7 @@ from . import (  # noqa: E402,F401
     cli_channels,
     cli_journeys,
     cli_messages,
+    cli_products,
     cli_profiles,
     cli_report,
     cli_tracking,

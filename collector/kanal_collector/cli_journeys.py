@@ -18,6 +18,7 @@ from .journeys.references import references_for
 from .journeys.timers import sync
 from .messages.catalog import load_directory as load_messages
 from .messages.catalog import messages_dir
+from .products.checks import product_problems
 from .profiles.segments import SegmentError, duration_ms
 from .store import journeys as store
 from .store.db import transaction
@@ -60,9 +61,14 @@ def journeys_validate(db: str | None, config_path: str | None, files: tuple[str,
     for journey in journeys.values():
         click.echo(f"{journey.source}: OK ({journey.name}, {len(journey.steps)} steps, "
                    f"version {journey.hash})")
-    bad = len({p.source for p in problems})
+    bad = {p.source for p in problems}
+    unknown_ids = product_problems(config, paths, kind="journey")
+    for line in unknown_ids:
+        click.echo(line, err=True)
+    bad |= {line.split(":", 1)[0] for line in unknown_ids}
     if bad:
-        raise click.ClickException(f"{bad} of {len(paths)} journey file(s) have problems")
+        raise click.ClickException(f"{len(bad)} of {len(paths)} journey file(s) have "
+                                   "problems")
 
 
 def _message_kinds(directory: Path) -> dict[str, frozenset[str]] | None:

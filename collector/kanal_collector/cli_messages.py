@@ -14,8 +14,11 @@ from .config import Config
 from .errors import KanalError
 from .journeys.definition import journey_files, load_files
 from .journeys.references import references_for
-from .messages.catalog import Catalog, load_directory, messages_dir
+from .messages.catalog import Catalog, load_directory, message_files, messages_dir
 from .messages.eligibility import BUILTIN_CHANNELS, ChannelInfo, Policy, check, load_person
+from .products.checks import product_problems
+from .products.settings import ProductSettings
+from .products.templates import ProductFunctions
 from .profiles.views import lookup
 from .store import outbox as store
 from .store.db import Database, transaction
@@ -54,14 +57,18 @@ def messages_validate(db: str | None, config_path: str | None, directory: str | 
     """
     config = _config(config_path, db=db)
     catalog = _catalog(config, directory)
+    assert catalog.directory is not None
+    problems = product_problems(config, message_files(catalog.directory), kind="message")
+    if problems:
+        raise click.ClickException("\n".join(problems))
     click.echo(f"{len(catalog.messages)} message(s) OK in {catalog.directory}")
     kinds = {name: m.kinds for name, m in catalog.messages.items()}
     try:
-        _, problems = load_files(journey_files(config.journeys_dir),
-                                 references_for(config, kinds))
+        _, found = load_files(journey_files(config.journeys_dir),
+                              references_for(config, kinds))
     except KanalError as exc:
         raise click.ClickException(str(exc)) from None
-    sends = [p for p in problems if p.where.endswith((".send", ".channel"))
+    sends = [p for p in found if p.where.endswith((".send", ".channel"))
              or ".fallbacks[" in p.where]
     for problem in sends:
         click.echo(str(problem), err=True)
@@ -116,9 +123,13 @@ def messages_preview(db: str | None, config_path: str | None, directory: str | N
         with transaction(conn):  # the suppression check may create its key
             recipient, why = check(conn, person, info, kind=definition.kind,
                                    topic=definition.topic, policy=Policy.from_config(config))
+        functions = ProductFunctions(  # no outbox row: nothing is recorded
+            conn, ProductSettings.from_config(config), profile_id=person.profile_id,
+            traits=person.traits, data=data, now_ms=int(time.time() * 1000))
         rendered = definition.render(
             kind, traits=person.traits, profile=person.template_profile(), data=data,
-            language=language or person.computed.get("language"), channel=name)
+            language=language or person.computed.get("language"), channel=name,
+            functions=functions.globals())
         click.echo(f"message:   {definition.name} ({definition.kind})")
         click.echo(f"profile:   {person.profile_id}")
         click.echo(f"channel:   {name} ({kind})")
@@ -130,7 +141,7 @@ def messages_preview(db: str | None, config_path: str | None, directory: str | N
                                                                    indent=2)
             click.echo(f"--- {field} ---")
             click.echo(text)
-    except KanalError as exc:
+    except (KanalError, ValueError) as exc:  # ValueError: a bad [products] setting
         raise click.ClickException(str(exc)) from None
     finally:
         database.close()

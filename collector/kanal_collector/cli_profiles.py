@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from .cli import _now_ms, _when, cli, common_options, with_db
+from .cli import _config, _database, _now_ms, _when, cli, common_options, with_db
 from .clock import SystemClock
+from .products import ProductSettings, ProductsStep
 from .profiles import importer
 from .profiles.privacy import forget as forget_person
 from .profiles.rebuild import RebuildBusy, rebuild
@@ -110,15 +111,24 @@ def profiles_export(db: Database, user: str, kind: str | None, output: str | Non
 
 @profiles.command("rebuild")
 @common_options
-@with_db
-def profiles_rebuild(db: Database) -> None:
-    """Recompute every profile, identity and segment from the event log."""
-    conn = db.conn()
+def profiles_rebuild(db: str | None, config_path: str | None) -> None:
+    """Recompute every profile, identity and segment (and what people did with
+    products) from the event log."""
+    config = _config(config_path, db=db)
     try:
-        done = rebuild(conn, SystemClock())
+        products = ProductsStep(ProductSettings.from_config(config))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    database = _database(config)
+    conn = database.conn()
+    try:
+        done = rebuild(conn, SystemClock(), also=[products])
     except RebuildBusy as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"Rebuilt {store.count_profiles(conn)} profiles from {done} events.")
+    finally:
+        count = store.count_profiles(conn)
+        database.close()
+    click.echo(f"Rebuilt {count} profiles from {done} events.")
 
 
 @cli.command("import")

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,11 @@ def start_smtp(port: int = SMTP_PORT) -> tuple[Any, PrintingHandler]:
     return controller, handler
 
 
-def start_kanal(db: Path, *, port: int = 8000) -> tuple[subprocess.Popen[str], str, str]:
-    """`kanal serve` on the demo config; returns (process, its URL, the secret key)."""
+def start_kanal(db: Path, *, port: int = 8000, config: Path = HERE / "kanal.toml"
+                ) -> tuple[subprocess.Popen[str], str, dict[str, str]]:
+    """`kanal serve` on a demo config; returns (process, its URL, the keys it printed)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kanal_collector", "serve", "--config", str(HERE / "kanal.toml"),
+        [sys.executable, "-m", "kanal_collector", "serve", "--config", str(config),
          "--db", str(db), "--host", "127.0.0.1", "--port", str(port)],
         cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
@@ -87,7 +89,7 @@ def start_kanal(db: Path, *, port: int = 8000) -> tuple[subprocess.Popen[str], s
             print(f"[kanal] {line}", end="", flush=True)
 
     threading.Thread(target=echo, daemon=True).start()
-    return proc, url, keys["secret"]
+    return proc, url, keys
 
 
 def shop_backend(url: str, secret_key: str, user_id: str = "ada") -> None:
@@ -105,28 +107,24 @@ def shop_backend(url: str, secret_key: str, user_id: str = "ada") -> None:
           flush=True)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+Demo = Callable[[Path, str, dict[str, str], PrintingHandler], int]
+
+
+def run(demo: Demo, *, config: Path, description: str, wait: float) -> int:
+    """Start the SMTP server and `kanal serve` on `config` with a fresh database, run
+    `demo(db, url, keys, smtp handler)`, stop both; `demo`'s exit status."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, default=8000, help="kanal serve's port")
-    parser.add_argument("--wait", type=float, default=60.0,
-                        help="seconds to wait for the email (default 60)")
+    parser.add_argument("--wait", type=float, default=wait,
+                        help=f"seconds to wait for the email (default {wait:g})")
     args = parser.parse_args()
     controller, handler = start_smtp()
     print(f"[smtp] listening on 127.0.0.1:{SMTP_PORT}", flush=True)
     with tempfile.TemporaryDirectory(prefix="kanal-demo-") as tmp:
-        proc, url, secret = start_kanal(Path(tmp) / "kanal.db", port=args.port)
+        db = Path(tmp) / "kanal.db"
+        proc, url, keys = start_kanal(db, port=args.port, config=config)
         try:
-            shop_backend(url, secret)
-            if not handler.arrived.wait(args.wait):
-                print("[demo] no email arrived; see kanal serve's output above", flush=True)
-                return 1
-            print("[demo] the abandoned-cart email arrived; the SMS follows in ~10 s "
-                  "(a JSON line from the console channel). Ctrl-C to stop.", flush=True)
-            try:
-                time.sleep(15)
-            except KeyboardInterrupt:
-                pass
-            return 0
+            return demo(db, url, keys, handler)
         finally:
             proc.terminate()
             try:
@@ -134,6 +132,26 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
             controller.stop()
+
+
+def abandoned_cart(db: Path, url: str, keys: dict[str, str], handler: PrintingHandler) -> int:
+    """The abandoned cart: the reminder email, then the SMS."""
+    shop_backend(url, keys["secret"])
+    if not handler.arrived.wait(60):
+        print("[demo] no email arrived; see kanal serve's output above", flush=True)
+        return 1
+    print("[demo] the abandoned-cart email arrived; the SMS follows in ~10 s "
+          "(a JSON line from the console channel). Ctrl-C to stop.", flush=True)
+    try:
+        time.sleep(15)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def main() -> int:
+    return run(abandoned_cart, config=HERE / "kanal.toml",
+               description=__doc__.splitlines()[0], wait=60.0)
 
 
 if __name__ == "__main__":

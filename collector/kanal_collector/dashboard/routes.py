@@ -1,5 +1,5 @@
 """The dashboard's pages under /dashboard: sign-in, overview, journeys, attribution,
-experiments and costs. Server-rendered (Jinja, autoescaped), charts as inline SVG,
+recommendations, experiments and costs. Server-rendered (Jinja, autoescaped), charts as inline SVG,
 no inline script (the page's data sits in a `<script type="application/json">` block).
 """
 
@@ -14,6 +14,7 @@ from flask import Blueprint, current_app, g, redirect, render_template, request
 from werkzeug.wrappers import Response
 
 from ..notices import in_doubt_notices
+from ..products.report import recommendations_report
 from ..reports import views
 from ..reports.costs import delete_cost, set_cost
 from ..reports.window import WindowError, parse_window
@@ -279,6 +280,20 @@ def attribution() -> Response:
                                   since_ms=since_ms, until_ms=until_ms)
     return _page("attribution.html", data=data, since=since, page="attribution",
                  models=list(data.get("models", {})), tables=_attribution_tables(data))
+
+
+@dashboard_blueprint.get("/recommendations")
+def recommendations() -> Response:
+    """What each recommendation kind earned: shown, clicks, purchases, revenue."""
+    since_ms, until_ms, since = _window()
+    data = recommendations_report(get_runtime().db.conn(), since_ms=since_ms,
+                                  until_ms=until_ms)
+    chart = charts.grouped_bars(
+        "Clicks and purchases per recommendation kind",
+        [(k["kind"], {"clicks": k["clicks"], "conversions": k["conversions"]})
+         for k in data["kinds"]], ["clicks", "conversions"])
+    return _page("recommendations.html", data=data, since=since, page="recommendations",
+                 chart=chart)
 
 
 @dashboard_blueprint.get("/experiments")

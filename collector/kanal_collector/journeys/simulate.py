@@ -49,6 +49,7 @@ from ..messages.catalog import Catalog, messages_dir
 from ..messages.controls import Controls
 from ..messages.dispatcher import Dispatcher, Settings, link_policy
 from ..messages.eligibility import BUILTIN_CHANNELS, Policy
+from ..products import ProductSettings, ProductsStep, template_globals
 from ..profiles.step import ProfilesStep, SegmentsStep
 from ..store import journeys as journey_store
 from ..store import simulate as store
@@ -242,8 +243,9 @@ class Simulator:
         # Loaded once: the dispatcher would otherwise look at the files on every round.
         catalog = Catalog(Catalog.from_directory(messages_dir(self.config)).messages)
         zone = default_timezone(self.config)
+        products = ProductSettings.from_config(self.config)
         self.processor = Processor(
-            db, [StatsStep(), ProfilesStep(), SegmentsStep(self.clock),
+            db, [StatsStep(), ProfilesStep(), SegmentsStep(self.clock), ProductsStep(products),
                  JourneysStep(evaluator=Evaluator(clock=self.clock, default_timezone=zone))],
             batch_size=_CHUNK)
         self.webhooks = WebhookRecorder(self.clock)
@@ -255,7 +257,8 @@ class Simulator:
                                      settings=Settings.from_config(self.config),
                                      controls=Controls.from_config(self.config),
                                      before_send=[], owner="simulate",
-                                     link_policy=link_policy(self.config))
+                                     link_policy=link_policy(self.config),
+                                     template_globals=[template_globals(products)])
         self.conn = conn
         self.loaded = False
         self._pending: list[EventRow] = []

@@ -93,8 +93,10 @@ class Message:
     def render(self, kind: str, *, traits: Mapping[str, Any] | None = None,
                profile: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None,
                language: str | None = None, channel: str | None = None,
+               functions: Mapping[str, Any] | None = None,
                trust: Trust | None = None) -> Rendered:
-        """Render the content for a channel kind in the best language for `language`.
+        """Render the content for a channel kind in the best language for `language`;
+        `functions` are the template functions (`product`, `recommend`, …).
 
         With `trust`, a link that untrusted input aimed at a host it doesn't allow makes
         the render fail (LinkHostError, naming the host; linkguard.py)."""
@@ -107,7 +109,7 @@ class Message:
             traits=traits or {}, defaults=self.defaults, profile=profile or {},
             data=data or {}, message={"name": self.name, "kind": self.kind,
                                       "topic": self.topic},
-            channel=channel or kind, language=chosen)
+            channel=channel or kind, language=chosen, functions=functions)
         where = f"message {self.name!r} ({chosen}) {source_kind}"
         guard = None
         if trust is not None and (set(trust.untrusted_data) & set(data or {})

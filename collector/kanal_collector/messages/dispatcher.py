@@ -53,7 +53,7 @@ from .catalog import Catalog, messages_dir
 from .controls import DEFER, DEFERRED, SEND, SKIPPED, Controls, Decision, decide
 from .delivery import delivery_event
 from .eligibility import NO_CONTENT, NO_PROFILE, ChannelInfo, Person, Policy, check, load_person
-from .errors import MessageError
+from .errors import MessageError, SkipSend
 from .linkguard import LinkPolicy
 from .renderer import Trust
 
@@ -149,6 +149,7 @@ class Dispatcher:
         owner: str | None = None,
         rng: random.Random | None = None,
         controls: Controls | None = None,
+        template_globals: Sequence[hooks.TemplateGlobals] = (),
         paused: Sequence[str] = (),
         link_policy: LinkPolicy | None = None,
     ) -> None:
@@ -166,6 +167,7 @@ class Dispatcher:
         if self.settings.batch_size < 1 or self.settings.max_attempts < 1:
             raise ValueError("batch_size and max_attempts must be at least 1")
         self.before_send = list(hooks.before_send if before_send is None else before_send)
+        self.template_globals = list(template_globals)
         self.owner = owner or f"dispatcher:{uuid.uuid4().hex[:12]}"
         self.rng = rng or random.Random()
         now = clock.now()
@@ -372,14 +374,28 @@ class Dispatcher:
             if decision.action != SEND:
                 self._hold(conn, row, token, decision, now_ms)
                 return None
-            rendered = message.render(
-                channel.kind, traits=person.traits, profile=person.template_profile(),
-                data=row.data, language=person.computed.get("language"), channel=row.channel,
-                trust=Trust(self.link_policy, row.untrusted, person.untrusted_traits))
+            target = hooks.RenderTarget(person.profile_id, person.traits, row.data, now_ms,
+                                        outbox_id=row.id, message=row.message,
+                                        journey=row.journey)
+            extras = [make(conn, target) for make in self.template_globals]
+            functions: dict[str, Any] = {}
+            for extra in extras:
+                functions.update(extra.globals())
+            try:
+                rendered = message.render(
+                    channel.kind, traits=person.traits, profile=person.template_profile(),
+                    data=row.data, language=person.computed.get("language"),
+                    channel=row.channel, functions=functions,
+                    trust=Trust(self.link_policy, row.untrusted, person.untrusted_traits))
+            except SkipSend as exc:
+                store.mark_final(conn, row.id, token, "skipped", str(exc), now_ms)
+                return None
             if not store.prepare(conn, row.id, token, recipient=recipient,
                                  language=rendered.language, topic=message.topic,
                                  now=now_ms):
                 return None  # the claim was settled by a recovery meanwhile
+            for extra in extras:
+                extra.record()
             row = replace(row, recipient=recipient, language=rendered.language, topic=topic,
                           profile_id=person.profile_id, send_token=token)
             content: dict[str, Any] = dict(rendered.content)
@@ -497,8 +513,10 @@ def link_policy(config: Config) -> LinkPolicy:
     return LinkPolicy(tuple(dict.fromkeys(hosts)))
 
 
-def build_dispatcher(config: Config, db: Database, clock: Clock) -> Dispatcher:
-    """The dispatcher `kanal serve` runs: configured channels, the messages directory."""
+def build_dispatcher(config: Config, db: Database, clock: Clock, *,
+                     template_globals: Sequence[hooks.TemplateGlobals] = ()) -> Dispatcher:
+    """The dispatcher `kanal serve` runs: configured channels, the messages directory,
+    and the template functions (`kanal serve` passes the products')."""
     from ..tracking.hook import email_tracking_hook  # tracking imports the outbox row
 
     catalog = Catalog(directory=messages_dir(config))
@@ -510,4 +528,5 @@ def build_dispatcher(config: Config, db: Database, clock: Clock) -> Dispatcher:
                       policy=Policy.from_config(config),
                       settings=Settings.from_config(config),
                       controls=Controls.from_config(config),
-                      before_send=[email_tracking_hook(config, clock), *hooks.before_send])
+                      before_send=[email_tracking_hook(config, clock), *hooks.before_send],
+                      template_globals=template_globals)

@@ -3,7 +3,8 @@
     KanalError
     └── MessageError          a message can't be loaded, rendered or enqueued
         ├── DefinitionError   a message file is invalid (bad YAML, template, field)
-        └── RenderError       a valid message failed to render for one person
+        ├── RenderError       a valid message failed to render for one person
+        └── SkipSend          a template said at send time: don't send this one
 """
 
 from __future__ import annotations
@@ -21,3 +22,8 @@ class DefinitionError(MessageError):
 
 class RenderError(MessageError):
     """A message failed to render for one person (a template raised)."""
+
+
+class SkipSend(MessageError):
+    """A template decided at send time that the message must not go out (its product
+    sold out, say); the outbox row is skipped with this reason."""

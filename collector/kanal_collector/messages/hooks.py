@@ -26,8 +26,9 @@ Register a hook for every dispatcher built by `kanal serve` with `register_befor
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from ..store.outbox import OutboxRow
 
@@ -42,3 +43,33 @@ def register_before_send(hook: BeforeSend) -> BeforeSend:
     if hook not in before_send:
         before_send.append(hook)
     return hook
+
+
+@dataclass(frozen=True)
+class RenderTarget:
+    """Whom and what a message is rendered for, as template functions need it."""
+
+    profile_id: int | None
+    traits: Mapping[str, Any]
+    data: Mapping[str, Any]
+    now_ms: int
+    outbox_id: int | None = None
+    """None when nothing is being sent (a preview): functions then record nothing."""
+    message: str | None = None
+    journey: str | None = None
+
+
+class TemplateFunctions(Protocol):
+    """The template functions of one rendering (products/templates.py has some)."""
+
+    def globals(self) -> dict[str, Any]:
+        """{name: function} for the template context."""
+        ...
+
+    def record(self) -> None:
+        """Store what the rendering used, in the dispatcher's transaction."""
+        ...
+
+
+TemplateGlobals = Callable[[sqlite3.Connection, RenderTarget], TemplateFunctions]
+"""Makes the template functions of one rendering (the dispatcher's `template_globals`)."""

@@ -13,6 +13,7 @@ unknown top-level name (`{{ trait.first_name }}`, a typo) is a load-time error
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -29,11 +30,14 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import missing
 
 from . import linkguard, taint
-from .errors import DefinitionError, RenderError
+from .errors import DefinitionError, RenderError, SkipSend
 from .linkguard import LinkPolicy
 
-# What a template may name at its top level (besides Jinja's own globals).
-CONTEXT_NAMES = frozenset({"traits", "profile", "data", "message", "channel", "language"})
+# What a template may name at its top level (besides Jinja's own globals). The product
+# functions are handed in by whoever renders (the dispatcher: products/templates.py).
+FUNCTION_NAMES = frozenset({"product", "recommend", "product_block"})
+CONTEXT_NAMES = frozenset({"traits", "profile", "data", "message", "channel", "language",
+                           *FUNCTION_NAMES})
 
 
 class _Undefined(ChainableUndefined):
@@ -136,7 +140,7 @@ def render_value(value: Any, context: Mapping[str, Any], *, where: str,
                                 policy=guard.policy, trusted_hosts=guard.trusted_hosts,
                                 where=where)
             return taint.strip(marked)
-        except RenderError:
+        except (RenderError, SkipSend):
             raise
         except SecurityError as exc:
             _fail(where, f"refused: {exc}")
@@ -167,8 +171,22 @@ def guarded_context(context: dict[str, Any], trust: Trust) -> tuple[dict[str, An
     if untrusted:
         traits = taint.Watched(traits, reads, keys=untrusted)
     hosts = linkguard.hosts_in([trusted_data, trusted_traits, context["profile"]])
-    return ({**context, "data": data, "traits": traits},
-            _Guard(reads, trust.policy, hosts))
+    guard = _Guard(reads, trust.policy, hosts)
+    # What the template functions return is the catalogue's (trusted): the hosts of its
+    # links (a product's page) may be linked to whatever chose the product.
+    functions = {name: _noting_hosts(context[name], guard) for name in FUNCTION_NAMES
+                 if name in context}
+    return {**context, **functions, "data": data, "traits": traits}, guard
+
+
+def _noting_hosts(function: Any, guard: _Guard) -> Any:
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        result = function(*args, **kwargs)
+        guard.trusted_hosts |= linkguard.hosts_in([result])
+        return result
+
+    return call
 
 
 def _fail(where: str, message: str) -> NoReturn:
@@ -208,12 +226,18 @@ class Rendered:
 
 def template_context(*, traits: Mapping[str, Any], defaults: Mapping[str, Any],
                      profile: Mapping[str, Any], data: Mapping[str, Any],
-                     message: Mapping[str, Any], channel: str,
-                     language: str) -> dict[str, Any]:
-    """What templates see: traits with the message's defaults filled in, and the rest."""
+                     message: Mapping[str, Any], channel: str, language: str,
+                     functions: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What templates see: traits with the message's defaults filled in, and the rest.
+
+    `functions` are the template functions of this rendering (FUNCTION_NAMES); without
+    them a template calling one fails to render.
+    """
     filled = dict(traits)
     for name, value in defaults.items():
         if filled.get(name) in (None, ""):
             filled[name] = value
-    return {"traits": filled, "profile": dict(profile), "data": dict(data),
-            "message": dict(message), "channel": channel, "language": language}
+    context = {name: fn for name, fn in (functions or {}).items() if name in FUNCTION_NAMES}
+    context.update({"traits": filled, "profile": dict(profile), "data": dict(data),
+                    "message": dict(message), "channel": channel, "language": language})
+    return context

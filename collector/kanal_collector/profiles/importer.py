@@ -77,9 +77,14 @@ def _is_csv(path: Path) -> bool:
         return not f.read(1).startswith("{")
 
 
-def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """(line number, row) for each row; a str instead of a row says why it is unreadable."""
-    if _is_csv(path):
+def read_rows(path: Path, *, csv_file: bool | None = None
+              ) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, row) for each row; a str instead of a row says why it is unreadable.
+
+    `csv_file` says whether the file is CSV (else JSON lines); None: guess from its name
+    and first character.
+    """
+    if _is_csv(path) if csv_file is None else csv_file:
         with path.open("r", encoding="utf-8-sig", newline="") as f:
             dialect: type[csv.Dialect] = csv.excel_tab if path.suffix.lower() == ".tsv" \
                 else csv.excel

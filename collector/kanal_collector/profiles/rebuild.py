@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..clock import Clock
 from ..store import leases
@@ -13,7 +13,7 @@ from ..store import profiles as store
 from ..store.cursors import get_position
 from ..store.db import transaction
 from ..store.events import events_after
-from ..workers import LEASE_NAME, PROCESSOR_CURSOR
+from ..workers import LEASE_NAME, PROCESSOR_CURSOR, Step
 from .step import ProfilesStep, sweep
 
 _LEASE_SECONDS = 60.0
@@ -24,8 +24,13 @@ class RebuildBusy(RuntimeError):
 
 
 def rebuild(conn: sqlite3.Connection, clock: Clock, *, batch_size: int = 2000,
-            progress: Callable[[int], None] | None = None) -> int:
+            progress: Callable[[int], None] | None = None,
+            also: Sequence[Step] = ()) -> int:
     """Replay the log up to the processor's cursor; return how many events were replayed.
+
+    `also` are more processor steps whose person-keyed tables `clear_profiles` empties
+    and that must be replayed with the profiles (`kanal profiles rebuild` passes the
+    products step: profile ids change in a rebuild).
 
     The workers' lease is held meanwhile, so the live processor can't interleave; ingest
     goes on. Events after the cursor are left to the processor, so the two never apply
@@ -36,7 +41,7 @@ def rebuild(conn: sqlite3.Connection, clock: Clock, *, batch_size: int = 2000,
         raise RebuildBusy("a `kanal serve` is running the workers on this database; "
                           "stop it (or run it with --no-workers) and rebuild again")
     try:
-        step = ProfilesStep()
+        steps: list[Step] = [ProfilesStep(), *also]
         with transaction(conn):
             end = get_position(conn, PROCESSOR_CURSOR)
             store.clear_profiles(conn)
@@ -47,7 +52,8 @@ def rebuild(conn: sqlite3.Connection, clock: Clock, *, batch_size: int = 2000,
                 events = [e for e in events_after(conn, position, batch_size) if e.id <= end]
                 if not events:
                     break
-                step.apply(conn, events)
+                for step in steps:
+                    step.apply(conn, events)
             position = events[-1].id
             done += len(events)
             if progress is not None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from . import product_activity
 from .events import _COLUMNS, StoredEvent, _stored
 
 # Identity kinds, in the order a bare value given by an operator is looked up.
@@ -210,6 +211,7 @@ def merge_profiles(conn: sqlite3.Connection, into: int, other: int, *, event_id:
     conn.execute("UPDATE identities SET profile_id = ? WHERE profile_id = ?", (into, other))
     conn.execute("UPDATE profile_events SET profile_id = ? WHERE profile_id = ?", (into, other))
     _move_active_days(conn, into, other)
+    product_activity.move_profile(conn, into, other)
     conn.execute("DELETE FROM segment_members WHERE profile_id = ?", (other,))
     conn.execute("DELETE FROM profiles WHERE id = ?", (other,))
     if state is not None:
@@ -328,6 +330,7 @@ def clear_profiles(conn: sqlite3.Connection) -> None:
     for table in ("profile_events", "identities", "segment_members", "merges", "profiles",
                   "active_days", "active_spans", "track_daily"):
         conn.execute(f"DELETE FROM {table}")
+    product_activity.clear_people(conn)
     conn.execute("DELETE FROM sqlite_sequence WHERE name IN ('profiles', 'merges')")
 
 
@@ -347,6 +350,7 @@ def delete_profile(conn: sqlite3.Connection, profile_id: int) -> int:
     deleted = delete_events(conn, event_ids)
     conn.execute("DELETE FROM profile_events WHERE profile_id = ?", (profile_id,))
     _move_active_days(conn, None, profile_id)
+    product_activity.delete_profile(conn, profile_id)
     conn.execute("DELETE FROM identities WHERE profile_id = ?", (profile_id,))
     conn.execute("DELETE FROM segment_members WHERE profile_id = ?", (profile_id,))
     conn.execute("DELETE FROM merges WHERE into_profile = ? OR from_profile = ?",

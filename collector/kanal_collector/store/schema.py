@@ -363,7 +363,128 @@ def _m009_daily_aggregates(db: _Schema) -> None:
     )
 
 
-def _m010_safe_sends(db: _Schema) -> None:
+def _m010_products(db: _Schema) -> None:
+    # Products (products/): the catalogue (trusted: written by feeds, `kanal products
+    # import` and the admin API only), one price per currency, price and stock history,
+    # what people did with products (kept by the processor's products step), back-in-stock
+    # requests, the recommendation lists the worker builds, and what recommendation links
+    # were shown, clicked and bought. Times are epoch ms; money is REAL.
+    db.execute(
+        """CREATE TABLE products (
+            id TEXT PRIMARY KEY,
+            sku TEXT,
+            name TEXT NOT NULL,
+            url TEXT,
+            image_url TEXT,
+            currency TEXT NOT NULL,
+            price REAL,
+            sale_price REAL,
+            availability TEXT NOT NULL,
+            in_stock INTEGER NOT NULL,
+            stock INTEGER,
+            brand TEXT,
+            category TEXT,
+            categories TEXT NOT NULL DEFAULT '[]',
+            parent_id TEXT,
+            attributes TEXT NOT NULL DEFAULT '{}',
+            source TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            deleted_at INTEGER
+        )"""
+    )
+    db.execute("CREATE INDEX products_sku ON products(sku)")
+    db.execute("CREATE INDEX products_source ON products(source)")
+    db.execute(
+        """CREATE TABLE product_prices (
+            product_id TEXT NOT NULL, currency TEXT NOT NULL, price REAL NOT NULL,
+            sale_price REAL, PRIMARY KEY (product_id, currency)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE product_history (
+            id INTEGER PRIMARY KEY,
+            product_id TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            what TEXT NOT NULL,
+            currency TEXT,
+            old_price REAL,
+            new_price REAL,
+            old_availability TEXT,
+            new_availability TEXT,
+            source TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX product_history_product ON product_history(product_id, id)")
+    db.execute(
+        """CREATE TABLE product_activity (
+            profile_id INTEGER NOT NULL, kind TEXT NOT NULL, product_id TEXT NOT NULL,
+            first_at INTEGER NOT NULL, last_at INTEGER NOT NULL, count INTEGER NOT NULL,
+            PRIMARY KEY (profile_id, kind, product_id)
+        )"""
+    )
+    db.execute("CREATE INDEX product_activity_product "
+               "ON product_activity(product_id, kind, last_at)")
+    db.execute(
+        """CREATE TABLE product_orders (
+            order_key TEXT NOT NULL, product_id TEXT NOT NULL, profile_id INTEGER NOT NULL,
+            at INTEGER NOT NULL, quantity REAL NOT NULL, price REAL, currency TEXT,
+            PRIMARY KEY (order_key, product_id)
+        )"""
+    )
+    db.execute("CREATE INDEX product_orders_profile ON product_orders(profile_id, at)")
+    db.execute("CREATE INDEX product_orders_at ON product_orders(at)")
+    db.execute("CREATE INDEX product_orders_product ON product_orders(product_id, at)")
+    db.execute(
+        """CREATE TABLE product_alerts (
+            profile_id INTEGER NOT NULL, product_id TEXT NOT NULL, created_at INTEGER NOT NULL,
+            notified_at INTEGER, PRIMARY KEY (product_id, profile_id)
+        )"""
+    )
+    db.execute("CREATE INDEX product_alerts_profile ON product_alerts(profile_id)")
+    db.execute(
+        """CREATE TABLE product_recs (
+            kind TEXT NOT NULL, product_id TEXT NOT NULL, items TEXT NOT NULL,
+            built_at INTEGER NOT NULL, PRIMARY KEY (kind, product_id)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE product_rec_links (
+            outbox_id INTEGER NOT NULL, url TEXT NOT NULL, product_id TEXT NOT NULL,
+            kind TEXT NOT NULL, message TEXT, journey TEXT, at INTEGER NOT NULL,
+            PRIMARY KEY (outbox_id, url)
+        )"""
+    )
+    db.execute("CREATE INDEX product_rec_links_at ON product_rec_links(at)")
+    db.execute(
+        """CREATE TABLE product_rec_clicks (
+            id INTEGER PRIMARY KEY, profile_id INTEGER NOT NULL, product_id TEXT NOT NULL,
+            kind TEXT NOT NULL, message TEXT, journey TEXT, outbox_id INTEGER NOT NULL,
+            event_id INTEGER NOT NULL UNIQUE, at INTEGER NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX product_rec_clicks_person "
+               "ON product_rec_clicks(profile_id, product_id, at)")
+    db.execute(
+        """CREATE TABLE product_rec_conversions (
+            order_key TEXT NOT NULL, product_id TEXT NOT NULL, profile_id INTEGER NOT NULL,
+            kind TEXT NOT NULL, message TEXT, journey TEXT, outbox_id INTEGER NOT NULL,
+            clicked_at INTEGER NOT NULL, at INTEGER NOT NULL, revenue REAL NOT NULL,
+            PRIMARY KEY (order_key, product_id)
+        )"""
+    )
+    db.execute("CREATE INDEX product_rec_conversions_at ON product_rec_conversions(at)")
+    db.execute(
+        """CREATE TABLE product_feeds (
+            name TEXT PRIMARY KEY, url TEXT NOT NULL, next_at INTEGER NOT NULL,
+            last_attempt_at INTEGER, last_success_at INTEGER, status TEXT, detail TEXT,
+            etag TEXT, last_modified TEXT
+        )"""
+    )
+
+
+def _m011_safe_sends(db: _Schema) -> None:
     # Safe sends (issue 13).
     # - journeys.first_enabled_at: when a journey was first enabled (not per version);
     #   a trigger event from before it, less the trigger's max_age, starts no run.
@@ -402,7 +523,8 @@ MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m007_message_controls,
     _m008_reports,
     _m009_daily_aggregates,
-    _m010_safe_sends,
+    _m010_products,
+    _m011_safe_sends,
 ]
 
 

@@ -24,12 +24,16 @@ DERIVED_TABLES = (
     "journey_assignments", "journey_versions", "journeys", "journey_schedules",
     "outbox", "outbox_log", "tracking_sends", "tracking_links", "event_stats", "leases",
     "active_days", "active_spans", "track_daily", "journey_refusals",
+    "product_activity", "product_orders", "product_alerts", "product_rec_links",
+    "product_rec_clicks", "product_rec_conversions",
 )
 SEGMENT_EVENTS = ("Segment Entered", "Segment Exited")
 """Kanal's segment events: the replay's segments step writes them again."""
-PERSON_CHOICES = ("Unsubscribed", "Subscribed")
+PERSON_CHOICES = ("Unsubscribed", "Subscribed", "Product Back in Stock",
+                  "Product Price Dropped")
 """Kanal's own events that record a choice the person made (the unsubscribe link, the
-preferences page): always replayed."""
+preferences page), or a change of a product they were told about (the catalogue's
+history is not replayed): always replayed."""
 _EVENT_COLUMNS = ("id, source_id, message_id, type, event, user_id, anonymous_id, origin, "
                   "key_kind, verified, timestamp, received_at, body")
 

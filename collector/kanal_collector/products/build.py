@@ -1,0 +1,226 @@
+"""Building the recommendation lists: a worker, on a schedule and after new data.
+
+    bought_together   per product: products bought by the same people, ranked by lift
+                      P(a and b) / (P(a) P(b)) among pairs with at least `min_support`
+                      people who bought both ("customers who bought this also bought")
+    viewed_together   the same over product views
+    similar           same category (2 points) and brand (1 point), then popularity
+    popular           distinct buyers in `popular_window`
+    trending          buyers (3), cart adds (2) and viewers (1) in `trending_window`
+
+Counts come from sparse matrices (people × products, scipy): the co-occurrence matrix
+is XᵀX. The lists (top 20 each) are written in one transaction, replacing the old ones.
+The person-specific kinds (recently viewed, personal mix) are put together at request
+time from these lists (recommend.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from ..clock import Clock
+from ..store import product_activity as activity
+from ..store import products as catalogue
+from ..store.db import Database, transaction
+from .settings import ProductSettings
+
+log = logging.getLogger("kanal.products")
+
+TOP_K = 20
+GLOBAL_K = 200
+ITEM_KINDS = ("bought_together", "viewed_together", "similar")
+GLOBAL_KINDS = ("popular", "trending")
+_CHECK_EVERY_MS = 5_000  # how often the worker looks for new orders and views
+
+Lists = dict[str, list[tuple[str, float]]]
+
+
+def _index(pairs: Sequence[tuple[int, str]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(person numbers, product numbers, product ids) of (person, product) pairs; product
+    numbers follow the ids' sort order, so ties can be broken by number."""
+    ids = sorted({item for _, item in pairs})
+    number = {item: i for i, item in enumerate(ids)}
+    people: dict[int, int] = {}
+    rows = np.fromiter((people.setdefault(p, len(people)) for p, _ in pairs),
+                       dtype=np.int64, count=len(pairs))
+    cols = np.fromiter((number[i] for _, i in pairs), dtype=np.int64, count=len(pairs))
+    return rows, cols, ids
+
+
+def cooccurrence(pairs: Sequence[tuple[int, str]], *, min_support: int,
+                 top_k: int = TOP_K) -> Lists:
+    """{product: [(other, lift), …]} from (person, product) pairs: the best `top_k` others
+    by lift among those at least `min_support` people had both; ties by count, then id."""
+    if not pairs:
+        return {}
+    rows, cols, ids = _index(pairs)
+    x = sparse.csr_matrix((np.ones(len(pairs), dtype=np.float64), (rows, cols)),
+                          shape=(int(rows.max()) + 1, len(ids)))
+    x.sum_duplicates()
+    x.data[:] = 1.0  # a person either has the product or not
+    n = float(x.shape[0])
+    counts = np.asarray(x.sum(axis=0)).ravel()
+    c = (x.T @ x).tocsr()
+    c.setdiag(0)
+    c.eliminate_zeros()
+    row_of = np.repeat(np.arange(c.shape[0]), np.diff(c.indptr))
+    keep = c.data >= min_support
+    lift = c.data * n / (counts[row_of] * counts[c.indices])
+    out: Lists = {}
+    for a in range(c.shape[0]):
+        start, end = c.indptr[a], c.indptr[a + 1]
+        mask = keep[start:end]
+        if not mask.any():
+            continue
+        others = c.indices[start:end][mask]
+        scores = lift[start:end][mask]
+        # lexsort sorts by the last key first: lift desc, then support desc, then id
+        order = np.lexsort((others, -c.data[start:end][mask], -scores))[:top_k]
+        out[ids[a]] = [(ids[others[i]], round(float(scores[i]), 6)) for i in order]
+    return out
+
+
+def similar(meta: Sequence[tuple[str, str | None, str | None]], popularity: Mapping[str, int],
+            top_k: int = TOP_K) -> Lists:
+    """{product: [(other, score), …]}: same category 2 points, same brand 1, ties by
+    popularity then id."""
+    def rank(pid: str) -> tuple[int, str]:
+        return (-popularity.get(pid, 0), pid)
+
+    order = {pid: i for i, pid in enumerate(sorted((m[0] for m in meta), key=rank))}
+    category = {pid: (c or "").lower() for pid, c, _ in meta}
+    brand = {pid: (b or "").lower() for pid, _, b in meta}
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for pid, _, _ in meta:
+        if category[pid]:
+            groups[("c", category[pid])].append(pid)
+        if brand[pid]:
+            groups[("b", brand[pid])].append(pid)
+    for group in groups.values():
+        group.sort(key=order.__getitem__)
+    out: Lists = {}
+    for pid, _, _ in meta:
+        cat, brd = category[pid], brand[pid]
+        candidates = set(groups.get(("c", cat), [])[:top_k + 1]) if cat else set()
+        if brd:
+            candidates.update(groups.get(("b", brd), [])[:top_k + 1])
+        candidates.discard(pid)
+        if not candidates:
+            continue
+        scored = sorted(((2 * (bool(cat) and category[o] == cat)
+                          + (bool(brd) and brand[o] == brd), o) for o in candidates),
+                        key=lambda t: (-t[0], order[t[1]]))[:top_k]
+        out[pid] = [(o, float(score)) for score, o in scored]
+    return out
+
+
+def ranked(counts: Mapping[str, float], top_k: int = GLOBAL_K) -> list[tuple[str, float]]:
+    """The `top_k` products by count (ties by id)."""
+    return sorted(((p, float(n)) for p, n in counts.items() if n > 0),
+                  key=lambda item: (-item[1], item[0]))[:top_k]
+
+
+def _people_per_product(rows: Sequence[tuple[int, str, int]], since: int) -> dict[str, int]:
+    """{product: distinct people} of (person, product, at) rows at or after `since`."""
+    seen = {(p, i) for p, i, at in rows if at >= since}
+    counts: dict[str, int] = defaultdict(int)
+    for _, item in seen:
+        counts[item] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What one build made and how long it took."""
+
+    lists: dict[str, int]
+    seconds: float
+
+
+def build(conn: sqlite3.Connection, settings: ProductSettings, now_ms: int) -> BuildReport:
+    """Compute every list from the stored orders and activity, and replace the old ones."""
+    started = time.perf_counter()
+    since = now_ms - settings.history_ms
+    orders = activity.order_rows(conn, since)
+    seen = activity.activity_rows(conn, since)
+    bought = cooccurrence([(p, i) for p, i, _ in orders], min_support=settings.min_support)
+    viewed = cooccurrence([(p, i) for p, kind, i, _ in seen if kind == "view"],
+                          min_support=settings.min_support)
+    buyers = _people_per_product(orders, now_ms - settings.popular_ms)
+    recent = now_ms - settings.trending_ms
+    trend: dict[str, float] = defaultdict(float)
+    for weight, counts in (
+            (3, _people_per_product(orders, recent)),
+            (2, _people_per_product([(p, i, at) for p, k, i, at in seen if k == "cart"],
+                                    recent)),
+            (1, _people_per_product([(p, i, at) for p, k, i, at in seen if k == "view"],
+                                    recent))):
+        for pid, n in counts.items():
+            trend[pid] += weight * n
+    alike = similar(catalogue.catalogue_meta(conn), buyers)
+    lists: dict[str, Mapping[str, Sequence[tuple[str, float]]]] = {
+        "bought_together": bought, "viewed_together": viewed, "similar": alike,
+        "popular": {"": ranked(buyers)}, "trending": {"": ranked(trend)},
+    }
+    with transaction(conn):
+        for kind, per_product in lists.items():
+            activity.save_recs(conn, kind, per_product, now_ms)
+    return BuildReport({k: len(v) for k, v in lists.items()}, time.perf_counter() - started)
+
+
+class RecommendationsWorker:
+    """Rebuilds the lists every `rebuild_every`, and `rebuild_after` new orders or views."""
+
+    name = "recommendations"
+
+    def __init__(self, db: Database, clock: Clock, settings: ProductSettings) -> None:
+        self.db = db
+        self.clock = clock
+        self.settings = settings
+        self._conn: sqlite3.Connection | None = None
+        self._built_at: int | None = None
+        self._fingerprint: tuple[int, int, int] | None = None
+        self._changed_at: int | None = None
+        self._checked = 0
+
+    def run_once(self) -> int:
+        """Build when due; 1 when a build ran, else 0."""
+        if self._conn is None:
+            self._conn = self.db.connect()
+            self._built_at = activity.recs_built_at(self._conn)
+        now_ms = int(self.clock.now() * 1000)
+        if now_ms - self._checked >= _CHECK_EVERY_MS or self._fingerprint is None:
+            self._checked = now_ms
+            fingerprint = activity.orders_version(self._conn)
+            # New rows since the last check; at start, rows newer than the stored lists
+            # (orders or views that came while no worker ran).
+            newer = self._fingerprint is None and self._built_at is not None and \
+                max(fingerprint[1], fingerprint[2]) > self._built_at
+            if (self._fingerprint is not None and fingerprint != self._fingerprint) or newer:
+                self._changed_at = self._changed_at or now_ms
+            self._fingerprint = fingerprint
+        due = self._built_at is None or now_ms - self._built_at >= self.settings.rebuild_every_ms
+        if self._changed_at is not None and \
+                now_ms - self._changed_at >= self.settings.rebuild_after_ms:
+            due = True
+        if not due:
+            return 0
+        report = build(self._conn, self.settings, now_ms)
+        self._built_at, self._changed_at = now_ms, None
+        log.info("recommendations built in %.2f s: %s", report.seconds,
+                 ", ".join(f"{k} {n}" for k, n in report.lists.items()))
+        return 1
+
+    def close(self) -> None:
+        """Close the worker's connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
