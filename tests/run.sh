@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set everything up on a fresh Debian machine and run the whole test suite:
-# Debian's chromium (browser tests), a virtualenv with Kanal, its server extra and the
+# Debian's chromium (browser tests) and Mail::DKIM (DKIM tests), a virtualenv with Kanal, its server extra and the
 # test tools, the snippet's pinned npm toolchain, then ruff, mypy and pytest.
 # Extra arguments go to pytest (e.g. `bash tests/run.sh -k ingest`).
 set -euo pipefail
@@ -12,6 +12,16 @@ if ! command -v chromium >/dev/null 2>&1; then
   echo "Installing Debian's chromium for the browser tests…"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
+# Mail::DKIM verifies the email channel's DKIM signatures in the tests (a second,
+# independent implementation).
+if ! perl -MMail::DKIM::Verifier -e 1 >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "Installing Debian's libmail-dkim-perl for the DKIM tests…"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libmail-dkim-perl >/dev/null
 fi
 
 python3 -m venv .venv

@@ -153,6 +153,7 @@ def test_sign_in_and_every_page(seeded: Collector, browser: Any) -> None:
 
         for path, title in [("/dashboard/journeys", "Journeys"),
                             ("/dashboard/experiments", "Experiments"),
+                            ("/dashboard/deliverability", "Deliverability"),
                             ("/dashboard/costs", "Costs")]:
             response = page.goto(f"{seeded.url}{path}")
             assert response is not None and response.status == 200

@@ -248,28 +248,42 @@ def test_a_crashed_batch_is_counted_once(log: Log) -> None:
 _BEFORE_AGGREGATES = [m.__name__ for m in MIGRATIONS].index("_m009_daily_aggregates")
 
 
-def _downgrade(conn: sqlite3.Connection) -> None:
-    """Put a database back where version 8 left it (before the aggregates existed).
+def _objects(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+    return set(conn.execute("SELECT type, name FROM sqlite_master "
+                            "WHERE type IN ('table', 'index') AND sql IS NOT NULL").fetchall())
 
-    The migrations after the aggregates' are undone too, so that they run again (safe
-    sends, _m011: its table and columns).
-    """
-    conn.execute("DROP TABLE journey_refusals")
-    for table, column in (("journeys", "first_enabled_at"), ("journey_runs", "trusted"),
-                          ("outbox", "untrusted")):
+
+def _schema_before_aggregates() -> set[tuple[str, str]]:
+    """The tables and indexes of a database that stopped before the aggregates."""
+    from sqlite_utils import Database as Schema
+
+    conn = sqlite3.connect(":memory:")
+    for step in MIGRATIONS[:_BEFORE_AGGREGATES]:
+        step(Schema(conn))
+    return _objects(conn)
+
+
+_LATER_COLUMNS = (("journeys", "first_enabled_at"), ("journey_runs", "trusted"),
+                  ("outbox", "untrusted"))
+"""Columns later migrations add to older tables (safe sends, _m012)."""
+
+
+def _downgrade(conn: sqlite3.Connection) -> None:
+    """Put a database back where version 8 left it: the aggregates and every later
+    migration's tables, indexes and columns are dropped, so that migrate() makes them
+    again."""
+    keep = _schema_before_aggregates()
+    for kind, name in sorted(_objects(conn) - keep, key=lambda o: o[0] != "index"):
+        if (kind, name) in _objects(conn):  # an index goes with its table
+            conn.execute(f"DROP {kind.upper()} {name}")
+    for table, column in _LATER_COLUMNS:
         conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-    conn.execute("DROP TABLE active_days")
-    conn.execute("DROP TABLE track_daily")
-    conn.execute("DROP TABLE active_spans")
-    # the tables of later migrations (products, _m010) are made again too
-    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                "AND name LIKE 'product%'").fetchall():
-        conn.execute(f"DROP TABLE {name}")
     conn.execute(f"PRAGMA user_version = {_BEFORE_AGGREGATES}")
     conn.commit()
 
 
 def test_the_migration_backfills_what_the_processor_wrote(log: Log) -> None:
+    assert MIGRATIONS[8].__name__ == "_m009_daily_aggregates"
     _history(log, seed=29)
     log.process()
     forget(log.conn, "u2", T0)

@@ -15,6 +15,7 @@ from .admin import admin_blueprint
 from .clock import Clock, SystemClock
 from .config import Config, load_config
 from .dashboard import dashboard_blueprint
+from .deliverability.routes import deliverability_blueprint
 from .errors import ConfigError, HTTPError, StorageError
 from .ingest.auth import KeyCache
 from .ingest.ratelimit import RateLimiter
@@ -109,6 +110,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     app.register_blueprint(tracking_blueprint)
     app.register_blueprint(callbacks_blueprint)
     app.register_blueprint(replies_blueprint)
+    app.register_blueprint(deliverability_blueprint)
     app.register_blueprint(dashboard_blueprint)
     _register_errors(app)
     return app

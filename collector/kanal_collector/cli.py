@@ -204,6 +204,7 @@ def events_failed(db: Database, limit: int) -> None:
 # The command groups of the other parts register themselves on `cli` when imported.
 from . import (  # noqa: E402,F401
     cli_channels,
+    cli_deliverability,
     cli_journeys,
     cli_messages,
     cli_products,

@@ -8,19 +8,40 @@ import sys
 from collections.abc import Callable
 from types import FrameType
 
+from flask import Flask
 from waitress.server import create_server
 
 from .app import close_app, create_app, start_workers
 from .config import Config
+from .deliverability.receiver import BounceServer, start_receiver, stop_receiver
+from .deliverability.routes import WebhookState
+from .errors import ConfigError
 from .notices import startup_notices
 from .runtime import Runtime
 from .store.keys import bootstrap
+from .tracking.keys import KeyCache
+from .tracking.settings import TrackingSettings
 
 log = logging.getLogger("kanal.server")
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
+
+
+def start_bounce_receiver(app: Flask) -> BounceServer | None:
+    """The bounce (DSN) endpoint, when `[deliverability.bounces] listen` is set."""
+    runtime: Runtime = app.extensions["kanal"]
+    state: WebhookState = app.extensions["kanal.deliverability"]
+    bounces = state.settings.bounces
+    if bounces is None or bounces.host is None:
+        return None
+    keys = KeyCache(TrackingSettings.from_config(runtime.config).keys)
+    try:
+        return start_receiver(runtime.db, runtime.clock, state.settings, keys,
+                              wake=runtime.wake)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
@@ -53,7 +74,16 @@ def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
     )
     port = getattr(server, "effective_port", config.port)
     host = getattr(server, "effective_host", config.host)
+    receiver = None
     if config.run_workers:
+        try:
+            receiver = start_bounce_receiver(app)
+        except ConfigError:
+            server.close()
+            close_app(app)
+            raise
+        if receiver is not None:
+            echo(f"Receiving bounces on {receiver.hostname}:{receiver.port}")
         start_workers(app)
     previous = signal.signal(signal.SIGTERM, _stop)
     echo(f"Kanal listening on http://{host}:{port} (database {config.db})")
@@ -66,5 +96,7 @@ def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
         echo("Stopping: the workers finish their current step…")
         signal.signal(signal.SIGTERM, previous)
         server.close()
+        if receiver is not None:
+            stop_receiver(receiver)
         close_app(app)
         echo("Stopped.")

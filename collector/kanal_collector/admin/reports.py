@@ -140,3 +140,14 @@ def costs_delete(dimension: str, key: str) -> Response:
     if not deleted:
         raise NotFound(f"no cost for {dimension} {key!r}")
     return jsonify(views.costs_view(runtime.db.conn(), runtime.config))
+
+
+@admin_blueprint.get("/reports/deliverability")
+def report_deliverability() -> Response:
+    """Sent email, bounce and complaint rates per day, channel, journey and domain."""
+    since_ms, until_ms = _window()
+    try:
+        return jsonify(views.deliverability_view(get_runtime().db.conn(), since_ms=since_ms,
+                                                 until_ms=until_ms))
+    except WindowError as exc:
+        raise BadRequest(str(exc), code="invalid_parameter") from None

@@ -15,6 +15,11 @@ Settings (`[channels.email]`):
     local_hostname            EHLO name (default: this machine's FQDN)
     timeout                   seconds (default 30)
     messages_per_connection   reconnect after this many messages (default 100)
+    dkim_selector, dkim_private_key_file | dkim_private_key, dkim_domain
+                              sign every message with DKIM (dkim.py)
+
+A message's `metadata["envelope_from"]` (a VERP bounce address, set by the
+deliverability hook) replaces envelope_from for that message.
 
 One connection stays open across sends; a pooled connection the server closed is
 replaced once before anything was sent. Reply codes 4xx raise TransientError and 5xx
@@ -39,6 +44,7 @@ from typing import Any, ClassVar
 
 from ._http import setting_float
 from .base import Channel, OutgoingMessage, PermanentError, SendResult, TransientError
+from .dkim import signer_from_settings
 from .headers import header_problem
 
 _PORTS = {"starttls": 587, "tls": 465, "none": 25}
@@ -141,6 +147,7 @@ class EmailChannel(Channel):
         self.per_connection = int(settings.get("messages_per_connection", 100))
         if self.per_connection < 1:
             raise ValueError("messages_per_connection must be at least 1")
+        self.dkim = signer_from_settings(settings, self.sender.domain)
         self.ca_file = settings.get("ca_file") or None
         self.local_hostname = settings.get("local_hostname") or None
         self._smtp: smtplib.SMTP | None = None
@@ -277,14 +284,19 @@ class EmailChannel(Channel):
     def send(self, message: OutgoingMessage) -> SendResult:
         """Build and send one email; raise TransientError / PermanentError."""
         msg = self.build(message)
-        international = not (message.recipient.isascii() and self.envelope_from.isascii())
+        envelope = message.metadata.get("envelope_from")
+        envelope = self.envelope_from if not envelope else _address(str(envelope),
+                                                                   "envelope_from")
+        international = not (message.recipient.isascii() and envelope.isascii())
         data = msg.as_bytes(policy=_UTF8_POLICY if international else _POLICY)
+        if self.dkim is not None:
+            data = self.dkim.sign(data)
         with self._lock:
             return self._transaction(message.recipient.strip(), data, international,
-                                     str(msg["Message-ID"]))
+                                     str(msg["Message-ID"]), envelope)
 
     def _transaction(self, recipient: str, data: bytes, international: bool,
-                     mid: str) -> SendResult:
+                     mid: str, envelope: str) -> SendResult:
         options: list[str] = []
         for attempt in (0, 1):
             fresh = self._smtp is None
@@ -298,7 +310,7 @@ class EmailChannel(Channel):
                                          "server does not offer")
                 options = ["SMTPUTF8", "BODY=8BITMIME"]
             try:
-                code, reply = smtp.mail(self.envelope_from, options)
+                code, reply = smtp.mail(envelope, options)
             except (OSError, smtplib.SMTPServerDisconnected) as exc:
                 self._drop()
                 if fresh or attempt:

@@ -175,3 +175,67 @@ def interval_chart(label: str, rows: Sequence[tuple[str, float | None, float | N
             f'[{lo * 100:+.2f}, {hi * 100:+.2f}]</title></rect>')
         body.append(f'<circle class="point" cx="{x(pt):.1f}" cy="{y}" r="4"></circle>')
     return _svg(width, height, label, body, "chart-interval")
+
+
+def rate_lines(label: str, columns: Sequence[tuple[str, Mapping[str, float | None]]],
+               series: Sequence[str], thresholds: Sequence[tuple[str, float]] = (),
+               *, height: int = 240) -> Markup:
+    """Rates (proportions) per column (a day) as lines, one per series, with dashed
+    threshold lines (label, value) across the chart. A missing value (no email sent
+    that day) leaves a gap; the scale always shows every threshold."""
+    values = [float(v) for _, vals in columns for s in series
+              if (v := vals.get(s)) is not None]
+    if not columns or not values:
+        return empty_chart(label)
+    top = max([*values, *(t for _, t in thresholds)]) * 1.15 or 0.01
+    left, plot_h, top_y = 60, height - 70, 30
+    width = max(640, left + 20 + len(columns) * 18)
+    step = (width - left - 20) / max(1, len(columns) - 1) if len(columns) > 1 else 0.0
+
+    def y(value: float) -> float:
+        return top_y + plot_h - value / top * plot_h
+
+    body = [f'<text class="axis" x="{left - 6}" y="{top_y + 4}" text-anchor="end">'
+            f'{top * 100:.2f}%</text>',
+            f'<text class="axis" x="{left - 6}" y="{top_y + plot_h}" text-anchor="end">0%</text>',
+            f'<line class="axis" x1="{left}" y1="{top_y + plot_h}" x2="{width - 20}" '
+            f'y2="{top_y + plot_h}"></line>']
+    body += _legend(series, left, 14)
+    for i, (name, limit) in enumerate(thresholds):
+        ty = y(limit)
+        body.append(f'<line class="threshold" x1="{left}" y1="{ty:.1f}" x2="{width - 20}" '
+                    f'y2="{ty:.1f}" data-threshold="{limit:g}"><title>{escape(name)}</title>'
+                    f'</line>')
+        # Labels alternate: above the line on the right, below it on the left, so two
+        # limits close together stay readable.
+        lx, ly, anchor = ((width - 22, ty - 4, "end") if i % 2 == 0
+                          else (left + 4, ty + 12, "start"))
+        body.append(f'<text class="threshold-label" x="{lx}" y="{ly:.1f}" '
+                    f'text-anchor="{anchor}">{escape(name)}</text>')
+    for s_index, s in enumerate(series):
+        segment: list[str] = []
+        segments: list[list[str]] = [segment]
+        for i, (name, vals) in enumerate(columns):
+            raw = vals.get(s)
+            x = left + i * step
+            if raw is None:
+                segment = []
+                segments.append(segment)
+                continue
+            rate = float(raw)
+            segment.append(f"{x:.1f},{y(rate):.1f}")
+            body.append(
+                f'<circle class="dot series-{s_index % _PALETTE}" cx="{x:.1f}" '
+                f'cy="{y(rate):.1f}" r="2.5" data-series="{escape(s)}" '
+                f'data-column="{escape(name)}" data-value="{rate:g}"><title>'
+                f'{escape(name)} · {escape(s)}: {rate * 100:.3f}%</title></circle>')
+        for points in segments:
+            if len(points) > 1:
+                body.append(f'<polyline class="line series-{s_index % _PALETTE}" '
+                            f'points="{" ".join(points)}"></polyline>')
+    for i, (name, _) in enumerate(columns):
+        if len(columns) <= 16 or i % max(1, len(columns) // 8) == 0:
+            body.append(f'<text class="axis" x="{left + i * step:.1f}" y="{height - 8}" '
+                        f'text-anchor="middle">'
+                        f'{escape(name[5:] if len(name) == 10 else name)}</text>')
+    return _svg(int(width), height, label, body, "chart-lines")

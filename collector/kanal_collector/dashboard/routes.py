@@ -317,6 +317,31 @@ def experiments() -> Response:
     return _page("experiments.html", data=data, since=since, page="experiments", items=items)
 
 
+@dashboard_blueprint.get("/deliverability")
+def deliverability() -> Response:
+    """Bounce and complaint rates per day with the published thresholds; per channel,
+    journey and recipient domain."""
+    since_ms, until_ms, since = _window()
+    data = views.deliverability_view(get_runtime().db.conn(), since_ms=since_ms,
+                                     until_ms=until_ms)
+    lines: dict[str, list[tuple[str, float]]] = {"complaint_rate": [], "bounce_rate": []}
+    for t in data["thresholds"]:
+        lines[t["metric"]].append((f"{t['label']}", t["value"]))
+    columns = [(d["day"], {"complaint rate": d["complaint_rate"],
+                           "bounce rate": d["bounce_rate"]}) for d in data["days"]]
+    return _page(
+        "deliverability.html", data=data, since=since, page="deliverability",
+        complaint_chart=charts.rate_lines(
+            "Complaint (spam) rate per day", [(n, {"complaint rate": v["complaint rate"]})
+                                              for n, v in columns],
+            ["complaint rate"], lines["complaint_rate"]),
+        bounce_chart=charts.rate_lines(
+            "Bounce rate per day", [(n, {"bounce rate": v["bounce rate"]}) for n, v in columns],
+            ["bounce rate"], lines["bounce_rate"]),
+        sent_chart=charts.stacked_bars(
+            "Email sent per day", [(d["day"], {"sent": d["sent"]}) for d in data["days"]]))
+
+
 @dashboard_blueprint.get("/costs")
 def costs() -> Response:
     """Marketing costs (used for ROAS), with forms to set and remove them."""

@@ -319,6 +319,8 @@ def send_report(conn: sqlite3.Connection, row: outbox_store.OutboxRow,
         deferred = [d for d in decisions if d["what"] == "deferred"]
         if deferred:
             text += f" (after being deferred {len(deferred)} time(s): {deferred[0]['text']})"
+        text += "".join(f"; then {d['text']}" for d in decisions
+                        if d["what"] in ("bounced", "complained"))
     elif state == "skipped":
         at_enqueue = row.attempts == 0 and row.claim_token is None
         when = "skipped when it was queued" if at_enqueue else "skipped when it was due"

@@ -90,6 +90,20 @@ def reason_words(reason: str | None, channel: str | None = None) -> str:
         return f"the person had no trusted {what} for channel {channel or '?'}"
     if r == SUPPRESSED:
         return "the person is suppressed (they asked to be forgotten)"
+    if r.startswith(SUPPRESSED + ":"):
+        return ("the address is on the email suppression list"
+                f" ({r[len(SUPPRESSED) + 1:].strip()})")
+    if r.startswith("warm-up"):
+        return ("the From domain's warm-up allowed no more email that day"
+                f" ({r[len('warm-up'):].lstrip(': ')})")
+    if r.startswith("recipient domain throttle"):
+        return ("the recipient domain's throttle allowed no more email for now"
+                f" ({r[len('recipient domain throttle'):].lstrip(': ')})")
+    if r.startswith("sunset"):
+        return ("the person stopped reading: the sunset policy sends no more marketing"
+                f" email ({r[len('sunset'):].lstrip(': ')})")
+    if r.startswith(("bounced", "marked as spam")):
+        return r
     if r == NO_CONSENT:
         return "the person has not given, or has withdrawn, marketing consent"
     if r == UNSUBSCRIBED:

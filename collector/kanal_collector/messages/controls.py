@@ -21,6 +21,10 @@ everything, in eligibility.py).
     [frequency.sms]
     per_day = 1
 
+The `[deliverability]` rules (sending.py: warm-up ramps per From domain, throttles per
+recipient domain, the sunset policy) are checked here too, first, so their deferrals
+and skips are recorded like these.
+
 A day is the person's local calendar day: their `timezone` when it is a valid IANA
 name, else `[quiet_hours] timezone`, else `[journeys] default_timezone`, else UTC.
 Counted are the person's marketing rows already sent (or in doubt), by when.
@@ -45,6 +49,7 @@ from ..localtime import UTC_NAME, Window, day_start, default_timezone, is_zone, 
 from ..localtime import zone_name as _zone_name
 from ..store import outbox as store
 from .eligibility import Person
+from .sending import SendingRules
 
 QUIET_HOURS = "quiet hours"
 FREQUENCY_CAP = "frequency cap"
@@ -127,6 +132,8 @@ class Controls:
     caps: Caps = Caps()
     channel_caps: Mapping[str, Caps] = field(default_factory=dict)
     daily_budget: int | None = None
+    sending: SendingRules = SendingRules()
+    """Warm-up, recipient-domain throttles and sunset (`[deliverability]`)."""
 
     def __post_init__(self) -> None:
         if not is_zone(self.timezone):
@@ -135,6 +142,11 @@ class Controls:
     @property
     def limited(self) -> bool:
         """True when anything may hold a marketing row back."""
+        return self.sending.active or self.per_person
+
+    @property
+    def per_person(self) -> bool:
+        """True when quiet hours, a cap or the budget may hold a person's row back."""
         caps = [self.caps, *self.channel_caps.values()]
         return bool(self.quiet_hours or self.channel_quiet_hours
                     or self.daily_budget is not None
@@ -183,6 +195,7 @@ class Controls:
                       _count(frequency, "per_week", "[frequency]")),
             channel_caps=caps_by_channel,
             daily_budget=_count(frequency, "daily_budget", "[frequency]"),
+            sending=SendingRules.from_config(config),
         )
 
 
@@ -241,11 +254,21 @@ def person_timezone(person: Person, fallback: str) -> str:
 
 
 def decide(conn: sqlite3.Connection, row: store.OutboxRow, person: Person,
-           channel_name: str, now_ms: int, settings: Controls) -> Decision:
+           channel_name: str, now_ms: int, settings: Controls, *,
+           channel_kind: str | None = None, recipient: str | None = None) -> Decision:
     """Send, defer or skip a claimed row now (reads only; the caller records the outcome)."""
     if row.kind != "marketing" or not settings.limited:
         return Decision.send()
     tz_name = person_timezone(person, settings.timezone)
+    if settings.sending.active:
+        hold = settings.sending.check(conn, person=person, journey=row.journey,
+                                      channel=channel_name, channel_kind=channel_kind,
+                                      recipient=recipient, now_ms=now_ms)
+        if hold is not None:
+            return (Decision.skip(hold.reason, tz_name) if hold.until_ms is None
+                    else Decision.defer(hold.until_ms, hold.reason, tz_name))
+    if not settings.per_person:
+        return Decision.send()
     quiet = settings.quiet_for(channel_name)
     quiet_tz = zone(person_timezone(person, quiet.timezone or settings.timezone)
                     if quiet is not None else tz_name)

@@ -43,6 +43,7 @@ from ..channels.base import (
 from ..channels.plugins import build_channels, configured_channels
 from ..clock import Clock
 from ..config import Config
+from ..store import deliverability as deliverability_store
 from ..store import meta
 from ..store import outbox as store
 from ..store import profiles as profile_store
@@ -370,7 +371,8 @@ class Dispatcher:
             if why is not None or recipient is None:
                 store.mark_final(conn, row.id, token, "skipped", why or "no recipient", now_ms)
                 return None
-            decision = decide(conn, row, person, row.channel, now_ms, self.controls)
+            decision = decide(conn, row, person, row.channel, now_ms, self.controls,
+                              channel_kind=channel.kind, recipient=recipient)
             if decision.action != SEND:
                 self._hold(conn, row, token, decision, now_ms)
                 return None
@@ -396,12 +398,16 @@ class Dispatcher:
                 return None  # the claim was settled by a recovery meanwhile
             for extra in extras:
                 extra.record()
+            # Warm-up ramps and throttles count what is handed to the provider.
+            self.controls.sending.count(conn, channel=row.channel, channel_kind=channel.kind,
+                                        recipient=recipient, now_ms=now_ms)
             row = replace(row, recipient=recipient, language=rendered.language, topic=topic,
                           profile_id=person.profile_id, send_token=token)
             content: dict[str, Any] = dict(rendered.content)
             for hook in self.before_send:
                 content = hook(conn, row, content)
             headers = content.pop("headers", None) or {}
+            envelope = content.pop("envelope_from", None)
         outgoing = OutgoingMessage(
             outbox_id=row.id, idempotency_key=provider_key(row, installation),
             recipient=recipient,
@@ -409,7 +415,8 @@ class Dispatcher:
             metadata={"message": row.message, "kind": row.kind, "topic": topic,
                       "journey": row.journey, "step": row.step,
                       "profile_id": person.profile_id, "language": rendered.language,
-                      "attempt": row.attempts, "channel": row.channel},
+                      "attempt": row.attempts, "channel": row.channel,
+                      **({"envelope_from": str(envelope)} if envelope else {})},
         )
         return _Prepared(row, channel, person, outgoing)
 
@@ -438,6 +445,11 @@ class Dispatcher:
                                now=now_ms):
                 self._event(conn, p, delivered=True, now_ms=now_ms,
                             detail={"provider_id": provider_id})
+                if p.channel.kind == "email":  # the deliverability report's denominator
+                    deliverability_store.add_daily(
+                        conn, deliverability_store.day_of(now_ms), p.row.channel or "",
+                        p.row.journey, deliverability_store.domain_of(p.row.recipient),
+                        sent=1)
             else:
                 log.error("outbox %s was sent but its claim was settled meanwhile", p.row.id)
 
@@ -517,6 +529,7 @@ def build_dispatcher(config: Config, db: Database, clock: Clock, *,
                      template_globals: Sequence[hooks.TemplateGlobals] = ()) -> Dispatcher:
     """The dispatcher `kanal serve` runs: configured channels, the messages directory,
     and the template functions (`kanal serve` passes the products')."""
+    from ..deliverability.hook import deliverability_hook  # it imports messages
     from ..tracking.hook import email_tracking_hook  # tracking imports the outbox row
 
     catalog = Catalog(directory=messages_dir(config))
@@ -528,5 +541,6 @@ def build_dispatcher(config: Config, db: Database, clock: Clock, *,
                       policy=Policy.from_config(config),
                       settings=Settings.from_config(config),
                       controls=Controls.from_config(config),
-                      before_send=[email_tracking_hook(config, clock), *hooks.before_send],
+                      before_send=[email_tracking_hook(config, clock),
+                                   deliverability_hook(config, clock), *hooks.before_send],
                       template_globals=template_globals)

@@ -2,8 +2,11 @@
 
 The reasons a row is skipped: `no profile` (forgotten or gone), `no recipient` (no
 trusted identity of the channel's kind), `suppressed` (`kanal forget`; applies to
-transactional messages too), `no consent`, `unsubscribed` and `no opt-in` (marketing
-only: transactional messages ignore unsubscribes and consent, never suppression), and
+transactional messages too), `suppressed: <reason>` (the address is on the email
+suppression list: a hard bounce, repeated soft bounces, a complaint, or added by hand;
+every message, transactional too), `no consent`, `unsubscribed` and `no opt-in`
+(marketing only: transactional messages ignore unsubscribes and consent, never
+suppression), and
 `no content` (the message has nothing for the channel's kind).
 
 Marketing SMS needs an explicit opt-in by default (`[messages] opt_in`, default
@@ -22,6 +25,7 @@ from ..config import Config
 from ..profiles.identity import normalize_email, normalize_phone
 from ..profiles.privacy import is_suppressed
 from ..profiles.state import computed, traits_of, trusted_traits
+from ..store import deliverability as suppression_list
 from ..store import profiles as profile_store
 
 NO_PROFILE = "no profile"
@@ -157,6 +161,9 @@ def check(conn: sqlite3.Connection, person: Person, info: ChannelInfo, *, kind: 
         return None, NO_RECIPIENT
     if _suppressed(conn, person, info, recipient):
         return recipient, SUPPRESSED
+    listed = listed_reason(conn, info, recipient)
+    if listed is not None:
+        return recipient, listed
     if kind == "transactional":
         return recipient, None
     granted = person.computed.get("consent", {}).get(policy.consent_category)
@@ -185,3 +192,11 @@ def _suppressed(conn: sqlite3.Connection, person: Person, info: ChannelInfo,
     if info.recipient_identity is not None:
         candidates.add((info.recipient_identity, recipient))
     return any(is_suppressed(conn, k, v) for k, v in sorted(candidates))
+
+
+def listed_reason(conn: sqlite3.Connection, info: ChannelInfo, recipient: str) -> str | None:
+    """`suppressed: <reason>` when an email recipient is on the suppression list."""
+    if info.kind != "email" or not suppression_list.any_suppressed(conn):
+        return None
+    entry = suppression_list.suppression(conn, recipient.strip().lower())
+    return None if entry is None else f"{SUPPRESSED}: {entry.reason.replace('_', ' ')}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from ..store import journeys, outbox
+from ..store import deliverability, journeys, outbox
 from ..store import profiles as store
 from ..store.db import transaction
 from .identity import normalize_email, normalize_phone
@@ -42,6 +42,9 @@ def forget(conn: sqlite3.Connection, value: str, now_ms: int, *,
         else:
             identities = _guess(value.strip(), kind)
             deleted = 0
+        # Bounce and complaint reports name the address; the suppression list keeps it
+        # (that is what stops mail to it) and so do the anonymous daily counts.
+        deliverability.delete_feedback_of(conn, [v for k, v in identities if k == "email"])
         secret = store.suppression_secret(conn)
         store.add_suppressions(conn, [identity_hash(secret, k, v) for k, v in identities],
                                now_ms)

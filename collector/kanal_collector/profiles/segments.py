@@ -35,8 +35,9 @@ COMPUTED = {
     "last_order_at": "lastOrderAt", "origins": "origins",
     "preferred_channel": "preferredChannel", "language": "language",
     "timezone": "timezone", "country": "country",
+    "last_email_engagement": "lastEmailEngagedAt",
 }
-TIME_FIELDS = frozenset({"first_seen", "last_seen", "last_order_at"})
+TIME_FIELDS = frozenset({"first_seen", "last_seen", "last_order_at", "last_email_engagement"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}

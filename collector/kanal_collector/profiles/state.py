@@ -14,6 +14,7 @@ Layout (short keys: it is stored once per profile):
     orders   {order key: [revenue, ts]}
     origins  {origin: events}
     eng      {channel: engagements}   sess {origin: last activity ms}
+    eng_at   {channel: last engagement ms} (opens flagged as bots or proxies don't count)
     loc      {language|timezone|country: [value, ts, event_id]} from traits
     inf      the same, inferred from context (locale, timezone)
     subs     {channel or channel/topic: [subscribed, ts, event_id]}
@@ -151,6 +152,9 @@ def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool) -> 
         if channel:
             eng = state.setdefault("eng", {})
             eng[channel] = eng.get(channel, 0) + 1
+            if props.get("bot") is not True:
+                last = state.setdefault("eng_at", {})
+                last[channel] = max(last.get(channel, ts), ts)
         subscribed = _SUBSCRIBE_EVENTS.get(name)
         if subscribed is not None:
             channel_name = props.get("channel") if isinstance(props.get("channel"), str) else None
@@ -245,12 +249,13 @@ def merge_states(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
                 orders[key] = entry
     if orders:
         out["orders"] = orders
-    sess: dict[str, int] = {}
-    for s in (a, b):
-        for origin, last in s.get("sess", {}).items():
-            sess[origin] = max(sess.get(origin, last), last)
-    if sess:
-        out["sess"] = sess
+    for section in ("sess", "eng_at"):
+        latest: dict[str, int] = {}
+        for s in (a, b):
+            for name, last in s.get(section, {}).items():
+                latest[name] = max(latest.get(name, last), last)
+        if latest:
+            out[section] = latest
     return out
 
 
@@ -275,6 +280,7 @@ def computed(state: dict[str, Any]) -> dict[str, Any]:
         return None if entry is None else entry[0]
 
     subscriptions: dict[str, Any] = {}
+    subscribed_at: dict[str, int] = {}
     for key, entry in sorted(state.get("subs", {}).items()):
         channel, _, topic = key.partition("/")
         slot = subscriptions.setdefault(channel, {"subscribed": None, "topics": {}})
@@ -282,6 +288,8 @@ def computed(state: dict[str, Any]) -> dict[str, Any]:
             slot["topics"][topic] = entry[0]
         else:
             slot["subscribed"] = entry[0]
+            if entry[0] is True:
+                subscribed_at[channel] = entry[1]
     return {
         "firstSeen": state.get("first"),
         "lastSeen": state.get("last"),
@@ -296,6 +304,9 @@ def computed(state: dict[str, Any]) -> dict[str, Any]:
         "timezone": place("timezone"),
         "country": place("country"),
         "subscriptions": subscriptions,
+        "subscribedAt": subscribed_at,
+        "lastEngagedAt": dict(sorted(state.get("eng_at", {}).items())),
+        "lastEmailEngagedAt": state.get("eng_at", {}).get("email"),
         "consent": {k: v[0] for k, v in sorted(state.get("consent", {}).items())},
     }
 

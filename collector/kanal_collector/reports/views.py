@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..config import Config
+from ..deliverability.report import deliverability_report
 from ..store import journeys as journey_store
 from .attribution import MODELS, AttributionSettings, attribution_report
 from .costs import costs_for_report, list_costs
@@ -107,3 +108,14 @@ def experiments_view(conn: sqlite3.Connection, *, since_ms: int, until_ms: int,
 def costs_view(conn: sqlite3.Connection, config: Config) -> dict[str, Any]:
     """Every cost, from the API and from kanal.toml's [costs] (told apart by `source`)."""
     return {"costs": list_costs(conn, config)}
+
+
+def deliverability_view(conn: sqlite3.Connection, *, since_ms: int,
+                        until_ms: int) -> dict[str, Any]:
+    """Sent email, bounce and complaint rates per day, channel, journey and recipient
+    domain, with the published thresholds; WindowError for more than MAX_OVERVIEW_DAYS."""
+    days = -(-(until_ms - since_ms) // _DAY_MS)
+    if days > MAX_OVERVIEW_DAYS:
+        raise WindowError("until", f"the report lists every day: at most "
+                                   f"{MAX_OVERVIEW_DAYS} days, not {days}")
+    return deliverability_report(conn, since_ms=since_ms, until_ms=until_ms)

@@ -400,6 +400,13 @@ def outbox_log(conn: sqlite3.Connection, outbox_id: int) -> list[dict[str, Any]]
                 (outbox_id,))]
 
 
+def note_feedback(conn: sqlite3.Connection, outbox_id: int, reason: str, now: int) -> bool:
+    """Give a sent row the reason a bounce or complaint about it reported (it stays sent)."""
+    cur = conn.execute("UPDATE outbox SET reason = ?, updated_at = ? WHERE id = ? "
+                       "AND state = 'sent'", (reason[:1000], now, outbox_id))
+    return bool(cur.rowcount)
+
+
 def requeue(conn: sqlite3.Connection, outbox_id: int, *, now: int,
             states: Sequence[str] = ("in_doubt", "failed")) -> bool:
     """Queue a row again by hand (`kanal outbox retry`), with a fresh attempt count.

@@ -484,7 +484,74 @@ def _m010_products(db: _Schema) -> None:
     )
 
 
-def _m011_safe_sends(db: _Schema) -> None:
+def _m011_deliverability(db: _Schema) -> None:
+    # Deliverability (deliverability/): the email suppression list with its reasons;
+    # every bounce and complaint reported by a provider webhook or a DSN (one row per
+    # report, `key` dedupes a repeated one); the daily send and feedback counts the
+    # deliverability report reads (journey '' for sends outside journeys); and counters
+    # of messages handed to providers per period (warm-up ramps, recipient-domain
+    # throttles). Plain DDL in the subset SQLite and PostgreSQL share.
+    db.execute(
+        """CREATE TABLE email_suppressions (
+            address TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            detail TEXT,
+            source TEXT NOT NULL,
+            outbox_id INTEGER,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE email_feedback (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            address TEXT NOT NULL,
+            outbox_id INTEGER,
+            channel TEXT,
+            journey TEXT,
+            domain TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            detail TEXT,
+            day INTEGER NOT NULL,
+            at INTEGER NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX email_feedback_address ON email_feedback(address, kind, at)")
+    db.execute("CREATE INDEX email_feedback_outbox ON email_feedback(outbox_id)")
+    db.execute(
+        """CREATE TABLE email_daily (
+            day INTEGER NOT NULL,
+            channel TEXT NOT NULL,
+            journey TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            sent INTEGER NOT NULL DEFAULT 0,
+            hard INTEGER NOT NULL DEFAULT 0,
+            soft INTEGER NOT NULL DEFAULT 0,
+            complaints INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (day, channel, journey, domain)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE send_counts (
+            scope TEXT NOT NULL,
+            period INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (scope, period)
+        )"""
+    )
+    # Webhooks and DSNs find the outbox row by the id it was sent under (the SMTP
+    # channel's Message-ID, or a provider's id), whatever the channel.
+    db.execute("CREATE INDEX outbox_provider_id ON outbox(provider_id) "
+               "WHERE provider_id IS NOT NULL")
+    # Email already sent counts in the daily report from the start.
+    from .deliverability import backfill_daily
+
+    backfill_daily(db.conn)
+
+
+def _m012_safe_sends(db: _Schema) -> None:
     # Safe sends (issue 13).
     # - journeys.first_enabled_at: when a journey was first enabled (not per version);
     #   a trigger event from before it, less the trigger's max_age, starts no run.
@@ -524,7 +591,8 @@ MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m008_reports,
     _m009_daily_aggregates,
     _m010_products,
-    _m011_safe_sends,
+    _m011_deliverability,
+    _m012_safe_sends,
 ]
 
 
