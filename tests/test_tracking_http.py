@@ -72,9 +72,9 @@ class Sent:
 
 
 def _send(env: App, *, outbox_id: int = 1, topic: str | None = "offers",
-          html: str = HTML, **kwargs: Any) -> Sent:
-    r = env.client.post("/v1/identify", auth=(env.keys["secret"], ""),
-                        json={"userId": "u1", "traits": {"email": "ann@example.com"}})
+          html: str = HTML, traits: dict[str, Any] | None = None, **kwargs: Any) -> Sent:
+    r = env.client.post("/v1/identify", auth=(env.keys["secret"], ""), json={
+        "userId": "u1", "traits": {"email": "ann@example.com", **(traits or {})}})
     assert r.status_code == 200, r.get_json()
     db = env.app.extensions["kanal"].db
     processor = build_processor(db)

@@ -10,16 +10,14 @@ from pathlib import Path
 import pytest
 from kanal_testing import make_app
 from messages_util import World, channel
+from test_tracking_http import BASE, _send
 
-from kanal_collector.app import build_processor, close_app
+from kanal_collector.app import close_app
 from kanal_collector.config import Config
 from kanal_collector.messages import Catalog
-from kanal_collector.profiles.views import lookup
-from kanal_collector.tracking import prepare_email
 from kanal_collector.tracking.hook import email_tracking_hook
 from kanal_collector.tracking.locale import catalogs, choose
 
-BASE = "https://t.example.com"
 NEWS = {"name": "news", "kind": "marketing", "topic": "offers",
         "email": {"subject": "News", "text": "Our news. Stop: %%unsubscribe_url%%"}}
 
@@ -90,20 +88,9 @@ PAGES = {
 def test_the_pages_speak_the_persons_language(tmp_path: Path, language: str) -> None:
     env = make_app(tmp_path / "kanal.db", sections={"tracking": {"base_url": BASE}})
     try:
-        r = env.client.post("/v1/identify", auth=(env.keys["secret"], ""), json={
-            "userId": "u1", "traits": {"email": "a@example.com", "language": language}})
-        assert r.status_code == 200
-        db = env.app.extensions["kanal"].db
-        processor = build_processor(db)
-        processor.catch_up()
-        processor.close()
-        pid = lookup(db.conn(), "u1")
-        assert pid is not None
-        html, headers = prepare_email(
-            db.conn(), outbox_id=1, profile_id=pid, message="news", journey=None,
-            html='<a href="%%preferences_url%%">p</a>', base_url=BASE,
-            now=env.clock.now(), topic="offers")
-        path = headers["List-Unsubscribe"][len(BASE) + 1:-1]
+        sent = _send(env, html='<a href="%%preferences_url%%">p</a>',
+                     traits={"language": language})
+        html, path = sent.html, sent.unsubscribe_path()
         button, done, prefs = PAGES[language]
         confirm = env.client.get(path).get_data(as_text=True)
         code = "nb" if language == "no" else language
