@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from kanal_collector.clock import utc_iso
+from kanal_collector.money import order_value
 from kanal_collector.profiles import step as profiles_step
-from kanal_collector.profiles.step import ProfilesStep, order_value
+from kanal_collector.profiles.step import ProfilesStep
 from kanal_collector.reports.kpis import day_name, overview
 from kanal_collector.store import keys as keystore
 from kanal_collector.store.db import Database, transaction

@@ -156,6 +156,16 @@ class App:
     keys: dict[str, str]
     clock: Any
 
+    def process(self) -> int:
+        """Let the processor apply everything ingested so far; how many events."""
+        from kanal_collector.app import build_processor
+
+        processor = build_processor(self.app.extensions["kanal"].db)
+        try:
+            return processor.catch_up()
+        finally:
+            processor.close()
+
     def rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Run a query against the database file."""
         conn = sqlite3.connect(self.db_path)
@@ -228,3 +238,41 @@ def poll(check: Any, timeout: float = 90.0, step: float = 0.2) -> Any:
             return found
         time.sleep(step)
     return check()
+
+
+def _schema_objects(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+    return set(conn.execute("SELECT type, name FROM sqlite_master "
+                            "WHERE type IN ('table', 'index') AND sql IS NOT NULL").fetchall())
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def downgrade(conn: sqlite3.Connection, version: int) -> None:
+    """Put a database's schema back to `version`: drop the tables, indexes and columns
+    later migrations made (found by building a fresh schema up to `version`) and set
+    user_version."""
+    from sqlite_utils import Database as Schema
+
+    from kanal_collector.store.schema import MIGRATIONS
+
+    fresh = sqlite3.connect(":memory:")
+    try:
+        for step in MIGRATIONS[:version]:
+            step(Schema(fresh))
+        keep = _schema_objects(fresh)
+        columns = {name: _columns(fresh, name) for kind, name in keep if kind == "table"}
+    finally:
+        fresh.close()
+    # Indexes first: an index of a dropped table goes with it.
+    for kind, name in sorted(_schema_objects(conn) - keep, key=lambda o: o[0] != "index"):
+        if (kind, name) in _schema_objects(conn):
+            conn.execute(f"DROP {kind.upper()} {name}")
+    # Columns later migrations added to older tables (ALTER TABLE … ADD COLUMN).
+    for table, kept in sorted(columns.items()):
+        for column in _columns(conn, table):
+            if column not in kept:
+                conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.commit()

@@ -54,11 +54,17 @@ def test_entry_point_plugin_is_loaded(installed: None, tmp_path: Path) -> None:
     summary = plugins.plugin_summary()
     chat = next(p for p in summary["plugins"] if p["name"] == "chat")
     assert (chat["distribution"], chat["version"]) == ("kanal-chat", "0.1.0")
-    assert chat["hooks"] == ["register_channels"]
+    assert chat["hooks"] == ["register_channels", "register_settings"]
     (tmp_path / "kanal.toml").write_text(f'[channels.chat]\nwebhook_url = "{HOOK_URL}"\n')
     channels = plugins.build_channels(load_config(tmp_path / "kanal.toml", environ={}))
     assert isinstance(channels["chat"], kanal_chat.ChatChannel)
     channels["chat"].close()
+    # its settings are declared (register_settings), so its tables are checked
+    (tmp_path / "kanal.toml").write_text(f'[channels.chat]\nwebhook_url = "{HOOK_URL}"\n'
+                                         'usrname = "shop"\n')
+    with pytest.raises(ConfigError, match="unknown key channels.chat.usrname .channel type "
+                                          "chat.; did you mean username"):
+        plugins.build_channels(load_config(tmp_path / "kanal.toml", environ={}))
 
 
 def test_a_plugin_that_fails_to_import_is_a_clear_error(

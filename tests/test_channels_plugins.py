@@ -34,7 +34,7 @@ def fresh_manager() -> Iterator[None]:
 
 
 def test_there_are_hooks() -> None:
-    assert HOOKS == ["register_channels"]
+    assert HOOKS == ["register_channels", "register_settings"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)

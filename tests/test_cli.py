@@ -43,7 +43,7 @@ def run(db: Path, *args: str) -> str:
 
 def test_sources_and_keys(tmp_path: Path) -> None:
     db = tmp_path / "k.db"
-    run(db, "sources", "create", "app")
+    run(db, "sources", "create", "app", "--create-db")
     assert "app" in run(db, "sources", "list")
     out = run(db, "keys", "create", "--kind", "public", "--source", "app", "--name", "iOS")
     key = out.strip().splitlines()[-1]
@@ -64,7 +64,7 @@ def test_sources_and_keys(tmp_path: Path) -> None:
 ])
 def test_cli_errors_are_clear(tmp_path: Path, args: list[str], message: str) -> None:
     db = tmp_path / "k.db"
-    run(db, "sources", "create", "app")
+    run(db, "sources", "create", "app", "--create-db")
     result = CliRunner().invoke(cli, [*args, "--db", str(db)])
     assert result.exit_code == 1
     assert message in result.output

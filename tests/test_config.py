@@ -41,10 +41,10 @@ def test_config_from_environment_variable(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("text,message", [
     ("[server]\nport = 'x'\n", "port"),
-    ("[server]\nport = 70000\n", "0-65535"),
+    ("[server]\nport = 70000\n", "a whole number from 0 to 65535, not 70000"),
     ("[storage]\nsynchronous = 'OFF'\n", "synchronous"),
     ("[server]\ntrusted_proxies = ['not-a-net']\n", "trusted_proxies"),
-    ("[ingest]\nanonymize_ip = 'maybe'\n", "not a boolean"),
+    ("[ingest]\nanonymize_ip = 'maybe'\n", "ingest.anonymize_ip: true or false, not 'maybe'"),
     ("this is = not toml [", "kanal.toml"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:

@@ -94,6 +94,7 @@ def test_cookie_is_secure_over_https_and_behind_a_trusted_proxy(tmp_path: Any) -
 
     from kanal_collector.app import close_app
 
+
     env = make_app(tmp_path / "kanal.db", trusted_proxies=("127.0.0.1/32",))
     try:
         token = login_token(env)
@@ -118,14 +119,78 @@ def test_wrong_key_is_a_401_page_without_detail(kanal_app: App) -> None:
     assert kanal_app.rows("SELECT COUNT(*) FROM dashboard_sessions") == [(0,)]
 
 
-def test_sign_in_attempts_are_rate_limited_per_address(kanal_app: App) -> None:
+def _from(env: App, address: str, key: str) -> Any:
+    """A sign-in from another client address."""
+    token = login_token(env)
+    return env.client.post("/dashboard/login", data={"key": key, "login_csrf": token},
+                           environ_base={"REMOTE_ADDR": address})
+
+
+def test_guesses_at_a_key_wait_and_the_owner_does_not(kanal_app: App) -> None:
+    admin = kanal_app.keys["admin"]
+    guess = admin[:10] + "x" * (len(admin) - 10)  # a leaked prefix, the rest guessed
+    # Guesses with a prefix no admin key has can't be right: refused, never counted.
+    for _ in range(30):
+        assert sign_in(kanal_app, "ak_guess" + "y" * 24).status_code == 401
+    assert kanal_app.rows("SELECT COUNT(*) FROM login_failures") == [(0,)]
+    # Ten guesses at the real key's prefix from one address: that address waits for
+    # that key, even with the right key (or every guess could be tried).
     for _ in range(10):
-        assert sign_in(kanal_app, "ak_guess").status_code == 401
-    r = sign_in(kanal_app)  # even the right key waits now
+        assert sign_in(kanal_app, guess).status_code == 401
+    r = sign_in(kanal_app)
     assert r.status_code == 429
-    assert int(r.headers["Retry-After"]) > 0
+    assert 0 < int(r.headers["Retry-After"]) <= 601
+    assert "kanal dashboard unlock" in r.get_data(as_text=True)
+    # The owner from another address signs in as usual …
+    assert _from(kanal_app, "192.0.2.7", admin).status_code == 303
+    # … and so does another admin key from the attacker's address.
+    runtime = kanal_app.app.extensions["kanal"]
+    from kanal_collector.store.keys import create_key
+
+    other = create_key(runtime.db.conn(), "admin", int(kanal_app.clock.now() * 1000))
+    kanal_app.client.delete_cookie("kanal_session", path="/dashboard")
+    assert sign_in(kanal_app, other).status_code == 303
+    kanal_app.client.delete_cookie("kanal_session", path="/dashboard")
+    # the window passes
     kanal_app.clock.advance(601)
     assert sign_in(kanal_app).status_code == 303
+
+
+def test_unlock_clears_the_wait(kanal_app: App) -> None:
+    from click.testing import CliRunner
+
+    from kanal_collector.cli import cli
+
+    admin = kanal_app.keys["admin"]
+    for _ in range(10):
+        sign_in(kanal_app, admin[:10] + "x" * 22)
+    assert sign_in(kanal_app).status_code == 429
+    db = ["--db", str(kanal_app.db_path)]
+    locks = CliRunner().invoke(cli, ["dashboard", "locks", *db])
+    assert locks.exit_code == 0
+    assert f"127.0.0.1\t{admin[:10]}…\t10 failed" in locks.output
+    other = CliRunner().invoke(cli, ["dashboard", "unlock", "--address", "192.0.2.1", *db])
+    assert other.output == "Cleared 0 failed sign-in(s).\n"
+    result = CliRunner().invoke(cli, ["dashboard", "unlock", "--key", admin[:10] + "…", *db])
+    assert result.exit_code == 0 and result.output == "Cleared 10 failed sign-in(s).\n"
+    assert sign_in(kanal_app).status_code == 303
+
+
+def test_the_limits_come_from_the_config(tmp_path: Any) -> None:
+    from kanal_testing import make_app
+
+    from kanal_collector.app import close_app
+
+    env = make_app(tmp_path / "k.db", sections={"dashboard": {"login_attempts": 3,
+                                                              "login_window": "1h"}})
+    try:
+        admin = env.keys["admin"]
+        for _ in range(3):
+            sign_in(env, admin[:10] + "x" * 22)
+        r = sign_in(env)
+        assert r.status_code == 429 and 3500 < int(r.headers["Retry-After"]) <= 3601
+    finally:
+        close_app(env.app)
 
 
 def test_sign_in_needs_its_form_token_and_same_origin(kanal_app: App) -> None:

@@ -29,7 +29,7 @@ DAY = 86_400
 
 
 def run(*args: str, db: Path) -> Any:
-    return CliRunner().invoke(cli, [*args, "--db", str(db)], catch_exceptions=False)
+    return CliRunner().invoke(cli, [*args, "--db", str(db), "--create-db"], catch_exceptions=False)
 
 
 def test_suppressions_cli_round_trip(tmp_path: Path) -> None:

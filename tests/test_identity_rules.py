@@ -11,12 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from profiles_util import Log
 
-from kanal_collector.profiles.identity import (
-    clean_id,
-    is_junk,
-    normalize_email,
-    normalize_phone,
-)
+from kanal_collector.contacts import is_junk
+from kanal_collector.contacts import normalise_email as normalize_email
+from kanal_collector.contacts import normalise_phone as normalize_phone
+from kanal_collector.profiles.identity import clean_id
 
 
 @pytest.fixture

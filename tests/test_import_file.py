@@ -34,16 +34,24 @@ def test_import_csv_and_jsonl_idempotently(tmp_path: Path) -> None:
     db = ["--db", str(tmp_path / "k.db")]
     report = tmp_path / "rejected.jsonl"
     result = runner.invoke(cli, ["import", str(orders), *db, "--report", str(report)])
-    assert result.exit_code == 0, result.output
+    # rows were rejected: the valid ones are stored, and the exit status says so
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines()[-1] == (
+        f"Error: 2 row(s) rejected; the other rows were stored (all in {report}); "
+        "--allow-rejects exits 0 when rejects are expected")
     assert "Imported 5 rows: 3 stored, 0 already there, 2 rejected." in result.output
     assert "line 4: userId 'null' is not a usable id" in result.output
     assert "line 5: revenue must be a number" in result.output
     assert len(report.read_text().splitlines()) == 2
-    result = runner.invoke(cli, ["import", str(customers), *db])
+    result = runner.invoke(cli, ["import", str(customers), *db, "--allow-rejects"])
+    assert result.exit_code == 0, result.output
     assert "Imported 4 rows: 2 stored, 0 already there, 2 rejected." in result.output
+    result = runner.invoke(cli, ["import", str(customers), *db, "--dry-run"])
+    assert result.exit_code == 1
+    assert "Error: 2 row(s) rejected (--report FILE lists them all)" in result.output
     # re-runs store nothing twice
     result = runner.invoke(cli, ["import", str(orders), *db])
-    assert "0 stored, 3 already there" in result.output
+    assert "0 stored, 3 already there" in result.output and result.exit_code == 1
     rows = log.conn.execute("SELECT origin, key_kind, verified FROM events").fetchall()
     assert set(rows) == {("store", "import", 1)}
 
@@ -69,3 +77,15 @@ def test_import_needs_a_known_source(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["import", str(path), "--db", str(tmp_path / "k.db"),
                                       "--source", "nope"])
     assert result.exit_code != 0 and "no source named 'nope'" in result.output
+
+
+def test_nan_is_not_a_number_in_an_import(tmp_path: Path) -> None:
+    Log(tmp_path / "k.db").close()
+    path = tmp_path / "orders.csv"
+    path.write_text("userId,event,order_id,revenue\nu1,Order Completed,1,NaN\n"
+                    "u2,Order Completed,2,Infinity\nu3,Order Completed,3,12.5\n")
+    result = CliRunner().invoke(cli, ["import", str(path), "--db", str(tmp_path / "k.db")])
+    assert result.exit_code == 1
+    assert "line 2: revenue must be a number, not 'NaN'" in result.output
+    assert "line 3: revenue must be a number, not 'Infinity'" in result.output
+    assert "1 stored" in result.output

@@ -194,7 +194,7 @@ def test_journey_keys_compile() -> None:
 @pytest.mark.parametrize(("step", "where", "words"), [
     ('wait_window: {from: "09:00"}', "steps[0].wait_window", "to is required"),
     ('wait_window: {from: "9am", to: "18:00"}', "steps[0].wait_window.from", "time of day"),
-    ('wait_window: {from: "09:00", to: 18:00}', "steps[0].wait_window.to", "quotes"),
+    ('wait_window: {from: "09:00", to: 18:00}', "steps[0].wait_window.to", "quote it"),
     ('wait_window: {from: "09:00", to: "09:00"}', "steps[0].wait_window", "must differ"),
     ('wait_window: {from: "09:00", to: "18:00", days: [funday]}',
      "steps[0].wait_window.days", "mon, tue"),

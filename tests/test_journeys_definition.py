@@ -48,7 +48,7 @@ def test_branches_continue_after_their_step() -> None:
           - wait_for: {event: B, timeout: 1h}
             on_timeout:
               - send: m
-          - send: n
+          - send: m2
         """), name="j")
     wait = journey.steps["1"]
     assert wait.branches == {"event": "2", "timeout": "1.timeout.1"}
@@ -156,7 +156,7 @@ def test_cli_reload_and_list(tmp_path: Path) -> None:
     (folder / "cart.yaml").write_text(GOOD)
     runner = CliRunner()
     db = ["--db", str(tmp_path / "k.db")]
-    result = runner.invoke(cli, ["journeys", "reload", "--dir", str(folder), *db])
+    result = runner.invoke(cli, ["journeys", "reload", "--dir", str(folder), *db, "--create-db"])
     assert result.exit_code == 0, result.output
     assert "cart\tv1\tnew version" in result.output
     result = runner.invoke(cli, ["journeys", "list", *db])

@@ -11,12 +11,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from kanal_testing import downgrade
 from profiles_util import T0, Log
 
+from kanal_collector.money import order_value
 from kanal_collector.own_events import own_event
 from kanal_collector.profiles.privacy import forget
 from kanal_collector.profiles.rebuild import rebuild
-from kanal_collector.profiles.step import ProfilesStep, SegmentsStep, order_value
+from kanal_collector.profiles.step import ProfilesStep, SegmentsStep
 from kanal_collector.reports.funnels import money
 from kanal_collector.reports.kpis import day_name, overview
 from kanal_collector.store.events import StoredEvent
@@ -245,45 +247,16 @@ def test_a_crashed_batch_is_counted_once(log: Log) -> None:
     assert sum(n for n, _ in tracks.values()) == len(recount_track_events(log.conn)) > 20
 
 
-_BEFORE_AGGREGATES = [m.__name__ for m in MIGRATIONS].index("_m009_daily_aggregates")
-
-
-def _objects(conn: sqlite3.Connection) -> set[tuple[str, str]]:
-    return set(conn.execute("SELECT type, name FROM sqlite_master "
-                            "WHERE type IN ('table', 'index') AND sql IS NOT NULL").fetchall())
-
-
-def _schema_before_aggregates() -> set[tuple[str, str]]:
-    """The tables and indexes of a database that stopped before the aggregates."""
-    from sqlite_utils import Database as Schema
-
-    conn = sqlite3.connect(":memory:")
-    for step in MIGRATIONS[:_BEFORE_AGGREGATES]:
-        step(Schema(conn))
-    return _objects(conn)
-
-
-_LATER_COLUMNS = (("journeys", "first_enabled_at"), ("journey_runs", "trusted"),
-                  ("outbox", "untrusted"))
-"""Columns later migrations add to older tables (safe sends, _m012)."""
+_VERSION_9 = 9
 
 
 def _downgrade(conn: sqlite3.Connection) -> None:
-    """Put a database back where version 8 left it: the aggregates and every later
-    migration's tables, indexes and columns are dropped, so that migrate() makes them
-    again."""
-    keep = _schema_before_aggregates()
-    for kind, name in sorted(_objects(conn) - keep, key=lambda o: o[0] != "index"):
-        if (kind, name) in _objects(conn):  # an index goes with its table
-            conn.execute(f"DROP {kind.upper()} {name}")
-    for table, column in _LATER_COLUMNS:
-        conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-    conn.execute(f"PRAGMA user_version = {_BEFORE_AGGREGATES}")
-    conn.commit()
+    """Put a database back where version 8 left it (before the aggregates existed)."""
+    downgrade(conn, _VERSION_9 - 1)
 
 
 def test_the_migration_backfills_what_the_processor_wrote(log: Log) -> None:
-    assert MIGRATIONS[8].__name__ == "_m009_daily_aggregates"
+    assert MIGRATIONS[_VERSION_9 - 1].__name__ == "_m009_daily_aggregates"
     _history(log, seed=29)
     log.process()
     forget(log.conn, "u2", T0)

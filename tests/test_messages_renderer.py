@@ -83,19 +83,20 @@ def test_sandbox_refuses_unsafe_access(template: str) -> None:
 
 
 @pytest.mark.parametrize("changes,expected", [
-    ({"sms": {"text": "{{ traits.first_name "}}, "sms.text (line 1)"),
+    ({"sms": {"text": "{{ traits.first_name "}}, "sms.text: template line 1"),
     ({"sms": {"text": "{{ traits.first_name | shout }}"}}, "No filter named 'shout'"),
     ({"sms": {"text": "{{ trait.first_name }}"}}, "unknown name trait"),
     ({"sms": {"text": "{% for x in items %}{{ x }}{% endfor %}"}}, "unknown name items"),
-    ({"email": {"html": "<p>hi</p>"}}, "email.subject is required"),
+    ({"email": {"html": "<p>hi</p>"}}, "email.subject: required"),
     ({"email": {"subject": "s"}}, "email needs html or text"),
     ({"email": {"subject": "s", "text": "t", "body": "b"}}, "unknown field body"),
-    ({"sms": {"text": 5}}, "sms.text must be a string"),
+    ({"sms": {"text": 5}}, "sms.text: must be a string"),
     ({"kind": "promo"}, "kind` must be marketing or transactional"),
     ({"colour": "red"}, "unknown key colour"),
-    ({"languages": {"sv": {"fax": {}}}}, "languages.sv: unknown key fax"),
+    ({"languages": {"sv": {"fax": {}}}}, "languages.sv.fax: unknown key fax"),
     ({"languages": {"en": {"sms": {"text": "x"}}}}, "repeats the default language"),
-    ({"languages": {"sv": {"sms": {"text": "{{ x( }}"}}}}, "languages.sv: sms.text"),
+    ({"languages": {"sv": {"sms": {"text": "{{ x( }}"}}}},
+     "languages.sv.sms.text: template line 1"),
 ])
 def test_bad_definitions_are_clear_errors(changes: dict[str, Any], expected: str) -> None:
     with pytest.raises(DefinitionError) as info:
@@ -155,5 +156,5 @@ def test_directory_errors_name_every_file(tmp_path: Path) -> None:
         load_directory(tmp_path)
     text = str(info.value)
     assert "a.yaml" in text and "unknown name x" in text
-    assert "b.yaml: invalid YAML" in text
-    assert "d.yaml: message 'a' is also defined in" in text
+    assert "b.yaml:2: invalid YAML" in text
+    assert "d.yaml: name: message 'a' is also defined in" in text

@@ -220,7 +220,7 @@ def test_before_send_hooks_change_content_and_headers(world: World) -> None:
     (sent,) = email(world).sent
     assert sent.content["html"].endswith('<img src="/o/1">')
     assert "headers" not in sent.content
-    assert sent.headers == {"List-Unsubscribe": "<https://x/u/1>"}
+    assert sent.headers == {"Content-Language": "en", "List-Unsubscribe": "<https://x/u/1>"}
     assert seen == [(oid, "a@example.com", "cart", "en")]
 
 

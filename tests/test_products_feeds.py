@@ -240,14 +240,17 @@ def test_cli_import_list_show_and_delete(tmp_path: Path) -> None:
     config = tmp_path / "kanal.toml"
     config.write_text('[products]\ndefault_currency = "EUR"\n')
     result = _run("products", "import", str(DATA / "cups_bad_rows.csv"), "--db", db,
-                  "--config", str(config), "--report", str(tmp_path / "rejected.jsonl"))
-    assert result.exit_code == 0, result.output
+                  "--config", str(config), "--report", str(tmp_path / "rejected.jsonl"),
+                  "--create-db")
+    assert result.exit_code == 1, result.output  # rows were rejected
+    assert "7 row(s) rejected; the other rows were stored" in result.output
     assert "Imported 10 rows: 3 new, 0 changed, 0 unchanged, 7 rejected." in result.output
     assert "cups_bad_rows.csv:4: price: a price can't be negative ('-2.00')" in result.output
     lines = [json.loads(x) for x in (tmp_path / "rejected.jsonl").read_text().splitlines()]
     assert [x["line"] for x in lines] == [4, 5, 7, 8, 9, 10, 11]
     again = _run("products", "import", str(DATA / "cups_bad_rows.csv"), "--db", db,
-                 "--config", str(config))
+                 "--config", str(config), "--allow-rejects")
+    assert again.exit_code == 0, again.output
     assert "0 new, 0 changed, 3 unchanged" in again.output
     listed = _run("products", "list", "--db", db, "--config", str(config))
     assert "3 products (3 available)" not in listed.output  # CUP-2 is out of stock
@@ -270,7 +273,8 @@ def test_cli_import_list_show_and_delete(tmp_path: Path) -> None:
 def test_cli_import_refuses_a_broken_feed_with_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "feed.xml"
     bad.write_text('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "x">]><rss/>')
-    result = _run("products", "import", str(bad), "--db", str(tmp_path / "k.db"))
+    result = _run("products", "import", str(bad), "--db", str(tmp_path / "k.db"),
+                  "--create-db")
     assert result.exit_code == 1
     assert "refused: the feed declares a DTD or entities" in result.output
     assert "Traceback" not in result.output

@@ -167,7 +167,7 @@ def test_cli_feeds_and_fetch(tmp_path: Path, feeds: _FeedServer) -> None:
                       f'[[products.feeds]]\nname = "old"\nurl = "{feeds.url}/gone"\n')
     args = ["--db", str(tmp_path / "kanal.db"), "--config", str(config)]
     runner = CliRunner()
-    result = runner.invoke(cli, ["products", "fetch", *args])
+    result = runner.invoke(cli, ["products", "fetch", *args, "--create-db"])
     assert result.exit_code == 1
     assert "shop: 5 rows: 3 new" in result.output
     assert "old: failed:" in result.output and "HTTP 404" in result.output
@@ -184,10 +184,10 @@ def test_cli_feeds_and_fetch(tmp_path: Path, feeds: _FeedServer) -> None:
     ('[[products.feeds]]\nname = "a"\nurl = "ftp://x"\n', "url: an http"),
     ('[[products.feeds]]\nname = "a b"\nurl = "https://x"\n', "name: letters"),
     ('[[products.feeds]]\nname = "a"\nurl = "https://x"\nevery = "soon"\n', "every"),
-    ('[products]\nprice_drop_percent = 150\n', "at most 100"),
+    ('[products]\nprice_drop_percent = 150\n', "price_drop_percent: a number from 0 to 100"),
     ('[products]\nmin_support = 0\n', "min_support"),
     ('[products]\nback_in_stock_from = "anyone"\n', "back_in_stock_from"),
-    ('[products]\nfrobnicate = 1\n', "unknown key frobnicate"),
+    ('[products]\nfrobnicate = 1\n', "unknown key products.frobnicate"),
 ])
 def test_bad_products_settings_stop_serve_with_the_key(tmp_path: Path, table: str,
                                                         why: str) -> None:

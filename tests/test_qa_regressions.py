@@ -207,5 +207,5 @@ def test_an_unquoted_toml_time_gets_a_hint(tmp_path: Path) -> None:
                     '[quiet_hours]\nfrom = 21:00:00\nto = "08:00"\n', encoding="utf-8")
     result = CliRunner().invoke(cli, ["serve", "--config", str(path)])
     assert result.exit_code == 1
-    assert result.output.strip() == ("Error: [quiet_hours] from: a time of day like "
-                                     "\"09:00\", not '21:00:00' (put it in quotes: \"21:00\")")
+    assert result.output.strip() == (f"Error: {path}: quiet_hours.from: a time of day in "
+                                     "quotes, like \"21:00\" (unquoted it is a TOML time)")

@@ -155,7 +155,8 @@ def test_journeys_journey_and_experiments_tables(filled: Path) -> None:
 
 def test_costs_set_list_delete(tmp_path: Path) -> None:
     db = tmp_path / "kanal.db"
-    result = run(db, "costs", "set", "channel", "email", "120.5", "--currency", "EUR")
+    result = run(db, "costs", "set", "channel", "email", "120.5", "--currency", "EUR",
+                 "--create-db")
     assert result.exit_code == 0, result.output
     assert "120.50 EUR" in result.output
     listed = json.loads(run(db, "costs", "--format", "json").output)
@@ -170,7 +171,14 @@ def test_costs_set_list_delete(tmp_path: Path) -> None:
     assert again.exit_code == 1 and "no cost for channel 'email'" in again.output
     bad = CliRunner().invoke(cli, ["report", "costs", "set", "--db", str(db), "--",
                                    "channel", "email", "-3"])
-    assert bad.exit_code == 1 and "amount" in bad.output, bad.output
+    assert bad.exit_code == 1 and "AMOUNT must be a number" in bad.output, bad.output
+    # without `--` too: -5 is an amount to refuse plainly, not an unknown option
+    for amount in ("-5", "five", "nan", "inf"):
+        bad = CliRunner().invoke(cli, ["report", "costs", "set", "channel", "sms", amount,
+                                       "--db", str(db)])
+        assert bad.exit_code == 1, bad.output
+        assert bad.output == ("Error: AMOUNT must be a number of at least 0 (like 120 or "
+                              f"120.50), not {amount!r}\n")
 
 
 @pytest.mark.parametrize(("args", "code", "fragment"), [
@@ -181,6 +189,7 @@ def test_costs_set_list_delete(tmp_path: Path) -> None:
     (["journey", "nope"], 1, "no journey 'nope'"),
 ])
 def test_errors(tmp_path: Path, args: list[str], code: int, fragment: str) -> None:
-    result = CliRunner().invoke(cli, ["report", *args, "--db", str(tmp_path / "kanal.db")])
+    result = CliRunner().invoke(cli, ["report", *args, "--db", str(tmp_path / "kanal.db"),
+                                      "--create-db"])
     assert result.exit_code == code, result.output
     assert fragment in result.output

@@ -25,6 +25,7 @@ from .ingest.writer import EventWriter
 from .ingest.wsgi import IngestMiddleware
 from .journeys import Evaluator, JourneysStep, References, TimerWorker
 from .journeys.checker import channel_kinds
+from .jsonprovider import StrictJSONProvider
 from .localtime import default_timezone
 from .messages import build_dispatcher
 from .messages.callbacks import callbacks_blueprint
@@ -38,6 +39,7 @@ from .products import (
     template_globals,
 )
 from .profiles import ProfilesStep, SegmentsStep, SegmentSweeper
+from .profiles.identity import default_country
 from .reports.attribution import AttributionSettings
 from .reports.costs import config_costs
 from .runtime import Runtime
@@ -76,13 +78,14 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     )
     try:  # settings of kanal.toml checked when the workers are built
         zone = default_timezone(config)
+        country = default_country(config)
         products = ProductSettings.from_config(config)
         dispatcher = build_dispatcher(config, db, clock,
                                       template_globals=[template_globals(products)])
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     app = Flask(__name__)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = StrictJSONProvider(app)
     app.extensions["kanal"] = runtime
     # Journeys send on the configured channels: a step may name any of them.
     channels = dispatcher.channels
@@ -90,7 +93,8 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     app.extensions["kanal.policy"] = dispatcher.policy
     app.extensions["kanal.supervisor"] = Supervisor(
         db, clock, [(build_processor(db, runtime.writer.busy, clock=clock, timezone=zone,
-                                     channels=channels, products=products), wake),
+                                     channels=channels, products=products,
+                                     country=country), wake),
                     (SegmentSweeper(db, clock), threading.Event()),
                     (dispatcher, threading.Event()),
                     (TimerWorker(db, clock, journeys_dir=config.journeys_dir,
@@ -119,16 +123,19 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
 def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None, *,
                     clock: Clock | None = None, timezone: str = "UTC",
                     channels: Mapping[str, Any] | None = None,
-                    products: ProductSettings | None = None) -> Processor:
+                    products: ProductSettings | None = None,
+                    country: str | None = None) -> Processor:
     """The processor with every step, in the order they must run.
 
-    `timezone` is the fallback for people without one (`[journeys] default_timezone`);
-    `channels` are the channels journey sends are queued for (the dispatcher's);
-    `products` the `[products]` settings.
+    `timezone` is the fallback for people without one (`[journeys] default_timezone`),
+    `country` for national phone numbers of people without one (`[profiles]
+    default_country`); `channels` are the channels journey sends are queued for (the
+    dispatcher's); `products` the `[products]` settings.
     """
     evaluator = Evaluator(clock=clock, default_timezone=timezone, channels=channels)
-    return Processor(db, [StatsStep(), ProfilesStep(), SegmentsStep(clock),
-                          ProductsStep(products), JourneysStep(evaluator=evaluator)],
+    return Processor(db, [StatsStep(), ProfilesStep(default_country=country),
+                          SegmentsStep(clock), ProductsStep(products),
+                          JourneysStep(evaluator=evaluator)],
                      ingest_busy=ingest_busy)
 
 

@@ -2,75 +2,27 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, TypeVar
 
 import click
 
-from .config import Config, load_config
+from . import (
+    cli_channels,
+    cli_dashboard,
+    cli_deliverability,
+    cli_journeys,
+    cli_messages,
+    cli_products,
+    cli_profiles,
+    cli_report,
+    cli_tracking,
+)
+from .cli_common import _config, _now_ms, _when, common_options, with_db
 from .errors import KanalError
 from .store import keys as keystore
 from .store.db import Database
 from .store.events import recent_events, recent_failed
-from .store.schema import migrate
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def common_options(func: F) -> F:
-    """--db and --config, shared by every command."""
-    func = click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                        help="Config file (default ./kanal.toml or $KANAL_CONFIG).")(func)
-    func = click.option("--db", type=click.Path(dir_okay=False),
-                        help="SQLite database file (default ./kanal.db or $KANAL_DB).")(func)
-    return func
-
-
-def _config(config_path: str | None, **overrides: Any) -> Config:
-    try:
-        return load_config(config_path, overrides=overrides)
-    except KanalError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _database(config: Config) -> Database:
-    db = Database(config.db, synchronous=config.synchronous, busy_timeout=config.busy_timeout)
-    try:
-        migrate(db.conn())
-    except Exception as exc:
-        raise click.ClickException(f"cannot open {config.db}: {exc}") from None
-    return db
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _when(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def with_db(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Open the database named by --db/--config and pass it as `db`."""
-
-    @functools.wraps(func)
-    def wrapper(db: str | None, config_path: str | None, **kwargs: Any) -> Any:
-        database = _database(_config(config_path, db=db))
-        try:
-            return func(database, **kwargs)
-        except (KanalError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
-        finally:
-            database.close()
-
-    return wrapper
 
 
 @click.group()
@@ -201,14 +153,23 @@ def events_failed(db: Database, limit: int) -> None:
         click.echo(f"{row['id']}\t{_when(row['received_at'])}\t{row['reason']}\t"
                    f"{row['body'][:200]}")
 
-# The command groups of the other parts register themselves on `cli` when imported.
-from . import (  # noqa: E402,F401
-    cli_channels,
-    cli_deliverability,
-    cli_journeys,
-    cli_messages,
-    cli_products,
-    cli_profiles,
-    cli_report,
-    cli_tracking,
-)
+# The commands of the other parts, registered here: the one place that knows them all.
+for _command in (
+    cli_channels.plugins,
+    cli_dashboard.dashboard,
+    cli_deliverability.bounces,
+    cli_deliverability.email,
+    cli_deliverability.suppressions,
+    cli_journeys.journeys,
+    cli_messages.messages,
+    cli_messages.outbox,
+    cli_products.products,
+    cli_products.recommend_command,
+    cli_profiles.profiles,
+    cli_profiles.import_,
+    cli_profiles.forget,
+    cli_profiles.segments,
+    cli_report.report,
+    cli_tracking.tracking,
+):
+    cli.add_command(_command)

@@ -7,11 +7,11 @@ import json
 import click
 
 from .channels.plugins import build_channels, plugin_summary
-from .cli import _config, cli, common_options
+from .cli_common import _config, common_options
 from .errors import KanalError
 
 
-@cli.command()
+@click.command()
 @common_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--check", is_flag=True,

@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from .cli import _config, _database, _now_ms, _when, cli, common_options, with_db
-from .cli_report import _FORMAT, _SINCE, _UNTIL, Row, _emit, _opened, _window, rate
+from .cli_common import _config, _database, _now_ms, _when, common_options, with_db
+from .cli_report import _FORMAT, _SINCE, _UNTIL, Row, _emit, _opened, _window, rate, report
 from .clock import SystemClock
 from .deliverability import dnscheck, suppression
 from .deliverability.receiver import start_receiver, stop_receiver
@@ -29,7 +29,7 @@ from .tracking.settings import TrackingSettings
 # -- the suppression list ------------------------------------------------------------------
 
 
-@cli.group()
+@click.group()
 def suppressions() -> None:
     """The email suppression list: addresses Kanal never emails (bounces, complaints,
     added by hand)."""
@@ -125,7 +125,7 @@ def suppressions_export(db: Database, file: Path | None, reason: str | None) -> 
 # -- DNS records ----------------------------------------------------------------------------
 
 
-@cli.group()
+@click.group()
 def email() -> None:
     """Email sending hygiene."""
 
@@ -156,7 +156,7 @@ def email_check(db: str | None, config_path: str | None, domain: str, as_json: b
 # -- the bounce endpoint ------------------------------------------------------------------------
 
 
-@cli.group()
+@click.group()
 def bounces() -> None:
     """The endpoint that receives bounces (DSNs) sent to the VERP addresses."""
 
@@ -234,10 +234,4 @@ def report_deliverability(db: str | None, config_path: str | None, since: str | 
     _emit(fmt, doc, headers, rows, table=table)
 
 
-def _register() -> None:
-    from .cli_report import report
-
-    report.add_command(report_deliverability)
-
-
-_register()
+report.add_command(report_deliverability)

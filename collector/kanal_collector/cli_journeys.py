@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .cli import _config, _database, _when, cli, common_options
+from .cli_common import _config, _database, _when, common_options
 from .errors import KanalError
 from .journeys.definition import journey_files, load_file, load_files
 from .journeys.errors import JourneyFileError
@@ -28,7 +28,7 @@ _DIR = click.option("--dir", "directory", type=click.Path(file_okay=False),
                          "or ./journeys).")
 
 
-@cli.group()
+@click.group()
 def journeys() -> None:
     """Journey files: validate them, list them and their runs, load them now."""
 

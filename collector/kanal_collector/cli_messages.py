@@ -9,13 +9,14 @@ from typing import Any
 
 import click
 
-from .cli import _config, _database, _when, cli, common_options
+from .cli_common import _config, _database, _when, common_options
 from .config import Config
 from .errors import KanalError
 from .journeys.definition import journey_files, load_files
 from .journeys.references import references_for
 from .messages.catalog import Catalog, load_directory, message_files, messages_dir
 from .messages.eligibility import BUILTIN_CHANNELS, ChannelInfo, Policy, check, load_person
+from .messages.errors import DefinitionError
 from .products.checks import product_problems
 from .products.settings import ProductSettings
 from .products.templates import ProductFunctions
@@ -36,11 +37,17 @@ def _catalog(config: Config, directory: str | None) -> Catalog:
     path = Path(directory) if directory else messages_dir(config)
     try:
         return Catalog(load_directory(path), path)
+    except DefinitionError as exc:
+        for problem in [str(p) for p in exc.problems] or [str(exc)]:
+            click.echo(str(problem), err=True)
+        count = max(len(exc.problems), 1)
+        raise click.ClickException(f"{count} problem(s) in the message files of {path}"
+                                   ) from None
     except KanalError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-@cli.group()
+@click.group()
 def messages() -> None:
     """Message definitions: validate the files, list them, preview one for a person."""
 
@@ -49,11 +56,13 @@ def messages() -> None:
 @common_options
 @_DIR
 def messages_validate(db: str | None, config_path: str | None, directory: str | None) -> None:
-    """Check every message file (YAML, fields, templates); exit 1 on the first problem.
+    """Check every message file (YAML, fields, templates).
 
-    Then the send steps of the journey files that use them: each must name a message
-    that exists, and channels the config has (or the built-in ones without any
-    [channels] table) for which the message has content; each problem as FILE:LINE.
+    Every problem of every file is printed as FILE:LINE: FIELD: WHAT; the exit status is
+    1 when there is one. Then the send steps of the journey files that use them: each
+    must name a message that exists, and channels the config has (or the built-in ones
+    without any [channels] table) for which the message has content; each problem as
+    FILE:LINE.
     """
     config = _config(config_path, db=db)
     catalog = _catalog(config, directory)
@@ -147,7 +156,7 @@ def messages_preview(db: str | None, config_path: str | None, directory: str | N
         database.close()
 
 
-@cli.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @common_options
 @click.option("--state", type=click.Choice(store.STATES), help="Only rows in this state.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)

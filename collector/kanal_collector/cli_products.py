@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .cli import _config, _database, _now_ms, _when, cli, common_options
+from .cli_common import _config, _database, _now_ms, _when, common_options
 from .cli_report import _FORMAT, _SINCE, _UNTIL, _emit, _window, money, rate, report
 from .config import Config
 from .errors import KanalError
@@ -59,7 +59,7 @@ def _with_products(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@cli.group()
+@click.group()
 def products() -> None:
     """The product catalogue: import feeds, list and show products, scheduled feeds."""
 
@@ -78,14 +78,18 @@ def products() -> None:
 @click.option("--dry-run", is_flag=True, help="Check only; store nothing.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True),
               help="Write every rejected row here (JSON lines: line, reason).")
+@click.option("--allow-rejects", is_flag=True,
+              help="Exit 0 even when rows were rejected (the valid rows are stored either "
+                   "way).")
 @_with_products
 def products_import(settings: ProductSettings, db: Database, file: str, fmt: str, source: str,
                     currency: str | None, delete_missing: bool, dry_run: bool,
-                    report_path: str | None) -> None:
+                    report_path: str | None, allow_rejects: bool) -> None:
     """Import products from FILE: CSV, JSON lines or a Merchant Center XML feed.
 
     Idempotent: an unchanged product is not written again. Rejected rows are listed with
-    their line and reason. Safe while `kanal serve` runs.
+    their line and reason; the exit status is then 1 (the valid rows are stored all the
+    same), unless --allow-rejects. Safe while `kanal serve` runs.
     """
     path = Path(file)
     default = currency_code(currency, "--currency") if currency else settings.default_currency
@@ -113,6 +117,11 @@ def products_import(settings: ProductSettings, db: Database, file: str, fmt: str
         with open(report_path, "w", encoding="utf-8") as f:
             for rejected in report_.rejected:
                 f.write(json.dumps({"line": rejected.line, "reason": rejected.reason}) + "\n")
+    if report_.rejected and not allow_rejects:
+        raise click.ClickException(
+            f"{len(report_.rejected)} row(s) rejected"
+            + ("" if dry_run else "; the other rows were stored")
+            + "; --allow-rejects exits 0 when rejects are expected")
 
 
 @products.command("list")
@@ -257,7 +266,7 @@ def products_build(settings: ProductSettings, db: Database) -> None:
                + ", ".join(f"{kind} {n}" for kind, n in result.lists.items()))
 
 
-@cli.command("recommend")
+@click.command("recommend")
 @common_options
 @click.argument("user")
 @click.option("--kind", type=click.Choice(KINDS), default="personal", show_default=True)

@@ -9,16 +9,24 @@ from typing import Any
 
 import click
 
-from .cli import _config, _database, _now_ms, _when, cli, common_options, with_db
+from .cli_common import (
+    _now_ms,
+    _when,
+    common_options,
+    country_setting,
+    current_config,
+    with_db,
+)
 from .clock import SystemClock
 from .products import ProductSettings, ProductsStep
 from .profiles import importer
 from .profiles.privacy import forget as forget_person
 from .profiles.rebuild import RebuildBusy, rebuild
-from .profiles.segments import SegmentError, load_segments_file
+from .profiles.segments import Segment, SegmentError, load_segments_file
 from .profiles.step import sweep
 from .profiles.views import export_json, lookup, profile_json, timeline_json
 from .store import profiles as store
+from .store.contacts import contact_fixes
 from .store.db import Database, transaction
 from .store.keys import source_id as find_source
 
@@ -36,7 +44,7 @@ def _dump(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2, default=str)
 
 
-@cli.group()
+@click.group()
 def profiles() -> None:
     """One profile per person: look one up, export it, rebuild them all from the log."""
 
@@ -109,29 +117,56 @@ def profiles_export(db: Database, user: str, kind: str | None, output: str | Non
         click.echo(text)
 
 
+@profiles.command("contact-fixes")
+@common_options
+@click.option("--outcome", type=click.Choice(["normalised", "invalid", "conflict"]),
+              help="Only fixes with this outcome.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+@with_db
+def profiles_contact_fixes(db: Database, outcome: str | None, as_json: bool) -> None:
+    """What the upgrade to normalised emails and phones changed in existing identities.
+
+    normalised: the identity holds the normalised value now; invalid: not a valid
+    address or number, so no longer an identity (the trait stays); conflict: the
+    normalised value is another profile's identity (`kanal profiles rebuild` merges the
+    two by the merge rules).
+    """
+    fixes = contact_fixes(db.conn(), outcome)
+    for fix in fixes:
+        if as_json:
+            click.echo(json.dumps(fix, ensure_ascii=False))
+            continue
+        detail = {"normalised": f"→ {fix['normalised']}",
+                  "invalid": f"removed: {fix['detail']}",
+                  "conflict": f"→ {fix['normalised']}, held by profile "
+                              f"{fix['other_profile']}"}[fix["outcome"]]
+        click.echo(f"{fix['outcome']}\tprofile {fix['profile_id']}\t{fix['kind']} "
+                   f"{fix['value']!r} {detail}")
+    if not as_json:
+        click.echo(f"{len(fixes)} fix(es).", err=True)
+
+
 @profiles.command("rebuild")
 @common_options
-def profiles_rebuild(db: str | None, config_path: str | None) -> None:
+@with_db
+def profiles_rebuild(db: Database) -> None:
     """Recompute every profile, identity and segment (and what people did with
     products) from the event log."""
-    config = _config(config_path, db=db)
+    config = current_config()
     try:
         products = ProductsStep(ProductSettings.from_config(config))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    database = _database(config)
-    conn = database.conn()
+    conn = db.conn()
     try:
-        done = rebuild(conn, SystemClock(), also=[products])
+        done = rebuild(conn, SystemClock(), also=[products],
+                       default_country=country_setting(config))
     except RebuildBusy as exc:
         raise click.ClickException(str(exc)) from None
-    finally:
-        count = store.count_profiles(conn)
-        database.close()
-    click.echo(f"Rebuilt {count} profiles from {done} events.")
+    click.echo(f"Rebuilt {store.count_profiles(conn)} profiles from {done} events.")
 
 
-@cli.command("import")
+@click.command("import")
 @common_options
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--source", default="default", show_default=True,
@@ -139,18 +174,22 @@ def profiles_rebuild(db: str | None, config_path: str | None) -> None:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True),
               help="Write rejected rows here (JSON lines).")
 @click.option("--dry-run", is_flag=True, help="Validate only; store nothing.")
+@click.option("--allow-rejects", is_flag=True,
+              help="Exit 0 even when rows were rejected (the valid rows are stored either "
+                   "way).")
 @click.option("--trigger", is_flag=True,
               help="Let the rows start journeys, as if they had just happened (without "
                    "it, imported rows are history and start none).")
 @with_db
 def import_(db: Database, file: str, source: str, report_path: str | None,
-            dry_run: bool, trigger: bool) -> None:
+            dry_run: bool, allow_rejects: bool, trigger: bool) -> None:
     """Import offline purchases or a customer list (CSV or JSON lines), origin `store`.
 
     Columns userId, anonymousId, event, type, timestamp and messageId are message
     fields; properties.X, traits.X and context.X go where they say; any other column is
     a trait (rows without an event) or a property (rows with one). Re-running a file
-    stores nothing twice.
+    stores nothing twice. The exit status is 1 when any row was rejected (the valid
+    rows are stored all the same), unless --allow-rejects.
 
     Imported rows are history: they update profiles and segments but start no journey,
     unless --trigger is given (then each new row may start journeys as if it had just
@@ -165,7 +204,9 @@ def import_(db: Database, file: str, source: str, report_path: str | None,
     with click.progressbar(length=total, label=f"Importing {path.name}",
                            file=sys.stderr) as bar:
         report = importer.import_file(conn, path, source_id=sid, received_ms=_now_ms(),
-                                      dry_run=dry_run, progress=bar.update, trigger=trigger)
+                                      dry_run=dry_run, progress=bar.update,
+                                      default_country=country_setting(current_config()),
+                                      trigger=trigger)
     verb = "Checked" if dry_run else "Imported"
     click.echo(f"{verb} {report.rows} rows: {report.stored} stored, "
                f"{report.duplicates} already there, {len(report.rejected)} rejected.")
@@ -173,14 +214,31 @@ def import_(db: Database, file: str, source: str, report_path: str | None,
         click.echo(f"  line {rejected.line}: {rejected.reason}")
     if len(report.rejected) > 20:
         click.echo(f"  … and {len(report.rejected) - 20} more")
+    if report.invalid:
+        click.echo(f"{len(report.invalid)} invalid email or phone value(s), imported as "
+                   "invalid traits (never used to identify or reach anyone):")
+        for bad in report.invalid[:20]:
+            click.echo(f"  line {bad.line}: {bad.field} {bad.value!r}: {bad.reason}")
+        if len(report.invalid) > 20:
+            click.echo(f"  … and {len(report.invalid) - 20} more")
     if report_path:
         with open(report_path, "w", encoding="utf-8") as f:
             for r in report.rejected:
                 f.write(json.dumps({"line": r.line, "reason": r.reason, "row": r.row},
                                    ensure_ascii=False) + "\n")
+            for bad in report.invalid:
+                f.write(json.dumps({"line": bad.line, "invalid": bad.field,
+                                    "value": bad.value, "reason": bad.reason},
+                                   ensure_ascii=False) + "\n")
+    if report.rejected and not allow_rejects:
+        raise click.ClickException(
+            f"{len(report.rejected)} row(s) rejected"
+            + ("" if dry_run else "; the other rows were stored")
+            + (f" (all in {report_path})" if report_path else " (--report FILE lists them all)")
+            + "; --allow-rejects exits 0 when rejects are expected")
 
 
-@cli.command()
+@click.command()
 @common_options
 @click.argument("user")
 @click.option("--kind", type=_KIND, help="Only look USER up as this kind of identity.")
@@ -199,20 +257,32 @@ def forget(db: Database, user: str, kind: str | None, yes: bool) -> None:
                    f"{len(done.identities)} identities suppressed.")
 
 
-@cli.group()
+@click.group()
 def segments() -> None:
     """Segments: declarative groups of people, kept current as events arrive."""
+
+
+def _segments_file(file: str) -> list[Segment]:
+    """The segments of FILE; every problem printed (FILE:LINE: FIELD: WHAT), then exit 1."""
+    try:
+        return load_segments_file(file)
+    except SegmentError as exc:
+        for problem in [str(p) for p in exc.problems] or [str(exc)]:
+            click.echo(str(problem), err=True)
+        count = max(len(exc.problems), 1)
+        raise click.ClickException(f"{file}: {count} problem(s)") from None
 
 
 @segments.command("validate")
 @common_options
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def segments_validate(db: str | None, config_path: str | None, file: str) -> None:
-    """Check a segments file (YAML or JSON) without storing it (the database is not read)."""
-    try:
-        found = load_segments_file(file)
-    except SegmentError as exc:
-        raise click.ClickException(str(exc)) from None
+    """Check a segments file (YAML or JSON) without storing it (the database is not read).
+
+    Every problem is printed as FILE:LINE: FIELD: WHAT; the exit status is 1 when there
+    is one.
+    """
+    found = _segments_file(file)
     click.echo(f"{file}: {len(found)} segments OK: " + ", ".join(s.name for s in found))
 
 
@@ -222,10 +292,7 @@ def segments_validate(db: str | None, config_path: str | None, file: str) -> Non
 @with_db
 def segments_apply(db: Database, file: str) -> None:
     """Make FILE the set of segments; new and changed ones are computed at once."""
-    try:
-        found = load_segments_file(file)
-    except SegmentError as exc:
-        raise click.ClickException(str(exc)) from None
+    found = _segments_file(file)
     conn = db.conn()
     now = _now_ms()
     with transaction(conn):

@@ -17,9 +17,10 @@ from typing import Any
 
 import click
 
-from .cli import _config, _database, _now_ms, cli, common_options
+from .cli_common import _config, _database, _now_ms, common_options
 from .config import Config
 from .errors import KanalError
+from .money import amount as money_amount
 from .reports import views
 from .reports.attribution import DIMENSIONS, MODELS
 from .reports.costs import delete_cost, set_cost
@@ -157,7 +158,7 @@ def _emit(fmt: str, document: dict[str, Any], headers: Sequence[str], rows: Sequ
 # --- commands ----------------------------------------------------------------------
 
 
-@cli.group()
+@click.group()
 def report() -> None:
     """Reports: overview, attribution, journey funnels, experiments and marketing costs."""
 
@@ -363,18 +364,23 @@ def report_costs(ctx: click.Context, db: str | None, config_path: str | None,
     _emit(fmt, doc, headers, rows)
 
 
-@report_costs.command("set")
+# A negative AMOUNT (-5) is an argument to refuse with a plain message, not an option.
+@report_costs.command("set", context_settings={"ignore_unknown_options": True})
 @common_options
 @click.argument("dimension", type=click.Choice(DIMENSIONS))
 @click.argument("key")
-@click.argument("amount", type=float)
+@click.argument("amount")
 @click.option("--currency", help="Currency code, e.g. EUR.")
 def report_costs_set(db: str | None, config_path: str | None, dimension: str, key: str,
-                     amount: float, currency: str | None) -> None:
-    """Set the cost of KEY (a channel, campaign or journey) to AMOUNT."""
+                     amount: str, currency: str | None) -> None:
+    """Set the cost of KEY (a channel, campaign or journey) to AMOUNT (a number ≥ 0)."""
+    value = money_amount(amount)
+    if value is None or value < 0:
+        raise click.ClickException(f"AMOUNT must be a number of at least 0 (like 120 or "
+                                   f"120.50), not {amount!r}")
     with _opened(db, config_path) as (_, database):
-        set_cost(database.conn(), dimension, key, amount, currency, _now_ms())
-    click.echo(f"Set the cost of {dimension} {key!r} to {money(amount)}"
+        set_cost(database.conn(), dimension, key, value, currency, _now_ms())
+    click.echo(f"Set the cost of {dimension} {key!r} to {money(value)}"
                f"{' ' + currency if currency else ''}.")
 
 

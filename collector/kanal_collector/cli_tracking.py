@@ -6,7 +6,7 @@ import hashlib
 
 import click
 
-from .cli import _config, _database, _now_ms, _when, cli, common_options
+from .cli_common import _config, _database, _now_ms, _when, common_options
 from .errors import KanalError
 from .profiles.views import lookup
 from .store import tracking as store
@@ -19,7 +19,7 @@ def _fingerprint(secret: bytes) -> str:
     return hashlib.sha256(secret).hexdigest()[:12]
 
 
-@cli.group()
+@click.group()
 def tracking() -> None:
     """Email tracking links: signing keys and preference pages."""
 

@@ -6,32 +6,17 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .config_keys import CHANNEL_COMMON, CORE, Key, check_document, check_value
 from .errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "kanal.toml"
 
-# Where each setting lives in kanal.toml: (table, key). The environment variable is
-# KANAL_ + the field name in upper case.
-_FILE_KEYS: dict[str, tuple[str | None, str]] = {
-    "db": (None, "db"),
-    "journeys_dir": (None, "journeys_dir"),
-    "host": ("server", "host"),
-    "port": ("server", "port"),
-    "threads": ("server", "threads"),
-    "public_url": ("server", "public_url"),
-    "trusted_proxies": ("server", "trusted_proxies"),
-    "anonymize_ip": ("ingest", "anonymize_ip"),
-    "rate_limit": ("ingest", "rate_limit"),
-    "rate_burst": ("ingest", "rate_burst"),
-    "synchronous": ("storage", "synchronous"),
-    "busy_timeout": ("storage", "busy_timeout"),
-    "poll_interval": ("workers", "poll_interval"),
-    "lease_seconds": ("workers", "lease_seconds"),
-}
+# The settings that are Config fields (config_keys.CORE: table, key, environment).
+_FIELD_KEYS: dict[str, Key] = {k.field: k for k in CORE if k.field}
 
 
 @dataclass(frozen=True)
@@ -80,34 +65,45 @@ class Config:
         return value
 
 
-def _coerce(name: str, value: Any) -> Any:
-    """Turn a file or environment value into the field's type, or raise ConfigError."""
-    kind = {f.name: f.type for f in fields(Config)}[name]
+def _from_env(key: Key, text: str) -> Any:
+    """An environment variable's text as the key's type (left as is when it can't be:
+    the check then says what was expected)."""
     try:
-        if kind == "Path":
-            return Path(str(value))
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
-        if kind == "bool":
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in {"1", "true", "yes", "on"}:
-                return True
-            if text in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(f"not a boolean: {value!r}")
-        if kind == "tuple[str, ...]":
-            if isinstance(value, str):
-                return tuple(v.strip() for v in value.split(",") if v.strip())
-            return tuple(str(v) for v in value)
-        if kind == "str | None":
-            return None if value in (None, "") else str(value)
-        return str(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name}: {exc}") from None
+        if key.type == "integer":
+            return int(text)
+        if key.type == "number":
+            return float(text)
+    except ValueError:
+        return text
+    if key.type == "boolean":
+        lowered = text.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+    if key.type == "strings":
+        return [v.strip() for v in text.split(",") if v.strip()]
+    return text
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    """A file or environment value as the Config field's type; ConfigError with a plain
+    message (`server.port: a whole number from 0 to 65535, not 'eighty'`) otherwise."""
+    key = _FIELD_KEYS[name]
+    if key.type in ("integer", "number") and isinstance(value, str):
+        value = _from_env(key, value.strip())  # port = "8000" means 8000
+    problem = check_value(key, value, where)
+    if problem:
+        raise ConfigError(problem)
+    if key.type == "path":
+        return Path(str(value))
+    if key.type == "number":
+        return float(value)
+    if key.type == "strings":
+        return tuple(str(v) for v in value)
+    if key.type == "url":
+        return None if value in (None, "") else str(value)
+    return value
 
 
 def resolve_secret(value: Any) -> Any:
@@ -142,17 +138,21 @@ def load_config(
     elif explicit:
         raise ConfigError(f"config file not found: {file_path}")
 
+    problems = check_document(data, (*CORE, *CHANNEL_COMMON))
+    if problems:
+        raise ConfigError("\n".join(f"{file_path}: {p}" for p in problems))
     values: dict[str, Any] = {}
-    for name, (table, key) in _FILE_KEYS.items():
-        source = data if table is None else data.get(table, {})
-        if isinstance(source, Mapping) and key in source:
-            values[name] = _coerce(name, source[key])
-        env_name = "KANAL_" + name.upper()
-        if env_name in env:
-            values[name] = _coerce(name, env[env_name])
+    for name, key in _FIELD_KEYS.items():
+        table = key.table
+        source = data if not table else data.get(table, {})
+        if isinstance(source, Mapping) and key.name in source:
+            values[name] = _coerce(name, source[key.name], f"{file_path}: {key.path}")
+        if key.env and key.env in env:
+            values[name] = _coerce(name, _from_env(key, env[key.env]), key.env)
     for name, value in (overrides or {}).items():
         if value is not None:
-            values[name] = value if name == "run_workers" else _coerce(name, value)
+            values[name] = value if name == "run_workers" else \
+                _coerce(name, value, f"--{name.replace('_', '-')}")
     base = Config(sections=data)
     try:
         return replace(base, **values)

@@ -110,7 +110,8 @@ def opt_in_notices(conn: sqlite3.Connection, policy: Policy,
         if not enabled or text is None:
             continue
         try:
-            journey = parse_journey(text, source=f"{name} v{version}", name=name)
+            journey = parse_journey(text, source=f"{name} v{version}", name=name,
+                                    strict=False)
         except JourneyError:
             continue
         steps = _marketing_sms_steps(journey, sms, policy)

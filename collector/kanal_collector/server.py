@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 from flask import Flask
 from waitress.server import create_server
@@ -15,12 +18,13 @@ from .app import close_app, create_app, start_workers
 from .config import Config
 from .deliverability.receiver import BounceServer, start_receiver, stop_receiver
 from .deliverability.routes import WebhookState
-from .errors import ConfigError
+from .errors import ConfigError, KanalError
 from .notices import startup_notices
 from .runtime import Runtime
 from .store.keys import bootstrap
 from .tracking.keys import KeyCache
 from .tracking.settings import TrackingSettings
+from .workers import Supervisor
 
 log = logging.getLogger("kanal.server")
 
@@ -45,9 +49,26 @@ def start_bounce_receiver(app: Flask) -> BounceServer | None:
 
 
 def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
-    """Run the collector until SIGTERM or Ctrl-C; workers stop cleanly first."""
-    app = create_app(config)
+    """Run the collector until SIGTERM or Ctrl-C; workers stop cleanly first.
+
+    KanalError (one line to show) when the address can't be listened on.
+    """
+    # Listen first: a port in use is said before anything else is started or logged.
+    built: dict[str, Any] = {}
+
+    def wsgi(environ: Any, start_response: Any) -> Any:
+        return built["app"](environ, start_response)
+
+    server = _listen(wsgi, config)
+    try:
+        app = create_app(config)
+    except BaseException:
+        server.close()
+        raise
+    built["app"] = app
     runtime: Runtime = app.extensions["kanal"]
+    supervisor: Supervisor = app.extensions["kanal.supervisor"]
+    supervisor.notify = echo
     created = bootstrap(runtime.db.conn(), int(runtime.clock.now() * 1000))
     if created:
         echo("First start: created the source 'default' and its keys.")
@@ -59,19 +80,6 @@ def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
                                 policy=app.extensions["kanal.policy"],
                                 channels=app.extensions["kanal.channels"]):
         echo(f"Notice: {line}")
-    server = create_server(
-        app,
-        host=config.host,
-        port=config.port,
-        threads=config.threads,
-        ident="kanal",
-        backlog=1024,
-        connection_limit=1000,
-        channel_timeout=60,
-        max_request_body_size=1024 * 1024,
-        expose_tracebacks=False,
-        asyncore_use_poll=True,
-    )
     port = getattr(server, "effective_port", config.port)
     host = getattr(server, "effective_host", config.host)
     receiver = None
@@ -85,6 +93,10 @@ def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
         if receiver is not None:
             echo(f"Receiving bounces on {receiver.hostname}:{receiver.port}")
         start_workers(app)
+        supervisor.decided.wait(10)  # say now whether this process runs the workers
+    else:
+        echo("Ingesting only (--no-workers): another `kanal serve` on this database runs "
+             "the workers.")
     previous = signal.signal(signal.SIGTERM, _stop)
     echo(f"Kanal listening on http://{host}:{port} (database {config.db})")
     sys.stdout.flush()
@@ -100,3 +112,36 @@ def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
             stop_receiver(receiver)
         close_app(app)
         echo("Stopped.")
+
+
+def _listen(app: Any, config: Config) -> Any:
+    """The waitress server bound to the configured address, or KanalError saying why
+    it can't be (the port is taken, the address isn't this machine's, no permission)."""
+    try:
+        return create_server(
+            app,
+            host=config.host,
+            port=config.port,
+            threads=config.threads,
+            ident="kanal",
+            backlog=1024,
+            connection_limit=1000,
+            channel_timeout=60,
+            max_request_body_size=1024 * 1024,
+            expose_tracebacks=False,
+            asyncore_use_poll=True,
+        )
+    except OSError as exc:
+        where = f"{config.host}:{config.port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise KanalError(
+                f"port {config.port} on {config.host} is already in use (another `kanal "
+                f"serve`, or another program); stop it, or choose another port with "
+                f"--port or [server] port in kanal.toml") from None
+        if exc.errno == errno.EACCES:
+            raise KanalError(f"not allowed to listen on {where} (ports below 1024 need "
+                             "privileges); choose a port above 1023 with --port") from None
+        if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+            raise KanalError(f"can't listen on {where}: {config.host} is not an address "
+                             "of this machine; check --host or [server] host") from None
+        raise KanalError(f"can't listen on {where}: {exc.strerror or exc}") from None

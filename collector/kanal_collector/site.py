@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import sqlite3
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
@@ -45,27 +47,52 @@ def openapi() -> Response:
     return response
 
 
+@dataclass(frozen=True)
+class _Snippet:
+    """kanal.js as served: the bytes, gzip-compressed once, and their entity tags."""
+
+    plain: bytes
+    gzipped: bytes
+    tag: str
+    """The ETag of the plain file (unquoted); the gzipped one's is `tag` + "-gzip"."""
+
+
 @lru_cache(maxsize=1)
-def _snippet() -> tuple[bytes, str]:
+def _snippet() -> _Snippet | None:
     try:
         data = resources.files("kanal_collector").joinpath("static/kanal.js").read_bytes()
     except FileNotFoundError:
-        return b"", ""
-    return data, '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+        return None
+    # mtime=0: the same bytes on every start, so the ETag of the gzipped file is stable.
+    return _Snippet(data, gzip.compress(data, compresslevel=9, mtime=0),
+                    hashlib.sha256(data).hexdigest()[:32])
 
 
 @site_blueprint.get("/kanal.js")
 def snippet() -> Response:
-    """The web snippet, cacheable and revalidated by ETag."""
-    data, etag = _snippet()
-    if not data:
+    """The web snippet: cacheable, revalidated by ETag (If-None-Match answers 304), and
+    gzip-compressed (once, when first served) for browsers that accept it."""
+    found = _snippet()
+    if found is None:
         raise NotFound("kanal.js is not built; run the build in js_snippet/")
+    zipped = request.accept_encodings["gzip"] > 0 and len(found.gzipped) < len(found.plain)
+    tag = f"{found.tag}-gzip" if zipped else found.tag
     headers = {
-        "ETag": etag,
         "Cache-Control": "public, max-age=3600",
         "Access-Control-Allow-Origin": "*",
         "X-Content-Type-Options": "nosniff",
+        "Vary": "Accept-Encoding",
     }
-    if etag in request.if_none_match:
-        return Response(status=304, headers=headers)
-    return Response(data, mimetype="application/javascript", headers=headers)
+    # If-None-Match compares weakly (RFC 9110 13.1.2): a proxy may have weakened the tag;
+    # either representation's tag names this same file.
+    wanted = request.if_none_match
+    if wanted.star_tag or any(wanted.contains_weak(t) for t in (found.tag,
+                                                                  f"{found.tag}-gzip")):
+        response = Response(status=304, headers=headers)
+    else:
+        response = Response(found.gzipped if zipped else found.plain,
+                            mimetype="application/javascript", headers=headers)
+        if zipped:
+            response.headers["Content-Encoding"] = "gzip"
+    response.set_etag(tag)
+    return response

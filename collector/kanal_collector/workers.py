@@ -161,6 +161,16 @@ class _Running:
     thread: threading.Thread
 
 
+def describe_owner(owner: str) -> str:
+    """A lease owner (`host:pid:nonce`) as words: `process 4242 on host shop-1`."""
+    parts = owner.split(":")
+    if owner.startswith("rebuild:") and len(parts) >= 3:
+        return f"`kanal profiles rebuild` (process {parts[2]} on host {parts[1]})"
+    if len(parts) >= 3 and parts[-2].isdigit():
+        return f"process {parts[-2]} on host {':'.join(parts[:-2])}"
+    return f"lease owner {owner!r}"
+
+
 class Supervisor:
     """Holds the workers' lease and runs each worker on a thread while it has it."""
 
@@ -173,6 +183,7 @@ class Supervisor:
         poll_interval: float = 1.0,
         lease_seconds: float = 15.0,
         owner: str | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -187,6 +198,11 @@ class Supervisor:
         self._conn: sqlite3.Connection | None = None
         self.holds_lease = False
         self.errors = 0
+        self.notify = notify or (lambda line: log.info("%s", line))
+        """Told, in a plain line, when this process runs the workers or only ingests."""
+        self.decided = threading.Event()
+        """Set after the first attempt to take the lease (`holds_lease` is then known)."""
+        self._waiting_for: str | None = None
 
     def start(self) -> None:
         """Start the supervisor thread (it starts the workers once it has the lease)."""
@@ -224,12 +240,33 @@ class Supervisor:
             log.exception("could not renew the workers' lease")
             held = False
         if held and not self.holds_lease:
+            if self._waiting_for is not None:
+                self.notify(f"Took over the workers' lease from {self._waiting_for}: this "
+                            "process now runs the workers (processor, timers, dispatcher).")
             log.info("took the workers' lease (%s)", self.owner)
             self._start_workers()
         elif not held and self.holds_lease:
             log.warning("lost the workers' lease; stopping workers")
             self._stop_workers()
+        if not held:
+            self._note_holder()
         self.holds_lease = held
+        self.decided.set()
+
+    def _note_holder(self) -> None:
+        """Say once which process holds the lease while this one only ingests."""
+        assert self._conn is not None
+        try:
+            found = leases.holder(self._conn, LEASE_NAME)
+        except sqlite3.Error:
+            return
+        holder = describe_owner(found[0]) if found else "another process"
+        if holder != self._waiting_for:
+            self._waiting_for = holder
+            self.notify(f"Ingesting only: {holder} holds the workers' lease on this "
+                        "database. This process takes the workers over if that one "
+                        f"stops (its lease expires {self.lease_seconds:g} s after its "
+                        "last renewal).")
 
     def _start_workers(self) -> None:
         self._workers_stop = threading.Event()

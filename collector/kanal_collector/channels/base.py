@@ -80,6 +80,13 @@ class Channel(ABC):
     def __init__(self, settings: Mapping[str, Any]) -> None:
         self.settings = settings
 
+    @classmethod
+    def configured(cls, name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """Class attributes (`kind`, `recipient_identity`) that the channel configured as
+        `[channels.NAME]` with `settings` takes instead of its class's; none by default.
+        ValueError for settings that can't be."""
+        return {}
+
     @abstractmethod
     def send(self, message: OutgoingMessage) -> SendResult:
         """Deliver one message, or raise TransientError / PermanentError."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from ..config_keys import Key
     from .base import Channel
 
 hookspec = pluggy.HookspecMarker("kanal")
@@ -20,3 +21,8 @@ hookimpl = pluggy.HookimplMarker("kanal")
 @hookspec
 def register_channels() -> list[type[Channel]]:  # type: ignore[empty-body]
     """Return the Channel classes this plugin provides."""
+
+
+@hookspec
+def register_settings() -> list[Key]:  # type: ignore[empty-body]
+    """Return the settings (config_keys.Key, path channels.TYPE.NAME) of its channel types."""

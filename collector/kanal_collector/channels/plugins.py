@@ -2,6 +2,7 @@
 
     get_plugin_manager()   the manager, built on first use
     channel_classes()      {name: Channel class} from every plugin's register_channels
+    channel_settings()     {type: settings} from every plugin's register_settings
     build_channels(config) {name: Channel} for each `[channels.NAME]` table of kanal.toml
     plugin_summary(config) what `kanal plugins` prints
 """
@@ -16,6 +17,7 @@ from typing import Any
 import pluggy
 
 from ..config import Config, resolve_secret
+from ..config_keys import Key, check_channel_table
 from ..errors import ConfigError
 from . import builtin, hookspecs
 from .base import Channel
@@ -63,16 +65,23 @@ def reset_plugin_manager() -> None:
         _manager = None
 
 
+def _hook_results(pm: pluggy.PluginManager, hook: str) -> list[tuple[str, Any]]:
+    """(plugin name, what it returned) for each plugin implementing `hook`, in the order
+    they were registered; ConfigError naming the plugin whose implementation raised."""
+    out = []
+    for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):
+        try:
+            out.append((impl.plugin_name, impl.function()))
+        except Exception as exc:
+            raise ConfigError(f"plugin {impl.plugin_name!r}: {hook} failed: "
+                              f"{type(exc).__name__}: {exc}") from exc
+    return out
+
+
 def _plugin_channels(pm: pluggy.PluginManager) -> list[tuple[str, type[Channel]]]:
     """(plugin name, class) for every channel every plugin registers, checked."""
     out: list[tuple[str, type[Channel]]] = []
-    for impl in reversed(pm.hook.register_channels.get_hookimpls()):
-        plugin = impl.plugin_name
-        try:
-            result = impl.function()
-        except Exception as exc:
-            raise ConfigError(f"plugin {plugin!r}: register_channels failed: "
-                              f"{type(exc).__name__}: {exc}") from exc
+    for plugin, result in _hook_results(pm, "register_channels"):
         if not isinstance(result, list | tuple):
             raise ConfigError(f"plugin {plugin!r}: register_channels must return a list "
                               f"of Channel classes, not {type(result).__name__}")
@@ -150,6 +159,38 @@ def configured_channel_kinds(config: Config) -> dict[str, str]:
     return out
 
 
+def channel_settings(pm: pluggy.PluginManager | None = None) -> dict[str, list[Key]]:
+    """{channel type: its settings} from every plugin's register_settings (a type whose
+    plugin declares none is absent: its tables can't be checked)."""
+    pm = pm or get_plugin_manager()
+    out: dict[str, list[Key]] = {}
+    for plugin, result in _hook_results(pm, "register_settings"):
+        if not isinstance(result, list | tuple) or not all(isinstance(k, Key)
+                                                           for k in result):
+            raise ConfigError(f"plugin {plugin!r}: register_settings must return a list "
+                              "of kanal_collector.config_keys.Key")
+        for key in result:
+            parts = key.path.split(".")
+            if len(parts) != 3 or parts[0] != "channels":
+                raise ConfigError(f"plugin {plugin!r}: setting {key.path!r} must be "
+                                  "named channels.TYPE.NAME")
+            out.setdefault(parts[1], []).append(key)
+    return out
+
+
+def check_channel_tables(config: Config, pm: pluggy.PluginManager | None = None) -> None:
+    """ConfigError listing every unknown key and bad value of the `[channels.NAME]`
+    tables whose channel type declares its settings."""
+    declared = channel_settings(pm)
+    problems: list[str] = []
+    for name, table in configured_channels(config).items():
+        type_name = str(table.get("type", name))
+        if type_name in declared:
+            problems += check_channel_table(name, table, type_name, declared[type_name])
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
 def build_channels(config: Config, pm: pluggy.PluginManager | None = None
                    ) -> dict[str, Channel]:
     """One Channel per `[channels.NAME]` table (skipping `enabled = false` ones).
@@ -159,6 +200,7 @@ def build_channels(config: Config, pm: pluggy.PluginManager | None = None
     Secrets written as `{ env = "NAME" }` are resolved here. Errors name the table.
     """
     classes = channel_classes(pm)
+    check_channel_tables(config, pm)
     channels: dict[str, Channel] = {}
     try:
         for name, table in configured_channels(config).items():
@@ -170,12 +212,16 @@ def build_channels(config: Config, pm: pluggy.PluginManager | None = None
                     f"[channels.{name}]: no channel type {type_name!r} is installed "
                     f"(known: {', '.join(sorted(classes))}); see `kanal plugins`")
             cls = classes[type_name]
-            if name != cls.name:
-                # The instance answers to its configured name (dispatcher, logs, events).
-                cls = type(cls.__name__, (cls,), {"name": name, "__module__": cls.__module__})
             settings = {k: v for k, v in table.items() if k not in {"type", "enabled"}}
             settings = _resolve(settings, f"[channels.{name}]")
             try:
+                extra = cls.configured(name, settings)
+                if name != cls.name or extra:
+                    # The instance answers to its configured name (dispatcher, logs,
+                    # events), and takes what its settings make of it (a console channel
+                    # standing in for sms renders and addresses an SMS).
+                    cls = type(cls.__name__, (cls,), {"name": name, **extra,
+                                                      "__module__": cls.__module__})
                 channels[name] = cls(settings)
             except ConfigError:
                 raise

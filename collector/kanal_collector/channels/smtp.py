@@ -187,14 +187,15 @@ class EmailChannel(Channel):
         mid = message_id(message.idempotency_key, self.domain)
         _check(mid, "Message-ID")
         msg["Message-ID"] = mid
-        for key, value in message.headers.items():
-            msg[key] = str(value)
         if text:
             msg.set_content(str(text))
             if html:
                 msg.add_alternative(str(html), subtype="html")
         else:
             msg.set_content(str(html), subtype="html")
+        # After the content: setting it drops every Content-* header (Content-Language).
+        for key, value in message.headers.items():
+            msg[key] = str(value)
         return msg
 
     # -- connection -----------------------------------------------------------------

@@ -7,7 +7,8 @@
   `csrf` or header `X-CSRF-Token`) and, when the browser sends Origin or Referer, come
   from the dashboard's own origin. The sign-in form is protected by a double-submit
   cookie (`kanal_login`) plus the same origin check.
-- Failed sign-ins are limited per client address (in memory, per process).
+- Failed sign-ins are limited per client address *and* tried admin key prefix
+  (`LoginLimiter`), in the database, so that guessing waits and the owner doesn't.
 """
 
 from __future__ import annotations
@@ -16,17 +17,18 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
-import threading
-from collections import deque
 from urllib.parse import urlsplit
 
 from flask import Request
 
 from ..clock import Clock
+from ..config import Config
 from ..ingest.enrich import client_ip
+from ..reports.window import parse_duration
 from ..runtime import Runtime
 from ..store import dashboard as store
-from ..store.keys import KeyInfo, lookup_key
+from ..store.db import Database
+from ..store.keys import PREFIX_LENGTH, KeyInfo, lookup_key
 
 SESSION_COOKIE = "kanal_session"
 LOGIN_COOKIE = "kanal_login"
@@ -49,46 +51,67 @@ def tokens_equal(a: str | None, b: str | None) -> bool:
 
 
 class LoginLimiter:
-    """At most `attempts` failed sign-ins per client address in `window` seconds."""
+    """At most `attempts` failed sign-ins per (client address, admin key prefix) in
+    `window` seconds; then that pair waits out the window.
 
-    def __init__(self, clock: Clock, *, attempts: int = 10, window: float = 600.0,
-                 max_clients: int = 10_000) -> None:
+    Why this shape: an admin key is `ak_` and 32 random characters (192 bits); its first
+    ten characters are its display prefix (`kanal keys list`). A guess whose prefix is no
+    admin key's can't be right: it is refused (401) without being counted, so it can't
+    lock anyone out, and answering it costs an attacker ~2^42 tries to even find a
+    prefix. Guesses at a known prefix (one leaked from a screenshot of `kanal keys
+    list`) are counted for their address and that prefix only: ten of them make that
+    address wait for that key, while the owner — from another address, or with another
+    admin key — signs in as usual. Only an attacker who both knows the prefix and shares
+    the owner's address (the same NAT, or a proxy missing from `trusted_proxies`) can
+    make the owner wait; `kanal dashboard unlock` clears that at once. A correct key in
+    a waiting pair waits too: letting it through would let every guess be tried.
+    """
+
+    def __init__(self, db: Database, clock: Clock, *, attempts: int = 10,
+                 window: float = 600.0) -> None:
+        self._db = db
         self._clock = clock
-        self._attempts = attempts
-        self._window = window
-        self._max_clients = max_clients
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+        self.attempts = attempts
+        self.window_ms = int(window * 1000)
 
-    def _recent(self, client: str, now: float) -> deque[float]:
-        times = self._failures.get(client, deque())
-        while times and times[0] <= now - self._window:
-            times.popleft()
-        return times
+    @classmethod
+    def from_config(cls, db: Database, clock: Clock, config: Config) -> LoginLimiter:
+        """With `[dashboard] login_attempts` and `login_window`."""
+        section = config.section("dashboard")
+        attempts = section.get("login_attempts", 10)
+        window = parse_duration(str(section.get("login_window", "10m")),
+                                param="dashboard.login_window")
+        return cls(db, clock, attempts=int(attempts), window=window / 1000)
 
-    def retry_after(self, client: str) -> int:
-        """Seconds until `client` may try again; 0 when it may now."""
-        now = self._clock.now()
-        with self._lock:
-            times = self._recent(client, now)
-            if len(times) < self._attempts:
-                return 0
-            return max(1, int(times[0] + self._window - now) + 1)
+    def _bucket(self, key: str) -> str | None:
+        """The admin key prefix a sign-in with `key` counts against (None: no admin key
+        has that prefix, so the attempt can't succeed and isn't counted)."""
+        prefix = key[:PREFIX_LENGTH]
+        if len(prefix) < PREFIX_LENGTH:
+            return None
+        return prefix if prefix in store.admin_prefixes(self._db.conn()) else None
 
-    def failed(self, client: str) -> None:
-        """Count one failed sign-in of `client`."""
-        now = self._clock.now()
-        with self._lock:
-            if client not in self._failures and len(self._failures) >= self._max_clients:
-                self._failures.clear()  # a flood of addresses must not grow memory
-            times = self._recent(client, now)
-            times.append(now)
-            self._failures[client] = times
+    def retry_after(self, client: str, key: str) -> int:
+        """Seconds until `client` may try `key`'s prefix again; 0 when it may now."""
+        bucket = self._bucket(key)
+        if bucket is None:
+            return 0
+        now = int(self._clock.now() * 1000)
+        times = store.recent_failures(self._db.conn(), client, bucket, now - self.window_ms)
+        if len(times) < self.attempts:
+            return 0
+        return max(1, (times[-self.attempts] + self.window_ms - now) // 1000 + 1)
 
-    def succeeded(self, client: str) -> None:
-        """Forget `client`'s failures."""
-        with self._lock:
-            self._failures.pop(client, None)
+    def failed(self, client: str, key: str) -> None:
+        """Count one failed sign-in of `client` with `key`."""
+        bucket = self._bucket(key)
+        if bucket is not None:
+            store.add_failure(self._db.conn(), client, bucket,
+                              int(self._clock.now() * 1000), self.window_ms)
+
+    def succeeded(self, client: str, key: str) -> None:
+        """Forget `client`'s failures at `key`'s prefix."""
+        store.clear_failures(self._db.conn(), address=client, prefix=key[:PREFIX_LENGTH])
 
 
 def _peer_trusted(request: Request, runtime: Runtime) -> bool:

@@ -37,7 +37,8 @@ class _State:
     """Per-app dashboard state: the login limiter."""
 
     def __init__(self, runtime: Runtime) -> None:
-        self.limiter = auth.LoginLimiter(runtime.clock)
+        self.limiter = auth.LoginLimiter.from_config(runtime.db, runtime.clock,
+                                                     runtime.config)
 
 
 def _state() -> _State:
@@ -155,11 +156,13 @@ def login_post() -> Response:
     runtime = get_runtime()
     limiter = _state().limiter
     client = auth.client_address(request, runtime)
-    wait = limiter.retry_after(client)
+    typed = (request.form.get("key") or "").strip()
+    wait = limiter.retry_after(client, typed)
     if wait:
         response = _problem(429, "Too many attempts",
-                            f"Too many failed sign-ins from your address; try again in "
-                            f"{wait} seconds.")
+                            f"Too many failed sign-ins with this key from your address; "
+                            f"try again in {wait} seconds (or ask an operator to run "
+                            f"`kanal dashboard unlock`).")
         response.headers["Retry-After"] = str(wait)
         return response
     if not auth.tokens_equal(request.form.get("login_csrf"),
@@ -167,11 +170,11 @@ def login_post() -> Response:
             or not auth.same_origin(request, runtime):
         return _login_form(403, "The sign-in form expired or came from another site. "
                                 "Please try again.")
-    key = auth.verify_admin_key(runtime, (request.form.get("key") or "").strip())
+    key = auth.verify_admin_key(runtime, typed)
     if key is None:
-        limiter.failed(client)
+        limiter.failed(client, typed)
         return _login_form(401, "That is not a valid admin key.")
-    limiter.succeeded(client)
+    limiter.succeeded(client, typed)
     token, _ = auth.open_session(runtime, key)
     response = redirect(safe_next(request.form.get("next")), code=303)
     response.set_cookie(auth.SESSION_COOKIE, token, max_age=auth.SESSION_SECONDS,

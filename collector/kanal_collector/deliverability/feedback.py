@@ -26,8 +26,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from ..contacts import normalise_email
 from ..own_events import own_event
-from ..profiles.identity import normalize_email
 from ..store import deliverability as store
 from ..store import outbox as outbox_store
 from ..store import profiles as profile_store
@@ -88,7 +88,7 @@ def record(conn: sqlite3.Connection, report: Report, settings: Settings,
            now_ms: int) -> Recorded | None:
     """Apply one report (inside the caller's transaction); None for an address that
     isn't an email address (nothing is done)."""
-    address = normalize_email(report.address) or _plain(report.address)
+    address = normalise_email(report.address) or _plain(report.address)
     if address is None:
         return None
     row = _outbox_row(conn, report, address, now_ms)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
-from ..profiles.identity import normalize_email
+from ..contacts import normalise_email
 from ..store import deliverability as store
 from ..store.db import transaction
 
@@ -34,7 +34,7 @@ EXPORT_COLUMNS = ("address", "reason", "detail", "source", "outbox_id", "created
 
 def clean_address(value: str) -> str:
     """An address as the list keeps it (lower case), or ValueError."""
-    address = normalize_email(value)
+    address = normalise_email(value)
     if address is None:
         raise ValueError(f"address: {value!r} is not an email address")
     return address
@@ -61,7 +61,7 @@ def add(conn: sqlite3.Connection, address: str, *, reason: str = "manual",
 
 def remove(conn: sqlite3.Connection, address: str) -> bool:
     """Take an address off the list; True when it was on it."""
-    clean = normalize_email(address) or address.strip().lower()
+    clean = normalise_email(address) or address.strip().lower()
     with transaction(conn):
         return store.unsuppress(conn, clean)
 

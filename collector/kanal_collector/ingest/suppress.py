@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..profiles.identity import clean_id, normalize_email, normalize_phone
+from ..contacts import normalise_email, normalise_phone
+from ..profiles.identity import clean_id, event_country
 from ..profiles.step import identity_hash
 from ..store.db import Database
 from ..store.profiles import suppression_state
@@ -31,9 +32,9 @@ def identities_of(msg: dict[str, Any]) -> Iterator[tuple[str, str]]:
         traits.update(context["traits"])
     if isinstance(msg.get("traits"), dict):
         traits.update(msg["traits"])
-    if email := normalize_email(traits.get("email")):
+    if email := normalise_email(traits.get("email")):
         yield "email", email
-    if phone := normalize_phone(traits.get("phone")):
+    if phone := normalise_phone(traits.get("phone"), event_country(traits)):
         yield "phone", phone
 
 

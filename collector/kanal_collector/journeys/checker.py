@@ -1,5 +1,6 @@
-"""Validation helpers for journey files: the line of every field, and the checks
-shared by the parts of a file (durations, conditions, event filters, controls).
+"""Validation helpers for journey files: the checks shared by the parts of a file
+(durations, conditions, event filters, controls, names), each problem with the line of
+its field (yamlfile.Lines).
 
 Every problem is collected (not raised) with its field path and line, so
 `kanal journeys validate` reports them all at once as FILE:LINE: FIELD: WHAT.
@@ -11,12 +12,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from ..messages.controls import OVER_LIMIT_MODES, QUIET_HOURS_MODES
 from ..messages.eligibility import BUILTIN_CHANNELS
-from ..profiles.segments import OPS, SegmentError, duration_ms, parse_segments
-from .errors import Problem
+from ..profiles.segments import OPS, SegmentError, duration_ms, parse_condition
+from ..yamlfile import Lines, Problem, where
 
 Path_ = tuple[str | int, ...]
 """Where a value is in a file: keys and list positions from the top."""
@@ -24,34 +23,6 @@ CONTROLS: dict[str, tuple[str, ...]] = {"quiet_hours": QUIET_HOURS_MODES,
                                         "over_limit": OVER_LIMIT_MODES}
 """Controls a journey sets for its sends (a send step may override them); the first
 choice is the default (messages/controls.py)."""
-
-
-class Lines:
-    """The line of every key and item of a YAML document, by field path."""
-
-    def __init__(self, root: yaml.Node | None) -> None:
-        self.lines: dict[Path_, int] = {}
-        if root is not None:
-            self._walk(root, ())
-
-    def _walk(self, node: yaml.Node, path: Path_) -> None:
-        self.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                sub = (*path, str(key.value))
-                self.lines[sub] = key.start_mark.line + 1
-                self._walk(value, sub)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._walk(item, (*path, i))
-
-    def line(self, path: Path_) -> int | None:
-        """The line of a field (or of the nearest field holding it)."""
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path[:-1]
-        return self.lines.get(())
 
 
 @dataclass(frozen=True)
@@ -78,14 +49,6 @@ def channel_kinds(channels: Mapping[str, Any] | None) -> dict[str, str]:
     return {str(name): str(ch.kind) for name, ch in channels.items()}
 
 
-def where_text(path: Path_) -> str:
-    """A field path as text: `steps[0].on_timeout[1].wait`."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
 class Checker:
     """Collects the problems of one file, each with its field path and line."""
 
@@ -99,7 +62,7 @@ class Checker:
 
     def error(self, path: Path_, message: str) -> None:
         """Note one problem at a field."""
-        self.problems.append(Problem(self.source, self.lines.line(path), where_text(path),
+        self.problems.append(Problem(self.source, self.lines.line(path), where(path),
                                      message))
 
     def duration(self, value: Any, path: Path_, *, signed: bool = False) -> int | None:
@@ -117,12 +80,13 @@ class Checker:
     def condition(self, node: Any, path: Path_) -> dict[str, Any] | None:
         """A segment-style condition, compiled, or None after noting why not."""
         try:
-            segment = parse_segments([{"name": "c", "all": [node]}])[0]
+            return parse_condition(node)
         except SegmentError as exc:
-            text = str(exc).replace("segment 'c'.all[0]", "").lstrip(".: ")
-            self.error(path, text or str(exc))
+            for problem in exc.problems:
+                sub = problem.where.replace("[", ".").replace("]", "").split(".")
+                self.error((*path, *(int(s) if s.isdigit() else s for s in sub if s)),
+                           problem.message)
             return None
-        return dict(segment.definition["all"][0])
 
     def event_filter(self, node: Mapping[str, Any], path: Path_) -> None:
         """Check `{event: NAME, where: {…}}`."""

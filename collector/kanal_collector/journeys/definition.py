@@ -32,9 +32,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .checker import CONTROLS, Checker, Lines, References
+from .. import yamlfile
+from .checker import CONTROLS, Checker, References
 from .entry import ENTRY_RULES, check_entry, check_exclude, check_goal, check_triggers
 from .errors import JourneyFileError, Problem
 from .model import Journey, Step, content_hash, event_matches
@@ -93,30 +92,28 @@ def _check_top(c: Checker, data: Any, default_name: str | None) -> Journey | Non
 
 def parse_journey(text: str, *, source: str = "<string>", name: str | None = None,
                   messages: Collection[str] | None = None,
-                  references: References | None = None) -> Journey:
+                  references: References | None = None, strict: bool = True) -> Journey:
     """Validate a journey file's text; JourneyFileError lists every problem with its line.
 
     `references` says what the file may name outside itself (messages with their
     channel kinds, channels, other journeys and groups); each known part is checked
-    against what the file names. `messages` (message names only) is a shorthand.
+    against what the file names. `messages` (message names only) is a shorthand. With
+    `strict` (files being loaded or validated), an unquoted value YAML 1.1 and 1.2 read
+    differently is a problem (yamlfile.py); a stored version that runs are pinned to is
+    parsed with `strict=False`, as it always was.
     """
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise JourneyFileError([Problem(source, line, "", f"invalid YAML: "
-                                        f"{getattr(exc, 'problem', None) or exc}")]) from None
+    document = yamlfile.read(text, source=source, strict=strict)
+    if document.data is None and document.problems:
+        raise JourneyFileError(document.problems)
     if messages is not None:
         references = replace(references or References(),
                              messages={m: () for m in messages})
-    c = Checker(source, Lines(root), references)
-    journey = _check_top(c, data, name)
+    c = Checker(source, document.lines, references)
+    journey = _check_top(c, document.data, name)
     if journey is not None:
         check_references(c, journey)
-    if c.problems or journey is None:
-        raise JourneyFileError(sorted(c.problems, key=lambda p: (p.line or 0, p.where)))
+    if c.problems or document.problems or journey is None:
+        raise JourneyFileError(yamlfile.combine(document.problems, c.problems))
     return Journey(**{**journey.__dict__, "text": text})
 
 

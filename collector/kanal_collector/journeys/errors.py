@@ -8,27 +8,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..errors import KanalError
+from ..yamlfile import Problem
+
+__all__ = ["JourneyError", "JourneyFileError", "Problem", "WhyError"]
 
 
 class JourneyError(KanalError):
     """A journey can't be loaded or run."""
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong in a journey file: where (field path and line) and what."""
-
-    source: str
-    line: int | None
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        at = f"{self.source}:{self.line}" if self.line else self.source
-        return f"{at}: {self.where}: {self.message}" if self.where else f"{at}: {self.message}"
 
 
 class JourneyFileError(JourneyError):

@@ -22,8 +22,9 @@ from ..clock import Clock, SystemClock, utc_iso
 from ..errors import KanalError
 from ..localtime import UTC_NAME, Window, zone, zone_name
 from ..messages.enqueue import enqueue, enqueue_failed
+from ..money import order_revenue
 from ..profiles.segments import ProfileView, matches
-from ..profiles.state import computed, order_revenue, traits_of
+from ..profiles.state import computed, traits_of
 from ..profiles.step import KANAL_KEY_KIND, apply_own_traits
 from ..store import journeys as store
 from ..store import profiles as profile_store
@@ -84,7 +85,8 @@ class Evaluator:
             text = store.version_text(conn, name, version)
             if text is None:
                 raise JourneyError(f"journey {name!r} has no version {version}")
-            self._versions[key] = parse_journey(text, source=f"{name} v{version}", name=name)
+            self._versions[key] = parse_journey(text, source=f"{name} v{version}", name=name,
+                                                    strict=False)
         return self._versions[key]
 
     def current(self, conn: sqlite3.Connection) -> list[tuple[Journey, int]]:

@@ -50,6 +50,7 @@ from ..messages.controls import Controls
 from ..messages.dispatcher import Dispatcher, Settings, link_policy
 from ..messages.eligibility import BUILTIN_CHANNELS, Policy
 from ..products import ProductSettings, ProductsStep, template_globals
+from ..profiles.identity import default_country
 from ..profiles.step import ProfilesStep, SegmentsStep
 from ..store import journeys as journey_store
 from ..store import simulate as store
@@ -245,7 +246,8 @@ class Simulator:
         zone = default_timezone(self.config)
         products = ProductSettings.from_config(self.config)
         self.processor = Processor(
-            db, [StatsStep(), ProfilesStep(), SegmentsStep(self.clock), ProductsStep(products),
+            db, [StatsStep(), ProfilesStep(default_country=default_country(self.config)),
+                 SegmentsStep(self.clock), ProductsStep(products),
                  JourneysStep(evaluator=Evaluator(clock=self.clock, default_timezone=zone))],
             batch_size=_CHUNK)
         self.webhooks = WebhookRecorder(self.clock)

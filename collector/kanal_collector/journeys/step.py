@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from ..clock import Clock
 from ..store import journeys as store
+from ..store import orders as order_store
 from ..store.events import StoredEvent
 from .evaluator import Evaluator
 from .gate import Refusal, history_refusal
@@ -58,6 +59,9 @@ class JourneysStep:
         self._refresh_names(conn)
         wanted = [e for e in events if e.type == "track" and e.event in self._names
                   and not _is_bot(e)]
+        # A second copy of an order (the snippet's and the backend's) is no new order.
+        repeats = order_store.repeats(conn, [e.id for e in wanted])
+        wanted = [e for e in wanted if e.id not in repeats]
         if not wanted:
             return
         owners = store.profiles_of_events(conn, [e.id for e in wanted])
@@ -92,6 +96,7 @@ class JourneysStep:
                     mine.append(entered)
         if refused:
             store.count_refusals(conn, refused)
+        order_store.settle_conversions(conn, [e.id for e in wanted])
 
 
 def _is_bot(event: StoredEvent) -> bool:

@@ -24,7 +24,7 @@ class Versions:
             text = journey_store.version_text(self.conn, self.name, version)
             try:
                 self._cache[version] = None if text is None else parse_journey(
-                    text, source=f"{self.name} v{version}", name=self.name)
+                    text, source=f"{self.name} v{version}", name=self.name, strict=False)
             except JourneyError:
                 self._cache[version] = None
         return self._cache[version]

@@ -2,7 +2,9 @@
 
     errors.py       MessageError and its subclasses
     renderer.py     sandboxed Jinja, language choice, template context
-    catalog.py      message definitions (YAML files or dicts), validated on load
+    languages.py    language tags: BCP 47 matching of a person's language to a variant
+    definition.py   one message definition, validated (every problem, with its line)
+    catalog.py      the message files of a directory, reloaded when they change
     eligibility.py  recipient, consent, subscription and suppression checks
     enqueue.py      the enqueue API journeys call (one outbox row per key)
     hooks.py        before_send hooks (email tracking rewrites links here)
@@ -17,13 +19,15 @@ commands.
 from __future__ import annotations
 
 from ..store.outbox import FINAL_STATES, STATES, OutboxRow
-from .catalog import Catalog, Message, load_directory, messages_dir, parse_message
+from .catalog import Catalog, load_directory, messages_dir
+from .definition import Message, parse_message
 from .dispatcher import Dispatcher, Settings, TokenBucket, build_dispatcher, provider_key
 from .eligibility import Policy
 from .enqueue import PREFERRED, enqueue
 from .errors import DefinitionError, MessageError, RenderError
 from .hooks import BeforeSend, before_send, register_before_send
-from .renderer import Rendered, choose_language
+from .languages import choose_language
+from .renderer import Rendered
 
 __all__ = [
     "BeforeSend",

@@ -1,20 +1,6 @@
-"""Message definitions: YAML files in `messages/` (or dicts), validated when loaded.
+"""The message catalog: the message files of a directory, reloaded when they change.
 
-A definition (one file, `messages/cart_reminder.yaml`; the name defaults to the stem):
-
-    name: cart_reminder
-    kind: marketing            # or transactional
-    topic: cart                # optional: the subscription topic it belongs to
-    language: en               # language of the top-level content (default "en")
-    defaults: {first_name: there}
-    email: {subject: ..., html: ..., text: ...}
-    sms: {text: ...}
-    push: {title: ..., body: ..., data: {key: template}}
-    webhook: {payload: {...}}  # any JSON; every string in it is a template
-    console: {text: ...}       # optional; else the console shows another kind's content
-    languages:
-      sv:
-        email: {subject: ...}  # a field a variant leaves out comes from the default
+One YAML file per message in `messages/` (definition.py has the format and its checks).
 """
 
 from __future__ import annotations
@@ -26,204 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..config import Config
 from ..filestamp import Stamp, files_stamp
+from ..yamlfile import Problem
+from .definition import MESSAGE_KINDS, Message, load_file, parse_message
 from .errors import DefinitionError, MessageError
-from .renderer import (
-    Rendered,
-    Trust,
-    choose_language,
-    compile_value,
-    guarded_context,
-    normalize_language,
-    render_value,
-    template_context,
-)
+
+__all__ = ["MESSAGE_KINDS", "Catalog", "Message", "load_directory", "load_file",
+           "message_files", "messages_dir", "parse_message"]
 
 log = logging.getLogger("kanal.messages")
-
-MESSAGE_KINDS = ("marketing", "transactional")
-# Content fields of each channel kind: (field, required).
-FIELDS: dict[str, dict[str, bool]] = {
-    "email": {"subject": True, "html": False, "text": False},
-    "sms": {"text": True},
-    "push": {"title": False, "body": True, "data": False},
-    "webhook": {"payload": True},
-    "console": {"text": True},
-}
-CONTENT_KINDS = tuple(FIELDS)
-# What the console channel shows when a message has no console content of its own.
-_CONSOLE_FALLBACK = ("email", "sms", "push", "webhook")
-_TOP_KEYS = frozenset({"name", "kind", "topic", "language", "defaults", "languages",
-                       "description", *FIELDS})
-
-
-@dataclass(frozen=True)
-class Message:
-    """A validated message: compiled templates per language and channel kind."""
-
-    name: str
-    kind: str
-    topic: str | None
-    language: str
-    defaults: dict[str, Any]
-    variants: dict[str, dict[str, dict[str, Any]]]
-    """{language: {channel kind: {field: compiled value}}}; the default language first."""
-    source: str = "<dict>"
-
-    @property
-    def kinds(self) -> frozenset[str]:
-        """Channel kinds this message has content for (console always works)."""
-        kinds = set(self.variants[self.language])
-        if kinds:
-            kinds.add("console")
-        return frozenset(kinds)
-
-    @property
-    def languages(self) -> list[str]:
-        """The languages it has variants for, the default first."""
-        return list(self.variants)
-
-    def has_content(self, kind: str) -> bool:
-        """True when this message can be rendered for a channel of `kind`."""
-        return kind in self.kinds
-
-    def render(self, kind: str, *, traits: Mapping[str, Any] | None = None,
-               profile: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None,
-               language: str | None = None, channel: str | None = None,
-               functions: Mapping[str, Any] | None = None,
-               trust: Trust | None = None) -> Rendered:
-        """Render the content for a channel kind in the best language for `language`;
-        `functions` are the template functions (`product`, `recommend`, …).
-
-        With `trust`, a link that untrusted input aimed at a host it doesn't allow makes
-        the render fail (LinkHostError, naming the host; linkguard.py)."""
-        source_kind = self._source_kind(kind)
-        chosen = choose_language(self.variants, language, self.language)
-        fields = dict(self.variants[self.language][source_kind])
-        if chosen != self.language:
-            fields.update(self.variants[chosen].get(source_kind, {}))
-        context = template_context(
-            traits=traits or {}, defaults=self.defaults, profile=profile or {},
-            data=data or {}, message={"name": self.name, "kind": self.kind,
-                                      "topic": self.topic},
-            channel=channel or kind, language=chosen, functions=functions)
-        where = f"message {self.name!r} ({chosen}) {source_kind}"
-        guard = None
-        if trust is not None and (set(trust.untrusted_data) & set(data or {})
-                                  or set(trust.untrusted_traits) & set(traits or {})):
-            # Only a render with untrusted input needs the marks (all-trusted ones can
-            # aim links anywhere, as before).
-            context, guard = guarded_context(context, trust)
-        content = {name: render_value(value, context, where=f"{where}.{name}", guard=guard)
-                   for name, value in fields.items()}
-        return Rendered(self.name, kind, chosen, content)
-
-    def _source_kind(self, kind: str) -> str:
-        base = self.variants[self.language]
-        if kind in base:
-            return kind
-        if kind == "console":
-            for other in _CONSOLE_FALLBACK:
-                if other in base:
-                    return other
-        raise MessageError(f"message {self.name!r} has no {kind} content")
-
-
-def parse_message(data: Any, *, source: str = "<dict>", name: str | None = None) -> Message:
-    """Validate one definition (a mapping, as read from YAML) and compile its templates."""
-    if not isinstance(data, Mapping):
-        raise DefinitionError(f"{source}: a message must be a mapping")
-    unknown = set(data) - _TOP_KEYS
-    if unknown:
-        raise DefinitionError(f"{source}: unknown key {', '.join(sorted(map(str, unknown)))}")
-    name = data.get("name", name)
-    if not isinstance(name, str) or not name.strip():
-        raise DefinitionError(f"{source}: `name` must be a non-empty string")
-    kind = data.get("kind", "marketing")
-    if kind not in MESSAGE_KINDS:
-        raise DefinitionError(f"{source}: `kind` must be marketing or transactional, "
-                              f"not {kind!r}")
-    topic = data.get("topic")
-    if topic is not None and (not isinstance(topic, str) or not topic):
-        raise DefinitionError(f"{source}: `topic` must be a non-empty string")
-    language = data.get("language", "en")
-    if not isinstance(language, str) or not language.strip():
-        raise DefinitionError(f"{source}: `language` must be a language tag like en")
-    language = normalize_language(language)
-    defaults = data.get("defaults") or {}
-    if not isinstance(defaults, Mapping):
-        raise DefinitionError(f"{source}: `defaults` must be a mapping of trait defaults")
-
-    where = f"{source}: {name}"
-    base = _content(data, where=where, required=True)
-    if not base:
-        raise DefinitionError(f"{source}: no content; give at least one of "
-                              f"{', '.join(CONTENT_KINDS)}")
-    variants = {language: base}
-    languages = data.get("languages") or {}
-    if not isinstance(languages, Mapping):
-        raise DefinitionError(f"{source}: `languages` must map language tags to content")
-    for tag, variant in languages.items():
-        if not isinstance(variant, Mapping):
-            raise DefinitionError(f"{source}: languages.{tag} must be a mapping")
-        extra = set(variant) - set(FIELDS)
-        if extra:
-            raise DefinitionError(f"{source}: languages.{tag}: unknown key "
-                                  f"{', '.join(sorted(map(str, extra)))}")
-        missing_kinds = set(variant) - set(base)
-        if missing_kinds:
-            raise DefinitionError(
-                f"{source}: languages.{tag} has {', '.join(sorted(missing_kinds))} content "
-                "the default language lacks")
-        norm = normalize_language(str(tag))
-        if norm == language:
-            raise DefinitionError(f"{source}: languages.{tag} repeats the default language")
-        variants[norm] = _content(variant, where=f"{where} languages.{tag}", required=False)
-    return Message(name.strip(), str(kind), topic, language, dict(defaults), variants, source)
-
-
-def _content(data: Mapping[str, Any], *, where: str,
-             required: bool) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for kind, fields in FIELDS.items():
-        section = data.get(kind)
-        if section is None:
-            continue
-        if not isinstance(section, Mapping):
-            raise DefinitionError(f"{where}: `{kind}` must be a mapping of "
-                                  f"{', '.join(fields)}")
-        unknown = set(section) - set(fields)
-        if unknown:
-            raise DefinitionError(f"{where}: {kind}: unknown field "
-                                  f"{', '.join(sorted(map(str, unknown)))}")
-        if required:
-            for name, needed in fields.items():
-                if needed and section.get(name) in (None, ""):
-                    raise DefinitionError(f"{where}: {kind}.{name} is required")
-            if kind == "email" and not (section.get("html") or section.get("text")):
-                raise DefinitionError(f"{where}: email needs html or text (or both)")
-        compiled: dict[str, Any] = {}
-        for name, value in section.items():
-            if name not in ("data", "payload") and not isinstance(value, str):
-                raise DefinitionError(f"{where}: {kind}.{name} must be a string")
-            compiled[name] = compile_value(value, html=(kind, name) == ("email", "html"),
-                                           where=f"{where}: {kind}.{name}")
-        out[kind] = compiled
-    return out
-
-
-def load_file(path: Path) -> Message:
-    """Read and validate one message file."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DefinitionError(f"{path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise DefinitionError(f"{path}: invalid YAML: {exc}") from None
-    return parse_message(data, source=str(path), name=path.stem)
 
 
 def message_files(directory: Path) -> list[Path]:
@@ -235,22 +33,24 @@ def message_files(directory: Path) -> list[Path]:
 
 
 def load_directory(directory: Path) -> dict[str, Message]:
-    """Every message of a directory; DefinitionError listing every problem found."""
+    """Every message of a directory; DefinitionError listing every problem of every file,
+    each as FILE:LINE: FIELD: WHAT."""
     messages: dict[str, Message] = {}
-    problems: list[str] = []
+    problems: list[Problem] = []
     for path in message_files(directory):
         try:
             message = load_file(path)
         except DefinitionError as exc:
-            problems.append(str(exc))
+            problems.extend(exc.problems or [Problem(str(path), None, "", str(exc))])
             continue
         if message.name in messages:
-            problems.append(f"{path}: message {message.name!r} is also defined in "
-                            f"{messages[message.name].source}")
+            problems.append(Problem(str(path), None, "name",
+                                    f"message {message.name!r} is also defined in "
+                                    f"{messages[message.name].source}"))
             continue
         messages[message.name] = message
     if problems:
-        raise DefinitionError("\n".join(problems))
+        raise DefinitionError("\n".join(map(str, problems)), problems)
     return messages
 
 

@@ -55,6 +55,7 @@ from .controls import DEFER, DEFERRED, SEND, SKIPPED, Controls, Decision, decide
 from .delivery import delivery_event
 from .eligibility import NO_CONTENT, NO_PROFILE, ChannelInfo, Person, Policy, check, load_person
 from .errors import MessageError, SkipSend
+from .languages import format_language
 from .linkguard import LinkPolicy
 from .renderer import Trust
 
@@ -408,6 +409,9 @@ class Dispatcher:
                 content = hook(conn, row, content)
             headers = content.pop("headers", None) or {}
             envelope = content.pop("envelope_from", None)
+            if channel.kind == "email":  # RFC 3282: the language the reader gets
+                headers = {"Content-Language": format_language(rendered.language),
+                           **headers}
         outgoing = OutgoingMessage(
             outbox_id=row.id, idempotency_key=provider_key(row, installation),
             recipient=recipient,

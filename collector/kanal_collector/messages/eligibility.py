@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Config
-from ..profiles.identity import normalize_email, normalize_phone
+from ..contacts import normalise_email, normalise_phone
 from ..profiles.privacy import is_suppressed
 from ..profiles.state import computed, traits_of, trusted_traits
 from ..store import deliverability as suppression_list
@@ -147,9 +147,9 @@ def recipient_of(person: Person, info: ChannelInfo) -> str | None:
         return None
     current: str | None = None
     if info.recipient_identity == "email":
-        current = normalize_email(person.traits.get("email"))
+        current = normalise_email(person.traits.get("email"))
     elif info.recipient_identity == "phone":
-        current = normalize_phone(person.traits.get("phone"))
+        current = normalise_phone(person.traits.get("phone"), person.computed.get("country"))
     return current if current in values else values[0]
 
 

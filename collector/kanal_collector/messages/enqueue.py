@@ -21,8 +21,9 @@ from datetime import datetime
 from typing import Any
 
 from ..store import outbox as store
-from .catalog import MESSAGE_KINDS, Catalog
+from .catalog import Catalog
 from .controls import row_controls
+from .definition import MESSAGE_KINDS
 from .eligibility import (
     NO_CONTENT,
     NO_PROFILE,

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from ..errors import KanalError
+from ..yamlfile import Problem
 
 
 class MessageError(KanalError):
@@ -17,7 +18,12 @@ class MessageError(KanalError):
 
 
 class DefinitionError(MessageError):
-    """A message definition is invalid; the text names the file and the field."""
+    """A message definition is invalid; `problems` names the file, line and field of
+    each problem."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
 
 
 class RenderError(MessageError):

@@ -14,7 +14,7 @@ unknown top-level name (`{{ trait.first_name }}`, a typo) is a load-time error
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -191,27 +191,6 @@ def _noting_hosts(function: Any, guard: _Guard) -> Any:
 
 def _fail(where: str, message: str) -> NoReturn:
     raise RenderError(f"{where}: {message}")
-
-
-def normalize_language(tag: str) -> str:
-    """A language tag in the form variants are keyed by: lower case, `-` separated."""
-    return tag.strip().replace("_", "-").lower()
-
-
-def choose_language(available: Iterable[str], wanted: str | None, default: str) -> str:
-    """The variant for `wanted` ("sv-SE" → "sv-se", then "sv", then "sv-*"), else default."""
-    have = sorted({normalize_language(a) for a in available})
-    if wanted:
-        tag = normalize_language(wanted)
-        if tag in have:
-            return tag
-        primary = tag.split("-")[0]
-        if primary in have:
-            return primary
-        for candidate in have:
-            if candidate.split("-")[0] == primary:
-                return candidate
-    return default
 
 
 @dataclass(frozen=True)

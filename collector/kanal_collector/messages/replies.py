@@ -27,9 +27,9 @@ import sqlite3
 
 from flask import Blueprint, Response, request
 
+from ..contacts import normalise_phone
 from ..errors import StorageError
 from ..own_events import own_event
-from ..profiles.identity import normalize_phone
 from ..runtime import get_runtime
 from ..store import profiles as profile_store
 from ..store.db import transaction
@@ -68,7 +68,7 @@ def record_reply(conn: sqlite3.Connection, *, channel: str, sid: str, sender: st
                  body: str, keyword: str | None, now_ms: int) -> int | None:
     """Append the event of one incoming message; events added (0 for a repeat), or None
     when no profile has the sender's number."""
-    phone = normalize_phone(sender)
+    phone = normalise_phone(sender)
     with transaction(conn):
         pid = None if phone is None else profile_store.identity_profile(conn, "phone", phone)
         source = profile_store.first_source(conn)

@@ -8,6 +8,7 @@
     importer.py   `kanal import`: CSV / JSON lines into the log
     privacy.py    `kanal forget` and suppression records
     rebuild.py    `kanal profiles rebuild`
+    orders.py     which copy of an order the reports count
 """
 
 from __future__ import annotations

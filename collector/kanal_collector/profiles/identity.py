@@ -13,34 +13,31 @@ The rules (DESIGN.md, sources and keys):
   any other identity (a userId, an email, …) is another person: it is never merged and
   nothing is moved out of it. Untrusted events never add email, phone or push tokens.
 - Junk ids (`null`, `undefined`, `0`, `anonymous`, `[object Object]`, …) are ignored.
+- Email and phone traits are checked and normalised (contacts.py); invalid ones are
+  kept as invalid traits and never become identities.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..config import Config
+from ..contacts import (
+    JUNK_IDS,
+    check_email,
+    check_phone,
+    is_junk,
+    normalise_country,
+)
+from ..errors import ConfigError
 from ..store.events import StoredEvent
 
-JUNK_IDS = frozenset({
-    "", "null", "undefined", "0", "-1", "anonymous", "anon", "[object object]", "none",
-    "nan", "nil", "(null)", "false", "true", "n/a", "na", "unknown", "guest", "{}", "[]",
-    "\"\"", "''", "userid", "user_id", "anonymousid", "anonymous_id",
-    "00000000-0000-0000-0000-000000000000",
-})
+__all__ = ["CONTACT_KINDS", "JUNK_IDS", "Claims", "Graph", "claims_of", "clean_id",
+           "default_country", "event_country", "is_junk", "junk_examples", "resolve"]
+
 CONTACT_KINDS = ("email", "phone", "push_token")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PHONE_JUNK = re.compile(r"[\s().\-/]")
-
-
-def is_junk(value: Any) -> bool:
-    """True for ids that must never identify anyone (placeholders, serialised nulls)."""
-    if not isinstance(value, str):
-        return True
-    text = value.strip().lower()
-    return text in JUNK_IDS or len(text) > 255 or not text.strip("0-")
 
 
 def clean_id(value: Any) -> str | None:
@@ -50,31 +47,6 @@ def clean_id(value: Any) -> str | None:
     if is_junk(value):
         return None
     return str(value).strip()
-
-
-def normalize_email(value: Any) -> str | None:
-    """Lower-cased, stripped email address, or None when it is not one."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip().lower()
-    if len(text) > 254 or not _EMAIL.match(text) or is_junk(text.split("@")[0]):
-        return None
-    return text
-
-
-def normalize_phone(value: Any) -> str | None:
-    """A phone number as + and digits (E.164-like), or None when it is not one."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    text = _PHONE_JUNK.sub("", value.strip())
-    if text.startswith("00"):
-        text = "+" + text[2:]
-    digits = text[1:] if text.startswith("+") else text
-    if not digits.isdigit() or not 6 <= len(digits) <= 15 or len(set(digits)) == 1:
-        return None
-    return text
 
 
 @dataclass(frozen=True)
@@ -88,6 +60,11 @@ class Claims:
     trusted: bool
     all_values: tuple[tuple[str, str], ...] = field(default=())
     """Every identity the event mentions, trusted or not (for suppression checks)."""
+    invalid: tuple[tuple[str, str], ...] = field(default=())
+    """(trait, why) of email and phone traits that aren't valid: kept as invalid traits,
+    never identities."""
+    needs_country: bool = False
+    """A national phone number the event gave no country for (the profile's may do)."""
 
 
 def _traits(event: StoredEvent) -> dict[str, Any]:
@@ -101,8 +78,32 @@ def _traits(event: StoredEvent) -> dict[str, Any]:
     return traits
 
 
-def claims_of(event: StoredEvent) -> Claims:
-    """The identities an event claims, cleaned of junk."""
+def default_country(config: Config) -> str | None:
+    """`[profiles] default_country` (ISO 3166 alpha-2), or None; ConfigError when it is
+    not a country code."""
+    value = config.section("profiles").get("default_country")
+    if value is None:
+        return None
+    country = normalise_country(value)
+    if country is None:
+        raise ConfigError(f"profiles.default_country: a two-letter country code like "
+                          f"\"SE\", not {value!r}")
+    return country
+
+
+def event_country(traits: Mapping[str, Any]) -> str | None:
+    """The country an event's traits give (`country`, else `address.country`), as an
+    ISO 3166 alpha-2 code, or None."""
+    address = traits.get("address")
+    return normalise_country(traits.get("country")) or (
+        normalise_country(address.get("country")) if isinstance(address, dict) else None)
+
+
+def claims_of(event: StoredEvent, *, country: str | None = None,
+              default_country: str | None = None) -> Claims:
+    """The identities an event claims, cleaned of junk; email and phone traits checked
+    (contacts.py). A national phone number is read in the event's own `country` trait,
+    else `country` (the profile's), else `default_country`."""
     body = event.body
     user_id = clean_id(event.user_id)
     anonymous_id = clean_id(event.anonymous_id)
@@ -111,12 +112,23 @@ def claims_of(event: StoredEvent) -> Claims:
         else None
     traits = _traits(event)
     contacts: list[tuple[str, str]] = []
-    email = normalize_email(traits.get("email"))
-    if email:
-        contacts.append(("email", email))
-    phone = normalize_phone(traits.get("phone"))
-    if phone:
-        contacts.append(("phone", phone))
+    invalid: list[tuple[str, str]] = []
+    needs_country = False
+    if traits.get("email") not in (None, ""):
+        checked = check_email(traits["email"])
+        if checked.value:
+            contacts.append(("email", checked.value))
+        else:
+            invalid.append(("email", str(checked.reason)))
+    if traits.get("phone") not in (None, ""):
+        own = event_country(traits)
+        checked = check_phone(traits["phone"], own or country or default_country)
+        needs_country = own is None and not str(traits["phone"]).strip().startswith(
+            ("+", "00"))
+        if checked.value:
+            contacts.append(("phone", checked.value))
+        else:
+            invalid.append(("phone", str(checked.reason)))
     context = body.get("context")
     device = context.get("device") if isinstance(context, dict) else None
     token = clean_id(device.get("token")) if isinstance(device, dict) else None
@@ -128,7 +140,7 @@ def claims_of(event: StoredEvent) -> Claims:
         mentioned += [("user_id", previous_id), ("anonymous_id", previous_id)]
     mentioned += contacts
     return Claims(user_id, anonymous_id, previous_id, tuple(contacts), event.verified,
-                  tuple(mentioned))
+                  tuple(mentioned), tuple(invalid), needs_country)
 
 
 class Graph(Protocol):

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from ..clock import utc_iso
+from ..contacts import check_email, check_phone
 from ..ingest.spec import TYPES, InvalidMessage, normalize, parse_time
+from ..money import amount
 from ..store.db import transaction
 from ..store.events import EventRow, append_events
-from .identity import clean_id, normalize_email, normalize_phone
+from .identity import clean_id, event_country
 
 IMPORT_KEY_KIND = "import"
 _TRIGGER_MARK = "trigger"
@@ -52,6 +54,17 @@ class Rejected:
 
 
 @dataclass
+class InvalidContact:
+    """An email or phone of an imported row that isn't valid: the row is imported, the
+    value kept as an invalid trait (never an identity)."""
+
+    line: int
+    field: str
+    value: str
+    reason: str
+
+
+@dataclass
 class ImportReport:
     """What an import did."""
 
@@ -59,6 +72,7 @@ class ImportReport:
     stored: int = 0
     duplicates: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    invalid: list[InvalidContact] = field(default_factory=list)
 
 
 def count_rows(path: Path) -> int:
@@ -116,10 +130,9 @@ def _number(name: str, value: Any) -> Any:
     text = value.strip()
     if text.count(",") == 1 and "." not in text:  # a decimal comma: 12,50
         text = text.replace(",", ".")
-    try:
-        number = float(text)
-    except ValueError:
-        raise InvalidMessage(f"{name} must be a number, not {value[:40]!r}") from None
+    number = amount(text)  # "NaN", "inf", "1_000" are not numbers (money.py)
+    if number is None:
+        raise InvalidMessage(f"{name} must be a number, not {value[:40]!r}")
     return int(number) if name == "quantity" and number.is_integer() else number
 
 
@@ -156,23 +169,46 @@ def to_message(row: dict[str, Any]) -> dict[str, Any]:
     return msg
 
 
-def _validate(msg: dict[str, Any]) -> None:
-    for name in ("userId", "anonymousId"):
-        if name in msg and clean_id(msg[name]) is None:
-            raise InvalidMessage(f"{name} {str(msg[name])[:40]!r} is not a usable id")
-    if msg.get("userId") is not None or msg.get("anonymousId") is not None:
-        normalize(msg)
-        return
+def _contacts(msg: dict[str, Any], default_country: str | None
+              ) -> tuple[bool, list[tuple[str, str, str]]]:
+    """(the row has a valid email or phone, [(field, value, why)] of invalid ones)."""
     traits = msg.get("traits") if msg["type"] == "identify" else \
         (msg.get("context") or {}).get("traits")
     traits = traits if isinstance(traits, dict) else {}
-    if not (normalize_email(traits.get("email")) or normalize_phone(traits.get("phone"))):
-        raise InvalidMessage("a row needs a userId, an anonymousId, an email or a phone")
+    valid = False
+    invalid: list[tuple[str, str, str]] = []
+    for name in _CONTACTS:
+        value = traits.get(name)
+        if value in (None, ""):
+            continue
+        checked = check_email(value) if name == "email" else \
+            check_phone(value, event_country(traits) or default_country)
+        if checked.value:
+            valid = True
+        else:
+            invalid.append((name, str(value)[:200], str(checked.reason)))
+    return valid, invalid
+
+
+def _validate(msg: dict[str, Any], default_country: str | None
+              ) -> list[tuple[str, str, str]]:
+    for name in ("userId", "anonymousId"):
+        if name in msg and clean_id(msg[name]) is None:
+            raise InvalidMessage(f"{name} {str(msg[name])[:40]!r} is not a usable id")
+    valid, invalid = _contacts(msg, default_country)
+    if msg.get("userId") is not None or msg.get("anonymousId") is not None:
+        normalize(msg)
+        return invalid
+    if not valid:
+        why = "; ".join(f"{name} {value!r}: {reason}" for name, value, reason in invalid)
+        raise InvalidMessage("a row needs a userId, an anonymousId, an email or a phone"
+                             + (f" ({why})" if why else ""))
     if msg["type"] == "track" and not str(msg.get("event") or "").strip():
         raise InvalidMessage("track needs an event name (event)")
     if msg["type"] not in ("identify", "track"):
         raise InvalidMessage(f"{msg['type']} needs a userId or an anonymousId")
     msg.setdefault("messageId", None)
+    return invalid
 
 
 def triggers_journeys(body: dict[str, Any]) -> bool:
@@ -183,8 +219,11 @@ def triggers_journeys(body: dict[str, Any]) -> bool:
 
 
 def to_event(row: dict[str, Any], *, source_id: int, received_ms: int,
-             occurrence: int, trigger: bool = False) -> EventRow:
-    """The log row of one import row; InvalidMessage when it can't be imported.
+             occurrence: int, default_country: str | None = None,
+             invalid: list[tuple[str, str, str]] | None = None,
+             trigger: bool = False) -> EventRow:
+    """The log row of one import row; InvalidMessage when it can't be imported. Invalid
+    email and phone values (still imported, as invalid traits) are added to `invalid`.
 
     Imported rows are history and start no journey, unless `trigger` marks them as
     meant to act now (`kanal import --trigger`).
@@ -192,7 +231,9 @@ def to_event(row: dict[str, Any], *, source_id: int, received_ms: int,
     content = json.dumps(row, sort_keys=True, ensure_ascii=False, default=str)
     msg = to_message(row)
     given_id = msg.get("messageId")
-    _validate(msg)
+    found = _validate(msg, default_country)
+    if invalid is not None:
+        invalid.extend(found)
     if not given_id:
         digest = hashlib.sha256(f"{content}#{occurrence}".encode()).hexdigest()[:32]
         msg["messageId"] = f"import-{digest}"
@@ -224,8 +265,10 @@ def to_event(row: dict[str, Any], *, source_id: int, received_ms: int,
 def import_file(conn: sqlite3.Connection, path: str | Path, *, source_id: int,
                 received_ms: int, chunk: int = 500, dry_run: bool = False,
                 progress: Callable[[int], None] | None = None,
+                default_country: str | None = None,
                 trigger: bool = False) -> ImportReport:
-    """Import a CSV or JSON-lines file; one transaction per `chunk` rows.
+    """Import a CSV or JSON-lines file; one transaction per `chunk` rows. National phone
+    numbers are read in the row's `country`, else `default_country`.
 
     The rows are history: they start no journey unless `trigger` is set.
     """
@@ -251,9 +294,12 @@ def import_file(conn: sqlite3.Connection, path: str | Path, *, source_id: int,
             continue
         content = json.dumps(row, sort_keys=True, ensure_ascii=False, default=str)
         seen[content] += 1
+        invalid: list[tuple[str, str, str]] = []
         try:
             pending.append(to_event(row, source_id=source_id, received_ms=received_ms,
-                                    occurrence=seen[content], trigger=trigger))
+                                    occurrence=seen[content], default_country=default_country,
+                                    invalid=invalid, trigger=trigger))
+            report.invalid += [InvalidContact(line, *found) for found in invalid]
         except (InvalidMessage, ValueError) as exc:
             report.rejected.append(Rejected(line, str(exc), content[:500]))
         if len(pending) >= chunk:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from ..contacts import normalise_email, normalise_phone
 from ..store import deliverability, journeys, outbox
 from ..store import profiles as store
 from ..store.db import transaction
-from .identity import normalize_email, normalize_phone
 from .step import identity_hash
 from .views import lookup
 
@@ -55,9 +55,9 @@ def _guess(value: str, kind: str | None) -> list[tuple[str, str]]:
     if kind is not None:
         return [(kind, value)]
     out = [("user_id", value)]
-    if email := normalize_email(value):
+    if email := normalise_email(value):
         out.append(("email", email))
-    if phone := normalize_phone(value):
+    if phone := normalise_phone(value):
         out.append(("phone", phone))
     return out
 

@@ -25,12 +25,13 @@ class RebuildBusy(RuntimeError):
 
 def rebuild(conn: sqlite3.Connection, clock: Clock, *, batch_size: int = 2000,
             progress: Callable[[int], None] | None = None,
-            also: Sequence[Step] = ()) -> int:
+            also: Sequence[Step] = (), default_country: str | None = None) -> int:
     """Replay the log up to the processor's cursor; return how many events were replayed.
 
     `also` are more processor steps whose person-keyed tables `clear_profiles` empties
     and that must be replayed with the profiles (`kanal profiles rebuild` passes the
-    products step: profile ids change in a rebuild).
+    products step: profile ids change in a rebuild); `default_country` reads national
+    phone numbers of people without one (`[profiles] default_country`).
 
     The workers' lease is held meanwhile, so the live processor can't interleave; ingest
     goes on. Events after the cursor are left to the processor, so the two never apply
@@ -41,7 +42,7 @@ def rebuild(conn: sqlite3.Connection, clock: Clock, *, batch_size: int = 2000,
         raise RebuildBusy("a `kanal serve` is running the workers on this database; "
                           "stop it (or run it with --no-workers) and rebuild again")
     try:
-        steps: list[Step] = [ProfilesStep(), *also]
+        steps: list[Step] = [ProfilesStep(default_country=default_country), *also]
         with transaction(conn):
             end = get_position(conn, PROCESSOR_CURSOR)
             store.clear_profiles(conn)

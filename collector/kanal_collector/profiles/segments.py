@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import yamlfile
+from ..yamlfile import FieldPath, Lines, Problem, where
+
 OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists")
 TIME_OPS = ("within", "older_than")
 COMPUTED = {
@@ -44,7 +47,11 @@ _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_80
 
 
 class SegmentError(ValueError):
-    """A segment definition is invalid; the text says where."""
+    """A segment definition is invalid; `problems` says where and what, each one."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
 
 
 def duration_ms(value: Any, where: str) -> int:
@@ -95,132 +102,189 @@ def _event_names(node: Any) -> Iterator[str]:
             yield from _event_names(item)
 
 
-def _check_ops(cond: dict[str, Any], where: str, allowed: tuple[str, ...]) -> None:
-    ops = [k for k in cond if k in allowed]
-    if len(ops) != 1:
-        raise SegmentError(f"{where}: exactly one operator of {', '.join(allowed)} is needed")
-    op = ops[0]
-    if op in ("in", "not_in") and not isinstance(cond[op], list):
-        raise SegmentError(f"{where}: {op} needs a list")
-    if op in ("gt", "gte", "lt", "lte") and (
-            isinstance(cond[op], bool) or not isinstance(cond[op], int | float | str)):
-        raise SegmentError(f"{where}: {op} needs a number or a string")
-    if op == "exists" and not isinstance(cond[op], bool):
-        raise SegmentError(f"{where}: exists needs true or false")
-    if op in TIME_OPS:
-        duration_ms(cond[op], f"{where}.{op}")
+class _Checker:
+    """Collects every problem of a segments document, each with its field path."""
 
+    def __init__(self) -> None:
+        self.problems: list[tuple[FieldPath, str]] = []
 
-def _check(node: Any, where: str) -> dict[str, Any]:
-    if not isinstance(node, dict):
-        raise SegmentError(f"{where}: a condition must be a mapping")
-    for group in ("all", "any"):
-        if group in node:
-            if set(node) != {group}:
-                raise SegmentError(f"{where}: '{group}' must stand alone")
-            items = node[group]
-            if not isinstance(items, list) or not items:
-                raise SegmentError(f"{where}.{group}: a non-empty list of conditions")
-            return {group: [_check(c, f"{where}.{group}[{i}]") for i, c in enumerate(items)]}
-    if "not" in node:
-        if set(node) != {"not"}:
-            raise SegmentError(f"{where}: 'not' must stand alone")
-        return {"not": _check(node["not"], f"{where}.not")}
-    if "trait" in node:
-        if not isinstance(node["trait"], str) or not node["trait"]:
-            raise SegmentError(f"{where}.trait: a trait name")
-        _check_ops(node, where, OPS)
-        _unknown(node, where, {"trait", *OPS})
-    elif "computed" in node:
-        name = node["computed"]
-        if name not in COMPUTED:
-            raise SegmentError(f"{where}.computed: one of {', '.join(sorted(COMPUTED))}, "
-                               f"not {name!r}")
-        allowed = OPS + TIME_OPS if name in TIME_FIELDS else OPS
-        _check_ops(node, where, allowed)
-        _unknown(node, where, {"computed", *allowed})
-    elif "event" in node:
+    def error(self, path: FieldPath, message: str) -> None:
+        self.problems.append((path, message))
+
+    def duration(self, value: Any, path: FieldPath) -> None:
+        try:
+            duration_ms(value, "")
+        except SegmentError:
+            self.error(path, f"a duration like 7d, 12h or 30m, not {value!r}")
+
+    def ops(self, cond: dict[str, Any], path: FieldPath, allowed: tuple[str, ...]) -> None:
+        ops = [k for k in cond if k in allowed]
+        if len(ops) != 1:
+            self.error(path, f"exactly one operator of {', '.join(allowed)} is needed")
+            return
+        op = ops[0]
+        here = (*path, op)
+        if op in ("in", "not_in") and not isinstance(cond[op], list):
+            self.error(here, f"{op} needs a list")
+        if op in ("gt", "gte", "lt", "lte") and (
+                isinstance(cond[op], bool) or not isinstance(cond[op], int | float | str)):
+            self.error(here, f"{op} needs a number or a string")
+        if op == "exists" and not isinstance(cond[op], bool):
+            self.error(here, "exists needs true or false")
+        if op in TIME_OPS:
+            self.duration(cond[op], here)
+
+    def unknown(self, node: dict[str, Any], path: FieldPath, allowed: set[str]) -> None:
+        for extra in sorted(set(map(str, node)) - allowed):
+            self.error((*path, extra), f"unknown field {extra}")
+
+    def condition(self, node: Any, path: FieldPath) -> dict[str, Any]:
+        if not isinstance(node, dict):
+            self.error(path, "a condition must be a mapping")
+            return {}
+        for group in ("all", "any"):
+            if group in node:
+                if set(node) != {group}:
+                    self.error(path, f"'{group}' must stand alone")
+                items = node[group]
+                if not isinstance(items, list) or not items:
+                    self.error((*path, group), "a non-empty list of conditions")
+                    return {group: []}
+                return {group: [self.condition(c, (*path, group, i))
+                                for i, c in enumerate(items)]}
+        if "not" in node:
+            if set(node) != {"not"}:
+                self.error(path, "'not' must stand alone")
+            return {"not": self.condition(node["not"], (*path, "not"))}
+        if "trait" in node:
+            if not isinstance(node["trait"], str) or not node["trait"]:
+                self.error((*path, "trait"), "a trait name")
+            self.ops(node, path, OPS)
+            self.unknown(node, path, {"trait", *OPS})
+        elif "computed" in node:
+            name = node["computed"]
+            if name not in COMPUTED:
+                self.error((*path, "computed"),
+                           f"one of {', '.join(sorted(COMPUTED))}, not {name!r}")
+            allowed = OPS + TIME_OPS if name in TIME_FIELDS else OPS
+            self.ops(node, path, allowed)
+            self.unknown(node, path, {"computed", *allowed})
+        elif "event" in node:
+            self.event(node, path)
+        elif "subscribed" in node or "consent" in node:
+            key = "subscribed" if "subscribed" in node else "consent"
+            if not isinstance(node[key], str) or not node[key]:
+                self.error((*path, key), "a channel or category name")
+            self.unknown(node, path, {key})
+        else:
+            self.error(path, "a condition needs one of all, any, not, trait, computed, "
+                             "event, subscribed, consent")
+        return dict(node)
+
+    def event(self, node: dict[str, Any], path: FieldPath) -> None:
         if not isinstance(node["event"], str) or not node["event"]:
-            raise SegmentError(f"{where}.event: an event name")
+            self.error((*path, "event"), "an event name")
         for bound in ("min", "max"):
             value = node.get(bound)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 0):
-                raise SegmentError(f"{where}.{bound}: a whole number ≥ 0")
+                self.error((*path, bound), "a whole number ≥ 0")
         if "within" in node:
-            duration_ms(node["within"], f"{where}.within")
+            self.duration(node["within"], (*path, "within"))
         where_props = node.get("where", {})
         if not isinstance(where_props, dict):
-            raise SegmentError(f"{where}.where: a mapping of property: value")
-        for prop, test in where_props.items():
-            if isinstance(test, dict):
-                _check_ops(test, f"{where}.where.{prop}", OPS)
-        _unknown(node, where, {"event", "min", "max", "within", "where"})
-    elif "subscribed" in node or "consent" in node:
-        key = "subscribed" if "subscribed" in node else "consent"
-        if not isinstance(node[key], str) or not node[key]:
-            raise SegmentError(f"{where}.{key}: a channel or category name")
-        _unknown(node, where, {key})
-    else:
-        raise SegmentError(f"{where}: a condition needs one of all, any, not, trait, "
-                           "computed, event, subscribed, consent")
-    return dict(node)
+            self.error((*path, "where"), "a mapping of property: value")
+        else:
+            for prop, test in where_props.items():
+                if isinstance(test, dict):
+                    self.ops(test, (*path, "where", str(prop)), OPS)
+        self.unknown(node, path, {"event", "min", "max", "within", "where"})
+
+    def segments(self, data: Any) -> list[Segment]:
+        path: FieldPath = ()
+        if isinstance(data, dict):
+            path = ("segments",)
+            data = data.get("segments")
+        if not isinstance(data, list):
+            self.error(path or ("segments",), "a list of segments is required")
+            return []
+        out: list[Segment] = []
+        seen: set[str] = set()
+        for i, item in enumerate(data):
+            here = (*path, i)
+            if not isinstance(item, dict):
+                self.error(here, "a mapping is required")
+                continue
+            name = item.get("name")
+            if not isinstance(name, str) or not _NAME.match(name):
+                self.error((*here, "name"), "letters, digits, '_', '-', '.' (≤100)")
+                name = f"#{i}"
+            elif name in seen:
+                self.error((*here, "name"), f"{name!r} is defined twice")
+            seen.add(name)
+            groups = [k for k in ("all", "any") if k in item]
+            self.unknown(item, here, {"name", "description", "all", "any"})
+            if len(groups) != 1:
+                self.error(here, "conditions go under exactly one of all / any")
+                continue
+            condition = self.condition({groups[0]: item[groups[0]]}, here)
+            definition = {"description": str(item.get("description") or ""), **condition}
+            out.append(Segment(name, definition))
+        return out
 
 
-def _unknown(node: dict[str, Any], where: str, allowed: set[str]) -> None:
-    extra = sorted(set(node) - allowed)
-    if extra:
-        raise SegmentError(f"{where}: unknown field(s) {', '.join(extra)}")
+def _raise(problems: list[tuple[FieldPath, str]], source: str, lines: Lines | None) -> None:
+    if not problems:
+        return
+    found = [Problem(source, lines.line(p) if lines else None, where(p), m)
+             for p, m in problems]
+    found.sort(key=lambda p: (p.line or 0, p.where))
+    raise SegmentError("\n".join(str(p) for p in found), found)
 
 
-def parse_segments(data: Any) -> list[Segment]:
-    """Validate a parsed segments document; raise SegmentError naming the bad field."""
-    if isinstance(data, dict):
-        data = data.get("segments")
-    if not isinstance(data, list):
-        raise SegmentError("segments: a list of segments is required")
-    out: list[Segment] = []
-    seen: set[str] = set()
-    for i, item in enumerate(data):
-        where = f"segments[{i}]"
-        if not isinstance(item, dict):
-            raise SegmentError(f"{where}: a mapping is required")
-        name = item.get("name")
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise SegmentError(f"{where}.name: letters, digits, '_', '-', '.' (≤100)")
-        if name in seen:
-            raise SegmentError(f"{where}.name: {name!r} is defined twice")
-        seen.add(name)
-        where = f"segment {name!r}"
-        groups = [k for k in ("all", "any") if k in item]
-        if len(groups) != 1:
-            raise SegmentError(f"{where}: conditions go under exactly one of all / any")
-        _unknown(item, where, {"name", "description", "all", "any"})
-        condition = _check({groups[0]: item[groups[0]]}, where)
-        definition = {"description": str(item.get("description") or ""), **condition}
-        out.append(Segment(name, definition))
-    return out
+def parse_segments(data: Any, *, source: str = "<segments>", lines: Lines | None = None
+                   ) -> list[Segment]:
+    """Validate a parsed segments document; SegmentError lists every problem, each with
+    its field (and line, given the document's `lines`)."""
+    checker = _Checker()
+    segments = checker.segments(data)
+    _raise(checker.problems, source, lines)
+    return segments
+
+
+def parse_condition(node: Any) -> dict[str, Any]:
+    """Validate one condition (a journey's `if:`, a trigger's `where`);
+    SegmentError's problems name fields relative to the condition."""
+    checker = _Checker()
+    condition = checker.condition(node, ())
+    _raise(checker.problems, "", None)
+    return condition
 
 
 def load_segments_file(path: str | Path) -> list[Segment]:
-    """Read and validate a segments file (.yml/.yaml/.json)."""
+    """Read and validate a segments file (.yml/.yaml/.json); SegmentError lists every
+    problem as FILE:LINE: FIELD: WHAT (an ambiguous unquoted YAML value is one)."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SegmentError(f"{path}: {exc}") from None
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SegmentError(f"{path}: {exc}") from None
-    else:
-        try:
-            import yaml  # type: ignore[import-untyped,unused-ignore]
-        except ImportError:  # pragma: no cover - PyYAML ships with the server extra
-            raise SegmentError("reading YAML needs PyYAML; use a .json file") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise SegmentError(f"{path}: {exc}") from None
-    return parse_segments(data)
+            problem = Problem(str(path), exc.lineno, "", f"invalid JSON: {exc.msg}")
+            raise SegmentError(str(problem), [problem]) from None
+        return parse_segments(data, source=str(path))
+    document = yamlfile.read(text, source=str(path))
+    checker = _Checker()
+    segments = checker.segments(document.data) if document.data is not None or \
+        not document.problems else []
+    found = yamlfile.combine(document.problems, [
+        Problem(str(path), document.lines.line(p), where(p), m) for p, m in checker.problems])
+    if found:
+        raise SegmentError("\n".join(str(p) for p in found), found)
+    return segments
 
 
 # -- evaluation -------------------------------------------------------------------------

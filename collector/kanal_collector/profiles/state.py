@@ -10,8 +10,11 @@ Layout (short keys: it is stored once per profile):
     t        traits            {name: [value, ts, event_id, trusted]}  (trusted: 1 when a
                                trusted event wrote it, 0 when not; absent in old states)
     c        claimed contacts  email/phone sent by untrusted events, never used to send
+    x        invalid contacts  {email|phone: [value, ts, event_id, why]}: not valid
+                               (contacts.py), kept, never an identity or a recipient
     first    first seen (ms)   last   last seen (ms)
-    orders   {order key: [revenue, ts]}
+    orders   {order key: [revenue, ts, untrusted 0/1, event id]}: per order the copy
+             that counts (money.py: trusted sources first, then the first received)
     origins  {origin: events}
     eng      {channel: engagements}   sess {origin: last activity ms}
     eng_at   {channel: last engagement ms} (opens flagged as bots or proxies don't count)
@@ -25,8 +28,10 @@ Layout (short keys: it is stored once per profile):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from ..money import copy_rank, order_id, order_revenue
 from ..store.events import StoredEvent
 
 SESSION_GAP_MS = 30 * 60 * 1000
@@ -42,7 +47,6 @@ SESSION_ORIGINS = frozenset({"web", "app"})
 CHANNEL_ORDER = ("email", "sms", "push", "app", "web")
 CONTACT_TRAITS = frozenset({"email", "phone"})
 _SUBSCRIBE_EVENTS = {"Unsubscribed": False, "Subscribed": True, "Resubscribed": True}
-_MONEY = ("revenue", "total", "value")
 
 
 def new_state() -> dict[str, Any]:
@@ -65,34 +69,10 @@ def _put(state: dict[str, Any], section: str, name: str, value: Any, ts: int, ei
         entries[name] = [value, ts, eid, *extra]
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def order_revenue(properties: dict[str, Any]) -> float:
-    """An order's value: revenue, else total, else the sum of its products."""
-    for name in _MONEY:
-        value = _number(properties.get(name))
-        if value is not None:
-            return value
-    total = 0.0
-    products = properties.get("products")
-    if isinstance(products, list):
-        for product in products:
-            if isinstance(product, dict):
-                price = _number(product.get("price")) or 0.0
-                quantity = _number(product.get("quantity"))
-                total += price * (1.0 if quantity is None else quantity)
-    return total
+def _rank(entry: list[Any]) -> tuple[int, int]:
+    """The copy rank (money.copy_rank) an order entry was kept with; entries kept before
+    ranks were recorded rank as an untrusted copy received first."""
+    return (int(entry[2]), int(entry[3])) if len(entry) >= 4 else (1, -1)
 
 
 def _language(locale: str) -> str | None:
@@ -115,8 +95,11 @@ def _country(value: Any) -> str | None:
     return text.upper() if len(text) == 2 else text
 
 
-def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool) -> None:
-    """Fold one event into a profile's state."""
+def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool,
+                invalid: Mapping[str, str] | None = None) -> None:
+    """Fold one event into a profile's state. `invalid` ({trait: why}) names the email
+    and phone traits that aren't valid (contacts.py): they are kept apart, as invalid
+    traits, and never used to send."""
     # A client may not write into the future: a timestamp is capped at receipt.
     ts = min(event.timestamp, event.received_at)
     eid = event.id
@@ -134,6 +117,11 @@ def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool) -> 
     if event.type == "identify" and isinstance(body.get("traits"), dict):
         traits.update(body["traits"])
     for name, value in traits.items():
+        if invalid and name in invalid:
+            entries = state.setdefault("x", {})
+            if _newer(entries.get(name), ts, eid):
+                entries[name] = [value, ts, eid, invalid[name]]
+            continue
         if name in CONTACT_TRAITS and not trusted:
             _put(state, "c", name, value, ts, eid)
         else:
@@ -143,11 +131,12 @@ def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool) -> 
     if event.type == "track" and event.event:
         name = event.event
         if name in ORDER_EVENTS:
-            key = props.get("order_id") or props.get("orderId") or props.get("checkout_id")
-            key = f"o:{key}" if isinstance(key, str | int) and str(key) else f"m:{event.id}"
+            oid = order_id(props)
+            key = f"o:{oid}" if oid is not None else f"m:{event.id}"
             orders = state.setdefault("orders", {})
-            if key not in orders or ts < orders[key][1]:
-                orders[key] = [order_revenue(props), ts]
+            rank = copy_rank(event.key_kind, event.id)
+            if key not in orders or rank < _rank(orders[key]):
+                orders[key] = [order_revenue(props), ts, *rank]
         channel = ENGAGEMENT_EVENTS.get(name)
         if channel:
             eng = state.setdefault("eng", {})
@@ -227,7 +216,7 @@ def merge_states(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             out[key] = min(values)
     if "last" in a or "last" in b:
         out["last"] = max(s["last"] for s in (a, b) if "last" in s)
-    for section in ("t", "c", "loc", "inf", "subs", "consent"):
+    for section in ("t", "c", "x", "loc", "inf", "subs", "consent"):
         merged: dict[str, Any] = {}
         for s in (a, b):
             for name, entry in s.get(section, {}).items():
@@ -245,7 +234,7 @@ def merge_states(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     orders: dict[str, list[Any]] = {}
     for s in (a, b):
         for key, entry in s.get("orders", {}).items():
-            if key not in orders or entry[1] < orders[key][1]:
+            if key not in orders or _rank(entry) < _rank(orders[key]):
                 orders[key] = entry
     if orders:
         out["orders"] = orders
@@ -326,6 +315,18 @@ def trusted_traits(state: dict[str, Any]) -> set[str]:
 def claimed_of(state: dict[str, Any]) -> dict[str, Any]:
     """Email and phone sent by untrusted events: shown, never used to send."""
     return {name: entry[0] for name, entry in sorted(state.get("c", {}).items())}
+
+
+def invalid_of(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Email and phone traits whose latest value wasn't valid: {trait: {value, reason,
+    at}} (a valid value set later supersedes them)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, entry in sorted(state.get("x", {}).items()):
+        valid = [e for s in ("t", "c") if (e := state.get(s, {}).get(name)) is not None]
+        if any((e[1], e[2]) > (entry[1], entry[2]) for e in valid):
+            continue
+        out[name] = {"value": entry[0], "reason": entry[3], "at": entry[1]}
+    return out
 
 
 def trait_times(state: dict[str, Any]) -> dict[str, int]:

@@ -12,18 +12,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..clock import Clock, SystemClock
+from ..contacts import normalise_country
+from ..money import order_value
 from ..store import journeys as journey_store
 from ..store import profiles as store
 from ..store.events import EventRow, StoredEvent, append_events
 from .identity import Claims, claims_of, resolve
+from .orders import count_copies
 from .segments import ProfileView, Segment, matches
-from .state import apply_event, computed, merge_states, order_revenue, traits_of
+from .state import apply_event, computed, merge_states, traits_of
 
 KANAL_KEY_KIND = "kanal"
 """key_kind of the events Kanal writes itself (segment changes, journeys' set_trait)."""
@@ -137,14 +139,21 @@ class _SqlGraph:
 
 
 class ProfilesStep:
-    """Identity resolution and profile state, one batch of events at a time."""
+    """Identity resolution and profile state, one batch of events at a time.
+
+    `default_country` (`[profiles] default_country`) reads national phone numbers of
+    people whose country isn't known (contacts.py).
+    """
 
     name = "profiles"
+
+    def __init__(self, *, default_country: str | None = None) -> None:
+        self.default_country = default_country
 
     def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
         """Resolve and fold the batch; drop (and delete) events of forgotten people."""
         graph = _SqlGraph(conn)
-        claimed = [(e, claims_of(e)) for e in events]
+        claimed = [(e, claims_of(e, default_country=self.default_country)) for e in events]
         dropped = _suppressed_events(conn, claimed)
         keys: list[tuple[str, str]] = []
         for event, claims in claimed:
@@ -177,10 +186,18 @@ class ProfilesStep:
                         apply_event(graph.state(pid), event, trusted=True)
                         touched.add(pid)
                 continue
+            if claims.needs_country:
+                # A national phone number: read it in the person's country, as known
+                # from the events before this one (so a rebuild reads it the same way).
+                country = _profile_country(graph, claims)
+                if country is not None:
+                    claims = claims_of(event, country=country,
+                                       default_country=self.default_country)
             pid = resolve(graph, claims)
             if pid is None:
                 continue
-            apply_event(graph.state(pid), event, trusted=claims.trusted)
+            apply_event(graph.state(pid), event, trusted=claims.trusted,
+                        invalid=dict(claims.invalid))
             touched.add(pid)
             timeline.append((pid, event.timestamp, event.id))
             own.append((pid, event))
@@ -191,34 +208,24 @@ class ProfilesStep:
             store.delete_events(conn, dropped)
 
 
-def order_value(properties: Any) -> float:
-    """The order value the KPI overview sums for a track event, from its properties (a
-    dict or their JSON text): revenue, else total, else value, else the sum of the
-    products (state.order_revenue); 0.0 for anything else, and for NaN or infinities,
-    which would poison every sum they join."""
-    if isinstance(properties, str | bytes):
-        try:
-            properties = json.loads(properties)
-        except ValueError:
-            return 0.0
-    if not isinstance(properties, dict):
-        return 0.0
-    value = order_revenue(properties)
-    return value if math.isfinite(value) else 0.0
-
-
 def _add_daily_activity(conn: sqlite3.Connection,
                         own: Sequence[tuple[int, StoredEvent]]) -> None:
     """The batch's share of the overview's daily aggregates: the days each person was
-    active, and track events (count, order value) per day and name."""
+    active, and track events (count, order value) per day and name. Of the copies of an
+    order only the one that counts is there (orders.py)."""
     if not own:
         return
+    counted = count_copies(conn, [e for _, e in own])
     tracks: dict[tuple[int, str], tuple[int, float]] = {}
     for _, event in own:
-        if event.type == "track" and event.event is not None:
+        if event.type == "track" and event.event is not None and event.id not in counted.skip:
             key = (event.timestamp // store.DAY_MS, event.event)
             n, revenue = tracks.get(key, (0, 0.0))
             tracks[key] = (n + 1, revenue + order_value(event.body.get("properties")))
+    for copy in counted.replaced:  # a trusted copy now counts instead
+        key = (copy.timestamp // store.DAY_MS, copy.event)
+        n, revenue = tracks.get(key, (0, 0.0))
+        tracks[key] = (n - 1, revenue - copy.value)
     store.add_daily_activity(conn, {(e.timestamp // store.DAY_MS, pid) for pid, e in own},
                              tracks)
 
@@ -241,6 +248,15 @@ def apply_own_traits(state: dict[str, Any], event: StoredEvent) -> None:
             state[key] = kept[key]
         else:
             state.pop(key, None)
+
+
+def _profile_country(graph: _SqlGraph, claims: Claims) -> str | None:
+    """The country of the profile an event's userId (else anonymousId) points at."""
+    for kind, value in (("user_id", claims.user_id), ("anonymous_id", claims.anonymous_id)):
+        pid = graph.lookup(kind, value) if value else None
+        if pid is not None:
+            return normalise_country(computed(graph.state(pid)).get("country"))
+    return None
 
 
 def _own_event_profile(graph: _SqlGraph, event: StoredEvent) -> int | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from ..contacts import normalise_email, normalise_phone
 from ..store import profiles as store
 from ..store.events import StoredEvent, count_events
-from .identity import normalize_email, normalize_phone
-from .state import claimed_of, computed, trait_times, traits_of
+from .state import claimed_of, computed, invalid_of, trait_times, traits_of
 
 
 def lookup(conn: sqlite3.Connection, value: str, kind: str | None = None) -> int | None:
@@ -16,8 +16,8 @@ def lookup(conn: sqlite3.Connection, value: str, kind: str | None = None) -> int
     if kind is not None and kind not in store.KINDS:
         raise ValueError(f"kind must be one of {', '.join(store.KINDS)}, not {kind!r}")
     candidates = [value.strip()]
-    email = normalize_email(value)
-    phone = normalize_phone(value)
+    email = normalise_email(value)
+    phone = normalise_phone(value)
     for kind_, normal in (("email", email), ("phone", phone)):
         if normal and (kind is None or kind == kind_):
             found = store.identity_profile(conn, kind_, normal)
@@ -50,6 +50,7 @@ def profile_json(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | 
         "traits": traits_of(state),
         "traitTimes": trait_times(state),
         "claimed": claimed_of(state),
+        "invalid": invalid_of(state),
         "computed": computed(state),
         "segments": [{"name": n, "enteredAt": t}
                      for n, t in store.profile_segments(conn, profile_id)],

@@ -36,9 +36,10 @@ import orjson
 
 from ..config import Config
 from ..errors import ConfigError
-from ..profiles.state import order_revenue
+from ..money import order_revenue
 from ..profiles.step import KANAL_KEY_KIND
 from ..store import attribution as store
+from ..store import orders as order_store
 from .touchpoints import DIMENSIONS, MESSAGE_EVENTS, Touch, classify, url_host
 from .window import WindowError, parse_duration
 
@@ -216,6 +217,8 @@ def attribute(conn: sqlite3.Connection, *, since_ms: int, until_ms: int,
             cid = combos[touch] = len(combos)
         return cid
 
+    # Of the copies of an order only the one that counts is a conversion or a touch.
+    uncounted = order_store.uncounted(conn, since_ms - lookback, until_ms)
     rows = store.candidate_events(
         conn, goal_events=settings.goal_events, message_events=MESSAGE_EVENTS,
         kanal_key_kind=KANAL_KEY_KIND, since_ms=since_ms, until_ms=until_ms,
@@ -225,6 +228,8 @@ def attribute(conn: sqlite3.Connection, *, since_ms: int, until_ms: int,
     # [timestamp, combination id (or _UNSEEN / _NOT_A_TOUCH), row, credited yet].
     recent: deque[list[Any]] = deque()
     for row in rows:
+        if uncounted and row[2] in uncounted:
+            continue
         pid = row[0]
         ts = row[1]
         if pid != current:

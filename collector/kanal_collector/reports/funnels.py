@@ -124,7 +124,8 @@ class Definitions:
             parsed: Journey | None = None
             if text is not None:
                 try:
-                    parsed = parse_journey(text, source=f"{journey} v{version}", name=journey)
+                    parsed = parse_journey(text, source=f"{journey} v{version}", name=journey,
+                                           strict=False)
                 except JourneyFileError as exc:
                     # A version stored by an older Kanal that today's rules reject: its
                     # steps are still counted, only their order and kinds are unknown.

@@ -1,7 +1,9 @@
-"""Dashboard sign-in sessions: the SHA-256 of the cookie's token, never the token.
+"""Dashboard sign-in: sessions (the SHA-256 of the cookie's token, never the token) and
+failed sign-ins.
 
 A session belongs to the admin key that opened it; a session whose key has been revoked
-is no session (and is deleted when looked up).
+is no session (and is deleted when looked up). Failed sign-ins are kept per client
+address and tried key prefix (dashboard/auth.py says why).
 """
 
 from __future__ import annotations
@@ -65,3 +67,48 @@ def count_sessions(conn: sqlite3.Connection, key_id: int | None = None) -> int:
         row = conn.execute("SELECT COUNT(*) FROM dashboard_sessions WHERE key_id = ?",
                            (key_id,)).fetchone()
     return int(row[0])
+
+
+def admin_prefixes(conn: sqlite3.Connection) -> set[str]:
+    """The display prefixes of the admin keys in force."""
+    return {str(r[0]) for r in conn.execute(
+        "SELECT prefix FROM keys WHERE kind = 'admin' AND revoked_at IS NULL")}
+
+
+def add_failure(conn: sqlite3.Connection, address: str, prefix: str, now_ms: int,
+                window_ms: int) -> None:
+    """Count a failed sign-in (and forget failures older than the window)."""
+    with transaction(conn):
+        conn.execute("DELETE FROM login_failures WHERE at <= ?", (now_ms - window_ms,))
+        conn.execute("INSERT INTO login_failures (address, prefix, at) VALUES (?, ?, ?)",
+                     (address, prefix, now_ms))
+
+
+def recent_failures(conn: sqlite3.Connection, address: str, prefix: str,
+                    since_ms: int) -> list[int]:
+    """When (ms) this address failed with this prefix since `since_ms`, oldest first."""
+    return [int(r[0]) for r in conn.execute(
+        "SELECT at FROM login_failures WHERE address = ? AND prefix = ? AND at > ? "
+        "ORDER BY at", (address, prefix, since_ms))]
+
+
+def clear_failures(conn: sqlite3.Connection, *, address: str | None = None,
+                   prefix: str | None = None) -> int:
+    """Forget failed sign-ins (of one address and/or key prefix, or all); how many."""
+    where, args = [], []
+    if address is not None:
+        where.append("address = ?")
+        args.append(address)
+    if prefix is not None:
+        where.append("prefix = ?")
+        args.append(prefix)
+    sql = "DELETE FROM login_failures" + (f" WHERE {' AND '.join(where)}" if where else "")
+    with transaction(conn):
+        return int(conn.execute(sql, args).rowcount)
+
+
+def failure_buckets(conn: sqlite3.Connection, since_ms: int) -> list[tuple[str, str, int, int]]:
+    """(address, prefix, failures, latest ms) of the failures since `since_ms`."""
+    return [(str(a), str(p), int(n), int(last)) for a, p, n, last in conn.execute(
+        "SELECT address, prefix, count(*), max(at) FROM login_failures WHERE at > ? "
+        "GROUP BY address, prefix ORDER BY max(at) DESC", (since_ms,))]

@@ -18,6 +18,8 @@ from .db import transaction
 KINDS = ("public", "secret", "admin")
 _PREFIX = {"public": "pk_", "secret": "sk_", "admin": "ak_"}
 _SHOWN = 10  # characters of a key kept for display: "pk_" and 7 random ones
+PREFIX_LENGTH = _SHOWN
+"""How many characters of a key are kept (and listed) as its prefix."""
 
 
 @dataclass(frozen=True, slots=True)

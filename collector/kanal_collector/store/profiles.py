@@ -15,8 +15,10 @@ from typing import Any
 
 import orjson
 
+from ..money import order_value
 from . import product_activity
 from .events import _COLUMNS, StoredEvent, _stored
+from .orders import forget_copies
 
 # Identity kinds, in the order a bare value given by an operator is looked up.
 KINDS = ("user_id", "email", "phone", "anonymous_id", "push_token")
@@ -272,13 +274,18 @@ def timeline(conn: sqlite3.Connection, profile_id: int, *, limit: int = 50,
     return [_stored(r) for r in rows]
 
 
+# Of the copies of an order (store/orders.py), segments count the one that counts.
+_COUNTED = ("AND NOT EXISTS (SELECT 1 FROM order_copies oc WHERE oc.event_id = e.id "
+            "AND oc.counted = 0)")
+
+
 def profile_events_since(conn: sqlite3.Connection, profile_id: int, name: str,
                          since: int) -> Iterator[dict[str, Any]]:
     """Bodies of a profile's track events called `name` at or after `since` (ms)."""
     for (body,) in conn.execute(
             "SELECT e.body FROM profile_events pe JOIN events e ON e.id = pe.event_id "
             "WHERE pe.profile_id = ? AND pe.timestamp >= ? AND e.event = ? "
-            "AND e.type = 'track'", (profile_id, since, name)):
+            f"AND e.type = 'track' {_COUNTED}", (profile_id, since, name)):
         yield orjson.loads(body)
 
 
@@ -292,7 +299,7 @@ def profiles_events_since(conn: sqlite3.Connection, profile_ids: Sequence[int], 
                 "SELECT pe.profile_id, e.body FROM profile_events pe "
                 "JOIN events e ON e.id = pe.event_id "
                 f"WHERE pe.profile_id IN ({marks}) AND pe.timestamp >= ? AND e.event = ? "
-                "AND e.type = 'track'", [*chunk, since, name]):
+                f"AND e.type = 'track' {_COUNTED}", [*chunk, since, name]):
             out[int(pid)].append(orjson.loads(body))
     return out
 
@@ -326,9 +333,9 @@ def profiles_of_events(conn: sqlite3.Connection, event_ids: Sequence[int]) -> se
 
 def clear_profiles(conn: sqlite3.Connection) -> None:
     """Delete every profile, identity, timeline row, merge and membership, and the daily
-    aggregates built from the timelines (for rebuild)."""
+    aggregates and order copies built from the timelines (for rebuild)."""
     for table in ("profile_events", "identities", "segment_members", "merges", "profiles",
-                  "active_days", "active_spans", "track_daily"):
+                  "active_days", "active_spans", "track_daily", "order_copies"):
         conn.execute(f"DELETE FROM {table}")
     product_activity.clear_people(conn)
     conn.execute("DELETE FROM sqlite_sequence WHERE name IN ('profiles', 'merges')")
@@ -371,6 +378,7 @@ def delete_events(conn: sqlite3.Connection, event_ids: Iterable[int]) -> int:
         marks = ",".join("?" * len(chunk))
         days.update(_retract_track_events(conn, chunk))
         conn.execute(f"DELETE FROM profile_events WHERE event_id IN ({marks})", chunk)
+        forget_copies(conn, chunk)
         deleted += conn.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk).rowcount
     _recheck_active_days(conn, days)
     return deleted
@@ -474,10 +482,6 @@ def _retract_track_events(conn: sqlite3.Connection,
                           event_ids: Sequence[int]) -> set[tuple[int, int]]:
     """Take events about to be deleted out of track_daily; return the (profile_id, day)
     pairs of active_days they may have made."""
-    # Imported here: the order value is the profiles package's rule, and profiles
-    # imports the store.
-    from ..profiles.step import order_value
-
     marks = ",".join("?" * len(event_ids))
     days = {(int(pid), int(ts) // DAY_MS) for pid, ts in conn.execute(
         "SELECT pe.profile_id, pe.timestamp FROM profile_events pe "
@@ -489,7 +493,10 @@ def _retract_track_events(conn: sqlite3.Connection,
             "SELECT e.timestamp, e.event, json_extract(e.body, '$.properties') FROM events e "
             f"WHERE e.id IN ({marks}) AND e.type = 'track' AND e.key_kind != ? "
             "AND e.event IS NOT NULL "
-            "AND EXISTS (SELECT 1 FROM profile_events pe WHERE pe.event_id = e.id)",
+            "AND EXISTS (SELECT 1 FROM profile_events pe WHERE pe.event_id = e.id) "
+            # A copy of an order that isn't counted never joined the figures.
+            "AND NOT EXISTS (SELECT 1 FROM order_copies oc WHERE oc.event_id = e.id "
+            "AND oc.counted = 0)",
             (*event_ids, _OWN)):
         key = (int(ts) // DAY_MS, str(name))
         taken[key] += 1

@@ -6,11 +6,15 @@ MIGRATIONS; never edit one that has shipped.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import time
 from collections.abc import Callable
 
 from sqlite_utils import Database as _Schema
 
+from ..contacts import check_email, check_phone, normalise_country
+from ..money import TRUSTED_KEY_KINDS, order_id, order_value
 from .db import transaction
 
 
@@ -349,10 +353,6 @@ def _m009_daily_aggregates(db: _Schema) -> None:
         f"(PARTITION BY profile_id ORDER BY day), {-(2 ** 40)}) AS prev_day "
         "FROM active_days) GROUP BY day, prev_day"
     )
-    # Imported here: the order value is the profiles package's rule, and profiles
-    # imports the store.
-    from ..profiles.step import order_value
-
     db.conn.create_function("kanal_order_value", 1, order_value, deterministic=True)
     db.execute(
         f"INSERT INTO track_daily (day, event, count, revenue) "
@@ -551,7 +551,139 @@ def _m011_deliverability(db: _Schema) -> None:
     backfill_daily(db.conn)
 
 
-def _m012_safe_sends(db: _Schema) -> None:
+def _m012_order_copies(db: _Schema) -> None:
+    # Copies of the same order (store/orders.py): which one the reports count. Filled
+    # from the log the processor has already applied, and the KPI overview's figures and
+    # journey conversions corrected to count each order once, as the profiles did.
+    db.execute(
+        """CREATE TABLE order_copies (
+            event_id INTEGER PRIMARY KEY,
+            event TEXT NOT NULL,
+            order_id TEXT NOT NULL,
+            trusted INTEGER NOT NULL,
+            counted INTEGER NOT NULL,
+            repeat INTEGER NOT NULL,
+            value REAL NOT NULL,
+            timestamp INTEGER NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX order_copies_order ON order_copies(event, order_id)")
+    db.execute("CREATE INDEX order_copies_uncounted ON order_copies(timestamp) "
+               "WHERE counted = 0")
+    conn = db.conn
+    orders: dict[tuple[str, str], list[tuple[int, bool, float, int]]] = {}
+    for eid, name, key_kind, ts, body in conn.execute(
+            "SELECT e.id, e.event, e.key_kind, e.timestamp, e.body FROM events e "
+            "WHERE e.type = 'track' AND e.key_kind != 'kanal' AND e.event IS NOT NULL "
+            "AND e.id IN (SELECT event_id FROM profile_events) ORDER BY e.id"):
+        if "order_id" not in body and "orderId" not in body and "checkout_id" not in body:
+            continue
+        try:
+            props = json.loads(body).get("properties")
+        except (ValueError, AttributeError):
+            continue
+        oid = order_id(props) if isinstance(props, dict) else None
+        if oid is not None:
+            orders.setdefault((str(name), oid), []).append(
+                (int(eid), key_kind in TRUSTED_KEY_KINDS, order_value(props), int(ts)))
+    rows = []
+    for (name, oid), copies in orders.items():
+        winner = next((c for c in copies if c[1]), copies[0])
+        for eid, trusted, value, ts in copies:
+            rows.append((eid, name, oid, int(trusted), int(eid == winner[0]),
+                         int(eid != copies[0][0]), value, ts))
+            if eid != winner[0]:
+                day = ts // 86_400_000
+                conn.execute("UPDATE track_daily SET count = count - 1, revenue = revenue - ? "
+                             "WHERE day = ? AND event = ?", (value, day, name))
+        if winner[0] != copies[0][0]:
+            conn.execute("UPDATE journey_conversions SET revenue = ? WHERE event_id = ?",
+                         (winner[2], copies[0][0]))
+    conn.executemany(
+        "INSERT INTO order_copies (event_id, event, order_id, trusted, counted, repeat, "
+        "value, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _m013_normalised_contacts(db: _Schema) -> None:
+    # Email and phone identities normalised one way (contacts.py): emails checked and
+    # lower-cased, phones in E.164 (a national number read in its profile's country).
+    # What changed is listed in contact_fixes (`kanal profiles contact-fixes`):
+    #   normalised  the identity now holds the normalised value
+    #   invalid     not a valid address or number: no longer an identity (the trait stays)
+    #   conflict    the normalised value is another profile's identity: that profile
+    #               keeps it; `kanal profiles rebuild` merges the two by the merge rules
+    db.execute(
+        """CREATE TABLE contact_fixes (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            profile_id INTEGER NOT NULL,
+            outcome TEXT NOT NULL,
+            normalised TEXT,
+            other_profile INTEGER,
+            detail TEXT,
+            at INTEGER NOT NULL
+        )"""
+    )
+    conn = db.conn
+    now = int(time.time() * 1000)
+    rows = conn.execute("SELECT kind, value, profile_id FROM identities "
+                        "WHERE kind IN ('email', 'phone') ORDER BY kind, value").fetchall()
+    fixes = []
+    for kind, value, pid in rows:
+        checked = check_email(value) if kind == "email" else \
+            check_phone(value, _profile_country(conn, int(pid)))
+        if checked.value == value:
+            continue
+        outcome, other, row = "invalid", None, None
+        if checked.value is not None:
+            row = conn.execute("SELECT profile_id FROM identities WHERE kind = ? "
+                               "AND value = ?", (kind, checked.value)).fetchone()
+            other = None if row is None or int(row[0]) == int(pid) else int(row[0])
+            outcome = "conflict" if other is not None else "normalised"
+        if outcome == "normalised" and row is None:
+            conn.execute("UPDATE identities SET value = ? WHERE kind = ? AND value = ?",
+                         (checked.value, kind, value))
+        else:
+            conn.execute("DELETE FROM identities WHERE kind = ? AND value = ?", (kind, value))
+        fixes.append((kind, value, int(pid), outcome, checked.value, other, checked.reason,
+                      now))
+    conn.executemany(
+        "INSERT INTO contact_fixes (kind, value, profile_id, outcome, normalised, "
+        "other_profile, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fixes)
+
+
+def _profile_country(conn: sqlite3.Connection, profile_id: int) -> str | None:
+    """The country in a profile's stored state (profiles/state.py: loc, else inf)."""
+    row = conn.execute("SELECT state FROM profiles WHERE id = ?", (profile_id,)).fetchone()
+    try:
+        state = json.loads(row[0]) if row is not None else {}
+    except ValueError:
+        return None
+    for section in ("loc", "inf"):
+        entry = (state.get(section) or {}).get("country") if isinstance(state, dict) else None
+        if isinstance(entry, list) and entry:
+            return normalise_country(entry[0])
+    return None
+
+
+def _m014_login_failures(db: _Schema) -> None:
+    # Failed dashboard sign-ins (dashboard/auth.py), counted per client address and the
+    # prefix of the admin key that was tried, so guesses wait and the owner, signing in
+    # from elsewhere or with another key, doesn't; kept in the database so every process
+    # sees them and `kanal dashboard unlock` can clear them.
+    db.execute(
+        """CREATE TABLE login_failures (
+            id INTEGER PRIMARY KEY,
+            address TEXT NOT NULL,
+            prefix TEXT NOT NULL,
+            at INTEGER NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX login_failures_bucket ON login_failures(address, prefix, at)")
+
+
+def _m015_safe_sends(db: _Schema) -> None:
     # Safe sends (issue 13).
     # - journeys.first_enabled_at: when a journey was first enabled (not per version);
     #   a trigger event from before it, less the trigger's max_age, starts no run.
@@ -592,7 +724,10 @@ MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m009_daily_aggregates,
     _m010_products,
     _m011_deliverability,
-    _m012_safe_sends,
+    _m012_order_copies,
+    _m013_normalised_contacts,
+    _m014_login_failures,
+    _m015_safe_sends,
 ]
 
 

@@ -5,8 +5,9 @@ in `locales/` (TOML), so a native speaker can correct them in one place.
     fi  Finnish                  ru  Russian
 
 A page speaks the person's language (the profile's computed language), else the best
-language of the browser's Accept-Language, else English. Norwegian written `no` or
-`nn` gets bokmål. Every catalog must have exactly the keys English has: a test checks.
+language of the browser's Accept-Language, else English, matched as message variants
+are (messages/languages.py): Norwegian written `no` or `nn` gets bokmål. Every catalog
+must have exactly the keys English has: a test checks.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from ..messages.languages import choose_language
+
 LOCALES = Path(__file__).with_name("locales")
 FALLBACK = "en"
-_ALIASES = {"no": "nb", "nn": "nb"}
 
 
 @cache
@@ -31,11 +33,6 @@ def catalogs() -> dict[str, dict[str, Any]]:
         with path.open("rb") as f:
             out[path.stem] = tomllib.load(f)
     return out
-
-
-def _primary(tag: str) -> str:
-    primary = tag.strip().replace("_", "-").split("-")[0].lower()
-    return _ALIASES.get(primary, primary)
 
 
 def _accepted(header: str | None) -> list[str]:
@@ -57,12 +54,13 @@ def _accepted(header: str | None) -> list[str]:
 
 
 def choose(language: str | None, accept_language: str | None = None) -> str:
-    """The catalog for a person's language, else the browser's, else English."""
+    """The catalog for a person's language, else the browser's, else English (BCP 47
+    matching as messages use it: `sv-SE` reads `sv`, `no` and `nn` read `nb`)."""
     known = catalogs()
     for tag in ([language] if language else []) + _accepted(accept_language):
-        primary = _primary(tag)
-        if primary in known:
-            return primary
+        found = choose_language(known, tag, "")
+        if found:
+            return found
     return FALLBACK
 
 

@@ -16,8 +16,9 @@ from kanal_collector.channels import (
     hookimpl,
 )
 from kanal_collector.channels.netguard import BlockedAddress, guarded_session
+from kanal_collector.config_keys import Key
 
-__all__ = ["ChatChannel", "register_channels"]
+__all__ = ["ChatChannel", "register_channels", "register_settings"]
 
 
 class ChatChannel(Channel):
@@ -69,3 +70,14 @@ class ChatChannel(Channel):
 def register_channels() -> list[type[Channel]]:
     """The chat channel."""
     return [ChatChannel]
+
+
+@hookimpl
+def register_settings() -> list[Key]:
+    """The settings of `[channels.chat]`, so kanal.toml's table is checked."""
+    return [
+        Key("channels.chat.webhook_url", "url", None, "The room's incoming webhook (https)."),
+        Key("channels.chat.username", "string", None, "The name the posts appear under."),
+        Key("channels.chat.timeout", "number", 10.0, "Seconds per request."),
+        Key("channels.chat.allow_private", "boolean", False, "May post to a private address."),
+    ]
