@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from kanal_testing import make_app
+from kanal_testing import db_at, make_app
 
 from kanal_collector.app import close_app
 from kanal_collector.cli import cli
@@ -90,7 +90,7 @@ def test_a_channel_that_disappears_fails_its_sends_visibly(shop: Path) -> None:
         assert row.reason is not None and "no channel named marketing" in row.reason
         assert not out.exists()
         result = CliRunner().invoke(cli, ["journeys", "why", "bo", "news", "--db",
-                                          str(shop / "kanal.db")])
+                                          db_at(shop / "kanal.db")])
         assert result.exit_code == 0, result.output
         assert "could not be queued (no channel named marketing)" in result.output
     finally:

@@ -49,7 +49,7 @@ def _import(env: Journeys, tmp_path: Path, *extra: str, days_ago: float = 35) ->
     path = tmp_path / "carts.csv"
     path.write_text(f"userId,event,timestamp,properties.cart_id\nann,Product Added,{when},c1\n",
                     encoding="utf-8")
-    result = CliRunner().invoke(cli, ["import", str(path), "--db", str(env.log.db.path),
+    result = CliRunner().invoke(cli, ["import", str(path), "--db", str(env.log.db.target),
                                       *extra])
     assert result.exit_code == 0, result.output
     assert "1 stored" in result.output
@@ -91,7 +91,7 @@ def test_a_row_cant_mark_itself_as_a_trigger(env: Journeys, tmp_path: Path) -> N
     path = tmp_path / "carts.jsonl"
     path.write_text('{"userId": "ann", "event": "Product Added", '
                     '"context": {"kanal": {"trigger": true}}}\n', encoding="utf-8")
-    result = CliRunner().invoke(cli, ["import", str(path), "--db", str(env.log.db.path)])
+    result = CliRunner().invoke(cli, ["import", str(path), "--db", str(env.log.db.target)])
     assert result.exit_code == 0, result.output
     env.log.process()
     env.advance(HOUR + 60)

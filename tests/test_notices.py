@@ -4,7 +4,6 @@ left in doubt, and journeys sending marketing SMS to people without an SMS opt-i
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -18,10 +17,11 @@ from kanal_collector.messages.eligibility import Policy
 from kanal_collector.notices import in_doubt_notices, opt_in_notices, startup_notices
 from kanal_collector.store import journeys as journey_store
 from kanal_collector.store import outbox as outbox_store
+from kanal_collector.store.connection import Connection
 from kanal_collector.store.db import transaction
 
 
-def _in_doubt(conn: sqlite3.Connection, profile_id: int, key: str, now_ms: int) -> int:
+def _in_doubt(conn: Connection, profile_id: int, key: str, now_ms: int) -> int:
     """A row as a crash between the provider call and its record leaves it."""
     with transaction(conn):
         oid = enqueue(conn, profile_id=profile_id, message="cart", channel="email",

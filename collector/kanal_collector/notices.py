@@ -13,7 +13,6 @@ The dashboard shows the sends in doubt too (`in_doubt`).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +26,7 @@ from .profiles.state import computed
 from .store import journeys as journey_store
 from .store import outbox as outbox_store
 from .store import profiles as profile_store
+from .store.connection import Connection
 from .store.db import transaction
 
 DAY_MS = 86_400_000
@@ -35,7 +35,7 @@ KEEP_REFUSALS_MS = 30 * DAY_MS
 _SHOWN = 10
 
 
-def startup_notices(conn: sqlite3.Connection, *, now_ms: int, policy: Policy,
+def startup_notices(conn: Connection, *, now_ms: int, policy: Policy,
                     channels: Mapping[str, Any] | None = None) -> list[str]:
     """The lines `kanal serve` prints at start (none when all is well)."""
     with transaction(conn):
@@ -44,7 +44,7 @@ def startup_notices(conn: sqlite3.Connection, *, now_ms: int, policy: Policy,
             *opt_in_notices(conn, policy, channels)]
 
 
-def history_notices(conn: sqlite3.Connection, now_ms: int) -> list[str]:
+def history_notices(conn: Connection, now_ms: int) -> list[str]:
     """Journeys that refused trigger events as history in the last day."""
     tally = journey_store.refusals_since(conn, now_ms - DAY_MS)
     out = []
@@ -63,7 +63,7 @@ def history_notices(conn: sqlite3.Connection, now_ms: int) -> list[str]:
     return out
 
 
-def in_doubt_notices(conn: sqlite3.Connection) -> list[str]:
+def in_doubt_notices(conn: Connection) -> list[str]:
     """Sends a crash left in doubt, by outbox id."""
     count = outbox_store.counts(conn).get("in_doubt", 0)
     if not count:
@@ -98,7 +98,7 @@ def _marketing_sms_steps(journey: Journey, sms: Mapping[str, ChannelInfo],
     return steps
 
 
-def opt_in_notices(conn: sqlite3.Connection, policy: Policy,
+def opt_in_notices(conn: Connection, policy: Policy,
                    channels: Mapping[str, Any] | None) -> list[str]:
     """Enabled journeys sending marketing SMS to people in their runs without an opt-in."""
     sms = _sms_channels(channels)

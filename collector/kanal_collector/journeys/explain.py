@@ -20,15 +20,16 @@ dedupe, one active run at a time) against the person's runs to say why not.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
 from ..profiles.state import computed
 from ..profiles.views import lookup
 from ..store import explain as store
+from ..store import identities as identity_store
 from ..store import journeys as journey_store
 from ..store import profiles as profile_store
+from ..store.connection import Connection
 from .errors import WhyError
 from .model import Journey
 from .refusals import not_entered
@@ -45,7 +46,7 @@ __all__ = ["END_STATES", "WhyError", "duration", "explain", "reason_words", "ren
 
 # -- the person -------------------------------------------------------------------------
 
-def resolve_person(conn: sqlite3.Connection, user: str) -> int:
+def resolve_person(conn: Connection, user: str) -> int:
     """The current profile of a userId, email, phone, anonymousId or `profile:ID`."""
     value = user.strip()
     if value.startswith("profile:"):
@@ -67,7 +68,7 @@ def resolve_person(conn: sqlite3.Connection, user: str) -> int:
 
 # -- the report -------------------------------------------------------------------------
 
-def explain(conn: sqlite3.Connection, user: str, journey: str, *,
+def explain(conn: Connection, user: str, journey: str, *,
             now_ms: int) -> dict[str, Any]:
     """Everything `kanal journeys why USER JOURNEY` shows, as a JSON-able dict."""
     state = store.journey_state(conn, journey)
@@ -92,7 +93,7 @@ def explain(conn: sqlite3.Connection, user: str, journey: str, *,
                     "entry": dict(current.entry) if current else None},
         "person": {"query": user, "profileId": pid,
                    "identities": [{"kind": k, "value": v} for k, v in
-                                  profile_store.profile_identities(conn, pid)],
+                                  identity_store.profile_identities(conn, pid)],
                    "timezone": tz.key if tz else None},
         "runs": [run_report(conn, journey, run, versions.get(int(run["version"])), tz, now_ms)
                  for run in reversed(runs)],

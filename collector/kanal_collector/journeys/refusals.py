@@ -9,7 +9,6 @@ once_per, dedupe, one active run at a time) replayed against the person's runs.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from ..store import explain as store
 from ..store import journeys as journey_store
+from ..store.connection import Connection
 from ..store.events import StoredEvent
 from .evaluator import properties
 from .gate import BEFORE_ENABLED, IMPORTED, TOO_OLD, history_refusal
@@ -50,7 +50,7 @@ def _trigger_names(versions: list[Journey]) -> list[str]:
     return sorted(names)
 
 
-def not_entered(conn: sqlite3.Connection, pid: int, journey: str,
+def not_entered(conn: Connection, pid: int, journey: str,
                 runs: list[dict[str, Any]], versions: Versions,
                 state: tuple[int, bool, int], tz: ZoneInfo | None) -> list[dict[str, Any]]:
     """The person's trigger events that started no run, each with the reason."""

@@ -12,7 +12,6 @@ even when the processor is behind.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ from ..profiles.state import computed, traits_of
 from ..store import journeys as store
 from ..store import meta
 from ..store import profiles as profile_store
+from ..store import timeline as timeline_store
+from ..store.connection import DB_ERRORS, Connection
 from ..store.db import Database, transaction
 from .checker import References
 from .definition import Journey, journey_files, load_directory
@@ -65,7 +66,7 @@ def next_occurrence(trigger: dict[str, Any] | Any, after: int) -> int:
     return anchor + steps * every
 
 
-def sync(conn: sqlite3.Connection, directory: Path, now: int,
+def sync(conn: Connection, directory: Path, now: int,
          references: References | None = None) -> SyncResult:
     """Store the directory's journeys as versions (a changed file is a new version).
 
@@ -127,7 +128,7 @@ class TimerWorker:
         self.session = session or guarded_session
         self.references = references
         self._installation: str | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._stamp: tuple[tuple[str, float, int], ...] | None = None
         self._checked = 0.0
         if journeys_dir is not None:
@@ -135,13 +136,13 @@ class TimerWorker:
             # events while the journeys they trigger are still unknown.
             try:
                 self.reload(force=True)
-            except sqlite3.Error:
+            except DB_ERRORS:
                 log.exception("journey files not loaded at start; retrying in the worker")
             finally:
                 self.close()  # the worker's thread opens its own
 
     @property
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> Connection:
         """The worker's own connection."""
         if self._conn is None:
             self._conn = self.db.connect()
@@ -175,7 +176,7 @@ class TimerWorker:
 
     # -- timers -------------------------------------------------------------------------
 
-    def horizon(self, conn: sqlite3.Connection) -> int:
+    def horizon(self, conn: Connection) -> int:
         """Fire timers due up to now, but not past events the processor hasn't applied."""
         now = int(self.clock.now() * 1000)
         pending = store.first_unprocessed_at(conn, self.cursor)
@@ -289,9 +290,9 @@ class TimerWorker:
             self._conn = None
 
 
-def _view(conn: sqlite3.Connection, pid: int, state: dict[str, Any]) -> ProfileView:
+def _view(conn: Connection, pid: int, state: dict[str, Any]) -> ProfileView:
     def events(name: str, since: int) -> Any:
-        return profile_store.profile_events_since(conn, pid, name, since)
+        return timeline_store.profile_events_since(conn, pid, name, since)
 
     return ProfileView(traits_of(state), computed(state), events)
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from ..store import journeys as journey_store
+from ..store.connection import Connection
 from .definition import parse_journey
 from .errors import JourneyError
 from .model import Journey
@@ -13,7 +12,7 @@ from .model import Journey
 class Versions:
     """The parsed versions of one journey (None: a version that can't be read)."""
 
-    def __init__(self, conn: sqlite3.Connection, name: str) -> None:
+    def __init__(self, conn: Connection, name: str) -> None:
         self.conn = conn
         self.name = name
         self._cache: dict[int, Journey | None] = {}

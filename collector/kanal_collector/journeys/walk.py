@@ -9,7 +9,6 @@ deferred or skipped, and how the run ended.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,6 +16,7 @@ from zoneinfo import ZoneInfo
 from ..store import explain as store
 from ..store import journeys as journey_store
 from ..store import outbox as outbox_store
+from ..store.connection import Connection
 from .evaluator import outbox_key
 from .model import Journey, Step
 from .wording import duration, reason_words
@@ -28,7 +28,7 @@ END_STATES = ("completed", "converted", "exited", "expired")
 _MAX_STEPS = 500
 
 
-def run_report(conn: sqlite3.Connection, journey: str, run: dict[str, Any],
+def run_report(conn: Connection, journey: str, run: dict[str, Any],
          definition: Journey | None, tz: ZoneInfo | None, now_ms: int) -> dict[str, Any]:
     run_id = int(run["id"])
     entries = journey_store.run_log(conn, run_id)
@@ -98,7 +98,7 @@ def _raw(entry: Mapping[str, Any], tz: ZoneInfo | None) -> dict[str, Any]:
             "text": f"{entry['what']} {entry['detail'] or ''}".strip()}
 
 
-def _walk(conn: sqlite3.Connection, journey: str, run: dict[str, Any], definition: Journey,
+def _walk(conn: Connection, journey: str, run: dict[str, Any], definition: Journey,
           entries: list[dict[str, Any]], timer: dict[str, Any] | None,
           tz: ZoneInfo | None) -> list[dict[str, Any]]:
     """Pair each step the run reached with what its log says happened there."""
@@ -140,7 +140,7 @@ class _Stop:
 _STOP = _Stop()
 
 
-def _step(conn: sqlite3.Connection, journey: str, run_id: int, step: Step,
+def _step(conn: Connection, journey: str, run_id: int, step: Step,
           entries: list[dict[str, Any]], t: int, timer: dict[str, Any] | None,
           waiting_here: bool, ended_here: bool,
           tz: ZoneInfo | None) -> tuple[dict[str, Any], str | None | _Stop, int]:
@@ -279,7 +279,7 @@ def _step(conn: sqlite3.Connection, journey: str, run_id: int, step: Step,
     return item, _STOP, t
 
 
-def _send_step(conn: sqlite3.Connection, journey: str, run_id: int, step: Step,
+def _send_step(conn: Connection, journey: str, run_id: int, step: Step,
                whats: Mapping[str, Any], t: int, tz: ZoneInfo | None) -> dict[str, Any]:
     spec = step.spec
     item: dict[str, Any] = {"step": step.id, "kind": "send", "what": "send",
@@ -306,7 +306,7 @@ def _send_step(conn: sqlite3.Connection, journey: str, run_id: int, step: Step,
     return item
 
 
-def send_report(conn: sqlite3.Connection, row: outbox_store.OutboxRow,
+def send_report(conn: Connection, row: outbox_store.OutboxRow,
                 tz: ZoneInfo | None) -> dict[str, Any]:
     """An outbox row, what the dispatcher decided about it, and why, in words."""
     decisions = [{"at": _time(d["at"], tz), "what": d["what"], "detail": d["detail"],

@@ -14,13 +14,13 @@ reason, so the caller's key is spent and `kanal outbox` shows why nothing went o
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from ..store import outbox as store
+from ..store.connection import Connection
 from .catalog import Catalog
 from .controls import row_controls
 from .definition import MESSAGE_KINDS
@@ -38,7 +38,7 @@ PREFERRED = "preferred"
 
 
 def enqueue(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     profile_id: int,
     message: str,
@@ -148,7 +148,7 @@ def enqueue(
     return outbox_id
 
 
-def enqueue_failed(conn: sqlite3.Connection, *, profile_id: int, message: str,
+def enqueue_failed(conn: Connection, *, profile_id: int, message: str,
                    channel: str | None, idempotency_key: str, kind: str, reason: str,
                    now: float, journey: str | None = None, step: str | None = None) -> int:
     """Write the row of a send that could not be queued, as `failed` with the reason.

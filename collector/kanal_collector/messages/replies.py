@@ -23,7 +23,6 @@ never texts a number it doesn't know as a person's).
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 from flask import Blueprint, Response, request
 
@@ -31,7 +30,9 @@ from ..contacts import normalise_phone
 from ..errors import StorageError
 from ..own_events import own_event
 from ..runtime import get_runtime
+from ..store import identities as identity_store
 from ..store import profiles as profile_store
+from ..store.connection import DB_ERRORS, Connection
 from ..store.db import transaction
 from ..store.events import append_events
 from .callbacks import text_response, verified_hook
@@ -64,17 +65,17 @@ def keyword_of(body: str | None, opt_out_type: str | None = None) -> str | None:
     return None
 
 
-def record_reply(conn: sqlite3.Connection, *, channel: str, sid: str, sender: str,
+def record_reply(conn: Connection, *, channel: str, sid: str, sender: str,
                  body: str, keyword: str | None, now_ms: int) -> int | None:
     """Append the event of one incoming message; events added (0 for a repeat), or None
     when no profile has the sender's number."""
     phone = normalise_phone(sender)
     with transaction(conn):
-        pid = None if phone is None else profile_store.identity_profile(conn, "phone", phone)
+        pid = None if phone is None else identity_store.identity_profile(conn, "phone", phone)
         source = profile_store.first_source(conn)
         if pid is None or source is None:
             return None
-        idents = profile_store.profile_identities(conn, pid)
+        idents = identity_store.profile_identities(conn, pid)
         user_id = next((v for k, v in idents if k == "user_id"), None)
         anonymous_id = next((v for k, v in idents if k == "anonymous_id"), None)
         if user_id is None and anonymous_id is None:
@@ -110,7 +111,7 @@ def twilio_inbound(channel: str) -> Response:
         added = record_reply(runtime.db.conn(), channel=channel, sid=sid, sender=sender,
                              body=body, keyword=keyword,
                              now_ms=int(runtime.clock.now() * 1000))
-    except sqlite3.Error as exc:
+    except DB_ERRORS as exc:
         raise StorageError(str(exc)) from exc  # 503: Twilio retries
     if added is None:
         log.info("twilio message to channel %s from a number no profile has (%s)",

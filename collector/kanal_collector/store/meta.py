@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import secrets
-import sqlite3
 
+from .connection import Connection
 from .db import transaction
 
 
-def put(conn: sqlite3.Connection, key: str, value: str) -> None:
+def put(conn: Connection, key: str, value: str) -> None:
     """Set one value in its own write transaction."""
     with transaction(conn):
         conn.execute(
@@ -18,7 +18,7 @@ def put(conn: sqlite3.Connection, key: str, value: str) -> None:
         )
 
 
-def get(conn: sqlite3.Connection, key: str) -> str | None:
+def get(conn: Connection, key: str) -> str | None:
     """One value, or None."""
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else str(row[0])
@@ -27,7 +27,7 @@ def get(conn: sqlite3.Connection, key: str) -> str | None:
 INSTALLATION_KEY = "installation_id"
 
 
-def installation_id(conn: sqlite3.Connection) -> str:
+def installation_id(conn: Connection) -> str:
     """This database's random id (created on first use, inside the caller's write
     transaction): what makes provider idempotency keys and Message-IDs unique per
     installation, so two shops' "journey 1, run 1, step 1" never look alike."""

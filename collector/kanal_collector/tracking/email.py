@@ -7,13 +7,13 @@ targets in the same database, so the tracking routes can later redirect only to 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from ..store import tracking as store
+from ..store.connection import Connection
 from ..store.db import transaction
 from . import tokens
 from .keys import load_keys
@@ -56,7 +56,7 @@ class PreparedEmail:
 
 
 def prepare_message(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     outbox_id: int,
     profile_id: int,
@@ -127,7 +127,7 @@ def prepare_message(
     return PreparedEmail(out, None if text is None else fill(text), headers)
 
 
-def prepare_email(conn: sqlite3.Connection, *, html: str,
+def prepare_email(conn: Connection, *, html: str,
                   **kwargs: Any) -> tuple[str, dict[str, str]]:
     """`prepare_message` for an HTML email: (html, extra headers)."""
     prepared = prepare_message(conn, html=html, **kwargs)

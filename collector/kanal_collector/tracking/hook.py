@@ -10,17 +10,17 @@ its name (`[channels.marketing] type = "email"`), HTML, text or both; `row.kind 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 from ..channels.plugins import configured_channel_kinds
 from ..clock import Clock
 from ..config import Config
+from ..store.connection import Connection
 from .email import prepare_message
 from .settings import TrackingSettings
 
-Hook = Callable[[sqlite3.Connection, Any, dict[str, Any]], dict[str, Any]]
+Hook = Callable[[Connection, Any, dict[str, Any]], dict[str, Any]]
 
 
 def email_tracking_hook(config: Config, clock: Clock) -> Hook:
@@ -29,7 +29,7 @@ def email_tracking_hook(config: Config, clock: Clock) -> Hook:
     base_url = settings.send_base_url(config)
     kinds = configured_channel_kinds(config)
 
-    def hook(conn: sqlite3.Connection, row: Any, content: dict[str, Any]) -> dict[str, Any]:
+    def hook(conn: Connection, row: Any, content: dict[str, Any]) -> dict[str, Any]:
         if kinds.get(row.channel or "email") != "email":
             return content
         html, text = content.get("html"), content.get("text")
