@@ -98,10 +98,15 @@ def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
     else:
         echo("Ingesting only (--no-workers): another `kanal serve` on this database runs "
              "the workers.")
-    previous = signal.signal(signal.SIGTERM, _stop)
-    echo(f"Kanal listening on http://{host}:{port} (database {masked(config.db)})")
-    sys.stdout.flush()
+    previous = signal.getsignal(signal.SIGTERM)
+    # The handler goes in, and "listening" is said, only inside the try: a SIGTERM sent
+    # as soon as that line is read (a supervisor, the tests) raises SystemExit here, and
+    # outside the try it would skip the clean stop below (the workers' lease would stay
+    # held until it expires).
     try:
+        signal.signal(signal.SIGTERM, _stop)
+        echo(f"Kanal listening on http://{host}:{port} (database {masked(config.db)})")
+        sys.stdout.flush()
         server.run()  # returns on SIGTERM/Ctrl-C (waitress closes itself)
     except KeyboardInterrupt:
         pass
