@@ -11,6 +11,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from .admin import admin_blueprint
+from .audiences.worker import AudienceWorker
 from .clock import Clock, SystemClock
 from .config import Config, load_config
 from .dashboard import dashboard_blueprint
@@ -79,6 +80,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
         products = ProductSettings.from_config(config)
         dispatcher = build_dispatcher(config, db, clock,
                                       template_globals=[template_globals(products)])
+        audiences = AudienceWorker.from_config(db, clock, config)  # [audiences.NAME]
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     app = Flask(__name__)
@@ -94,7 +96,8 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
                      threading.Event()),
                     (SignalsWorker(db, clock, products, wake=wake), threading.Event()),
                     (RecommendationsWorker(db, clock, products), threading.Event()),
-                    (FeedWorker(db, clock, products), threading.Event())],
+                    (FeedWorker(db, clock, products), threading.Event()),
+                    (audiences, threading.Event())],
         poll_interval=config.poll_interval, lease_seconds=config.lease_seconds,
     )
     app.wsgi_app = IngestMiddleware(app.wsgi_app, runtime)  # type: ignore[method-assign]

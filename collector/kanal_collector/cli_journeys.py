@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from .audiences.journey import audience_problems
 from .cli_common import _config, _database, _when, common_options
 from .errors import KanalError
 from .journeys.definition import journey_files, load_file
@@ -62,6 +63,7 @@ def journeys_validate(db: str | None, config_path: str | None, files: tuple[str,
         click.echo(f"{path}: OK ({journey.name}, {len(journey.steps)} steps, "
                    f"version {journey.hash})")
     unknown_ids = product_problems(config, paths, kind="journey")
+    unknown_ids += audience_problems(config, paths)  # audience steps vs [audiences.NAME]
     for line in unknown_ids:
         click.echo(line, err=True)
     bad |= {line.split(":", 1)[0] for line in unknown_ids}

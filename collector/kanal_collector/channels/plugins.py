@@ -16,6 +16,7 @@ from typing import Any
 
 import pluggy
 
+from ..audiences import builtin as destinations_builtin
 from ..config import Config, resolve_secret
 from ..config_keys import Key, check_channel_table
 from ..errors import ConfigError
@@ -25,6 +26,7 @@ from .base import Channel
 PROJECT = "kanal"
 ENTRY_POINT_GROUP = "kanal"
 BUILTIN_PLUGIN = "kanal.builtin"
+BUILTIN_DESTINATIONS = "kanal.destinations"
 _KINDS = {"email", "sms", "push", "webhook", "console"}
 
 _lock = threading.Lock()
@@ -36,6 +38,7 @@ def new_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.register(builtin, name=BUILTIN_PLUGIN)
+    pm.register(destinations_builtin, name=BUILTIN_DESTINATIONS)  # ads audiences
     if entry_points:
         try:
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
@@ -155,10 +158,11 @@ def channel_settings(pm: pluggy.PluginManager | None = None) -> dict[str, list[K
                               "of kanal_collector.config_keys.Key")
         for key in result:
             parts = key.path.split(".")
-            if len(parts) != 3 or parts[0] != "channels":
+            if len(parts) != 3 or parts[0] not in ("channels", "destinations"):
                 raise ConfigError(f"plugin {plugin!r}: setting {key.path!r} must be "
-                                  "named channels.TYPE.NAME")
-            out.setdefault(parts[1], []).append(key)
+                                  "named channels.TYPE.NAME or destinations.TYPE.NAME")
+            if parts[0] == "channels":  # destinations': audiences/plugins.py
+                out.setdefault(parts[1], []).append(key)
     return out
 
 
@@ -230,7 +234,7 @@ def plugin_summary(config: Config | None = None,
         dist = dists.get(id(plugin))
         plugins.append({
             "name": name,
-            "builtin": name == BUILTIN_PLUGIN,
+            "builtin": name in (BUILTIN_PLUGIN, BUILTIN_DESTINATIONS),
             "distribution": dist.project_name if dist is not None else None,
             "version": dist.version if dist is not None else None,
             "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or []),

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import yamlfile
+from ..audiences.journey import parse_step as audience_step
 from ..localtime import Window, is_zone
 from ..messages.controls import OVER_LIMIT_MODES, QUIET_HOURS_MODES
 from ..profiles.segments import (
@@ -49,7 +50,7 @@ from ..yamlfile import Lines, Problem, where
 from .errors import JourneyFileError
 
 ACTIONS = ("wait", "wait_until", "wait_for", "wait_window", "if", "split", "send",
-           "set_trait", "webhook", "exit")
+           "set_trait", "webhook", "exit", "audience")
 """The step kinds; a step has exactly one of these keys."""
 ENTRY_RULES = ("once", "every_time", "once_per")
 MESSAGE_KINDS = ("marketing", "transactional")
@@ -429,6 +430,8 @@ def _step(c: _Checker, node: Any, path: Path_, step_id: str, nxt: str | None,
                         timeout=value.get("timeout", 10))
     elif kind == "exit":
         spec["reason"] = str(value) if value not in (True, None) else "exit step"
+    elif kind == "audience":  # ads audiences (audiences/journey.py)
+        spec.update(audience_step(value, here, c.error))
     return Step(step_id, kind, spec, nxt, branches, ttl)
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ..audiences.journey import step_text as audience_text
 from ..messages.eligibility import (
     BUILTIN_CHANNELS,
     NO_CONSENT,
@@ -467,6 +468,10 @@ def _step(conn: sqlite3.Connection, journey: str, run_id: int, step: Step,
         item.update(what="exit")
         item["text"] = f"exit step ({spec.get('reason')})"
         return item, _STOP, t
+    if step.kind == "audience":
+        item.update(what="audience", detail=(whats.get("audience") or {}).get("detail"))
+        item["text"] = audience_text(spec)
+        return item, nxt, last_at
     item["text"] = step.kind
     return item, _STOP, t
 

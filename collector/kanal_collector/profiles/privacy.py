@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from ..contacts import normalise_email, normalise_phone
-from ..store import deliverability, journeys, outbox
+from ..store import audiences, deliverability, journeys, outbox
 from ..store import profiles as store
 from ..store.db import transaction
 from .step import identity_hash
@@ -39,6 +39,9 @@ def forget(conn: sqlite3.Connection, value: str, now_ms: int, *,
             deleted = store.delete_profile(conn, profile_id)
             outbox.delete_profile_rows(conn, profile_id)
             journeys.delete_profile_runs(conn, profile_id)
+            # Ads audiences: the person leaves every one; the platform hashes are kept
+            # only until each removal is acknowledged (audiences/sync.py).
+            audiences.forget_profile(conn, profile_id, now_ms)
         else:
             identities = _guess(value.strip(), kind)
             deleted = 0

@@ -19,6 +19,7 @@ from typing import Any
 from ..clock import Clock, SystemClock
 from ..contacts import normalise_country
 from ..money import order_value
+from ..store import audiences as audience_store
 from ..store import journeys as journey_store
 from ..store import profiles as store
 from ..store.events import EventRow, StoredEvent, append_events
@@ -110,6 +111,7 @@ class _SqlGraph:
                              at=self.event.received_at, state=None)
         # The person's journey runs follow them, so their later events reach those runs.
         journey_store.move_runs(self.conn, into, other, self.event.received_at)
+        audience_store.move_holds(self.conn, into, other)  # and so do their ads holds
         self.states[into] = merged
         del self.states[other]
         self.dirty.discard(other)

@@ -6,6 +6,7 @@ import sqlite3
 from typing import Any
 
 from ..contacts import normalise_email, normalise_phone
+from ..store import audiences as audience_store
 from ..store import profiles as store
 from ..store.events import StoredEvent, count_events
 from .state import claimed_of, computed, invalid_of, trait_times, traits_of
@@ -71,7 +72,8 @@ def timeline_json(event: StoredEvent) -> dict[str, Any]:
 
 
 def export_json(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | None:
-    """Everything held about a person: profile, identities, merges, segments, events."""
+    """Everything held about a person: profile, identities, merges, segments, events,
+    and their rows in ads audiences (the hashes sent) and journey holds."""
     profile = profile_json(conn, profile_id)
     if profile is None:
         return None
@@ -82,6 +84,8 @@ def export_json(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | N
          "timestamp": e.timestamp, "receivedAt": e.received_at, "body": e.body}
         for e in reversed(events)
     ]
+    profile["audiences"] = {"rows": audience_store.profile_rows(conn, profile_id),
+                            "holds": audience_store.profile_holds(conn, profile_id)}
     return profile
 
 

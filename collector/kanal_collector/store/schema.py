@@ -683,6 +683,90 @@ def _m014_login_failures(db: _Schema) -> None:
     db.execute("CREATE INDEX login_failures_bucket ON login_failures(address, prefix, at)")
 
 
+def _m015_audiences(db: _Schema) -> None:
+    # Ads audiences (audiences/). audience_members: per audience, each row of hashed
+    # identifiers Kanal has told (or is telling) the destination about, keyed by the
+    # SHA-256 of that row, with its state (adding, added, removing, rejected): a member is
+    # added once, and a removal stays until the destination acknowledges it (the hashes
+    # are kept until then, also for a forgotten person, whose profile_id is NULL).
+    # audience_skips: segment members not sent, and why (no consent, nothing to match on).
+    # audience_holds: who journey steps put in an audience, per run (keep = 1: beyond the
+    # run's end). audience_syncs: each audience's schedule, progress and last outcome;
+    # audience_runs: one row per sync round. Plain DDL in the subset SQLite and
+    # PostgreSQL share.
+    db.execute(
+        """CREATE TABLE audience_members (
+            audience TEXT NOT NULL,
+            row_key TEXT NOT NULL,
+            profile_id INTEGER,
+            payload TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            retry_at INTEGER,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (audience, row_key)
+        )"""
+    )
+    db.execute("CREATE INDEX audience_members_state ON audience_members(audience, state, "
+               "row_key)")
+    db.execute("CREATE INDEX audience_members_profile ON audience_members(profile_id)")
+    db.execute(
+        """CREATE TABLE audience_skips (
+            audience TEXT NOT NULL,
+            profile_id INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            PRIMARY KEY (audience, profile_id)
+        )"""
+    )
+    db.execute("CREATE INDEX audience_skips_profile ON audience_skips(profile_id)")
+    db.execute(
+        """CREATE TABLE audience_holds (
+            audience TEXT NOT NULL,
+            profile_id INTEGER NOT NULL,
+            run_id INTEGER NOT NULL,
+            keep INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (audience, profile_id, run_id)
+        )"""
+    )
+    db.execute("CREATE INDEX audience_holds_run ON audience_holds(run_id)")
+    db.execute("CREATE INDEX audience_holds_profile ON audience_holds(profile_id)")
+    db.execute(
+        """CREATE TABLE audience_syncs (
+            audience TEXT PRIMARY KEY,
+            mark INTEGER NOT NULL DEFAULT 0,
+            run_id INTEGER,
+            synced_at INTEGER,
+            next_at INTEGER,
+            retry_at INTEGER,
+            requested_at INTEGER,
+            dirty_at INTEGER,
+            failures INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            error_at INTEGER
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE audience_runs (
+            id INTEGER PRIMARY KEY,
+            audience TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            started_at INTEGER NOT NULL,
+            finished_at INTEGER,
+            added INTEGER NOT NULL DEFAULT 0,
+            removed INTEGER NOT NULL DEFAULT 0,
+            rejected INTEGER NOT NULL DEFAULT 0,
+            batches INTEGER NOT NULL DEFAULT 0,
+            skipped_consent INTEGER NOT NULL DEFAULT 0,
+            skipped_identifiers INTEGER NOT NULL DEFAULT 0,
+            note TEXT,
+            error TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX audience_runs_audience ON audience_runs(audience, id)")
+
+
 MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -698,6 +782,7 @@ MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m012_order_copies,
     _m013_normalised_contacts,
     _m014_login_failures,
+    _m015_audiences,
 ]
 
 

@@ -1,0 +1,396 @@
+"""Ads audiences: member rows per destination, skips, journey holds, schedule and runs.
+
+Written by the audience sync (audiences/sync.py), journey steps (holds), `kanal forget`
+and profile merges; read by `kanal audiences`, the admin API and the dashboard.
+
+Member states:
+    adding     to be added (or being added: a batch in flight)
+    added      the destination acknowledged the add
+    removing   to be removed; the row and its hashes stay until the removal is
+               acknowledged, then the row is deleted
+    rejected   the destination refused the row (never retried unless it changes)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+ADDING, ADDED, REMOVING, REJECTED = "adding", "added", "removing", "rejected"
+STATES = (ADDING, ADDED, REMOVING, REJECTED)
+_SYNC_FIELDS = frozenset({"mark", "run_id", "synced_at", "next_at", "retry_at",
+                          "requested_at", "failures", "last_error", "error_at"})
+_RUN_FIELDS = frozenset({"finished_at", "added", "removed", "rejected", "batches",
+                         "skipped_consent", "skipped_identifiers", "note", "error"})
+
+
+def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a sync round decides for one row: its new state (None: delete the row);
+    `payload` for a new row (None: the row exists and keeps its payload)."""
+
+    row_key: str
+    profile_id: int | None
+    payload: str | None
+    state: str | None
+
+
+# -- who should be in an audience ---------------------------------------------------------
+
+def segment_member_ids(conn: sqlite3.Connection, segment: str) -> set[int]:
+    """Every member of a segment."""
+    return {int(r[0]) for r in conn.execute(
+        "SELECT profile_id FROM segment_members WHERE segment = ?", (segment,))}
+
+
+def held_ids(conn: sqlite3.Connection, audience: str) -> set[int]:
+    """People journey steps put in the audience: holds with `keep`, and holds of runs
+    still going (a run that ended releases its holds, whatever path ended it)."""
+    return {int(r[0]) for r in conn.execute(
+        "SELECT h.profile_id FROM audience_holds h "
+        "LEFT JOIN journey_runs r ON r.id = h.run_id "
+        "WHERE h.audience = ? AND (h.keep = 1 OR r.state = 'active')", (audience,))}
+
+
+def member_rows(conn: sqlite3.Connection, audience: str) -> list[tuple[str, int | None, str]]:
+    """(row_key, profile_id, state) of every row of the audience."""
+    return [(str(k), None if p is None else int(p), str(s)) for k, p, s in conn.execute(
+        "SELECT row_key, profile_id, state FROM audience_members WHERE audience = ?",
+        (audience,))]
+
+
+def skipped_ids(conn: sqlite3.Connection, audience: str) -> set[int]:
+    """People of the segment not sent (no consent, nothing to match on)."""
+    return {int(r[0]) for r in conn.execute(
+        "SELECT profile_id FROM audience_skips WHERE audience = ?", (audience,))}
+
+
+def touched_profiles(conn: sqlite3.Connection, after: int, upto: int) -> set[int]:
+    """Profiles whose timeline got an event with an id in (after, upto]."""
+    if upto <= after:
+        return set()
+    return {int(r[0]) for r in conn.execute(
+        "SELECT DISTINCT profile_id FROM profile_events WHERE event_id > ? AND event_id <= ?",
+        (after, upto))}
+
+
+def existing_profiles(conn: sqlite3.Connection, profile_ids: Iterable[int]) -> set[int]:
+    """Those of `profile_ids` that still exist (not forgotten, not merged away)."""
+    out: set[int] = set()
+    for chunk in _chunks(sorted(set(profile_ids))):
+        marks = ",".join("?" * len(chunk))
+        out.update(int(r[0]) for r in conn.execute(
+            f"SELECT id FROM profiles WHERE id IN ({marks})", chunk))
+    return out
+
+
+# -- writing a round's decisions -------------------------------------------------------------
+
+def apply_changes(conn: sqlite3.Connection, audience: str, changes: Sequence[Change],
+                  now: int) -> None:
+    """Write the decided rows: new rows (or existing ones given a payload) upserted,
+    existing ones moved to their new state, deletes for None."""
+    conn.executemany(
+        "DELETE FROM audience_members WHERE audience = ? AND row_key = ?",
+        [(audience, c.row_key) for c in changes if c.state is None])
+    conn.executemany(
+        "UPDATE audience_members SET profile_id = ?, state = ?, attempts = 0, error = NULL, "
+        "retry_at = NULL, updated_at = ? WHERE audience = ? AND row_key = ?",
+        [(c.profile_id, c.state, now, audience, c.row_key)
+         for c in changes if c.state is not None and c.payload is None])
+    conn.executemany(
+        "INSERT INTO audience_members (audience, row_key, profile_id, payload, state, "
+        "attempts, error, retry_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, NULL, NULL, ?) "
+        "ON CONFLICT (audience, row_key) DO UPDATE SET profile_id = excluded.profile_id, "
+        "state = excluded.state, attempts = 0, error = NULL, retry_at = NULL, "
+        "updated_at = excluded.updated_at",
+        [(audience, c.row_key, c.profile_id, c.payload, c.state, now)
+         for c in changes if c.state is not None and c.payload is not None])
+
+
+def set_skips(conn: sqlite3.Connection, audience: str, skips: Mapping[int, str | None]) -> None:
+    """Record (reason) or clear (None) why people of the segment are not sent."""
+    conn.executemany("DELETE FROM audience_skips WHERE audience = ? AND profile_id = ?",
+                     [(audience, pid) for pid, why in skips.items() if why is None])
+    conn.executemany(
+        "INSERT INTO audience_skips (audience, profile_id, reason) VALUES (?, ?, ?) "
+        "ON CONFLICT (audience, profile_id) DO UPDATE SET reason = excluded.reason",
+        [(audience, pid, why) for pid, why in skips.items() if why is not None])
+
+
+# -- sending ------------------------------------------------------------------------------
+
+def pending(conn: sqlite3.Connection, audience: str, state: str, limit: int,
+            now: int) -> list[tuple[str, str]]:
+    """(row_key, payload) of up to `limit` rows waiting in `state` (adding or removing)
+    and due, in a stable order (a batch cut short is sent again as it was)."""
+    return [(str(k), str(p)) for k, p in conn.execute(
+        "SELECT row_key, payload FROM audience_members WHERE audience = ? AND state = ? "
+        "AND (retry_at IS NULL OR retry_at <= ?) ORDER BY row_key LIMIT ?",
+        (audience, state, now, limit))]
+
+
+def acknowledge(conn: sqlite3.Connection, audience: str, state: str,
+                row_keys: Sequence[str], now: int) -> int:
+    """The destination took these rows: an add becomes `added`, a removal deletes the
+    row (and its hashes). Only rows still in `state` change (a person forgotten while
+    their add was in flight stays `removing`). Returns how many changed."""
+    if state == ADDING:
+        cur = conn.executemany(
+            "UPDATE audience_members SET state = 'added', attempts = 0, error = NULL, "
+            "retry_at = NULL, updated_at = ? WHERE audience = ? AND row_key = ? "
+            "AND state = 'adding'", [(now, audience, k) for k in row_keys])
+    else:
+        cur = conn.executemany(
+            "DELETE FROM audience_members WHERE audience = ? AND row_key = ? "
+            "AND state = 'removing'", [(audience, k) for k in row_keys])
+    return int(cur.rowcount)
+
+
+def reject(conn: sqlite3.Connection, audience: str, state: str,
+           errors: Mapping[str, str], now: int, retry_at: int) -> None:
+    """The destination refused these rows. A refused add is `rejected` (kept, not
+    retried); a refused removal stays `removing` and is tried again at `retry_at`."""
+    if state == ADDING:
+        conn.executemany(
+            "UPDATE audience_members SET state = 'rejected', error = ?, updated_at = ? "
+            "WHERE audience = ? AND row_key = ? AND state = 'adding'",
+            [(err[:500], now, audience, k) for k, err in errors.items()])
+    else:
+        conn.executemany(
+            "UPDATE audience_members SET attempts = attempts + 1, error = ?, retry_at = ?, "
+            "updated_at = ? WHERE audience = ? AND row_key = ? AND state = 'removing'",
+            [(err[:500], retry_at, now, audience, k) for k, err in errors.items()])
+
+
+def payloads_of(conn: sqlite3.Connection, audience: str,
+                row_keys: Iterable[str]) -> dict[str, str]:
+    """{row_key: payload} of these rows (a dry run shows the removals it would send)."""
+    out: dict[str, str] = {}
+    for chunk in _chunks(sorted(set(row_keys))):
+        marks = ",".join("?" * len(chunk))
+        out.update((str(k), str(p)) for k, p in conn.execute(
+            f"SELECT row_key, payload FROM audience_members WHERE audience = ? "
+            f"AND row_key IN ({marks})", [audience, *chunk]))
+    return out
+
+
+def waiting(conn: sqlite3.Connection, audience: str) -> list[tuple[str, str, str]]:
+    """(row_key, state, payload) of every row waiting to be added or removed."""
+    return [(str(k), str(s), str(p)) for k, s, p in conn.execute(
+        "SELECT row_key, state, payload FROM audience_members WHERE audience = ? "
+        "AND state IN ('adding', 'removing') ORDER BY row_key", (audience,))]
+
+
+def counts(conn: sqlite3.Connection, audience: str) -> dict[str, int]:
+    """Rows per state, and skipped people per reason (`skipped:REASON`)."""
+    out = {s: 0 for s in STATES}
+    for state, n in conn.execute(
+            "SELECT state, count(*) FROM audience_members WHERE audience = ? GROUP BY state",
+            (audience,)):
+        out[str(state)] = int(n)
+    for reason, n in conn.execute(
+            "SELECT reason, count(*) FROM audience_skips WHERE audience = ? GROUP BY reason",
+            (audience,)):
+        out[f"skipped:{reason}"] = int(n)
+    out["held"] = len(held_ids(conn, audience))
+    return out
+
+
+def errors(conn: sqlite3.Connection, audience: str, limit: int = 10
+           ) -> list[dict[str, Any]]:
+    """The latest rows with an error (refused adds, removals being retried)."""
+    return [{"rowKey": str(k), "state": str(s), "error": str(e), "attempts": int(a),
+             "retryAt": r, "updatedAt": int(u)} for k, s, e, a, r, u in conn.execute(
+        "SELECT row_key, state, error, attempts, retry_at, updated_at FROM audience_members "
+        "WHERE audience = ? AND error IS NOT NULL ORDER BY updated_at DESC, row_key LIMIT ?",
+        (audience, limit))]
+
+
+def next_retry(conn: sqlite3.Connection, audience: str) -> int | None:
+    """When the earliest removal waiting to be tried again is due."""
+    row = conn.execute("SELECT min(retry_at) FROM audience_members WHERE audience = ? "
+                       "AND state = 'removing' AND retry_at IS NOT NULL",
+                       (audience,)).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def audiences_with_rows(conn: sqlite3.Connection) -> list[str]:
+    """Audiences that have any member rows (also ones no longer configured)."""
+    return [str(r[0]) for r in conn.execute(
+        "SELECT DISTINCT audience FROM audience_members ORDER BY audience")]
+
+
+# -- privacy and merges ----------------------------------------------------------------------
+
+def forget_profile(conn: sqlite3.Connection, profile_id: int, now: int) -> list[str]:
+    """`kanal forget`: the person leaves every audience. Added (or being added) rows
+    become removals with no profile (their hashes stay until each removal is
+    acknowledged); refused rows, skips and journey holds are deleted. Returns the
+    audiences that now have removals to send."""
+    audiences = sorted({str(r[0]) for r in conn.execute(
+        "SELECT DISTINCT audience FROM audience_members WHERE profile_id = ? "
+        "AND state != 'rejected'", (profile_id,))})
+    conn.execute("DELETE FROM audience_members WHERE profile_id = ? AND state = 'rejected'",
+                 (profile_id,))
+    conn.execute("UPDATE audience_members SET state = 'removing', profile_id = NULL, "
+                 "attempts = 0, error = NULL, retry_at = NULL, updated_at = ? "
+                 "WHERE profile_id = ?", (now, profile_id))
+    conn.execute("DELETE FROM audience_skips WHERE profile_id = ?", (profile_id,))
+    conn.execute("DELETE FROM audience_holds WHERE profile_id = ?", (profile_id,))
+    mark_dirty(conn, audiences, now)
+    return audiences
+
+
+def profile_rows(conn: sqlite3.Connection, profile_id: int) -> list[dict[str, Any]]:
+    """A person's rows in every audience (for `kanal profiles export`)."""
+    return [{"audience": str(a), "state": str(s), "payload": str(p), "updatedAt": int(u)}
+            for a, s, p, u in conn.execute(
+                "SELECT audience, state, payload, updated_at FROM audience_members "
+                "WHERE profile_id = ? ORDER BY audience, row_key", (profile_id,))]
+
+
+def move_holds(conn: sqlite3.Connection, into: int, other: int) -> None:
+    """Two profiles merged: `other`'s journey holds and skips belong to `into` now (its
+    rows follow at the next sync, which finds the survivor's identifiers)."""
+    conn.execute("UPDATE audience_holds SET profile_id = ? WHERE profile_id = ?", (into, other))
+    conn.execute("DELETE FROM audience_skips WHERE profile_id = ?", (other,))
+
+
+# -- journey holds ---------------------------------------------------------------------------
+
+def add_hold(conn: sqlite3.Connection, audience: str, profile_id: int, run_id: int,
+             keep: bool, now: int) -> None:
+    """A journey step put the person in the audience."""
+    conn.execute(
+        "INSERT INTO audience_holds (audience, profile_id, run_id, keep, created_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (audience, profile_id, run_id) "
+        "DO UPDATE SET keep = excluded.keep", (audience, profile_id, run_id, int(keep), now))
+    mark_dirty(conn, [audience], now)
+
+
+def remove_holds(conn: sqlite3.Connection, audience: str, profile_id: int, now: int) -> int:
+    """A journey step took the person out of the audience (every journey's hold)."""
+    cur = conn.execute("DELETE FROM audience_holds WHERE audience = ? AND profile_id = ?",
+                       (audience, profile_id))
+    mark_dirty(conn, [audience], now)
+    return int(cur.rowcount)
+
+
+def release_run(conn: sqlite3.Connection, run_id: int, now: int) -> list[str]:
+    """A run ended: its holds without `keep` go. Returns the audiences concerned."""
+    audiences = sorted({str(r[0]) for r in conn.execute(
+        "SELECT DISTINCT audience FROM audience_holds WHERE run_id = ? AND keep = 0",
+        (run_id,))})
+    if audiences:
+        conn.execute("DELETE FROM audience_holds WHERE run_id = ? AND keep = 0", (run_id,))
+        mark_dirty(conn, audiences, now)
+    return audiences
+
+
+def profile_holds(conn: sqlite3.Connection, profile_id: int) -> list[dict[str, Any]]:
+    """A person's journey holds (for `kanal profiles export`)."""
+    return [{"audience": str(a), "runId": int(r), "keep": bool(k), "createdAt": int(c)}
+            for a, r, k, c in conn.execute(
+                "SELECT audience, run_id, keep, created_at FROM audience_holds "
+                "WHERE profile_id = ? ORDER BY audience, run_id", (profile_id,))]
+
+
+# -- schedule and runs --------------------------------------------------------------------------
+
+def sync_state(conn: sqlite3.Connection, audience: str) -> dict[str, Any]:
+    """The audience's schedule, progress and last outcome (defaults before the first)."""
+    row = conn.execute(
+        "SELECT mark, run_id, synced_at, next_at, retry_at, requested_at, dirty_at, "
+        "failures, last_error, error_at FROM audience_syncs WHERE audience = ?",
+        (audience,)).fetchone()
+    names = ("mark", "run_id", "synced_at", "next_at", "retry_at", "requested_at",
+             "dirty_at", "failures", "last_error", "error_at")
+    if row is None:
+        return {**dict.fromkeys(names), "mark": 0, "failures": 0}
+    return dict(zip(names, row, strict=True))
+
+
+def update_sync(conn: sqlite3.Connection, audience: str, **fields: Any) -> None:
+    """Set fields of the audience's sync row (created when missing)."""
+    bad = set(fields) - _SYNC_FIELDS
+    if bad:
+        raise ValueError(f"unknown audience_syncs fields: {', '.join(sorted(bad))}")
+    conn.execute("INSERT INTO audience_syncs (audience) VALUES (?) "
+                 "ON CONFLICT (audience) DO NOTHING", (audience,))
+    if fields:
+        names = sorted(fields)
+        conn.execute(f"UPDATE audience_syncs SET {', '.join(f'{n} = ?' for n in names)} "
+                     "WHERE audience = ?", [*(fields[n] for n in names), audience])
+
+
+def mark_dirty(conn: sqlite3.Connection, audiences: Iterable[str], now: int) -> None:
+    """Journey steps or a forget changed who is in these audiences: sync them soon."""
+    conn.executemany(
+        "INSERT INTO audience_syncs (audience, dirty_at) VALUES (?, ?) "
+        "ON CONFLICT (audience) DO UPDATE SET dirty_at = excluded.dirty_at",
+        [(a, now) for a in audiences])
+
+
+def clear_dirty(conn: sqlite3.Connection, audience: str, seen: int | None) -> None:
+    """The round that started when `dirty_at` was `seen` is done: clear the flag unless
+    it was set again meanwhile."""
+    if seen is not None:
+        conn.execute("UPDATE audience_syncs SET dirty_at = NULL WHERE audience = ? "
+                     "AND dirty_at = ?", (audience, seen))
+
+
+def start_run(conn: sqlite3.Connection, audience: str, reason: str, now: int) -> int:
+    """A sync round begins; returns its id."""
+    row = conn.execute("INSERT INTO audience_runs (audience, reason, started_at) "
+                       "VALUES (?, ?, ?) RETURNING id", (audience, reason, now)).fetchone()
+    return int(row[0])
+
+
+def update_run(conn: sqlite3.Connection, run_id: int, *, add: Mapping[str, int] | None = None,
+               **fields: Any) -> None:
+    """Add to a round's counters (`add`) and set its other fields."""
+    bad = (set(fields) | set(add or {})) - _RUN_FIELDS
+    if bad:
+        raise ValueError(f"unknown audience_runs fields: {', '.join(sorted(bad))}")
+    add = add or {}
+    sets = [f"{n} = {n} + ?" for n in sorted(add)] + [f"{n} = ?" for n in sorted(fields)]
+    values = [add[n] for n in sorted(add)] + [fields[n] for n in sorted(fields)]
+    if sets:
+        conn.execute(f"UPDATE audience_runs SET {', '.join(sets)} WHERE id = ?",
+                     [*values, run_id])
+
+
+def prune_runs(conn: sqlite3.Connection, audience: str, keep: int) -> None:
+    """Keep only the audience's latest `keep` rounds."""
+    row = conn.execute("SELECT id FROM audience_runs WHERE audience = ? ORDER BY id DESC "
+                       "LIMIT 1 OFFSET ?", (audience, keep)).fetchone()
+    if row is not None:
+        conn.execute("DELETE FROM audience_runs WHERE audience = ? AND id <= ?",
+                     (audience, int(row[0])))
+
+
+def run_row(conn: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:
+    """One round."""
+    rows = _runs(conn, "WHERE id = ?", (run_id,))
+    return rows[0] if rows else None
+
+
+def recent_runs(conn: sqlite3.Connection, audience: str, limit: int = 10
+                ) -> list[dict[str, Any]]:
+    """The audience's latest rounds, newest first."""
+    return _runs(conn, "WHERE audience = ? ORDER BY id DESC LIMIT ?", (audience, limit))
+
+
+def _runs(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    names = ("id", "audience", "reason", "started_at", "finished_at", "added", "removed",
+             "rejected", "batches", "skipped_consent", "skipped_identifiers", "note", "error")
+    return [dict(zip(names, r, strict=True)) for r in conn.execute(
+        f"SELECT {', '.join(names)} FROM audience_runs {where}", params)]
