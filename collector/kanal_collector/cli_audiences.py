@@ -21,6 +21,7 @@ from .cli_common import _now_ms, _when, common_options, current_config, with_db
 from .clock import SystemClock
 from .store import audiences as store
 from .store.db import Database
+from .store.profiles import widen_cache
 
 MAX_WAIT = 300.0
 """The longest `kanal audiences sync` waits for a platform before leaving the rest to
@@ -136,6 +137,7 @@ def audiences_sync(db: Database, name: str, dry_path: str | None, retries: int) 
     settings = _one(name)
     destination = build_destination(settings)
     conn = db.conn()
+    widen_cache(conn)  # a round reads profiles and rows all over the file
     try:
         if dry_path is not None:
             out: Any = (nullcontext(sys.stdout) if dry_path == "-"

@@ -1,9 +1,9 @@
 """What an ad platform may match a person on, read from their profile.
 
 Only a person's trusted data counts: email and phone identities (trusted events only
-ever make those, already normalised by `kanal_collector.contacts`) and trusted traits.
-Emails are normalised again with `contacts.normalise_email` and phones with
-`contacts.normalise_phone` (E.164), the one normaliser of all Kanal; each destination
+ever make those) and trusted traits. Identities hold what the one normaliser of all
+Kanal made of them when they were attached (`contacts.normalise_email`: lower-cased;
+`contacts.normalise_phone`: E.164); an invalid value never becomes one. Each destination
 adds its platform's own steps on top (Meta: phone digits without '+'; Google: E.164
 with '+') before hashing. Nothing here leaves Kanal: destinations send SHA-256 hashes.
 
@@ -104,6 +104,15 @@ def _birthday(value: Any) -> dt.date | None:
         return None
 
 
+def _first(values: list[str], trait: Any, normalise: Any) -> tuple[str, ...]:
+    """The identities of one kind, the one the trait names first. They are stored as
+    `contacts` normalised them when they were attached, so they are not normalised again
+    (the normaliser runs only to find which one the trait names, when there are two)."""
+    if len(values) < 2:
+        return tuple(values)
+    return _ordered(normalise(trait) if isinstance(trait, str) else None, values)
+
+
 def person_of(profile_id: int, state: Mapping[str, Any],
               identities: Sequence[tuple[str, str]]) -> Person:
     """The Person of a profile's stored state and its identities."""
@@ -112,15 +121,14 @@ def person_of(profile_id: int, state: Mapping[str, Any],
     address: dict[str, Any] = found if isinstance(found, dict) else {}
     country = normalise_country(address.get("country")) or normalise_country(
         traits.get("country"))
-    emails = [e for k, v in identities if k == "email" and (e := normalise_email(v))]
-    phones = [p for k, v in identities if k == "phone" and (p := normalise_phone(v, country))]
-    trait_email = normalise_email(traits.get("email"))
-    trait_phone = normalise_phone(traits.get("phone"), country)
+    emails = [v for k, v in identities if k == "email"]
+    phones = [v for k, v in identities if k == "phone"]
     gender = _text(traits.get("gender"))
     return Person(
         profile_id,
-        emails=_ordered(trait_email, emails),
-        phones=_ordered(trait_phone, phones),
+        emails=_first(emails, traits.get("email"), normalise_email),
+        phones=_first(phones, traits.get("phone"),
+                      lambda v: normalise_phone(v, country)),
         first_name=_text(traits.get("firstName")) or _text(traits.get("first_name")),
         last_name=_text(traits.get("lastName")) or _text(traits.get("last_name")),
         city=_text(address.get("city")) or _text(traits.get("city")),

@@ -19,10 +19,12 @@ so they aren't looked at again until an event of theirs arrives.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import orjson
 
 from ..store import audiences as store
 from ..store import profiles as profile_store
@@ -30,7 +32,7 @@ from ..store.audiences import ADDED, ADDING, REJECTED, REMOVING, Change
 from ..store.cursors import get_position
 from ..workers import PROCESSOR_CURSOR
 from .destination import Destination
-from .person import has_consent, person_of, sha256
+from .person import has_consent, person_of
 from .settings import AudienceSettings
 
 NO_CONSENT = "no consent"
@@ -66,16 +68,8 @@ class Plan:
 
 def encode(row: object) -> tuple[str, str]:
     """(row key, payload): the row as compact JSON with sorted keys, and its SHA-256."""
-    payload = json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return sha256(payload), payload
-
-
-def wanted_ids(conn: sqlite3.Connection, settings: AudienceSettings) -> set[int]:
-    """The segment's members and the people journey steps hold in the audience."""
-    ids = store.held_ids(conn, settings.name)
-    if settings.segment is not None:
-        ids |= store.segment_member_ids(conn, settings.segment)
-    return ids
+    payload = orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(payload).hexdigest(), payload.decode()
 
 
 def _rows_of(conn: sqlite3.Connection, settings: AudienceSettings, destination: Destination,
@@ -103,39 +97,37 @@ def _rows_of(conn: sqlite3.Connection, settings: AudienceSettings, destination: 
 
 def make_plan(conn: sqlite3.Connection, settings: AudienceSettings,
               destination: Destination) -> Plan:
-    """Decide a round (reads only; `apply_plan` writes the decisions)."""
-    name = settings.name
+    """Decide a round (reads only; `AudienceSync.open_round` writes the decisions)."""
+    name, segment = settings.name, settings.segment
     position = get_position(conn, PROCESSOR_CURSOR)
     mark = int(store.sync_state(conn, name)["mark"] or 0)
-    wanted = wanted_ids(conn, settings)
-    skipped = store.skipped_ids(conn, name)
-    touched = None if mark == 0 else store.touched_profiles(conn, mark, position)
+    if mark == 0:
+        candidates = store.wanted_ids(conn, name, segment)
+    else:
+        candidates = (store.new_wanted(conn, name, segment)
+                      | store.touched_wanted(conn, name, segment, mark, position))
+    leaving = store.unwanted(conn, name, segment) - candidates
+    found = _rows_of(conn, settings, destination, sorted(candidates))
     by_profile: dict[int, list[tuple[str, str]]] = {}
-    by_key: dict[str, tuple[int | None, str]] = {}
-    for key, pid, state in store.member_rows(conn, name):
-        by_key[key] = (pid, state)
+    for key, pid, state in store.rows_of_profiles(conn, name, candidates | leaving):
         if pid is not None:
             by_profile.setdefault(pid, []).append((key, state))
-    settled = (ADDING, ADDED, REJECTED)
-    candidates = sorted(
-        pid for pid in wanted
-        if touched is None or pid in touched
-        or not (pid in skipped or any(s in settled for _, s in by_profile.get(pid, []))))
-    found = _rows_of(conn, settings, destination, candidates)
+    keep = {pid: r[0] for pid, r in found.items() if not isinstance(r, str)}
+    by_key = store.rows_by_key(conn, name, keep.values())
+    skipped = store.skipped_among(conn, name, candidates | leaving)
 
     final: dict[str, Change] = {}
     # First who leaves (or whose row changed), then who is wanted: a row wanted by one
     # profile and let go by another (an email that moved) ends up wanted.
-    keep = {pid: r[0] for pid, r in found.items() if not isinstance(r, str)}
-    for pid in sorted((set(by_profile) - wanted) | set(found)):
-        for key, state in by_profile.get(pid, []):
+    for pid in sorted(by_profile):
+        for key, state in by_profile[pid]:
             if key == keep.get(pid):
                 continue
             if state in (ADDING, ADDED):
                 final[key] = Change(key, pid, None, REMOVING)
             elif state == REJECTED:
                 final[key] = Change(key, pid, None, None)
-    skips: dict[int, str | None] = {pid: None for pid in skipped - wanted}
+    skips: dict[int, str | None] = {pid: None for pid in skipped & leaving}
     for pid, result in found.items():
         if isinstance(result, str):
             skips[pid] = result

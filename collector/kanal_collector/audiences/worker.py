@@ -19,6 +19,7 @@ from ..clock import Clock
 from ..config import Config
 from ..store import audiences as store
 from ..store.db import Database
+from ..store.profiles import widen_cache
 from .destination import Destination
 from .errors import AudienceBusy
 from .plugins import build_destination, check_audiences
@@ -89,6 +90,7 @@ class AudienceWorker:
             return 0
         if self._conn is None:
             self._conn = self.db.connect()
+            widen_cache(self._conn)  # a round reads profiles and rows all over the file
         now = int(self.clock.now() * 1000)
         for name, settings in sorted(self.audiences.items()):
             reason = due_reason(store.sync_state(self._conn, name), now)

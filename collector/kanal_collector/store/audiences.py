@@ -43,20 +43,112 @@ class Change:
 
 
 # -- who should be in an audience ---------------------------------------------------------
+#
+# The diff runs in SQL: who is wanted (the segment's members and the people journey
+# steps hold) against who the destination was told about, without reading either set
+# into Python, so a round costs what changed, not the audience's size.
+
+_SETTLED = "('adding', 'added', 'rejected')"
+
+
+def _wanted(segment: str | None) -> tuple[str, list[Any]]:
+    """SQL (and its parameters after the audience's) of the wanted profile ids."""
+    held = ("SELECT h.profile_id FROM audience_holds h "
+            "LEFT JOIN journey_runs r ON r.id = h.run_id "
+            "WHERE h.audience = ? AND (h.keep = 1 OR r.state = 'active')")
+    if segment is None:
+        return held, []
+    return f"SELECT profile_id FROM segment_members WHERE segment = ? UNION {held}", [segment]
+
+
+def _ids(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> set[int]:
+    return {int(r[0]) for r in conn.execute(sql, params)}
+
 
 def segment_member_ids(conn: sqlite3.Connection, segment: str) -> set[int]:
     """Every member of a segment."""
-    return {int(r[0]) for r in conn.execute(
-        "SELECT profile_id FROM segment_members WHERE segment = ?", (segment,))}
+    return _ids(conn, "SELECT profile_id FROM segment_members WHERE segment = ?", (segment,))
 
 
 def held_ids(conn: sqlite3.Connection, audience: str) -> set[int]:
     """People journey steps put in the audience: holds with `keep`, and holds of runs
     still going (a run that ended releases its holds, whatever path ended it)."""
-    return {int(r[0]) for r in conn.execute(
-        "SELECT h.profile_id FROM audience_holds h "
-        "LEFT JOIN journey_runs r ON r.id = h.run_id "
-        "WHERE h.audience = ? AND (h.keep = 1 OR r.state = 'active')", (audience,))}
+    sql, params = _wanted(None)
+    return _ids(conn, sql, [audience, *params])
+
+
+def wanted_ids(conn: sqlite3.Connection, audience: str, segment: str | None) -> set[int]:
+    """Everyone who should be in the audience (the first round looks at them all)."""
+    sql, params = _wanted(segment)
+    return _ids(conn, sql, [*params, audience])
+
+
+def new_wanted(conn: sqlite3.Connection, audience: str, segment: str | None) -> set[int]:
+    """Wanted people with no row the destination has (or is getting), and no skip."""
+    sql, params = _wanted(segment)
+    return _ids(conn,
+                f"SELECT w.profile_id FROM ({sql}) w WHERE NOT EXISTS (SELECT 1 FROM "
+                "audience_members m WHERE m.profile_id = w.profile_id AND m.audience = ? "
+                f"AND m.state IN {_SETTLED}) AND NOT EXISTS (SELECT 1 FROM audience_skips s "
+                "WHERE s.audience = ? AND s.profile_id = w.profile_id)",
+                [*params, audience, audience, audience])
+
+
+def touched_wanted(conn: sqlite3.Connection, audience: str, segment: str | None,
+                   after: int, upto: int) -> set[int]:
+    """Wanted people whose timeline got an event with an id in (after, upto]."""
+    if upto <= after:
+        return set()
+    sql, params = _wanted(segment)
+    return _ids(conn,
+                "SELECT DISTINCT profile_id FROM profile_events WHERE event_id > ? AND "
+                f"event_id <= ? AND profile_id IN ({sql})", [after, upto, *params, audience])
+
+
+def unwanted(conn: sqlite3.Connection, audience: str, segment: str | None) -> set[int]:
+    """People with rows (or skips) in the audience who are no longer wanted."""
+    sql, params = _wanted(segment)
+    rows = _ids(conn, "SELECT DISTINCT profile_id FROM audience_members WHERE audience = ? "
+                f"AND state IN {_SETTLED} AND profile_id IS NOT NULL AND profile_id NOT IN "
+                f"({sql})", [audience, *params, audience])
+    return rows | _ids(conn, "SELECT profile_id FROM audience_skips WHERE audience = ? AND "
+                       f"profile_id NOT IN ({sql})", [audience, *params, audience])
+
+
+def rows_of_profiles(conn: sqlite3.Connection, audience: str, profile_ids: Iterable[int]
+                     ) -> list[tuple[str, int | None, str]]:
+    """(row_key, profile_id, state) of these people's rows in the audience."""
+    out: list[tuple[str, int | None, str]] = []
+    for chunk in _chunks(sorted(set(profile_ids))):
+        marks = ",".join("?" * len(chunk))
+        out += [(str(k), int(p), str(s)) for k, p, s in conn.execute(
+            f"SELECT row_key, profile_id, state FROM audience_members WHERE audience = ? "
+            f"AND profile_id IN ({marks})", [audience, *chunk])]
+    return out
+
+
+def rows_by_key(conn: sqlite3.Connection, audience: str, row_keys: Iterable[str]
+                ) -> dict[str, tuple[int | None, str]]:
+    """{row_key: (profile_id, state)} of these rows, where they exist."""
+    out: dict[str, tuple[int | None, str]] = {}
+    for chunk in _chunks(sorted(set(row_keys))):
+        marks = ",".join("?" * len(chunk))
+        for k, p, s in conn.execute(
+                f"SELECT row_key, profile_id, state FROM audience_members WHERE audience = ? "
+                f"AND row_key IN ({marks})", [audience, *chunk]):
+            out[str(k)] = (None if p is None else int(p), str(s))
+    return out
+
+
+def skipped_among(conn: sqlite3.Connection, audience: str, profile_ids: Iterable[int]
+                  ) -> set[int]:
+    """Those of these people the audience has a skip for."""
+    out: set[int] = set()
+    for chunk in _chunks(sorted(set(profile_ids))):
+        marks = ",".join("?" * len(chunk))
+        out |= _ids(conn, f"SELECT profile_id FROM audience_skips WHERE audience = ? AND "
+                    f"profile_id IN ({marks})", [audience, *chunk])
+    return out
 
 
 def member_rows(conn: sqlite3.Connection, audience: str) -> list[tuple[str, int | None, str]]:
@@ -64,21 +156,6 @@ def member_rows(conn: sqlite3.Connection, audience: str) -> list[tuple[str, int 
     return [(str(k), None if p is None else int(p), str(s)) for k, p, s in conn.execute(
         "SELECT row_key, profile_id, state FROM audience_members WHERE audience = ?",
         (audience,))]
-
-
-def skipped_ids(conn: sqlite3.Connection, audience: str) -> set[int]:
-    """People of the segment not sent (no consent, nothing to match on)."""
-    return {int(r[0]) for r in conn.execute(
-        "SELECT profile_id FROM audience_skips WHERE audience = ?", (audience,))}
-
-
-def touched_profiles(conn: sqlite3.Connection, after: int, upto: int) -> set[int]:
-    """Profiles whose timeline got an event with an id in (after, upto]."""
-    if upto <= after:
-        return set()
-    return {int(r[0]) for r in conn.execute(
-        "SELECT DISTINCT profile_id FROM profile_events WHERE event_id > ? AND event_id <= ?",
-        (after, upto))}
 
 
 def existing_profiles(conn: sqlite3.Connection, profile_ids: Iterable[int]) -> set[int]:
