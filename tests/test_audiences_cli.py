@@ -133,3 +133,14 @@ def test_no_audiences(tmp_path: Path) -> None:
         assert result.output.startswith("no audiences: add [audiences.NAME] tables")
     finally:
         shop.close()
+
+
+def test_serve_refuses_a_bad_audience_in_one_line(shop: Shop,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    (shop.tmp / "kanal.toml").write_text(
+        meta_toml().replace('"EAAtoken"', '{ env = "META_TOKEN" }'))
+    monkeypatch.delenv("META_TOKEN", raising=False)
+    result = kanal(shop, "serve", "--port", "0")
+    assert result.exit_code == 1
+    assert result.output == ("Error: [audiences.vip_ads].access_token: environment "
+                             "variable META_TOKEN is not set\n")
