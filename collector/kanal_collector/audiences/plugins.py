@@ -10,12 +10,11 @@ declared settings, and a built destination per `[audiences.NAME]` table.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import pluggy
 
-from ..channels.plugins import _hook_results, _resolve, get_plugin_manager
+from ..channels.plugins import _hook_results, _resolve, get_plugin_manager, plugin_classes
 from ..config import Config
 from ..config_keys import AUDIENCE_COMMON, Key, check_plugin_table
 from ..errors import ConfigError
@@ -24,23 +23,8 @@ from .settings import AudienceSettings, audience_settings
 
 
 def _plugin_destinations(pm: pluggy.PluginManager) -> list[tuple[str, type[Destination]]]:
-    out: list[tuple[str, type[Destination]]] = []
-    for plugin, result in _hook_results(pm, "register_destinations"):
-        if not isinstance(result, list | tuple):
-            raise ConfigError(f"plugin {plugin!r}: register_destinations must return a list "
-                              f"of Destination classes, not {type(result).__name__}")
-        for cls in result:
-            if not (inspect.isclass(cls) and issubclass(cls, Destination)):
-                raise ConfigError(f"plugin {plugin!r}: {cls!r} is not a Destination subclass")
-            name = getattr(cls, "name", None)
-            if not isinstance(name, str) or not name.isidentifier():
-                raise ConfigError(f"plugin {plugin!r}: {cls.__qualname__}.name must be an "
-                                  f"identifier-like string, not {name!r}")
-            if inspect.isabstract(cls):
-                raise ConfigError(f"plugin {plugin!r}: {cls.__qualname__} is abstract "
-                                  "(does it define row(), requests() and send()?)")
-            out.append((plugin, cls))
-    return out
+    return plugin_classes(pm, "register_destinations", Destination,
+                          "row(), requests() and send()")
 
 
 def destination_classes(pm: pluggy.PluginManager | None = None

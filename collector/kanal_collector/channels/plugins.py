@@ -81,27 +81,38 @@ def _hook_results(pm: pluggy.PluginManager, hook: str) -> list[tuple[str, Any]]:
     return out
 
 
-def _plugin_channels(pm: pluggy.PluginManager) -> list[tuple[str, type[Channel]]]:
-    """(plugin name, class) for every channel every plugin registers, checked."""
-    out: list[tuple[str, type[Channel]]] = []
-    for plugin, result in _hook_results(pm, "register_channels"):
+def plugin_classes(pm: pluggy.PluginManager, hook: str, base: type[Any],
+                   needs: str) -> list[tuple[str, type[Any]]]:
+    """(plugin name, class) for every class every plugin returns from `hook` (a
+    register_… hook): each a subclass of `base` with an identifier-like `name`, and not
+    abstract (`needs` names the methods it must define); ConfigError naming the plugin."""
+    what = base.__name__
+    out: list[tuple[str, type[Any]]] = []
+    for plugin, result in _hook_results(pm, hook):
         if not isinstance(result, list | tuple):
-            raise ConfigError(f"plugin {plugin!r}: register_channels must return a list "
-                              f"of Channel classes, not {type(result).__name__}")
+            raise ConfigError(f"plugin {plugin!r}: {hook} must return a list "
+                              f"of {what} classes, not {type(result).__name__}")
         for cls in result:
-            if not (inspect.isclass(cls) and issubclass(cls, Channel)):
-                raise ConfigError(f"plugin {plugin!r}: {cls!r} is not a Channel subclass")
+            if not (inspect.isclass(cls) and issubclass(cls, base)):
+                raise ConfigError(f"plugin {plugin!r}: {cls!r} is not a {what} subclass")
             name = getattr(cls, "name", None)
             if not isinstance(name, str) or not name.isidentifier():
                 raise ConfigError(f"plugin {plugin!r}: {cls.__qualname__}.name must be an "
                                   f"identifier-like string, not {name!r}")
-            if getattr(cls, "kind", None) not in _KINDS:
-                raise ConfigError(f"plugin {plugin!r}: {cls.__qualname__}.kind must be one "
-                                  f"of {', '.join(sorted(_KINDS))}")
             if inspect.isabstract(cls):
                 raise ConfigError(f"plugin {plugin!r}: {cls.__qualname__} is abstract "
-                                  f"(does it define send()?)")
+                                  f"(does it define {needs}?)")
             out.append((plugin, cls))
+    return out
+
+
+def _plugin_channels(pm: pluggy.PluginManager) -> list[tuple[str, type[Channel]]]:
+    """(plugin name, class) for every channel every plugin registers, checked."""
+    out = plugin_classes(pm, "register_channels", Channel, "send()")
+    for plugin, cls in out:
+        if getattr(cls, "kind", None) not in _KINDS:
+            raise ConfigError(f"plugin {plugin!r}: {cls.__qualname__}.kind must be one "
+                              f"of {', '.join(sorted(_KINDS))}")
     return out
 
 
