@@ -12,7 +12,7 @@ from test_dashboard import assert_hardened, csrf_of, page_data, sign_in
 
 from kanal_collector.app import close_app
 from kanal_collector.audiences.worker import due_reason
-from kanal_collector.store import audiences as store
+from kanal_collector.store import audience_syncs as syncs
 from kanal_collector.store.db import transaction
 
 AUDIENCES = {"vips_export": {"destination": "csv", "segment": "vips", "path": "v.csv"},
@@ -43,8 +43,8 @@ def test_the_api_lists_and_asks_for_syncs(env: App) -> None:
                                                       "requested": True}
     conn = env.app.extensions["kanal"].db.conn()
     now = int(env.clock.now() * 1000)
-    assert store.sync_state(conn, "vips_export")["requested_at"] == now
-    assert due_reason(store.sync_state(conn, "vips_export"), now) == "request"
+    assert syncs.sync_state(conn, "vips_export")["requested_at"] == now
+    assert due_reason(syncs.sync_state(conn, "vips_export"), now) == "request"
     r = env.client.post("/api/audiences/paused/sync", headers=bearer(env))
     assert r.status_code == 400 and r.get_json()["code"] == "disabled"
     r = env.client.get("/api/audiences/nope", headers=bearer(env))
@@ -55,7 +55,7 @@ def test_the_api_lists_and_asks_for_syncs(env: App) -> None:
 def test_the_page_shows_errors_and_syncs_with_csrf(env: App) -> None:
     conn = env.app.extensions["kanal"].db.conn()
     with transaction(conn):
-        store.update_sync(conn, "vips_export", failures=2, retry_at=1_790_000_060_000,
+        syncs.update_sync(conn, "vips_export", failures=2, retry_at=1_790_000_060_000,
                           last_error="can't write v.csv: Permission denied",
                           error_at=1_790_000_000_000)
     sign_in(env)
@@ -68,12 +68,12 @@ def test_the_page_shows_errors_and_syncs_with_csrf(env: App) -> None:
     # Sync now: refused without the CSRF token, done with it
     r = env.client.post("/dashboard/audiences/vips_export/sync")
     assert r.status_code == 403
-    assert store.sync_state(conn, "vips_export")["requested_at"] is None
+    assert syncs.sync_state(conn, "vips_export")["requested_at"] is None
     r = env.client.post("/dashboard/audiences/vips_export/sync",
                         data={"csrf": csrf_of(env)})
     assert r.status_code == 303
     assert r.headers["Location"].startswith("/dashboard/audiences?message=vips_export")
-    assert store.sync_state(conn, "vips_export")["requested_at"] is not None
-    assert store.sync_state(conn, "vips_export")["retry_at"] is None
+    assert syncs.sync_state(conn, "vips_export")["requested_at"] is not None
+    assert syncs.sync_state(conn, "vips_export")["retry_at"] is None
     r = env.client.post("/dashboard/audiences/paused/sync", data={"csrf": csrf_of(env)})
     assert r.status_code == 404

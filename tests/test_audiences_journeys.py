@@ -20,6 +20,7 @@ from kanal_collector.audiences.worker import due_reason
 from kanal_collector.cli import cli
 from kanal_collector.config import load_config
 from kanal_collector.journeys.explain import explain, render
+from kanal_collector.store import audience_syncs as syncs
 from kanal_collector.store import audiences as store
 
 TOML = """\
@@ -88,7 +89,7 @@ def test_add_until_the_run_ends_and_keep(env: Env) -> None:
     env.track("ada", "Product Added", cart_id="c1")
     assert store.held_ids(env.conn, "cart_retarget") == {pid}
     # the change makes the audience due a minute after its last round (it had none)
-    assert due_reason(store.sync_state(env.conn, "cart_retarget"), env.now_ms()) == "first"
+    assert due_reason(syncs.sync_state(env.conn, "cart_retarget"), env.now_ms()) == "first"
     env.sync_audience("cart_retarget")
     assert [a for a, _ in env.lines("cart_retarget")] == ["add"]
     env.advance(3600)
@@ -98,7 +99,7 @@ def test_add_until_the_run_ends_and_keep(env: Env) -> None:
     # the run ended: what it added without keep leaves; past_buyers keeps her
     assert store.held_ids(env.conn, "cart_retarget") == set()
     assert store.held_ids(env.conn, "past_buyers") == {pid}
-    assert store.sync_state(env.conn, "cart_retarget")["dirty_at"] == env.now_ms()
+    assert syncs.sync_state(env.conn, "cart_retarget")["dirty_at"] == env.now_ms()
     env.sync_audience("cart_retarget")
     env.sync_audience("past_buyers")
     assert [a for a, _ in env.lines("cart_retarget")] == ["add", "remove"]

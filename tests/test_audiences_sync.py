@@ -34,6 +34,7 @@ from kanal_collector.config_keys import Key
 from kanal_collector.errors import ConfigError
 from kanal_collector.profiles import forget
 from kanal_collector.profiles.views import export_json
+from kanal_collector.store import audience_syncs as syncs
 from kanal_collector.store import audiences as store
 
 
@@ -122,10 +123,10 @@ def test_rate_limits_wait_and_nothing_is_lost(shop: Shop, meta: MetaRecorder) ->
     status = audience_status(shop.conn, "vip_ads", shop.audience())
     assert status["status"] == "failing" and "error 80003" in status["lastError"]
     assert status["removing"] == 3
-    state = store.sync_state(shop.conn, "vip_ads")
+    state = syncs.sync_state(shop.conn, "vip_ads")
     assert due_reason(state, shop.now()) is None
     shop.clock.advance(120)
-    assert due_reason(store.sync_state(shop.conn, "vip_ads"), shop.now()) == "retry"
+    assert due_reason(syncs.sync_state(shop.conn, "vip_ads"), shop.now()) == "retry"
     meta.answer(503, {"error": {"message": "unavailable", "code": 2}})
     second = shop.sync()
     assert second.retry_at == shop.now() + int(backoff(2) * 1000) == shop.now() + 60_000
@@ -148,7 +149,7 @@ def test_a_permanent_error_is_shown_and_waits(shop: Shop, meta: MetaRecorder) ->
     assert status["adding"] == 1 and status["runs"][0]["error"]
     # fixed, then asked for: a request overrides the wait
     request_sync(shop.conn, "vip_ads", shop.now())
-    assert due_reason(store.sync_state(shop.conn, "vip_ads"), shop.now()) == "retry"
+    assert due_reason(syncs.sync_state(shop.conn, "vip_ads"), shop.now()) == "retry"
     assert shop.sync().state == "done" and shop.states() == ["added"]
 
 
@@ -326,15 +327,15 @@ def test_the_worker_follows_the_schedule(shop: Shop, meta: MetaRecorder) -> None
         assert worker.run_once() == 1          # the schedule
         assert len(meta.rows("POST")) == 2
         request_sync(shop.conn, "vip_ads", shop.now())
-        assert due_reason(store.sync_state(shop.conn, "vip_ads"), shop.now()) == "request"
+        assert due_reason(syncs.sync_state(shop.conn, "vip_ads"), shop.now()) == "request"
         assert worker.run_once() == 1 and worker.run_once() == 0
         # a journey hold makes it due a minute after the last round, not an hour
-        store.mark_dirty(shop.conn, ["vip_ads"], shop.now())
+        syncs.mark_dirty(shop.conn, ["vip_ads"], shop.now())
         assert worker.run_once() == 0
         shop.clock.advance(60)
-        assert due_reason(store.sync_state(shop.conn, "vip_ads"), shop.now()) == "journey"
+        assert due_reason(syncs.sync_state(shop.conn, "vip_ads"), shop.now()) == "journey"
         assert worker.run_once() == 1
-        assert store.sync_state(shop.conn, "vip_ads")["dirty_at"] is None
+        assert syncs.sync_state(shop.conn, "vip_ads")["dirty_at"] is None
     finally:
         worker.close()
 

@@ -19,6 +19,7 @@ from .audiences.status import all_statuses, audience_status
 from .audiences.sync import AudienceSync, dry_run
 from .cli_common import _now_ms, _when, common_options, current_config, with_db
 from .clock import SystemClock
+from .store import audience_syncs as syncs
 from .store import audiences as store
 from .store.db import Database
 from .store.profiles import widen_cache
@@ -165,7 +166,7 @@ def _sync(conn: Any, name: str, sync: AudienceSync, retries: int) -> None:
         except AudienceError as exc:
             raise click.ClickException(str(exc)) from None
         if outcome.state == "done":
-            run = store.run_row(conn, outcome.run_id) if outcome.run_id else None
+            run = syncs.run_row(conn, outcome.run_id) if outcome.run_id else None
             if run is not None:
                 _summary(name, run, sys.stdout)
             return

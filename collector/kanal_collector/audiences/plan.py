@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from ..store import audience_syncs as syncs
 from ..store import audiences as store
 from ..store import profiles as profile_store
 from ..store.audiences import ADDED, ADDING, REJECTED, REMOVING, Change
@@ -100,7 +101,7 @@ def make_plan(conn: sqlite3.Connection, settings: AudienceSettings,
     """Decide a round (reads only; `AudienceSync.open_round` writes the decisions)."""
     name, segment = settings.name, settings.segment
     position = get_position(conn, PROCESSOR_CURSOR)
-    mark = int(store.sync_state(conn, name)["mark"] or 0)
+    mark = int(syncs.sync_state(conn, name)["mark"] or 0)
     if mark == 0:
         candidates = store.wanted_ids(conn, name, segment)
     else:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ..store import audience_syncs as syncs
 from ..store import audiences as store
 from ..store.db import transaction
 from .settings import AudienceSettings
@@ -45,7 +46,7 @@ def _label(settings: AudienceSettings | None, state: Mapping[str, Any]) -> str:
 def audience_status(conn: sqlite3.Connection, name: str,
                     settings: AudienceSettings | None, *, runs: int = 10) -> dict[str, Any]:
     """One audience: its settings, status, member counts, schedule, errors, rounds."""
-    state = store.sync_state(conn, name)
+    state = syncs.sync_state(conn, name)
     counts = store.counts(conn, name)
     skipped = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("skipped:")}
     base = settings.as_json() if settings is not None else {"name": name}
@@ -70,7 +71,7 @@ def audience_status(conn: sqlite3.Connection, name: str,
                   "removed": r["removed"], "rejected": r["rejected"],
                   "batches": r["batches"], "skippedConsent": r["skipped_consent"],
                   "skippedIdentifiers": r["skipped_identifiers"], "note": r["note"],
-                  "error": r["error"]} for r in store.recent_runs(conn, name, runs)],
+                  "error": r["error"]} for r in syncs.recent_runs(conn, name, runs)],
         "rowErrors": store.errors(conn, name),
     }
 
@@ -86,4 +87,4 @@ def request_sync(conn: sqlite3.Connection, name: str, now: int) -> None:
     """Ask the worker of `kanal serve` to sync the audience at once (also when a failed
     round waits: the operator may have fixed what failed)."""
     with transaction(conn):
-        store.update_sync(conn, name, requested_at=now, retry_at=None)
+        syncs.update_sync(conn, name, requested_at=now, retry_at=None)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from ..clock import Clock
+from ..store import audience_syncs as syncs
 from ..store import audiences as store
 from ..store import leases
 from ..store import profiles as profile_store
@@ -143,7 +144,7 @@ class AudienceSync:
         send up to `max_batches` batches (all, without a limit)."""
         take_lease(self.conn, self.name, self.owner, self.clock.now())
         try:
-            run_id = store.sync_state(self.conn, self.name)["run_id"]
+            run_id = syncs.sync_state(self.conn, self.name)["run_id"]
             if run_id is None:
                 problem = self._segment_problem()
                 if problem is not None:
@@ -169,7 +170,7 @@ class AudienceSync:
     def open_round(self, plan: Plan, reason: str) -> int:
         """Write a round's decisions in short transactions; then open its run."""
         now = self._now()
-        seen = store.sync_state(self.conn, self.name)
+        seen = syncs.sync_state(self.conn, self.name)
         for start in range(0, len(plan.changes), _WRITE_CHUNK):
             chunk = plan.changes[start:start + _WRITE_CHUNK]
             with transaction(self.conn) as conn:
@@ -180,19 +181,19 @@ class AudienceSync:
                     c for c in chunk if c.state != ADDING or c.profile_id in alive], now)
         with transaction(self.conn) as conn:
             store.set_skips(conn, self.name, plan.skips)
-            run_id = store.start_run(conn, self.name, reason, now)
-            store.update_run(conn, run_id, skipped_consent=plan.skipped(NO_CONSENT),
+            run_id = syncs.start_run(conn, self.name, reason, now)
+            syncs.update_run(conn, run_id, skipped_consent=plan.skipped(NO_CONSENT),
                              skipped_identifiers=plan.skipped(NOTHING_TO_MATCH))
-            store.update_sync(conn, self.name, mark=plan.mark, run_id=run_id,
+            syncs.update_sync(conn, self.name, mark=plan.mark, run_id=run_id,
                               requested_at=None)
-            store.clear_dirty(conn, self.name, seen["dirty_at"])
+            syncs.clear_dirty(conn, self.name, seen["dirty_at"])
         return run_id
 
     def _open_failed(self, reason: str, problem: str) -> int:
         with transaction(self.conn) as conn:
-            run_id = store.start_run(conn, self.name, reason, self._now())
-            store.update_run(conn, run_id, error=problem, finished_at=self._now())
-            store.update_sync(conn, self.name, requested_at=None)
+            run_id = syncs.start_run(conn, self.name, reason, self._now())
+            syncs.update_run(conn, run_id, error=problem, finished_at=self._now())
+            syncs.update_sync(conn, self.name, requested_at=None)
         return run_id
 
     def _send(self, run_id: int, max_batches: int | None) -> Outcome:
@@ -240,14 +241,14 @@ class AudienceSync:
                          retry_at=now + REFUSED_RETRY_MS)
             counter = "added" if state == ADDING else "removed"
             fields = {"note": result.note} if result.note else {}
-            store.update_run(conn, run_id, add={counter: len(taken),
+            syncs.update_run(conn, run_id, add={counter: len(taken),
                                                 "rejected": len(refused), "batches": 1},
                              **fields)
-            store.update_sync(conn, self.name, failures=0, retry_at=None)
+            syncs.update_sync(conn, self.name, failures=0, retry_at=None)
 
     def _failed(self, run_id: int, exc: DestinationError) -> Outcome:
         now = self._now()
-        failures = int(store.sync_state(self.conn, self.name)["failures"] or 0) + 1
+        failures = int(syncs.sync_state(self.conn, self.name)["failures"] or 0) + 1
         wait = backoff(failures)
         told = getattr(exc, "retry_after", None)
         if isinstance(told, int | float) and told > wait:
@@ -255,8 +256,8 @@ class AudienceSync:
         retry_at = now + int(wait * 1000)
         message = str(exc)
         with transaction(self.conn) as conn:
-            store.update_run(conn, run_id, error=message[:1000])
-            store.update_sync(conn, self.name, failures=failures, retry_at=retry_at,
+            syncs.update_run(conn, run_id, error=message[:1000])
+            syncs.update_sync(conn, self.name, failures=failures, retry_at=retry_at,
                               last_error=message[:1000], error_at=now)
         log.warning("audience %s: %s (trying again in %.0f s)", self.name, message, wait)
         state = "waiting" if isinstance(exc, TransientError) else "failed"
@@ -267,11 +268,11 @@ class AudienceSync:
         with transaction(self.conn) as conn:
             later = store.next_retry(conn, self.name)
             next_at = now + self.settings.every_ms
-            store.update_run(conn, run_id, finished_at=now)
-            store.update_sync(conn, self.name, run_id=None, synced_at=now,
+            syncs.update_run(conn, run_id, finished_at=now)
+            syncs.update_sync(conn, self.name, run_id=None, synced_at=now,
                               next_at=min(next_at, later) if later else next_at,
                               failures=0, retry_at=None, last_error=None, error_at=None)
-            store.prune_runs(conn, self.name, _KEEP_RUNS)
+            syncs.prune_runs(conn, self.name, _KEEP_RUNS)
 
 
 def dry_run(conn: sqlite3.Connection, settings: AudienceSettings, destination: Destination,

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..config import Config
-from ..store import audiences as store
+from ..store import audience_syncs as syncs
 from ..store.db import Database
 from ..store.profiles import widen_cache
 from .destination import Destination
@@ -93,7 +93,7 @@ class AudienceWorker:
             widen_cache(self._conn)  # a round reads profiles and rows all over the file
         now = int(self.clock.now() * 1000)
         for name, settings in sorted(self.audiences.items()):
-            reason = due_reason(store.sync_state(self._conn, name), now)
+            reason = due_reason(syncs.sync_state(self._conn, name), now)
             if reason is None:
                 continue
             sync = AudienceSync(self._conn, settings, self.destinations[name], self.clock,

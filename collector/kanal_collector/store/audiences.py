@@ -1,7 +1,8 @@
 """Ads audiences: member rows per destination, skips, journey holds, schedule and runs.
 
 Written by the audience sync (audiences/sync.py), journey steps (holds), `kanal forget`
-and profile merges; read by `kanal audiences`, the admin API and the dashboard.
+and profile merges; read by `kanal audiences`, the admin API and the dashboard. Each
+audience's schedule and rounds: audience_syncs.py.
 
 Member states:
     adding     to be added (or being added: a batch in flight)
@@ -18,12 +19,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .audience_syncs import mark_dirty
+
 ADDING, ADDED, REMOVING, REJECTED = "adding", "added", "removing", "rejected"
 STATES = (ADDING, ADDED, REMOVING, REJECTED)
-_SYNC_FIELDS = frozenset({"mark", "run_id", "synced_at", "next_at", "retry_at",
-                          "requested_at", "failures", "last_error", "error_at"})
-_RUN_FIELDS = frozenset({"finished_at", "added", "removed", "rejected", "batches",
-                         "skipped_consent", "skipped_identifiers", "note", "error"})
 
 
 def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
@@ -378,96 +377,3 @@ def profile_holds(conn: sqlite3.Connection, profile_id: int) -> list[dict[str, A
             for a, r, k, c in conn.execute(
                 "SELECT audience, run_id, keep, created_at FROM audience_holds "
                 "WHERE profile_id = ? ORDER BY audience, run_id", (profile_id,))]
-
-
-# -- schedule and runs --------------------------------------------------------------------------
-
-def sync_state(conn: sqlite3.Connection, audience: str) -> dict[str, Any]:
-    """The audience's schedule, progress and last outcome (defaults before the first)."""
-    row = conn.execute(
-        "SELECT mark, run_id, synced_at, next_at, retry_at, requested_at, dirty_at, "
-        "failures, last_error, error_at FROM audience_syncs WHERE audience = ?",
-        (audience,)).fetchone()
-    names = ("mark", "run_id", "synced_at", "next_at", "retry_at", "requested_at",
-             "dirty_at", "failures", "last_error", "error_at")
-    if row is None:
-        return {**dict.fromkeys(names), "mark": 0, "failures": 0}
-    return dict(zip(names, row, strict=True))
-
-
-def update_sync(conn: sqlite3.Connection, audience: str, **fields: Any) -> None:
-    """Set fields of the audience's sync row (created when missing)."""
-    bad = set(fields) - _SYNC_FIELDS
-    if bad:
-        raise ValueError(f"unknown audience_syncs fields: {', '.join(sorted(bad))}")
-    conn.execute("INSERT INTO audience_syncs (audience) VALUES (?) "
-                 "ON CONFLICT (audience) DO NOTHING", (audience,))
-    if fields:
-        names = sorted(fields)
-        conn.execute(f"UPDATE audience_syncs SET {', '.join(f'{n} = ?' for n in names)} "
-                     "WHERE audience = ?", [*(fields[n] for n in names), audience])
-
-
-def mark_dirty(conn: sqlite3.Connection, audiences: Iterable[str], now: int) -> None:
-    """Journey steps or a forget changed who is in these audiences: sync them soon."""
-    conn.executemany(
-        "INSERT INTO audience_syncs (audience, dirty_at) VALUES (?, ?) "
-        "ON CONFLICT (audience) DO UPDATE SET dirty_at = excluded.dirty_at",
-        [(a, now) for a in audiences])
-
-
-def clear_dirty(conn: sqlite3.Connection, audience: str, seen: int | None) -> None:
-    """The round that started when `dirty_at` was `seen` is done: clear the flag unless
-    it was set again meanwhile."""
-    if seen is not None:
-        conn.execute("UPDATE audience_syncs SET dirty_at = NULL WHERE audience = ? "
-                     "AND dirty_at = ?", (audience, seen))
-
-
-def start_run(conn: sqlite3.Connection, audience: str, reason: str, now: int) -> int:
-    """A sync round begins; returns its id."""
-    row = conn.execute("INSERT INTO audience_runs (audience, reason, started_at) "
-                       "VALUES (?, ?, ?) RETURNING id", (audience, reason, now)).fetchone()
-    return int(row[0])
-
-
-def update_run(conn: sqlite3.Connection, run_id: int, *, add: Mapping[str, int] | None = None,
-               **fields: Any) -> None:
-    """Add to a round's counters (`add`) and set its other fields."""
-    bad = (set(fields) | set(add or {})) - _RUN_FIELDS
-    if bad:
-        raise ValueError(f"unknown audience_runs fields: {', '.join(sorted(bad))}")
-    add = add or {}
-    sets = [f"{n} = {n} + ?" for n in sorted(add)] + [f"{n} = ?" for n in sorted(fields)]
-    values = [add[n] for n in sorted(add)] + [fields[n] for n in sorted(fields)]
-    if sets:
-        conn.execute(f"UPDATE audience_runs SET {', '.join(sets)} WHERE id = ?",
-                     [*values, run_id])
-
-
-def prune_runs(conn: sqlite3.Connection, audience: str, keep: int) -> None:
-    """Keep only the audience's latest `keep` rounds."""
-    row = conn.execute("SELECT id FROM audience_runs WHERE audience = ? ORDER BY id DESC "
-                       "LIMIT 1 OFFSET ?", (audience, keep)).fetchone()
-    if row is not None:
-        conn.execute("DELETE FROM audience_runs WHERE audience = ? AND id <= ?",
-                     (audience, int(row[0])))
-
-
-def run_row(conn: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:
-    """One round."""
-    rows = _runs(conn, "WHERE id = ?", (run_id,))
-    return rows[0] if rows else None
-
-
-def recent_runs(conn: sqlite3.Connection, audience: str, limit: int = 10
-                ) -> list[dict[str, Any]]:
-    """The audience's latest rounds, newest first."""
-    return _runs(conn, "WHERE audience = ? ORDER BY id DESC LIMIT ?", (audience, limit))
-
-
-def _runs(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
-    names = ("id", "audience", "reason", "started_at", "finished_at", "added", "removed",
-             "rejected", "batches", "skipped_consent", "skipped_identifiers", "note", "error")
-    return [dict(zip(names, r, strict=True)) for r in conn.execute(
-        f"SELECT {', '.join(names)} FROM audience_runs {where}", params)]
