@@ -366,3 +366,27 @@ def test_errors_are_permanent_in_the_open_round(shop: Shop) -> None:
     assert outcome.state == "failed"
     assert json.loads(json.dumps(audience_status(shop.conn, "vip_ads", shop.audience()))
                       )["lastError"] == "no access to that audience"
+
+
+def test_other_identifiers_remake_every_row(shop: Shop, meta: MetaRecorder) -> None:
+    shop.person("ada", firstName="Ada")
+    shop.person("bob")
+    shop.sync()
+    shop.configure(meta_toml(identifiers=["email", "name"]))
+    shop.sync()
+    # ada's row now has FN: removed and added again; bob's row is the same
+    assert [(m, len(p["data"]), p["schema"]) for m, p, _ in meta.calls[1:]] == [
+        ("DELETE", 1, ["EMAIL"]), ("POST", 1, ["EMAIL", "FN"])]
+    assert shop.states() == ["added", "added"]
+
+
+def test_another_destination_type_is_refused(shop: Shop, meta: MetaRecorder) -> None:
+    shop.person("ada")
+    shop.sync()
+    shop.configure('[audiences.vip_ads]\ndestination = "csv"\nsegment = "vips"\n'
+                   f'path = "{shop.tmp / "x.csv"}"\n')
+    outcome = shop.sync()
+    assert outcome.state == "failed"
+    assert "was synced to a meta destination; its rows can't be sent to csv" in str(
+        outcome.error)
+    assert not (shop.tmp / "x.csv").exists() and shop.states() == ["added"]

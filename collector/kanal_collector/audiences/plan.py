@@ -67,6 +67,11 @@ class Plan:
         return sum(1 for why in self.skips.values() if why == reason)
 
 
+def identifiers_key(settings: AudienceSettings) -> str:
+    """What the rows are made of (kept with the audience: a change remakes every row)."""
+    return ",".join(settings.identifiers)
+
+
 def encode(row: object) -> tuple[str, str]:
     """(row key, payload): the row as compact JSON with sorted keys, and its SHA-256."""
     payload = orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
@@ -101,7 +106,10 @@ def make_plan(conn: sqlite3.Connection, settings: AudienceSettings,
     """Decide a round (reads only; `AudienceSync.open_round` writes the decisions)."""
     name, segment = settings.name, settings.segment
     position = get_position(conn, PROCESSOR_CURSOR)
-    mark = int(syncs.sync_state(conn, name)["mark"] or 0)
+    told = syncs.sync_state(conn, name)
+    mark = int(told["mark"] or 0)
+    if told["identifiers"] not in (None, identifiers_key(settings)):
+        mark = 0  # other identifiers make other rows: everyone is looked at again
     if mark == 0:
         candidates = store.wanted_ids(conn, name, segment)
     else:

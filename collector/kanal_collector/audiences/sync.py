@@ -39,7 +39,7 @@ from ..store.db import transaction
 from ..workers import describe_owner
 from .destination import ADD, REMOVE, BatchResult, Destination
 from .errors import AudienceBusy, DestinationError, PermanentError, TransientError
-from .plan import NO_CONSENT, NOTHING_TO_MATCH, Plan, make_plan
+from .plan import NO_CONSENT, NOTHING_TO_MATCH, Plan, identifiers_key, make_plan
 from .settings import AudienceSettings
 
 log = logging.getLogger("kanal.audiences")
@@ -146,7 +146,7 @@ class AudienceSync:
         try:
             run_id = syncs.sync_state(self.conn, self.name)["run_id"]
             if run_id is None:
-                problem = self._segment_problem()
+                problem = self._problem()
                 if problem is not None:
                     run_id = self._open_failed(reason, problem)
                     return self._failed(run_id, PermanentError(problem))
@@ -156,7 +156,15 @@ class AudienceSync:
         finally:
             release_lease(self.conn, self.name, self.owner)
 
-    def _segment_problem(self) -> str | None:
+    def _problem(self) -> str | None:
+        """Why no round may start: the rows were made for another destination type
+        (they can't be removed there), or the segment doesn't exist."""
+        told = syncs.sync_state(self.conn, self.name)["destination"]
+        if told is not None and told != self.settings.destination:
+            return (f"audience {self.name!r} was synced to a {told} destination; its rows "
+                    f"can't be sent to {self.settings.destination}: give the new "
+                    "destination another audience name (or put the old one back to "
+                    "remove everyone there first)")
         segment = self.settings.segment
         if segment is None:
             return None
@@ -185,7 +193,8 @@ class AudienceSync:
             syncs.update_run(conn, run_id, skipped_consent=plan.skipped(NO_CONSENT),
                              skipped_identifiers=plan.skipped(NOTHING_TO_MATCH))
             syncs.update_sync(conn, self.name, mark=plan.mark, run_id=run_id,
-                              requested_at=None)
+                              requested_at=None, destination=self.settings.destination,
+                              identifiers=identifiers_key(self.settings))
             syncs.clear_dirty(conn, self.name, seen["dirty_at"])
         return run_id
 

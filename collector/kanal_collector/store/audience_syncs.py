@@ -11,20 +11,19 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-_SYNC_FIELDS = frozenset({"mark", "run_id", "synced_at", "next_at", "retry_at",
-                          "requested_at", "failures", "last_error", "error_at"})
+_SYNC_FIELDS = frozenset({"destination", "identifiers", "mark", "run_id", "synced_at",
+                          "next_at", "retry_at", "requested_at", "failures", "last_error",
+                          "error_at"})
 _RUN_FIELDS = frozenset({"finished_at", "added", "removed", "rejected", "batches",
                          "skipped_consent", "skipped_identifiers", "note", "error"})
 
 
 def sync_state(conn: sqlite3.Connection, audience: str) -> dict[str, Any]:
     """The audience's schedule, progress and last outcome (defaults before the first)."""
-    row = conn.execute(
-        "SELECT mark, run_id, synced_at, next_at, retry_at, requested_at, dirty_at, "
-        "failures, last_error, error_at FROM audience_syncs WHERE audience = ?",
-        (audience,)).fetchone()
-    names = ("mark", "run_id", "synced_at", "next_at", "retry_at", "requested_at",
-             "dirty_at", "failures", "last_error", "error_at")
+    names = ("destination", "identifiers", "mark", "run_id", "synced_at", "next_at",
+             "retry_at", "requested_at", "dirty_at", "failures", "last_error", "error_at")
+    row = conn.execute(f"SELECT {', '.join(names)} FROM audience_syncs WHERE audience = ?",
+                       (audience,)).fetchone()
     if row is None:
         return {**dict.fromkeys(names), "mark": 0, "failures": 0}
     return dict(zip(names, row, strict=True))

@@ -738,6 +738,8 @@ def _m015_audiences(db: _Schema) -> None:
     db.execute(
         """CREATE TABLE audience_syncs (
             audience TEXT PRIMARY KEY,
+            destination TEXT,
+            identifiers TEXT,
             mark INTEGER NOT NULL DEFAULT 0,
             run_id INTEGER,
             synced_at INTEGER,
