@@ -134,7 +134,11 @@ class GoogleAdsDestination(Destination):
     # -- sending ---------------------------------------------------------------------------
 
     def send(self, action: str, rows: Sequence[Row]) -> BatchResult:
-        """One job for the batch: create, add operations, run."""
+        """One job for the batch: create (answers `{resourceName}`), add operations
+        (answers `{partialFailureError?, warning?}`: AddOfflineUserDataJobOperations
+        Response), run (answers a long-running Operation `{name}`)
+        (https://developers.google.com/google-ads/api/rest/reference/rest/latest/
+        customers.offlineUserDataJobs)."""
         created = self._post(f"{self.api}/customers/{self.customer_id}/offlineUserDataJobs:"
                              "create", self._job(action))
         job = created.get("resourceName")
@@ -214,7 +218,8 @@ def _failures(status: Any) -> list[dict[str, Any]]:
 
 def _partial_failures(status: Any, size: int) -> dict[int, str]:
     """{operation index: why} of a partialFailureError (errors[].location.
-    fieldPathElements: operations[index]); an error without an index refuses none."""
+    fieldPathElements: operations[index]); an error without an index refuses none
+    (https://developers.google.com/google-ads/api/docs/best-practices/partial-failures)."""
     rejected: dict[int, str] = {}
     for error in _failures(status):
         path = (error.get("location") or {}).get("fieldPathElements") or []
@@ -239,7 +244,10 @@ def _retry_delay(errors: list[dict[str, Any]]) -> float | None:
 
 def _error(response: requests.Response, data: Mapping[str, Any]) -> Exception:
     """An error answer `{"error": {code, message, status, details: [GoogleAdsFailure]}}`
-    as Transient or PermanentError."""
+    as Transient or PermanentError
+    (https://developers.google.com/google-ads/api/rest/common/errors; quota errors carry
+    quotaErrorDetails.retryDelay: https://developers.google.com/google-ads/api/docs/
+    best-practices/quotas)."""
     found = data.get("error")
     error: dict[str, Any] = found if isinstance(found, dict) else {}
     failures = _failures(error)

@@ -98,7 +98,9 @@ class MetaDestination(Destination):
 
     def send(self, action: str, rows: Sequence[Row]) -> BatchResult:
         """Send one batch; Meta answers `{audience_id, session_id, num_received,
-        num_invalid_entries, invalid_entry_samples}` (reference above)."""
+        num_invalid_entries, invalid_entry_samples}`
+        (https://developers.facebook.com/docs/marketing-api/reference/custom-audience/users,
+        "Updating": return type)."""
         request = self.requests(action, rows)[0]
         form = {"payload": json.dumps(request.body["payload"], separators=(",", ":")),
                 "access_token": self.access_token}
@@ -138,7 +140,10 @@ def _result(data: Mapping[str, Any], sent: int) -> BatchResult:
 
 
 def _business_wait(response: requests.Response) -> float | None:
-    """Seconds until access is regained, from X-Business-Use-Case-Usage (minutes)."""
+    """Seconds until access is regained, from X-Business-Use-Case-Usage:
+    `{business_id: [{type, call_count, total_cputime, total_time,
+    estimated_time_to_regain_access (minutes)}]}`
+    (https://developers.facebook.com/docs/graph-api/overview/rate-limiting)."""
     raw = response.headers.get("X-Business-Use-Case-Usage")
     try:
         usage = json.loads(raw) if raw else {}
@@ -153,7 +158,8 @@ def _business_wait(response: requests.Response) -> float | None:
 
 def _error(response: requests.Response, data: Mapping[str, Any]) -> Exception:
     """A Graph API error answer `{"error": {message, type, code, error_subcode,
-    error_user_msg, is_transient, fbtrace_id}}` as Transient or PermanentError."""
+    error_user_msg, is_transient, fbtrace_id}}` as Transient or PermanentError
+    (https://developers.facebook.com/docs/graph-api/guides/error-handling)."""
     found = data.get("error")
     error: dict[str, Any] = found if isinstance(found, dict) else {}
     code = error.get("code")
