@@ -67,6 +67,9 @@ def test_dry_run_writes_what_would_be_sent_and_changes_nothing(shop: Shop) -> No
     assert "EAAtoken" not in out.read_text()  # credentials are left out
     assert "ada@example.com" not in out.read_text()
     assert shop.states() == []  # nothing changed
+    bad = kanal(shop, "audiences", "sync", "vip_ads", "--dry-run", str(shop.tmp / "no/x"))
+    assert bad.exit_code == 1 and bad.output.startswith(
+        f"Error: can't write {shop.tmp / 'no/x'}: No such file or directory")
     # what a real sync then sends is exactly that
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         recorder = MetaRecorder(mock)

@@ -141,8 +141,12 @@ def audiences_sync(db: Database, name: str, dry_path: str | None, retries: int) 
     widen_cache(conn)  # a round reads profiles and rows all over the file
     try:
         if dry_path is not None:
-            out: Any = (nullcontext(sys.stdout) if dry_path == "-"
-                        else Path(dry_path).open("w", encoding="utf-8"))
+            try:
+                out: Any = (nullcontext(sys.stdout) if dry_path == "-"
+                            else Path(dry_path).open("w", encoding="utf-8"))
+            except OSError as exc:
+                raise click.ClickException(f"can't write {dry_path}: "
+                                           f"{exc.strerror or exc}") from None
             with out as f:
                 adds, removes = dry_run(conn, settings, destination, f)
             where = "" if dry_path == "-" else f"; written to {dry_path}"
