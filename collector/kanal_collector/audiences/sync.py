@@ -25,9 +25,9 @@ import os
 import socket
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..clock import Clock
 from ..store import audience_syncs as syncs
@@ -144,14 +144,15 @@ class AudienceSync:
         send up to `max_batches` batches (all, without a limit)."""
         take_lease(self.conn, self.name, self.owner, self.clock.now())
         try:
-            run_id = syncs.sync_state(self.conn, self.name)["run_id"]
+            seen = syncs.sync_state(self.conn, self.name)  # before deciding: see open_round
+            run_id = seen["run_id"]
             if run_id is None:
                 problem = self._problem()
                 if problem is not None:
                     run_id = self._open_failed(reason, problem)
                     return self._failed(run_id, PermanentError(problem))
                 run_id = self.open_round(make_plan(self.conn, self.settings,
-                                                   self.destination), reason)
+                                                   self.destination), reason, seen)
             return self._send(int(run_id), max_batches)
         finally:
             release_lease(self.conn, self.name, self.owner)
@@ -175,10 +176,12 @@ class AudienceSync:
         return (f"segment {segment!r} does not exist (segments: {', '.join(known) or 'none'}"
                 "; `kanal segments apply FILE`): nothing was changed")
 
-    def open_round(self, plan: Plan, reason: str) -> int:
-        """Write a round's decisions in short transactions; then open its run."""
+    def open_round(self, plan: Plan, reason: str,
+                   seen: Mapping[str, Any] | None = None) -> int:
+        """Write a round's decisions in short transactions; then open its run. `seen` is
+        the audience's state read before the decisions: the journey changes and the
+        request it had are dealt with (flags set again meanwhile stay set)."""
         now = self._now()
-        seen = syncs.sync_state(self.conn, self.name)
         for start in range(0, len(plan.changes), _WRITE_CHUNK):
             chunk = plan.changes[start:start + _WRITE_CHUNK]
             with transaction(self.conn) as conn:
@@ -193,9 +196,11 @@ class AudienceSync:
             syncs.update_run(conn, run_id, skipped_consent=plan.skipped(NO_CONSENT),
                              skipped_identifiers=plan.skipped(NOTHING_TO_MATCH))
             syncs.update_sync(conn, self.name, mark=plan.mark, run_id=run_id,
-                              requested_at=None, destination=self.settings.destination,
+                              destination=self.settings.destination,
                               identifiers=identifiers_key(self.settings))
-            syncs.clear_dirty(conn, self.name, seen["dirty_at"])
+            if seen is not None:
+                syncs.clear_flags(conn, self.name, dirty=seen["dirty_at"],
+                                  requested=seen["requested_at"])
         return run_id
 
     def _open_failed(self, reason: str, problem: str) -> int:

@@ -50,12 +50,16 @@ def mark_dirty(conn: sqlite3.Connection, audiences: Iterable[str], now: int) -> 
         [(a, now) for a in audiences])
 
 
-def clear_dirty(conn: sqlite3.Connection, audience: str, seen: int | None) -> None:
-    """The round that started when `dirty_at` was `seen` is done: clear the flag unless
-    it was set again meanwhile."""
-    if seen is not None:
+def clear_flags(conn: sqlite3.Connection, audience: str, *, dirty: int | None,
+                requested: int | None) -> None:
+    """A round that started when `dirty_at` and `requested_at` had these values is
+    under way: clear each flag unless it was set again meanwhile."""
+    if dirty is not None:
         conn.execute("UPDATE audience_syncs SET dirty_at = NULL WHERE audience = ? "
-                     "AND dirty_at = ?", (audience, seen))
+                     "AND dirty_at = ?", (audience, dirty))
+    if requested is not None:
+        conn.execute("UPDATE audience_syncs SET requested_at = NULL WHERE audience = ? "
+                     "AND requested_at = ?", (audience, requested))
 
 
 def start_run(conn: sqlite3.Connection, audience: str, reason: str, now: int) -> int:
