@@ -31,7 +31,9 @@ from kanal_collector.audiences.settings import AudienceSettings
 from kanal_collector.audiences.sync import AudienceSync
 from kanal_collector.clock import FakeClock
 from kanal_collector.store import audiences as audience_store
+from kanal_collector.store import identities as identity_store
 from kanal_collector.store import profiles as store
+from kanal_collector.store import segments as segment_store
 from kanal_collector.store.cursors import set_position
 from kanal_collector.store.db import Database, transaction
 from kanal_collector.store.schema import migrate
@@ -51,10 +53,9 @@ def add_people(db: Database, first: int, count: int) -> list[int]:
                      "consent": {"advertising": [True, NOW, n]}, "first": NOW, "last": NOW}
             pid = store.create_profile(conn, NOW, state)
             ids.append(pid)
-            store.add_identities(conn, [("email", f"person{n}@example.com", pid, None),
+            identity_store.add_identities(conn, [("email", f"person{n}@example.com", pid, None),
                                         ("phone", f"+4670{n:07d}", pid, None)])
-        conn.executemany("INSERT INTO segment_members (segment, profile_id, entered_at) "
-                         "VALUES ('vips', ?, ?)", [(pid, NOW) for pid in ids])
+        segment_store.set_memberships(conn, [("vips", pid, True) for pid in ids], NOW)
     return ids
 
 
@@ -76,7 +77,7 @@ def baselines(db: Database) -> tuple[float, float]:
     for i in range(0, len(members), 1000):
         chunk = members[i:i + 1000]
         store.load_states(conn, chunk)
-        for values in store.profiles_identities(conn, chunk).values():
+        for values in identity_store.profiles_identities(conn, chunk).values():
             for _kind, value in values:  # stored normalised (contacts.py), as a sync reads
                 hashlib.sha256(value.encode()).hexdigest()
     return read, time.perf_counter() - started
@@ -109,8 +110,8 @@ def run(size: int, port: int, tmp: Path) -> dict[str, Any]:
     store.widen_cache(conn)  # as the audience worker and `kanal audiences sync` do
     migrate(conn)
     with transaction(conn):
-        store.put_segment_definitions(conn, {"vips": {"all": [{"trait": "vip", "eq": True}]}},
-                                      NOW)
+        segment_store.put_segment_definitions(
+            conn, {"vips": {"all": [{"trait": "vip", "eq": True}]}}, NOW)
         set_position(conn, "processor", 1)
     ids = add_people(db, 0, size)
     settings = AudienceSettings(name="ads", destination="meta", segment="vips", table={
@@ -121,8 +122,8 @@ def run(size: int, port: int, tmp: Path) -> dict[str, Any]:
     first = timed_round(db, settings, clock)
     churn = size // 200  # 0.5 % leave, 0.5 % enter: 1 % churn
     with transaction(conn):
-        conn.executemany("DELETE FROM segment_members WHERE segment = 'vips' AND "
-                         "profile_id = ?", [(pid,) for pid in ids[::200][:churn]])
+        segment_store.set_memberships(
+            conn, [("vips", pid, False) for pid in ids[::200][:churn]], NOW)
     add_people(db, size, churn)
     again = timed_round(db, settings, clock)
     db.close()

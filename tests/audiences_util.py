@@ -18,7 +18,7 @@ from kanal_collector.audiences.settings import AudienceSettings
 from kanal_collector.audiences.sync import AudienceSync, Outcome
 from kanal_collector.config import Config, load_config
 from kanal_collector.store import audiences as store
-from kanal_collector.store import profiles as profile_store
+from kanal_collector.store import segments as segment_store
 from kanal_collector.store.db import transaction
 
 META_URL = "https://graph.facebook.com/v25.0/2385000/users"
@@ -40,12 +40,17 @@ class Shop:
         self.tmp = tmp
         self.log = Log(tmp / "kanal.db")
         with transaction(self.log.conn):
-            profile_store.put_segment_definitions(self.log.conn, SEGMENTS, T0)
+            segment_store.put_segment_definitions(self.log.conn, SEGMENTS, T0)
         self.configure(toml or meta_toml())
 
     @property
     def conn(self) -> Any:
         return self.log.conn
+
+    @property
+    def db(self) -> str:
+        """The database's `--db` (a SQLite path, or a PostgreSQL URL)."""
+        return self.log.db.target
 
     @property
     def clock(self) -> Any:

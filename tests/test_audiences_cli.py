@@ -25,7 +25,7 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
 
 
 def kanal(shop: Shop, *args: str) -> Result:
-    return CliRunner().invoke(cli, [*args, "--db", str(shop.tmp / "kanal.db"),
+    return CliRunner().invoke(cli, [*args, "--db", shop.db,
                                     "--config", str(shop.tmp / "kanal.toml")])
 
 

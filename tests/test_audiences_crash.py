@@ -60,7 +60,7 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
 def sync_process(shop: Shop) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "kanal_collector", "audiences", "sync", "vip_ads",
-         "--db", str(shop.tmp / "kanal.db"), "--config", str(shop.tmp / "kanal.toml")],
+         "--db", shop.db, "--config", str(shop.tmp / "kanal.toml")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -83,7 +83,7 @@ def finish(shop: Shop) -> str:
     """A sync to the end (a new process; the dead one's lease is taken over)."""
     done = subprocess.run(
         [sys.executable, "-m", "kanal_collector", "audiences", "sync", "vip_ads",
-         "--db", str(shop.tmp / "kanal.db"), "--config", str(shop.tmp / "kanal.toml")],
+         "--db", shop.db, "--config", str(shop.tmp / "kanal.toml")],
         capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout

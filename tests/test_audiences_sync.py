@@ -30,6 +30,7 @@ from kanal_collector.audiences.status import audience_status, request_sync
 from kanal_collector.audiences.sync import AudienceSync, backoff
 from kanal_collector.audiences.worker import AudienceWorker, due_reason
 from kanal_collector.channels import hookimpl, plugins
+from kanal_collector.config import load_config
 from kanal_collector.config_keys import Key
 from kanal_collector.errors import ConfigError
 from kanal_collector.profiles import forget
@@ -296,9 +297,10 @@ def test_a_plugin_destination_and_refused_rows(shop: Shop,
     ('destination = "csv"\npath = "x.csv"\nidentifiers = ["shoe_size"]',
      "audiences.a.identifiers: a list of email, phone, name, address, birthday, gender"),
 ])
-def test_bad_tables_are_refused(shop: Shop, table: str, message: str) -> None:
+def test_bad_tables_are_refused(tmp_path: Path, table: str, message: str) -> None:
+    (tmp_path / "kanal.toml").write_text(f"[audiences.a]\n{table}\n", encoding="utf-8")
     with pytest.raises(ConfigError) as info:
-        shop.configure(f"[audiences.a]\n{table}\n")
+        check_audiences(load_config(tmp_path / "kanal.toml"))
     assert str(info.value).startswith(message), str(info.value)
 
 

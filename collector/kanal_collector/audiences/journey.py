@@ -17,7 +17,6 @@ audience's segment stays in it while they are in the segment, whatever a journey
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from .. import yamlfile
 from ..config import Config
 from ..store import audiences as store
+from ..store.connection import Connection
 from ..yamlfile import FieldPath, Problem, where
 from .settings import NAME
 
@@ -58,7 +58,7 @@ def parse_step(value: Any, here: FieldPath, error: Error) -> dict[str, Any]:
     return {"action": action, "audience": name, "keep": keep is True}
 
 
-def take_step(conn: sqlite3.Connection, spec: Mapping[str, Any], profile_id: int,
+def take_step(conn: Connection, spec: Mapping[str, Any], profile_id: int,
               run_id: int, now: int) -> dict[str, Any]:
     """Put the person in the audience (a hold of this run) or take them out; returns
     what the run's log records."""
@@ -70,7 +70,7 @@ def take_step(conn: sqlite3.Connection, spec: Mapping[str, Any], profile_id: int
     return {"remove": audience, "holds": released}
 
 
-def run_ended(conn: sqlite3.Connection, run_id: int, now: int) -> None:
+def run_ended(conn: Connection, run_id: int, now: int) -> None:
     """A run ended: what it added without `keep` leaves the audience."""
     store.release_run(conn, run_id, now)
 

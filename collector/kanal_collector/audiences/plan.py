@@ -20,7 +20,6 @@ so they aren't looked at again until an event of theirs arrives.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,8 +27,10 @@ import orjson
 
 from ..store import audience_syncs as syncs
 from ..store import audiences as store
+from ..store import identities as identity_store
 from ..store import profiles as profile_store
 from ..store.audiences import ADDED, ADDING, REJECTED, REMOVING, Change
+from ..store.connection import Connection
 from ..store.cursors import get_position
 from ..workers import PROCESSOR_CURSOR
 from .destination import Destination
@@ -78,14 +79,14 @@ def encode(row: object) -> tuple[str, str]:
     return hashlib.sha256(payload).hexdigest(), payload.decode()
 
 
-def _rows_of(conn: sqlite3.Connection, settings: AudienceSettings, destination: Destination,
+def _rows_of(conn: Connection, settings: AudienceSettings, destination: Destination,
              profile_ids: Sequence[int]) -> dict[int, tuple[str, str] | str]:
     """Per person: (row key, payload), or why they are left out."""
     out: dict[int, tuple[str, str] | str] = {}
     for start in range(0, len(profile_ids), _CHUNK):
         chunk = profile_ids[start:start + _CHUNK]
         states = profile_store.load_states(conn, chunk)
-        identities = profile_store.profiles_identities(conn, states)
+        identities = identity_store.profiles_identities(conn, states)
         for pid in chunk:
             state = states.get(pid)
             if state is None:
@@ -101,7 +102,7 @@ def _rows_of(conn: sqlite3.Connection, settings: AudienceSettings, destination: 
     return out
 
 
-def make_plan(conn: sqlite3.Connection, settings: AudienceSettings,
+def make_plan(conn: Connection, settings: AudienceSettings,
               destination: Destination) -> Plan:
     """Decide a round (reads only; `AudienceSync.open_round` writes the decisions)."""
     name, segment = settings.name, settings.segment

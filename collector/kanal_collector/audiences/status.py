@@ -11,13 +11,13 @@ Status of an audience:
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from ..store import audience_syncs as syncs
 from ..store import audiences as store
+from ..store.connection import Connection
 from ..store.db import transaction
 from .settings import AudienceSettings
 
@@ -43,7 +43,7 @@ def _label(settings: AudienceSettings | None, state: Mapping[str, Any]) -> str:
     return "ok"
 
 
-def audience_status(conn: sqlite3.Connection, name: str,
+def audience_status(conn: Connection, name: str,
                     settings: AudienceSettings | None, *, runs: int = 10) -> dict[str, Any]:
     """One audience: its settings, status, member counts, schedule, errors, rounds."""
     state = syncs.sync_state(conn, name)
@@ -76,14 +76,14 @@ def audience_status(conn: sqlite3.Connection, name: str,
     }
 
 
-def all_statuses(conn: sqlite3.Connection, audiences: Mapping[str, AudienceSettings],
+def all_statuses(conn: Connection, audiences: Mapping[str, AudienceSettings],
                  *, runs: int = 1) -> list[dict[str, Any]]:
     """Every configured audience, and those with rows that no longer are, by name."""
     names = sorted(set(audiences) | set(store.audiences_with_rows(conn)))
     return [audience_status(conn, n, audiences.get(n), runs=runs) for n in names]
 
 
-def request_sync(conn: sqlite3.Connection, name: str, now: int) -> None:
+def request_sync(conn: Connection, name: str, now: int) -> None:
     """Ask the worker of `kanal serve` to sync the audience at once (also when a failed
     round waits: the operator may have fixed what failed)."""
     with transaction(conn):

@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import socket
-import sqlite3
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,8 +32,9 @@ from ..clock import Clock
 from ..store import audience_syncs as syncs
 from ..store import audiences as store
 from ..store import leases
-from ..store import profiles as profile_store
+from ..store import segments as segment_store
 from ..store.audiences import ADDING, REMOVING
+from ..store.connection import Connection
 from ..store.db import transaction
 from ..workers import describe_owner
 from .destination import ADD, REMOVE, BatchResult, Destination
@@ -83,7 +83,7 @@ def _dead_here(owner: str) -> bool:
     return False
 
 
-def take_lease(conn: sqlite3.Connection, audience: str, owner: str, now: float) -> None:
+def take_lease(conn: Connection, audience: str, owner: str, now: float) -> None:
     """Hold the audience's lease (renewing it); AudienceBusy naming who holds it."""
     name = f"audience:{audience}"
     if leases.acquire(conn, name, owner, now, LEASE_SECONDS):
@@ -98,7 +98,7 @@ def take_lease(conn: sqlite3.Connection, audience: str, owner: str, now: float) 
                        "it is done")
 
 
-def release_lease(conn: sqlite3.Connection, audience: str, owner: str) -> None:
+def release_lease(conn: Connection, audience: str, owner: str) -> None:
     """Give the audience's lease up."""
     leases.release(conn, f"audience:{audience}", owner)
 
@@ -119,7 +119,7 @@ class Outcome:
 class AudienceSync:
     """Syncs one audience on one connection (the worker's, or a command's)."""
 
-    def __init__(self, conn: sqlite3.Connection, settings: AudienceSettings,
+    def __init__(self, conn: Connection, settings: AudienceSettings,
                  destination: Destination, clock: Clock, *, owner: str | None = None,
                  progress: Progress | None = None) -> None:
         self.conn = conn
@@ -169,7 +169,7 @@ class AudienceSync:
         segment = self.settings.segment
         if segment is None:
             return None
-        known = [n for n, _, _ in profile_store.segment_definitions(self.conn)]
+        known = [n for n, _, _ in segment_store.segment_definitions(self.conn)]
         if segment in known:
             return None
         # An unknown segment would have no members: everyone would be removed. Refuse.
@@ -289,7 +289,7 @@ class AudienceSync:
             syncs.prune_runs(conn, self.name, _KEEP_RUNS)
 
 
-def dry_run(conn: sqlite3.Connection, settings: AudienceSettings, destination: Destination,
+def dry_run(conn: Connection, settings: AudienceSettings, destination: Destination,
             out: TextIO) -> tuple[int, int]:
     """Write what a sync would send now, one JSON line per batch (its requests, hashed
     identifiers only, credentials left out); returns (rows to add, rows to remove).

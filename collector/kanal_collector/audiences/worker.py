@@ -11,13 +11,13 @@ Time comes from the injected clock.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
 from ..clock import Clock
 from ..config import Config
 from ..store import audience_syncs as syncs
+from ..store.connection import Connection
 from ..store.db import Database
 from ..store.profiles import widen_cache
 from .destination import Destination
@@ -67,7 +67,7 @@ class AudienceWorker:
         self.destinations = dict(destinations)
         self.batches_per_call = batches_per_call
         self.owner = new_owner()
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
 
     @classmethod
     def from_config(cls, db: Database, clock: Clock, config: Config) -> AudienceWorker:

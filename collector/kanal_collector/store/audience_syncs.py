@@ -7,9 +7,10 @@ by the audience worker, `kanal audiences`, the API and the dashboard.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from .connection import Connection
 
 _SYNC_FIELDS = frozenset({"destination", "identifiers", "mark", "run_id", "synced_at",
                           "next_at", "retry_at", "requested_at", "failures", "last_error",
@@ -18,7 +19,7 @@ _RUN_FIELDS = frozenset({"finished_at", "added", "removed", "rejected", "batches
                          "skipped_consent", "skipped_identifiers", "note", "error"})
 
 
-def sync_state(conn: sqlite3.Connection, audience: str) -> dict[str, Any]:
+def sync_state(conn: Connection, audience: str) -> dict[str, Any]:
     """The audience's schedule, progress and last outcome (defaults before the first)."""
     names = ("destination", "identifiers", "mark", "run_id", "synced_at", "next_at",
              "retry_at", "requested_at", "dirty_at", "failures", "last_error", "error_at")
@@ -29,7 +30,7 @@ def sync_state(conn: sqlite3.Connection, audience: str) -> dict[str, Any]:
     return dict(zip(names, row, strict=True))
 
 
-def update_sync(conn: sqlite3.Connection, audience: str, **fields: Any) -> None:
+def update_sync(conn: Connection, audience: str, **fields: Any) -> None:
     """Set fields of the audience's sync row (created when missing)."""
     bad = set(fields) - _SYNC_FIELDS
     if bad:
@@ -42,7 +43,7 @@ def update_sync(conn: sqlite3.Connection, audience: str, **fields: Any) -> None:
                      "WHERE audience = ?", [*(fields[n] for n in names), audience])
 
 
-def mark_dirty(conn: sqlite3.Connection, audiences: Iterable[str], now: int) -> None:
+def mark_dirty(conn: Connection, audiences: Iterable[str], now: int) -> None:
     """Journey steps or a forget changed who is in these audiences: sync them soon."""
     conn.executemany(
         "INSERT INTO audience_syncs (audience, dirty_at) VALUES (?, ?) "
@@ -50,7 +51,7 @@ def mark_dirty(conn: sqlite3.Connection, audiences: Iterable[str], now: int) -> 
         [(a, now) for a in audiences])
 
 
-def clear_flags(conn: sqlite3.Connection, audience: str, *, dirty: int | None,
+def clear_flags(conn: Connection, audience: str, *, dirty: int | None,
                 requested: int | None) -> None:
     """A round that started when `dirty_at` and `requested_at` had these values is
     under way: clear each flag unless it was set again meanwhile."""
@@ -62,14 +63,14 @@ def clear_flags(conn: sqlite3.Connection, audience: str, *, dirty: int | None,
                      "AND requested_at = ?", (audience, requested))
 
 
-def start_run(conn: sqlite3.Connection, audience: str, reason: str, now: int) -> int:
+def start_run(conn: Connection, audience: str, reason: str, now: int) -> int:
     """A sync round begins; returns its id."""
     row = conn.execute("INSERT INTO audience_runs (audience, reason, started_at) "
                        "VALUES (?, ?, ?) RETURNING id", (audience, reason, now)).fetchone()
     return int(row[0])
 
 
-def update_run(conn: sqlite3.Connection, run_id: int, *, add: Mapping[str, int] | None = None,
+def update_run(conn: Connection, run_id: int, *, add: Mapping[str, int] | None = None,
                **fields: Any) -> None:
     """Add to a round's counters (`add`) and set its other fields."""
     bad = (set(fields) | set(add or {})) - _RUN_FIELDS
@@ -83,7 +84,7 @@ def update_run(conn: sqlite3.Connection, run_id: int, *, add: Mapping[str, int] 
                      [*values, run_id])
 
 
-def prune_runs(conn: sqlite3.Connection, audience: str, keep: int) -> None:
+def prune_runs(conn: Connection, audience: str, keep: int) -> None:
     """Keep only the audience's latest `keep` rounds."""
     row = conn.execute("SELECT id FROM audience_runs WHERE audience = ? ORDER BY id DESC "
                        "LIMIT 1 OFFSET ?", (audience, keep)).fetchone()
@@ -92,19 +93,19 @@ def prune_runs(conn: sqlite3.Connection, audience: str, keep: int) -> None:
                      (audience, int(row[0])))
 
 
-def run_row(conn: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:
+def run_row(conn: Connection, run_id: int) -> dict[str, Any] | None:
     """One round."""
     rows = _runs(conn, "WHERE id = ?", (run_id,))
     return rows[0] if rows else None
 
 
-def recent_runs(conn: sqlite3.Connection, audience: str, limit: int = 10
+def recent_runs(conn: Connection, audience: str, limit: int = 10
                 ) -> list[dict[str, Any]]:
     """The audience's latest rounds, newest first."""
     return _runs(conn, "WHERE audience = ? ORDER BY id DESC LIMIT ?", (audience, limit))
 
 
-def _runs(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+def _runs(conn: Connection, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
     names = ("id", "audience", "reason", "started_at", "finished_at", "added", "removed",
              "rejected", "batches", "skipped_consent", "skipped_identifiers", "note", "error")
     return [dict(zip(names, r, strict=True)) for r in conn.execute(

@@ -14,20 +14,16 @@ Member states:
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .audience_syncs import mark_dirty
+from .chunks import chunks
+from .connection import Connection
 
 ADDING, ADDED, REMOVING, REJECTED = "adding", "added", "removing", "rejected"
 STATES = (ADDING, ADDED, REMOVING, REJECTED)
-
-
-def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield list(items[start:start + size])
 
 
 @dataclass(frozen=True)
@@ -60,29 +56,29 @@ def _wanted(segment: str | None) -> tuple[str, list[Any]]:
     return f"SELECT profile_id FROM segment_members WHERE segment = ? UNION {held}", [segment]
 
 
-def _ids(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> set[int]:
+def _ids(conn: Connection, sql: str, params: Sequence[Any]) -> set[int]:
     return {int(r[0]) for r in conn.execute(sql, params)}
 
 
-def segment_member_ids(conn: sqlite3.Connection, segment: str) -> set[int]:
+def segment_member_ids(conn: Connection, segment: str) -> set[int]:
     """Every member of a segment."""
     return _ids(conn, "SELECT profile_id FROM segment_members WHERE segment = ?", (segment,))
 
 
-def held_ids(conn: sqlite3.Connection, audience: str) -> set[int]:
+def held_ids(conn: Connection, audience: str) -> set[int]:
     """People journey steps put in the audience: holds with `keep`, and holds of runs
     still going (a run that ended releases its holds, whatever path ended it)."""
     sql, params = _wanted(None)
     return _ids(conn, sql, [audience, *params])
 
 
-def wanted_ids(conn: sqlite3.Connection, audience: str, segment: str | None) -> set[int]:
+def wanted_ids(conn: Connection, audience: str, segment: str | None) -> set[int]:
     """Everyone who should be in the audience (the first round looks at them all)."""
     sql, params = _wanted(segment)
     return _ids(conn, sql, [*params, audience])
 
 
-def new_wanted(conn: sqlite3.Connection, audience: str, segment: str | None) -> set[int]:
+def new_wanted(conn: Connection, audience: str, segment: str | None) -> set[int]:
     """Wanted people with no row the destination has (or is getting), and no skip."""
     sql, params = _wanted(segment)
     return _ids(conn,
@@ -93,7 +89,7 @@ def new_wanted(conn: sqlite3.Connection, audience: str, segment: str | None) -> 
                 [*params, audience, audience, audience])
 
 
-def touched_wanted(conn: sqlite3.Connection, audience: str, segment: str | None,
+def touched_wanted(conn: Connection, audience: str, segment: str | None,
                    after: int, upto: int) -> set[int]:
     """Wanted people whose timeline got an event with an id in (after, upto]."""
     if upto <= after:
@@ -104,7 +100,7 @@ def touched_wanted(conn: sqlite3.Connection, audience: str, segment: str | None,
                 f"event_id <= ? AND profile_id IN ({sql})", [after, upto, *params, audience])
 
 
-def unwanted(conn: sqlite3.Connection, audience: str, segment: str | None) -> set[int]:
+def unwanted(conn: Connection, audience: str, segment: str | None) -> set[int]:
     """People with rows (or skips) in the audience who are no longer wanted."""
     sql, params = _wanted(segment)
     rows = _ids(conn, "SELECT DISTINCT profile_id FROM audience_members WHERE audience = ? "
@@ -114,11 +110,11 @@ def unwanted(conn: sqlite3.Connection, audience: str, segment: str | None) -> se
                        f"profile_id NOT IN ({sql})", [audience, *params, audience])
 
 
-def rows_of_profiles(conn: sqlite3.Connection, audience: str, profile_ids: Iterable[int]
+def rows_of_profiles(conn: Connection, audience: str, profile_ids: Iterable[int]
                      ) -> list[tuple[str, int | None, str]]:
     """(row_key, profile_id, state) of these people's rows in the audience."""
     out: list[tuple[str, int | None, str]] = []
-    for chunk in _chunks(sorted(set(profile_ids))):
+    for chunk in chunks(sorted(set(profile_ids))):
         marks = ",".join("?" * len(chunk))
         out += [(str(k), int(p), str(s)) for k, p, s in conn.execute(
             f"SELECT row_key, profile_id, state FROM audience_members WHERE audience = ? "
@@ -126,11 +122,11 @@ def rows_of_profiles(conn: sqlite3.Connection, audience: str, profile_ids: Itera
     return out
 
 
-def rows_by_key(conn: sqlite3.Connection, audience: str, row_keys: Iterable[str]
+def rows_by_key(conn: Connection, audience: str, row_keys: Iterable[str]
                 ) -> dict[str, tuple[int | None, str]]:
     """{row_key: (profile_id, state)} of these rows, where they exist."""
     out: dict[str, tuple[int | None, str]] = {}
-    for chunk in _chunks(sorted(set(row_keys))):
+    for chunk in chunks(sorted(set(row_keys))):
         marks = ",".join("?" * len(chunk))
         for k, p, s in conn.execute(
                 f"SELECT row_key, profile_id, state FROM audience_members WHERE audience = ? "
@@ -139,28 +135,28 @@ def rows_by_key(conn: sqlite3.Connection, audience: str, row_keys: Iterable[str]
     return out
 
 
-def skipped_among(conn: sqlite3.Connection, audience: str, profile_ids: Iterable[int]
+def skipped_among(conn: Connection, audience: str, profile_ids: Iterable[int]
                   ) -> set[int]:
     """Those of these people the audience has a skip for."""
     out: set[int] = set()
-    for chunk in _chunks(sorted(set(profile_ids))):
+    for chunk in chunks(sorted(set(profile_ids))):
         marks = ",".join("?" * len(chunk))
         out |= _ids(conn, f"SELECT profile_id FROM audience_skips WHERE audience = ? AND "
                     f"profile_id IN ({marks})", [audience, *chunk])
     return out
 
 
-def member_rows(conn: sqlite3.Connection, audience: str) -> list[tuple[str, int | None, str]]:
+def member_rows(conn: Connection, audience: str) -> list[tuple[str, int | None, str]]:
     """(row_key, profile_id, state) of every row of the audience."""
     return [(str(k), None if p is None else int(p), str(s)) for k, p, s in conn.execute(
         "SELECT row_key, profile_id, state FROM audience_members WHERE audience = ?",
         (audience,))]
 
 
-def existing_profiles(conn: sqlite3.Connection, profile_ids: Iterable[int]) -> set[int]:
+def existing_profiles(conn: Connection, profile_ids: Iterable[int]) -> set[int]:
     """Those of `profile_ids` that still exist (not forgotten, not merged away)."""
     out: set[int] = set()
-    for chunk in _chunks(sorted(set(profile_ids))):
+    for chunk in chunks(sorted(set(profile_ids))):
         marks = ",".join("?" * len(chunk))
         out.update(int(r[0]) for r in conn.execute(
             f"SELECT id FROM profiles WHERE id IN ({marks})", chunk))
@@ -169,7 +165,7 @@ def existing_profiles(conn: sqlite3.Connection, profile_ids: Iterable[int]) -> s
 
 # -- writing a round's decisions -------------------------------------------------------------
 
-def apply_changes(conn: sqlite3.Connection, audience: str, changes: Sequence[Change],
+def apply_changes(conn: Connection, audience: str, changes: Sequence[Change],
                   now: int) -> None:
     """Write the decided rows: new rows (or existing ones given a payload) upserted,
     existing ones moved to their new state, deletes for None."""
@@ -191,7 +187,7 @@ def apply_changes(conn: sqlite3.Connection, audience: str, changes: Sequence[Cha
          for c in changes if c.state is not None and c.payload is not None])
 
 
-def set_skips(conn: sqlite3.Connection, audience: str, skips: Mapping[int, str | None]) -> None:
+def set_skips(conn: Connection, audience: str, skips: Mapping[int, str | None]) -> None:
     """Record (reason) or clear (None) why people of the segment are not sent."""
     conn.executemany("DELETE FROM audience_skips WHERE audience = ? AND profile_id = ?",
                      [(audience, pid) for pid, why in skips.items() if why is None])
@@ -203,7 +199,7 @@ def set_skips(conn: sqlite3.Connection, audience: str, skips: Mapping[int, str |
 
 # -- sending ------------------------------------------------------------------------------
 
-def pending(conn: sqlite3.Connection, audience: str, state: str, limit: int,
+def pending(conn: Connection, audience: str, state: str, limit: int,
             now: int) -> list[tuple[str, str]]:
     """(row_key, payload) of up to `limit` rows waiting in `state` (adding or removing)
     and due, in a stable order (a batch cut short is sent again as it was)."""
@@ -213,7 +209,7 @@ def pending(conn: sqlite3.Connection, audience: str, state: str, limit: int,
         (audience, state, now, limit))]
 
 
-def acknowledge(conn: sqlite3.Connection, audience: str, state: str,
+def acknowledge(conn: Connection, audience: str, state: str,
                 row_keys: Sequence[str], now: int) -> int:
     """The destination took these rows: an add becomes `added`, a removal deletes the
     row (and its hashes). Only rows still in `state` change (a person forgotten while
@@ -230,7 +226,7 @@ def acknowledge(conn: sqlite3.Connection, audience: str, state: str,
     return int(cur.rowcount)
 
 
-def reject(conn: sqlite3.Connection, audience: str, state: str,
+def reject(conn: Connection, audience: str, state: str,
            errors: Mapping[str, str], now: int, retry_at: int) -> None:
     """The destination refused these rows. A refused add is `rejected` (kept, not
     retried); a refused removal stays `removing` and is tried again at `retry_at`."""
@@ -246,11 +242,11 @@ def reject(conn: sqlite3.Connection, audience: str, state: str,
             [(err[:500], retry_at, now, audience, k) for k, err in errors.items()])
 
 
-def payloads_of(conn: sqlite3.Connection, audience: str,
+def payloads_of(conn: Connection, audience: str,
                 row_keys: Iterable[str]) -> dict[str, str]:
     """{row_key: payload} of these rows (a dry run shows the removals it would send)."""
     out: dict[str, str] = {}
-    for chunk in _chunks(sorted(set(row_keys))):
+    for chunk in chunks(sorted(set(row_keys))):
         marks = ",".join("?" * len(chunk))
         out.update((str(k), str(p)) for k, p in conn.execute(
             f"SELECT row_key, payload FROM audience_members WHERE audience = ? "
@@ -258,14 +254,14 @@ def payloads_of(conn: sqlite3.Connection, audience: str,
     return out
 
 
-def waiting(conn: sqlite3.Connection, audience: str) -> list[tuple[str, str, str]]:
+def waiting(conn: Connection, audience: str) -> list[tuple[str, str, str]]:
     """(row_key, state, payload) of every row waiting to be added or removed."""
     return [(str(k), str(s), str(p)) for k, s, p in conn.execute(
         "SELECT row_key, state, payload FROM audience_members WHERE audience = ? "
         "AND state IN ('adding', 'removing') ORDER BY row_key", (audience,))]
 
 
-def counts(conn: sqlite3.Connection, audience: str) -> dict[str, int]:
+def counts(conn: Connection, audience: str) -> dict[str, int]:
     """Rows per state, and skipped people per reason (`skipped:REASON`)."""
     out = {s: 0 for s in STATES}
     for state, n in conn.execute(
@@ -280,7 +276,7 @@ def counts(conn: sqlite3.Connection, audience: str) -> dict[str, int]:
     return out
 
 
-def errors(conn: sqlite3.Connection, audience: str, limit: int = 10
+def errors(conn: Connection, audience: str, limit: int = 10
            ) -> list[dict[str, Any]]:
     """The latest rows with an error (refused adds, removals being retried)."""
     return [{"rowKey": str(k), "state": str(s), "error": str(e), "attempts": int(a),
@@ -290,7 +286,7 @@ def errors(conn: sqlite3.Connection, audience: str, limit: int = 10
         (audience, limit))]
 
 
-def next_retry(conn: sqlite3.Connection, audience: str) -> int | None:
+def next_retry(conn: Connection, audience: str) -> int | None:
     """When the earliest removal waiting to be tried again is due."""
     row = conn.execute("SELECT min(retry_at) FROM audience_members WHERE audience = ? "
                        "AND state = 'removing' AND retry_at IS NOT NULL",
@@ -298,7 +294,7 @@ def next_retry(conn: sqlite3.Connection, audience: str) -> int | None:
     return None if row is None or row[0] is None else int(row[0])
 
 
-def audiences_with_rows(conn: sqlite3.Connection) -> list[str]:
+def audiences_with_rows(conn: Connection) -> list[str]:
     """Audiences that have any member rows (also ones no longer configured)."""
     return [str(r[0]) for r in conn.execute(
         "SELECT DISTINCT audience FROM audience_members ORDER BY audience")]
@@ -306,7 +302,7 @@ def audiences_with_rows(conn: sqlite3.Connection) -> list[str]:
 
 # -- privacy and merges ----------------------------------------------------------------------
 
-def forget_profile(conn: sqlite3.Connection, profile_id: int, now: int) -> list[str]:
+def forget_profile(conn: Connection, profile_id: int, now: int) -> list[str]:
     """`kanal forget`: the person leaves every audience. Added (or being added) rows
     become removals with no profile (their hashes stay until each removal is
     acknowledged); refused rows, skips and journey holds are deleted. Returns the
@@ -325,7 +321,7 @@ def forget_profile(conn: sqlite3.Connection, profile_id: int, now: int) -> list[
     return audiences
 
 
-def profile_rows(conn: sqlite3.Connection, profile_id: int) -> list[dict[str, Any]]:
+def profile_rows(conn: Connection, profile_id: int) -> list[dict[str, Any]]:
     """A person's rows in every audience (for `kanal profiles export`)."""
     return [{"audience": str(a), "state": str(s), "payload": str(p), "updatedAt": int(u)}
             for a, s, p, u in conn.execute(
@@ -333,7 +329,7 @@ def profile_rows(conn: sqlite3.Connection, profile_id: int) -> list[dict[str, An
                 "WHERE profile_id = ? ORDER BY audience, row_key", (profile_id,))]
 
 
-def move_holds(conn: sqlite3.Connection, into: int, other: int) -> None:
+def move_holds(conn: Connection, into: int, other: int) -> None:
     """Two profiles merged: `other`'s journey holds and skips belong to `into` now (its
     rows follow at the next sync, which finds the survivor's identifiers)."""
     conn.execute("UPDATE audience_holds SET profile_id = ? WHERE profile_id = ?", (into, other))
@@ -342,7 +338,7 @@ def move_holds(conn: sqlite3.Connection, into: int, other: int) -> None:
 
 # -- journey holds ---------------------------------------------------------------------------
 
-def add_hold(conn: sqlite3.Connection, audience: str, profile_id: int, run_id: int,
+def add_hold(conn: Connection, audience: str, profile_id: int, run_id: int,
              keep: bool, now: int) -> None:
     """A journey step put the person in the audience."""
     conn.execute(
@@ -352,7 +348,7 @@ def add_hold(conn: sqlite3.Connection, audience: str, profile_id: int, run_id: i
     mark_dirty(conn, [audience], now)
 
 
-def remove_holds(conn: sqlite3.Connection, audience: str, profile_id: int, now: int) -> int:
+def remove_holds(conn: Connection, audience: str, profile_id: int, now: int) -> int:
     """A journey step took the person out of the audience (every journey's hold)."""
     cur = conn.execute("DELETE FROM audience_holds WHERE audience = ? AND profile_id = ?",
                        (audience, profile_id))
@@ -360,7 +356,7 @@ def remove_holds(conn: sqlite3.Connection, audience: str, profile_id: int, now: 
     return int(cur.rowcount)
 
 
-def release_run(conn: sqlite3.Connection, run_id: int, now: int) -> list[str]:
+def release_run(conn: Connection, run_id: int, now: int) -> list[str]:
     """A run ended: its holds without `keep` go. Returns the audiences concerned."""
     audiences = sorted({str(r[0]) for r in conn.execute(
         "SELECT DISTINCT audience FROM audience_holds WHERE run_id = ? AND keep = 0",
@@ -371,7 +367,7 @@ def release_run(conn: sqlite3.Connection, run_id: int, now: int) -> list[str]:
     return audiences
 
 
-def profile_holds(conn: sqlite3.Connection, profile_id: int) -> list[dict[str, Any]]:
+def profile_holds(conn: Connection, profile_id: int) -> list[dict[str, Any]]:
     """A person's journey holds (for `kanal profiles export`)."""
     return [{"audience": str(a), "runId": int(r), "keep": bool(k), "createdAt": int(c)}
             for a, r, k, c in conn.execute(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
+from .connection import Connection
 from .db import transaction
 
 
-def put(conn: sqlite3.Connection, key: str, value: str) -> None:
+def put(conn: Connection, key: str, value: str) -> None:
     """Set one value in its own write transaction."""
     with transaction(conn):
         conn.execute(
@@ -17,7 +16,7 @@ def put(conn: sqlite3.Connection, key: str, value: str) -> None:
         )
 
 
-def get(conn: sqlite3.Connection, key: str) -> str | None:
+def get(conn: Connection, key: str) -> str | None:
     """One value, or None."""
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else str(row[0])
