@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from journeys_util import Journeys
+from kanal_testing import db_at
 
 from kanal_collector.audiences.plugins import build_destination, check_audiences
 from kanal_collector.audiences.sync import AudienceSync
@@ -235,3 +236,23 @@ def test_the_readme_journey_is_valid(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["journeys", "validate", str(path),
                                       "--config", str(tmp_path / "kanal.toml")])
     assert result.exit_code == 0, result.output
+
+
+def test_reload_leaves_a_journey_naming_no_audience_unloaded(tmp_path: Path) -> None:
+    (tmp_path / "kanal.toml").write_text(TOML.format(dir=tmp_path), encoding="utf-8")
+    journeys = tmp_path / "journeys"
+    journeys.mkdir()
+    write(journeys, "cart_funnel.yaml", FUNNEL)
+    write(journeys, "typo.yaml", FUNNEL.replace("name: cart_funnel", "name: typo")
+          .replace("{add: past_buyers", "{add: past_buyer"))
+    result = CliRunner().invoke(cli, ["journeys", "reload", "--dir", str(journeys),
+                                      "--db", db_at(tmp_path / "kanal.db"), "--create-db",
+                                      "--config", str(tmp_path / "kanal.toml")])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0] == "cart_funnel\tv1\tnew version"
+    assert (f"{journeys / 'typo.yaml'}:8: steps[1].on_event[0].audience.add: no audience "
+            "named 'past_buyer' (audiences: cart_retarget, past_buyers; add "
+            "[audiences.past_buyer] to kanal.toml)") in lines
+    assert lines[-1] == "Error: some journey files were not loaded"
+    assert not any(line.startswith("typo\t") for line in lines)

@@ -11,21 +11,19 @@ its holds without `keep`. The audience is named in the journey file only: nothin
 an event (a public key's data) can aim the step at another audience. A person in the
 audience's segment stays in it while they are in the segment, whatever a journey says.
 
-`kanal journeys validate` checks the names against `[audiences.NAME]` of kanal.toml
-(`audience_problems`), each problem with FILE:LINE.
+Wherever journey files are checked against kanal.toml (`kanal journeys validate`,
+`reload`, `simulate`, `kanal serve`), the names are checked against its
+`[audiences.NAME]` tables (journeys/references.py), each problem with FILE:LINE.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from .. import yamlfile
-from ..config import Config
 from ..store import audiences as store
 from ..store.connection import Connection
-from ..yamlfile import FieldPath, Problem, where
+from ..yamlfile import FieldPath
 from .settings import NAME
 
 Error = Callable[[FieldPath, str], None]
@@ -81,43 +79,3 @@ def step_text(spec: Mapping[str, Any]) -> str:
         until = "for good" if spec.get("keep") else "until the run ends"
         return f"put in audience {spec.get('audience')} ({until})"
     return f"taken out of audience {spec.get('audience')}"
-
-
-# -- validation against kanal.toml --------------------------------------------------------
-
-def _steps(node: Any, path: FieldPath) -> Iterator[tuple[FieldPath, Any]]:
-    """(path, value) of every `audience` step under a journey's `steps`."""
-    if isinstance(node, list):
-        for i, item in enumerate(node):
-            yield from _steps(item, (*path, i))
-    elif isinstance(node, dict):
-        value = node.get("audience")
-        if isinstance(value, dict) and ({"add", "remove"} & set(value)):
-            yield (*path, "audience"), value
-        for key, sub in node.items():
-            if key != "audience":
-                yield from _steps(sub, (*path, str(key)))
-
-
-def audience_problems(config: Config, paths: Sequence[Path]) -> list[str]:
-    """`FILE:LINE: FIELD: …` for every audience step naming no `[audiences.NAME]`."""
-    known = sorted(str(n) for n in config.section("audiences"))
-    problems: list[str] = []
-    for path in paths:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue  # the file's own validation says so
-        document = yamlfile.read(text, source=str(path), strict=False)
-        if not isinstance(document.data, dict):
-            continue
-        for here, value in _steps(document.data.get("steps"), ("steps",)):
-            for action in ("add", "remove"):
-                name = value.get(action)
-                if isinstance(name, str) and name not in known:
-                    field = (*here, action)
-                    problems.append(str(Problem(
-                        str(path), document.lines.line(field), where(field),
-                        f"no audience named {name!r} (audiences: {', '.join(known) or 'none'};"
-                        f" add [audiences.{name}] to kanal.toml)")))
-    return problems

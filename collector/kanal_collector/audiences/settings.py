@@ -110,3 +110,9 @@ def audience_settings(config: Config) -> dict[str, AudienceSettings]:
     if problems:
         raise ConfigError("\n".join(problems))
     return out
+
+
+def audience_names(config: Config) -> frozenset[str]:
+    """The names of the `[audiences.NAME]` tables (what journey steps may name), whether
+    or not each table is valid (`audience_settings` says what is wrong with one)."""
+    return frozenset(str(name) for name in config.section("audiences"))
