@@ -1,7 +1,7 @@
 """The dashboard's pages under /dashboard: sign-in, overview, journeys, attribution,
-recommendations, experiments, deliverability, audiences and costs. Server-rendered
-(Jinja, autoescaped), charts as inline SVG, no inline script (the page's data sits in a
-`<script type="application/json">` block).
+recommendations, experiments, deliverability and costs (audiences: audiences.py).
+Server-rendered (Jinja, autoescaped), charts as inline SVG, no inline script (the page's
+data sits in a `<script type="application/json">` block).
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from urllib.parse import quote
 from flask import Blueprint, current_app, g, redirect, render_template, request
 from werkzeug.wrappers import Response
 
-from ..audiences.settings import audience_settings
-from ..audiences.status import all_statuses, request_sync, when
 from ..notices import in_doubt_notices
 from ..products.report import recommendations_report
 from ..reports import views
@@ -346,29 +344,6 @@ def deliverability() -> Response:
             ["bounce rate"], lines["bounce_rate"]),
         sent_chart=charts.stacked_bars(
             "Email sent per day", [(d["day"], {"sent": d["sent"]}) for d in data["days"]]))
-
-
-@dashboard_blueprint.get("/audiences")
-def audiences() -> Response:
-    """Ads audiences: status, members, what waits, errors, recent rounds; sync now."""
-    runtime = get_runtime()
-    data = {"audiences": all_statuses(runtime.db.conn(), audience_settings(runtime.config),
-                                      runs=5)}
-    return _page("audiences.html", data=data, since=None, page="audiences",
-                 message=request.args.get("message"), when=when)
-
-
-@dashboard_blueprint.post("/audiences/<name>/sync")
-def audiences_sync(name: str) -> Response:
-    """Ask the audience worker to sync one audience now."""
-    runtime = get_runtime()
-    found = audience_settings(runtime.config).get(name)
-    if found is None or not found.enabled:
-        return _problem(404, "No such audience", f"There is no enabled audience called "
-                        f"{name!r}.")
-    request_sync(runtime.db.conn(), name, int(runtime.clock.now() * 1000))
-    return redirect("/dashboard/audiences?message=" + quote(
-        f"{name}: a sync was asked for; kanal serve starts it within seconds."), code=303)
 
 
 @dashboard_blueprint.get("/costs")
