@@ -34,7 +34,7 @@ def fresh_manager() -> Iterator[None]:
 
 
 def test_there_are_hooks() -> None:
-    assert HOOKS == ["register_channels", "register_settings"]
+    assert HOOKS == ["register_channels", "register_destinations", "register_settings"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -45,8 +45,8 @@ def test_every_hook_is_documented_and_tested(hook: str) -> None:
     docs = [ROOT / "README.md"]
     readme = "".join(p.read_text(encoding="utf-8") for p in docs if p.exists())
     assert f"`{hook}(" in readme, f"{hook} is not documented in the README"
-    tests = "".join(p.read_text() for p in TESTS.glob("test_channels_*.py")
-                    if p.name != Path(__file__).name)
+    tests = "".join(p.read_text() for pattern in ("test_channels_*.py", "test_audiences_*.py")
+                    for p in TESTS.glob(pattern) if p.name != Path(__file__).name)
     assert hook in tests, f"no test outside this meta-test exercises {hook}"
 
 

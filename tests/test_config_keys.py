@@ -11,10 +11,18 @@ import pytest
 from click.testing import CliRunner
 from kanal_testing import db_at
 
+from kanal_collector.audiences import plugins as destinations
 from kanal_collector.channels import plugins
 from kanal_collector.cli import cli
 from kanal_collector.config import Config, load_config
-from kanal_collector.config_keys import CHANNEL_COMMON, CORE, check_document, reference
+from kanal_collector.config_keys import (
+    AUDIENCE_COMMON,
+    CHANNEL_COMMON,
+    CORE,
+    check_document,
+    check_plugin_table,
+    reference,
+)
 from kanal_collector.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +44,8 @@ def load(tmp_path: Path, text: str, **environ: str) -> Config:
      "unknown key frequency.sms.per_wek in [frequency.sms]; did you mean "
      "frequency.sms.per_week?"),
     ("[costs.chanel]\nsms = 3\n", "unknown table [costs.chanel]; did you mean [costs.channel]?"),
-    ("[zzz]\na = 1\n", "unknown table [zzz]; known: attribution, channels, costs"),
+    ("[zzz]\na = 1\n", "unknown table [zzz]; known: attribution, audiences, channels"),
+    ("[audiences]\nads = 3\n", "[audiences.ads] must be a table"),
     ("[server]\nport = \"eighty\"\n", "server.port: a whole number from 0 to 65535, not "
                                       "'eighty'"),
     ("[server]\nthreads = 0\n", "server.threads: a whole number of at least 1, not 0"),
@@ -89,9 +98,15 @@ def test_the_readme_examples_are_valid_settings(monkeypatch: pytest.MonkeyPatch)
     blocks = _readme_tomls()
     assert len(blocks) >= 10
     monkeypatch.setenv("SMTP_PASSWORD", "x")
+    pm = plugins.new_plugin_manager(entry_points=False)
     for block in blocks:
         data = tomllib.loads(block)
-        assert check_document(data, (*CORE, *CHANNEL_COMMON)) == [], block
+        assert check_document(data, (*CORE, *CHANNEL_COMMON, *AUDIENCE_COMMON)) == [], block
+        for name, table in data.get("audiences", {}).items():
+            kind = table["destination"]
+            declared = destinations.destination_settings(pm)[kind]
+            assert check_plugin_table("audiences", name, table, kind, declared,
+                                      AUDIENCE_COMMON, "destination") == [], block
         if "channels" in data:
             conf = Config(sections=data)
             declared = plugins.channel_settings(plugins.new_plugin_manager(entry_points=False))
@@ -106,12 +121,12 @@ def test_the_readme_examples_are_valid_settings(monkeypatch: pytest.MonkeyPatch)
 def test_the_examples_configs_are_valid() -> None:
     for path in ROOT.glob("examples/**/kanal.toml"):
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-        assert check_document(data, (*CORE, *CHANNEL_COMMON)) == [], path
+        assert check_document(data, (*CORE, *CHANNEL_COMMON, *AUDIENCE_COMMON)) == [], path
 
 
 def test_every_key_is_documented_in_the_registry() -> None:
-    rows = list(reference((*CORE, *CHANNEL_COMMON)))
-    assert len(rows) == len(CORE) + len(CHANNEL_COMMON)
+    rows = list(reference((*CORE, *CHANNEL_COMMON, *AUDIENCE_COMMON)))
+    assert len(rows) == len(CORE) + len(CHANNEL_COMMON) + len(AUDIENCE_COMMON)
     assert all(description.endswith(".") for _, _, _, description in rows)
     assert ("server.port", "integer", "8000", "The port to listen on (0 picks a free one).") \
         in rows

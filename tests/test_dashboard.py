@@ -17,7 +17,7 @@ from kanal_collector.store.keys import create_key, revoke_key
 
 PAGES = ["/dashboard/", "/dashboard/journeys", "/dashboard/attribution",
          "/dashboard/experiments", "/dashboard/costs", "/dashboard/journeys/welcome",
-         "/dashboard/recommendations"]
+         "/dashboard/recommendations", "/dashboard/audiences"]
 
 
 def login_token(env: App) -> str:
@@ -321,6 +321,7 @@ PAGE_DOCUMENTS = [
     ("/dashboard/experiments", "/api/reports/experiments"),
     ("/dashboard/costs", "/api/costs"),
     ("/dashboard/recommendations?since=7d", "/api/reports/recommendations?since=7d"),
+    ("/dashboard/audiences", "/api/audiences"),
 ]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import requests
-from kanal_testing import Collector, start_collector
+from kanal_testing import Collector, poll, start_collector
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -66,7 +66,11 @@ def api(collector: Collector, path: str) -> Any:
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
     """A collector with the seed data processed."""
-    collector = start_collector(Path(tmp_path_factory.mktemp("dash")) / "kanal.db")
+    where = Path(tmp_path_factory.mktemp("dash"))
+    # an ads audience (a CSV file) for the Audiences page; journeys alone would fill it
+    (where / "kanal.toml").write_text('[audiences.buyers]\ndestination = "csv"\n'
+                                      'path = "buyers.csv"\n', encoding="utf-8")
+    collector = start_collector(where / "kanal.db")
     try:
         seed(collector)
         deadline = time.monotonic() + 20
@@ -155,6 +159,7 @@ def test_sign_in_and_every_page(seeded: Collector, browser: Any) -> None:
                             ("/dashboard/experiments", "Experiments"),
                             ("/dashboard/deliverability", "Deliverability"),
                             ("/dashboard/predict", "Predictions"),
+                            ("/dashboard/audiences", "Audiences"),
                             ("/dashboard/costs", "Costs")]:
             response = page.goto(f"{seeded.url}{path}")
             assert response is not None and response.status == 200
@@ -163,6 +168,19 @@ def test_sign_in_and_every_page(seeded: Collector, browser: Any) -> None:
                 assert "Not enough data yet: no fit yet; 4 orders so far" in \
                     page.inner_text("#not-enough")
 
+        # audiences: the worker's first round shows; Sync now (a CSRF form) starts another
+        page.goto(f"{seeded.url}/dashboard/audiences")
+        assert page.inner_text("h1") == "Audiences"
+        assert poll(lambda: api(seeded, "/api/audiences/buyers")["lastSync"], 30)
+        page.reload()
+        assert page.get_attribute('tr[data-audience="buyers"]', "data-status") == "ok"
+        page.click('tr[data-audience="buyers"] button[type=submit]')
+        page.wait_for_url(f"{seeded.url}/dashboard/audiences?message=*")
+        assert "a sync was asked for" in page.inner_text("main")
+        assert poll(lambda: [r for r in api(seeded, "/api/audiences/buyers")["runs"]
+                             if r["reason"] == "request"], 30)
+
+        page.goto(f"{seeded.url}/dashboard/costs")
         # a cost set on the page shows up in the API and in attribution's ROAS
         page.select_option("select[name=dimension]", "campaign")
         page.fill("input[name=key]", "spring")

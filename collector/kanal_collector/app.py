@@ -12,6 +12,8 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from .admin import admin_blueprint
+from .audiences.settings import audience_names
+from .audiences.worker import AudienceWorker
 from .clock import Clock, SystemClock
 from .config import Config, load_config
 from .dashboard import dashboard_blueprint
@@ -86,6 +88,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
         products = ProductSettings.from_config(config)
         dispatcher = build_dispatcher(config, db, clock,
                                       template_globals=[template_globals(products)])
+        audiences = AudienceWorker.from_config(db, clock, config)  # [audiences.NAME]
     except ValueError as exc:
         db.close()
         raise ConfigError(str(exc)) from None
@@ -108,12 +111,14 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
                     (TimerWorker(db, clock, journeys_dir=config.journeys_dir,
                                  evaluator=Evaluator(clock=clock, default_timezone=zone,
                                                      channels=channels),
-                                 references=References(channels=channel_kinds(channels))),
+                                 references=References(channels=channel_kinds(channels),
+                                                       audiences=audience_names(config))),
                      threading.Event()),
                     (SignalsWorker(db, clock, products, wake=wake), threading.Event()),
                     (RecommendationsWorker(db, clock, products), threading.Event()),
                     (FeedWorker(db, clock, products), threading.Event()),
-                    (PredictScheduler(db, config, clock, settings=predict), threading.Event())],
+                    (PredictScheduler(db, config, clock, settings=predict), threading.Event()),
+                    (audiences, threading.Event())],
         poll_interval=config.poll_interval, lease_seconds=config.lease_seconds,
     )
     app.wsgi_app = IngestMiddleware(app.wsgi_app, runtime)  # type: ignore[method-assign]

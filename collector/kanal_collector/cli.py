@@ -8,6 +8,7 @@ import logging
 import click
 
 from . import (
+    cli_audiences,
     cli_channels,
     cli_dashboard,
     cli_db,
@@ -157,6 +158,7 @@ def events_failed(db: Database, limit: int) -> None:
 
 # The commands of the other parts, registered here: the one place that knows them all.
 for _command in (
+    cli_audiences.audiences,
     cli_channels.plugins,
     cli_dashboard.dashboard,
     cli_db.db,

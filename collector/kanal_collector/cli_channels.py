@@ -1,4 +1,5 @@
-"""`kanal plugins`: which plugins are loaded, which channels they bring, which are set up."""
+"""`kanal plugins`: which plugins are loaded, which channels and ads destinations they
+bring, which are set up."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 
 import click
 
+from .audiences.plugins import build_destination, check_audiences, destination_summary
 from .channels.plugins import build_channels, plugin_summary
 from .cli_common import _config, common_options
 from .errors import KanalError
@@ -15,16 +17,21 @@ from .errors import KanalError
 @common_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--check", is_flag=True,
-              help="Also build each configured channel (settings and secrets are "
-                   "checked; nothing is sent and nothing connects).")
+              help="Also build each configured channel and audience destination "
+                   "(settings and secrets are checked; nothing is sent and nothing "
+                   "connects).")
 def plugins(db: str | None, config_path: str | None, as_json: bool, check: bool) -> None:
-    """List loaded plugins, the channels they provide, and which are configured."""
+    """List loaded plugins, the channels and destinations they provide, and which are
+    configured."""
     config = _config(config_path, db=db)
     try:
         summary = plugin_summary(config)
+        summary["destinations"] = destination_summary(config)
         if check:
             for channel in build_channels(config).values():
                 channel.close()
+            for audience in check_audiences(config).values():
+                build_destination(audience).close()
     except KanalError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -42,5 +49,9 @@ def plugins(db: str | None, config_path: str | None, as_json: bool, check: bool)
                    f"[channels.…]: {configured}")
     for name in summary["unknown_configured"]:
         click.echo(f"  ! [channels.{name}] names a channel type no plugin provides")
+    click.echo("Destinations (ads audiences):")
+    for d in summary["destinations"]:
+        configured = ", ".join(d["configured_as"]) or "not configured"
+        click.echo(f"  {d['name']}	from {d['plugin']}	[audiences.…]: {configured}")
     if check:
-        click.echo("All configured channels are valid.")
+        click.echo("All configured channels and audiences are valid.")

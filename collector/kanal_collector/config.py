@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config_keys import CHANNEL_COMMON, CORE, Key, check_document, check_value
+from .config_keys import AUDIENCE_COMMON, CHANNEL_COMMON, CORE, Key, check_document, check_value
 from .errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "kanal.toml"
@@ -139,7 +139,7 @@ def load_config(
     elif explicit:
         raise ConfigError(f"config file not found: {file_path}")
 
-    problems = check_document(data, (*CORE, *CHANNEL_COMMON))
+    problems = check_document(data, (*CORE, *CHANNEL_COMMON, *AUDIENCE_COMMON))
     if problems:
         raise ConfigError("\n".join(f"{file_path}: {p}" for p in problems))
     values: dict[str, Any] = {}

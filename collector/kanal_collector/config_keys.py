@@ -8,7 +8,9 @@ reference documentation (`reference()`).
 Paths are dotted; `*` stands for any name (`quiet_hours.*.from`: a per-channel table).
 Channel plugins declare the settings of their channel types through the
 `register_settings` hook as keys under `channels.TYPE.` (channels/hookspecs.py); the
-keys every `[channels.NAME]` table may have are `CHANNEL_COMMON` here.
+keys every `[channels.NAME]` table may have are `CHANNEL_COMMON` here. Likewise
+destination plugins (ads audiences) as `destinations.TYPE.`, and `AUDIENCE_COMMON` for
+every `[audiences.NAME]` table.
 """
 
 from __future__ import annotations
@@ -274,6 +276,20 @@ CHANNEL_COMMON: tuple[Key, ...] = (
 )
 """The settings every `[channels.NAME]` table may have."""
 
+AUDIENCE_COMMON: tuple[Key, ...] = (
+    _k("audiences.*.destination", "string", None, "The destination type: meta, "
+       "google_ads, webhook, csv or a plugin's."),
+    _k("audiences.*.segment", "string", None, "The segment it follows (none: only "
+       "journey steps put people in)."),
+    _k("audiences.*.every", "duration", "1h", "How often it is synced."),
+    _k("audiences.*.identifiers", "strings", ["email", "phone"], "What may be sent "
+       "(hashed): email, phone, name, address, birthday, gender."),
+    _k("audiences.*.enabled", "boolean", True, "false: keep the table, don't sync it."),
+    _k("audiences.*.description", "string", None, "A note for people."),
+)
+"""The settings every `[audiences.NAME]` table may have (its destination type declares
+the others, through register_settings, as destinations.TYPE.KEY)."""
+
 
 # -- checking --------------------------------------------------------------------------
 
@@ -359,10 +375,11 @@ def _nearest(name: str, candidates: Iterable[str]) -> str | None:
 
 
 def check_document(data: Mapping[str, Any], keys: Sequence[Key], *,
-                   skip: Iterable[str] = ("channels.*",)) -> list[str]:
+                   skip: Iterable[str] = ("channels.*", "audiences.*")) -> list[str]:
     """Every problem of a parsed kanal.toml against `keys`: unknown tables and keys
     (naming the nearest known one) and values of the wrong type. Tables matching a path
-    of `skip` are not looked into (channel tables are checked with their plugins')."""
+    of `skip` are not looked into (channel and audience tables are checked with their
+    plugins' keys)."""
     patterns = [(k.path.split("."), k) for k in keys]
     skipped = [s.split(".") for s in skip]
     problems: list[str] = []
@@ -410,19 +427,20 @@ def check_document(data: Mapping[str, Any], keys: Sequence[Key], *,
     return problems
 
 
-def check_channel_table(name: str, table: Mapping[str, Any], type_name: str,
-                        keys: Sequence[Key]) -> list[str]:
-    """The problems of one `[channels.NAME]` table, given its type's declared keys."""
-    own = [Key(f"channels.{name}.{k.name}", k.type, k.default, k.description, k.choices,
-               k.minimum, k.maximum) for k in (*CHANNEL_COMMON, *keys)]
+def check_plugin_table(section: str, name: str, table: Mapping[str, Any], type_name: str,
+                       keys: Sequence[Key], common: Sequence[Key], what: str) -> list[str]:
+    """The problems of one `[SECTION.NAME]` table of a plugin type (a channel, a
+    destination), given the keys every such table has and the type's declared keys."""
+    own = [Key(f"{section}.{name}.{k.name}", k.type, k.default, k.description, k.choices,
+               k.minimum, k.maximum) for k in (*common, *keys)]
     problems = []
     for key_name, value in table.items():
         key = next((k for k in own if k.name == key_name), None)
         if key is None:
             near = _nearest(str(key_name), [k.name for k in own])
             hint = f"; did you mean {near}?" if near else \
-                f"; a {type_name} channel takes {', '.join(sorted(k.name for k in own))}"
-            problems.append(f"unknown key channels.{name}.{key_name} (channel type "
+                f"; a {type_name} {what} takes {', '.join(sorted(k.name for k in own))}"
+            problems.append(f"unknown key {section}.{name}.{key_name} ({what} type "
                             f"{type_name}){hint}")
             continue
         if _is_secret_ref(value):
@@ -431,6 +449,13 @@ def check_channel_table(name: str, table: Mapping[str, Any], type_name: str,
         if problem:
             problems.append(problem)
     return problems
+
+
+def check_channel_table(name: str, table: Mapping[str, Any], type_name: str,
+                        keys: Sequence[Key]) -> list[str]:
+    """The problems of one `[channels.NAME]` table, given its type's declared keys."""
+    return check_plugin_table("channels", name, table, type_name, keys, CHANNEL_COMMON,
+                              "channel")
 
 
 # -- documentation ---------------------------------------------------------------------

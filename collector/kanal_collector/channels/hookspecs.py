@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from ..audiences.destination import Destination
     from ..config_keys import Key
     from .base import Channel
 
@@ -25,4 +26,9 @@ def register_channels() -> list[type[Channel]]:  # type: ignore[empty-body]
 
 @hookspec
 def register_settings() -> list[Key]:  # type: ignore[empty-body]
-    """Return the settings (config_keys.Key, path channels.TYPE.NAME) of its channel types."""
+    """Return the settings (Key, path channels.TYPE.NAME or destinations.TYPE.NAME)."""
+
+
+@hookspec
+def register_destinations() -> list[type[Destination]]:  # type: ignore[empty-body]
+    """Return the Destination classes (ads audiences) this plugin provides."""

@@ -16,6 +16,7 @@ from typing import Any
 
 import pluggy
 
+from ..audiences import builtin as destinations_builtin
 from ..config import Config, resolve_secret
 from ..config_keys import Key, check_channel_table
 from ..errors import ConfigError
@@ -25,6 +26,7 @@ from .base import Channel
 PROJECT = "kanal"
 ENTRY_POINT_GROUP = "kanal"
 BUILTIN_PLUGIN = "kanal.builtin"
+BUILTIN_DESTINATIONS = "kanal.destinations"
 _KINDS = {"email", "sms", "push", "webhook", "console"}
 
 _lock = threading.Lock()
@@ -36,6 +38,7 @@ def new_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.register(builtin, name=BUILTIN_PLUGIN)
+    pm.register(destinations_builtin, name=BUILTIN_DESTINATIONS)  # ads audiences
     if entry_points:
         try:
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
@@ -78,27 +81,38 @@ def _hook_results(pm: pluggy.PluginManager, hook: str) -> list[tuple[str, Any]]:
     return out
 
 
-def _plugin_channels(pm: pluggy.PluginManager) -> list[tuple[str, type[Channel]]]:
-    """(plugin name, class) for every channel every plugin registers, checked."""
-    out: list[tuple[str, type[Channel]]] = []
-    for plugin, result in _hook_results(pm, "register_channels"):
+def plugin_classes(pm: pluggy.PluginManager, hook: str, base: type[Any],
+                   needs: str) -> list[tuple[str, type[Any]]]:
+    """(plugin name, class) for every class every plugin returns from `hook` (a
+    register_… hook): each a subclass of `base` with an identifier-like `name`, and not
+    abstract (`needs` names the methods it must define); ConfigError naming the plugin."""
+    what = base.__name__
+    out: list[tuple[str, type[Any]]] = []
+    for plugin, result in _hook_results(pm, hook):
         if not isinstance(result, list | tuple):
-            raise ConfigError(f"plugin {plugin!r}: register_channels must return a list "
-                              f"of Channel classes, not {type(result).__name__}")
+            raise ConfigError(f"plugin {plugin!r}: {hook} must return a list "
+                              f"of {what} classes, not {type(result).__name__}")
         for cls in result:
-            if not (inspect.isclass(cls) and issubclass(cls, Channel)):
-                raise ConfigError(f"plugin {plugin!r}: {cls!r} is not a Channel subclass")
+            if not (inspect.isclass(cls) and issubclass(cls, base)):
+                raise ConfigError(f"plugin {plugin!r}: {cls!r} is not a {what} subclass")
             name = getattr(cls, "name", None)
             if not isinstance(name, str) or not name.isidentifier():
                 raise ConfigError(f"plugin {plugin!r}: {cls.__qualname__}.name must be an "
                                   f"identifier-like string, not {name!r}")
-            if getattr(cls, "kind", None) not in _KINDS:
-                raise ConfigError(f"plugin {plugin!r}: {cls.__qualname__}.kind must be one "
-                                  f"of {', '.join(sorted(_KINDS))}")
             if inspect.isabstract(cls):
                 raise ConfigError(f"plugin {plugin!r}: {cls.__qualname__} is abstract "
-                                  f"(does it define send()?)")
+                                  f"(does it define {needs}?)")
             out.append((plugin, cls))
+    return out
+
+
+def _plugin_channels(pm: pluggy.PluginManager) -> list[tuple[str, type[Channel]]]:
+    """(plugin name, class) for every channel every plugin registers, checked."""
+    out = plugin_classes(pm, "register_channels", Channel, "send()")
+    for plugin, cls in out:
+        if getattr(cls, "kind", None) not in _KINDS:
+            raise ConfigError(f"plugin {plugin!r}: {cls.__qualname__}.kind must be one "
+                              f"of {', '.join(sorted(_KINDS))}")
     return out
 
 
@@ -171,10 +185,11 @@ def channel_settings(pm: pluggy.PluginManager | None = None) -> dict[str, list[K
                               "of kanal_collector.config_keys.Key")
         for key in result:
             parts = key.path.split(".")
-            if len(parts) != 3 or parts[0] != "channels":
+            if len(parts) != 3 or parts[0] not in ("channels", "destinations"):
                 raise ConfigError(f"plugin {plugin!r}: setting {key.path!r} must be "
-                                  "named channels.TYPE.NAME")
-            out.setdefault(parts[1], []).append(key)
+                                  "named channels.TYPE.NAME or destinations.TYPE.NAME")
+            if parts[0] == "channels":  # destinations': audiences/plugins.py
+                out.setdefault(parts[1], []).append(key)
     return out
 
 
@@ -246,7 +261,7 @@ def plugin_summary(config: Config | None = None,
         dist = dists.get(id(plugin))
         plugins.append({
             "name": name,
-            "builtin": name == BUILTIN_PLUGIN,
+            "builtin": name in (BUILTIN_PLUGIN, BUILTIN_DESTINATIONS),
             "distribution": dist.project_name if dist is not None else None,
             "version": dist.version if dist is not None else None,
             "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or []),

@@ -1,7 +1,7 @@
 """The dashboard's pages under /dashboard: sign-in, overview, journeys, attribution,
-recommendations, experiments, deliverability, predictions and costs. Server-rendered
-(Jinja, autoescaped), charts as inline SVG, no inline script (the page's data sits in a
-`<script type="application/json">` block).
+recommendations, experiments, deliverability, predictions and costs (audiences:
+audiences.py). Server-rendered (Jinja, autoescaped), charts as inline SVG, no inline
+script (the page's data sits in a `<script type="application/json">` block).
 """
 
 from __future__ import annotations

@@ -40,6 +40,9 @@ class References:
     """Journey names of the directory (for `exclude.journeys`)."""
     groups: Collection[str] | None = None
     """Group names journeys of the directory declare (for `exclude.groups`)."""
+    audiences: Collection[str] | None = None
+    """Ads audience names, the `[audiences.NAME]` tables of kanal.toml (for `audience`
+    steps)."""
 
 
 def channel_kinds(channels: Mapping[str, Any] | None) -> dict[str, str]:

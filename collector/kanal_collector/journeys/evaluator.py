@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from ..audiences.journey import run_ended, take_step
 from ..clock import Clock, SystemClock, utc_iso
 from ..errors import KanalError
 from ..localtime import UTC_NAME, Window, zone, zone_name
@@ -256,6 +257,10 @@ class Evaluator:
         if step.kind == "exit":
             self.end(conn, run, "exited", str(spec.get("reason") or "exit step"), now)
             return None
+        if step.kind == "audience":  # ads audiences: a hold, sent by the audience's sync
+            store.log(conn, run.id, now, step.id, "audience",
+                      take_step(conn, spec, run.profile_id, run.id, now))
+            return step.next
         raise JourneyError(f"unknown step kind {step.kind!r}")  # pragma: no cover
 
     def end(self, conn: Connection, run: store.Run, state: str, reason: str,
@@ -267,6 +272,7 @@ class Evaluator:
         run.ended_at = now
         store.end_run(conn, run, state, reason, now)
         store.log(conn, run.id, now, run.step, state, {"reason": reason})
+        run_ended(conn, run.id, now)  # its ads audience holds without `keep` go
 
     # -- events -------------------------------------------------------------------------
 

@@ -1,12 +1,13 @@
-"""What a journey file names outside itself: messages, channels, other journeys and
-groups. Each reference is checked where it is written (FILE:LINE), when what it may
-name is known (References); unknown parts are not checked.
+"""What a journey file names outside itself: messages, channels, other journeys,
+groups and ads audiences. Each reference is checked where it is written (FILE:LINE),
+when what it may name is known (References); unknown parts are not checked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
+from ..audiences.settings import audience_names
 from ..channels.plugins import configured_channel_kinds
 from ..config import Config
 from .checker import Checker, Path_, References
@@ -44,6 +45,8 @@ def check_references(c: Checker, journey: Journey) -> None:
             elif kinds and kind not in kinds and kind != "console":
                 c.error(where, f"message {message!r} has no {kind} content, which channel "
                         f"{name!r} sends")
+    if refs.audiences is not None:
+        _check_audiences(c, journey, refs.audiences)
     if refs.journeys is not None:
         for i, name in enumerate(journey.exclude_journeys):
             if name == journey.name:
@@ -57,8 +60,22 @@ def check_references(c: Checker, journey: Journey) -> None:
                 c.error(("exclude", "groups", i), f"no journey is in group {name!r}")
 
 
+def _check_audiences(c: Checker, journey: Journey, known: Collection[str]) -> None:
+    """Every `audience` step names an `[audiences.NAME]` of kanal.toml."""
+    names = ", ".join(sorted(known)) or "none"
+    for step in journey.steps.values():
+        name = step.spec.get("audience")
+        if step.kind != "audience" or not isinstance(name, str) or name in known:
+            continue
+        c.error((*c.ids[step.id], "audience", str(step.spec["action"])),
+                f"no audience named {name!r} (audiences: {names}; add "
+                f"[audiences.{name}] to kanal.toml)")
+
+
 def references_for(config: Config,
                    messages: Mapping[str, Collection[str]] | None) -> References:
-    """What journey files may name under this config: its channels, and `messages`
-    (message name → channel kinds with content) when the message files are known."""
-    return References(messages=messages, channels=configured_channel_kinds(config))
+    """What journey files may name under this config: its channels and ads audiences,
+    and `messages` (message name → channel kinds with content) when the message files
+    are known."""
+    return References(messages=messages, channels=configured_channel_kinds(config),
+                      audiences=audience_names(config))

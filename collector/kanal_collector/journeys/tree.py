@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..audiences.journey import parse_step as audience_step
 from ..localtime import Window, is_zone
 from .checker import CONTROLS, Checker, Path_
 from .model import Step
 
 ACTIONS = ("wait", "wait_until", "wait_for", "wait_window", "if", "split", "send",
-           "set_trait", "webhook", "exit")
+           "set_trait", "webhook", "exit", "audience")
 """The step kinds; a step has exactly one of these keys."""
 MESSAGE_KINDS = ("marketing", "transactional")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
@@ -158,6 +159,8 @@ def _step(c: Checker, node: Any, path: Path_, step_id: str, nxt: str | None,
                         timeout=value.get("timeout", 10))
     elif kind == "exit":
         spec["reason"] = str(value) if value not in (True, None) else "exit step"
+    elif kind == "audience":  # ads audiences (audiences/journey.py)
+        spec.update(audience_step(value, here, c.error))
     return Step(step_id, kind, spec, nxt, branches, ttl)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ..audiences.journey import step_text as audience_text
 from ..store import explain as store
 from ..store import journeys as journey_store
 from ..store import outbox as outbox_store
@@ -275,6 +276,10 @@ def _step(conn: Connection, journey: str, run_id: int, step: Step,
         item.update(what="exit")
         item["text"] = f"exit step ({spec.get('reason')})"
         return item, _STOP, t
+    if step.kind == "audience":
+        item.update(what="audience", detail=(whats.get("audience") or {}).get("detail"))
+        item["text"] = audience_text(spec)
+        return item, nxt, last_at
     item["text"] = step.kind
     return item, _STOP, t
 

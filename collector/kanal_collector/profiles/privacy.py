@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..contacts import normalise_email, normalise_phone
-from ..store import deliverability, journeys, outbox
+from ..store import audiences, deliverability, journeys, outbox
 from ..store import identities as identity_store
 from ..store import privacy as privacy_store
 from ..store.connection import Connection
@@ -40,6 +40,9 @@ def forget(conn: Connection, value: str, now_ms: int, *,
             deleted = privacy_store.delete_profile(conn, profile_id)
             outbox.delete_profile_rows(conn, profile_id)
             journeys.delete_profile_runs(conn, profile_id)
+            # Ads audiences: the person leaves every one; the platform hashes are kept
+            # only until each removal is acknowledged (audiences/sync.py).
+            audiences.forget_profile(conn, profile_id, now_ms)
         else:
             identities = _guess(value.strip(), kind)
             deleted = 0

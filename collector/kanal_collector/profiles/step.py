@@ -19,6 +19,7 @@ from ..clock import Clock, SystemClock
 from ..contacts import normalise_country
 from ..money import order_value
 from ..store import activity as activity_store
+from ..store import audiences as audience_store
 from ..store import identities as identity_store
 from ..store import journeys as journey_store
 from ..store import predict as predict_store
@@ -116,6 +117,7 @@ class _SqlGraph:
                              at=self.event.received_at, state=None)
         # The person's journey runs follow them, so their later events reach those runs.
         journey_store.move_runs(self.conn, into, other, self.event.received_at)
+        audience_store.move_holds(self.conn, into, other)  # and so do their ads holds
         self.states[into] = merged
         del self.states[other]
         self.dirty.discard(other)

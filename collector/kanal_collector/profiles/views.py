@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..contacts import normalise_email, normalise_phone
+from ..store import audiences as audience_store
 from ..store import identities as identity_store
 from ..store import predict as predict_store
 from ..store import profiles as store
@@ -76,7 +77,8 @@ def timeline_json(event: StoredEvent) -> dict[str, Any]:
 
 
 def export_json(conn: Connection, profile_id: int) -> dict[str, Any] | None:
-    """Everything held about a person: profile, identities, merges, segments, events."""
+    """Everything held about a person: profile, identities, merges, segments, events,
+    and their rows in ads audiences (the hashes sent) and journey holds."""
     profile = profile_json(conn, profile_id)
     if profile is None:
         return None
@@ -87,6 +89,8 @@ def export_json(conn: Connection, profile_id: int) -> dict[str, Any] | None:
          "timestamp": e.timestamp, "receivedAt": e.received_at, "body": e.body}
         for e in reversed(events)
     ]
+    profile["audiences"] = {"rows": audience_store.profile_rows(conn, profile_id),
+                            "holds": audience_store.profile_holds(conn, profile_id)}
     return profile
 
 

@@ -782,6 +782,92 @@ def _m016_predict(m: Migration) -> None:
         )"""
     )
     m.ddl("CREATE INDEX predict_scores_fit ON predict_scores(fit_id)")
+def _m017_audiences(m: Migration) -> None:
+    # Ads audiences (audiences/). audience_members: per audience, each row of hashed
+    # identifiers Kanal has told (or is telling) the destination about, keyed by the
+    # SHA-256 of that row, with its state (adding, added, removing, rejected): a member is
+    # added once, and a removal stays until the destination acknowledges it (the hashes
+    # are kept until then, also for a forgotten person, whose profile_id is NULL).
+    # audience_skips: segment members not sent, and why (no consent, nothing to match on).
+    # audience_holds: who journey steps put in an audience, per run (keep = 1: beyond the
+    # run's end). audience_syncs: each audience's schedule, progress and last outcome;
+    # audience_runs: one row per sync round.
+    m.ddl(
+        """CREATE TABLE audience_members (
+            audience {TEXT} NOT NULL,
+            row_key {TEXT} NOT NULL,
+            profile_id {INT},
+            payload {TEXT} NOT NULL,
+            state {TEXT} NOT NULL,
+            attempts {INT} NOT NULL DEFAULT 0,
+            error {TEXT},
+            retry_at {INT},
+            updated_at {INT} NOT NULL,
+            PRIMARY KEY (audience, row_key)
+        )"""
+    )
+    m.ddl("CREATE INDEX audience_members_state ON audience_members(audience, state, "
+          "row_key)")
+    m.ddl("CREATE INDEX audience_members_profile ON audience_members(profile_id)")
+    # who has rows, in SQL (the round's diff): audience, person, state
+    m.ddl("CREATE INDEX audience_members_who ON audience_members(audience, profile_id, "
+          "state)")
+    m.ddl(
+        """CREATE TABLE audience_skips (
+            audience {TEXT} NOT NULL,
+            profile_id {INT} NOT NULL,
+            reason {TEXT} NOT NULL,
+            PRIMARY KEY (audience, profile_id)
+        )"""
+    )
+    m.ddl("CREATE INDEX audience_skips_profile ON audience_skips(profile_id)")
+    m.ddl(
+        """CREATE TABLE audience_holds (
+            audience {TEXT} NOT NULL,
+            profile_id {INT} NOT NULL,
+            run_id {INT} NOT NULL,
+            keep {INT} NOT NULL,
+            created_at {INT} NOT NULL,
+            PRIMARY KEY (audience, profile_id, run_id)
+        )"""
+    )
+    m.ddl("CREATE INDEX audience_holds_run ON audience_holds(run_id)")
+    m.ddl("CREATE INDEX audience_holds_profile ON audience_holds(profile_id)")
+    m.ddl(
+        """CREATE TABLE audience_syncs (
+            audience {TEXT} PRIMARY KEY,
+            destination {TEXT},
+            identifiers {TEXT},
+            mark {INT} NOT NULL DEFAULT 0,
+            run_id {INT},
+            synced_at {INT},
+            next_at {INT},
+            retry_at {INT},
+            requested_at {INT},
+            dirty_at {INT},
+            failures {INT} NOT NULL DEFAULT 0,
+            last_error {TEXT},
+            error_at {INT}
+        )"""
+    )
+    m.ddl(
+        """CREATE TABLE audience_runs (
+            id {ID},
+            audience {TEXT} NOT NULL,
+            reason {TEXT} NOT NULL,
+            started_at {INT} NOT NULL,
+            finished_at {INT},
+            added {INT} NOT NULL DEFAULT 0,
+            removed {INT} NOT NULL DEFAULT 0,
+            rejected {INT} NOT NULL DEFAULT 0,
+            batches {INT} NOT NULL DEFAULT 0,
+            skipped_consent {INT} NOT NULL DEFAULT 0,
+            skipped_identifiers {INT} NOT NULL DEFAULT 0,
+            note {TEXT},
+            error {TEXT}
+        )"""
+    )
+    m.ddl("CREATE INDEX audience_runs_audience ON audience_runs(audience, id)")
 
 
 MIGRATIONS: list[Callable[[Migration], None]] = [
@@ -801,6 +887,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m014_login_failures,
     _m015_safe_sends,
     _m016_predict,
+    _m017_audiences,
 ]
 
 _VERSIONS = "kanal_migrations"
