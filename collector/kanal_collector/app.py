@@ -11,6 +11,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from .admin import admin_blueprint
+from .channels import build_channels
 from .clock import Clock, SystemClock
 from .config import Config, load_config
 from .dashboard import dashboard_blueprint
@@ -27,6 +28,7 @@ from .jsonprovider import StrictJSONProvider
 from .localtime import default_timezone
 from .messages import build_dispatcher
 from .messages.callbacks import callbacks_blueprint
+from .onsite import ConfirmationWorker, OnsiteSettings, OnsiteStep, onsite_blueprint
 from .products import (
     FeedWorker,
     ProductSettings,
@@ -79,6 +81,8 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
         products = ProductSettings.from_config(config)
         dispatcher = build_dispatcher(config, db, clock,
                                       template_globals=[template_globals(products)])
+        confirmations = ConfirmationWorker(db, clock, OnsiteSettings.from_config(config),
+                                           build_channels(config), dispatcher.catalog)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     app = Flask(__name__)
@@ -94,7 +98,8 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
                      threading.Event()),
                     (SignalsWorker(db, clock, products, wake=wake), threading.Event()),
                     (RecommendationsWorker(db, clock, products), threading.Event()),
-                    (FeedWorker(db, clock, products), threading.Event())],
+                    (FeedWorker(db, clock, products), threading.Event()),
+                    (confirmations, threading.Event())],
         poll_interval=config.poll_interval, lease_seconds=config.lease_seconds,
     )
     app.wsgi_app = IngestMiddleware(app.wsgi_app, runtime)  # type: ignore[method-assign]
@@ -105,6 +110,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     app.register_blueprint(callbacks_blueprint)
     app.register_blueprint(deliverability_blueprint)
     app.register_blueprint(dashboard_blueprint)
+    app.register_blueprint(onsite_blueprint)
     _register_errors(app)
     return app
 
@@ -121,7 +127,7 @@ def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None,
     """
     evaluator = Evaluator(clock=clock, default_timezone=timezone)
     return Processor(db, [StatsStep(), ProfilesStep(default_country=country),
-                          SegmentsStep(clock), ProductsStep(products),
+                          SegmentsStep(clock), ProductsStep(products), OnsiteStep(),
                           JourneysStep(evaluator=evaluator)],
                      ingest_busy=ingest_busy)
 

@@ -18,6 +18,7 @@ from .cli_common import (
     with_db,
 )
 from .clock import SystemClock
+from .onsite.step import OnsiteStep
 from .products import ProductSettings, ProductsStep
 from .profiles import importer
 from .profiles.privacy import forget as forget_person
@@ -151,7 +152,7 @@ def profiles_contact_fixes(db: Database, outcome: str | None, as_json: bool) -> 
 @with_db
 def profiles_rebuild(db: Database) -> None:
     """Recompute every profile, identity and segment (and what people did with
-    products) from the event log."""
+    products, and who saw which on-site campaign) from the event log."""
     config = current_config()
     try:
         products = ProductsStep(ProductSettings.from_config(config))
@@ -159,7 +160,7 @@ def profiles_rebuild(db: Database) -> None:
         raise click.ClickException(str(exc)) from None
     conn = db.conn()
     try:
-        done = rebuild(conn, SystemClock(), also=[products],
+        done = rebuild(conn, SystemClock(), also=[products, OnsiteStep()],
                        default_country=country_setting(config))
     except RebuildBusy as exc:
         raise click.ClickException(str(exc)) from None

@@ -65,7 +65,7 @@ _EXTRA: dict[str, frozenset[str]] = {
     "wait_for": frozenset({"on_event", "on_timeout"}),
     "if": frozenset({"then", "else"}),
     "send": frozenset({"channel", "fallbacks", "kind", "data", "priority", "quiet_hours",
-                       "over_limit"}),
+                       "over_limit", "expires"}),
 }
 _AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -409,6 +409,11 @@ def _step(c: _Checker, node: Any, path: Path_, step_id: str, nxt: str | None,
         spec["data"] = node.get("data", {})
         if "priority" in node:
             spec["priority"] = c.priority(node["priority"], (*path, "priority"))
+        if "expires" in node:
+            # An on-site message waits for the person's next page view this long.
+            if spec["channel"] != "onsite":
+                c.error((*path, "expires"), "only for channel: onsite")
+            spec["expires"] = c.duration(node["expires"], (*path, "expires"))
         for key in _CONTROLS:
             if key in node:
                 spec[key] = c.control(key, node[key], (*path, key))

@@ -29,6 +29,7 @@ from ..profiles.step import KANAL_KEY_KIND, apply_own_traits
 from ..store import journeys as store
 from ..store import profiles as profile_store
 from ..store.events import EventRow, append_events
+from ..store.onsite import queue_expiry
 from .definition import Journey, Step, event_matches, parse_journey
 from .errors import JourneyError
 
@@ -308,6 +309,10 @@ class Evaluator:
             log.warning("journey %s run %s step %s: %s", journey.name, run.id, step.id, exc)
             store.log(conn, run.id, now, step.id, "send_failed", {"error": str(exc)})
             return
+        if spec.get("expires") is not None:
+            # An on-site message: shown at the person's next page view until it expires
+            # (without `expires`, [onsite] queue_ttl after it was queued; onsite/pull.py).
+            queue_expiry(conn, outbox_id, run.profile_id, now + int(spec["expires"]))
         store.log(conn, run.id, now, step.id, "queued", {"outbox_id": outbox_id})
 
     def _set_traits(self, conn: sqlite3.Connection, run: store.Run, step: Step,

@@ -38,6 +38,8 @@ BUILTIN_CHANNELS: dict[str, tuple[str, str | None]] = {
     "push": ("push", "push_token"),
     "webhook": ("webhook", None),
     "console": ("console", None),
+    "webpush": ("push", "webpush"),
+    "onsite": ("onsite", None),
 }
 
 

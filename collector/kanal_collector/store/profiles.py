@@ -16,12 +16,12 @@ from typing import Any
 import orjson
 
 from ..money import order_value
-from . import product_activity
+from . import onsite, product_activity
 from .events import _COLUMNS, StoredEvent, _stored
 from .orders import forget_copies
 
 # Identity kinds, in the order a bare value given by an operator is looked up.
-KINDS = ("user_id", "email", "phone", "anonymous_id", "push_token")
+KINDS = ("user_id", "email", "phone", "anonymous_id", "push_token", "webpush")
 _SUPPRESSION_SECRET = "suppression_secret"
 DAY_MS = 86_400_000
 _OWN = "kanal"
@@ -101,6 +101,12 @@ def add_identity(conn: sqlite3.Connection, kind: str, value: str, profile_id: in
         "INSERT INTO identities (kind, value, profile_id, first_event) VALUES (?, ?, ?, ?)",
         (kind, value, profile_id, event_id),
     )
+
+
+def delete_identity(conn: sqlite3.Connection, kind: str, value: str) -> bool:
+    """Remove an identity (a push subscription the push service says is gone)."""
+    cur = conn.execute("DELETE FROM identities WHERE kind = ? AND value = ?", (kind, value))
+    return bool(cur.rowcount)
 
 
 def profile_identities(conn: sqlite3.Connection, profile_id: int) -> list[tuple[str, str]]:
@@ -214,6 +220,7 @@ def merge_profiles(conn: sqlite3.Connection, into: int, other: int, *, event_id:
     conn.execute("UPDATE profile_events SET profile_id = ? WHERE profile_id = ?", (into, other))
     _move_active_days(conn, into, other)
     product_activity.move_profile(conn, into, other)
+    onsite.move_exposures(conn, into, other)
     conn.execute("DELETE FROM segment_members WHERE profile_id = ?", (other,))
     conn.execute("DELETE FROM profiles WHERE id = ?", (other,))
     if state is not None:
@@ -335,7 +342,8 @@ def clear_profiles(conn: sqlite3.Connection) -> None:
     """Delete every profile, identity, timeline row, merge and membership, and the daily
     aggregates and order copies built from the timelines (for rebuild)."""
     for table in ("profile_events", "identities", "segment_members", "merges", "profiles",
-                  "active_days", "active_spans", "track_daily", "order_copies"):
+                  "active_days", "active_spans", "track_daily", "order_copies",
+                  "onsite_exposures"):
         conn.execute(f"DELETE FROM {table}")
     product_activity.clear_people(conn)
     conn.execute("DELETE FROM sqlite_sequence WHERE name IN ('profiles', 'merges')")
@@ -358,6 +366,7 @@ def delete_profile(conn: sqlite3.Connection, profile_id: int) -> int:
     conn.execute("DELETE FROM profile_events WHERE profile_id = ?", (profile_id,))
     _move_active_days(conn, None, profile_id)
     product_activity.delete_profile(conn, profile_id)
+    onsite.delete_profile(conn, profile_id, idents)
     conn.execute("DELETE FROM identities WHERE profile_id = ?", (profile_id,))
     conn.execute("DELETE FROM segment_members WHERE profile_id = ?", (profile_id,))
     conn.execute("DELETE FROM merges WHERE into_profile = ? OR from_profile = ?",

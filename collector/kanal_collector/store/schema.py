@@ -683,6 +683,57 @@ def _m014_login_failures(db: _Schema) -> None:
     db.execute("CREATE INDEX login_failures_bucket ON login_failures(address, prefix, at)")
 
 
+def _m015_onsite(db: _Schema) -> None:
+    # On-site messages, sign-up forms and web push (onsite/). `onsite_queue` holds the
+    # expiry of an outbox row queued for the `onsite` channel (a journey's send step);
+    # `signups` the sign-up form submissions waiting for their double opt-in (the
+    # confirmation token, made when the message goes out, is kept as a SHA-256 hash);
+    # `onsite_exposures` who saw (or was held out of) which arm of a campaign first, for
+    # the experiments report.
+    db.execute(
+        """CREATE TABLE onsite_queue (
+            outbox_id INTEGER PRIMARY KEY,
+            profile_id INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX onsite_queue_expiry ON onsite_queue(expires_at)")
+    db.execute(
+        """CREATE TABLE signups (
+            id INTEGER PRIMARY KEY,
+            token_hash TEXT UNIQUE,
+            channel TEXT NOT NULL,
+            address TEXT NOT NULL,
+            topic TEXT,
+            campaign TEXT,
+            message TEXT,
+            consent_text TEXT NOT NULL,
+            anonymous_id TEXT,
+            source_id INTEGER NOT NULL,
+            base_url TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL,
+            reason TEXT,
+            sent_at INTEGER,
+            confirmed_at INTEGER
+        )"""
+    )
+    db.execute("CREATE INDEX signups_due ON signups(state, next_attempt_at)")
+    db.execute("CREATE INDEX signups_address ON signups(channel, address, created_at)")
+    db.execute(
+        """CREATE TABLE onsite_exposures (
+            campaign TEXT NOT NULL,
+            profile_id INTEGER NOT NULL,
+            arm TEXT NOT NULL,
+            first_at INTEGER NOT NULL,
+            PRIMARY KEY (campaign, profile_id)
+        )"""
+    )
+
+
 MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -698,6 +749,7 @@ MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m012_order_copies,
     _m013_normalised_contacts,
     _m014_login_failures,
+    _m015_onsite,
 ]
 
 
