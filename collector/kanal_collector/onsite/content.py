@@ -28,10 +28,13 @@ ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "height"},
               "td": {"colspan", "rowspan", "valign"}, "th": {"colspan", "rowspan"},
               "*": {"class"}}
 URL_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
-# What must never be in sanitised markup, whatever the sanitiser's version does.
-_SCRIPTY = re.compile(r"<\s*(script|style|iframe|object|embed|form|svg|math|template|link|"
-                      r"meta|base)\b|\son[a-z]+\s*=|javascript\s*:|vbscript\s*:|"
-                      r"data\s*:\s*text/html", re.I)
+# What no tag of sanitised markup may be or hold, whatever the sanitiser's version does
+# (text is escaped by then: every "<" left starts a real tag).
+_TAG = re.compile(r"<[^>]*>?")
+_BAD_TAG = re.compile(r"^<\s*/?\s*(script|style|iframe|object|embed|form|svg|math|template|"
+                      r"link|meta|base|frame|frameset|noscript)\b", re.I)
+_BAD_ATTRIBUTE = re.compile(r"[\s\"'/]on[a-z]+\s*=|(java|vb)script\s*:|data\s*:\s*text/html|"
+                            r"\sstyle\s*=|\ssrcdoc\s*=", re.I)
 MAX_TEXT = 2000
 MAX_BODY = 20_000
 
@@ -48,8 +51,10 @@ def sanitize(html: str) -> str:
                       url_schemes=set(URL_SCHEMES), strip_comments=True,
                       link_rel="noopener noreferrer",
                       clean_content_tags={"script", "style"})
-    if _SCRIPTY.search(clean):
-        raise UnsafeContent("the sanitised body still holds script-like markup")
+    for tag in _TAG.findall(clean):
+        if _BAD_TAG.match(tag) or _BAD_ATTRIBUTE.search(tag):
+            raise UnsafeContent(f"the sanitised body still holds script-like markup: "
+                                f"{tag[:60]!r}")
     if len(clean) > MAX_BODY:
         raise UnsafeContent(f"the body is over {MAX_BODY} characters")
     return clean

@@ -1,0 +1,293 @@
+"""On-site messages through the collector's routes (in process, real SQLite, fake clock):
+the site document, targeting, frequency, who may see what, journey-queued messages,
+reported events and the campaigns' experiments report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kanal_testing import App
+from onsite_util import (
+    CART,
+    DESKTOP,
+    MOBILE,
+    NEWSLETTER,
+    SALE,
+    onsite_app,
+    process,
+    pull,
+    report,
+    send,
+    user_hash,
+)
+
+from kanal_collector.journeys.timers import sync
+from kanal_collector.onsite.report import campaign_report
+from kanal_collector.store.db import transaction
+
+CAMPAIGNS = {
+    "newsletter": """\
+        message: newsletter
+        layout: modal
+        pages: {exclude: ["/checkout*"]}
+        hide_if: {event: Sign-up Confirmed}
+        frequency: ever
+        """,
+    "sale": """\
+        message: sale
+        layout: banner
+        position: bottom
+        pages: {include: ["/sale*"]}
+        devices: [desktop]
+        show: {delay: 5s, scroll: 40}
+        """,
+    "vip": """\
+        message: sale
+        layout: slot
+        slot: home-hero
+        segments: [vip]
+        frequency: day
+        """,
+}
+SEGMENTS = {"segments": [{"name": "vip", "all": [{"trait": "tier", "eq": "gold"}]}]}
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Any:
+    app = onsite_app(tmp_path, messages={"newsletter": NEWSLETTER, "sale": SALE,
+                                         "cart": CART},
+                     campaigns=CAMPAIGNS, segments=SEGMENTS)
+    try:
+        yield app
+    finally:
+        from kanal_collector.app import close_app
+
+        close_app(app.app)
+
+
+def names(items: list[dict[str, Any]]) -> list[str]:
+    return sorted(str(i.get("campaign") or i["id"]) for i in items)
+
+
+def test_site_document_is_cached_and_says_whether_anything_is_on(tmp_path: Path) -> None:
+    quiet = onsite_app(tmp_path / "quiet", messages={"sale": SALE}, campaigns={})
+    r = quiet.client.get(f"/onsite/site/{quiet.keys['public']}.json")
+    assert r.status_code == 200
+    assert r.get_json() == {"on": False, "push": None}
+    assert r.headers["Cache-Control"] == "public, max-age=60"
+    assert quiet.client.get("/onsite/site/pk_nope.json").status_code == 404
+    busy = onsite_app(tmp_path / "busy", messages={"sale": SALE},
+                      campaigns={"sale": "message: sale\nlayout: banner\n"},
+                      onsite={"site_max_age": 300})
+    r = busy.client.get(f"/onsite/site/{busy.keys['public']}.json")
+    assert r.get_json()["on"] is True
+    assert r.headers["Cache-Control"] == "public, max-age=300"
+
+
+def test_targeting_by_page_device_segment_and_what_people_did(env: App) -> None:
+    # An anonymous visitor on the home page: the newsletter modal only (sale is for
+    # /sale pages, vip for a segment).
+    assert names(pull(env, "a1")) == ["newsletter"]
+    assert names(pull(env, "a1", "https://shop.example/sale/shoes?x=1")) == [
+        "newsletter", "sale"]
+    sale = next(m for m in pull(env, "a1", "https://shop.example/sale") if
+                m.get("campaign") == "sale")
+    assert (sale["layout"], sale["position"], sale["delay"], sale["scroll"]) == (
+        "banner", "bottom", 5000, 40)
+    assert sale["content"] == {"language": "en", "title": "Spring sale",
+                               "body": "<p>Everything 20% off</p>", "button": "Shop the sale",
+                               "url": "/sale"}
+    # Phones don't get the desktop-only banner; the checkout gets nothing.
+    assert names(pull(env, "a1", "https://shop.example/sale", ua=MOBILE)) == ["newsletter"]
+    assert pull(env, "a1", "https://shop.example/checkout/pay") == []
+    # A verified gold customer is in the vip segment: the slot campaign too.
+    send(env, {"type": "identify", "userId": "u1", "traits": {"tier": "gold"}}, secret=True)
+    hashed = user_hash(env, "u1")
+    assert names(pull(env, "b1", user="u1", hashed=hashed)) == ["newsletter", "vip"]
+    # … unless they already signed up: hide_if.
+    send(env, {"type": "track", "userId": "u1", "event": "Sign-up Confirmed"}, secret=True)
+    assert names(pull(env, "b1", user="u1", hashed=hashed)) == ["vip"]
+    # Bots get nothing at all.
+    assert pull(env, "a1", ua="Googlebot/2.1 (+http://www.google.com/bot.html)") == []
+
+
+def test_frequency_is_kept_from_the_persons_timeline(env: App) -> None:
+    send(env, {"type": "identify", "userId": "u1", "traits": {"tier": "gold"}}, secret=True)
+    hashed = user_hash(env, "u1")
+    first = {m["campaign"]: m for m in pull(env, "b1", user="u1", hashed=hashed)}
+    for name in ("newsletter", "vip"):
+        assert report(env, "b1", first[name], "shown").status_code == 200
+    process(env)
+    # newsletter: once ever; vip: once a day — in another browser of the same person too.
+    assert names(pull(env, "b2", user="u1", hashed=hashed)) == []
+    env.clock.advance(86_400 + 60)
+    assert names(pull(env, "b2", user="u1", hashed=hashed)) == ["vip"]
+
+
+def test_personal_content_only_for_the_own_profile_or_a_userhash(env: App) -> None:
+    send(env, {"type": "identify", "userId": "ada", "traits": {"first_name": "Ada",
+                                                                "tier": "gold"}},
+         secret=True)
+    # Ada's own browser, signed in: her name, her segment.
+    hashed = user_hash(env, "ada")
+    mine = {m["campaign"]: m for m in pull(env, "ada-laptop", user="ada", hashed=hashed)}
+    assert mine["newsletter"]["content"]["title"].startswith("Hi Ada,")
+    assert "vip" in mine
+    # Someone claims to be Ada with the public key (no hash): the identify links their
+    # browser to her profile, yet they see nothing of hers.
+    send(env, {"type": "identify", "userId": "ada", "anonymousId": "mallory"})
+    theirs = {m["campaign"]: m for m in pull(env, "mallory", user="ada")}
+    assert theirs["newsletter"]["content"]["title"].startswith("Hi there,")
+    assert "vip" not in theirs
+    assert {m["campaign"] for m in pull(env, "mallory", user="ada", hashed="0" * 64)} == {
+        "newsletter"}
+    # An anonymous visitor's own profile is theirs to see.
+    send(env, {"type": "identify", "anonymousId": "bo-phone",
+               "traits": {"first_name": "Bo"}})
+    [bo] = pull(env, "bo-phone")
+    assert bo["content"]["title"].startswith("Hi Bo,")
+
+
+def test_traits_and_templates_cannot_inject_markup(tmp_path: Path) -> None:
+    evil = """\
+        onsite:
+          title: "{{ traits.first_name }}"
+          body: >-
+            <p onclick='steal()'>Hi {{ traits.first_name }}</p><script>steal()</script>
+            <img src=x onerror=steal()><a href='javascript:steal()'>x</a><style>*{}</style>
+        """
+    env = onsite_app(tmp_path, messages={"evil": evil},
+                     campaigns={"evil": "message: evil\nlayout: modal\n"})
+    send(env, {"type": "identify", "anonymousId": "v1",
+               "traits": {"first_name": "<img src=x onerror=alert(1)>"}})
+    [item] = pull(env, "v1")
+    body = item["content"]["body"]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in body  # the trait is text
+    markup = body.replace("&lt;img src=x onerror=alert(1)&gt;", "TRAIT")
+    assert markup == '<p>Hi TRAIT</p> <img src="x"><a rel="noopener noreferrer">x</a>'
+    assert item["content"]["title"] == "<img src=x onerror=alert(1)>"  # set as textContent
+
+
+def test_a_journey_message_is_shown_once_in_the_first_browser(tmp_path: Path) -> None:
+    journey = """\
+        trigger: {event: Product Added}
+        entry: {rule: every_time}
+        steps:
+          - send: cart
+            channel: onsite
+            expires: 1d
+        """
+    env = onsite_app(tmp_path, messages={"cart": CART}, campaigns={},
+                     journeys={"cart_nudge": journey})
+    conn = env.app.extensions["kanal"].db.conn()
+    with transaction(conn):
+        sync(conn, tmp_path / "journeys", int(env.clock.now() * 1000))
+    hashed = user_hash(env, "u7")
+    send(env, {"type": "identify", "userId": "u7", "traits": {"first_name": "Cy"}},
+         secret=True)
+    assert env.client.get(f"/onsite/site/{env.keys['public']}.json").get_json()["on"] is False
+    send(env, {"type": "track", "userId": "u7", "event": "Product Added",
+               "properties": {"product_id": "MUG-1"}}, secret=True)
+    assert env.client.get(f"/onsite/site/{env.keys['public']}.json").get_json()["on"] is True
+    # Two browsers of the same (verified) person: the first to ask gets it, once.
+    [item] = pull(env, "laptop", user="u7", hashed=hashed)
+    assert item["content"]["title"] == "Cy, your cart misses you"
+    assert item["content"]["body"] == "<p>Come back to MUG-1.</p>"
+    assert item["layout"] == "slide_in" and item["journey"] == "cart_nudge"
+    assert pull(env, "phone", user="u7", hashed=hashed) == []
+    assert pull(env, "laptop", user="u7", hashed=hashed) == []
+    state, recipient = env.rows("SELECT state, recipient FROM outbox WHERE id = ?",
+                                item["outbox_id"])[0]
+    assert (state, recipient) == ("sent", "onsite")
+    assert env.rows("SELECT count(*) FROM events WHERE event = 'On-site Message Delivered'"
+                    )[0][0] == 1
+    # A second one nobody comes for expires (the worker ends it; nothing is shown).
+    send(env, {"type": "track", "userId": "u7", "event": "Product Added",
+               "properties": {"product_id": "MUG-2"}}, secret=True)
+    env.clock.advance(86_400 + 1)
+    from kanal_collector.onsite import ConfirmationWorker
+
+    worker = env.app.extensions["kanal.supervisor"].workers[-1][0]
+    assert isinstance(worker, ConfirmationWorker)
+    worker.run_once()
+    assert pull(env, "phone", user="u7", hashed=hashed) == []
+    assert env.rows("SELECT state, reason FROM outbox ORDER BY id")[-1] == ("skipped",
+                                                                           "expired")
+
+
+def test_events_are_written_by_kanal_from_the_ticket(env: App) -> None:
+    [item] = pull(env, "a1")
+    assert report(env, "someone-else", item, "shown").status_code == 400  # not theirs
+    assert report(env, "a1", item, "held_out").status_code == 400  # not a holdout
+    bad = dict(item, ticket=item["ticket"][:-2] + "AA")
+    assert report(env, "a1", bad, "shown").status_code == 400  # forged
+    assert report(env, "a1", item, "shown").status_code == 200
+    assert report(env, "a1", item, "shown").status_code == 200  # a retry: no second event
+    assert report(env, "a1", item, "dismissed").status_code == 200
+    process(env)
+    rows = env.events()
+    shown = [r for r in rows if r["event"] == "On-site Message Shown"]
+    assert len(shown) == 1 and shown[0]["key_kind"] == "kanal"
+    assert shown[0]["body"]["properties"] == {"campaign": "newsletter", "arm": "main",
+                                              "message": "newsletter", "channel": "onsite"}
+    assert shown[0]["anonymous_id"] == "a1"
+    assert [r["event"] for r in rows].count("On-site Message Dismissed") == 1
+
+
+def test_experiment_arms_holdout_and_report(tmp_path: Path) -> None:
+    scipy_stats = pytest.importorskip("scipy.stats")
+    campaign = """\
+        layout: banner
+        holdout: 30
+        arms:
+          - {name: plain, message: sale}
+          - {name: bold, weight: 1, message: sale}
+        goal: {event: Order Completed, within: 2d}
+        frequency: always
+        """
+    env = onsite_app(tmp_path, messages={"sale": SALE}, campaigns={"promo": campaign})
+    people = [f"v{i}" for i in range(200)]
+    send(env, *({"type": "page", "anonymousId": anon} for anon in people))
+    arm_of: dict[str, str] = {}
+    for anon in people:
+        [item] = pull(env, anon)
+        assert pull(env, anon)[0]["arm"] == item["arm"]  # stable for a person
+        arm_of[anon] = item["arm"]
+        assert ("content" in item) is (item["arm"] != "holdout")
+        action = "held_out" if item.get("holdout") else "shown"
+        assert report(env, anon, item, action).status_code == 200
+    # Who orders: every third person, and more of the "bold" arm.
+    buyers = [a for i, a in enumerate(people)
+              if i % 3 == 0 or (arm_of[a] == "bold" and i % 3 == 1)]
+    send(env, *({"type": "track", "anonymousId": a, "event": "Order Completed",
+                 "properties": {"order_id": f"o-{a}", "revenue": 10}} for a in buyers))
+    arms = {a: list(arm_of.values()).count(a) for a in set(arm_of.values())}
+    assert set(arms) == {"holdout", "plain", "bold"}
+    assert 35 <= arms["holdout"] <= 85  # 30 % of 200, give or take
+    conn = env.app.extensions["kanal"].db.conn()
+    now = int(env.clock.now() * 1000)
+    [doc] = campaign_report(conn, {}, since_ms=now - 86_400_000, until_ms=now + 1)
+    assert doc["control"] == "holdout"
+    rows = {r["arm"]: r for r in doc["arms"]}
+    for arm, n in arms.items():
+        assert rows[arm]["people"] == n
+        assert rows[arm]["conversions"] == sum(arm_of[b] == arm for b in buyers)
+        assert rows[arm]["shown"] == (0 if arm == "holdout" else n)
+    # The p-value against scipy's chi-squared test of the same 2×2 table (no Yates).
+    control = rows["holdout"]
+    for arm in ("plain", "bold"):
+        row = rows[arm]
+        table = [[control["conversions"], control["people"] - control["conversions"]],
+                 [row["conversions"], row["people"] - row["conversions"]]]
+        _, p, _, _ = scipy_stats.chi2_contingency(table, correction=False)
+        assert row["p_value"] == pytest.approx(p, abs=1e-9)
+    assert rows["bold"]["rate"] > rows["plain"]["rate"]
+
+
+def test_desktop_and_mobile_are_told_apart() -> None:
+    from kanal_collector.ingest.enrich import describe_user_agent
+
+    assert describe_user_agent(DESKTOP)["device"] == "desktop"
+    assert describe_user_agent(MOBILE)["device"] == "mobile"
