@@ -4,7 +4,6 @@ reported events and the campaigns' experiments report."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +14,6 @@ from onsite_util import (
     MOBILE,
     NEWSLETTER,
     SALE,
-    onsite_app,
     process,
     pull,
     report,
@@ -55,30 +53,23 @@ SEGMENTS = {"segments": [{"name": "vip", "all": [{"trait": "tier", "eq": "gold"}
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Any:
-    app = onsite_app(tmp_path, messages={"newsletter": NEWSLETTER, "sale": SALE,
-                                         "cart": CART},
-                     campaigns=CAMPAIGNS, segments=SEGMENTS)
-    try:
-        yield app
-    finally:
-        from kanal_collector.app import close_app
-
-        close_app(app.app)
+def env(onsite_env: Any) -> Any:
+    return onsite_env(messages={"newsletter": NEWSLETTER, "sale": SALE, "cart": CART},
+                      campaigns=CAMPAIGNS, segments=SEGMENTS)
 
 
 def names(items: list[dict[str, Any]]) -> list[str]:
     return sorted(str(i.get("campaign") or i["id"]) for i in items)
 
 
-def test_site_document_is_cached_and_says_whether_anything_is_on(tmp_path: Path) -> None:
-    quiet = onsite_app(tmp_path / "quiet", messages={"sale": SALE}, campaigns={})
+def test_site_document_is_cached_and_says_whether_anything_is_on(onsite_env: Any) -> None:
+    quiet = onsite_env(messages={"sale": SALE}, campaigns={})
     r = quiet.client.get(f"/onsite/site/{quiet.keys['public']}.json")
     assert r.status_code == 200
     assert r.get_json() == {"on": False, "push": None}
     assert r.headers["Cache-Control"] == "public, max-age=60"
     assert quiet.client.get("/onsite/site/pk_nope.json").status_code == 404
-    busy = onsite_app(tmp_path / "busy", messages={"sale": SALE},
+    busy = onsite_env(messages={"sale": SALE},
                       campaigns={"sale": "message: sale\nlayout: banner\n"},
                       onsite={"site_max_age": 300})
     r = busy.client.get(f"/onsite/site/{busy.keys['public']}.json")
@@ -150,7 +141,7 @@ def test_personal_content_only_for_the_own_profile_or_a_userhash(env: App) -> No
     assert bo["content"]["title"].startswith("Hi Bo,")
 
 
-def test_traits_and_templates_cannot_inject_markup(tmp_path: Path) -> None:
+def test_traits_and_templates_cannot_inject_markup(onsite_env: Any) -> None:
     evil = """\
         onsite:
           title: "{{ traits.first_name }}"
@@ -158,7 +149,7 @@ def test_traits_and_templates_cannot_inject_markup(tmp_path: Path) -> None:
             <p onclick='steal()'>Hi {{ traits.first_name }}</p><script>steal()</script>
             <img src=x onerror=steal()><a href='javascript:steal()'>x</a><style>*{}</style>
         """
-    env = onsite_app(tmp_path, messages={"evil": evil},
+    env = onsite_env(messages={"evil": evil},
                      campaigns={"evil": "message: evil\nlayout: modal\n"})
     send(env, {"type": "identify", "anonymousId": "v1",
                "traits": {"first_name": "<img src=x onerror=alert(1)>"}})
@@ -170,7 +161,7 @@ def test_traits_and_templates_cannot_inject_markup(tmp_path: Path) -> None:
     assert item["content"]["title"] == "<img src=x onerror=alert(1)>"  # set as textContent
 
 
-def test_a_journey_message_is_shown_once_in_the_first_browser(tmp_path: Path) -> None:
+def test_a_journey_message_is_shown_once_in_the_first_browser(onsite_env: Any) -> None:
     journey = """\
         trigger: {event: Product Added}
         entry: {rule: every_time}
@@ -179,11 +170,10 @@ def test_a_journey_message_is_shown_once_in_the_first_browser(tmp_path: Path) ->
             channel: onsite
             expires: 1d
         """
-    env = onsite_app(tmp_path, messages={"cart": CART}, campaigns={},
-                     journeys={"cart_nudge": journey})
+    env = onsite_env(messages={"cart": CART}, campaigns={}, journeys={"cart_nudge": journey})
     conn = env.app.extensions["kanal"].db.conn()
     with transaction(conn):
-        sync(conn, tmp_path / "journeys", int(env.clock.now() * 1000))
+        sync(conn, env.db_path.parent / "journeys", int(env.clock.now() * 1000))
     hashed = user_hash(env, "u7")
     send(env, {"type": "identify", "userId": "u7", "traits": {"first_name": "Cy"}},
          secret=True)
@@ -236,7 +226,7 @@ def test_events_are_written_by_kanal_from_the_ticket(env: App) -> None:
     assert [r["event"] for r in rows].count("On-site Message Dismissed") == 1
 
 
-def test_experiment_arms_holdout_and_report(tmp_path: Path) -> None:
+def test_experiment_arms_holdout_and_report(onsite_env: Any) -> None:
     scipy_stats = pytest.importorskip("scipy.stats")
     campaign = """\
         layout: banner
@@ -247,7 +237,7 @@ def test_experiment_arms_holdout_and_report(tmp_path: Path) -> None:
         goal: {event: Order Completed, within: 2d}
         frequency: always
         """
-    env = onsite_app(tmp_path, messages={"sale": SALE}, campaigns={"promo": campaign})
+    env = onsite_env(messages={"sale": SALE}, campaigns={"promo": campaign}, rate_limit=0.0)
     people = [f"v{i}" for i in range(200)]
     send(env, *({"type": "page", "anonymousId": anon} for anon in people))
     arm_of: dict[str, str] = {}

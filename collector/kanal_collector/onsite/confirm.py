@@ -154,7 +154,12 @@ class ConfirmationWorker:
                                 reason=reason, next_attempt_at=next_attempt_at)
 
     def close(self) -> None:
-        """Close the worker's connection (the channels belong to the dispatcher)."""
+        """Close the worker's connection and its channels."""
+        for channel in self.channels.values():
+            try:
+                channel.close()
+            except Exception:
+                log.exception("closing channel %s failed", channel.name)
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -327,7 +327,7 @@ def confirm_post() -> Response:
     who = _visitor(runtime, body)
     done = confirm(conn, body.get("t"), anonymous_id=who.anonymous_id, now_ms=now_ms)
     runtime.wake.set()
-    return _json({"state": done.state, "linked": done.linked})
+    return _json({"state": done.state, "same_browser": done.linked})
 
 
 _CONFIRM_PAGES = {
