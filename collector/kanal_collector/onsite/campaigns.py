@@ -364,24 +364,35 @@ def load_directory(directory: Path) -> dict[str, Campaign]:
     return found
 
 
+def _lines(source: str) -> Lines | None:
+    try:
+        return yamlfile.read(Path(source).read_text(encoding="utf-8"), source=source,
+                             strict=False).lines
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def check_references(campaigns: Sequence[Campaign], *, messages: Mapping[str, Any],
                      segments: set[str] | None) -> list[Problem]:
     """Campaigns naming a message that doesn't exist (or has no onsite content), or a
-    segment that isn't defined (when the database's segments are known)."""
+    segment that isn't defined (when the database's segments are known); each problem
+    with the line of the file that names it."""
     problems: list[Problem] = []
     for campaign in campaigns:
-        for message in sorted(campaign.messages):
+        c = _Checker(campaign.source, _lines(campaign.source))
+        named = [(("message",), campaign.message)] if len(campaign.arms) == 1 and \
+            campaign.arms[0].name == "main" else \
+            [(("arms", i, "message"), a.message) for i, a in enumerate(campaign.arms)]
+        for path, message in named:
             found = messages.get(message)
             if found is None:
-                problems.append(Problem(campaign.source, None, "message",
-                                        f"no message {message!r} in the messages directory"))
+                c.error(path, f"no message {message!r} in the messages directory")
             elif not found.has_content("onsite"):
-                problems.append(Problem(campaign.source, None, "message",
-                                        f"message {message!r} has no onsite content"))
-        for segment in campaign.segments if segments is not None else ():
+                c.error(path, f"message {message!r} has no onsite content")
+        for i, segment in enumerate(campaign.segments if segments is not None else ()):
             if segment not in segments:  # type: ignore[operator]
-                problems.append(Problem(campaign.source, None, "segments",
-                                        f"no segment {segment!r} (see kanal segments list)"))
+                c.error(("segments", i), f"no segment {segment!r} (see kanal segments list)")
+        problems += c.problems
     return problems
 
 
