@@ -202,3 +202,49 @@ def test_confirmation_page_of_kanal_and_the_built_in_text(onsite_env: Any,
     # The browser wasn't there to say who it was: nothing linked.
     assert profile_of(env, "email", "cy@example.com") != profile_of(env, "anonymous_id",
                                                                      "b1")
+
+
+PHONE_FORM = """\
+onsite:
+  title: Texts with offers
+  form:
+    phone: true
+    consent: Yes, text me offers.
+    topic: offers
+"""
+
+
+def test_sms_double_opt_in_rebuild_and_forget(onsite_env: Any, tmp_path: Any) -> None:
+    import json
+
+    from kanal_collector.clock import FakeClock
+    from kanal_collector.onsite import OnsiteStep
+    from kanal_collector.profiles.privacy import forget
+    from kanal_collector.profiles.rebuild import rebuild
+
+    outbox = tmp_path / "sms.jsonl"
+    env = onsite_env(messages={"texts": PHONE_FORM},
+                     campaigns={"texts": "message: texts\nlayout: slide_in\n"},
+                     onsite={"form_min_seconds": 0},
+                     channels={"sms": {"type": "console", "path": str(outbox)}})
+    send(env, {"type": "page", "anonymousId": "b1"})
+    [item] = pull(env, "b1")
+    r = submit(env, "b1", item, phone="070-123 45 67", country="SE")
+    assert r.status_code == 200, r.get_json()
+    worker(env).run_once()
+    [line] = [json.loads(x) for x in outbox.read_text().splitlines()]
+    assert line["stands_in_for"] == "sms" and line["recipient"] == "+46701234567"
+    token = re.search(r"confirm\?t=([\w-]+)", line["content"]["text"]).group(1)
+    assert confirm(env, "b1", token)["state"] == "confirmed"
+    process(env)
+    owner = profile_of(env, "phone", "+46701234567")
+    assert owner is not None and owner == profile_of(env, "anonymous_id", "b1")
+    # A rebuild replays the log to the same identities.
+    conn = env.app.extensions["kanal"].db.conn()
+    rebuild(conn, FakeClock(env.clock.now()), also=[OnsiteStep()])
+    rebuilt = profile_of(env, "phone", "+46701234567")
+    assert rebuilt is not None and rebuilt == profile_of(env, "anonymous_id", "b1")
+    # `kanal forget` takes the sign-ups (and the consent texts) with the person.
+    forget(conn, "+46701234567", int(env.clock.now() * 1000))
+    assert env.rows("SELECT count(*) FROM signups")[0][0] == 0
+    assert profile_of(env, "phone", "+46701234567") is None

@@ -13,7 +13,6 @@ import hmac
 import json
 import re
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 from kanal_testing import Collector, SmtpCatcher, start_collector
-from test_snippet_browser import LOADER
+from test_snippet_browser import LOADER, wait_until
 from webpush_util import VAPID_KEY, new_browser, push_service_on_loopback
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -79,16 +78,6 @@ JOURNEYS = {
     "restock": "trigger: {event: Restocked}\nkind: transactional\n"
                "steps:\n  - send: restock\n    channel: webpush\n",
 }
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Poll `check` until it returns something truthy (or time runs out)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 class World:

@@ -10,7 +10,7 @@ One YAML file per campaign in `onsite/` (`[onsite] dir`, KANAL_ONSITE_DIR):
     enabled: true
     priority: 0                   # of two campaigns for one place, the higher shows
     pages: {include: ["/", "/shop/*"], exclude: ["/checkout*"]}  # path globs
-    devices: [desktop, mobile, tablet]
+    devices: [desktop, mobile, tablet]   # default: any device
     segments: [prospects]         # members of any of these (default: everyone)
     audience: {trait: country, in: ["SE", "NO"]}   # a condition, as in segments
     hide_if: {subscribed: email}  # people who already did the thing never see it
@@ -39,7 +39,7 @@ from typing import Any
 from .. import yamlfile
 from ..config import Config
 from ..filestamp import Stamp, files_stamp
-from ..profiles.segments import SegmentError, duration_ms, parse_condition
+from ..profiles.segments import SegmentError, condition_problems, duration_ms
 from ..yamlfile import FieldPath, Lines, Problem, where
 
 log = logging.getLogger("kanal.onsite")
@@ -86,7 +86,8 @@ class Campaign:
     priority: int = 0
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    devices: tuple[str, ...] = DEVICES
+    devices: tuple[str, ...] = ()
+    """Empty: every device (a browser the User-Agent parser can't place too)."""
     segments: tuple[str, ...] = ()
     audience: dict[str, Any] | None = None
     hide_if: dict[str, Any] | None = None
@@ -146,14 +147,10 @@ class _Checker:
     def condition(self, value: Any, path: FieldPath) -> dict[str, Any] | None:
         if value is None:
             return None
-        try:
-            return parse_condition(value)
-        except SegmentError as exc:
-            for problem in exc.problems:
-                sub = problem.where.replace("[", ".").replace("]", "").split(".")
-                self.error((*path, *(int(s) if s.isdigit() else s for s in sub if s)),
-                           problem.message)
-            return None
+        condition, problems = condition_problems(value)
+        for sub, message in problems:
+            self.error((*path, *sub), message)
+        return condition
 
     def duration(self, value: Any, path: FieldPath) -> int:
         try:
@@ -231,7 +228,7 @@ def _check(c: _Checker, data: Any, name: str | None) -> Campaign | None:
                 if not glob.startswith(("/", "*")):
                     c.error(("pages", key, i), f"a path glob starting with / (like "
                                                f"/shop/*), not {glob!r}")
-    devices = c.names(data.get("devices", list(DEVICES)), ("devices",), "devices")
+    devices = c.names(data.get("devices", []), ("devices",), "devices")
     for i, device in enumerate(devices):
         if device not in DEVICES:
             c.error(("devices", i), f"one of {', '.join(DEVICES)}, not {device!r}")
@@ -320,12 +317,7 @@ def _arms(c: _Checker, value: Any, message: Any) -> tuple[Arm, ...]:
 
 def load_file(path: Path) -> Campaign:
     """Read and validate one campaign file; CampaignError lists FILE:LINE: FIELD: WHAT."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problem = Problem(str(path), None, "", str(exc))
-        raise CampaignError(str(problem), [problem]) from None
-    document = yamlfile.read(text, source=str(path))
+    document = yamlfile.read_file(path)
     if document.data is None and document.problems:
         raise CampaignError("\n".join(map(str, document.problems)), document.problems)
     c = _Checker(str(path), document.lines)
@@ -365,11 +357,7 @@ def load_directory(directory: Path) -> dict[str, Campaign]:
 
 
 def _lines(source: str) -> Lines | None:
-    try:
-        return yamlfile.read(Path(source).read_text(encoding="utf-8"), source=source,
-                             strict=False).lines
-    except (OSError, UnicodeDecodeError):
-        return None
+    return yamlfile.read_file(Path(source), strict=False).lines
 
 
 def check_references(campaigns: Sequence[Campaign], *, messages: Mapping[str, Any],

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,7 @@ TICKET = "show"
 JOURNEY_LAYOUT = "slide_in"
 """How a journey's message shows unless its step's data says `layout` (and `slot`)."""
 DAY_MS = 86_400_000
+REFRESH_SECONDS = 1.0
 
 Functions = Callable[[sqlite3.Connection, int | None, Mapping[str, Any],
                       Mapping[str, Any], int, int | None, str | None, str | None], Any]
@@ -81,6 +83,26 @@ class _Person:
     computed: dict[str, Any]
     segments: set[str]
     view: ProfileView
+    _done: dict[str, list[tuple[str, int]]] | None = None
+
+    def done(self, name: str) -> list[tuple[str, int]]:
+        """(campaign, time) of the person's events `name` (read once per pull)."""
+        if self._done is None:
+            self._done = {}
+        if name not in self._done:
+            self._done[name] = [
+                (str((b.get("properties") or {}).get("campaign")), _ms(b.get("timestamp")))
+                for b in self.view.events(name, 0)]
+        return self._done[name]
+
+
+def _ms(iso: Any) -> int:
+    from datetime import datetime
+
+    try:
+        return int(datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return 0
 
 
 def _person(conn: sqlite3.Connection, profile_id: int | None) -> _Person:
@@ -113,14 +135,10 @@ def _seen(person: _Person, campaign: Campaign, now_ms: int) -> bool:
     if person.profile_id is None:
         return False
     since = {"day": now_ms - DAY_MS, "ever": 0}.get(campaign.frequency)
-    if since is not None:
-        for body in person.view.events(SHOWN, since):
-            if (body.get("properties") or {}).get("campaign") == campaign.name:
-                return True
-    for body in person.view.events(FORM_SUBMITTED, 0):
-        if (body.get("properties") or {}).get("campaign") == campaign.name:
-            return True
-    return False
+    if since is not None and any(c == campaign.name and at >= since
+                                 for c, at in person.done(SHOWN)):
+        return True
+    return any(c == campaign.name for c, _ in person.done(FORM_SUBMITTED))
 
 
 class Puller:
@@ -132,9 +150,16 @@ class Puller:
         self.catalog = catalog
         self.functions = functions
         self.default_ttl_ms = default_ttl_ms
+        self._checked = float("-inf")
 
-    def refresh(self) -> None:
-        """Re-read changed campaign and message files."""
+    def refresh(self, *, force: bool = False) -> None:
+        """Re-read changed campaign and message files: looked at once a second at most
+        (a busy shop's pulls must not stat every file each time) unless `force` (the
+        site document, which browsers cache, always looks)."""
+        now = time.monotonic()
+        if not force and now - self._checked < REFRESH_SECONDS:
+            return
+        self._checked = now
         self.campaigns.refresh()
         self.catalog.refresh()
 
@@ -244,7 +269,7 @@ class Puller:
                   now_ms: int, taken: set[str]) -> dict[str, Any] | None:
         place = _place(campaign.layout, campaign.slot, campaign.position)
         if place in taken or not campaign.on_page(page.path) \
-                or page.device not in campaign.devices:
+                or (campaign.devices and page.device not in campaign.devices):
             return None
         if campaign.segments and not person.segments & set(campaign.segments):
             return None

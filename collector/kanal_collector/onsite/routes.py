@@ -173,7 +173,7 @@ def site_document(key: str) -> Response:
     if info is None or info.kind == "admin":
         raise NotFound("no such site", code="unknown_key")
     onsite = _onsite()
-    onsite.puller.refresh()
+    onsite.puller.refresh(force=True)
     conn = runtime.db.conn()
     on = onsite.puller.active() or store.any_queued(conn, _now_ms(runtime))
     push = onsite.settings.webpush
