@@ -193,6 +193,15 @@ def test_a_journey_message_is_shown_once_in_the_first_browser(onsite_env: Any) -
     assert (state, recipient) == ("sent", "onsite")
     assert env.rows("SELECT count(*) FROM events WHERE event = 'On-site Message Delivered'"
                     )[0][0] == 1
+    # The journey's funnel counts it like an email: delivered, opened (shown), clicked.
+    for action in ("shown", "clicked"):
+        assert report(env, "laptop", item, action).status_code == 200
+    process(env)
+    from kanal_collector.reports.funnels import journey_funnel
+
+    funnel = journey_funnel(conn, "cart_nudge")["totals"]
+    assert {k: funnel[k] for k in ("sent", "delivered", "opened", "clicked")} == {
+        "sent": 1, "delivered": 1, "opened": 1, "clicked": 1}
     # A second one nobody comes for expires (the worker ends it; nothing is shown).
     send(env, {"type": "track", "userId": "u7", "event": "Product Added",
                "properties": {"product_id": "MUG-2"}}, secret=True)
@@ -281,3 +290,34 @@ def test_desktop_and_mobile_are_told_apart() -> None:
 
     assert describe_user_agent(DESKTOP)["device"] == "desktop"
     assert describe_user_agent(MOBILE)["device"] == "mobile"
+
+
+def test_products_in_on_site_content(onsite_env: Any) -> None:
+    shelf = """\
+        onsite:
+          title: Back in stock
+          body: "{% set p = product('MUG-1') %}{{ product_block(p) }}"
+        """
+    env = onsite_env(messages={"shelf": shelf}, campaigns={
+        "shelf": "message: shelf\nlayout: slot\nslot: shelf\n"})
+    put = env.client.put("/api/products/MUG-1", headers={
+        "Authorization": f"Bearer {env.keys['admin']}"}, json={
+        "title": "Blue <mug>", "price": "12.00 EUR", "link": "https://shop.example/mug",
+        "image_link": "https://shop.example/mug.jpg"})
+    assert put.status_code == 200, put.get_json()
+    [item] = pull(env, "v1")
+    body = item["content"]["body"]
+    assert '<a href="https://shop.example/mug" rel="noopener noreferrer">Blue &lt;mug&gt;</a>' \
+        in body
+    assert '<img src="https://shop.example/mug.jpg" alt="Blue &lt;mug&gt;" width="120">' in body
+    assert "12.00 EUR" in body and "style=" not in body
+
+
+def test_on_site_clicks_are_touchpoints() -> None:
+    from kanal_collector.reports.touchpoints import classify
+
+    body = {"properties": {"campaign": "spring", "message": "sale", "channel": "onsite",
+                           "journey": "cart"}}
+    assert classify("track", "On-site Message Clicked", "kanal", body) == (
+        "onsite", "sale", "cart")
+    assert classify("track", "On-site Message Clicked", "public", body) is None  # forged

@@ -71,6 +71,8 @@ CAMPAIGNS = {
     "newsletter": "message: newsletter\nlayout: modal\npages: {include: [\"/\"]}\n",
     "sale": "message: sale\nlayout: banner\npages: {include: [\"/sale\"]}\nshow: {scroll: 60}\n",
     "hero": "message: hero\nlayout: slot\nslot: home-hero\npages: {include: [\"/\"]}\n",
+    "leaving": "message: sale\nlayout: slide_in\npages: {include: [\"/bye\"]}\n"
+               "show: {exit_intent: true}\n",
 }
 JOURNEYS = {
     "cart": "trigger: {event: Product Added}\nentry: {rule: every_time}\n"
@@ -255,6 +257,13 @@ def test_campaigns_targeting_frequency_xss_and_csp(world: World, browser: Any) -
     page.mouse.wheel(0, 3500)
     banner.wait_for()
     assert banner.get_by_role("link", name="Shop now").get_attribute("href") == "/sale"
+    # Exit intent: the pointer leaving through the top of the window.
+    pulled(page, lambda: page.goto(world.page("/bye", "<p>Bye</p>")))
+    leaving = page.get_by_role("region", name="Spring sale")
+    assert leaving.count() == 0
+    page.evaluate("""() => document.dispatchEvent(new MouseEvent('mouseout',
+        {clientY: -2, relatedTarget: null, bubbles: true}))""")
+    leaving.wait_for()
     assert page.evaluate("() => window.__csp") == []
     # The check can fail: an inline script is a violation here.
     page.evaluate("""() => document.body.appendChild(Object.assign(
