@@ -214,6 +214,16 @@ def test_a_journey_message_is_shown_once_in_the_first_browser(onsite_env: Any) -
     assert pull(env, "phone", user="u7", hashed=hashed) == []
     assert env.rows("SELECT state, reason FROM outbox ORDER BY id")[-1] == ("skipped",
                                                                            "expired")
+    # One queued for someone who unsubscribes meanwhile is not handed out (checked again
+    # at the pull, as the dispatcher does at send time).
+    send(env, {"type": "track", "userId": "u7", "event": "Product Added",
+               "properties": {"product_id": "MUG-3"}}, secret=True)
+    send(env, {"type": "identify", "userId": "u7", "traits": {"subscriptions":
+                                                               {"onsite": False}}},
+         secret=True)
+    assert pull(env, "phone", user="u7", hashed=hashed) == []
+    assert env.rows("SELECT state, reason FROM outbox ORDER BY id")[-1] == ("skipped",
+                                                                           "unsubscribed")
 
 
 def test_events_are_written_by_kanal_from_the_ticket(env: App) -> None:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from ..messages.catalog import Catalog
 from ..messages.delivery import delivery_event
+from ..messages.eligibility import ChannelInfo, Policy, check, load_person
 from ..messages.errors import MessageError
 from ..profiles.segments import ProfileView, matches
 from ..profiles.state import computed, traits_of
@@ -44,6 +45,7 @@ from .signing import sign
 log = logging.getLogger("kanal.onsite")
 
 TICKET = "show"
+ONSITE = "onsite"
 JOURNEY_LAYOUT = "slide_in"
 """How a journey's message shows unless its step's data says `layout` (and `slot`)."""
 DAY_MS = 86_400_000
@@ -145,11 +147,14 @@ class Puller:
     """Answers pulls: the campaigns, the message catalogue and the template functions."""
 
     def __init__(self, campaigns: Campaigns, catalog: Catalog, functions: Functions, *,
-                 default_ttl_ms: int) -> None:
+                 default_ttl_ms: int, policy: Policy | None = None) -> None:
         self.campaigns = campaigns
         self.catalog = catalog
         self.functions = functions
         self.default_ttl_ms = default_ttl_ms
+        self.policy = policy or Policy()
+        """Consent and subscriptions (`[messages]`), checked again when a queued message
+        is handed out, as the dispatcher does at send time."""
         self._checked = float("-inf")
 
     def refresh(self, *, force: bool = False) -> None:
@@ -236,6 +241,14 @@ class Puller:
             if place in taken:
                 continue
             with transaction(conn):
+                current = load_person(conn, row.profile_id)
+                why = "no profile" if current is None else check(
+                    conn, current, ChannelInfo(ONSITE, ONSITE, None), kind=row.kind,
+                    topic=row.topic, policy=self.policy)[1]
+                if why is not None:  # unsubscribed, consent withdrawn, forgotten meanwhile
+                    store.skip_queued(conn, row.id, why, now_ms)
+                    wrote = True
+                    continue
                 try:
                     content, functions = self._render(conn, row.message, person, row.data,
                                                       language, now_ms, row.id, row.journey)

@@ -64,6 +64,12 @@ def claim_queued(conn: sqlite3.Connection, outbox_id: int, *, language: str | No
     return bool(cur.rowcount)
 
 
+def skip_queued(conn: sqlite3.Connection, outbox_id: int, reason: str, now: int) -> None:
+    """End a queued on-site row the person may no longer get (consent, subscription)."""
+    conn.execute("UPDATE outbox SET state = 'skipped', reason = ?, updated_at = ? "
+                 "WHERE id = ? AND state = 'queued'", (reason[:1000], now, outbox_id))
+
+
 def fail_queued(conn: sqlite3.Connection, outbox_id: int, reason: str, now: int) -> None:
     """End a queued on-site row that can't be shown (its message fails to render)."""
     conn.execute("UPDATE outbox SET state = 'failed', reason = ?, updated_at = ? "
