@@ -223,3 +223,12 @@ def test_onsite_validate_command(tmp_path: Path) -> None:
     listed = CliRunner().invoke(cli, ["onsite", "list", "--config", str(config), "--dir",
                                       str(tmp_path / "onsite" / "nothing")])
     assert listed.exit_code == 0
+
+
+def test_the_examples_are_valid() -> None:
+    root = Path(__file__).resolve().parents[1] / "examples"
+    result = CliRunner(env={"KANAL_MESSAGES_DIR": str(root / "messages"),
+                            "KANAL_ONSITE_DIR": str(root / "onsite")}).invoke(
+        cli, ["onsite", "validate", "--db", str(root / "no.db")])
+    assert result.exit_code == 0, result.output
+    assert "1 campaign(s) OK" in result.output
