@@ -15,7 +15,8 @@ from kanal_collector.errors import ConfigError
 from kanal_collector.journeys.definition import parse_journey
 from kanal_collector.journeys.errors import JourneyFileError
 from kanal_collector.messages import DefinitionError, parse_message
-from kanal_collector.onsite.campaigns import CampaignError, load_file, parse_campaign
+from kanal_collector.onsite.campaigns import CampaignError, parse_campaign
+from kanal_collector.onsite.catalog import load_file
 from kanal_collector.onsite.content import UnsafeContent, safe_url, sanitize
 from kanal_collector.onsite.settings import OnsiteSettings
 from kanal_collector.onsite.signing import read, sign

@@ -16,9 +16,8 @@ from .errors import KanalError
 from .messages.catalog import load_directory as load_messages
 from .messages.catalog import messages_dir
 from .messages.errors import DefinitionError
-from .onsite.campaigns import (
-    Campaign,
-    CampaignError,
+from .onsite.campaigns import Campaign, CampaignError
+from .onsite.catalog import (
     campaign_files,
     check_references,
     load_directory,

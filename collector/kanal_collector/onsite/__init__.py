@@ -1,6 +1,7 @@
 """On the shop's own pages: on-site messages, sign-up forms and web push subscriptions.
 
-    campaigns.py  campaign files (onsite/*.yaml): layout, page rules, audience, show, arms
+    campaigns.py  a campaign (onsite/*.yaml): layout, page rules, audience, show, arms
+    catalog.py    the campaign files of a directory, checked and reloaded
     content.py    a message's `onsite:` content rendered for a visitor, sanitised
     access.py     which profile a browser may see (its own anonymous one, or userHash)
     pull.py       one page view's messages: journey-queued ones claimed, campaigns matched
@@ -21,7 +22,8 @@ shop's own site", is the user's reference.
 
 from __future__ import annotations
 
-from .campaigns import Campaign, CampaignError, Campaigns, load_directory, parse_campaign
+from .campaigns import Campaign, CampaignError, parse_campaign
+from .catalog import Campaigns, load_directory
 from .confirm import ConfirmationWorker
 from .routes import onsite_blueprint
 from .settings import OnsiteSettings

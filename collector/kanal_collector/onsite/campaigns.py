@@ -20,29 +20,21 @@ One YAML file per campaign in `onsite/` (`[onsite] dir`, KANAL_ONSITE_DIR):
     arms: [{name: a, weight: 50}, {name: b, weight: 50, message: newsletter_b}]
     goal: {event: Order Completed, within: 7d}   # for the experiments report
 
-`parse_campaign` validates one (every problem, with its line); `load_directory` reads a
-folder; `Campaigns` reloads it when the files change.
+`parse_campaign` validates one (every problem, with its line); catalog.py reads the
+files of a folder.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
-import logging
-import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from .. import yamlfile
-from ..config import Config
-from ..filestamp import Stamp, files_stamp
 from ..profiles.segments import SegmentError, condition_problems, duration_ms
 from ..yamlfile import FieldPath, Lines, Problem, where
-
-log = logging.getLogger("kanal.onsite")
 
 LAYOUTS = ("banner", "modal", "slide_in", "slot")
 POSITIONS = {"banner": ("top", "bottom"), "slide_in": ("left", "right")}
@@ -313,111 +305,3 @@ def _arms(c: _Checker, value: Any, message: Any) -> tuple[Arm, ...]:
             arm_message = "?"
         arms.append(Arm(str(arm_name), weight, str(arm_message)))
     return tuple(arms) or (Arm("main", 1.0, "?"),)
-
-
-def load_file(path: Path) -> Campaign:
-    """Read and validate one campaign file; CampaignError lists FILE:LINE: FIELD: WHAT."""
-    document = yamlfile.read_file(path)
-    if document.data is None and document.problems:
-        raise CampaignError("\n".join(map(str, document.problems)), document.problems)
-    c = _Checker(str(path), document.lines)
-    campaign = _check(c, document.data, path.stem)
-    problems = yamlfile.combine(document.problems, c.problems)
-    if problems or campaign is None:
-        raise CampaignError("\n".join(map(str, problems)), problems)
-    return campaign
-
-
-def campaign_files(directory: Path) -> list[Path]:
-    """The campaign files of a directory (*.yaml, *.yml), sorted."""
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml")
-                  and p.is_file())
-
-
-def load_directory(directory: Path) -> dict[str, Campaign]:
-    """Every campaign of a directory; CampaignError lists every problem of every file."""
-    found: dict[str, Campaign] = {}
-    problems: list[Problem] = []
-    for path in campaign_files(directory):
-        try:
-            campaign = load_file(path)
-        except CampaignError as exc:
-            problems.extend(exc.problems or [Problem(str(path), None, "", str(exc))])
-            continue
-        if campaign.name in found:
-            problems.append(Problem(str(path), None, "name", f"campaign {campaign.name!r} "
-                                    f"is also defined in {found[campaign.name].source}"))
-            continue
-        found[campaign.name] = campaign
-    if problems:
-        raise CampaignError("\n".join(map(str, problems)), problems)
-    return found
-
-
-def _lines(source: str) -> Lines | None:
-    return yamlfile.read_file(Path(source), strict=False).lines
-
-
-def check_references(campaigns: Sequence[Campaign], *, messages: Mapping[str, Any],
-                     segments: set[str] | None) -> list[Problem]:
-    """Campaigns naming a message that doesn't exist (or has no onsite content), or a
-    segment that isn't defined (when the database's segments are known); each problem
-    with the line of the file that names it."""
-    problems: list[Problem] = []
-    for campaign in campaigns:
-        c = _Checker(campaign.source, _lines(campaign.source))
-        named = [(("message",), campaign.message)] if len(campaign.arms) == 1 and \
-            campaign.arms[0].name == "main" else \
-            [(("arms", i, "message"), a.message) for i, a in enumerate(campaign.arms)]
-        for path, message in named:
-            found = messages.get(message)
-            if found is None:
-                c.error(path, f"no message {message!r} in the messages directory")
-            elif not found.has_content("onsite"):
-                c.error(path, f"message {message!r} has no onsite content")
-        for i, segment in enumerate(campaign.segments if segments is not None else ()):
-            if segment not in segments:  # type: ignore[operator]
-                c.error(("segments", i), f"no segment {segment!r} (see kanal segments list)")
-        problems += c.problems
-    return problems
-
-
-def onsite_dir(config: Config) -> Path:
-    """Where campaign files live: $KANAL_ONSITE_DIR, `[onsite] dir`, onsite/."""
-    env = os.environ.get("KANAL_ONSITE_DIR")
-    if env:
-        return Path(env)
-    value = config.section("onsite").get("dir")
-    return Path(str(value)) if value else Path("onsite")
-
-
-@dataclass
-class Campaigns:
-    """The campaigns of a directory, reloaded when their files change (a broken edit
-    keeps the previous ones and is logged)."""
-
-    directory: Path | None = None
-    campaigns: dict[str, Campaign] = field(default_factory=dict)
-    _stamp: Stamp = ()
-
-    def refresh(self) -> bool:
-        """Reload when the files changed; True when reloaded."""
-        if self.directory is None:
-            return False
-        stamp = files_stamp(campaign_files(self.directory))
-        if stamp == self._stamp:
-            return False
-        self._stamp = stamp
-        try:
-            self.campaigns = load_directory(self.directory)
-        except CampaignError as exc:
-            log.error("on-site campaigns not reloaded:\n%s", exc)
-            return False
-        return True
-
-    def active(self) -> list[Campaign]:
-        """The enabled campaigns, highest priority first."""
-        return sorted((c for c in self.campaigns.values() if c.enabled),
-                      key=lambda c: (-c.priority, c.name))

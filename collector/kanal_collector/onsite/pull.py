@@ -37,7 +37,8 @@ from ..store import profiles as profile_store
 from ..store.db import transaction
 from ..store.events import append_events
 from .access import Visitor
-from .campaigns import Campaign, Campaigns
+from .campaigns import Campaign
+from .catalog import Campaigns
 from .content import UnsafeContent, render_onsite
 from .events import FORM_SUBMITTED, SHOWN
 from .signing import sign

@@ -44,7 +44,7 @@ from ..store import profiles as profile_store
 from ..store.db import transaction
 from ..tracking import pages
 from .access import Visitor, browser_owned, visitor
-from .campaigns import Campaigns, onsite_dir
+from .catalog import Campaigns, onsite_dir
 from .events import ACTIONS, HELD_OUT, onsite_event
 from .forms import check_submission, confirm, record_submission
 from .pull import Puller, page_of
