@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pluggy
@@ -29,6 +30,8 @@ _KINDS = {"email", "sms", "push", "webhook", "console"}
 
 _lock = threading.Lock()
 _manager: pluggy.PluginManager | None = None
+
+log = logging.getLogger("kanal.channels")
 
 
 def new_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
@@ -216,6 +219,15 @@ def build_channels(config: Config, pm: pluggy.PluginManager | None = None
             channel.close()
         raise
     return channels
+
+
+def close_channels(channels: Iterable[Channel]) -> None:
+    """Close every channel; one that fails to close is logged, the others still close."""
+    for channel in channels:
+        try:
+            channel.close()
+        except Exception:
+            log.exception("closing channel %s failed", channel.name)
 
 
 def plugin_summary(config: Config | None = None,

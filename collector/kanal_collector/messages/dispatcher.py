@@ -40,7 +40,7 @@ from ..channels.base import (
     SendResult,
     TransientError,
 )
-from ..channels.plugins import build_channels
+from ..channels.plugins import build_channels, close_channels
 from ..clock import Clock
 from ..config import Config
 from ..store import deliverability as deliverability_store
@@ -198,11 +198,7 @@ class Dispatcher:
 
     def close(self) -> None:
         """Close the connection and the channels."""
-        for channel in self.channels.values():
-            try:
-                channel.close()
-            except Exception:
-                log.exception("closing channel %s failed", channel.name)
+        close_channels(self.channels.values())
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ..channels.base import Channel, OutgoingMessage, PermanentError, TransientError
+from ..channels.plugins import close_channels
 from ..clock import Clock
 from ..messages.catalog import Catalog
 from ..messages.errors import MessageError
@@ -155,11 +156,7 @@ class ConfirmationWorker:
 
     def close(self) -> None:
         """Close the worker's connection and its channels."""
-        for channel in self.channels.values():
-            try:
-                channel.close()
-            except Exception:
-                log.exception("closing channel %s failed", channel.name)
+        close_channels(self.channels.values())
         if self._conn is not None:
             self._conn.close()
             self._conn = None
