@@ -278,6 +278,14 @@ def test_experiment_arms_holdout_and_report(onsite_env: Any) -> None:
     conn = env.app.extensions["kanal"].db.conn()
     now = int(env.clock.now() * 1000)
     [doc] = campaign_report(conn, {}, since_ms=now - 86_400_000, until_ms=now + 1)
+    env.clock.advance(1)
+    api = env.client.get("/api/reports/onsite?since=1d", headers={
+        "Authorization": f"Bearer {env.keys['admin']}"})
+    assert api.status_code == 200
+    [served] = api.get_json()["campaigns"]
+    assert [r["arm"] for r in served["arms"]] == ["holdout", "plain", "bold"]  # file order
+    assert {r["arm"]: r for r in served["arms"]} == {r["arm"]: r for r in doc["arms"]}
+    assert env.client.get("/api/reports/onsite").status_code == 401
     assert doc["control"] == "holdout"
     rows = {r["arm"]: r for r in doc["arms"]}
     for arm, n in arms.items():
