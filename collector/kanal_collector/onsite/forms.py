@@ -184,6 +184,9 @@ def confirm(conn: sqlite3.Connection, token: Any, *, anonymous_id: str | None,
             name=SIGNUP_CONFIRMED, message_id=f"kanal-signup-{signup.id}-confirmed",
             origin="email" if signup.channel == EMAIL else "sms",
             properties={k: v for k, v in properties.items() if v is not None},
-            user_id=None, anonymous_id=signup.anonymous_id or f"kanal-signup-{signup.id}",
+            # The submitting browser's id only when it is the one confirming: otherwise
+            # it is no id of the person who confirmed.
+            user_id=None, anonymous_id=signup.anonymous_id if linked
+            else f"kanal-signup-{signup.id}",
             source_id=signup.source_id, now_ms=now_ms)])
     return Confirmation("confirmed", linked)
