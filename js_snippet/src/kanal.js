@@ -343,6 +343,14 @@
         writeStore([]);
         set('aid', 0, 1);
         set('uid', 0, 1);
+        // What the on-site code remembered (shown messages, sent forms) goes too.
+        try {
+          [localStorage, sessionStorage].forEach(function (s) {
+            Object.keys(s).forEach(function (k) {
+              k.indexOf(P + 'o_') || s.removeItem(k);
+            });
+          });
+        } catch (e) {}
       }
     },
     optIn: function () {

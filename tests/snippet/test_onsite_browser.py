@@ -292,6 +292,11 @@ def test_consent_comes_first(world: World, browser: Any) -> None:
     assert page.get_by_role("dialog").count() == 0
     page.evaluate("() => kanal('consent', true)")
     page.get_by_role("dialog").wait_for()
+    kept = "() => Object.keys(localStorage).concat(Object.keys(sessionStorage))"
+    assert "kanal_o_seen" in page.evaluate(kept)
+    # Opting out forgets what the on-site code remembered too.
+    page.evaluate("() => kanal('optOut')")
+    assert [k for k in page.evaluate(kept) if k.startswith("kanal_o_")] == []
     context.close()
 
 
