@@ -19,7 +19,6 @@ import sqlite3
 from typing import Any
 
 from ..store import meta
-from ..store.db import transaction
 
 _KEY = "onsite_key"
 _SIG = 16
@@ -36,13 +35,7 @@ def _unb64(text: str) -> bytes:
 
 def signing_key(conn: sqlite3.Connection) -> bytes:
     """The database's on-site key, made on first use."""
-    found = meta.get(conn, _KEY)
-    if found is None:
-        with transaction(conn):
-            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                         "ON CONFLICT (key) DO NOTHING", (_KEY, secrets.token_hex(32)))
-        found = meta.get(conn, _KEY)
-    assert found is not None
+    found = meta.get(conn, _KEY) or meta.put_new(conn, _KEY, secrets.token_hex(32))
     return bytes.fromhex(found)
 
 

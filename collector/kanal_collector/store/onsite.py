@@ -186,23 +186,14 @@ def settle_signup(conn: sqlite3.Connection, signup_id: int, state: str, *, now: 
         raise ValueError(f"state must be sent, failed, in_doubt or queued, not {state!r}")
     conn.execute(
         "UPDATE signups SET state = ?, reason = ?, next_attempt_at = coalesce(?, "
-        "next_attempt_at), sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END "
-        "WHERE id = ? AND state = 'sending'",
-        (state, reason[:500] if reason else None, next_attempt_at, state, now, signup_id))
+        "next_attempt_at), sent_at = coalesce(?, sent_at) WHERE id = ? AND state = 'sending'",
+        (state, reason[:500] if reason else None, next_attempt_at,
+         now if state == "sent" else None, signup_id))
 
 
 def orphaned_signups(conn: sqlite3.Connection) -> list[int]:
     """Confirmations left in `sending` by a process that died."""
     return [int(r[0]) for r in conn.execute("SELECT id FROM signups WHERE state = 'sending'")]
-
-
-def signup_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """Submissions per state, and how many were confirmed."""
-    out = {str(s): int(n) for s, n in
-           conn.execute("SELECT state, count(*) FROM signups GROUP BY state")}
-    out["confirmed"] = int(conn.execute(
-        "SELECT count(*) FROM signups WHERE confirmed_at IS NOT NULL").fetchone()[0])
-    return out
 
 
 # -- exposures ------------------------------------------------------------------------
