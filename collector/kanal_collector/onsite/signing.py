@@ -58,6 +58,10 @@ def read(key: bytes, token: Any, purpose: str, *, now_ms: int,
         body, mac = _unb64(body_text), _unb64(mac_text)
     except (binascii.Error, ValueError):
         return None
+    # Only the canonical spelling (base64 has spare bits in its last character): one
+    # ticket, one text — events are keyed by it.
+    if _b64(body) != body_text or _b64(mac) != mac_text:
+        return None
     if not hmac.compare_digest(hmac.new(key, body, hashlib.sha256).digest()[:_SIG], mac):
         return None
     try:
