@@ -40,8 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from kanal_collector.config import Config
-from kanal_collector.store.db import connect
+from kanal_collector.store.connection import connect_sqlite as connect
 from kanal_collector.store.schema import migrate
+from kanal_collector.store.simulate import open_readonly
 from kanal_collector.workers import PROCESSOR_CURSOR
 
 HERE = Path(__file__).resolve().parent
@@ -67,7 +68,8 @@ class Server:
     url: str
     workdir: Path
     keys: dict[str, str] = field(default_factory=dict)
-    db: Path | None = None
+    db: str | None = None
+    """Kanal's database: a SQLite path or a postgresql:// URL."""
 
     def cpu_seconds(self) -> float | None:
         """User + system CPU time of the process so far (Linux), else None."""
@@ -127,15 +129,17 @@ def _environ() -> dict[str, str]:
     return env
 
 
-def start_kanal(workdir: Path, threads: int, synchronous: str) -> Server:
-    """`kanal serve` on a free loopback port with a fresh database."""
+def start_kanal(workdir: Path, threads: int, synchronous: str,
+                db: str | None = None) -> Server:
+    """`kanal serve` on a free loopback port with a fresh database (a new SQLite file in
+    `workdir`, or the empty PostgreSQL database `db`)."""
     workdir.mkdir(parents=True)
     env = _environ()
     env.update(KANAL_RATE_LIMIT=str(RATE_LIMIT), KANAL_RATE_BURST=str(RATE_LIMIT),
                KANAL_SYNCHRONOUS=synchronous)
-    db = workdir / "kanal.db"
+    db = db or str(workdir / "kanal.db")
     argv = [sys.executable, "-m", "kanal_collector", "serve", "--host", "127.0.0.1",
-            "--port", "0", "--db", str(db), "--threads", str(threads)]
+            "--port", "0", "--db", db, "--threads", str(threads)]
     process, lines = _start("kanal", argv, workdir, env, r"Kanal listening on http://")
     keys = {}
     for line in lines:
@@ -213,9 +217,9 @@ def wrk(server: Server, *, mode: str, seconds: float, threads: int, connections:
                cpu_ms_per_request=cpu)
 
 
-def count_events(db: Path) -> int:
+def count_events(db: str) -> int:
     """How many events a Kanal database holds (read-only)."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    conn = open_readonly(db)
     try:
         return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
     finally:
@@ -228,7 +232,7 @@ def wait_drained(server: Server, timeout: float = 120.0) -> float:
     if server.db is None:
         return 0.0
     start = time.monotonic()
-    conn = sqlite3.connect(f"file:{server.db}?mode=ro", uri=True, timeout=30)
+    conn = open_readonly(server.db)
     try:
         while time.monotonic() - start < timeout:
             last = conn.execute("SELECT max(id) FROM events").fetchone()[0] or 0
@@ -242,9 +246,9 @@ def wait_drained(server: Server, timeout: float = 120.0) -> float:
     return time.monotonic() - start
 
 
-def sample_rows(db: Path, n: int) -> list[tuple[Any, ...]]:
+def sample_rows(db: str, n: int) -> list[tuple[Any, ...]]:
     """`n` rows exactly as Kanal stored them (the raw baseline appends copies)."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    conn = open_readonly(db)
     try:
         rows = conn.execute(
             "SELECT source_id, message_id, type, event, user_id, anonymous_id, origin, "
@@ -253,6 +257,7 @@ def sample_rows(db: Path, n: int) -> list[tuple[Any, ...]]:
         ).fetchall()
     finally:
         conn.close()
+    rows = [tuple(r) for r in rows]
     if len(rows) < n:
         raise RuntimeError(f"only {len(rows)} events stored; wanted {n} sample rows")
     return rows
@@ -261,7 +266,7 @@ def sample_rows(db: Path, n: int) -> list[tuple[Any, ...]]:
 @contextmanager
 def raw_database(path: Path, synchronous: str) -> Iterator[sqlite3.Connection]:
     """A fresh file with Kanal's schema and pragmas and the source the rows point at."""
-    conn = connect(path, synchronous=synchronous)
+    conn = connect(str(path), synchronous=synchronous)
     try:
         migrate(conn)
         yield conn

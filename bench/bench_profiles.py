@@ -22,8 +22,8 @@ from kanal_collector.profiles.views import lookup
 from kanal_collector.store import keys as keystore
 from kanal_collector.store.db import Database, transaction
 from kanal_collector.store.events import EventRow, append_events, events_after
-from kanal_collector.store.profiles import put_segment_definitions
 from kanal_collector.store.schema import migrate
+from kanal_collector.store.segments import put_segment_definitions
 from kanal_collector.workers import Processor, StatsStep
 
 T0 = 1_700_000_000_000

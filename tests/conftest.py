@@ -1,4 +1,5 @@
-"""Shared fixtures: real collector processes on loopback, real SQLite files."""
+"""Shared fixtures: real collector processes on loopback, real databases of the engine
+under test (kanal_testing.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,45 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kanal_testing import App, Collector, SmtpCatcher, make_app, smtp_controller, start_collector
+from kanal_testing import (
+    POSTGRES,
+    App,
+    Collector,
+    SmtpCatcher,
+    drop_made,
+    made,
+    make_app,
+    smtp_controller,
+    start_collector,
+)
 from messages_util import World
+from profiles_util import Log
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    """On PostgreSQL, drop the databases a test made once it is done (those of wider
+    fixtures, made before it started, stay)."""
+    before = made() if POSTGRES else set()
+    yield
+    if POSTGRES:
+        drop_made(keep=before)
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[Log]:
+    """A log on the engine under test: a source, events appended directly, the processor."""
+    lg = Log(tmp_path / "kanal.db")
+    try:
+        yield lg
+    finally:
+        lg.close()
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ class Shop:
                                               email_channel("marketing"),
                                               channel("sms", identity="phone")])
         self.sections = sections or {}
-        self.config = Config(db=path, sections=self.sections)
+        self.config = Config(db=self.world.log.db.target, sections=self.sections)
         try:
             self.app = create_app(self.config, clock=self.world.clock)
         except BaseException:

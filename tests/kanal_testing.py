@@ -1,4 +1,11 @@
-"""Test helpers: real collector processes on loopback, in-process apps on real SQLite files.
+"""Test helpers: real collector processes on loopback, in-process apps on real databases.
+
+The engine under test is SQLite, or PostgreSQL when KANAL_TEST_ENGINE=postgresql and
+KANAL_TEST_POSTGRES names a server (tests/run.sh starts a throwaway one and runs the
+suite on both). `db_at(path)` is where a test's database lives: the SQLite file at
+`path`, or a fresh PostgreSQL database standing for that path (the same one each time
+it is asked for), cloned from a migrated template; the helpers below call it, so a test
+that names `tmp_path / "kanal.db"` runs on the engine under test.
 
 A module of its own (not conftest.py): test folders with their own conftest.py would
 otherwise shadow `from conftest import …`.
@@ -6,18 +13,142 @@ otherwise shadow `from conftest import …`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+ENGINE = os.environ.get("KANAL_TEST_ENGINE", "sqlite")
+"""The storage engine under test: "sqlite" or "postgresql"."""
+POSTGRES = ENGINE == "postgresql"
+_SERVER = os.environ.get("KANAL_TEST_POSTGRES", "")
+_made: dict[str, str] = {}
+_made_lock = threading.Lock()
+_TEMPLATE = f"kanal_tpl_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+
+
+def sqlite_only(reason: str) -> Any:
+    """Mark a test that is about SQLite itself (files, pragmas, the backup API)."""
+    import pytest
+
+    return pytest.mark.skipif(POSTGRES, reason=f"SQLite only: {reason}")
+
+
+def server_url(name: str) -> str:
+    """The URL of database `name` on the test server."""
+    if not _SERVER:
+        raise RuntimeError("KANAL_TEST_ENGINE=postgresql needs KANAL_TEST_POSTGRES "
+                           "(tests/run.sh starts a server)")
+    return _SERVER.rsplit("/", 1)[0] + "/" + name
+
+
+def _admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_SERVER, autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+def _template() -> str:
+    from kanal_collector.store.db import Database
+    from kanal_collector.store.schema import migrate
+
+    if _TEMPLATE not in _made:
+        _admin(f"DROP DATABASE IF EXISTS {_TEMPLATE} WITH (FORCE)")
+        _admin(f"CREATE DATABASE {_TEMPLATE}")
+        db = Database(server_url(_TEMPLATE))
+        conn = db.connect()
+        try:
+            migrate(conn)
+        finally:
+            conn.close()
+        _made[_TEMPLATE] = server_url(_TEMPLATE)
+    return _TEMPLATE
+
+
+def db_at(path: Path | str, *, migrated: bool = True) -> str:
+    """The database of the engine under test that stands for `path` (see above).
+
+    On PostgreSQL a new database is migrated already (cloned from a template), unless
+    `migrated` is False; a URL is returned as it is.
+    """
+    text = str(path)
+    if not POSTGRES or text.startswith("postgresql://"):
+        return text
+    with _made_lock:
+        if text not in _made:
+            name = "t_" + hashlib.sha1(text.encode()).hexdigest()[:20]
+            template = f"TEMPLATE {_template()}" if migrated else ""
+            _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            _admin(f"CREATE DATABASE {name} {template}")
+            _made[text] = server_url(name)
+        return _made[text]
+
+
+def made() -> set[str]:
+    """The paths test databases were made for so far."""
+    with _made_lock:
+        return set(_made)
+
+
+def drop_made(keep: frozenset[str] | set[str] = frozenset()) -> None:
+    """Drop the test databases made so far, but those of `keep` (and the template)."""
+    with _made_lock:
+        made = [(k, v) for k, v in _made.items() if k != _TEMPLATE and k not in keep]
+        for key, url in made:
+            _admin(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+            del _made[key]
+
+
+def connect_to(target: Path | str) -> Any:
+    """A new connection (store.Connection) to a test database; the caller closes it."""
+    from kanal_collector.store.db import Database
+
+    return Database(db_at(target)).connect()
+
+
+def query(target: Path | str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Run one statement against a test database; its rows."""
+    conn = connect_to(target)
+    try:
+        return [tuple(r) for r in conn.execute(sql, args).fetchall()]
+    finally:
+        conn.close()
+
+
+def event_rows(target: Path | str) -> list[dict[str, Any]]:
+    """Every stored event, oldest first, as a dict with its JSON body parsed."""
+    conn = connect_to(target)
+    try:
+        cur = conn.execute("SELECT id, source_id, message_id, type, event, user_id, "
+                           "anonymous_id, origin, key_kind, verified, timestamp, "
+                           "received_at, body FROM events ORDER BY id")
+        keys = ("id", "source_id", "message_id", "type", "event", "user_id", "anonymous_id",
+                "origin", "key_kind", "verified", "timestamp", "received_at", "body")
+        rows = [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        conn.close()
+    for row in rows:
+        row["body"] = json.loads(row["body"])
+    return rows
+
+
+def dump_text(conn: Any) -> str:
+    """Every row of every table of a database as text (either engine)."""
+    out = []
+    for table in conn.dialect.tables(conn):
+        out += [f"{table} {tuple(r)!r}" for r in conn.execute(f"SELECT * FROM {table}")]
+    return "\n".join(out)
+
 
 _KEY_LINE = re.compile(r"^\s*(public|secret|admin) key:\s*(\S+)\s*$")
 _LISTEN_LINE = re.compile(r"listening on (http://\S+)")
@@ -28,8 +159,10 @@ class Collector:
     """A `kanal serve` process started by a test, and what it printed at start."""
 
     url: str
-    db_path: Path
+    db_path: Path | str
     process: subprocess.Popen[str]
+    db: str = ""
+    """The database it runs on (db_at(db_path)): pass it to `--db`."""
     keys: dict[str, str] = field(default_factory=dict)
     output: list[str] = field(default_factory=list)
     drain: Any = None
@@ -48,18 +181,7 @@ class Collector:
 
     def events(self) -> list[dict[str, Any]]:
         """Every stored event, oldest first, with its JSON body parsed."""
-        conn = sqlite3.connect(self.db_path, timeout=30)
-        try:
-            conn.row_factory = sqlite3.Row
-            rows = conn.execute("SELECT * FROM events ORDER BY id").fetchall()
-        finally:
-            conn.close()
-        out = []
-        for row in rows:
-            item = dict(row)
-            item["body"] = json.loads(item["body"])
-            out.append(item)
-        return out
+        return event_rows(self.db)
 
     def wait_for_events(self, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
         """Poll the database until at least `count` events are stored."""
@@ -107,16 +229,17 @@ def start_collector(
 
     `keys` carries the keys of an earlier start over (a restart prints none).
     """
+    db = db_at(db_path)
     cmd = [
         sys.executable, "-m", "kanal_collector", "serve",
-        "--host", "127.0.0.1", "--port", "0", "--db", str(db_path), *args,
+        "--host", "127.0.0.1", "--port", "0", "--db", db, *args,
     ]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env=full_env, cwd=cwd or db_path.parent,
     )
-    collector = Collector(url="", db_path=db_path, process=proc, keys=dict(keys or {}))
+    collector = Collector(url="", db_path=db_path, process=proc, keys=dict(keys or {}), db=db)
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
     for line in proc.stdout:
@@ -152,9 +275,14 @@ class App:
 
     app: Any
     client: Any
-    db_path: Path
+    db_path: Path | str
     keys: dict[str, str]
     clock: Any
+
+    @property
+    def db(self) -> str:
+        """The database it runs on (db_at(db_path))."""
+        return db_at(self.db_path)
 
     def process(self) -> int:
         """Let the processor apply everything ingested so far; how many events."""
@@ -167,24 +295,12 @@ class App:
             processor.close()
 
     def rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        """Run a query against the database file."""
-        conn = sqlite3.connect(self.db_path)
-        try:
-            return conn.execute(sql, args).fetchall()
-        finally:
-            conn.close()
+        """Run a query against the database."""
+        return query(self.db, sql, *args)
 
     def events(self) -> list[dict[str, Any]]:
         """Every stored event, body parsed."""
-        conn = sqlite3.connect(self.db_path)
-        conn.row_factory = sqlite3.Row
-        try:
-            rows = [dict(r) for r in conn.execute("SELECT * FROM events ORDER BY id")]
-        finally:
-            conn.close()
-        for row in rows:
-            row["body"] = json.loads(row["body"])
-        return rows
+        return event_rows(self.db)
 
 
 def make_app(db_path: Path, **settings: Any) -> App:
@@ -195,7 +311,7 @@ def make_app(db_path: Path, **settings: Any) -> App:
     from kanal_collector.store.keys import bootstrap
 
     clock = FakeClock(1_790_000_000.0)
-    config = Config(db=db_path, **settings)
+    config = Config(db=db_at(db_path), **settings)
     app = create_app(config, clock=clock)
     runtime = app.extensions["kanal"]
     keys = bootstrap(runtime.db.conn(), int(clock.now() * 1000)) or {}
@@ -240,23 +356,30 @@ def poll(check: Any, timeout: float = 90.0, step: float = 0.2) -> Any:
     return check()
 
 
-def _schema_objects(conn: sqlite3.Connection) -> set[tuple[str, str]]:
-    return set(conn.execute("SELECT type, name FROM sqlite_master "
-                            "WHERE type IN ('table', 'index') AND sql IS NOT NULL").fetchall())
+def _schema_objects(conn: Any) -> set[tuple[str, str]]:
+    """The tables and the indexes made by name of a database (either engine)."""
+    if conn.dialect.name == "sqlite":
+        return set(conn.execute("SELECT type, name FROM sqlite_master WHERE type IN "
+                                "('table', 'index') AND sql IS NOT NULL "
+                                "AND name != 'sqlite_sequence'").fetchall())
+    tables = {("table", t) for t in conn.dialect.tables(conn)}
+    return tables | {("index", str(r[0])) for r in conn.execute(
+        "SELECT i.indexname FROM pg_indexes i WHERE i.schemaname = current_schema() "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)")}
 
 
-def downgrade(conn: sqlite3.Connection, version: int) -> None:
+def downgrade(conn: Any, version: int) -> None:
     """Put a database's schema back to `version`: drop the tables and indexes later
-    migrations made (found by building a fresh schema up to `version`) and set
-    user_version."""
-    from sqlite_utils import Database as Schema
+    migrations made (found by building a fresh schema up to `version`, in memory) and
+    set the version (SQLite's user_version, PostgreSQL's kanal_migrations)."""
+    from kanal_collector.store.connection import connect_sqlite
+    from kanal_collector.store.schema import MIGRATIONS, Migration
 
-    from kanal_collector.store.schema import MIGRATIONS
-
-    fresh = sqlite3.connect(":memory:")
+    fresh = connect_sqlite(":memory:")
     try:
-        for step in MIGRATIONS[:version]:
-            step(Schema(fresh))
+        step = Migration(fresh)
+        for apply in MIGRATIONS[:version]:
+            apply(step)
         keep = _schema_objects(fresh)
     finally:
         fresh.close()
@@ -264,5 +387,7 @@ def downgrade(conn: sqlite3.Connection, version: int) -> None:
     for kind, name in sorted(_schema_objects(conn) - keep, key=lambda o: o[0] != "index"):
         if (kind, name) in _schema_objects(conn):
             conn.execute(f"DROP {kind.upper()} {name}")
-    conn.execute(f"PRAGMA user_version = {version}")
-    conn.commit()
+    if conn.dialect.name == "sqlite":
+        conn.execute(f"PRAGMA user_version = {version}")
+    else:
+        conn.execute("DELETE FROM kanal_migrations WHERE version > ?", (version,))

@@ -1,5 +1,5 @@
 """Helpers of the on-site tests: a shop's files (messages, campaigns) and an in-process
-collector on a real SQLite file and a fake clock."""
+collector on a real database of the engine under test and a fake clock."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def onsite_app(root: Path, *, messages: dict[str, str], campaigns: dict[str, str
                    journeys_dir=write(root, "journeys", journeys or {}), **config)
     if segments is not None:
         from kanal_collector.profiles.segments import parse_segments
-        from kanal_collector.store import profiles as store
+        from kanal_collector.store import segments as store
         from kanal_collector.store.db import transaction
 
         conn = env.app.extensions["kanal"].db.conn()

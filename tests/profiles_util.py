@@ -1,4 +1,5 @@
-"""Helpers for the profiles, identity, segments and import tests: a real SQLite log."""
+"""Helpers for the profiles, identity, segments and import tests: a real log on the
+engine under test."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import itertools
 import json
 from pathlib import Path
 from typing import Any
+
+from kanal_testing import db_at
 
 from kanal_collector.clock import FakeClock, utc_iso
 from kanal_collector.profiles.step import ProfilesStep, SegmentsStep
@@ -22,8 +25,11 @@ T0 = 1_700_000_000_000  # ms
 class Log:
     """A database with a source, events appended directly, and a processor to run."""
 
-    def __init__(self, path: Path, clock: FakeClock | None = None) -> None:
-        self.db = Database(path, synchronous="OFF")
+    def __init__(self, path: Path, clock: FakeClock | None = None, *,
+                 sqlite: bool = False) -> None:
+        """A log at db_at(path), or in the SQLite file `path` whatever the engine under
+        test (`sqlite`: the database a copy starts from, say)."""
+        self.db = Database(str(path) if sqlite else db_at(path), synchronous="OFF")
         migrate(self.db.conn())
         self.source = keystore.create_source(self.db.conn(), "default", T0)
         self.clock = clock or FakeClock(T0 / 1000 + 86_400 * 30)

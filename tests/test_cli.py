@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from kanal_testing import db_at
 
 from kanal_collector.cli import cli
 
@@ -36,7 +37,7 @@ def test_every_command_has_help_and_db_and_config(path: tuple[str, ...]) -> None
 
 
 def run(db: Path, *args: str) -> str:
-    result = CliRunner().invoke(cli, [*args, "--db", str(db)], catch_exceptions=False)
+    result = CliRunner().invoke(cli, [*args, "--db", db_at(db)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -65,7 +66,7 @@ def test_sources_and_keys(tmp_path: Path) -> None:
 def test_cli_errors_are_clear(tmp_path: Path, args: list[str], message: str) -> None:
     db = tmp_path / "k.db"
     run(db, "sources", "create", "app", "--create-db")
-    result = CliRunner().invoke(cli, [*args, "--db", str(db)])
+    result = CliRunner().invoke(cli, [*args, "--db", db_at(db)])
     assert result.exit_code == 1
     assert message in result.output
     assert "Traceback" not in result.output

@@ -18,7 +18,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_defaults_without_a_file(tmp_path: Path) -> None:
     config = load_config(None, environ={"KANAL_CONFIG_UNUSED": str(tmp_path)})
-    assert config.db == Path("kanal.db")
+    assert config.db == "kanal.db"
     assert (config.host, config.port, config.synchronous) == ("127.0.0.1", 8000, "FULL")
 
 
@@ -27,7 +27,7 @@ def test_precedence_flags_env_file_defaults(tmp_path: Path) -> None:
                            '[ingest]\nanonymize_ip = true\n')
     config = load_config(path, environ={"KANAL_PORT": "9100", "KANAL_DB": "env.db"},
                          overrides={"db": "flag.db", "host": None})
-    assert config.db == Path("flag.db")        # flag beats environment
+    assert config.db == "flag.db"        # flag beats environment
     assert config.port == 9100                 # environment beats file
     assert config.threads == 4                 # file beats default
     assert config.anonymize_ip is True
@@ -71,3 +71,11 @@ def test_sections_are_kept_for_later_parts(tmp_path: Path) -> None:
                          environ={})
     assert config.section("channels")["email"]["host"] == "smtp.example"
     assert Config().section("privacy") == {}
+
+
+def test_a_postgresql_url_is_kept_as_written(tmp_path: Path) -> None:
+    url = "postgresql://kanal:s3cret@db.internal:5432/kanal?sslmode=require"
+    path = write(tmp_path, f'db = "{url}"\n')
+    assert load_config(path, environ={}).db == url
+    assert load_config(environ={"KANAL_DB": url}).db == url
+    assert load_config(environ={}, overrides={"db": url}).db == url

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from kanal_testing import db_at
 
 from kanal_collector.channels import plugins
 from kanal_collector.cli import cli
@@ -71,7 +72,7 @@ def test_serve_says_it_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "kanal.toml"
     path.write_text('[server]\nport = "eighty"\n')
     result = CliRunner().invoke(cli, ["serve", "--config", str(path),
-                                      "--db", str(tmp_path / "k.db")])
+                                      "--db", db_at(tmp_path / "k.db")])
     assert result.exit_code == 1
     assert result.output == (f"Error: {path}: server.port: a whole number from 0 to 65535, "
                              "not 'eighty'\n")

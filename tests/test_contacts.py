@@ -6,13 +6,12 @@ changed."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from kanal_testing import downgrade
+from kanal_testing import connect_to, db_at, downgrade
 from profiles_util import Log
 
 from kanal_collector.cli import cli
@@ -184,7 +183,7 @@ def test_the_import_report_lists_invalid_values(tmp_path: Path) -> None:
                     "u2,bo@@example,12345,SE\n"
                     ",cy@localhost,,\n")
     config = tmp_path / "kanal.toml"
-    config.write_text(f'db = "{tmp_path / "k.db"}"\n')
+    config.write_text(f'db = "{db_at(tmp_path / "k.db")}"\n')
     report = tmp_path / "report.jsonl"
     result = CliRunner().invoke(cli, ["import", str(rows), "--config", str(config),
                                       "--report", str(report)])
@@ -228,7 +227,7 @@ def test_the_migration_normalises_existing_identities(log: Log, tmp_path: Path) 
     assert rows == {("phone", "+46701234567"): pids["bo"],
                     ("phone", "+46709876543"): pids["cy"],
                     ("email", "di@example.com"): pids["di"]}
-    result = CliRunner().invoke(cli, ["profiles", "contact-fixes", "--db", str(log.db.path)])
+    result = CliRunner().invoke(cli, ["profiles", "contact-fixes", "--db", log.db.target])
     assert result.exit_code == 0, result.output
     lines = sorted(result.output.splitlines())
     assert lines == sorted([
@@ -245,7 +244,7 @@ def test_the_migration_normalises_existing_identities(log: Log, tmp_path: Path) 
 
 
 def test_the_migration_on_a_fresh_database_changes_nothing(tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / "k.db")
+    conn = connect_to(db_at(tmp_path / "k.db", migrated=False))
     migrate(conn)
     assert conn.execute("SELECT count(*) FROM contact_fixes").fetchone()[0] == 0
     conn.close()

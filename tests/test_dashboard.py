@@ -165,7 +165,7 @@ def test_unlock_clears_the_wait(kanal_app: App) -> None:
     for _ in range(10):
         sign_in(kanal_app, admin[:10] + "x" * 22)
     assert sign_in(kanal_app).status_code == 429
-    db = ["--db", str(kanal_app.db_path)]
+    db = ["--db", kanal_app.db]
     locks = CliRunner().invoke(cli, ["dashboard", "locks", *db])
     assert locks.exit_code == 0
     assert f"127.0.0.1\t{admin[:10]}…\t10 failed" in locks.output
@@ -450,10 +450,10 @@ def test_journey_and_experiment_pages_with_runs(tmp_path: Any) -> None:
             env.track(f"p{i}", "Order Completed", order_id=f"o{i}", revenue=20.0)
     env.clock.advance(60)  # windows end at "now", exclusive
     key = create_key(env.conn, "admin", env.now_ms())
-    app = create_app(Config(db=env.log.db.path), clock=env.clock)
+    app = create_app(Config(db=env.log.db.target), clock=env.clock)
     try:
         client = app.test_client()
-        plain = App(app=app, client=client, db_path=env.log.db.path,
+        plain = App(app=app, client=client, db_path=env.log.db.target,
                     keys={"admin": key}, clock=env.clock)
         sign_in(plain)
         bearer = {"Authorization": f"Bearer {key}"}

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from deliverability_util import Shop, write_rsa_key
+from kanal_testing import db_at
 
 from kanal_collector.channels.dkim import dns_record
 from kanal_collector.cli import cli
@@ -29,7 +30,8 @@ DAY = 86_400
 
 
 def run(*args: str, db: Path) -> Any:
-    return CliRunner().invoke(cli, [*args, "--db", str(db), "--create-db"], catch_exceptions=False)
+    return CliRunner().invoke(cli, [*args, "--db", db_at(db), "--create-db"],
+                              catch_exceptions=False)
 
 
 def test_suppressions_cli_round_trip(tmp_path: Path) -> None:
@@ -194,7 +196,7 @@ def test_email_check_command_exit_status(tmp_path: Path, key_pem: Path,
                     f'from = "news@shop.example"\ndkim_selector = "k1"\n'
                     f'dkim_private_key_file = "{key_pem}"\n', encoding="utf-8")
     r = CliRunner().invoke(cli, ["email", "check", "shop.example", "--config", str(toml),
-                                 "--db", str(tmp_path / "k.db")])
+                                 "--db", db_at(tmp_path / "k.db")])
     assert r.exit_code == 1
     assert "expected: v=spf1 include:sendgrid.net ~all" in r.output
     assert "Error: 3 record(s) missing or wrong" in r.output
@@ -258,12 +260,12 @@ def test_report_matches_an_independent_count(shop: Shop) -> None:
     # The CLI, the API and the dashboard show the same document.
     r = CliRunner().invoke(cli, ["report", "deliverability", "--since", "1970-01-02",
                                  "--format", "json", "--by", "domain", "--db",
-                                 str(shop.world.log.db.path)])
+                                 shop.world.log.db.target])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["by_domain"] == doc["by_domain"]
     csv_out = CliRunner().invoke(cli, ["report", "deliverability", "--since", "30d",
                                        "--format", "csv", "--by", "channel", "--db",
-                                       str(shop.world.log.db.path)]).output
+                                       shop.world.log.db.target]).output
     header = next(csv.reader(io.StringIO(csv_out)))
     assert header == ["channel", "sent", "hard", "soft", "complaints", "bounce_rate",
                       "complaint_rate"]

@@ -294,10 +294,9 @@ def test_a_suppressed_address_is_skipped_at_send_time(env: tuple[Shop, Dispatche
 def test_kanal_serve_receives_bounces(tmp_path: Path) -> None:
     """A real `kanal serve` with [deliverability.bounces] listen: a DSN sent to it over
     SMTP suppresses the address, and the bounce reaches the person's timeline."""
-    import sqlite3
     import time
 
-    from kanal_testing import start_collector
+    from kanal_testing import connect_to, start_collector
     from messages_util import World
 
     from kanal_collector.deliverability.verp import bounce_address
@@ -322,7 +321,7 @@ def test_kanal_serve_receives_bounces(tmp_path: Path) -> None:
         port = int(line.rsplit(":", 1)[1])
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
             client.sendmail("", [verp_ann], dsn_message(verp_ann, "ann@example.com"))
-        conn = sqlite3.connect(db, timeout=30)
+        conn = connect_to(db)
         try:
             assert conn.execute("SELECT reason FROM email_suppressions").fetchall() == [
                 ("hard_bounce",)]

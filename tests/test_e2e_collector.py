@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 import uuid
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from kanal_testing import Collector, start_collector
+from kanal_testing import Collector, query, start_collector
 
 pytestmark = pytest.mark.slow
 
 
 def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+    return query(db, sql)
 
 
 def _wait(predicate: Any, timeout: float = 20.0) -> bool:
@@ -129,8 +126,9 @@ def test_kill_9_loses_nothing_that_was_acknowledged(tmp_path: Path) -> None:
 
 
 def _stats_match_log(db: Path) -> bool:
-    log = _rows(db, "SELECT date(timestamp / 1000, 'unixepoch'), origin, type, count(*) "
-                    "FROM events GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+    days = Counter((datetime.fromtimestamp(ts // 1000, UTC).strftime("%Y-%m-%d"), o, t)
+                   for ts, o, t in _rows(db, "SELECT timestamp, origin, type FROM events"))
+    log = sorted((*key, n) for key, n in days.items())
     stats = _rows(db, "SELECT day, origin, type, count FROM event_stats ORDER BY 1, 2, 3")
     return log == stats
 

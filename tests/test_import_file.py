@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from kanal_testing import db_at
 from profiles_util import Log
 
 from kanal_collector.cli import cli
@@ -31,7 +32,7 @@ def test_import_csv_and_jsonl_idempotently(tmp_path: Path) -> None:
     customers = tmp_path / "customers.jsonl"
     customers.write_text("\n".join(json.dumps(c) for c in CUSTOMERS) + "\n{oops\n")
     runner = CliRunner()
-    db = ["--db", str(tmp_path / "k.db")]
+    db = ["--db", db_at(tmp_path / "k.db")]
     report = tmp_path / "rejected.jsonl"
     result = runner.invoke(cli, ["import", str(orders), *db, "--report", str(report)])
     # rows were rejected: the valid ones are stored, and the exit status says so
@@ -74,7 +75,7 @@ def test_import_needs_a_known_source(tmp_path: Path) -> None:
     Log(tmp_path / "k.db").close()
     path = tmp_path / "x.csv"
     path.write_text("userId\nu1\n")
-    result = CliRunner().invoke(cli, ["import", str(path), "--db", str(tmp_path / "k.db"),
+    result = CliRunner().invoke(cli, ["import", str(path), "--db", db_at(tmp_path / "k.db"),
                                       "--source", "nope"])
     assert result.exit_code != 0 and "no source named 'nope'" in result.output
 
@@ -84,7 +85,7 @@ def test_nan_is_not_a_number_in_an_import(tmp_path: Path) -> None:
     path = tmp_path / "orders.csv"
     path.write_text("userId,event,order_id,revenue\nu1,Order Completed,1,NaN\n"
                     "u2,Order Completed,2,Infinity\nu3,Order Completed,3,12.5\n")
-    result = CliRunner().invoke(cli, ["import", str(path), "--db", str(tmp_path / "k.db")])
+    result = CliRunner().invoke(cli, ["import", str(path), "--db", db_at(tmp_path / "k.db")])
     assert result.exit_code == 1
     assert "line 2: revenue must be a number, not 'NaN'" in result.output
     assert "line 3: revenue must be a number, not 'Infinity'" in result.output

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kanal_testing import db_at
 
 from kanal_collector.ingest.body import MAX_DEPTH, _depth, parse_json
 from kanal_collector.ingest.enrich import Enricher, RequestInfo, enrich
@@ -34,7 +35,7 @@ BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "k.db")
+    database = Database(db_at(tmp_path / "k.db"))
     migrate(database.conn())
     with transaction(database.conn()) as conn:
         conn.execute("INSERT INTO sources (name, created_at) VALUES ('default', 0)")
@@ -126,7 +127,8 @@ def test_writer_is_busy_while_a_write_waits_for_the_lock(db: Database) -> None:
     writer = EventWriter(db)
     assert not writer.busy()
     other = db.connect()
-    other.execute("BEGIN IMMEDIATE")  # the processor holding the write lock, say
+    other.begin()  # the processor holding the write lock while it appends, say
+    other.before_append()
     done = threading.Event()
 
     def write() -> None:
@@ -140,7 +142,7 @@ def test_writer_is_busy_while_a_write_waits_for_the_lock(db: Database) -> None:
         assert not done.wait(0.3)
         assert writer.busy(window=0.0)
     finally:
-        other.execute("ROLLBACK")
+        other.rollback()
         other.close()
     thread.join(10)
     assert done.is_set()

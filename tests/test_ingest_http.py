@@ -391,11 +391,14 @@ def test_health_ready_and_openapi(kanal_app: App) -> None:
 
 
 def test_readyz_is_503_when_the_database_cannot_be_written(kanal_app: App) -> None:
-    import sqlite3
+    from kanal_testing import POSTGRES, connect_to
+
+    from kanal_collector.store.simulate import open_readonly
 
     runtime = kanal_app.app.extensions["kanal"]
-    readonly = sqlite3.connect(f"file:{kanal_app.db_path}?mode=ro", uri=True,
-                               isolation_level=None, check_same_thread=False)
+    readonly = connect_to(kanal_app.db) if POSTGRES else open_readonly(kanal_app.db)
+    if POSTGRES:
+        readonly.execute("SET default_transaction_read_only = on")
     runtime.db._local.conn = readonly
     try:
         r = kanal_app.client.get("/readyz")

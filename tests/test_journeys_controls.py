@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from journeys_util import Journeys
+from kanal_testing import db_at
 from messages_util import World, catalog, channel
 
 from kanal_collector.config import Config
@@ -649,7 +650,7 @@ def test_config_errors_name_the_key(sections: dict[str, Any], words: str) -> Non
 
 
 def test_build_dispatcher_reads_the_controls(tmp_path: Path, world: World) -> None:
-    config = Config(db=tmp_path / "kanal.db", sections={"frequency": {"daily_budget": 2}})
+    config = Config(db=db_at(tmp_path / "kanal.db"), sections={"frequency": {"daily_budget": 2}})
     dispatcher = build_dispatcher(config, world.log.db, world.clock)
     try:
         assert dispatcher.controls.daily_budget == 2

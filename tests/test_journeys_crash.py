@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import pytest
 import requests
-from kanal_testing import start_collector
+from kanal_testing import query, start_collector
 
 JOURNEY = """\
 name: drip
@@ -31,11 +30,7 @@ ENV = {"KANAL_LEASE_SECONDS": "1", "KANAL_POLL_INTERVAL": "0.05"}
 
 
 def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+    return query(db, sql)
 
 
 def _wait(check: Callable[[], bool], timeout: float = 60.0) -> bool:
@@ -73,11 +68,12 @@ def test_kill_9_mid_journey_neither_duplicates_nor_loses_a_step(tmp_path: Path) 
         collector.stop()
     assert _rows(db, "SELECT count(*) FROM journey_runs") == [(PEOPLE,)]
     assert _rows(db, "SELECT count(*) FROM journey_timers") == [(0,)]
-    per_run = _rows(db, "SELECT r.id, group_concat(o.step, ',') FROM journey_runs r "
-                        "JOIN outbox o ON o.idempotency_key LIKE 'journey:drip:' || r.id || ':%' "
-                        "GROUP BY r.id ORDER BY r.id")
-    assert len(per_run) == PEOPLE
-    assert {tuple(sorted(steps.split(","))) for _, steps in per_run} == {("1", "3", "5")}
+    steps: dict[int, list[str]] = {}
+    for run_id, step in _rows(db, "SELECT r.id, o.step FROM journey_runs r JOIN outbox o "
+                                  "ON o.idempotency_key LIKE 'journey:drip:' || r.id || ':%'"):
+        steps.setdefault(run_id, []).append(step)
+    assert len(steps) == PEOPLE
+    assert {tuple(sorted(s)) for s in steps.values()} == {("1", "3", "5")}
     # Each send step ran once (its log line is written in the same transaction).
     assert _rows(db, "SELECT count(*) FROM journey_log WHERE what = 'queued'") == [
         (3 * PEOPLE,)]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from journeys_util import Journeys
+from kanal_testing import db_at
 
 from kanal_collector.cli import cli
 from kanal_collector.journeys import JourneyFileError, load_directory, parse_journey
@@ -144,7 +145,7 @@ def test_cli_validate_prints_file_line_and_fails(tmp_path: Path) -> None:
     good.write_text(GOOD)
     runner = CliRunner()
     result = runner.invoke(cli, ["journeys", "validate", str(good), str(bad),
-                                 "--db", str(tmp_path / "k.db")])
+                                 "--db", db_at(tmp_path / "k.db")])
     assert result.exit_code == 1
     assert f"{bad}:3: steps[0].wait:" in result.output
     assert f"{good}: OK" in result.output
@@ -155,7 +156,7 @@ def test_cli_reload_and_list(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "cart.yaml").write_text(GOOD)
     runner = CliRunner()
-    db = ["--db", str(tmp_path / "k.db")]
+    db = ["--db", db_at(tmp_path / "k.db")]
     result = runner.invoke(cli, ["journeys", "reload", "--dir", str(folder), *db, "--create-db"])
     assert result.exit_code == 0, result.output
     assert "cart\tv1\tnew version" in result.output

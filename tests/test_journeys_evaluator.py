@@ -420,11 +420,11 @@ def test_scheduled_win_back(env: Journeys) -> None:
 
 
 def test_segment_trigger(env: Journeys) -> None:
-    from kanal_collector.store import profiles as profile_store
+    from kanal_collector.store import segments as segment_store
     from kanal_collector.store.db import transaction
 
     with transaction(env.conn) as conn:
-        profile_store.put_segment_definitions(
+        segment_store.put_segment_definitions(
             conn, {"vip": {"all": [{"trait": "vip", "eq": True}]}}, env.now_ms())
     env.write("vip", """\
         trigger: {segment: vip}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from journeys_util import START, Journeys
+from kanal_testing import connect_to
 from messages_util import CART, catalog, channel
 
 from kanal_collector.cli import cli
@@ -22,7 +22,9 @@ from kanal_collector.config import load_config
 from kanal_collector.journeys.simulate import WebhookRecorder
 from kanal_collector.messages import Dispatcher
 from kanal_collector.messages.controls import Controls
-from kanal_collector.store import profiles as profile_store
+from kanal_collector.store import segments as segment_store
+from kanal_collector.store.connection import Connection
+from kanal_collector.store.copy import digest
 from kanal_collector.store.db import transaction
 from kanal_collector.store.events import append_events
 from kanal_collector.tracking.events import UNSUBSCRIBED, email_event
@@ -69,7 +71,7 @@ class Live(Journeys):
         messages.mkdir()
         (messages / "cart.yaml").write_text(yaml.safe_dump(CART), encoding="utf-8")
         self.config = tmp / "kanal.toml"
-        self.config.write_text(f'db = "{tmp / "kanal.db"}"\n[messages]\n'
+        self.config.write_text(f'db = "{self.log.db.target}"\n[messages]\n'
                                f'messages_dir = "{messages}"\n{settings}', encoding="utf-8")
         self.channels = [channel("email"), channel("sms", identity="phone")]
         self.dispatcher = Dispatcher(
@@ -119,7 +121,7 @@ def run_scenario(live: Live, hours: int = 27) -> None:
         live.step(10 * MIN)
 
 
-def outcome(conn: sqlite3.Connection) -> dict[str, Any]:
+def outcome(conn: Connection) -> dict[str, Any]:
     """Who entered when, what was sent (message, channel, state, time), who converted."""
     users = dict(conn.execute("SELECT profile_id, value FROM identities "
                               "WHERE kind = 'user_id'").fetchall())
@@ -148,15 +150,16 @@ def simulated(report: dict[str, Any]) -> dict[str, Any]:
     return {"entered": sorted(entered), "sends": sorted(sends), "converted": sorted(converted)}
 
 
-def checksum(path: Path) -> str:
-    conn = sqlite3.connect(path)
+def checksum(target: str) -> str:
+    """A digest of every table of a database (either engine)."""
+    conn = connect_to(target)
     try:
-        digest = hashlib.sha256()
-        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                     "ORDER BY name"):
-            for row in conn.execute(f"SELECT * FROM [{table}] ORDER BY 1"):
-                digest.update(repr(row).encode())
-        return digest.hexdigest()
+        whole = hashlib.sha256()
+        for table in conn.dialect.tables(conn):
+            columns = conn.dialect.columns(conn, table)
+            key = conn.dialect.primary_key(conn, table)
+            whole.update(repr((table, digest(conn, table, columns, key))).encode())
+        return whole.hexdigest()
     finally:
         conn.close()
 
@@ -190,7 +193,7 @@ def test_simulation_matches_what_happened_live(live: Live) -> None:
                       ("bo", "email", "sent"), ("di", "email", "skipped")}
     assert [(c[0], c[1]) for c in expected["converted"]] == [("bo", 100.0), ("cy", 30.0)]
     assert len(live.calls.calls) == 2  # ann and di (her emails were skipped)
-    before = checksum(live.log.db.path)
+    before = checksum(live.log.db.target)
     sent_before = [len(c.sent) for c in live.channels]
     result = simulate(live, "--since", iso(T0 - MIN), "--until", iso(live.clock.now()),
                       "--json", "--limit", "100")
@@ -204,7 +207,7 @@ def test_simulation_matches_what_happened_live(live: Live) -> None:
     assert {"message": "cart", "channel": "email", "state": "sent", "count": 2} \
         in report["sends"]
     # Nothing changed in the real database, and nothing went out.
-    assert checksum(live.log.db.path) == before
+    assert checksum(live.log.db.target) == before
     assert [len(c.sent) for c in live.channels] == sent_before
     assert len(live.calls.calls) == 2  # ann and di (her emails were skipped)
     assert "replayed" in result.stderr
@@ -306,7 +309,7 @@ def test_a_segment_trigger_and_an_unsubscribe_link_replay_as_live(tmp_path: Path
     live = Live(tmp_path, VIP)
     try:
         with transaction(live.conn) as conn:
-            profile_store.put_segment_definitions(
+            segment_store.put_segment_definitions(
                 conn, {"vip": {"all": [{"trait": "vip", "eq": True}]}}, live.now_ms())
         live.sync()
         for user in ("gus", "hal", "ida"):

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from journeys_util import Journeys
+from kanal_testing import db_at
 from messages_util import catalog, channel
 
 from kanal_collector.cli import cli
@@ -262,7 +263,7 @@ def test_cli_json_and_unknowns_exit_2(env: Env) -> None:
     env.sync()
     env.person("ed")
     env.track("ed", "Product Added", cart_id="c1")
-    db = str(env.path)
+    db = db_at(env.path)
     result = CliRunner().invoke(cli, ["journeys", "why", "ed", "cart", "--db", db, "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)

@@ -119,11 +119,11 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> App:
     app = make_app(tmp / "kanal.db", journeys_dir=journeys)
     runtime = app.app.extensions["kanal"]
     from kanal_collector.profiles.segments import parse_segments
-    from kanal_collector.store import profiles as profile_store
+    from kanal_collector.store import segments as segment_store
 
     with transaction(runtime.db.conn()) as conn:
         sync(conn, journeys, int(app.clock.now() * 1000))
-        profile_store.put_segment_definitions(
+        segment_store.put_segment_definitions(
             conn, {s.name: s.definition for s in parse_segments(SEGMENTS)}, 0)
     return app
 

@@ -5,9 +5,8 @@ crashed batch and the migration that backfills them."""
 from __future__ import annotations
 
 import random
-import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,9 @@ from kanal_collector.profiles.rebuild import rebuild
 from kanal_collector.profiles.step import ProfilesStep, SegmentsStep
 from kanal_collector.reports.funnels import money
 from kanal_collector.reports.kpis import day_name, overview
+from kanal_collector.store.activity import NO_DAY
+from kanal_collector.store.connection import Connection
 from kanal_collector.store.events import StoredEvent
-from kanal_collector.store.profiles import NO_DAY
 from kanal_collector.store.reports import (
     active_spans,
     daily_aggregates,
@@ -35,15 +35,6 @@ from kanal_collector.workers import Processor, StatsStep
 
 DAY = 86_400_000
 GOALS = ("Order Completed", "Subscription Started")
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> Iterator[Log]:
-    lg = Log(tmp_path / "kanal.db")
-    try:
-        yield lg
-    finally:
-        lg.close()
 
 
 def _history(log: Log, seed: int, n: int = 250) -> None:
@@ -83,7 +74,7 @@ def _history(log: Log, seed: int, n: int = 250) -> None:
                 source_id=log.source, now_ms=ts + rnd.randrange(1, 4) * DAY)])
 
 
-def _expected(conn: sqlite3.Connection) -> tuple[set[tuple[int, int]],
+def _expected(conn: Connection) -> tuple[set[tuple[int, int]],
                                                   dict[tuple[int, str], tuple[int, float]]]:
     tracks: dict[tuple[int, str], tuple[int, float]] = {}
     for ts, name, properties in recount_track_events(conn):
@@ -103,7 +94,7 @@ def _spans(active: set[tuple[int, int]]) -> dict[tuple[int, int], int]:
     return dict(spans)
 
 
-def assert_matches_log(conn: sqlite3.Connection) -> None:
+def assert_matches_log(conn: Connection) -> None:
     """The stored aggregates equal a recount from the timelines and the log."""
     active, tracks = daily_aggregates(conn)
     want_active, want_tracks = _expected(conn)
@@ -115,7 +106,7 @@ def assert_matches_log(conn: sqlite3.Connection) -> None:
         assert revenue == pytest.approx(want_tracks[key][1], abs=1e-6), key
 
 
-def _merges(conn: sqlite3.Connection) -> int:
+def _merges(conn: Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM merges").fetchone()[0])
 
 
@@ -223,7 +214,7 @@ class _CrashOnce:
     def __init__(self) -> None:
         self.armed = False
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         if self.armed:
             self.armed = False
             raise RuntimeError("crash mid-batch")
@@ -250,7 +241,7 @@ def test_a_crashed_batch_is_counted_once(log: Log) -> None:
 _VERSION_9 = 9
 
 
-def _downgrade(conn: sqlite3.Connection) -> None:
+def _downgrade(conn: Connection) -> None:
     """Put a database back where version 8 left it (before the aggregates existed)."""
     downgrade(conn, _VERSION_9 - 1)
 

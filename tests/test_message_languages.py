@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kanal_testing import db_at
 from messages_util import CART, World, channel
 
 from kanal_collector.channels.base import OutgoingMessage
@@ -118,7 +119,7 @@ def test_the_email_channel_writes_the_header() -> None:
 
 
 def _console(tmp_path: Path, name: str, **table: Any) -> Any:
-    config = Config(db=tmp_path / "k.db", sections={"channels": {name: {
+    config = Config(db=db_at(tmp_path / "k.db"), sections={"channels": {name: {
         "type": "console", "path": str(tmp_path / "out.jsonl"), **table}}})
     return build_channels(config, new_plugin_manager(entry_points=False))[name]
 

@@ -25,7 +25,7 @@ from kanal_collector.messages import Dispatcher, enqueue
 from kanal_collector.messages.callbacks import twilio_signature, valid_twilio_signature
 from kanal_collector.profiles.views import lookup
 from kanal_collector.store import outbox
-from kanal_collector.store import profiles as profile_store
+from kanal_collector.store import timeline as timeline_store
 from kanal_collector.store.db import transaction
 
 TOKEN = "twilio-auth-token"
@@ -194,7 +194,7 @@ def test_delivered_becomes_sms_delivered_attributed(sent: Sms) -> None:
     processor = build_processor(runtime.db)
     processor.catch_up()
     processor.close()
-    timeline = profile_store.timeline(runtime.db.conn(), sent.profile_id)
+    timeline = timeline_store.timeline(runtime.db.conn(), sent.profile_id)
     assert [e.event for e in timeline if e.event and e.event.startswith("SMS")] == [
         "SMS Delivered", "SMS Sent"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
+from kanal_testing import db_at
 from messages_util import World
 
 from kanal_collector.cli import cli
@@ -34,7 +35,7 @@ def messages_dir(tmp_path: Path) -> Path:
 
 def test_validate_and_list(tmp_path: Path) -> None:
     d = messages_dir(tmp_path)
-    db = str(tmp_path / "k.db")
+    db = db_at(tmp_path / "k.db")
     ok = CliRunner().invoke(cli, ["messages", "validate", "--dir", str(d), "--db", db])
     assert ok.exit_code == 0, ok.output
     assert "1 message(s) OK" in ok.output
@@ -64,7 +65,7 @@ def test_preview_for_a_real_profile(tmp_path: Path) -> None:
     d = messages_dir(tmp_path)
     result = CliRunner().invoke(cli, [
         "messages", "preview", "welcome", "ann@example.com", "--dir", str(d),
-        "--data", '{"code": "X1"}', "--db", str(tmp_path / "kanal.db")])
+        "--data", '{"code": "X1"}', "--db", db_at(tmp_path / "kanal.db")])
     assert result.exit_code == 0, result.output
     out = result.output
     assert "recipient: ann@example.com" in out
@@ -74,12 +75,12 @@ def test_preview_for_a_real_profile(tmp_path: Path) -> None:
     assert "<p>&lt;Ann&gt; &amp; X1</p>" in out
     sms = CliRunner().invoke(cli, [
         "messages", "preview", "welcome", "u1", "--channel", "sms", "--language", "en",
-        "--dir", str(d), "--db", str(tmp_path / "kanal.db")])
+        "--dir", str(d), "--db", db_at(tmp_path / "kanal.db")])
     assert "recipient: -" in sms.output and "would send: no, no recipient" in sms.output
     assert "Hi <Ann>" in sms.output
     nobody = CliRunner().invoke(cli, [
         "messages", "preview", "welcome", "nobody", "--dir", str(d),
-        "--db", str(tmp_path / "kanal.db")])
+        "--db", db_at(tmp_path / "kanal.db")])
     assert nobody.exit_code == 1 and "no profile has the identity 'nobody'" in nobody.output
 
 
@@ -87,7 +88,7 @@ def test_create_app_runs_a_dispatcher(tmp_path: Path) -> None:
     from kanal_collector.app import close_app, create_app
     from kanal_collector.config import load_config
 
-    config = load_config(overrides={"db": str(tmp_path / "k.db")}, environ={})
+    config = load_config(overrides={"db": db_at(tmp_path / "k.db")}, environ={})
     app = create_app(config)
     try:
         names = [w.name for w, _ in app.extensions["kanal.supervisor"].workers]

@@ -11,7 +11,7 @@ from kanal_testing import App, SmtpCatcher
 from onsite_util import NEWSLETTER, process, pull, send, user_hash
 
 from kanal_collector.onsite import ConfirmationWorker
-from kanal_collector.store import profiles as profile_store
+from kanal_collector.store import identities as identity_store
 
 CONSENT = "Yes, email me offers. I can unsubscribe at any time."
 
@@ -64,7 +64,7 @@ def confirm(env: App, anon: str, token: str, **more: Any) -> dict[str, Any]:
 
 
 def profile_of(env: App, kind: str, value: str) -> int | None:
-    return profile_store.identity_profile(env.app.extensions["kanal"].db.conn(), kind, value)
+    return identity_store.identity_profile(env.app.extensions["kanal"].db.conn(), kind, value)
 
 
 def test_a_form_must_be_a_persons(env: App) -> None:

@@ -6,19 +6,19 @@ costs/ROAS), journey funnels, experiments, segments, and journey triggers."""
 from __future__ import annotations
 
 import base64
-import sqlite3
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kanal_testing import App, downgrade, make_app
+from kanal_testing import App, connect_to, downgrade, make_app
 
 from kanal_collector.clock import utc_iso
 from kanal_collector.journeys.timers import sync
 from kanal_collector.profiles.segments import parse_segments
 from kanal_collector.reports import views
-from kanal_collector.store import profiles as profile_store
+from kanal_collector.store import identities as identity_store
+from kanal_collector.store import segments as segment_store
 from kanal_collector.store.db import transaction
 from kanal_collector.store.reports import daily_aggregates
 from kanal_collector.store.schema import MIGRATIONS, migrate
@@ -62,7 +62,7 @@ def env(tmp_path: Path) -> App:
     app = make_app(tmp_path / "kanal.db", journeys_dir=journeys)
     with transaction(_runtime(app).db.conn()) as conn:
         sync(conn, journeys, int(app.clock.now() * 1000))
-        profile_store.put_segment_definitions(
+        segment_store.put_segment_definitions(
             conn, {s.name: s.definition for s in parse_segments(SEGMENTS)}, 0)
     return app
 
@@ -131,7 +131,7 @@ def test_every_report_counts_an_order_once(env: App, same_batch: bool) -> None:
 
     # the profiles
     for user, orders, revenue in (("ann", 1, 50), ("bo", 1, 10), ("cy", 1, 70)):
-        pid = profile_store.find_profile(conn, user, "user_id")
+        pid = identity_store.find_profile(conn, user, "user_id")
         assert pid is not None
         r = env.client.get(f"/api/profiles/{pid}", headers=_admin(env)).get_json()
         assert (r["computed"]["orders"], r["computed"]["revenue"]) == (orders, revenue), user
@@ -165,10 +165,10 @@ def test_every_report_counts_an_order_once(env: App, same_batch: bool) -> None:
     assert runs.fetchone()[0] == 3
 
     # segments count the order once, with the properties of the copy that counts
-    members = {seg: {p for p, _ in profile_store.segment_members(conn, seg)}
+    members = {seg: {p for p, _ in segment_store.segment_members(conn, seg)}
                for seg in ("two-orders", "big-order")}
-    ann = profile_store.find_profile(conn, "ann", "user_id")
-    cy = profile_store.find_profile(conn, "cy", "user_id")
+    ann = identity_store.find_profile(conn, "ann", "user_id")
+    cy = identity_store.find_profile(conn, "cy", "user_id")
     assert members == {"two-orders": set(), "big-order": {ann, cy}}
 
 
@@ -204,8 +204,7 @@ def test_the_migration_counts_existing_copies_once(env: App) -> None:
     """A database from before: every copy in track_daily, journey conversions at the
     first copy's value. Migration 10 corrects both."""
     _scenario(env, same_batch=False)
-    path = env.db_path
-    conn = sqlite3.connect(path)
+    conn = connect_to(env.db)
     expected = daily_aggregates(conn)[1]
     conversions = conn.execute(
         "SELECT run_id, revenue FROM journey_conversions ORDER BY run_id").fetchall()

@@ -11,7 +11,8 @@ from messages_util import World, channel, permanent, transient
 from kanal_collector.messages import Dispatcher, Settings, provider_key
 from kanal_collector.profiles.step import identity_hash
 from kanal_collector.store import outbox
-from kanal_collector.store import profiles as profile_store
+from kanal_collector.store import privacy as privacy_store
+from kanal_collector.store import timeline as timeline_store
 from kanal_collector.store.db import transaction
 
 
@@ -39,7 +40,7 @@ def test_send_records_sent_and_a_delivery_event(world: World) -> None:
     assert event["body"]["userId"] == "u1"
     # The event lands on the person's timeline once the processor reads it.
     world.log.process()
-    assert any(e.event == "Email Delivered" for e in profile_store.timeline(world.conn, pid))
+    assert any(e.event == "Email Delivered" for e in timeline_store.timeline(world.conn, pid))
     assert world.dispatcher.run_once() == 0
 
 
@@ -162,8 +163,8 @@ def test_suppression_applies_to_transactional_too(world: World) -> None:
     oid = world.enqueue(pid, "k1", message="receipt", kind="transactional")
     conn = world.conn
     with transaction(conn):
-        secret = profile_store.suppression_secret(conn)
-        profile_store.add_suppressions(conn, [identity_hash(secret, "email", "a@example.com")],
+        secret = privacy_store.suppression_secret(conn)
+        privacy_store.add_suppressions(conn, [identity_hash(secret, "email", "a@example.com")],
                                        0)
     world.dispatcher.run_once()
     assert (world.row(oid).state, world.row(oid).reason) == ("skipped", "suppressed")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from kanal_testing import db_at, query
 from messages_util import World, channel
 
 from kanal_collector.channels.base import SendResult
@@ -87,7 +88,7 @@ def test_outbox_cli_lists_and_retries_in_doubt_rows(world: World) -> None:
     (maybe, _), _ = crash_mid_send(world)
     fresh = world.make_dispatcher(owner="fresh")
     fresh.drain()
-    db = str(world.log.db.path)
+    db = world.log.db.target
     runner = CliRunner()
     listing = runner.invoke(cli, ["outbox", "--db", db])
     assert listing.exit_code == 0, listing.output
@@ -147,7 +148,7 @@ print("drained")
 '''
 
 
-def _child(tmp_path: Path, db: Path, hang_at: int, idempotent: bool) -> subprocess.Popen[str]:
+def _child(tmp_path: Path, db: str, hang_at: int, idempotent: bool) -> subprocess.Popen[str]:
     script = tmp_path / "child.py"
     script.write_text(_CHILD, encoding="utf-8")
     root = Path(__file__).resolve().parent.parent
@@ -168,7 +169,7 @@ def test_kill_9_between_send_and_record_never_sends_twice(tmp_path: Path,
     ids = [world.enqueue(pids[i % 4], f"k{i}") for i in range(8)]
     world.close()
 
-    child = _child(tmp_path, tmp_path / "kanal.db", hang_at=3, idempotent=idempotent)
+    child = _child(tmp_path, db_at(tmp_path / "kanal.db"), hang_at=3, idempotent=idempotent)
     deadline = time.monotonic() + 30
     while not (tmp_path / "hanging").exists():
         assert child.poll() is None, child.communicate()
@@ -177,7 +178,7 @@ def test_kill_9_between_send_and_record_never_sends_twice(tmp_path: Path,
     child.kill()  # SIGKILL: no cleanup, no chance to record the third send
     child.communicate(timeout=10)
 
-    again = _child(tmp_path, tmp_path / "kanal.db", hang_at=0, idempotent=idempotent)
+    again = _child(tmp_path, db_at(tmp_path / "kanal.db"), hang_at=0, idempotent=idempotent)
     out, err = again.communicate(timeout=60)
     assert again.returncode == 0, err
     assert "drained" in out
@@ -185,11 +186,7 @@ def test_kill_9_between_send_and_record_never_sends_twice(tmp_path: Path,
     sent = [int(line.split()[0]) for line in
             (tmp_path / "sent.txt").read_text().splitlines()]
     assert len(sent) == len(set(sent)), f"a message went out twice: {sent}"
-    import sqlite3
-
-    conn = sqlite3.connect(tmp_path / "kanal.db")
-    states = dict(conn.execute("SELECT id, state FROM outbox").fetchall())
-    conn.close()
+    states = dict(query(tmp_path / "kanal.db", "SELECT id, state FROM outbox"))
     assert sorted(states) == sorted(ids)
     assert set(states.values()) <= {"sent", "failed", "in_doubt"}
     third = sent[2]

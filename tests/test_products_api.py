@@ -148,15 +148,15 @@ def test_recommendations_route_and_cli(app: App, tmp_path: Path) -> None:
                           headers=_auth(app)).status_code == 404
     runner = CliRunner()
     result = runner.invoke(cli, ["recommend", "ann", "--kind", "bought_together",
-                                 "--db", str(app.db_path)])
+                                 "--db", app.db])
     assert result.exit_code == 0, result.output
     assert "bought_together for profile" in result.output and "served by bought_together" \
         in result.output
     assert "\tp2\t" in result.output.replace("  p2", "\tp2")
     result = runner.invoke(cli, ["recommend", "new@example.com", "--json",
-                                 "--db", str(app.db_path)])
+                                 "--db", app.db])
     assert json.loads(result.output)["served"] == "popular"
-    missing = runner.invoke(cli, ["recommend", "nobody", "--db", str(app.db_path)])
+    missing = runner.invoke(cli, ["recommend", "nobody", "--db", app.db])
     assert missing.exit_code == 1 and "no profile has the identity 'nobody'" in missing.output
 
 
@@ -168,7 +168,7 @@ def test_the_recommendations_report_route_and_cli(app: App) -> None:
     bad = app.client.get("/api/reports/recommendations?since=soon", headers=_auth(app))
     assert bad.status_code == 400 and bad.get_json()["code"] == "invalid_parameter"
     result = CliRunner().invoke(cli, ["report", "recommendations", "--format", "json",
-                                      "--db", str(app.db_path)])
+                                      "--db", app.db])
     assert result.exit_code == 0 and json.loads(result.output)["totals"]["shown"] == 0
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import re
 import socket
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from kanal_testing import SmtpCatcher, poll, start_collector
+from kanal_testing import SmtpCatcher, poll, query, start_collector
 
 pytestmark = pytest.mark.slow
 
@@ -31,11 +30,7 @@ def _free_port() -> int:
 
 
 def _query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
+    return query(db, sql, *args)
 
 
 def _html(mail: Any) -> str:
@@ -64,7 +59,7 @@ def test_the_commerce_examples_send_product_blocks(tmp_path: Path,
     try:
         import run_commerce_demo as demo
 
-        demo.import_catalogue_and_history(db, tmp_path, config)
+        demo.import_catalogue_and_history(collector.db, tmp_path, config)
         # the processor takes the past orders in, and the worker builds the lists
         assert poll(lambda: _query(db, "SELECT count(*) FROM product_recs WHERE kind = "
                                         "'bought_together' AND product_id = 'MUG-BLUE'")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from kanal_testing import db_at
 from products_util import Shop, product
 
 from kanal_collector.cli import cli
@@ -236,7 +237,7 @@ def _run(*args: str) -> Any:
 
 
 def test_cli_import_list_show_and_delete(tmp_path: Path) -> None:
-    db = str(tmp_path / "kanal.db")
+    db = db_at(tmp_path / "kanal.db")
     config = tmp_path / "kanal.toml"
     config.write_text('[products]\ndefault_currency = "EUR"\n')
     result = _run("products", "import", str(DATA / "cups_bad_rows.csv"), "--db", db,
@@ -273,14 +274,15 @@ def test_cli_import_list_show_and_delete(tmp_path: Path) -> None:
 def test_cli_import_refuses_a_broken_feed_with_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "feed.xml"
     bad.write_text('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "x">]><rss/>')
-    result = _run("products", "import", str(bad), "--db", str(tmp_path / "k.db"),
+    result = _run("products", "import", str(bad), "--db", db_at(tmp_path / "k.db"),
                   "--create-db")
     assert result.exit_code == 1
     assert "refused: the feed declares a DTD or entities" in result.output
     assert "Traceback" not in result.output
     config = tmp_path / "bad.toml"
     config.write_text('[products]\ndefault_currency = "euro"\n')
-    result = _run("products", "list", "--db", str(tmp_path / "k.db"), "--config", str(config))
+    result = _run("products", "list", "--db", db_at(tmp_path / "k.db"),
+                  "--config", str(config))
     assert result.exit_code == 1
     assert "default_currency: a three-letter currency code like EUR, not 'euro'" in \
         result.output

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from kanal_testing import db_at
 from products_util import Shop
 
 from kanal_collector.cli import cli
@@ -165,7 +166,7 @@ def test_cli_feeds_and_fetch(tmp_path: Path, feeds: _FeedServer) -> None:
     config.write_text(f'[products]\nallow_private_feeds = true\n[[products.feeds]]\n'
                       f'name = "shop"\nurl = "{feeds.url}/feed.xml"\nevery = "2h"\n'
                       f'[[products.feeds]]\nname = "old"\nurl = "{feeds.url}/gone"\n')
-    args = ["--db", str(tmp_path / "kanal.db"), "--config", str(config)]
+    args = ["--db", db_at(tmp_path / "kanal.db"), "--config", str(config)]
     runner = CliRunner()
     result = runner.invoke(cli, ["products", "fetch", *args, "--create-db"])
     assert result.exit_code == 1
@@ -198,4 +199,4 @@ def test_bad_products_settings_stop_serve_with_the_key(tmp_path: Path, table: st
     config = tmp_path / "kanal.toml"
     config.write_text(table)
     with pytest.raises(ConfigError, match=why):
-        create_app(load_config(config, overrides={"db": str(tmp_path / "k.db")}))
+        create_app(load_config(config, overrides={"db": db_at(tmp_path / "k.db")}))

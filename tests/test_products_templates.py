@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kanal_testing import db_at
 from messages_util import channel
 from products_util import DAY_MS, Shop, product
 
@@ -46,7 +47,7 @@ class _World:
         self.email = channel("email")
         self.sms = channel("sms", identity="phone")
         self.webhook = channel("webhook", identity=None)
-        config = Config(db=tmp / "kanal.db",
+        config = Config(db=self.shop.log.db.target,
                         sections={"tracking": {"base_url": "https://t.shop.example"}})
         self.dispatcher = Dispatcher(
             self.shop.log.db, self.shop.clock,
@@ -258,15 +259,13 @@ def test_preview_renders_products_and_records_nothing(tmp_path: Path) -> None:
     (messages / "hi.yaml").write_text(
         'email:\n  subject: "{{ product(\'mug\').name }}"\n'
         '  html: "{{ product_block(product(\'mug\')) }}"\n')
-    args = ["--db", str(tmp_path / "kanal.db"), "--dir", str(messages)]
+    args = ["--db", db_at(tmp_path / "kanal.db"), "--dir", str(messages)]
     result = CliRunner().invoke(cli, ["messages", "preview", "hi", "ann", *args])
     assert result.exit_code == 0, result.output
     assert "Blue mug" in result.output and 'class="kanal-product"' in result.output
-    import sqlite3
+    from kanal_testing import query
 
-    conn = sqlite3.connect(tmp_path / "kanal.db")
-    assert conn.execute("SELECT count(*) FROM product_rec_links").fetchone() == (0,)
-    conn.close()
+    assert query(tmp_path / "kanal.db", "SELECT count(*) FROM product_rec_links") == [(0,)]
     (messages / "hi.yaml").write_text('sms:\n  text: "{{ product(\'nope\').name }}"\n')
     result = CliRunner().invoke(cli, ["messages", "preview", "hi", "ann", *args])
     assert result.exit_code == 1

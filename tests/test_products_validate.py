@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 from click.testing import CliRunner
+from kanal_testing import db_at
 from products_util import Shop, product
 
 from kanal_collector.cli import cli
@@ -57,7 +58,7 @@ def test_validate_reports_unknown_ids_with_file_and_line(tmp_path: Path) -> None
     messages.mkdir()
     (journeys / "mug_drop.yaml").write_text(JOURNEY)
     (messages / "promo.yaml").write_text(textwrap.dedent(MESSAGE))
-    db = ["--db", str(tmp_path / "kanal.db")]
+    db = ["--db", db_at(tmp_path / "kanal.db")]
     result = CliRunner().invoke(cli, ["journeys", "validate", str(journeys / "mug_drop.yaml"),
                                       "--messages-dir", str(messages), *db])
     assert result.exit_code == 1

@@ -63,7 +63,7 @@ def test_profiles_through_serve_admin_api_and_cli(collector: Any, tmp_path: Path
     # kanal import while serve runs: the processor polls and picks the rows up
     orders = tmp_path / "orders.csv"
     orders.write_text("userId,event,order_id,revenue\nu-42,Order Completed,A1,99.5\n")
-    done = kanal("import", str(orders), "--db", str(collector.db_path))
+    done = kanal("import", str(orders), "--db", collector.db)
     assert done.returncode == 0, done.stderr
     pid = profile["id"]
 
@@ -80,18 +80,18 @@ def test_profiles_through_serve_admin_api_and_cli(collector: Any, tmp_path: Path
                         timeout=10).status_code == 404
     assert requests.get(f"{api}/profiles/{pid}", timeout=10).status_code == 401
 
-    shown = kanal("profiles", "show", "u-42", "--db", str(collector.db_path))
+    shown = kanal("profiles", "show", "u-42", "--db", collector.db)
     assert shown.returncode == 0, shown.stderr
     assert "user_id       u-42" in shown.stdout and "orders 1, revenue 99.5" in shown.stdout
     export = tmp_path / "export.json"
-    kanal("profiles", "export", "visitor-1", "-o", str(export), "--db", str(collector.db_path))
+    kanal("profiles", "export", "visitor-1", "-o", str(export), "--db", collector.db)
     exported = json.loads(export.read_text())
     assert len(exported["events"]) == 5 and exported["id"] == pid
 
-    busy = kanal("profiles", "rebuild", "--db", str(collector.db_path))
+    busy = kanal("profiles", "rebuild", "--db", collector.db)
     assert busy.returncode != 0 and "kanal serve" in busy.stderr
 
-    gone = kanal("forget", "u-42", "--yes", "--db", str(collector.db_path))
+    gone = kanal("forget", "u-42", "--yes", "--db", collector.db)
     assert gone.returncode == 0 and "5 events deleted" in gone.stdout, gone.stdout
     requests.post(f"{collector.url}/v1/track", auth=(collector.secret_key, ""),
                   json={"userId": "u-42", "event": "Came Back"}, timeout=10)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import random
-import sqlite3
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import pytest
+from kanal_testing import dump_text
 from profiles_util import T0, Log
 
 from kanal_collector.profiles.privacy import forget, is_suppressed
@@ -16,17 +14,11 @@ from kanal_collector.profiles.rebuild import RebuildBusy, rebuild
 from kanal_collector.profiles.step import ProfilesStep
 from kanal_collector.profiles.views import export_json, snapshot
 from kanal_collector.store import leases
+from kanal_collector.store.connection import Connection
 from kanal_collector.store.events import StoredEvent
 from kanal_collector.workers import LEASE_NAME, Processor
 
 DAY = 86_400_000
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> Any:
-    log = Log(tmp_path / "k.db")
-    yield log
-    log.close()
 
 
 def test_traits_last_write_wins_by_event_time(log: Log) -> None:
@@ -104,7 +96,7 @@ def test_timeline_spans_origins_and_merged_history(log: Log) -> None:
 class Boom:
     name = "boom"
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         raise RuntimeError("crash mid-batch")
 
 
@@ -176,7 +168,7 @@ def test_forget_deletes_and_suppresses(log: Log) -> None:
     assert log.profile("u1") is None
     assert is_suppressed(log.conn, "email", "ann@x.io")
     # the hash is keyed: the plain identity is nowhere in the database
-    dump = "\n".join(log.conn.iterdump())
+    dump = dump_text(log.conn)
     assert "ann@x.io" not in dump and '"u1"' not in dump
     # later events for any of her identities are dropped (and deleted from the log)
     log.add("track", event="Product Viewed", user_id="u1", trusted=True)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from journeys_util import Journeys
-from kanal_testing import App, make_app
+from kanal_testing import App, db_at, make_app
 
 from kanal_collector.app import close_app, create_app
 from kanal_collector.cli import cli
@@ -113,12 +113,12 @@ def test_experiments_of_an_unknown_journey_are_a_404(journeys: Journeys,
         close_app(env.app)
     (tmp_path / "kanal.toml").write_text("", encoding="utf-8")
     result = CliRunner().invoke(cli, ["report", "experiments", "--journey", "nope",
-                                      "--db", str(tmp_path / "kanal.db"),
+                                      "--db", db_at(tmp_path / "kanal.db"),
                                       "--config", str(tmp_path / "kanal.toml")])
     assert result.exit_code == 1
     assert result.output.strip() == "Error: no journey 'nope'"
     result = CliRunner().invoke(cli, ["report", "experiments", "--journey", "welcome",
-                                      "--db", str(tmp_path / "kanal.db"),
+                                      "--db", db_at(tmp_path / "kanal.db"),
                                       "--config", str(tmp_path / "kanal.toml")])
     assert result.exit_code == 0, result.output
 
@@ -134,7 +134,7 @@ def test_the_collector_refuses_bad_report_settings_at_start(
         tmp_path: Path, sections: dict[str, Any], words: str) -> None:
     """Bad [attribution]/[costs] stop `kanal serve` (like [frequency]) instead of
     answering 500 on the first report."""
-    config = Config(db=tmp_path / "kanal.db", sections=sections)
+    config = Config(db=db_at(tmp_path / "kanal.db"), sections=sections)
     with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(".", r"\.")):
         create_app(config, clock=FakeClock(1_790_000_000.0))
 
@@ -145,7 +145,7 @@ def test_simulate_refuses_a_since_before_1970(tmp_path: Path, since: str) -> Non
     (tmp_path / "kanal.toml").write_text("", encoding="utf-8")
     (tmp_path / "cart.yaml").write_text(CART, encoding="utf-8")
     result = CliRunner().invoke(cli, ["journeys", "simulate", str(tmp_path / "cart.yaml"),
-                                      "--since", since, "--db", str(tmp_path / "kanal.db"),
+                                      "--since", since, "--db", db_at(tmp_path / "kanal.db"),
                                       "--config", str(tmp_path / "kanal.toml")])
     assert result.exit_code == 2, result.output
     assert f"'{since}' is before 1970" in result.output
@@ -185,7 +185,7 @@ def test_an_overview_of_millions_of_days_is_refused(kanal_app: App, tmp_path: Pa
     assert r.status_code == 400
     assert "at most 36600 days" in r.get_data(as_text=True)
     result = CliRunner().invoke(cli, ["report", "overview", "--until", "9999-12-31",
-                                      "--db", str(tmp_path / "kanal.db")])
+                                      "--db", db_at(tmp_path / "kanal.db")])
     assert result.exit_code == 2
     assert "Invalid value for '--until': the overview lists every day" in result.output
 
@@ -201,7 +201,7 @@ def test_models_with_only_commas_say_what_is_missing() -> None:
 def test_an_unquoted_toml_time_gets_a_hint(tmp_path: Path) -> None:
     """`from = 21:00:00` in kanal.toml is a TOML time, not a string: say to quote it."""
     path = tmp_path / "kanal.toml"
-    path.write_text(f'db = "{tmp_path / "kanal.db"}"\n'
+    path.write_text(f'db = "{db_at(tmp_path / "kanal.db")}"\n'
                     '[quiet_hours]\nfrom = 21:00:00\nto = "08:00"\n', encoding="utf-8")
     result = CliRunner().invoke(cli, ["serve", "--config", str(path)])
     assert result.exit_code == 1

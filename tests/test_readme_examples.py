@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from kanal_testing import Collector, start_collector
+from kanal_testing import Collector, db_at, start_collector
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -102,7 +102,7 @@ def test_the_readme_examples_run_against_a_real_collector(tmp_path: Path) -> Non
     workdir = tmp_path / "shop"
     workdir.mkdir()
     (workdir / "kanal.toml").write_text(
-        f'db = "kanal.db"\njourneys_dir = "{ROOT / "examples" / "journeys"}"\n'
+        f'db = "{db_at(workdir / "kanal.db")}"\njourneys_dir = "{ROOT / "examples" / "journeys"}"\n'
         f'[messages]\nmessages_dir = "{ROOT / "examples" / "messages"}"\n',
         encoding="utf-8")
     collector = start_collector(workdir / "kanal.db", cwd=workdir,

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from journeys_util import Journeys
+from kanal_testing import db_at
 
 from kanal_collector.cli import cli
 from kanal_collector.config import Config
@@ -51,7 +52,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                       currency="EUR")
     env.advance(3600)
     try:
-        yield env.log.db.path
+        yield env.log.db.target
     finally:
         env.close()
 
@@ -189,7 +190,7 @@ def test_costs_set_list_delete(tmp_path: Path) -> None:
     (["journey", "nope"], 1, "no journey 'nope'"),
 ])
 def test_errors(tmp_path: Path, args: list[str], code: int, fragment: str) -> None:
-    result = CliRunner().invoke(cli, ["report", *args, "--db", str(tmp_path / "kanal.db"),
+    result = CliRunner().invoke(cli, ["report", *args, "--db", db_at(tmp_path / "kanal.db"),
                                       "--create-db"])
     assert result.exit_code == code, result.output
     assert fragment in result.output

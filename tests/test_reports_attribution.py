@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,13 +33,6 @@ C = T0 + 40 * DAY  # when the hand-computed conversions happen
 SINCE, UNTIL = T0, T0 + 100 * DAY
 SHOP = "https://shop.example.com"
 _seq = itertools.count(1)
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> Iterator[Log]:
-    log = Log(tmp_path / "k.db")
-    yield log
-    log.close()
 
 
 # -- building events as the collector stores them -------------------------------------------

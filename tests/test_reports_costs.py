@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kanal_testing import db_at
 
 from kanal_collector.config import Config
 from kanal_collector.errors import ConfigError
@@ -32,7 +33,7 @@ CONFIG = Config(sections={"costs": {
 
 @pytest.fixture
 def conn(tmp_path: Path) -> Iterator[Any]:
-    db = Database(tmp_path / "k.db", synchronous="OFF")
+    db = Database(db_at(tmp_path / "k.db"), synchronous="OFF")
     migrate(db.conn())
     yield db.conn()
     db.close()

@@ -12,7 +12,7 @@ from profiles_util import T0, Log
 
 from kanal_collector.own_events import own_event
 from kanal_collector.reports.kpis import overview
-from kanal_collector.store.profiles import timeline
+from kanal_collector.store.timeline import timeline
 from kanal_collector.tracking.events import append
 
 DAY = 86_400_000

@@ -10,7 +10,8 @@ from profiles_util import T0, Log
 
 from kanal_collector.profiles.segments import SegmentError, load_segments_file, parse_segments
 from kanal_collector.profiles.step import SegmentSweeper, sweep
-from kanal_collector.store import profiles as store
+from kanal_collector.store import identities as identity_store
+from kanal_collector.store import segments as segment_store
 from kanal_collector.store.db import transaction
 
 DAY = 86_400_000
@@ -50,7 +51,7 @@ def log(tmp_path: Path) -> Any:
     path = tmp_path / "segments.yml"
     path.write_text(SEGMENTS)
     with transaction(log.conn):
-        store.put_segment_definitions(
+        segment_store.put_segment_definitions(
             log.conn, {s.name: s.definition for s in load_segments_file(path)}, T0)
     yield log
     log.close()
@@ -62,14 +63,15 @@ def now_ms(log: Log) -> int:
 
 def members(log: Log, name: str) -> list[str]:
     out = []
-    for pid, _ in store.segment_members(log.conn, name):
-        out += [v for k, v in store.profile_identities(log.conn, pid) if k == "user_id"]
+    for pid, _ in segment_store.segment_members(log.conn, name):
+        out += [v for k, v in identity_store.profile_identities(log.conn, pid) if k == "user_id"]
     return sorted(out)
 
 
 def segment_events(log: Log) -> list[tuple[str, str, str]]:
     return [(r[0], r[1], r[2]) for r in log.conn.execute(
-        "SELECT event, user_id, json_extract(body, '$.properties.segment') FROM events "
+        f"SELECT event, user_id, {log.conn.dialect.json_value('body', 'properties', 'segment')} "
+        "FROM events "
         "WHERE key_kind = 'kanal' ORDER BY id")]
 
 
@@ -118,7 +120,7 @@ def test_merge_moves_membership_to_the_surviving_profile(log: Log) -> None:
     log.add("track", event="Order Completed", anon="a1", ts=now_ms(log) - DAY,
             properties={"revenue": 900})
     log.process()
-    assert len(store.segment_members(log.conn, "big-spenders")) == 1
+    assert len(segment_store.segment_members(log.conn, "big-spenders")) == 1
     log.add("identify", user_id="u1", anon="a1")
     log.add("identify", user_id="u1", trusted=True)
     log.process()
@@ -169,7 +171,7 @@ def test_segments_cli_validate_apply_list_members(log: Log, tmp_path: Path) -> N
     result = runner.invoke(cli, ["segments", "validate", str(bad)])
     assert result.exit_code != 0 and "computed: one of" in result.output
     path.write_text(SEGMENTS.replace("gt: 500", "gt: 700"))
-    db = ["--db", str(log.db.path)]
+    db = ["--db", log.db.target]
     result = runner.invoke(cli, ["segments", "apply", str(path), *db])
     assert "1 new or changed, 0 removed; 1 memberships computed" in result.output
     assert "big-spenders\tv2\t1 members" in runner.invoke(cli, ["segments", "list", *db]).output

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from kanal_testing import App, start_collector
+from kanal_testing import App, db_at, start_collector
 
 from kanal_collector import site
 from kanal_collector.workers import describe_owner
@@ -69,7 +69,7 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
     try:
         result = subprocess.run(
             [sys.executable, "-m", "kanal_collector", "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--db", str(tmp_path / "k.db")],
+             "--port", str(port), "--db", db_at(tmp_path / "k.db")],
             capture_output=True, text=True, timeout=60, cwd=tmp_path)
     finally:
         taken.close()
@@ -84,7 +84,7 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
 def test_an_address_not_of_this_machine_is_one_line(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "kanal_collector", "serve", "--host", "192.0.2.1",
-         "--port", "0", "--db", str(tmp_path / "k.db")],
+         "--port", "0", "--db", db_at(tmp_path / "k.db")],
         capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr == ("Error: can't listen on 192.0.2.1:0: 192.0.2.1 is not an "

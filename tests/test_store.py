@@ -1,28 +1,31 @@
-"""Storage: migrations, the transaction helper, keys, cursors and the lease."""
+"""Storage: migrations, the transaction helper, keys, cursors and the lease (on the
+engine under test; the pragmas and user_version on SQLite only)."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
+from kanal_testing import POSTGRES, connect_to, db_at, sqlite_only
 
 from kanal_collector.store import keys as keystore
 from kanal_collector.store import leases
-from kanal_collector.store.db import connect, transaction
+from kanal_collector.store.connection import Connection
+from kanal_collector.store.db import transaction
 from kanal_collector.store.schema import MIGRATIONS, migrate, schema_version
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> sqlite3.Connection:
-    c = connect(tmp_path / "k.db")
+def conn(tmp_path: Path) -> Connection:
+    c = connect_to(db_at(tmp_path / "k.db", migrated=False))
     migrate(c)
     yield c  # type: ignore[misc]
     c.close()
 
 
-def test_pragmas_and_migrations(conn: sqlite3.Connection) -> None:
+@sqlite_only("pragmas")
+def test_pragmas_and_migrations(conn: Connection) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -32,9 +35,10 @@ def test_pragmas_and_migrations(conn: sqlite3.Connection) -> None:
 
 def test_concurrent_first_migrations(tmp_path: Path) -> None:
     errors: list[BaseException] = []
+    race = db_at(tmp_path / "race.db", migrated=False)
 
     def run() -> None:
-        c = connect(tmp_path / "race.db")
+        c = connect_to(race)
         try:
             migrate(c)
         except BaseException as exc:  # noqa: BLE001 - collected for the assertion
@@ -48,15 +52,33 @@ def test_concurrent_first_migrations(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert errors == []
+    conn = connect_to(race)
+    try:
+        assert schema_version(conn) == len(MIGRATIONS)
+        if POSTGRES:  # each migration applied once
+            rows = conn.execute("SELECT version FROM kanal_migrations ORDER BY version")
+            assert [r[0] for r in rows] == list(range(1, len(MIGRATIONS) + 1))
+    finally:
+        conn.close()
 
 
-def test_newer_schema_is_refused(conn: sqlite3.Connection) -> None:
-    conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+def test_migrations_are_versioned_and_idempotent(conn: Connection) -> None:
+    assert schema_version(conn) == len(MIGRATIONS)
+    assert migrate(conn) == len(MIGRATIONS)
+    assert {"events", "profiles", "outbox"} <= set(conn.dialect.tables(conn))
+
+
+def test_newer_schema_is_refused(conn: Connection) -> None:
+    if POSTGRES:
+        conn.execute("INSERT INTO kanal_migrations (version, applied_at) VALUES (?, 0)",
+                     (len(MIGRATIONS) + 1,))
+    else:
+        conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
     with pytest.raises(RuntimeError, match="newer than this Kanal"):
         migrate(conn)
 
 
-def test_transaction_rolls_back_on_error(conn: sqlite3.Connection) -> None:
+def test_transaction_rolls_back_on_error(conn: Connection) -> None:
     with pytest.raises(ZeroDivisionError), transaction(conn):
         conn.execute("INSERT INTO meta (key, value) VALUES ('a', 'b')")
         raise ZeroDivisionError
@@ -64,7 +86,7 @@ def test_transaction_rolls_back_on_error(conn: sqlite3.Connection) -> None:
     assert not conn.in_transaction
 
 
-def test_keys_create_lookup_revoke(conn: sqlite3.Connection) -> None:
+def test_keys_create_lookup_revoke(conn: Connection) -> None:
     created = keystore.bootstrap(conn, 1000)
     assert created is not None and set(created) == {"public", "secret", "admin"}
     assert keystore.bootstrap(conn, 2000) is None
@@ -88,14 +110,14 @@ def test_keys_create_lookup_revoke(conn: sqlite3.Connection) -> None:
     ("admin", "default", "admin keys belong to no source"),
     ("root", None, "kind must be one of"),
 ])
-def test_key_errors_name_the_problem(conn: sqlite3.Connection, kind: str,
+def test_key_errors_name_the_problem(conn: Connection, kind: str,
                                      source: str | None, message: str) -> None:
     keystore.bootstrap(conn, 0)
     with pytest.raises(ValueError, match=message):
         keystore.create_key(conn, kind, 0, source=source)
 
 
-def test_sources(conn: sqlite3.Connection) -> None:
+def test_sources(conn: Connection) -> None:
     keystore.create_source(conn, "app", 0)
     with pytest.raises(ValueError, match="already exists"):
         keystore.create_source(conn, "app", 0)
@@ -106,13 +128,13 @@ def test_sources(conn: sqlite3.Connection) -> None:
     assert info is not None and (info.source_name, info.name) == ("app", "iOS")
 
 
-def test_revoke_needs_an_unambiguous_key(conn: sqlite3.Connection) -> None:
+def test_revoke_needs_an_unambiguous_key(conn: Connection) -> None:
     keystore.bootstrap(conn, 0)
     with pytest.raises(ValueError, match="no key matches"):
         keystore.revoke_key(conn, "pk_nothing", 0)
 
 
-def test_lease_is_exclusive_until_it_expires(conn: sqlite3.Connection) -> None:
+def test_lease_is_exclusive_until_it_expires(conn: Connection) -> None:
     assert leases.acquire(conn, "workers", "a", now=100.0, ttl=10.0)
     assert not leases.acquire(conn, "workers", "b", now=105.0, ttl=10.0)
     assert leases.acquire(conn, "workers", "a", now=105.0, ttl=10.0)  # renewal

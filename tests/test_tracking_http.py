@@ -309,7 +309,7 @@ def test_rotate_key_cli_old_links_keep_working(env: App) -> None:
     env.clock.advance(120)
     # warm the running app's key cache with the old key only
     assert env.client.get(f"/c/{old.click_tokens()[0]}", headers=PERSON).status_code == 302
-    db = ["--db", str(env.db_path)]
+    db = ["--db", env.db]
     result = CliRunner().invoke(cli, ["tracking", "rotate-key", *db])
     assert result.exit_code == 0, result.output
     listed = CliRunner().invoke(cli, ["tracking", "keys", *db]).output.splitlines()
@@ -334,7 +334,7 @@ def test_preferences_url_cli(env: App) -> None:
 
     sent = _send(env)
     result = CliRunner().invoke(cli, ["tracking", "preferences-url", "ann@example.com",
-                                      "--db", str(env.db_path), "--base-url", BASE])
+                                      "--db", env.db, "--base-url", BASE])
     assert result.exit_code == 0, result.output
     url = result.output.strip()
     assert url == BASE + sent.preferences_path()

@@ -31,7 +31,7 @@ from kanal_collector.channels.webpush import (
     subscription_identity,
 )
 from kanal_collector.messages import enqueue
-from kanal_collector.store import profiles as profile_store
+from kanal_collector.store import identities as identity_store
 from kanal_collector.store.db import transaction
 
 
@@ -141,9 +141,9 @@ def test_subscribe_send_click_and_gone(onsite_env: Any, push_service: PushServic
     assert env.client.post("/onsite/push", json=elsewhere).status_code == 400
     process(env)
     conn = env.app.extensions["kanal"].db.conn()
-    pid = profile_store.identity_profile(conn, "anonymous_id", "anna-phone")
+    pid = identity_store.identity_profile(conn, "anonymous_id", "anna-phone")
     assert pid is not None
-    assert [k for k, _ in profile_store.profile_identities(conn, pid)] == [
+    assert [k for k, _ in identity_store.profile_identities(conn, pid)] == [
         "anonymous_id", "webpush"]
     # A browser a claim linked to an identified person may not add a recipient there.
     env.client.post("/v1/identify", json={"userId": "bob", "anonymousId": "x",
@@ -191,7 +191,7 @@ def test_subscribe_send_click_and_gone(onsite_env: Any, push_service: PushServic
     state, reason = env.rows("SELECT state, reason FROM outbox WHERE id = ?", gone)[0]
     assert state == "failed" and "gone" in reason
     process(env)
-    assert [k for k, _ in profile_store.profile_identities(conn, pid)] == ["anonymous_id"]
+    assert [k for k, _ in identity_store.profile_identities(conn, pid)] == ["anonymous_id"]
     third = send_one("restock-3")
     assert env.rows("SELECT state, reason FROM outbox WHERE id = ?", third)[0] == (
         "skipped", "no recipient")

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from kanal_testing import db_at
 
 from kanal_collector.clock import FakeClock
+from kanal_collector.store.connection import Connection
 from kanal_collector.store.db import Database, transaction
 from kanal_collector.store.events import EventRow, StoredEvent, append_events
 from kanal_collector.store.schema import migrate
@@ -20,7 +21,7 @@ from kanal_collector.workers import Processor, StatsStep, Supervisor
 
 @pytest.fixture
 def db(tmp_path: Path) -> Database:
-    database = Database(tmp_path / "k.db")
+    database = Database(db_at(tmp_path / "k.db"))
     migrate(database.conn())
     with transaction(database.conn()) as conn:
         conn.execute("INSERT INTO sources (name, created_at) VALUES ('default', 0)")
@@ -44,15 +45,18 @@ class Recorder:
     def __init__(self, fail_on: int | None = None) -> None:
         self.fail_on = fail_on
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         for event in events:
             if event.id == self.fail_on:
                 raise RuntimeError("boom")
-            conn.execute("INSERT INTO meta (key, value) VALUES (?, 'seen')", (f"e{event.id}",))
+            # The value numbers the rows in the order they were written.
+            conn.execute("INSERT INTO meta (key, value) VALUES "
+                         "(?, CAST((SELECT count(*) FROM meta) AS TEXT))", (f"e{event.id}",))
 
 
 def seen(db: Database) -> list[str]:
-    return [r[0] for r in db.conn().execute("SELECT key FROM meta ORDER BY rowid")]
+    return [r[0] for r in db.conn().execute("SELECT key FROM meta WHERE key LIKE 'e%' "
+                                        "ORDER BY CAST(value AS INTEGER)")]
 
 
 def test_processor_applies_in_order_and_resumes_from_the_cursor(db: Database) -> None:
@@ -150,7 +154,7 @@ def test_processor_rests_while_ingest_is_busy(db: Database) -> None:
     processor = Processor(db, [Recorder()], batch_size=5, ingest_busy=lambda: busy[0])
     add(db, 5)
     assert processor.run_once() == 5
-    assert processor.pause() == pytest.approx(max(0.05, 3 * processor.last_batch_seconds))
+    assert processor.pause() == pytest.approx(min(0.5, max(0.05, 3 * processor.last_batch_seconds)))
     processor.last_batch_seconds = 10.0
     assert processor.pause() == 0.5  # never longer than half a second
     busy[0] = False

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from kanal_testing import db_at
 
 from kanal_collector.errors import StorageError
 from kanal_collector.ingest.auth import KeyCache
@@ -21,7 +22,7 @@ from kanal_collector.store.schema import migrate
 
 @pytest.fixture
 def db(tmp_path: Path) -> Database:
-    database = Database(tmp_path / "k.db")
+    database = Database(db_at(tmp_path / "k.db"))
     migrate(database.conn())
     with transaction(database.conn()) as conn:
         conn.execute("INSERT INTO sources (name, created_at) VALUES ('default', 0)")
@@ -59,13 +60,14 @@ def test_concurrent_writes_share_commits_and_dedupe(db: Database) -> None:
 def test_a_failed_commit_raises_for_every_waiter_and_stores_nothing(db: Database) -> None:
     writer = EventWriter(db)
     other = db.connect()
-    other.execute("BEGIN IMMEDIATE")  # hold the write lock past the busy timeout
+    other.begin()  # hold what an append needs past the busy timeout
+    other.before_append()
     db.busy_timeout = 0.1
     try:
         with pytest.raises(StorageError):
             writer.write([row("a")], [FailedRow(1, "secret", 0, "r", "{}")])
     finally:
-        other.execute("ROLLBACK")
+        other.rollback()
         other.close()
     assert db.conn().execute("SELECT count(*) FROM events").fetchone()[0] == 0
     assert writer.write([row("a")]) == 1  # and it recovers

@@ -61,7 +61,8 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     clock = clock or SystemClock()
     AttributionSettings.from_config(config)  # [attribution] and [costs]: a ConfigError
     config_costs(config)                     # now, not a 500 on the first report
-    db = Database(config.db, synchronous=config.synchronous, busy_timeout=config.busy_timeout)
+    db = Database(config.db, synchronous=config.synchronous, busy_timeout=config.busy_timeout,
+                  pool_size=config.threads + 4)
     migrate(db.conn())
     wake = threading.Event()
     runtime = Runtime(
@@ -84,7 +85,11 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
         confirmations = ConfirmationWorker(db, clock, OnsiteSettings.from_config(config),
                                            build_channels(config), dispatcher.catalog)
     except ValueError as exc:
+        db.close()
         raise ConfigError(str(exc)) from None
+    except BaseException:
+        db.close()
+        raise
     app = Flask(__name__)
     app.json = StrictJSONProvider(app)
     app.extensions["kanal"] = runtime
@@ -103,6 +108,10 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
         poll_interval=config.poll_interval, lease_seconds=config.lease_seconds,
     )
     app.wsgi_app = IngestMiddleware(app.wsgi_app, runtime)  # type: ignore[method-assign]
+
+    @app.teardown_request
+    def _release_connection(exc: BaseException | None) -> None:
+        db.release()  # PostgreSQL: the request's pooled connection goes back
     app.register_blueprint(ingest_blueprint)
     app.register_blueprint(admin_blueprint)
     app.register_blueprint(site_blueprint)

@@ -10,6 +10,7 @@ import click
 from . import (
     cli_channels,
     cli_dashboard,
+    cli_db,
     cli_deliverability,
     cli_journeys,
     cli_messages,
@@ -158,6 +159,7 @@ def events_failed(db: Database, limit: int) -> None:
 for _command in (
     cli_channels.plugins,
     cli_dashboard.dashboard,
+    cli_db.db,
     cli_deliverability.bounces,
     cli_deliverability.email,
     cli_deliverability.suppressions,

@@ -18,7 +18,7 @@ import click
 from .config import Config, load_config
 from .errors import KanalError
 from .profiles.identity import default_country
-from .store.db import Database
+from .store.db import Database, missing_file
 from .store.schema import migrate
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,20 +42,16 @@ def common_options(func: F) -> F:
                              "start an empty database).")(func)
     func = click.option("--config", "config_path", type=click.Path(dir_okay=False),
                         help="Config file (default ./kanal.toml or $KANAL_CONFIG).")(func)
-    func = click.option("--db", type=click.Path(dir_okay=False),
-                        help="SQLite database file (default ./kanal.db or $KANAL_DB).")(func)
+    func = click.option("--db", metavar="PATH|URL",
+                        help="SQLite file or postgresql:// URL "
+                             "(default ./kanal.db or $KANAL_DB).")(func)
     return func
 
 
-def is_database_url(value: object) -> bool:
-    """True for a database named by URL (postgresql://…) rather than a file path."""
-    return "://" in str(value)
-
-
-def missing_database(db: object) -> str | None:
+def missing_database(db: str | Path) -> str | None:
     """What to say when the database file `db` doesn't exist; None when it does (or
     is named by a URL: only file paths are checked)."""
-    if is_database_url(db) or Path(str(db)).exists():
+    if not missing_file(db):
         return None
     return (f"no database at {db}: check --db, KANAL_DB or `db` in kanal.toml (the "
             "database `kanal serve` created), or pass --create-db to start a new one")
@@ -79,7 +75,7 @@ def _database(config: Config) -> Database:
     try:
         migrate(db.conn())
     except Exception as exc:
-        raise click.ClickException(f"cannot open {config.db}: {exc}") from None
+        raise click.ClickException(f"cannot open {db.display}: {exc}") from None
     return db
 
 

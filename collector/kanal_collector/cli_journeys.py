@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,11 +19,17 @@ from .messages.catalog import messages_dir
 from .products.checks import product_problems
 from .profiles.segments import SegmentError, duration_ms
 from .store import journeys as store
-from .store.db import transaction
+from .store.connection import DB_ERRORS
+from .store.copy import CopyError
+from .store.db import missing_file, transaction
 
 _DIR = click.option("--dir", "directory", type=click.Path(file_okay=False),
                     help="Journeys directory (default journeys_dir from the config, "
                          "or ./journeys).")
+
+_SIMULATE_ERRORS: tuple[type[Exception], ...] = (
+    KanalError, ValueError, OSError, RuntimeError, CopyError, *DB_ERRORS)
+"""What a simulation may fail with, said in one line."""
 
 
 @click.group()
@@ -158,7 +163,7 @@ def journeys_why(db: str | None, config_path: str | None, user: str, journey: st
     from .journeys.explain import WhyError, explain, render
 
     config = _config(config_path, db=db)
-    if not Path(config.db).is_file():  # reads only: never create an empty database
+    if missing_file(config.db):  # reads only: never create an empty database
         raise click.ClickException(f"no database at {config.db}")
     database = _database(config)
     try:
@@ -240,7 +245,7 @@ def journeys_simulate(db: str | None, config_path: str | None, file: str, since:
     end = _moment(until, now_ms, "--until")
     if end < start:
         raise click.BadParameter("--until is before --since", param_hint="--until")
-    if not Path(config.db).is_file():
+    if missing_file(config.db):
         raise click.ClickException(f"no database at {config.db}")
 
     def progress(done: int, total: int) -> None:
@@ -248,7 +253,7 @@ def journeys_simulate(db: str | None, config_path: str | None, file: str, since:
 
     try:
         sim = Simulator(config, journey, since=start, until=end, progress=progress).run()
-    except (KanalError, ValueError, OSError, RuntimeError, sqlite3.Error) as exc:
+    except _SIMULATE_ERRORS as exc:
         raise click.ClickException(str(exc)) from None
     summary = sim.summary()
     people = timelines(sim, limit)

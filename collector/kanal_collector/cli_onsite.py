@@ -26,7 +26,7 @@ from .onsite.catalog import (
 )
 from .onsite.pushclick import webpush_channels
 from .onsite.report import campaign_report
-from .store import profiles as profile_store
+from .store import segments as segment_store
 from .store.db import Database
 from .yamlfile import Problem
 
@@ -45,7 +45,7 @@ def _segments(config: Config) -> set[str] | None:
         return None
     database = Database(config.db, synchronous=config.synchronous)
     try:
-        return {name for name, _, _ in profile_store.segment_definitions(database.conn())}
+        return {name for name, _, _ in segment_store.segment_definitions(database.conn())}
     except Exception:  # an old or foreign file: references are then not checked
         return None
     finally:

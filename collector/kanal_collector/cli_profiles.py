@@ -26,12 +26,15 @@ from .profiles.rebuild import RebuildBusy, rebuild
 from .profiles.segments import Segment, SegmentError, load_segments_file
 from .profiles.step import sweep
 from .profiles.views import export_json, lookup, profile_json, timeline_json
+from .store import identities as identity_store
 from .store import profiles as store
+from .store import segments as segment_store
+from .store import timeline as timeline_store
 from .store.contacts import contact_fixes
 from .store.db import Database, transaction
 from .store.keys import source_id as find_source
 
-_KIND = click.Choice(store.KINDS)
+_KIND = click.Choice(identity_store.KINDS)
 
 
 def _find(db: Database, user: str, kind: str | None) -> int:
@@ -65,7 +68,7 @@ def profiles_show(db: Database, user: str, kind: str | None, limit: int,
     pid = _find(db, user, kind)
     profile = profile_json(conn, pid)
     assert profile is not None
-    events = store.timeline(conn, pid, limit=limit)
+    events = timeline_store.timeline(conn, pid, limit=limit)
     if as_json:
         profile["timeline"] = [timeline_json(e) for e in events]
         click.echo(_dump(profile))
@@ -289,7 +292,7 @@ def segments_apply(db: Database, file: str) -> None:
     conn = db.conn()
     now = _now_ms()
     with transaction(conn):
-        changed, removed = store.put_segment_definitions(
+        changed, removed = segment_store.put_segment_definitions(
             conn, {s.name: s.definition for s in found}, now)
     todo = [s for s in found if s.name in changed]
     changes = sweep(conn, now, segments=todo, trigger=f"a{now}", only_time_dependent=False)
@@ -303,8 +306,8 @@ def segments_apply(db: Database, file: str) -> None:
 def segments_list(db: Database) -> None:
     """Segments with their member counts."""
     conn = db.conn()
-    counts = store.segment_counts(conn)
-    for name, version, definition in store.segment_definitions(conn):
+    counts = segment_store.segment_counts(conn)
+    for name, version, definition in segment_store.segment_definitions(conn):
         click.echo(f"{name}\tv{version}\t{counts.get(name, 0)} members\t"
                    f"{definition.get('description', '')}")
 
@@ -317,8 +320,8 @@ def segments_list(db: Database) -> None:
 def segments_members(db: Database, name: str, limit: int) -> None:
     """Profiles in segment NAME (profile id, first identity, since when)."""
     conn = db.conn()
-    for pid, entered in store.segment_members(conn, name, limit=limit):
-        idents = store.profile_identities(conn, pid)
+    for pid, entered in segment_store.segment_members(conn, name, limit=limit):
+        idents = identity_store.profile_identities(conn, pid)
         label = next((v for k, v in idents if k in ("user_id", "email")),
                      idents[0][1] if idents else "")
         click.echo(f"{pid}\t{label}\tsince {_when(entered)}")

@@ -23,7 +23,8 @@ _FIELD_KEYS: dict[str, Key] = {k.field: k for k in CORE if k.field}
 class Config:
     """Everything the collector reads at start; built once and passed in."""
 
-    db: Path = Path("kanal.db")
+    db: str = "kanal.db"
+    """A SQLite file, or a PostgreSQL URL (postgresql://user@host/name)."""
     journeys_dir: Path = Path("journeys")
     host: str = "127.0.0.1"
     port: int = 8000

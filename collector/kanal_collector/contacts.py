@@ -59,7 +59,8 @@ def is_junk(value: Any) -> bool:
     if not isinstance(value, str):
         return True
     text = value.strip().lower()
-    return text in JUNK_IDS or len(text) > 255 or not text.strip("0-")
+    return (text in JUNK_IDS or len(text) > 255 or not text.strip("0-")
+            or "\x00" in text)  # a NUL: no real id has one (nor can PostgreSQL keep it)
 
 
 def check_email(value: Any) -> Checked:

@@ -7,7 +7,10 @@ from typing import Any
 
 from .ingest.body import MAX_BATCH_EVENTS
 
-_ID = {"type": "string", "minLength": 1, "maxLength": 255}
+_ID = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\u0000]*$"}
+"""Ids are columns of the log: no NUL character (PostgreSQL's text can't hold one)."""
+_EVENT_NAME = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+"""An event name: a character that is not a space, and no NUL."""
 _OBJECT = {"type": "object"}
 _TIME = {"type": "string", "format": "date-time"}
 
@@ -56,7 +59,7 @@ def openapi_document() -> dict[str, Any]:
             "additionalProperties": True,
         },
         # Ingest refuses a name of only white space: the document says so too.
-        "Track": _message("track", {"event": {**name, "minLength": 1, "pattern": "\\S"},
+        "Track": _message("track", {"event": {**name, "minLength": 1, "pattern": _EVENT_NAME},
                                     "properties": _OBJECT}, ["event"]),
         "Identify": _message("identify", {"traits": _OBJECT}, []),
         "Page": _message("page", {"name": name, "category": name,

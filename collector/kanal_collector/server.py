@@ -20,6 +20,7 @@ from .deliverability.receiver import BounceServer, start_receiver, stop_receiver
 from .deliverability.routes import WebhookState
 from .errors import ConfigError, KanalError
 from .runtime import Runtime
+from .store.db import masked
 from .store.keys import bootstrap
 from .tracking.keys import KeyCache
 from .tracking.settings import TrackingSettings
@@ -93,7 +94,7 @@ def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
         echo("Ingesting only (--no-workers): another `kanal serve` on this database runs "
              "the workers.")
     previous = signal.signal(signal.SIGTERM, _stop)
-    echo(f"Kanal listening on http://{host}:{port} (database {config.db})")
+    echo(f"Kanal listening on http://{host}:{port} (database {masked(config.db)})")
     sys.stdout.flush()
     try:
         server.run()  # returns on SIGTERM/Ctrl-C (waitress closes itself)

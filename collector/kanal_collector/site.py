@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import sqlite3
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -17,6 +16,7 @@ from .errors import NotFound
 from .openapi import openapi_document
 from .runtime import get_runtime
 from .store import meta
+from .store.connection import DB_ERRORS
 
 site_blueprint = Blueprint("site", __name__)
 
@@ -33,7 +33,7 @@ def readyz() -> tuple[Response, int]:
     runtime = get_runtime()
     try:
         meta.put(runtime.db.conn(), "ready_check", utc_iso(runtime.clock.now()))
-    except sqlite3.Error as exc:
+    except DB_ERRORS as exc:
         response = jsonify(status="unavailable", code="database", message=str(exc))
         response.headers["Retry-After"] = "5"
         return response, 503

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sqlite3
 import threading
 import time
 import uuid
@@ -26,7 +25,9 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from .clock import Clock
+from .errors import StorageError
 from .store import leases
+from .store.connection import DB_ERRORS, Connection
 from .store.cursors import get_position, set_position
 from .store.db import Database, transaction
 from .store.events import StoredEvent, events_after
@@ -39,6 +40,8 @@ LEASE_NAME = "workers"
 _MIN_PAUSE = 0.05
 _MAX_PAUSE = 0.5
 PROCESSOR_CURSOR = "processor"
+_LEASE_ERRORS: tuple[type[Exception], ...] = (*DB_ERRORS, StorageError)
+"""The database can't be reached or refused: the lease is not held this time."""
 
 
 class Step(Protocol):
@@ -46,7 +49,7 @@ class Step(Protocol):
 
     name: str
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Write what `events` change; never commit (the processor does)."""
         ...
 
@@ -70,7 +73,7 @@ class StatsStep:
 
     name = "stats"
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Count the batch by UTC day, origin and type."""
         counts: Counter[tuple[int, str, str]] = Counter()
         for event in events:
@@ -100,7 +103,7 @@ class Processor:
         self.cursor = cursor
         self.ingest_busy = ingest_busy
         self.last_batch_seconds = 0.0
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
 
     def pause(self) -> float:
         """Seconds to rest after a batch: ingest goes first while it is busy.
@@ -195,7 +198,7 @@ class Supervisor:
         self._workers_stop = threading.Event()
         self._running: list[_Running] = []
         self._thread: threading.Thread | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self.holds_lease = False
         self.errors = 0
         self.notify = notify or (lambda line: log.info("%s", line))
@@ -217,28 +220,32 @@ class Supervisor:
             self._thread.join(timeout)
 
     def _main(self) -> None:
-        self._conn = self.db.connect()
         try:
             while not self._stop.is_set():
                 self._tick()
                 self._stop.wait(max(self.lease_seconds / 3, 0.05))
         finally:
             self._stop_workers()
-            if self.holds_lease:
+            if self.holds_lease and self._conn is not None:
                 try:
                     leases.release(self._conn, LEASE_NAME, self.owner)
-                except sqlite3.Error:
+                except DB_ERRORS:
                     log.exception("could not release the workers' lease")
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
 
     def _tick(self) -> None:
-        assert self._conn is not None
         try:
+            if self._conn is None:
+                self._conn = self.db.connect()
             held = leases.acquire(self._conn, LEASE_NAME, self.owner, self.clock.now(),
                                   self.lease_seconds)
-        except sqlite3.Error:
+        except _LEASE_ERRORS:
             log.exception("could not renew the workers' lease")
             held = False
+            if self._conn is not None:  # a broken connection is opened anew next time
+                self._conn.close()
+                self._conn = None
         if held and not self.holds_lease:
             if self._waiting_for is not None:
                 self.notify(f"Took over the workers' lease from {self._waiting_for}: this "
@@ -255,10 +262,11 @@ class Supervisor:
 
     def _note_holder(self) -> None:
         """Say once which process holds the lease while this one only ingests."""
-        assert self._conn is not None
+        if self._conn is None:  # the database can't be reached just now
+            return
         try:
             found = leases.holder(self._conn, LEASE_NAME)
-        except sqlite3.Error:
+        except DB_ERRORS:
             return
         holder = describe_owner(found[0]) if found else "another process"
         if holder != self._waiting_for:
@@ -297,10 +305,13 @@ class Supervisor:
             try:
                 done = worker.run_once()
                 failures = 0
-            except Exception:
+            except Exception as exc:
                 self.errors += 1
                 failures += 1
                 log.exception("worker %s failed; retrying", worker.name)
+                close = getattr(worker, "close", None)
+                if isinstance(exc, DB_ERRORS) and close is not None:
+                    close()  # its connection may be broken: it opens a new one next time
                 stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
                 continue
             if not done:

@@ -42,7 +42,7 @@ PAIRS = [("MUG-BLUE", "SAUCER"), ("TEAPOT", "TEA-SENCHA"), ("MUG-TALL", "SPOON")
 CUSTOMERS = {"ada": "Ada", "bob": "Bob", "cy": "Cy", "dan": "Dan"}
 
 
-def kanal(*args: str, db: Path, config: Path = CONFIG) -> str:
+def kanal(*args: str, db: Path | str, config: Path = CONFIG) -> str:
     """Run a `kanal` command on the demo's database; its output."""
     done = subprocess.run([sys.executable, "-m", "kanal_collector", *args, "--db", str(db),
                            "--config", str(config)], cwd=HERE, capture_output=True,
@@ -50,7 +50,7 @@ def kanal(*args: str, db: Path, config: Path = CONFIG) -> str:
     return done.stdout
 
 
-def import_catalogue_and_history(db: Path, folder: Path, config: Path = CONFIG) -> None:
+def import_catalogue_and_history(db: Path | str, folder: Path, config: Path = CONFIG) -> None:
     """The catalogue feed, and past orders (three buyers per pair, 10 to 60 days ago)."""
     print(kanal("products", "import", str(CATALOGUE), db=db, config=config).strip())
     now = datetime.now(UTC)

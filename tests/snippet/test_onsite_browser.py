@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import requests
-from kanal_testing import Collector, SmtpCatcher, start_collector
+from kanal_testing import Collector, SmtpCatcher, query, start_collector
 from test_snippet_browser import LOADER, wait_until
 from webpush_util import VAPID_KEY, new_browser, push_service_on_loopback
 
@@ -148,13 +148,7 @@ class World:
             (self.tmp / "onsite" / f"{name}.yaml").write_text(text)
 
     def db(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        import sqlite3
-
-        conn = sqlite3.connect(self.collector.db_path, timeout=30)
-        try:
-            return conn.execute(sql, args).fetchall()
-        finally:
-            conn.close()
+        return query(self.collector.db_path, sql, *args)
 
     def track(self, **message: Any) -> None:
         r = requests.post(f"{self.collector.url}/v1/track", json=message, timeout=10,

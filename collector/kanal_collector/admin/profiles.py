@@ -7,7 +7,10 @@ from flask import Response, jsonify, request
 from ..errors import BadRequest, NotFound
 from ..profiles.views import export_json, lookup, profile_json, timeline_json
 from ..runtime import get_runtime
+from ..store import identities as identity_store
 from ..store import profiles as store
+from ..store import segments as segment_store
+from ..store import timeline as timeline_store
 from .routes import _int_arg, admin_blueprint
 
 
@@ -28,10 +31,11 @@ def profiles_search() -> Response:
     limit = _int_arg("limit", 50, low=1, high=1000) or 50
     query = (request.args.get("q") or "").strip()
     if query:
-        ids = store.search_identities(conn, query, limit)
+        ids = identity_store.search_identities(conn, query, limit)
         lowered = query.lower()
         if lowered != query:
-            ids += [i for i in store.search_identities(conn, lowered, limit) if i not in ids]
+            ids += [i for i in identity_store.search_identities(conn, lowered, limit)
+                    if i not in ids]
     else:
         ids = store.recent_profiles(conn, limit, _int_arg("offset", 0, high=10**9) or 0)
     found = [p for p in (profile_json(conn, i) for i in ids[:limit]) if p is not None]
@@ -68,7 +72,7 @@ def profile_timeline(profile_id: int) -> Response:
     pid = _profile_or_404(profile_id)
     limit = _int_arg("limit", 50, low=1, high=1000) or 50
     before = _int_arg("before", None, low=0, high=2**62)
-    events = store.timeline(get_runtime().db.conn(), pid, limit=limit, before=before)
+    events = timeline_store.timeline(get_runtime().db.conn(), pid, limit=limit, before=before)
     return jsonify(profileId=pid, events=[timeline_json(e) for e in events])
 
 
@@ -83,10 +87,10 @@ def profile_export(profile_id: int) -> Response:
 def segments_list() -> Response:
     """Every segment with its definition and member count."""
     conn = get_runtime().db.conn()
-    counts = store.segment_counts(conn)
+    counts = segment_store.segment_counts(conn)
     return jsonify(segments=[
         {"name": n, "version": v, "definition": d, "members": counts.get(n, 0)}
-        for n, v, d in store.segment_definitions(conn)
+        for n, v, d in segment_store.segment_definitions(conn)
     ])
 
 
@@ -94,10 +98,10 @@ def segments_list() -> Response:
 def segment_members(name: str) -> Response:
     """Members of a segment by profile id; `after` (a profile id) pages on."""
     conn = get_runtime().db.conn()
-    if name not in {n for n, _, _ in store.segment_definitions(conn)}:
+    if name not in {n for n, _, _ in segment_store.segment_definitions(conn)}:
         raise NotFound(f"no segment {name!r}")
     limit = _int_arg("limit", 100, low=1, high=1000) or 100
     after = _int_arg("after", 0, high=2**62) or 0
-    rows = store.segment_members(conn, name, limit=limit, after=after)
+    rows = segment_store.segment_members(conn, name, limit=limit, after=after)
     return jsonify(segment=name,
                    members=[{"profileId": p, "enteredAt": t} for p, t in rows])

@@ -22,15 +22,16 @@ the last 30 days.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from ..contacts import normalise_email
 from ..own_events import own_event
 from ..store import deliverability as store
+from ..store import identities as identity_store
 from ..store import outbox as outbox_store
 from ..store import profiles as profile_store
+from ..store.connection import Connection
 from ..store.events import EventRow, append_events
 from ..tracking.events import ORIGIN, profile_ids
 from ..tracking.unsubscribe import unsubscribe_all_email
@@ -84,7 +85,7 @@ class Recorded:
     events: int
 
 
-def record(conn: sqlite3.Connection, report: Report, settings: Settings,
+def record(conn: Connection, report: Report, settings: Settings,
            now_ms: int) -> Recorded | None:
     """Apply one report (inside the caller's transaction); None for an address that
     isn't an email address (nothing is done)."""
@@ -95,7 +96,7 @@ def record(conn: sqlite3.Connection, report: Report, settings: Settings,
     profile_id = None if row is None else (profile_store.merged_into(conn, row.profile_id)
                                            or row.profile_id)
     if profile_id is None:
-        profile_id = profile_store.identity_profile(conn, "email", address)
+        profile_id = identity_store.identity_profile(conn, "email", address)
     key = ":".join((report.provider, report.event_id, address, report.kind))
     sent_at = row.sent_at if row is not None and row.sent_at is not None else now_ms
     feedback = store.Feedback(
@@ -127,12 +128,12 @@ def _plain(value: str) -> str | None:
     return text if text.count("@") == 1 and " " not in text and len(text) <= 254 else None
 
 
-def _outbox_row(conn: sqlite3.Connection, report: Report, address: str,
+def _outbox_row(conn: Connection, report: Report, address: str,
                 now_ms: int) -> outbox_store.OutboxRow | None:
     outbox_id = report.outbox_id or store.outbox_by_provider_ids(conn, report.message_ids)
     if outbox_id is not None:
         return outbox_store.get(conn, outbox_id)
-    pid = profile_store.identity_profile(conn, "email", address)
+    pid = identity_store.identity_profile(conn, "email", address)
     if pid is None:
         return None
     found = store.latest_sent_to(conn, [pid], address, since=now_ms - _MATCH_WINDOW_MS)
@@ -146,7 +147,7 @@ def _words(report: Report) -> str:
     return f"{what} via {report.provider}{detail}"[:500]
 
 
-def _suppress(conn: sqlite3.Connection, report: Report, address: str,
+def _suppress(conn: Connection, report: Report, address: str,
               feedback: store.Feedback, settings: Settings, now_ms: int) -> bool:
     if report.kind == HARD:
         reason, detail = "hard_bounce", report.detail
@@ -163,7 +164,7 @@ def _suppress(conn: sqlite3.Connection, report: Report, address: str,
                           source=report.provider, outbox_id=feedback.outbox_id, now=now_ms)
 
 
-def _events(conn: sqlite3.Connection, report: Report, row: outbox_store.OutboxRow | None,
+def _events(conn: Connection, report: Report, row: outbox_store.OutboxRow | None,
             profile_id: int | None, address: str, words: str, key: str,
             now_ms: int) -> int:
     source = profile_store.first_source(conn)

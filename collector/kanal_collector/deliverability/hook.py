@@ -10,7 +10,6 @@ Only email content (a dict with a "subject") is touched.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -18,12 +17,13 @@ from ..channels.plugins import configured_channels
 from ..clock import Clock
 from ..config import Config
 from ..messages.sending import from_domain
+from ..store.connection import Connection
 from ..tracking.keys import load_keys
 from ..tracking.settings import TrackingSettings
 from .settings import Settings, verp_channels
 from .verp import bounce_address
 
-Hook = Callable[[sqlite3.Connection, Any, dict[str, Any]], dict[str, Any]]
+Hook = Callable[[Connection, Any, dict[str, Any]], dict[str, Any]]
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -47,7 +47,7 @@ def deliverability_hook(config: Config, clock: Clock) -> Hook:
     senders = {name: settings.feedback_id or from_domain(table) or "kanal"
                for name, table in configured_channels(config).items()}
 
-    def hook(conn: sqlite3.Connection, row: Any, content: dict[str, Any]) -> dict[str, Any]:
+    def hook(conn: Connection, row: Any, content: dict[str, Any]) -> dict[str, Any]:
         if "subject" not in content:
             return content
         headers = dict(content.get("headers") or {})

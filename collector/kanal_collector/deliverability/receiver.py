@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import sqlite3
 import threading
 from contextlib import suppress
 from typing import Any
@@ -29,6 +28,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from ..clock import Clock
 from ..store import outbox as outbox_store
+from ..store.connection import DB_ERRORS
 from ..store.db import Database, transaction
 from ..tracking.keys import KeyCache
 from . import dsn, verp
@@ -77,7 +77,7 @@ class BounceHandler:
         """250 for our bounce addresses, 550 for everything else."""
         try:
             found = self.outbox_of(address)
-        except sqlite3.Error as exc:
+        except DB_ERRORS as exc:
             log.error("bounce address %s not checked: %s", address, exc)
             return "451 4.3.0 temporary failure, try again later"
         if found is None:
@@ -93,7 +93,7 @@ class BounceHandler:
             return self._reply("552 5.3.4 message too large", count)
         try:
             recorded = self.receive(data, list(envelope.rcpt_tos))
-        except sqlite3.Error as exc:
+        except DB_ERRORS as exc:
             log.error("bounce not recorded (the sender will try again): %s", exc)
             return self._reply("451 4.3.0 temporary failure, try again later", count)
         if recorded and self.wake is not None:

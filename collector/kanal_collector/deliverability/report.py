@@ -15,12 +15,12 @@ Thresholds drawn on the chart are what mailbox providers and sending services pu
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
 from ..store import deliverability as store
+from ..store.connection import Connection
 
 THRESHOLDS: tuple[dict[str, Any], ...] = (
     {"metric": "complaint_rate", "value": 0.003,
@@ -54,7 +54,7 @@ def _day_name(day: int) -> str:
     return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
 
 
-def deliverability_report(conn: sqlite3.Connection, *, since_ms: int,
+def deliverability_report(conn: Connection, *, since_ms: int,
                           until_ms: int) -> dict[str, Any]:
     """The report document of a window [since, until) (whole UTC days it touches)."""
     first = store.day_of(since_ms)

@@ -10,7 +10,6 @@ can't take the write answers 503 so the provider sends it again (repeats are no-
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -18,6 +17,7 @@ from flask.blueprints import BlueprintSetupState
 
 from ..errors import ConfigError, StorageError
 from ..runtime import Runtime, get_runtime
+from ..store.connection import DB_ERRORS
 from ..store.db import transaction
 from .feedback import record
 from .providers import BadPayload, Incoming, Provider, Refused, build_providers
@@ -87,7 +87,7 @@ def webhook(provider: str) -> Response:
             for report in outcome.reports:
                 done = record(conn, report, state.settings, now_ms)
                 recorded += int(done is not None and done.new)
-    except sqlite3.Error as exc:
+    except DB_ERRORS as exc:
         raise StorageError(str(exc)) from exc  # 503: the provider sends it again
     if recorded:
         runtime.wake.set()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from typing import TextIO
 
 from ..contacts import normalise_email
 from ..store import deliverability as store
+from ..store.connection import Connection
 from ..store.db import transaction
 
 REASONS = ("hard_bounce", "soft_bounces", "complaint", "manual", "unsubscribed", "invalid")
@@ -49,7 +49,7 @@ def clean_reason(value: str | None) -> str:
     return reason
 
 
-def add(conn: sqlite3.Connection, address: str, *, reason: str = "manual",
+def add(conn: Connection, address: str, *, reason: str = "manual",
         detail: str | None = None, source: str = "cli", now_ms: int) -> bool:
     """Put an address on the list (a person's edit: it replaces the reason); True when
     it wasn't on it."""
@@ -59,7 +59,7 @@ def add(conn: sqlite3.Connection, address: str, *, reason: str = "manual",
                               source=source, outbox_id=None, now=now_ms, replace=True)
 
 
-def remove(conn: sqlite3.Connection, address: str) -> bool:
+def remove(conn: Connection, address: str) -> bool:
     """Take an address off the list; True when it was on it."""
     clean = normalise_email(address) or address.strip().lower()
     with transaction(conn):
@@ -99,7 +99,7 @@ def read_csv(handle: TextIO, name: str = "FILE") -> tuple[list[Row], list[str]]:
     return rows, problems
 
 
-def import_rows(conn: sqlite3.Connection, rows: Iterable[Row], *, now_ms: int,
+def import_rows(conn: Connection, rows: Iterable[Row], *, now_ms: int,
                 source: str = "import") -> tuple[int, int]:
     """Add the rows in one transaction; (added, already on the list). An address already
     listed keeps its entry (an old list never overwrites a newer reason)."""
@@ -118,7 +118,7 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def export_lines(conn: sqlite3.Connection, *, reason: str | None = None) -> Iterator[str]:
+def export_lines(conn: Connection, *, reason: str | None = None) -> Iterator[str]:
     """The list as CSV, a line at a time (header first), in address order."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

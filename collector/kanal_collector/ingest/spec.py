@@ -16,6 +16,9 @@ SHORT_PATHS = {"t": "track", "i": "identify", "p": "page", "s": "screen", "g": "
                "a": "alias"}
 _OBJECT_FIELDS = ("context", "properties", "traits", "integrations")
 _MAX_ID = 255
+_NUL = "\x00"
+"""Never in an id or an event name: they are columns, and PostgreSQL's text can't hold it
+(the body keeps any string, escaped as JSON)."""
 _MAX_NAME = 255
 
 
@@ -72,6 +75,8 @@ def _id(msg: dict[str, Any], field: str) -> str | None:
     text = value if isinstance(value, str) else str(value)
     if len(text) > _MAX_ID:
         raise InvalidMessage(f"{field} is longer than {_MAX_ID} characters")
+    if _NUL in text:
+        raise InvalidMessage(f"{field} holds a NUL character (U+0000)")
     if text == "":
         return None
     msg[field] = text
@@ -114,10 +119,11 @@ def normalize(
 
     # The common case inline: an id that is already a string of an allowed length.
     user_id = get("userId")
-    if type(user_id) is not str or not 0 < len(user_id) <= _MAX_ID:
+    if type(user_id) is not str or not 0 < len(user_id) <= _MAX_ID or _NUL in user_id:
         user_id = _id(msg, "userId")
     anonymous_id = get("anonymousId")
-    if type(anonymous_id) is not str or not 0 < len(anonymous_id) <= _MAX_ID:
+    if (type(anonymous_id) is not str or not 0 < len(anonymous_id) <= _MAX_ID
+            or _NUL in anonymous_id):
         anonymous_id = _id(msg, "anonymousId")
     if user_id is None and anonymous_id is None:
         raise InvalidMessage("userId or anonymousId is required")
@@ -127,6 +133,8 @@ def normalize(
             raise InvalidMessage("track needs an event name (event)")
         if len(event) > _MAX_NAME:
             raise InvalidMessage(f"event is longer than {_MAX_NAME} characters")
+        if _NUL in event:
+            raise InvalidMessage("event holds a NUL character (U+0000)")
     elif kind in ("page", "screen"):
         for field in ("name", "category"):
             value = msg.get(field)
@@ -146,4 +154,6 @@ def normalize(
         msg["messageId"] = str(uuid.uuid4())
     elif not isinstance(message_id, str) or len(message_id) > _MAX_ID:
         raise InvalidMessage(f"messageId must be a string of at most {_MAX_ID} characters")
+    elif _NUL in message_id:
+        raise InvalidMessage("messageId holds a NUL character (U+0000)")
     return msg

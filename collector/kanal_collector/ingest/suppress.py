@@ -16,7 +16,7 @@ from ..contacts import normalise_email, normalise_phone
 from ..profiles.identity import clean_id, event_country
 from ..profiles.step import identity_hash
 from ..store.db import Database
-from ..store.profiles import suppression_state
+from ..store.privacy import suppression_state
 
 
 def identities_of(msg: dict[str, Any]) -> Iterator[tuple[str, str]]:

@@ -9,13 +9,13 @@ committed by someone else just returns. A 200 is only sent after its commit.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import StorageError
+from ..store.connection import DB_ERRORS, Connection
 from ..store.db import Database, transaction
 from ..store.events import EventRow, FailedRow, append_events, append_failed
 
@@ -41,7 +41,7 @@ class EventWriter:
         # next leader could start.
         self._changed = threading.Condition(threading.Lock())
         self._committing = False
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self.commits = 0
         self.last_commit = 0.0
 
@@ -74,7 +74,8 @@ class EventWriter:
         try:
             if self._conn is None:
                 self._conn = self._db.connect_spinning()
-            with transaction(self._conn, spin=self._db.busy_timeout) as conn:
+            # Ingest only appends: on PostgreSQL it needs no writer lock (store/postgres.py).
+            with transaction(self._conn, spin=self._db.busy_timeout, writer=False) as conn:
                 for item in group:
                     item.stored = append_events(conn, item.rows)
                     if item.failed:
@@ -82,7 +83,7 @@ class EventWriter:
         except Exception as exc:  # every waiter must learn that its rows are not stored
             for item in group:
                 item.error = exc
-            if self._conn is not None and isinstance(exc, sqlite3.Error):
+            if self._conn is not None and isinstance(exc, DB_ERRORS):
                 # A broken connection (disk gone, file replaced) is reopened next time.
                 self._conn.close()
                 self._conn = None

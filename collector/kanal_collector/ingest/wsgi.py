@@ -49,7 +49,10 @@ class IngestMiddleware:
             start_response("204 No Content", [*_CORS, ("Content-Length", "0")])
             return [b""]
         if method == "POST":
-            status, body, extra = self._answer(path[len(_PREFIX):], environ)
+            try:
+                status, body, extra = self._answer(path[len(_PREFIX):], environ)
+            finally:
+                self.runtime.db.release()  # a pooled connection goes back at once
         else:
             status, extra = 405, {"Allow": "POST, OPTIONS"}
             body = {"code": "method_not_allowed", "message": f"{method} is not allowed here; "

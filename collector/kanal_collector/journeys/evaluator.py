@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -26,8 +25,11 @@ from ..money import order_revenue
 from ..profiles.segments import ProfileView, matches
 from ..profiles.state import computed, traits_of
 from ..profiles.step import KANAL_KEY_KIND, apply_own_traits
+from ..store import identities as identity_store
 from ..store import journeys as store
 from ..store import profiles as profile_store
+from ..store import timeline as timeline_store
+from ..store.connection import Connection
 from ..store.events import EventRow, append_events
 from ..store.onsite import queue_expiry
 from .definition import Journey, Step, event_matches, parse_journey
@@ -68,7 +70,7 @@ class Evaluator:
 
     # -- definitions --------------------------------------------------------------------
 
-    def journey(self, conn: sqlite3.Connection, name: str, version: int) -> Journey:
+    def journey(self, conn: Connection, name: str, version: int) -> Journey:
         """The definition a run is pinned to (parsed once, then cached)."""
         key = (name, version)
         if key not in self._versions:
@@ -79,7 +81,7 @@ class Evaluator:
                                                     strict=False)
         return self._versions[key]
 
-    def current(self, conn: sqlite3.Connection) -> list[tuple[Journey, int]]:
+    def current(self, conn: Connection) -> list[tuple[Journey, int]]:
         """The enabled journeys at their current versions."""
         stamp = store.stamp(conn)
         if stamp != self._stamp:
@@ -92,7 +94,7 @@ class Evaluator:
 
     # -- entering -----------------------------------------------------------------------
 
-    def enter(self, conn: sqlite3.Connection, journey: Journey, version: int, profile_id: int,
+    def enter(self, conn: Connection, journey: Journey, version: int, profile_id: int,
               *, now: int, event_id: int | None = None,
               body: Mapping[str, Any] | None = None) -> store.Run | None:
         """Start a run when the entry rules allow it, and take its first steps."""
@@ -126,7 +128,7 @@ class Evaluator:
 
     # -- moving -------------------------------------------------------------------------
 
-    def advance(self, conn: sqlite3.Connection, run: store.Run, journey: Journey,
+    def advance(self, conn: Connection, run: store.Run, journey: Journey,
                 step_id: str | None, now: int) -> None:
         """Run steps from `step_id` until one waits or the run ends."""
         run.wait_event = None
@@ -145,7 +147,7 @@ class Evaluator:
             step_id = nxt if isinstance(nxt, str) or nxt is None else None
         self.end(conn, run, "exited", "too many steps at once", now)
 
-    def _take(self, conn: sqlite3.Connection, run: store.Run, journey: Journey, step: Step,
+    def _take(self, conn: Connection, run: store.Run, journey: Journey, step: Step,
               now: int) -> str | None | object:
         spec = step.spec
         if step.kind == "wait":
@@ -195,7 +197,7 @@ class Evaluator:
             return None
         raise JourneyError(f"unknown step kind {step.kind!r}")  # pragma: no cover
 
-    def end(self, conn: sqlite3.Connection, run: store.Run, state: str, reason: str,
+    def end(self, conn: Connection, run: store.Run, state: str, reason: str,
             now: int) -> None:
         """End a run; it sends nothing more."""
         run.state = state
@@ -207,7 +209,7 @@ class Evaluator:
 
     # -- events -------------------------------------------------------------------------
 
-    def on_event(self, conn: sqlite3.Connection, run: store.Run, event_id: int,
+    def on_event(self, conn: Connection, run: store.Run, event_id: int,
                  name: str | None, body: Mapping[str, Any], at: int) -> None:
         """Apply one of the person's events to one of their runs (timers due first)."""
         if (run.state == store.ACTIVE and run.timer is not None and run.timer.due_at < at
@@ -248,7 +250,7 @@ class Evaluator:
 
     # -- timers -------------------------------------------------------------------------
 
-    def fire(self, conn: sqlite3.Connection, run: store.Run, timer: store.Timer,
+    def fire(self, conn: Connection, run: store.Run, timer: store.Timer,
              now: int) -> None:
         """A run's timer is due: expire it (past its ttl) or move on."""
         if not store.take_timer(conn, timer):
@@ -271,7 +273,7 @@ class Evaluator:
 
     # -- actions ------------------------------------------------------------------------
 
-    def _wait_window(self, conn: sqlite3.Connection, run: store.Run, step: Step,
+    def _wait_window(self, conn: Connection, run: store.Run, step: Step,
                      now: int) -> str | None | object:
         """Go on when the person's local now is inside the window, else wait for it."""
         spec = step.spec
@@ -289,7 +291,7 @@ class Evaluator:
         store.log(conn, run.id, now, step.id, "window", {"timezone": tz_name, "until": due})
         return _WAIT
 
-    def _send(self, conn: sqlite3.Connection, run: store.Run, journey: Journey, step: Step,
+    def _send(self, conn: Connection, run: store.Run, journey: Journey, step: Step,
               now: int) -> None:
         spec = step.spec
         key = outbox_key(journey.name, run.id, step.id)
@@ -315,14 +317,14 @@ class Evaluator:
             queue_expiry(conn, outbox_id, run.profile_id, now + int(spec["expires"]))
         store.log(conn, run.id, now, step.id, "queued", {"outbox_id": outbox_id})
 
-    def _set_traits(self, conn: sqlite3.Connection, run: store.Run, step: Step,
+    def _set_traits(self, conn: Connection, run: store.Run, step: Step,
                     now: int) -> None:
         # The traits go into the log as an identify event of Kanal's own (DESIGN: all
         # that happens is an event), which the profiles step folds, so `kanal profiles
         # rebuild` keeps them. They are also folded at once, for the run's next steps.
         traits = dict(step.spec["traits"])
         source = profile_store.first_source(conn)
-        idents = profile_store.profiles_identities(conn, [run.profile_id])[run.profile_id]
+        idents = identity_store.profiles_identities(conn, [run.profile_id])[run.profile_id]
         message_id = f"kanal-trait-{run.id}-{step.id}"
         row = None if source is None else trait_event(
             source, idents, traits, message_id, now, int(self.clock.now() * 1000))
@@ -343,17 +345,17 @@ class Evaluator:
         store.log(conn, run.id, now, step.id, "traits",
                   {**traits, "event_id": None if event is None else event.id})
 
-    def _view(self, conn: sqlite3.Connection, profile_id: int) -> ProfileView | None:
+    def _view(self, conn: Connection, profile_id: int) -> ProfileView | None:
         state = profile_store.load_states(conn, [profile_id]).get(profile_id)
         if state is None:
             return None
 
         def events(name: str, since: int) -> Iterator[dict[str, Any]]:
-            return profile_store.profile_events_since(conn, profile_id, name, since)
+            return timeline_store.profile_events_since(conn, profile_id, name, since)
 
         return ProfileView(traits_of(state), computed(state), events)
 
-    def _date(self, conn: sqlite3.Connection, profile_id: int,
+    def _date(self, conn: Connection, profile_id: int,
               spec: Mapping[str, Any]) -> int | None:
         view = self._view(conn, profile_id)
         if view is None:
@@ -394,7 +396,7 @@ def trait_event(source: int, idents: list[tuple[str, str]], traits: Mapping[str,
                     orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS).decode())
 
 
-def _set_timer(conn: sqlite3.Connection, run: store.Run, due: int, step: str,
+def _set_timer(conn: Connection, run: store.Run, due: int, step: str,
                kind: str) -> None:
     store.set_timer(conn, run.id, due, step, kind)
     run.timer = store.Timer(run.id, due, step, kind)

@@ -15,7 +15,6 @@ dedupe, one active run at a time) against the person's runs to say why not.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -33,9 +32,11 @@ from ..messages.eligibility import (
 from ..profiles.state import computed
 from ..profiles.views import lookup
 from ..store import explain as store
+from ..store import identities as identity_store
 from ..store import journeys as journey_store
 from ..store import outbox as outbox_store
 from ..store import profiles as profile_store
+from ..store.connection import Connection
 from ..store.events import StoredEvent
 from .definition import Journey, Step, parse_journey
 from .errors import JourneyError
@@ -147,7 +148,7 @@ def reason_words(reason: str | None, channel: str | None = None) -> str:
 
 # -- the person -------------------------------------------------------------------------
 
-def resolve_person(conn: sqlite3.Connection, user: str) -> int:
+def resolve_person(conn: Connection, user: str) -> int:
     """The current profile of a userId, email, phone, anonymousId or `profile:ID`."""
     value = user.strip()
     if value.startswith("profile:"):
@@ -170,7 +171,7 @@ def resolve_person(conn: sqlite3.Connection, user: str) -> int:
 # -- the report -------------------------------------------------------------------------
 
 class _Versions:
-    def __init__(self, conn: sqlite3.Connection, name: str) -> None:
+    def __init__(self, conn: Connection, name: str) -> None:
         self.conn = conn
         self.name = name
         self._cache: dict[int, Journey | None] = {}
@@ -186,7 +187,7 @@ class _Versions:
         return self._cache[version]
 
 
-def explain(conn: sqlite3.Connection, user: str, journey: str, *,
+def explain(conn: Connection, user: str, journey: str, *,
             now_ms: int) -> dict[str, Any]:
     """Everything `kanal journeys why USER JOURNEY` shows, as a JSON-able dict."""
     state = store.journey_state(conn, journey)
@@ -210,7 +211,7 @@ def explain(conn: sqlite3.Connection, user: str, journey: str, *,
                     "entry": dict(current.entry) if current else None},
         "person": {"query": user, "profileId": pid,
                    "identities": [{"kind": k, "value": v} for k, v in
-                                  profile_store.profile_identities(conn, pid)],
+                                  identity_store.profile_identities(conn, pid)],
                    "timezone": tz.key if tz else None},
         "runs": [_run(conn, journey, run, versions.get(int(run["version"])), tz, now_ms)
                  for run in reversed(runs)],
@@ -220,7 +221,7 @@ def explain(conn: sqlite3.Connection, user: str, journey: str, *,
     return report
 
 
-def _run(conn: sqlite3.Connection, journey: str, run: dict[str, Any],
+def _run(conn: Connection, journey: str, run: dict[str, Any],
          definition: Journey | None, tz: ZoneInfo | None, now_ms: int) -> dict[str, Any]:
     run_id = int(run["id"])
     entries = journey_store.run_log(conn, run_id)
@@ -290,7 +291,7 @@ def _raw(entry: Mapping[str, Any], tz: ZoneInfo | None) -> dict[str, Any]:
             "text": f"{entry['what']} {entry['detail'] or ''}".strip()}
 
 
-def _walk(conn: sqlite3.Connection, journey: str, run: dict[str, Any], definition: Journey,
+def _walk(conn: Connection, journey: str, run: dict[str, Any], definition: Journey,
           entries: list[dict[str, Any]], timer: dict[str, Any] | None,
           tz: ZoneInfo | None) -> list[dict[str, Any]]:
     """Pair each step the run reached with what its log says happened there."""
@@ -332,7 +333,7 @@ class _Stop:
 _STOP = _Stop()
 
 
-def _step(conn: sqlite3.Connection, journey: str, run_id: int, step: Step,
+def _step(conn: Connection, journey: str, run_id: int, step: Step,
           entries: list[dict[str, Any]], t: int, timer: dict[str, Any] | None,
           waiting_here: bool, ended_here: bool,
           tz: ZoneInfo | None) -> tuple[dict[str, Any], str | None | _Stop, int]:
@@ -471,7 +472,7 @@ def _step(conn: sqlite3.Connection, journey: str, run_id: int, step: Step,
     return item, _STOP, t
 
 
-def _send_step(conn: sqlite3.Connection, journey: str, run_id: int, step: Step,
+def _send_step(conn: Connection, journey: str, run_id: int, step: Step,
                whats: Mapping[str, Any], t: int, tz: ZoneInfo | None) -> dict[str, Any]:
     spec = step.spec
     item: dict[str, Any] = {"step": step.id, "kind": "send", "what": "send",
@@ -495,7 +496,7 @@ def _send_step(conn: sqlite3.Connection, journey: str, run_id: int, step: Step,
     return item
 
 
-def send_report(conn: sqlite3.Connection, row: outbox_store.OutboxRow,
+def send_report(conn: Connection, row: outbox_store.OutboxRow,
                 tz: ZoneInfo | None) -> dict[str, Any]:
     """An outbox row, what the dispatcher decided about it, and why, in words."""
     decisions = [{"at": _time(d["at"], tz), "what": d["what"], "detail": d["detail"],
@@ -561,7 +562,7 @@ def _trigger_names(versions: list[Journey]) -> list[str]:
     return sorted(names)
 
 
-def _not_entered(conn: sqlite3.Connection, pid: int, journey: str,
+def _not_entered(conn: Connection, pid: int, journey: str,
                  runs: list[dict[str, Any]], versions: _Versions,
                  state: tuple[int, bool, int], tz: ZoneInfo | None) -> list[dict[str, Any]]:
     """The person's trigger events that started no run, each with the reason."""

@@ -27,7 +27,6 @@ simulated run; a disabled journey file is simulated as if enabled.
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -51,6 +50,7 @@ from ..profiles.identity import default_country
 from ..profiles.step import ProfilesStep, SegmentsStep
 from ..store import journeys as journey_store
 from ..store import simulate as store
+from ..store.connection import Connection
 from ..store.db import Database, transaction
 from ..store.events import EventRow, append_events
 from ..store.schema import migrate
@@ -196,7 +196,7 @@ class Simulator:
 
     def run(self) -> Simulation:
         """Copy, replay, read the outcome, delete the copy."""
-        original = store.open_readonly(Path(self.config.db))
+        original = store.open_readonly(self.config.db)
         tmp = Path(tempfile.mkdtemp(prefix="kanal-simulate-", dir=self.workdir))
         try:
             copy_path = tmp / "simulate.db"
@@ -213,7 +213,7 @@ class Simulator:
 
     # -- the replay ---------------------------------------------------------------------
 
-    def _replay(self, original: sqlite3.Connection, db: Database) -> Simulation:
+    def _replay(self, original: Connection, db: Database) -> Simulation:
         conn = db.conn()
         with transaction(conn):
             store.clear_derived(conn)
@@ -350,7 +350,7 @@ class Simulator:
 
     # -- the outcome --------------------------------------------------------------------
 
-    def _outcome(self, original: sqlite3.Connection, events: int) -> Simulation:
+    def _outcome(self, original: Connection, events: int) -> Simulation:
         conn = self.conn
         runs = store.runs(conn, self.journey.name)
         sends = store.sends(conn, self.journey.name)

@@ -11,12 +11,12 @@ the processor is catching up.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from ..clock import Clock
 from ..store import journeys as store
 from ..store import orders as order_store
+from ..store.connection import Connection
 from ..store.events import StoredEvent
 from .evaluator import Evaluator
 
@@ -33,7 +33,7 @@ class JourneysStep:
         self._window = 0
         self._versions_seen = -1
 
-    def _refresh_names(self, conn: sqlite3.Connection) -> None:
+    def _refresh_names(self, conn: Connection) -> None:
         versions = store.all_versions(conn)
         if len(versions) == self._versions_seen:
             return
@@ -46,7 +46,7 @@ class JourneysStep:
                 window = max(window, int(journey.goal["within_ms"]))
         self._names, self._window, self._versions_seen = names, window, len(versions)
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Start runs, resolve waits and goals for the batch's events."""
         if store.stamp(conn)[0] == 0:
             return  # no journey was ever loaded

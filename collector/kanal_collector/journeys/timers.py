@@ -12,7 +12,6 @@ even when the processor is behind.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,8 @@ from ..profiles.segments import ProfileView, matches
 from ..profiles.state import computed, traits_of
 from ..store import journeys as store
 from ..store import profiles as profile_store
+from ..store import timeline as timeline_store
+from ..store.connection import DB_ERRORS, Connection
 from ..store.db import Database, transaction
 from .definition import Journey, journey_files, load_directory
 from .errors import Problem
@@ -63,7 +64,7 @@ def next_occurrence(trigger: dict[str, Any] | Any, after: int) -> int:
     return anchor + steps * every
 
 
-def sync(conn: sqlite3.Connection, directory: Path, now: int) -> SyncResult:
+def sync(conn: Connection, directory: Path, now: int) -> SyncResult:
     """Store the directory's journeys as versions (a changed file is a new version).
 
     Runs in the caller's transaction. An invalid file keeps its journey's previous
@@ -119,7 +120,7 @@ class TimerWorker:
         self.cursor = cursor
         self.reload_interval = reload_interval
         self.session = session or guarded_session
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._stamp: tuple[tuple[str, float, int], ...] | None = None
         self._checked = 0.0
         if journeys_dir is not None:
@@ -127,13 +128,13 @@ class TimerWorker:
             # events while the journeys they trigger are still unknown.
             try:
                 self.reload(force=True)
-            except sqlite3.Error:
+            except DB_ERRORS:
                 log.exception("journey files not loaded at start; retrying in the worker")
             finally:
                 self.close()  # the worker's thread opens its own
 
     @property
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> Connection:
         """The worker's own connection."""
         if self._conn is None:
             self._conn = self.db.connect()
@@ -166,7 +167,7 @@ class TimerWorker:
 
     # -- timers -------------------------------------------------------------------------
 
-    def horizon(self, conn: sqlite3.Connection) -> int:
+    def horizon(self, conn: Connection) -> int:
         """Fire timers due up to now, but not past events the processor hasn't applied."""
         now = int(self.clock.now() * 1000)
         pending = store.first_unprocessed_at(conn, self.cursor)
@@ -271,9 +272,9 @@ class TimerWorker:
             self._conn = None
 
 
-def _view(conn: sqlite3.Connection, pid: int, state: dict[str, Any]) -> ProfileView:
+def _view(conn: Connection, pid: int, state: dict[str, Any]) -> ProfileView:
     def events(name: str, since: int) -> Any:
-        return profile_store.profile_events_since(conn, pid, name, since)
+        return timeline_store.profile_events_since(conn, pid, name, since)
 
     return ProfileView(traits_of(state), computed(state), events)
 

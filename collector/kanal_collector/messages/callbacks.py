@@ -23,7 +23,6 @@ import base64
 import hashlib
 import hmac
 import logging
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,8 +36,10 @@ from ..channels.sms import CALLBACK_PATH, callback_url
 from ..config import Config, resolve_secret
 from ..errors import ConfigError, StorageError
 from ..runtime import Runtime, get_runtime
+from ..store import identities as identity_store
 from ..store import outbox as outbox_store
 from ..store import profiles as profile_store
+from ..store.connection import DB_ERRORS, Connection
 from ..store.db import transaction
 from ..store.events import EventRow, append_events
 from ..tracking.settings import TrackingSettings
@@ -137,7 +138,7 @@ def valid_twilio_signature(auth_token: str, url: str, params: Iterable[tuple[str
 # -- the events ---------------------------------------------------------------------------
 
 
-def status_event(conn: sqlite3.Connection, row: outbox_store.OutboxRow, *, name: str,
+def status_event(conn: Connection, row: outbox_store.OutboxRow, *, name: str,
                  sid: str, status: str, detail: Mapping[str, Any], source_id: int,
                  now_ms: int) -> EventRow:
     """The event of one Twilio status of an outbox row, attributed like delivery.py's."""
@@ -150,11 +151,11 @@ def status_event(conn: sqlite3.Connection, row: outbox_store.OutboxRow, *, name:
     }
     return outbox_event(row, name=name, message_id=f"twilio:{sid}:{status}", origin="sms",
                         properties=properties,
-                        identities=profile_store.profile_identities(conn, current),
+                        identities=identity_store.profile_identities(conn, current),
                         source_id=source_id, now_ms=now_ms)
 
 
-def record_status(conn: sqlite3.Connection, *, channel: str, sid: str, status: str,
+def record_status(conn: Connection, *, channel: str, sid: str, status: str,
                   detail: Mapping[str, Any], now_ms: int) -> int | None:
     """Append the event of a status in one write transaction; events added (0 for a
     repeat), or None when no outbox row of `channel` was sent under `sid`."""
@@ -206,7 +207,7 @@ def twilio_status(channel: str) -> Response:
     try:
         added = record_status(runtime.db.conn(), channel=channel, sid=sid, status=status,
                               detail=detail, now_ms=int(runtime.clock.now() * 1000))
-    except sqlite3.Error as exc:
+    except DB_ERRORS as exc:
         raise StorageError(str(exc)) from exc  # 503: Twilio may call again
     if added is None:
         log.info("twilio callback for channel %s: no outbox row was sent as %s (%s)",

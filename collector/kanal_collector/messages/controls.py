@@ -39,7 +39,6 @@ when that falls in quiet hours, until they end).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +47,7 @@ from ..config import Config
 from ..localtime import UTC_NAME, Window, day_start, default_timezone, is_zone, zone
 from ..localtime import zone_name as _zone_name
 from ..store import outbox as store
+from ..store.connection import Connection
 from .eligibility import Person
 from .sending import SendingRules
 
@@ -253,7 +253,7 @@ def person_timezone(person: Person, fallback: str) -> str:
     return _zone_name(person.computed.get("timezone"), fallback)
 
 
-def decide(conn: sqlite3.Connection, row: store.OutboxRow, person: Person,
+def decide(conn: Connection, row: store.OutboxRow, person: Person,
            channel_name: str, now_ms: int, settings: Controls, *,
            channel_kind: str | None = None, recipient: str | None = None) -> Decision:
     """Send, defer or skip a claimed row now (reads only; the caller records the outcome)."""
@@ -292,7 +292,7 @@ def decide(conn: sqlite3.Connection, row: store.OutboxRow, person: Person,
     return Decision.defer(until, reason, tz_name)
 
 
-def _over_limit(conn: sqlite3.Connection, row: store.OutboxRow, person: Person,
+def _over_limit(conn: Connection, row: store.OutboxRow, person: Person,
                 channel: str, now_ms: int, settings: Controls, tz: Any) -> str | None:
     """The cap or budget this row would break, as a reason, or None."""
     caps = settings.caps

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -46,6 +45,7 @@ from ..config import Config
 from ..store import deliverability as deliverability_store
 from ..store import outbox as store
 from ..store import profiles as profile_store
+from ..store.connection import DB_ERRORS, Connection
 from ..store.db import Database, transaction
 from ..store.events import append_events
 from . import hooks
@@ -169,7 +169,7 @@ class Dispatcher:
             if rate:
                 self._buckets[name] = TokenBucket(float(rate),
                                                   channel.settings.get("rate_burst"), now)
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._recovered_at: float | None = None
         self._warned: set[str] = set()
 
@@ -203,7 +203,7 @@ class Dispatcher:
             self._conn.close()
             self._conn = None
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self) -> Connection:
         if self._conn is None:
             self._conn = self.db.connect()
         return self._conn
@@ -248,7 +248,7 @@ class Dispatcher:
 
     # -- claim --------------------------------------------------------------------------
 
-    def _claim(self, conn: sqlite3.Connection) -> list[store.OutboxRow]:
+    def _claim(self, conn: Connection) -> list[store.OutboxRow]:
         now = self.clock.now()
         now_ms = int(now * 1000)
         token = uuid.uuid4().hex
@@ -281,7 +281,7 @@ class Dispatcher:
 
     # -- one row ------------------------------------------------------------------------
 
-    def _deliver(self, conn: sqlite3.Connection, row: store.OutboxRow) -> None:
+    def _deliver(self, conn: Connection, row: store.OutboxRow) -> None:
         assert row.claim_token is not None and row.channel is not None
         token = row.claim_token
         try:
@@ -289,7 +289,7 @@ class Dispatcher:
         except (MessageError, ChannelError) as exc:
             self._settle_failed(conn, row, token, f"{exc}")
             return
-        except sqlite3.Error:
+        except DB_ERRORS:
             # The database failed before the provider call: the send certainly didn't
             # happen, so give the row back rather than leave it to recovery.
             self._give_back(conn, row, token)
@@ -323,7 +323,7 @@ class Dispatcher:
         else:
             self._record_sent(conn, prepared, result)
 
-    def _prepare(self, conn: sqlite3.Connection, row: store.OutboxRow) -> _Prepared | None:
+    def _prepare(self, conn: Connection, row: store.OutboxRow) -> _Prepared | None:
         assert row.claim_token is not None and row.channel is not None
         token = row.claim_token
         channel = self.channels[row.channel]
@@ -396,7 +396,7 @@ class Dispatcher:
         )
         return _Prepared(row, channel, person, outgoing)
 
-    def _hold(self, conn: sqlite3.Connection, row: store.OutboxRow, token: str,
+    def _hold(self, conn: Connection, row: store.OutboxRow, token: str,
               decision: Decision, now_ms: int) -> None:
         """Defer or skip a row a control held back, and log why (in the caller's tx)."""
         assert decision.reason is not None
@@ -413,7 +413,7 @@ class Dispatcher:
 
     # -- outcomes -----------------------------------------------------------------------
 
-    def _record_sent(self, conn: sqlite3.Connection, p: _Prepared, result: SendResult) -> None:
+    def _record_sent(self, conn: Connection, p: _Prepared, result: SendResult) -> None:
         now_ms = self._now_ms()
         provider_id = result.provider_id if result is not None else None
         with transaction(conn):
@@ -429,7 +429,7 @@ class Dispatcher:
             else:
                 log.error("outbox %s was sent but its claim was settled meanwhile", p.row.id)
 
-    def _record_transient(self, conn: sqlite3.Connection, p: _Prepared,
+    def _record_transient(self, conn: Connection, p: _Prepared,
                           exc: TransientError) -> None:
         attempts = p.row.attempts
         if attempts >= self.settings.max_attempts:
@@ -441,7 +441,7 @@ class Dispatcher:
             store.mark_retry(conn, p.row.id, self._token(p), reason=f"transient: {exc}",
                              next_attempt_at=now_ms + int(delay * 1000), now=now_ms)
 
-    def _record_failed(self, conn: sqlite3.Connection, p: _Prepared, reason: str, *,
+    def _record_failed(self, conn: Connection, p: _Prepared, reason: str, *,
                        gone: bool = False) -> None:
         now_ms = self._now_ms()
         detail: dict[str, Any] = {"reason": reason}
@@ -452,20 +452,20 @@ class Dispatcher:
             if store.mark_final(conn, p.row.id, self._token(p), "failed", reason, now_ms):
                 self._event(conn, p, delivered=False, now_ms=now_ms, detail=detail)
 
-    def _settle_failed(self, conn: sqlite3.Connection, row: store.OutboxRow, token: str,
+    def _settle_failed(self, conn: Connection, row: store.OutboxRow, token: str,
                        reason: str) -> None:
         with transaction(conn):
             store.mark_final(conn, row.id, token, "failed", reason, self._now_ms())
 
-    def _give_back(self, conn: sqlite3.Connection, row: store.OutboxRow, token: str) -> None:
+    def _give_back(self, conn: Connection, row: store.OutboxRow, token: str) -> None:
         try:
             with transaction(conn):
                 now_ms = self._now_ms()
                 store.release(conn, [row.id], token, next_attempt_at=now_ms, now=now_ms)
-        except sqlite3.Error:
+        except DB_ERRORS:
             log.exception("could not give outbox %s back; recovery will", row.id)
 
-    def _event(self, conn: sqlite3.Connection, p: _Prepared, *, delivered: bool, now_ms: int,
+    def _event(self, conn: Connection, p: _Prepared, *, delivered: bool, now_ms: int,
                detail: dict[str, Any]) -> None:
         source = profile_store.first_source(conn)
         if source is None:

@@ -11,7 +11,6 @@ transactional messages ignore unsubscribes and consent, never suppression), and
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,10 @@ from ..contacts import normalise_email, normalise_phone
 from ..profiles.privacy import is_suppressed
 from ..profiles.state import computed, traits_of
 from ..store import deliverability as suppression_list
+from ..store import identities as identity_store
+from ..store import privacy as privacy_store
 from ..store import profiles as profile_store
+from ..store.connection import Connection
 
 NO_PROFILE = "no profile"
 NO_RECIPIENT = "no recipient"
@@ -102,7 +104,7 @@ class Person:
         return next((v for k, v in self.identities if k == "user_id"), None)
 
 
-def load_person(conn: sqlite3.Connection, profile_id: int) -> Person | None:
+def load_person(conn: Connection, profile_id: int) -> Person | None:
     """The person behind a profile id (following merges), or None when gone."""
     row = profile_store.profile_row(conn, profile_id)
     if row is None:
@@ -112,7 +114,7 @@ def load_person(conn: sqlite3.Connection, profile_id: int) -> Person | None:
             return None
     pid = int(row["id"])
     state = row["state"]
-    return Person(pid, profile_store.profile_identities(conn, pid), traits_of(state),
+    return Person(pid, identity_store.profile_identities(conn, pid), traits_of(state),
                   computed(state))
 
 
@@ -136,7 +138,7 @@ def recipient_of(person: Person, info: ChannelInfo) -> str | None:
     return current if current in values else values[0]
 
 
-def check(conn: sqlite3.Connection, person: Person, info: ChannelInfo, *, kind: str,
+def check(conn: Connection, person: Person, info: ChannelInfo, *, kind: str,
           topic: str | None, policy: Policy) -> tuple[str | None, str | None]:
     """(recipient, None) when the message may go out, else (recipient, reason)."""
     recipient = recipient_of(person, info)
@@ -165,9 +167,9 @@ def check(conn: sqlite3.Connection, person: Person, info: ChannelInfo, *, kind: 
     return recipient, None
 
 
-def _suppressed(conn: sqlite3.Connection, person: Person, info: ChannelInfo,
+def _suppressed(conn: Connection, person: Person, info: ChannelInfo,
                 recipient: str) -> bool:
-    if not profile_store.any_suppressions(conn):
+    if not privacy_store.any_suppressions(conn):
         return False
     candidates = set(person.identities)
     if info.recipient_identity is not None:
@@ -175,7 +177,7 @@ def _suppressed(conn: sqlite3.Connection, person: Person, info: ChannelInfo,
     return any(is_suppressed(conn, k, v) for k, v in sorted(candidates))
 
 
-def listed_reason(conn: sqlite3.Connection, info: ChannelInfo, recipient: str) -> str | None:
+def listed_reason(conn: Connection, info: ChannelInfo, recipient: str) -> str | None:
     """`suppressed: <reason>` when an email recipient is on the suppression list."""
     if info.kind != "email" or not suppression_list.any_suppressed(conn):
         return None

@@ -14,13 +14,13 @@ reason, so the caller's key is spent and `kanal outbox` shows why nothing went o
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from ..store import outbox as store
+from ..store.connection import Connection
 from .catalog import Catalog
 from .controls import row_controls
 from .definition import MESSAGE_KINDS
@@ -38,7 +38,7 @@ PREFERRED = "preferred"
 
 
 def enqueue(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     profile_id: int,
     message: str,

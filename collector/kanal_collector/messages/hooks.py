@@ -25,14 +25,14 @@ Register a hook for every dispatcher built by `kanal serve` with `register_befor
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..store.connection import Connection
 from ..store.outbox import OutboxRow
 
-BeforeSend = Callable[[sqlite3.Connection, OutboxRow, dict[str, Any]], dict[str, Any]]
+BeforeSend = Callable[[Connection, OutboxRow, dict[str, Any]], dict[str, Any]]
 
 before_send: list[BeforeSend] = []
 """The hooks `build_dispatcher` hands to the dispatcher, in order."""
@@ -71,5 +71,5 @@ class TemplateFunctions(Protocol):
         ...
 
 
-TemplateGlobals = Callable[[sqlite3.Connection, RenderTarget], TemplateFunctions]
+TemplateGlobals = Callable[[Connection, RenderTarget], TemplateFunctions]
 """Makes the template functions of one rendering (the dispatcher's `template_globals`)."""

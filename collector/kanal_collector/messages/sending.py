@@ -27,7 +27,6 @@ is never deferred by a ramp. Days are UTC days.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -37,6 +36,7 @@ from typing import Any
 from ..config import Config
 from ..store import deliverability as store
 from ..store import meta
+from ..store.connection import Connection
 from .eligibility import Person
 
 WARMUP = "warm-up"
@@ -136,7 +136,7 @@ class SendingRules:
 
     # -- deciding ---------------------------------------------------------------------
 
-    def check(self, conn: sqlite3.Connection, *, person: Person, journey: str | None,
+    def check(self, conn: Connection, *, person: Person, journey: str | None,
               channel: str, channel_kind: str | None, recipient: str | None,
               now_ms: int) -> Hold | None:
         """What holds a marketing email back now, or None (reads only)."""
@@ -165,7 +165,7 @@ class SendingRules:
                                 f"{throttle.name}", period + size)
         return None
 
-    def ramp_day(self, conn: sqlite3.Connection, ramp: Ramp, now_ms: int) -> int:
+    def ramp_day(self, conn: Connection, ramp: Ramp, now_ms: int) -> int:
         """Which day of its ramp a domain is on today (1 = the first)."""
         start = ramp.start_day
         if start is None:
@@ -173,7 +173,7 @@ class SendingRules:
             start = int(stored) if stored is not None else now_ms // _DAY
         return max(1, now_ms // _DAY - start + 1)
 
-    def cap(self, conn: sqlite3.Connection, ramp: Ramp, now_ms: int) -> int | None:
+    def cap(self, conn: Connection, ramp: Ramp, now_ms: int) -> int | None:
         """Today's cap of a ramp; None once the ramp is over."""
         index = self.ramp_day(conn, ramp, now_ms) - 1
         return ramp.caps[index] if index < len(ramp.caps) else None
@@ -183,7 +183,7 @@ class SendingRules:
         return next((t for t in self.throttles if domain in t.domains), None) if domain \
             else None
 
-    def _sunset(self, conn: sqlite3.Connection, person: Person, now_ms: int) -> Hold | None:
+    def _sunset(self, conn: Connection, person: Person, now_ms: int) -> Hold | None:
         assert self.sunset_days is not None
         since = now_ms - self.sunset_days * _DAY
         if not stopped_reading(conn, person, since):
@@ -192,7 +192,7 @@ class SendingRules:
 
     # -- counting ---------------------------------------------------------------------
 
-    def count(self, conn: sqlite3.Connection, *, channel: str, channel_kind: str | None,
+    def count(self, conn: Connection, *, channel: str, channel_kind: str | None,
               recipient: str | None, now_ms: int) -> None:
         """Count one message handed to the provider (in the caller's transaction)."""
         if channel_kind not in (None, "email") or not self.counts():
@@ -227,7 +227,7 @@ def _throttle_scope(throttle: Throttle, window: str) -> str:
     return f"throttle:{throttle.name}:{window}"
 
 
-def stopped_reading(conn: sqlite3.Connection, person: Person, since: int) -> bool:
+def stopped_reading(conn: Connection, person: Person, since: int) -> bool:
     """True when the person has neither opened nor clicked an email (as a person, not a
     bot or a mail proxy), nor joined (first seen), nor subscribed to email again, at or
     after `since` (ms)."""
@@ -248,7 +248,7 @@ def stopped_reading(conn: sqlite3.Connection, person: Person, since: int) -> boo
     return found is None or found < since
 
 
-def latest_human_engagement(conn: sqlite3.Connection, person: Person) -> int | None:
+def latest_human_engagement(conn: Connection, person: Person) -> int | None:
     """The newest email open or click on the person's timeline that no bot made."""
     for ts, body in store.recent_named_events(conn, person.profile_id, _ENGAGEMENT):
         props = json.loads(body).get("properties")

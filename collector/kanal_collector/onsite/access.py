@@ -16,7 +16,6 @@ person's data).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,8 @@ from ..errors import Unauthorized
 from ..ingest.auth import KeyCache
 from ..ingest.enrich import verify_user_hash
 from ..profiles.identity import clean_id
-from ..store import profiles as profile_store
+from ..store import identities as identity_store
+from ..store.connection import Connection
 
 BROWSER_KINDS = frozenset({"anonymous_id", "webpush"})
 """Identities a browser makes by itself; a profile holding only these is its own."""
@@ -57,7 +57,7 @@ def _id(value: Any) -> str | None:
     return clean_id(value)
 
 
-def visitor(conn: sqlite3.Connection, keys: KeyCache, body: dict[str, Any]) -> Visitor:
+def visitor(conn: Connection, keys: KeyCache, body: dict[str, Any]) -> Visitor:
     """The browser a request body speaks for: `k` (public key), `a` (anonymousId), `u`
     (userId), `x` (userHash). Unauthorized for a missing, unknown or admin key."""
     key = body.get("k")
@@ -70,16 +70,16 @@ def visitor(conn: sqlite3.Connection, keys: KeyCache, body: dict[str, Any]) -> V
         str(user_id), body.get("x"), keys.secrets(info.source_id))
     profile_id: int | None = None
     if verified:
-        profile_id = profile_store.identity_profile(conn, "user_id", str(user_id))
+        profile_id = identity_store.identity_profile(conn, "user_id", str(user_id))
     elif anonymous_id:
-        found = profile_store.identity_profile(conn, "anonymous_id", anonymous_id)
+        found = identity_store.identity_profile(conn, "anonymous_id", anonymous_id)
         if found is not None and browser_owned(conn, found):
             profile_id = found
     return Visitor(info.source_id, anonymous_id, user_id if verified else None, verified,
                    profile_id)
 
 
-def browser_owned(conn: sqlite3.Connection, profile_id: int) -> bool:
+def browser_owned(conn: Connection, profile_id: int) -> bool:
     """True when a profile holds nothing but browser ids (see BROWSER_KINDS)."""
-    kinds = {k for k, _ in profile_store.profile_identities(conn, profile_id)}
+    kinds = {k for k, _ in identity_store.profile_identities(conn, profile_id)}
     return kinds <= BROWSER_KINDS

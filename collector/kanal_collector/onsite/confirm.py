@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -31,6 +30,7 @@ from ..clock import Clock
 from ..messages.catalog import Catalog
 from ..messages.errors import MessageError
 from ..store import onsite as store
+from ..store.connection import Connection
 from ..store.db import Database, transaction
 from .forms import EMAIL, token_hash
 from .settings import OnsiteSettings
@@ -78,10 +78,10 @@ class ConfirmationWorker:
         self.settings = settings
         self.channels = dict(channels)
         self.catalog = catalog
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._recovered = False
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self) -> Connection:
         if self._conn is None:
             self._conn = self.db.connect()
         return self._conn
@@ -110,7 +110,7 @@ class ConfirmationWorker:
             self._send(conn, signup, tokens[signup.id])
         return len(claimed) + expired
 
-    def _send(self, conn: sqlite3.Connection, signup: store.Signup, token: str) -> None:
+    def _send(self, conn: Connection, signup: store.Signup, token: str) -> None:
         now_ms = int(self.clock.now() * 1000)
         name = self.settings.email_channel if signup.channel == EMAIL \
             else self.settings.sms_channel
@@ -148,7 +148,7 @@ class ConfirmationWorker:
         else:
             self._settle(conn, signup.id, "sent")
 
-    def _settle(self, conn: sqlite3.Connection, signup_id: int, state: str,
+    def _settle(self, conn: Connection, signup_id: int, state: str,
                 reason: str | None = None, next_attempt_at: int | None = None) -> None:
         with transaction(conn):
             store.settle_signup(conn, signup_id, state, now=int(self.clock.now() * 1000),

@@ -21,7 +21,6 @@ The browser that submitted is linked only when it is the one confirming.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +32,7 @@ from ..profiles.own_identities import SIGNUP_CONFIRMED
 from ..profiles.privacy import is_suppressed
 from ..store import deliverability as suppression_list
 from ..store import onsite as store
+from ..store.connection import Connection
 from ..store.db import transaction
 from ..store.events import append_events
 from .access import Visitor
@@ -109,14 +109,14 @@ def check_submission(body: Mapping[str, Any], *, key: bytes, visitor: Visitor,
                               tuple(addresses), consent, topic or None, thanks)
 
 
-def _blocked(conn: sqlite3.Connection, channel: str, address: str) -> bool:
+def _blocked(conn: Connection, channel: str, address: str) -> bool:
     kind = "email" if channel == EMAIL else "phone"
     if is_suppressed(conn, kind, address):
         return True
     return channel == EMAIL and suppression_list.suppression(conn, address) is not None
 
 
-def record_submission(conn: sqlite3.Connection, submission: Submission, *, ticket: str,
+def record_submission(conn: Connection, submission: Submission, *, ticket: str,
                       visitor: Visitor, settings: OnsiteSettings, base_url: str,
                       page_url: str | None, now_ms: int) -> int:
     """The event and the queued confirmations (in the caller's write transaction);
@@ -158,7 +158,7 @@ class Confirmation:
     linked: bool = False
 
 
-def confirm(conn: sqlite3.Connection, token: Any, *, anonymous_id: str | None,
+def confirm(conn: Connection, token: Any, *, anonymous_id: str | None,
             now_ms: int) -> Confirmation:
     """Spend a confirmation link (once) and write "Sign-up Confirmed"; the browser that
     submitted the form is linked only when `anonymous_id` is its own."""

@@ -19,7 +19,6 @@ what it did with it and when it submits its form.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,8 +31,12 @@ from ..messages.eligibility import ChannelInfo, Policy, check, load_person
 from ..messages.errors import MessageError
 from ..profiles.segments import ProfileView, matches
 from ..profiles.state import computed, traits_of
+from ..store import identities as identity_store
 from ..store import onsite as store
 from ..store import profiles as profile_store
+from ..store import segments as segment_store
+from ..store import timeline
+from ..store.connection import Connection
 from ..store.db import transaction
 from ..store.events import append_events
 from .access import Visitor
@@ -52,7 +55,7 @@ JOURNEY_LAYOUT = "slide_in"
 DAY_MS = 86_400_000
 REFRESH_SECONDS = 1.0
 
-Functions = Callable[[sqlite3.Connection, int | None, Mapping[str, Any],
+Functions = Callable[[Connection, int | None, Mapping[str, Any],
                       Mapping[str, Any], int, int | None, str | None, str | None], Any]
 """Makes the template functions of one rendering (products' `ProductFunctions`)."""
 
@@ -108,18 +111,18 @@ def _ms(iso: Any) -> int:
         return 0
 
 
-def _person(conn: sqlite3.Connection, profile_id: int | None) -> _Person:
+def _person(conn: Connection, profile_id: int | None) -> _Person:
     if profile_id is not None:
         state = profile_store.load_states(conn, [profile_id]).get(profile_id)
         if state is not None:
             pid = profile_id
 
             def events(name: str, since: int) -> Any:
-                return profile_store.profile_events_since(conn, pid, name, since)
+                return timeline.profile_events_since(conn, pid, name, since)
 
             values = computed(state)
             traits = traits_of(state)
-            segments = {s for s, _ in profile_store.profile_segments(conn, pid)}
+            segments = {s for s, _ in segment_store.profile_segments(conn, pid)}
             return _Person(pid, traits, values, segments, ProfileView(traits, values, events))
     values = computed({})
     return _Person(None, {}, values, set(), ProfileView({}, values, lambda n, s: iter(())))
@@ -173,7 +176,7 @@ class Puller:
         """Whether any campaign is enabled (the site document's `on`)."""
         return bool(self.campaigns.active())
 
-    def pull(self, conn: sqlite3.Connection, key: bytes, visitor: Visitor, page: Page,
+    def pull(self, conn: Connection, key: bytes, visitor: Visitor, page: Page,
              now_ms: int) -> tuple[list[dict[str, Any]], bool]:
         """The messages for one page view, and whether events were written."""
         if page.device == "bot":
@@ -192,7 +195,7 @@ class Puller:
                 out.append(item)
         return out, wrote
 
-    def form_of(self, conn: sqlite3.Connection, message: Any, language: Any,
+    def form_of(self, conn: Connection, message: Any, language: Any,
                 now_ms: int) -> dict[str, Any] | None:
         """The form of a message as a stranger sees it (its consent text is what the
         submission records), or None when it has none."""
@@ -212,7 +215,7 @@ class Puller:
         payload.update(a=visitor.anonymous_id, u=visitor.user_id, s=visitor.source_id)
         return sign(key, TICKET, now_ms, payload)
 
-    def _render(self, conn: sqlite3.Connection, message: str, person: _Person,
+    def _render(self, conn: Connection, message: str, person: _Person,
                 data: Mapping[str, Any], language: str | None, now_ms: int,
                 outbox_id: int | None, journey: str | None) -> tuple[dict[str, Any], Any]:
         definition = self.catalog.get(message)
@@ -225,7 +228,7 @@ class Puller:
                                 functions=functions.globals())
         return content, functions
 
-    def _queued(self, conn: sqlite3.Connection, key: bytes, visitor: Visitor,
+    def _queued(self, conn: Connection, key: bytes, visitor: Visitor,
                 person: _Person, language: str | None, now_ms: int,
                 out: list[dict[str, Any]], taken: set[str]) -> bool:
         assert person.profile_id is not None
@@ -234,7 +237,7 @@ class Puller:
             return False
         wrote = False
         source = profile_store.first_source(conn)
-        identities = profile_store.profile_identities(conn, person.profile_id)
+        identities = identity_store.profile_identities(conn, person.profile_id)
         for row in rows:
             layout = str(row.data.get("layout") or JOURNEY_LAYOUT)
             slot = row.data.get("slot") if layout == "slot" else None
@@ -278,7 +281,7 @@ class Puller:
             })
         return wrote
 
-    def _campaign(self, conn: sqlite3.Connection, key: bytes, visitor: Visitor,
+    def _campaign(self, conn: Connection, key: bytes, visitor: Visitor,
                   person: _Person, page: Page, language: str | None, campaign: Campaign,
                   now_ms: int, taken: set[str]) -> dict[str, Any] | None:
         place = _place(campaign.layout, campaign.slot, campaign.position)

@@ -10,18 +10,18 @@ goes.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 from ..clock import Clock
 from ..config import Config
 from ..store import tracking as tracking_store
+from ..store.connection import Connection
 from ..tracking.email import click_url
 from ..tracking.keys import load_keys
 from ..tracking.settings import TrackingSettings
 
-Hook = Callable[[sqlite3.Connection, Any, dict[str, Any]], dict[str, Any]]
+Hook = Callable[[Connection, Any, dict[str, Any]], dict[str, Any]]
 
 
 def webpush_channels(config: Config) -> frozenset[str]:
@@ -36,7 +36,7 @@ def webpush_click_hook(config: Config, clock: Clock) -> Hook:
     base_url = settings.send_base_url(config)
     names = webpush_channels(config)
 
-    def hook(conn: sqlite3.Connection, row: Any, content: dict[str, Any]) -> dict[str, Any]:
+    def hook(conn: Connection, row: Any, content: dict[str, Any]) -> dict[str, Any]:
         data = content.get("data")
         if row.channel not in names or not isinstance(data, dict) or not data.get("url"):
             return content

@@ -13,7 +13,6 @@ in the window.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from ..reports.stats import two_proportion
 from ..store import onsite as store
 from ..store import profiles as profile_store
+from ..store.connection import Connection
 from .campaigns import HOLDOUT, Campaign
 from .events import CLICKED, DISMISSED, FORM_SUBMITTED, SHOWN
 
@@ -29,7 +29,7 @@ _ACTIONS = {SHOWN: "shown", CLICKED: "clicked", DISMISSED: "dismissed",
             FORM_SUBMITTED: "submitted"}
 
 
-def campaign_report(conn: sqlite3.Connection, campaigns: Mapping[str, Campaign], *,
+def campaign_report(conn: Connection, campaigns: Mapping[str, Campaign], *,
                     since_ms: int, until_ms: int, confidence: float = 0.95
                     ) -> list[dict[str, Any]]:
     """Every campaign with exposures in the window (or defined now), arm by arm."""

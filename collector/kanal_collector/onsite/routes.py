@@ -39,8 +39,8 @@ from ..products.templates import ProductFunctions
 from ..profiles.identity import default_country
 from ..profiles.own_identities import WEBPUSH_SUBSCRIBED, WEBPUSH_UNSUBSCRIBED
 from ..runtime import Runtime, get_runtime
+from ..store import identities as identity_store
 from ..store import onsite as store
-from ..store import profiles as profile_store
 from ..store.db import transaction
 from ..tracking import pages
 from .access import Visitor, browser_owned, visitor
@@ -280,7 +280,7 @@ def push() -> Response:
         raise BadRequest(f"subscription: {exc}", code="bad_subscription") from None
     conn = runtime.db.conn()
     if not who.verified and who.anonymous_id:
-        found = profile_store.identity_profile(conn, "anonymous_id", who.anonymous_id)
+        found = identity_store.identity_profile(conn, "anonymous_id", who.anonymous_id)
         if found is not None and not browser_owned(conn, found):
             raise Forbidden("this browser belongs to a signed-in customer: the page must "
                             "identify them with userHash first", code="verify_first")

@@ -15,10 +15,10 @@ import hashlib
 import hmac
 import json
 import secrets
-import sqlite3
 from typing import Any
 
 from ..store import meta
+from ..store.connection import Connection
 
 _KEY = "onsite_key"
 _SIG = 16
@@ -33,7 +33,7 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def signing_key(conn: sqlite3.Connection) -> bytes:
+def signing_key(conn: Connection) -> bytes:
     """The database's on-site key, made on first use."""
     found = meta.get(conn, _KEY) or meta.put_new(conn, _KEY, secrets.token_hex(32))
     return bytes.fromhex(found)

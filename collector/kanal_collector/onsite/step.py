@@ -7,11 +7,11 @@ transaction, so the experiments report reads one row per person instead of the l
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from ..profiles.step import KANAL_KEY_KIND
 from ..store import onsite as store
+from ..store.connection import Connection
 from ..store.events import StoredEvent
 from ..store.journeys import profiles_of_events
 from .events import EXPOSURES
@@ -22,7 +22,7 @@ class OnsiteStep:
 
     name = "onsite"
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Add the batch's exposures."""
         wanted = [e for e in events if e.key_kind == KANAL_KEY_KIND and e.event in EXPOSURES]
         if not wanted:

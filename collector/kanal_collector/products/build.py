@@ -17,7 +17,6 @@ time from these lists (recommend.py).
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -29,6 +28,7 @@ from scipy import sparse
 from ..clock import Clock
 from ..store import product_activity as activity
 from ..store import products as catalogue
+from ..store.connection import Connection
 from ..store.db import Database, transaction
 from .settings import ProductSettings
 
@@ -145,7 +145,7 @@ class BuildReport:
     seconds: float
 
 
-def build(conn: sqlite3.Connection, settings: ProductSettings, now_ms: int) -> BuildReport:
+def build(conn: Connection, settings: ProductSettings, now_ms: int) -> BuildReport:
     """Compute every list from the stored orders and activity, and replace the old ones."""
     started = time.perf_counter()
     since = now_ms - settings.history_ms
@@ -185,7 +185,7 @@ class RecommendationsWorker:
         self.db = db
         self.clock = clock
         self.settings = settings
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._built_at: int | None = None
         self._fingerprint: tuple[int, int, int] | None = None
         self._changed_at: int | None = None

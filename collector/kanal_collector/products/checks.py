@@ -16,7 +16,6 @@ message is sent: an unknown one fails that message, visibly (state `failed`).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..config import Config
 from ..store import products as store
-from ..store.db import Database
+from ..store.connection import Connection
+from ..store.db import Database, missing_file
 from ..store.schema import migrate
 
 _ENV = ImmutableSandboxedEnvironment()
@@ -131,13 +131,13 @@ def message_refs(text: str, source: str) -> list[Ref]:
     return out
 
 
-def unknown(conn: sqlite3.Connection, refs: Sequence[Ref]) -> list[Ref]:
+def unknown(conn: Connection, refs: Sequence[Ref]) -> list[Ref]:
     """The refs whose id the catalogue has never had (a deleted product is known)."""
     known = store.known_ids(conn, {r.product_id for r in refs})
     return [r for r in refs if r.product_id not in known]
 
 
-def check_files(conn: sqlite3.Connection, paths: Sequence[Path], *, kind: str) -> list[str]:
+def check_files(conn: Connection, paths: Sequence[Path], *, kind: str) -> list[str]:
     """Problems (FILE:LINE: WHERE: …) of the product ids in journey or message files."""
     refs: list[Ref] = []
     reader = journey_refs if kind == "journey" else message_refs
@@ -153,7 +153,7 @@ def check_files(conn: sqlite3.Connection, paths: Sequence[Path], *, kind: str) -
 def product_problems(config: Config, paths: Sequence[Path], *, kind: str) -> list[str]:
     """`check_files` against the configured database, when it exists (else nothing can
     be checked, and nothing is reported)."""
-    if not Path(config.db).exists() or not paths:
+    if missing_file(config.db) or not paths:
         return []
     db = Database(config.db, synchronous=config.synchronous,
                   busy_timeout=config.busy_timeout)

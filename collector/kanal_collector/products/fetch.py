@@ -13,7 +13,6 @@ interval (at most 15 minutes), and `kanal products feeds` shows why.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ import requests
 from ..channels import netguard
 from ..clock import Clock
 from ..store import products as store
+from ..store.connection import Connection
 from ..store.db import Database, transaction
 from .errors import FeedError
 from .feeds import read_feed
@@ -112,7 +112,7 @@ def _save(response: requests.Response, target: Path, limit: int) -> None:
         raise FeedError(f"the download broke off: {exc}") from None
 
 
-def fetch_feed(conn: sqlite3.Connection, feed: Feed, settings: ProductSettings, now_ms: int,
+def fetch_feed(conn: Connection, feed: Feed, settings: ProductSettings, now_ms: int,
                *, session: Session | None = None) -> ImportReport | None:
     """Fetch and import one feed now, and record how it went; None when unchanged.
 
@@ -174,7 +174,7 @@ class FeedWorker:
         self.clock = clock
         self.settings = settings
         self.session = session
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
 
     def run_once(self) -> int:
         """Fetch every due feed; returns how many were fetched."""

@@ -10,12 +10,12 @@ so a running `kanal serve` keeps ingesting meanwhile.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..store import products as store
+from ..store.connection import Connection
 from ..store.db import transaction
 from .errors import InvalidProduct
 from .record import effective_price, normalize, record_hash
@@ -75,7 +75,7 @@ def changes(old: Mapping[str, Any] | None, new: Mapping[str, Any], *, at: int,
     return rows
 
 
-def write_record(conn: sqlite3.Connection, record: Mapping[str, Any],
+def write_record(conn: Connection, record: Mapping[str, Any],
                  stored: Mapping[str, Any] | None, *, source: str, now: int) -> str:
     """Store one checked record in the caller's transaction: "created", "updated" or
     "unchanged"."""
@@ -88,7 +88,7 @@ def write_record(conn: sqlite3.Connection, record: Mapping[str, Any],
     return "created" if stored is None else "updated"
 
 
-def delete_product(conn: sqlite3.Connection, product_id: str, *, source: str,
+def delete_product(conn: Connection, product_id: str, *, source: str,
                    now: int) -> bool:
     """Delete a product in the caller's transaction (kept as a tombstone, its history
     noting it); False when there was none to delete."""
@@ -100,7 +100,7 @@ def delete_product(conn: sqlite3.Connection, product_id: str, *, source: str,
     return True
 
 
-def import_rows(conn: sqlite3.Connection, rows: Iterable[Row], *, source: str, now: int,
+def import_rows(conn: Connection, rows: Iterable[Row], *, source: str, now: int,
                 default_currency: str | None, chunk: int = 200, dry_run: bool = False,
                 delete_missing: bool = False,
                 progress: Callable[[int], None] | None = None) -> ImportReport:
@@ -157,7 +157,7 @@ def import_rows(conn: sqlite3.Connection, rows: Iterable[Row], *, source: str, n
     return report
 
 
-def _delete_missing(conn: sqlite3.Connection, report: ImportReport, seen: set[str], *,
+def _delete_missing(conn: Connection, report: ImportReport, seen: set[str], *,
                     source: str, now: int, dry_run: bool) -> None:
     if not seen:
         report.note = "no product in the feed: nothing was deleted"

@@ -16,7 +16,6 @@ nothing, e.g. for a person with no history).
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 
 from ..store import product_activity as activity
 from ..store import products as catalogue
+from ..store.connection import Connection
 from .build import GLOBAL_KINDS, ITEM_KINDS
 from .record import effective_price
 from .settings import ProductSettings
@@ -69,7 +69,7 @@ def check_kind(kind: str) -> str:
     return kind
 
 
-def _person_seeds(conn: sqlite3.Connection, profile_id: int | None, since: int
+def _person_seeds(conn: Connection, profile_id: int | None, since: int
                   ) -> tuple[list[str], list[str]]:
     """(bought, viewed or carted) product ids of a person, most recent first."""
     if profile_id is None:
@@ -90,7 +90,7 @@ def _merged(lists: Mapping[str, Sequence[tuple[str, float]]], seeds: Sequence[st
             scores[pid] += weight / (rank + 1) / (1 + 0.25 * s)
 
 
-def candidates(conn: sqlite3.Connection, kind: str, *, profile_id: int | None,
+def candidates(conn: Connection, kind: str, *, profile_id: int | None,
                seeds: Sequence[str], since: int) -> list[str]:
     """Product ids a kind proposes, best first, before filtering."""
     scores: dict[str, float] = defaultdict(float)
@@ -143,7 +143,7 @@ def _keep(row: Mapping[str, Any] | None, settings: ProductSettings, filters: Fil
     return True
 
 
-def recommend(conn: sqlite3.Connection, settings: ProductSettings, *, now_ms: int,
+def recommend(conn: Connection, settings: ProductSettings, *, now_ms: int,
               profile_id: int | None = None, kind: str = "personal", n: int = 4,
               products: Iterable[str] = (), filters: Filters | None = None,
               currency: str | None = None) -> Recommendations:

@@ -10,10 +10,10 @@ message names itself (`product(id)`), beside the recommendations.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from ..store import product_activity as activity
+from ..store.connection import Connection
 
 
 def _rates(row: dict[str, Any]) -> dict[str, Any]:
@@ -24,7 +24,7 @@ def _rates(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def recommendations_report(conn: sqlite3.Connection, *, since_ms: int,
+def recommendations_report(conn: Connection, *, since_ms: int,
                            until_ms: int) -> dict[str, Any]:
     """The report for [since_ms, until_ms): per kind, per kind and message, totals."""
     cells = activity.rec_report_rows(conn, since_ms, until_ms)

@@ -21,7 +21,6 @@ History is not now: a change older than `signal_max_age` when the worker reaches
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +28,7 @@ from ..clock import Clock
 from ..own_events import own_event
 from ..store import product_activity as activity
 from ..store import products as catalogue
+from ..store.connection import Connection
 from ..store.cursors import get_position, set_position
 from ..store.db import Database, transaction
 from ..store.events import EventRow, append_events
@@ -67,7 +67,7 @@ def back_in_stock(row: catalogue.HistoryRow) -> bool:
         row.old_availability in ("out_of_stock", "deleted")
 
 
-def _event(conn: sqlite3.Connection, name: str, row: catalogue.HistoryRow, profile_id: int,
+def _event(conn: Connection, name: str, row: catalogue.HistoryRow, profile_id: int,
            properties: Mapping[str, Any], *, source: int, now_ms: int) -> EventRow:
     current, user_id, anonymous_id = profile_ids(conn, profile_id)
     if user_id is None and anonymous_id is None:
@@ -78,7 +78,7 @@ def _event(conn: sqlite3.Connection, name: str, row: catalogue.HistoryRow, profi
                      now_ms=now_ms)
 
 
-def signal(conn: sqlite3.Connection, row: catalogue.HistoryRow, settings: ProductSettings,
+def signal(conn: Connection, row: catalogue.HistoryRow, settings: ProductSettings,
            now_ms: int) -> list[EventRow]:
     """The events one history row makes (in the caller's transaction)."""
     is_back, is_drop = back_in_stock(row), price_drop(row, settings)
@@ -130,7 +130,7 @@ class SignalsWorker:
         self.clock = clock
         self.settings = settings
         self.wake = wake
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
 
     def run_once(self) -> int:
         """Handle the next history rows; returns how many."""

@@ -20,7 +20,6 @@ later than when Kanal received it.
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,6 +27,7 @@ from ..profiles.state import ORDER_EVENTS
 from ..profiles.step import KANAL_KEY_KIND
 from ..store import product_activity as activity
 from ..store import products as catalogue
+from ..store.connection import Connection
 from ..store.events import StoredEvent
 from ..store.journeys import profiles_of_events
 from .record import MAX_ID
@@ -90,7 +90,7 @@ class ProductsStep:
     def __init__(self, settings: ProductSettings | None = None) -> None:
         self.settings = settings or ProductSettings()
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Apply a batch (inside the processor's transaction)."""
         wanted = [e for e in events if e.type == "track" and not _is_bot(e) and (
             (e.event in _PEOPLE_EVENTS and e.key_kind != KANAL_KEY_KIND)
@@ -126,7 +126,7 @@ class ProductsStep:
             return True
         return event.key_kind in ("secret", "import") or event.verified
 
-    def _click(self, conn: sqlite3.Connection, pid: int, event: StoredEvent,
+    def _click(self, conn: Connection, pid: int, event: StoredEvent,
                props: Mapping[str, Any], at: int) -> None:
         outbox_id, url = props.get("outbox_id"), props.get("link_url")
         if not isinstance(outbox_id, int) or isinstance(outbox_id, bool) or \
@@ -137,7 +137,7 @@ class ProductsStep:
             activity.add_rec_click(conn, profile_id=pid, link=link, event_id=event.id,
                                    at=event.received_at)
 
-    def _order(self, conn: sqlite3.Connection, pid: int, event: StoredEvent,
+    def _order(self, conn: Connection, pid: int, event: StoredEvent,
                props: Mapping[str, Any], skus: Mapping[str, str], at: int) -> None:
         items = props.get("products")
         if not isinstance(items, list):
@@ -161,7 +161,7 @@ class ProductsStep:
         for line in activity.add_order_lines(conn, list(lines.values())):
             self._credit(conn, line)
 
-    def _credit(self, conn: sqlite3.Connection, line: activity.OrderLine) -> None:
+    def _credit(self, conn: Connection, line: activity.OrderLine) -> None:
         click = activity.last_rec_click(conn, line.profile_id, line.product_id,
                                         line.at - self.settings.attribution_ms, line.at)
         if click is None:

@@ -24,7 +24,6 @@ that kind and message (report: `kanal report recommendations`).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +35,7 @@ from ..messages.errors import SkipSend
 from ..messages.hooks import RenderTarget, TemplateGlobals
 from ..store import product_activity as activity
 from ..store import products as catalogue
+from ..store.connection import Connection
 from .errors import UnknownProduct
 from .recommend import Filters, check_kind, recommend
 from .settings import ProductSettings
@@ -88,7 +88,7 @@ def _number(value: Any, name: str) -> float | None:
 class ProductFunctions:
     """The functions one rendering sees, bound to its connection, person and row."""
 
-    def __init__(self, conn: sqlite3.Connection, settings: ProductSettings, *,
+    def __init__(self, conn: Connection, settings: ProductSettings, *,
                  profile_id: int | None, traits: Mapping[str, Any], data: Mapping[str, Any],
                  now_ms: int, outbox_id: int | None = None, message: str | None = None,
                  journey: str | None = None) -> None:
@@ -193,7 +193,7 @@ def product_block(eval_ctx: EvalContext, item: Any) -> Markup | str:
 def template_globals(settings: ProductSettings) -> TemplateGlobals:
     """The dispatcher's maker of product functions (`[products]` settings)."""
 
-    def make(conn: sqlite3.Connection, target: RenderTarget) -> ProductFunctions:
+    def make(conn: Connection, target: RenderTarget) -> ProductFunctions:
         return ProductFunctions(conn, settings, profile_id=target.profile_id,
                                 traits=target.traits, data=target.data, now_ms=target.now_ms,
                                 outbox_id=target.outbox_id, message=target.message,

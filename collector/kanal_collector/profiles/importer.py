@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from ..clock import utc_iso
 from ..contacts import check_email, check_phone
 from ..ingest.spec import TYPES, InvalidMessage, normalize, parse_time
 from ..money import amount
+from ..store.connection import Connection
 from ..store.db import transaction
 from ..store.events import EventRow, append_events
 from .identity import clean_id, event_country
@@ -238,7 +238,7 @@ def to_event(row: dict[str, Any], *, source_id: int, received_ms: int,
                     timestamp, received_ms, body)
 
 
-def import_file(conn: sqlite3.Connection, path: str | Path, *, source_id: int,
+def import_file(conn: Connection, path: str | Path, *, source_id: int,
                 received_ms: int, chunk: int = 500, dry_run: bool = False,
                 progress: Callable[[int], None] | None = None,
                 default_country: str | None = None) -> ImportReport:

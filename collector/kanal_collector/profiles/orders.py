@@ -6,12 +6,12 @@ transaction, before the batch is added to the KPI overview's daily figures.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..money import TRUSTED_KEY_KINDS, order_id, order_value
 from ..store import orders as store
+from ..store.connection import Connection
 from ..store.events import StoredEvent
 
 
@@ -24,7 +24,7 @@ class Counted:
     replaced: list[store.Copy] = field(default_factory=list)
 
 
-def count_copies(conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> Counted:
+def count_copies(conn: Connection, events: Sequence[StoredEvent]) -> Counted:
     """Record the batch's copies of orders and decide which one of each order counts."""
     copies: list[tuple[StoredEvent, tuple[str, str]]] = []
     for event in events:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..store import profiles as store
+from ..store import identities as store
 from ..store.events import StoredEvent
 from .state import set_subscription
 

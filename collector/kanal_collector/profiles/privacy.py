@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from ..contacts import normalise_email, normalise_phone
 from ..store import deliverability, journeys, outbox
-from ..store import profiles as store
+from ..store import identities as identity_store
+from ..store import privacy as privacy_store
+from ..store.connection import Connection
 from ..store.db import transaction
 from .step import identity_hash
 from .views import lookup
@@ -22,7 +23,7 @@ class Forgotten:
     events_deleted: int
 
 
-def forget(conn: sqlite3.Connection, value: str, now_ms: int, *,
+def forget(conn: Connection, value: str, now_ms: int, *,
            kind: str | None = None) -> Forgotten:
     """Delete the person known by `value` (any identity) and suppress their identities.
 
@@ -35,8 +36,8 @@ def forget(conn: sqlite3.Connection, value: str, now_ms: int, *,
     with transaction(conn):
         profile_id = lookup(conn, value, kind)
         if profile_id is not None:
-            identities = store.profile_identities(conn, profile_id)
-            deleted = store.delete_profile(conn, profile_id)
+            identities = identity_store.profile_identities(conn, profile_id)
+            deleted = privacy_store.delete_profile(conn, profile_id)
             outbox.delete_profile_rows(conn, profile_id)
             journeys.delete_profile_runs(conn, profile_id)
         else:
@@ -45,8 +46,8 @@ def forget(conn: sqlite3.Connection, value: str, now_ms: int, *,
         # Bounce and complaint reports name the address; the suppression list keeps it
         # (that is what stops mail to it) and so do the anonymous daily counts.
         deliverability.delete_feedback_of(conn, [v for k, v in identities if k == "email"])
-        secret = store.suppression_secret(conn)
-        store.add_suppressions(conn, [identity_hash(secret, k, v) for k, v in identities],
+        secret = privacy_store.suppression_secret(conn)
+        privacy_store.add_suppressions(conn, [identity_hash(secret, k, v) for k, v in identities],
                                now_ms)
     return Forgotten(profile_id, identities, deleted)
 
@@ -62,7 +63,7 @@ def _guess(value: str, kind: str | None) -> list[tuple[str, str]]:
     return out
 
 
-def is_suppressed(conn: sqlite3.Connection, kind: str, value: str) -> bool:
+def is_suppressed(conn: Connection, kind: str, value: str) -> bool:
     """True when this identity was forgotten."""
-    secret = store.suppression_secret(conn)
-    return bool(store.suppressed(conn, [identity_hash(secret, kind, value)]))
+    secret = privacy_store.suppression_secret(conn)
+    return bool(privacy_store.suppressed(conn, [identity_hash(secret, kind, value)]))

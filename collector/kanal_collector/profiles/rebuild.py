@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 from collections.abc import Callable, Sequence
 
 from ..clock import Clock
 from ..store import leases
 from ..store import profiles as store
+from ..store.connection import Connection
 from ..store.cursors import get_position
 from ..store.db import transaction
 from ..store.events import events_after
@@ -23,7 +23,7 @@ class RebuildBusy(RuntimeError):
     """Another process runs the workers (a `kanal serve`), so a rebuild can't start."""
 
 
-def rebuild(conn: sqlite3.Connection, clock: Clock, *, batch_size: int = 2000,
+def rebuild(conn: Connection, clock: Clock, *, batch_size: int = 2000,
             progress: Callable[[int], None] | None = None,
             also: Sequence[Step] = (), default_country: str | None = None) -> int:
     """Replay the log up to the processor's cursor; return how many events were replayed.

@@ -12,15 +12,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..clock import Clock, SystemClock
 from ..contacts import normalise_country
 from ..money import order_value
+from ..store import activity as activity_store
+from ..store import identities as identity_store
 from ..store import journeys as journey_store
+from ..store import privacy as privacy_store
 from ..store import profiles as store
+from ..store import segments as segment_store
+from ..store import timeline as timeline_store
+from ..store.connection import Connection
 from ..store.events import EventRow, StoredEvent, append_events
 from . import own_identities
 from .identity import Claims, claims_of, resolve
@@ -47,7 +52,7 @@ class _SqlGraph:
     end of the batch (`flush`), each touched profile once.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.idents: dict[tuple[str, str], int | None] = {}
         self.identified: dict[int, bool] = {}
@@ -61,26 +66,26 @@ class _SqlGraph:
         wanted = {k for k in keys if k not in self.idents}
         if not wanted:
             return
-        found = store.identity_profiles(self.conn, wanted)
+        found = identity_store.identity_profiles(self.conn, wanted)
         for key in wanted:
             self.idents[key] = found.get(key)
         pids = {p for p in found.values() if p not in self.states}
         if pids:
             self.states.update(store.load_states(self.conn, pids))
-            marked = store.identified_profiles(self.conn, pids)
+            marked = identity_store.identified_profiles(self.conn, pids)
             for pid in pids:
                 self.identified.setdefault(pid, pid in marked)
 
     def lookup(self, kind: str, value: str) -> int | None:
         key = (kind, value)
         if key not in self.idents:
-            self.idents[key] = store.identity_profile(self.conn, kind, value)
+            self.idents[key] = identity_store.identity_profile(self.conn, kind, value)
         return self.idents[key]
 
     def is_identified(self, profile_id: int) -> bool:
         if profile_id not in self.identified:
             self.identified[profile_id] = bool(
-                store.identified_profiles(self.conn, [profile_id]))
+                identity_store.identified_profiles(self.conn, [profile_id]))
         return self.identified[profile_id]
 
     def create(self) -> int:
@@ -133,7 +138,7 @@ class _SqlGraph:
 
     def _flush_identities(self) -> None:
         if self.new_idents:
-            store.add_identities(self.conn, self.new_idents)
+            identity_store.add_identities(self.conn, self.new_idents)
             self.new_idents = []
 
     def flush(self, touched: Iterable[int]) -> None:
@@ -155,7 +160,7 @@ class ProfilesStep:
     def __init__(self, *, default_country: str | None = None) -> None:
         self.default_country = default_country
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Resolve and fold the batch; drop (and delete) events of forgotten people."""
         graph = _SqlGraph(conn)
         claimed = [(e, claims_of(e, default_country=self.default_country)) for e in events]
@@ -214,13 +219,13 @@ class ProfilesStep:
             timeline.append((pid, event.timestamp, event.id))
             own.append((pid, event))
         graph.flush(touched)
-        store.add_profile_events(conn, [(graph.final(p), t, e) for p, t, e in timeline])
+        timeline_store.add_profile_events(conn, [(graph.final(p), t, e) for p, t, e in timeline])
         _add_daily_activity(conn, [(graph.final(p), e) for p, e in own])
         if dropped:
-            store.delete_events(conn, dropped)
+            privacy_store.delete_events(conn, dropped)
 
 
-def _add_daily_activity(conn: sqlite3.Connection,
+def _add_daily_activity(conn: Connection,
                         own: Sequence[tuple[int, StoredEvent]]) -> None:
     """The batch's share of the overview's daily aggregates: the days each person was
     active, and track events (count, order value) per day and name. Of the copies of an
@@ -231,15 +236,15 @@ def _add_daily_activity(conn: sqlite3.Connection,
     tracks: dict[tuple[int, str], tuple[int, float]] = {}
     for _, event in own:
         if event.type == "track" and event.event is not None and event.id not in counted.skip:
-            key = (event.timestamp // store.DAY_MS, event.event)
+            key = (event.timestamp // activity_store.DAY_MS, event.event)
             n, revenue = tracks.get(key, (0, 0.0))
             tracks[key] = (n + 1, revenue + order_value(event.body.get("properties")))
     for copy in counted.replaced:  # a trusted copy now counts instead
-        key = (copy.timestamp // store.DAY_MS, copy.event)
+        key = (copy.timestamp // activity_store.DAY_MS, copy.event)
         n, revenue = tracks.get(key, (0, 0.0))
         tracks[key] = (n - 1, revenue - copy.value)
-    store.add_daily_activity(conn, {(e.timestamp // store.DAY_MS, pid) for pid, e in own},
-                             tracks)
+    activity_store.add_daily_activity(
+        conn, {(e.timestamp // activity_store.DAY_MS, pid) for pid, e in own}, tracks)
 
 
 def apply_own_traits(state: dict[str, Any], event: StoredEvent) -> None:
@@ -280,37 +285,37 @@ def _own_event_profile(graph: _SqlGraph, event: StoredEvent) -> int | None:
     return None
 
 
-def _suppressed_events(conn: sqlite3.Connection,
+def _suppressed_events(conn: Connection,
                        claimed: Sequence[tuple[StoredEvent, Claims]]) -> set[int]:
-    if not store.any_suppressions(conn):
+    if not privacy_store.any_suppressions(conn):
         return set()
-    secret = store.suppression_secret(conn)
+    secret = privacy_store.suppression_secret(conn)
     hashed: dict[int, list[str]] = {}
     for event, claims in claimed:
         hashed[event.id] = [identity_hash(secret, k, v) for k, v in claims.all_values]
-    found = store.suppressed(conn, (h for hs in hashed.values() for h in hs))
+    found = privacy_store.suppressed(conn, (h for hs in hashed.values() for h in hs))
     return {eid for eid, hs in hashed.items() if found.intersection(hs)}
 
 
 # -- segments ---------------------------------------------------------------------------
 
-def load_definitions(conn: sqlite3.Connection) -> list[Segment]:
+def load_definitions(conn: Connection) -> list[Segment]:
     """The segments stored by `kanal segments apply`."""
     return [Segment(name, definition) for name, _, definition
-            in store.segment_definitions(conn)]
+            in segment_store.segment_definitions(conn)]
 
 
-def profile_view(conn: sqlite3.Connection, profile_id: int,
+def profile_view(conn: Connection, profile_id: int,
                  state: dict[str, Any]) -> ProfileView:
     """What segment conditions read about a profile."""
 
     def events(name: str, since: int) -> Any:
-        return store.profile_events_since(conn, profile_id, name, since)
+        return timeline_store.profile_events_since(conn, profile_id, name, since)
 
     return ProfileView(traits_of(state), computed(state), events)
 
 
-def evaluate(conn: sqlite3.Connection, segments: Sequence[Segment], profile_ids: Iterable[int],
+def evaluate(conn: Connection, segments: Sequence[Segment], profile_ids: Iterable[int],
              now_ms: int, *, trigger: str | None) -> int:
     """Re-test profiles against segments and record changes; returns how many changed.
 
@@ -322,7 +327,7 @@ def evaluate(conn: sqlite3.Connection, segments: Sequence[Segment], profile_ids:
     if not segments or not ids:
         return 0
     states = store.load_states(conn, ids)
-    current = store.memberships(conn, states)
+    current = segment_store.memberships(conn, states)
     pids = sorted(states)
     # Event conditions read the timelines of all the profiles at once, the first time
     # any profile asks for an (event, since) pair.
@@ -332,7 +337,7 @@ def evaluate(conn: sqlite3.Connection, segments: Sequence[Segment], profile_ids:
         def events(name: str, since: int) -> Any:
             key = (name, since)
             if key not in fetched:
-                fetched[key] = store.profiles_events_since(conn, pids, name, since)
+                fetched[key] = timeline_store.profiles_events_since(conn, pids, name, since)
             return iter(fetched[key][pid])
         return events
 
@@ -345,11 +350,11 @@ def evaluate(conn: sqlite3.Connection, segments: Sequence[Segment], profile_ids:
                 changed.append((segment.name, pid, member))
     if not changed:
         return 0
-    store.set_memberships(conn, changed, now_ms)
+    segment_store.set_memberships(conn, changed, now_ms)
     if trigger is not None:
         source = store.first_source(conn)
         if source is not None:
-            idents = store.profiles_identities(conn, {pid for _, pid, _ in changed})
+            idents = identity_store.profiles_identities(conn, {pid for _, pid, _ in changed})
             append_events(conn, [
                 _segment_event(idents[pid], source, name, pid, member, now_ms, trigger)
                 for name, pid, member in changed])
@@ -391,18 +396,18 @@ class SegmentsStep:
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or SystemClock()
 
-    def apply(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Re-test every profile the batch touched; write entered/exited events."""
         segments = load_definitions(conn)
         if not segments:
             return
         ids = [e.id for e in events if e.key_kind != KANAL_KEY_KIND]
-        touched = store.profiles_of_events(conn, ids)
+        touched = timeline_store.profiles_of_events(conn, ids)
         evaluate(conn, segments, touched, int(self.clock.now() * 1000),
                  trigger=f"e{events[-1].id}")
 
 
-def sweep(db_conn: sqlite3.Connection, now_ms: int, *, segments: Sequence[Segment] | None = None,
+def sweep(db_conn: Connection, now_ms: int, *, segments: Sequence[Segment] | None = None,
           trigger: str | None, chunk: int = 500, only_time_dependent: bool = True) -> int:
     """Re-test all profiles against (time-dependent) segments, one transaction a chunk."""
     from ..store.db import transaction
@@ -436,7 +441,7 @@ class SegmentSweeper:
         self.clock = clock
         self.interval = interval
         self.next_due = 0.0
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
 
     def run_once(self) -> int:
         """Sweep when due; return 0 when there was nothing to do."""

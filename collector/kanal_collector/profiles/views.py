@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from ..contacts import normalise_email, normalise_phone
+from ..store import identities as identity_store
 from ..store import profiles as store
+from ..store import segments as segment_store
+from ..store import timeline as timeline_store
+from ..store.connection import Connection
 from ..store.events import StoredEvent, count_events
 from .state import claimed_of, computed, invalid_of, trait_times, traits_of
 
 
-def lookup(conn: sqlite3.Connection, value: str, kind: str | None = None) -> int | None:
+def lookup(conn: Connection, value: str, kind: str | None = None) -> int | None:
     """The profile of any identity: a userId, email, phone, anonymousId or push token."""
-    if kind is not None and kind not in store.KINDS:
-        raise ValueError(f"kind must be one of {', '.join(store.KINDS)}, not {kind!r}")
+    if kind is not None and kind not in identity_store.KINDS:
+        raise ValueError(f"kind must be one of {', '.join(identity_store.KINDS)}, not {kind!r}")
     candidates = [value.strip()]
     email = normalise_email(value)
     phone = normalise_phone(value)
     for kind_, normal in (("email", email), ("phone", phone)):
         if normal and (kind is None or kind == kind_):
-            found = store.identity_profile(conn, kind_, normal)
+            found = identity_store.identity_profile(conn, kind_, normal)
             if found is not None:
                 return found
     for candidate in candidates:
-        found = store.find_profile(conn, candidate, kind)
+        found = identity_store.find_profile(conn, candidate, kind)
         if found is not None:
             return found
     if value.strip().isdigit() and kind is None:
@@ -36,7 +39,7 @@ def lookup(conn: sqlite3.Connection, value: str, kind: str | None = None) -> int
     return None
 
 
-def profile_json(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | None:
+def profile_json(conn: Connection, profile_id: int) -> dict[str, Any] | None:
     """Everything shown about a profile (not its events)."""
     row = store.profile_row(conn, profile_id)
     if row is None:
@@ -46,14 +49,14 @@ def profile_json(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | 
         "id": profile_id,
         "createdAt": row["created_at"],
         "identities": [{"kind": k, "value": v}
-                       for k, v in store.profile_identities(conn, profile_id)],
+                       for k, v in identity_store.profile_identities(conn, profile_id)],
         "traits": traits_of(state),
         "traitTimes": trait_times(state),
         "claimed": claimed_of(state),
         "invalid": invalid_of(state),
         "computed": computed(state),
         "segments": [{"name": n, "enteredAt": t}
-                     for n, t in store.profile_segments(conn, profile_id)],
+                     for n, t in segment_store.profile_segments(conn, profile_id)],
         "merges": store.profile_merges(conn, profile_id),
     }
 
@@ -70,12 +73,12 @@ def timeline_json(event: StoredEvent) -> dict[str, Any]:
     }
 
 
-def export_json(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | None:
+def export_json(conn: Connection, profile_id: int) -> dict[str, Any] | None:
     """Everything held about a person: profile, identities, merges, segments, events."""
     profile = profile_json(conn, profile_id)
     if profile is None:
         return None
-    events = store.timeline(conn, profile_id, limit=max(count_events(conn), 1))
+    events = timeline_store.timeline(conn, profile_id, limit=max(count_events(conn), 1))
     profile["state"] = store.profile_row(conn, profile_id)["state"]  # type: ignore[index]
     profile["events"] = [
         {"id": e.id, "origin": e.origin, "keyKind": e.key_kind, "verified": e.verified,
@@ -85,18 +88,18 @@ def export_json(conn: sqlite3.Connection, profile_id: int) -> dict[str, Any] | N
     return profile
 
 
-def snapshot(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def snapshot(conn: Connection) -> list[dict[str, Any]]:
     """Every profile in a form independent of profile ids (rebuild == live tests)."""
     out: list[dict[str, Any]] = []
     after = 0
     while ids := store.profile_ids(conn, after=after, limit=1000):
         states = store.load_states(conn, ids)
         for pid in ids:
-            timeline_ids = [e.id for e in store.timeline(conn, pid, limit=10**9)]
+            timeline_ids = [e.id for e in timeline_store.timeline(conn, pid, limit=10**9)]
             out.append({
-                "identities": store.profile_identities(conn, pid),
+                "identities": identity_store.profile_identities(conn, pid),
                 "state": states[pid],
-                "segments": [n for n, _ in store.profile_segments(conn, pid)],
+                "segments": [n for n, _ in segment_store.profile_segments(conn, pid)],
                 "events": sorted(timeline_ids),
             })
         after = ids[-1]

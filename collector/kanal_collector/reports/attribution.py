@@ -26,7 +26,6 @@ needs it. Every model is computed in that one pass.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from ..money import order_revenue
 from ..profiles.step import KANAL_KEY_KIND
 from ..store import attribution as store
 from ..store import orders as order_store
+from ..store.connection import Connection
 from .touchpoints import DIMENSIONS, MESSAGE_EVENTS, Touch, classify, url_host
 from .window import WindowError, parse_duration
 
@@ -194,7 +194,7 @@ def _credit(models: tuple[str, ...], sums: dict[str, Sums], cids: list[int],
             _add_shares(target, cids, [0.4, *([middle] * (n - 2)), 0.4], revenue)
 
 
-def attribute(conn: sqlite3.Connection, *, since_ms: int, until_ms: int,
+def attribute(conn: Connection, *, since_ms: int, until_ms: int,
               settings: AttributionSettings | None = None,
               models: Sequence[str] = MODELS) -> Attribution:
     """Credit every conversion in [since_ms, until_ms) to its touchpoints, unrounded."""
@@ -330,7 +330,7 @@ def _costs_by_dimension(costs: Mapping[tuple[str, str], float] | None,
     return out
 
 
-def attribution_report(conn: sqlite3.Connection, *, since_ms: int, until_ms: int,
+def attribution_report(conn: Connection, *, since_ms: int, until_ms: int,
                        settings: AttributionSettings | None = None,
                        models: Sequence[str] = MODELS,
                        costs: Mapping[tuple[str, str], float] | None = None,

@@ -19,13 +19,13 @@ report's channel keys.
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
 from ..store import costs as store
+from ..store.connection import Connection
 from ..store.db import transaction
 from .touchpoints import DIMENSIONS
 
@@ -70,7 +70,7 @@ def check_currency(currency: Any) -> str | None:
     return currency.strip().upper()
 
 
-def set_cost(conn: sqlite3.Connection, dimension: str, key: str, amount: float,
+def set_cost(conn: Connection, dimension: str, key: str, amount: float,
              currency: str | None, now_ms: int) -> None:
     """Set (or replace) the cost of one channel, campaign or journey, in its own write
     transaction; ValueError on a bad dimension, key, amount or currency."""
@@ -82,7 +82,7 @@ def set_cost(conn: sqlite3.Connection, dimension: str, key: str, amount: float,
         store.put_cost(conn, dimension, key, value, code, now_ms)
 
 
-def delete_cost(conn: sqlite3.Connection, dimension: str, key: str) -> bool:
+def delete_cost(conn: Connection, dimension: str, key: str) -> bool:
     """Remove a cost set through the API; True when there was one (the file's cost of
     the same key, if any, applies again). ValueError on a bad dimension or key."""
     dimension = check_dimension(dimension)
@@ -116,7 +116,7 @@ def config_costs(config: Config) -> dict[tuple[str, str], tuple[float, str | Non
     return out
 
 
-def _merged(conn: sqlite3.Connection, config: Config | None,
+def _merged(conn: Connection, config: Config | None,
             ) -> dict[tuple[str, str], tuple[float, str | None, str]]:
     merged = {k: (amount, currency, "config")
               for k, (amount, currency) in (config_costs(config) if config else {}).items()}
@@ -125,7 +125,7 @@ def _merged(conn: sqlite3.Connection, config: Config | None,
     return merged
 
 
-def list_costs(conn: sqlite3.Connection, config: Config | None = None,
+def list_costs(conn: Connection, config: Config | None = None,
                ) -> list[dict[str, Any]]:
     """Every cost in effect: the API's, and with `config` the file's that no API cost
     overrides; `source` tells them apart. Ordered by dimension (channel, campaign,
@@ -140,7 +140,7 @@ def list_costs(conn: sqlite3.Connection, config: Config | None = None,
     ]
 
 
-def costs_for_report(conn: sqlite3.Connection, config: Config | None,
+def costs_for_report(conn: Connection, config: Config | None,
                      ) -> dict[tuple[str, str], float]:
     """(dimension, key) → amount for attribution_report: the file's, overridden by the
     API's."""

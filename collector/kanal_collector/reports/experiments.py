@@ -12,11 +12,11 @@ non-conversions in an arm), and when a holdout can't convert at all (a goal with
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from typing import Any
 
 from ..store import reports as store
+from ..store.connection import Connection
 from .funnels import Definitions, check_window, money
 from .stats import two_proportion
 
@@ -44,7 +44,7 @@ def _holdout_can_convert(definitions: Definitions, journey: str) -> bool:
     return parsed is None or parsed.goal is None or parsed.goal.get("within_ms") is not None
 
 
-def experiments(conn: sqlite3.Connection, *, journey: str | None = None,
+def experiments(conn: Connection, *, journey: str | None = None,
                 since_ms: int | None = None, until_ms: int | None = None,
                 confidence: float = 0.95) -> list[dict[str, Any]]:
     """Every split step's arms against its control, for runs entered in the window

@@ -27,7 +27,6 @@ runs that reached it.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from ..journeys.definition import Journey, parse_journey
 from ..journeys.errors import JourneyFileError
 from ..store import journeys as journey_store
 from ..store import reports as store
+from ..store.connection import Connection
 from ..store.reports import RunRow, SendRow
 
 log = logging.getLogger("kanal.reports")
@@ -112,7 +112,7 @@ def tree(journey: Journey | None) -> Tree:
 class Definitions:
     """Parsed versions of journeys, read from the database as needed."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._trees: dict[tuple[str, int], Tree] = {}
         self.current = {name: (version, enabled)
@@ -147,7 +147,7 @@ class Definitions:
 
 # -- counting -----------------------------------------------------------------------------
 
-def engagement(conn: sqlite3.Connection, outbox_ids: set[int],
+def engagement(conn: Connection, outbox_ids: set[int],
                runs: Sequence[RunRow]) -> dict[str, set[int]]:
     """{"delivered"|"opened"|"clicked": the outbox ids (of `outbox_ids`) with such an
     event}."""
@@ -184,7 +184,7 @@ def _totals(name: str, enabled: bool, runs: Sequence[RunRow], sends: Sequence[Se
     }
 
 
-def journeys_summary(conn: sqlite3.Connection, *, since_ms: int | None = None,
+def journeys_summary(conn: Connection, *, since_ms: int | None = None,
                      until_ms: int | None = None) -> list[dict[str, Any]]:
     """Every known journey's funnel totals for the runs that entered in the window,
     by journey name."""
@@ -203,7 +203,7 @@ def journeys_summary(conn: sqlite3.Connection, *, since_ms: int | None = None,
             for name, _, enabled in journey_store.current(conn)]
 
 
-def journey_funnel(conn: sqlite3.Connection, journey: str, *, since_ms: int | None = None,
+def journey_funnel(conn: Connection, journey: str, *, since_ms: int | None = None,
                    until_ms: int | None = None) -> dict[str, Any]:
     """One journey's funnel: its totals and every step's numbers, steps in file order
     (the current version's, then steps only older versions have). LookupError for a

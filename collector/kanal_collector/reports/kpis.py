@@ -20,13 +20,13 @@ day of the window, however long the log.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from ..store import reports as store
+from ..store.connection import Connection
 from ..store.profiles import count_profiles
 from .funnels import money
 
@@ -38,7 +38,7 @@ def day_name(day: int) -> str:
     return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
 
 
-def overview(conn: sqlite3.Connection, *, since_ms: int, until_ms: int,
+def overview(conn: Connection, *, since_ms: int, until_ms: int,
              goal_events: Sequence[str] = ("Order Completed",)) -> dict[str, Any]:
     """Events by origin, active profiles, conversions and revenue for each UTC day the
     window [since_ms, until_ms) touches, and their totals.

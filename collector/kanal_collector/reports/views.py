@@ -8,7 +8,6 @@ disagree about a number.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from ..config import Config
 from ..deliverability.report import deliverability_report
 from ..store import journeys as journey_store
+from ..store.connection import Connection
 from .attribution import MODELS, AttributionSettings, attribution_report
 from .costs import costs_for_report, list_costs
 from .experiments import experiments
@@ -57,7 +57,7 @@ def parse_models(text: str | None) -> tuple[str, ...]:
     return chosen
 
 
-def overview_view(conn: sqlite3.Connection, config: Config, *, since_ms: int,
+def overview_view(conn: Connection, config: Config, *, since_ms: int,
                   until_ms: int) -> dict[str, Any]:
     """Events per day by origin, active profiles, conversions and revenue.
 
@@ -71,7 +71,7 @@ def overview_view(conn: sqlite3.Connection, config: Config, *, since_ms: int,
     return overview(conn, since_ms=since_ms, until_ms=until_ms, goal_events=goals)
 
 
-def attribution_view(conn: sqlite3.Connection, config: Config, *, since_ms: int,
+def attribution_view(conn: Connection, config: Config, *, since_ms: int,
                      until_ms: int, models: Sequence[str] = MODELS,
                      settings: AttributionSettings | None = None) -> dict[str, Any]:
     """Conversions and revenue credited by each model, with costs and ROAS."""
@@ -81,20 +81,20 @@ def attribution_view(conn: sqlite3.Connection, config: Config, *, since_ms: int,
         models=tuple(models), costs=costs_for_report(conn, config))
 
 
-def journeys_view(conn: sqlite3.Connection, *, since_ms: int, until_ms: int) -> dict[str, Any]:
+def journeys_view(conn: Connection, *, since_ms: int, until_ms: int) -> dict[str, Any]:
     """Every journey's runs, sends, engagement and conversions in the window."""
     return {"since": since_ms, "until": until_ms,
             "journeys": journeys_summary(conn, since_ms=since_ms, until_ms=until_ms)}
 
 
-def journey_view(conn: sqlite3.Connection, name: str, *, since_ms: int,
+def journey_view(conn: Connection, name: str, *, since_ms: int,
                  until_ms: int) -> dict[str, Any]:
     """One journey's funnel, step by step; LookupError for an unknown journey."""
     funnel = journey_funnel(conn, name, since_ms=since_ms, until_ms=until_ms)
     return {"since": since_ms, "until": until_ms, **funnel}
 
 
-def experiments_view(conn: sqlite3.Connection, *, since_ms: int, until_ms: int,
+def experiments_view(conn: Connection, *, since_ms: int, until_ms: int,
                      journey: str | None = None) -> dict[str, Any]:
     """Every split test's arms against its control (of `journey`, or of all);
     LookupError for a journey Kanal doesn't know."""
@@ -105,12 +105,12 @@ def experiments_view(conn: sqlite3.Connection, *, since_ms: int, until_ms: int,
                                        until_ms=until_ms)}
 
 
-def costs_view(conn: sqlite3.Connection, config: Config) -> dict[str, Any]:
+def costs_view(conn: Connection, config: Config) -> dict[str, Any]:
     """Every cost, from the API and from kanal.toml's [costs] (told apart by `source`)."""
     return {"costs": list_costs(conn, config)}
 
 
-def deliverability_view(conn: sqlite3.Connection, *, since_ms: int,
+def deliverability_view(conn: Connection, *, since_ms: int,
                         until_ms: int) -> dict[str, Any]:
     """Sent email, bounce and complaint rates per day, channel, journey and recipient
     domain, with the published thresholds; WindowError for more than MAX_OVERVIEW_DAYS."""

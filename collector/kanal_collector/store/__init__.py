@@ -1,13 +1,16 @@
 """Storage: every SQL statement of the collector lives in this package.
 
-`db` opens connections and owns the one write-transaction helper (BEGIN IMMEDIATE);
-`schema` holds the versioned migrations; the other modules hold the queries of one
-table family each, so a second backend only has to replace this package.
+The rest of Kanal holds a `Database` and the `Connection`s it hands out
+(`connection`: the interface; SQLite's connection is sqlite3's own, PostgreSQL's is in
+`postgres`), opens write transactions with `transaction`, and calls the functions of
+the modules here, which hold the queries of one table family each. `dialect` names
+what differs between the engines; `schema` holds the versioned migrations of both.
 """
 
 from __future__ import annotations
 
-from .db import Database, connect, transaction
+from .connection import DB_ERRORS, Connection
+from .db import Database, transaction
 from .schema import migrate, schema_version
 
-__all__ = ["Database", "connect", "migrate", "schema_version", "transaction"]
+__all__ = ["DB_ERRORS", "Connection", "Database", "migrate", "schema_version", "transaction"]

@@ -6,8 +6,9 @@ Read-only. The rows come straight off the cursor (never a list of a million rows
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection, Iterator
+
+from .connection import Connection
 
 CandidateRow = tuple[int, int, int, str, str | None, str, str, int]
 """(profile_id, timestamp, event_id, type, event, key_kind, body, is_goal): one event
@@ -16,11 +17,15 @@ a goal event in the report's window (a conversion unless a bot's). A plain tuple
 named one costs a noticeable share of the report at a million rows."""
 
 
+_REFERRER = "'\"referrer\"'"
+_CAMPAIGN = "'\"campaign\"'"
+
+
 def _marks(values: Collection[str]) -> str:
     return ",".join("?" * len(values))
 
 
-def candidate_events(conn: sqlite3.Connection, *, goal_events: Collection[str],
+def candidate_events(conn: Connection, *, goal_events: Collection[str],
                      message_events: Collection[str], kanal_key_kind: str,
                      since_ms: int, until_ms: int, lookback_ms: int,
                      ) -> Iterator[CandidateRow]:
@@ -43,16 +48,17 @@ def candidate_events(conn: sqlite3.Connection, *, goal_events: Collection[str],
         "SELECT pe.profile_id, pe.timestamp, pe.event_id, e.type, e.event, e.key_kind, "
         f"e.body, (e.type = 'track' AND e.event IN ({_marks(goals)}) "
         "AND pe.timestamp >= ?) AS is_goal "
-        "FROM profile_events pe CROSS JOIN events e ON e.id = pe.event_id "
+        f"FROM profile_events pe {conn.dialect.ordered_join} events e ON e.id = pe.event_id "
         "WHERE pe.timestamp >= ? AND pe.timestamp < ? AND ("
         f"(e.type = 'track' AND e.event IN ({_marks(goals)})) "
         f"OR (e.key_kind = ? AND e.event IN ({_marks(messages)})) "
         # Views first: nearly every one mentions a referrer, so the second search
         # through the body is skipped for them (a quarter off the read).
-        "OR (e.type IN ('page', 'screen') AND instr(e.body, '\"referrer\"') > 0) "
-        "OR instr(e.body, '\"campaign\"') > 0) "
+        "OR (e.type IN ('page', 'screen') AND "
+        f"{conn.dialect.contains('e.body', _REFERRER)}) "
+        f"OR {conn.dialect.contains('e.body', _CAMPAIGN)}) "
         "ORDER BY pe.profile_id, pe.timestamp, pe.event_id"
     )
     params = [*goals, since_ms, since_ms - lookback_ms, until_ms, *goals, kanal_key_kind,
               *messages]
-    return conn.execute(sql, params)
+    return conn.stream(sql, params)

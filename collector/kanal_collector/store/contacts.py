@@ -5,14 +5,15 @@ Read by `kanal profiles contact-fixes`; store/schema.py _m013 explains the outco
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
+
+from .connection import Connection
 
 _COLUMNS = ("kind", "value", "profile_id", "outcome", "normalised", "other_profile",
             "detail", "at")
 
 
-def contact_fixes(conn: sqlite3.Connection, outcome: str | None = None
+def contact_fixes(conn: Connection, outcome: str | None = None
                   ) -> list[dict[str, Any]]:
     """The recorded fixes (all, or of one outcome), in the order they were made."""
     where, args = ("WHERE outcome = ?", (outcome,)) if outcome else ("", ())

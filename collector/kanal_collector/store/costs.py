@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
-import sqlite3
+from .connection import Connection
 
 
-def put_cost(conn: sqlite3.Connection, dimension: str, key: str, amount: float,
+def put_cost(conn: Connection, dimension: str, key: str, amount: float,
              currency: str | None, now_ms: int) -> None:
     """Insert or replace the cost of one (dimension, key)."""
     conn.execute(
@@ -20,14 +20,14 @@ def put_cost(conn: sqlite3.Connection, dimension: str, key: str, amount: float,
     )
 
 
-def remove_cost(conn: sqlite3.Connection, dimension: str, key: str) -> bool:
+def remove_cost(conn: Connection, dimension: str, key: str) -> bool:
     """Delete the cost of one (dimension, key); True when there was one."""
     cursor = conn.execute("DELETE FROM costs WHERE dimension = ? AND key = ?",
                           (dimension, key))
     return cursor.rowcount > 0
 
 
-def all_costs(conn: sqlite3.Connection) -> list[tuple[str, str, float, str | None, int]]:
+def all_costs(conn: Connection) -> list[tuple[str, str, float, str | None, int]]:
     """Every stored cost as (dimension, key, amount, currency, updated_at), in key order."""
     return [(r[0], r[1], float(r[2]), r[3], int(r[4])) for r in conn.execute(
         "SELECT dimension, key, amount, currency, updated_at FROM costs "

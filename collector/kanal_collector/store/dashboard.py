@@ -8,9 +8,9 @@ address and tried key prefix (dashboard/auth.py says why).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
+from .connection import Connection
 from .db import transaction
 
 
@@ -25,7 +25,7 @@ class DashboardSession:
     expires_at: int
 
 
-def create_session(conn: sqlite3.Connection, token_hash: str, key_id: int, csrf: str,
+def create_session(conn: Connection, token_hash: str, key_id: int, csrf: str,
                    now_ms: int, expires_at: int) -> None:
     """Store a new session (and drop expired ones while the write lock is held)."""
     with transaction(conn):
@@ -35,7 +35,7 @@ def create_session(conn: sqlite3.Connection, token_hash: str, key_id: int, csrf:
             "VALUES (?, ?, ?, ?, ?)", (token_hash, key_id, csrf, now_ms, expires_at))
 
 
-def live_session(conn: sqlite3.Connection, token_hash: str,
+def live_session(conn: Connection, token_hash: str,
                  now_ms: int) -> DashboardSession | None:
     """The session with this token hash while it is unexpired and its admin key live."""
     row = conn.execute(
@@ -52,14 +52,14 @@ def live_session(conn: sqlite3.Connection, token_hash: str,
     return DashboardSession(str(row[0]), int(row[1]), str(row[2]), int(row[3]), int(row[4]))
 
 
-def delete_session(conn: sqlite3.Connection, token_hash: str) -> bool:
+def delete_session(conn: Connection, token_hash: str) -> bool:
     """End a session; False when there was none."""
     with transaction(conn):
         cur = conn.execute("DELETE FROM dashboard_sessions WHERE token_hash = ?", (token_hash,))
         return cur.rowcount > 0
 
 
-def count_sessions(conn: sqlite3.Connection, key_id: int | None = None) -> int:
+def count_sessions(conn: Connection, key_id: int | None = None) -> int:
     """Stored sessions (of one key, or all)."""
     if key_id is None:
         row = conn.execute("SELECT COUNT(*) FROM dashboard_sessions").fetchone()
@@ -69,13 +69,13 @@ def count_sessions(conn: sqlite3.Connection, key_id: int | None = None) -> int:
     return int(row[0])
 
 
-def admin_prefixes(conn: sqlite3.Connection) -> set[str]:
+def admin_prefixes(conn: Connection) -> set[str]:
     """The display prefixes of the admin keys in force."""
     return {str(r[0]) for r in conn.execute(
         "SELECT prefix FROM keys WHERE kind = 'admin' AND revoked_at IS NULL")}
 
 
-def add_failure(conn: sqlite3.Connection, address: str, prefix: str, now_ms: int,
+def add_failure(conn: Connection, address: str, prefix: str, now_ms: int,
                 window_ms: int) -> None:
     """Count a failed sign-in (and forget failures older than the window)."""
     with transaction(conn):
@@ -84,7 +84,7 @@ def add_failure(conn: sqlite3.Connection, address: str, prefix: str, now_ms: int
                      (address, prefix, now_ms))
 
 
-def recent_failures(conn: sqlite3.Connection, address: str, prefix: str,
+def recent_failures(conn: Connection, address: str, prefix: str,
                     since_ms: int) -> list[int]:
     """When (ms) this address failed with this prefix since `since_ms`, oldest first."""
     return [int(r[0]) for r in conn.execute(
@@ -92,7 +92,7 @@ def recent_failures(conn: sqlite3.Connection, address: str, prefix: str,
         "ORDER BY at", (address, prefix, since_ms))]
 
 
-def clear_failures(conn: sqlite3.Connection, *, address: str | None = None,
+def clear_failures(conn: Connection, *, address: str | None = None,
                    prefix: str | None = None) -> int:
     """Forget failed sign-ins (of one address and/or key prefix, or all); how many."""
     where, args = [], []
@@ -107,7 +107,7 @@ def clear_failures(conn: sqlite3.Connection, *, address: str | None = None,
         return int(conn.execute(sql, args).rowcount)
 
 
-def failure_buckets(conn: sqlite3.Connection, since_ms: int) -> list[tuple[str, str, int, int]]:
+def failure_buckets(conn: Connection, since_ms: int) -> list[tuple[str, str, int, int]]:
     """(address, prefix, failures, latest ms) of the failures since `since_ms`."""
     return [(str(a), str(p), int(n), int(last)) for a, p, n, last in conn.execute(
         "SELECT address, prefix, count(*), max(at) FROM login_failures WHERE at > ? "

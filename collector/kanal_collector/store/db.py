@@ -1,136 +1,213 @@
-"""Connections, pragmas and the write-transaction helper."""
+"""Databases, connections and the one write-transaction helper, for either engine.
+
+`Database(target)` is a SQLite file path, or a `postgresql://` URL (store/postgres.py).
+Everything above the store holds a `Database` and the `Connection`s it hands out
+(store/connection.py) and never learns which engine is underneath.
+"""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import StorageError
+from .connection import DB_ERRORS, Connection, connect_sqlite
+from .dialect import POSTGRESQL, SQLITE
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
+_URL_SCHEMES = ("postgresql://", "postgres://")
 
 
-def connect(
-    path: str | Path,
-    *,
-    synchronous: str = "FULL",
-    busy_timeout: float = 10.0,
-) -> sqlite3.Connection:
-    """Open a connection in autocommit mode with Kanal's pragmas (WAL, foreign keys)."""
-    conn = sqlite3.connect(
-        str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
-    )
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA temp_store=MEMORY")
-    return conn
+def is_url(target: str | Path) -> bool:
+    """True when `target` names a PostgreSQL database rather than a SQLite file."""
+    return isinstance(target, str) and target.startswith(_URL_SCHEMES)
 
 
-# How `transaction(spin=…)` sleeps between tries for the write lock: from 0.1 ms,
-# doubling, at most 2 ms.
-_FIRST_PAUSE = 0.0001
-_MAX_PAUSE = 0.002
+def masked(target: str | Path) -> str:
+    """`target` fit to print: a URL's password replaced by ***."""
+    text = str(target)
+    if not is_url(text):
+        return text
+    parts = urlsplit(text)
+    if parts.password is None:
+        return text
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
-def _begin_spinning(conn: sqlite3.Connection, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    pause = _FIRST_PAUSE
-    while True:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            code = getattr(exc, "sqlite_errorcode", None)
-            if code is None or code & 0xFF != sqlite3.SQLITE_BUSY:
-                raise
-            if time.monotonic() >= deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, _MAX_PAUSE)
+def same_database(a: str | Path, b: str | Path) -> bool:
+    """True when two targets name the same database (as far as their text tells)."""
+    if is_url(a) or is_url(b):
+        return masked(a) == masked(b)
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def missing_file(target: str | Path) -> bool:
+    """True when `target` is a SQLite file that doesn't exist (a URL never is)."""
+    return not is_url(target) and not Path(target).is_file()
+
+
+def engine_of(target: str | Path) -> str:
+    """"sqlite" or "postgresql"."""
+    return POSTGRESQL if is_url(target) else SQLITE
 
 
 @contextmanager
-def transaction(
-    conn: sqlite3.Connection, *, spin: float | None = None
-) -> Iterator[sqlite3.Connection]:
-    """One write transaction: BEGIN IMMEDIATE, then COMMIT, or ROLLBACK on any error.
+def transaction(conn: Connection, *, spin: float | None = None,
+                writer: bool = True) -> Iterator[Connection]:
+    """One write transaction: begin, then COMMIT, or ROLLBACK on any error.
 
-    sqlite-utils' own atomic() and sqlite3's implicit transactions start with a
-    deferred BEGIN, which can fail with SQLITE_BUSY halfway through when a read
-    lock must be upgraded; taking the write lock first makes the busy timeout apply.
-
-    `spin` (seconds) waits for the write lock in short steps instead, for a connection
-    whose busy timeout is 0: SQLite's busy handler sleeps 1, 2, 5, 10, 15 … ms between
-    tries, and while the workers hold the lock for a millisecond or so those long sleeps
-    stalled ingest's group commit several times longer than the lock was held.
+    On SQLite this is BEGIN IMMEDIATE (the one write lock, taken first); on PostgreSQL
+    BEGIN and the writer lock (store/postgres.py). `writer=False` is for a transaction
+    that only appends events (ingest's group commit): on PostgreSQL it takes the append
+    lock instead and runs beside the workers, ordered among appends. `spin` (seconds) is how long
+    a SQLite connection without a busy timeout tries for the lock in short steps.
     """
-    if spin is None:
-        conn.execute("BEGIN IMMEDIATE")
-    else:
-        _begin_spinning(conn, spin)
+    conn.begin(spin=spin, writer=writer)
     try:
         yield conn
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        try:
+            conn.rollback()
+        except DB_ERRORS:
+            pass  # a broken connection: the original error says more
         raise
     else:
-        conn.execute("COMMIT")
+        conn.commit()
 
 
 class Database:
-    """One database file: its settings and one connection per thread."""
+    """One Kanal database: its settings, and connections to it.
+
+    `conn()` is the calling thread's connection (a request thread's, the CLI's);
+    `connect()` opens one of the caller's own (workers, the ingest writer).
+    On PostgreSQL, `conn()` checks a connection out of a pool and `release()` gives it
+    back (at the end of every request); on SQLite a thread keeps its connection.
+    """
 
     def __init__(
-        self, path: str | Path, *, synchronous: str = "FULL", busy_timeout: float = 10.0
+        self, target: str | Path, *, synchronous: str = "FULL", busy_timeout: float = 10.0,
+        pool_size: int = 10,
     ) -> None:
-        self.path = Path(path)
+        self.engine = engine_of(target)
+        self.target = str(target)
         self.synchronous = synchronous
         self.busy_timeout = busy_timeout
+        self.pool_size = pool_size
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[Connection] = []
         self._lock = threading.Lock()
+        self._pool: ConnectionPool[Any] | None = None
+        self._own: weakref.WeakSet[Connection] = weakref.WeakSet()
 
-    def connect(self) -> sqlite3.Connection:
-        """A new connection of this database (the caller closes it)."""
+    @property
+    def path(self) -> Path:
+        """The SQLite file (ValueError on PostgreSQL)."""
+        if self.engine != SQLITE:
+            raise ValueError(f"{self.display} is not a SQLite file")
+        return Path(self.target)
+
+    @property
+    def display(self) -> str:
+        """The path or URL, its password masked."""
+        return masked(self.target)
+
+    def connect(self) -> Connection:
+        """A new connection of this database (the caller closes it; `close` closes what
+        a caller left open)."""
+        conn: Connection
         try:
-            return connect(self.path, synchronous=self.synchronous,
-                           busy_timeout=self.busy_timeout)
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open {self.path}: {exc}") from exc
+            if self.engine == SQLITE:
+                conn = connect_sqlite(self.target, synchronous=self.synchronous,
+                                      busy_timeout=self.busy_timeout)
+            else:
+                from . import postgres
 
-    def connect_spinning(self) -> sqlite3.Connection:
-        """A new connection for `transaction(conn, spin=…)`: no busy handler of its own."""
-        conn = self.connect()
-        conn.execute("PRAGMA busy_timeout=0")
+                conn = postgres.connect(self.target, lock_timeout=self.busy_timeout)
+        except DB_ERRORS as exc:
+            raise StorageError(f"cannot open {self.display}: {exc}") from exc
+        self._own.add(conn)
         return conn
 
-    def conn(self) -> sqlite3.Connection:
-        """This thread's connection, opened on first use."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    def connect_spinning(self) -> Connection:
+        """A new connection for `transaction(conn, spin=…)`: no busy handler of its own."""
+        conn = self.connect()
+        if self.engine == SQLITE:
+            conn.execute("PRAGMA busy_timeout=0")
+        return conn
+
+    def conn(self) -> Connection:
+        """This thread's connection, opened (or checked out of the pool) on first use."""
+        conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self.connect()
+            conn = self._checkout() if self.engine == POSTGRESQL else self.connect()
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
         return conn
 
+    def _checkout(self) -> Connection:
+        from . import postgres
+
+        with self._lock:
+            if self._pool is None:
+                try:
+                    self._pool = postgres.make_pool(self.target, max_size=self.pool_size,
+                                                    lock_timeout=self.busy_timeout)
+                except DB_ERRORS as exc:
+                    raise StorageError(f"cannot open {self.display}: {exc}") from exc
+            pool = self._pool
+        try:
+            raw = pool.getconn()
+        except Exception as exc:  # the pool's timeout: the server is down or full
+            raise StorageError(f"cannot open {self.display}: {exc}") from exc
+        return postgres.pool_connection(raw)
+
+    def release(self) -> None:
+        """Give this thread's pooled connection back (PostgreSQL; nothing on SQLite)."""
+        if self.engine == SQLITE or self._pool is None:
+            return
+        conn: Any = getattr(self._local, "conn", None)
+        if conn is None or not getattr(conn, "pooled", False):
+            return
+        self._local.conn = None
+        with self._lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        self._pool.putconn(conn.raw)  # rolls back what a failed request left open
+
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """A write transaction on this thread's connection."""
         with transaction(self.conn()) as conn:
             yield conn
 
     def close(self) -> None:
-        """Close every connection this object opened."""
+        """Close every connection this object opened (and its pool)."""
         with self._lock:
             conns, self._all = self._all, []
+            pool, self._pool = self._pool, None
         for conn in conns:
             try:
-                conn.close()
-            except sqlite3.Error:
+                if pool is not None:
+                    pool.putconn(conn.raw)  # type: ignore[attr-defined]
+                else:
+                    conn.close()
+            except Exception:  # noqa: BLE001 - closing what may already be broken
+                pass
+        if pool is not None:
+            pool.close()
+        for own in list(self._own):
+            try:
+                own.close()
+            except Exception:  # noqa: BLE001 - closing what may already be broken
                 pass
         self._local = threading.local()

@@ -7,11 +7,12 @@ day numbers (ms // 86 400 000).
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from .connection import Connection
 
 DAY_MS = 86_400_000
 
@@ -58,7 +59,7 @@ def _suppression(r: Sequence[Any]) -> Suppression:
                        None if r[4] is None else int(r[4]), int(r[5]), int(r[6]))
 
 
-def suppress(conn: sqlite3.Connection, address: str, *, reason: str, detail: str | None,
+def suppress(conn: Connection, address: str, *, reason: str, detail: str | None,
              source: str, outbox_id: int | None, now: int, replace: bool = False) -> bool:
     """Put an address on the list; True when it was not on it. An entry already there
     keeps its reason unless `replace` (a person's own edit, not an automatic report)."""
@@ -74,25 +75,25 @@ def suppress(conn: sqlite3.Connection, address: str, *, reason: str, detail: str
     return existing is None
 
 
-def unsuppress(conn: sqlite3.Connection, address: str) -> bool:
+def unsuppress(conn: Connection, address: str) -> bool:
     """Take an address off the list; True when it was on it."""
     return bool(conn.execute("DELETE FROM email_suppressions WHERE address = ?",
                              (address,)).rowcount)
 
 
-def suppression(conn: sqlite3.Connection, address: str) -> Suppression | None:
+def suppression(conn: Connection, address: str) -> Suppression | None:
     """The entry of one address, or None."""
     r = conn.execute(f"SELECT {_SUPPRESSION} FROM email_suppressions WHERE address = ?",
                      (address,)).fetchone()
     return None if r is None else _suppression(r)
 
 
-def any_suppressed(conn: sqlite3.Connection) -> bool:
+def any_suppressed(conn: Connection) -> bool:
     """Whether the list has any entry (the send path skips the lookup when empty)."""
     return conn.execute("SELECT 1 FROM email_suppressions LIMIT 1").fetchone() is not None
 
 
-def suppressions(conn: sqlite3.Connection, *, after: str = "", limit: int = 1000,
+def suppressions(conn: Connection, *, after: str = "", limit: int = 1000,
                  reason: str | None = None) -> list[Suppression]:
     """Entries in address order after `after` (a page), optionally of one reason."""
     where, args = "address > ?", [after]
@@ -104,7 +105,7 @@ def suppressions(conn: sqlite3.Connection, *, after: str = "", limit: int = 1000
     return [_suppression(r) for r in rows]
 
 
-def all_suppressions(conn: sqlite3.Connection, *, reason: str | None = None,
+def all_suppressions(conn: Connection, *, reason: str | None = None,
                      page: int = 1000) -> Iterator[Suppression]:
     """Every entry in address order, read a page at a time (exports)."""
     after = ""
@@ -116,7 +117,7 @@ def all_suppressions(conn: sqlite3.Connection, *, reason: str | None = None,
         after = rows[-1].address
 
 
-def count_suppressions(conn: sqlite3.Connection) -> dict[str, int]:
+def count_suppressions(conn: Connection) -> dict[str, int]:
     """How many entries per reason."""
     return {str(r): int(n) for r, n in conn.execute(
         "SELECT reason, count(*) FROM email_suppressions GROUP BY reason ORDER BY reason")}
@@ -147,7 +148,7 @@ class Feedback:
 _FEEDBACK = "key, kind, address, outbox_id, channel, journey, domain, provider, detail, day, at"
 
 
-def add_feedback(conn: sqlite3.Connection, f: Feedback) -> bool:
+def add_feedback(conn: Connection, f: Feedback) -> bool:
     """Record a report unless its key was recorded before; True when it is new."""
     row = conn.execute(
         f"INSERT INTO email_feedback ({_FEEDBACK}) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
@@ -157,14 +158,14 @@ def add_feedback(conn: sqlite3.Connection, f: Feedback) -> bool:
     return row is not None
 
 
-def count_feedback(conn: sqlite3.Connection, address: str, kind: str, since: int) -> int:
+def count_feedback(conn: Connection, address: str, kind: str, since: int) -> int:
     """Reports of `kind` about an address at or after `since` (ms)."""
     return int(conn.execute(
         "SELECT count(*) FROM email_feedback WHERE address = ? AND kind = ? AND at >= ?",
         (address, kind, since)).fetchone()[0])
 
 
-def feedback_of_outbox(conn: sqlite3.Connection, outbox_id: int) -> list[dict[str, Any]]:
+def feedback_of_outbox(conn: Connection, outbox_id: int) -> list[dict[str, Any]]:
     """The reports about one outbox row, oldest first."""
     return [{"kind": str(r[0]), "address": str(r[1]), "provider": str(r[2]),
              "detail": r[3], "at": int(r[4])}
@@ -173,7 +174,7 @@ def feedback_of_outbox(conn: sqlite3.Connection, outbox_id: int) -> list[dict[st
                 "WHERE outbox_id = ? ORDER BY at, id", (outbox_id,))]
 
 
-def delete_feedback_of(conn: sqlite3.Connection, addresses: Iterable[str]) -> int:
+def delete_feedback_of(conn: Connection, addresses: Iterable[str]) -> int:
     """Forget the reports about these addresses (`kanal forget`); returns how many."""
     return sum(int(conn.execute("DELETE FROM email_feedback WHERE address = ?",
                                 (a,)).rowcount) for a in set(addresses))
@@ -184,7 +185,7 @@ def delete_feedback_of(conn: sqlite3.Connection, addresses: Iterable[str]) -> in
 COUNTS = ("sent", "hard", "soft", "complaints")
 
 
-def add_daily(conn: sqlite3.Connection, day: int, channel: str, journey: str | None,
+def add_daily(conn: Connection, day: int, channel: str, journey: str | None,
               domain: str, **counts: int) -> None:
     """Add to one day's counts of a channel, journey and recipient domain."""
     unknown = set(counts) - set(COUNTS)
@@ -200,7 +201,7 @@ def add_daily(conn: sqlite3.Connection, day: int, channel: str, journey: str | N
         (day, channel, journey or "", domain, *values))
 
 
-def daily_rows(conn: sqlite3.Connection, since_day: int, until_day: int
+def daily_rows(conn: Connection, since_day: int, until_day: int
                ) -> list[tuple[int, str, str, str, int, int, int, int]]:
     """(day, channel, journey, domain, sent, hard, soft, complaints) for days in
     [since_day, until_day)."""
@@ -211,7 +212,7 @@ def daily_rows(conn: sqlite3.Connection, since_day: int, until_day: int
         (since_day, until_day))]
 
 
-def backfill_daily(conn: sqlite3.Connection) -> None:
+def backfill_daily(conn: Connection) -> None:
     """Count email already sent (rows with an address for a recipient) by day, channel,
     journey and domain; run once by the migration that adds the table."""
     sent: Counter[tuple[int, str, str, str]] = Counter()
@@ -227,7 +228,7 @@ def backfill_daily(conn: sqlite3.Connection) -> None:
 # -- send counters (warm-up, throttles) ---------------------------------------------------
 
 
-def add_count(conn: sqlite3.Connection, scope: str, period: int, n: int = 1) -> None:
+def add_count(conn: Connection, scope: str, period: int, n: int = 1) -> None:
     """Count `n` more messages in a scope's period (its start, ms)."""
     conn.execute(
         "INSERT INTO send_counts (scope, period, count) VALUES (?,?,?) "
@@ -235,14 +236,14 @@ def add_count(conn: sqlite3.Connection, scope: str, period: int, n: int = 1) -> 
         (scope, period, n))
 
 
-def get_count(conn: sqlite3.Connection, scope: str, period: int) -> int:
+def get_count(conn: Connection, scope: str, period: int) -> int:
     """Messages counted in a scope's period."""
     row = conn.execute("SELECT count FROM send_counts WHERE scope = ? AND period = ?",
                        (scope, period)).fetchone()
     return 0 if row is None else int(row[0])
 
 
-def set_fact(conn: sqlite3.Connection, key: str, value: str, *, replace: bool = True) -> None:
+def set_fact(conn: Connection, key: str, value: str, *, replace: bool = True) -> None:
     """Set a `meta` value in the caller's transaction (keep an existing one unless
     `replace`)."""
     action = "DO UPDATE SET value = excluded.value" if replace else "DO NOTHING"
@@ -250,7 +251,7 @@ def set_fact(conn: sqlite3.Connection, key: str, value: str, *, replace: bool = 
                  (key, value))
 
 
-def prune_counts(conn: sqlite3.Connection, before: int) -> int:
+def prune_counts(conn: Connection, before: int) -> int:
     """Drop the counters of periods that started before `before` (ms)."""
     return int(conn.execute("DELETE FROM send_counts WHERE period < ?", (before,)).rowcount)
 
@@ -258,7 +259,7 @@ def prune_counts(conn: sqlite3.Connection, before: int) -> int:
 # -- finding the outbox row of a report ---------------------------------------------------
 
 
-def outbox_by_provider_ids(conn: sqlite3.Connection, ids: Iterable[str]) -> int | None:
+def outbox_by_provider_ids(conn: Connection, ids: Iterable[str]) -> int | None:
     """The newest outbox row sent under any of these ids (a Message-ID with or without
     its angle brackets, or a provider's own id), or None."""
     wanted: list[str] = []
@@ -274,7 +275,7 @@ def outbox_by_provider_ids(conn: sqlite3.Connection, ids: Iterable[str]) -> int 
     return None if row is None else int(row[0])
 
 
-def latest_sent_to(conn: sqlite3.Connection, profile_ids: Iterable[int], address: str,
+def latest_sent_to(conn: Connection, profile_ids: Iterable[int], address: str,
                    since: int) -> int | None:
     """The newest row sent to `address` for these profiles since `since`, or None."""
     ids = sorted(set(profile_ids))
@@ -288,7 +289,7 @@ def latest_sent_to(conn: sqlite3.Connection, profile_ids: Iterable[int], address
     return None if row is None else int(row[0])
 
 
-def recent_named_events(conn: sqlite3.Connection, profile_id: int, names: Sequence[str],
+def recent_named_events(conn: Connection, profile_id: int, names: Sequence[str],
                         limit: int = 200) -> list[tuple[int, str]]:
     """(timestamp, body) of a profile's newest events with one of these names."""
     marks = ",".join("?" * len(names))

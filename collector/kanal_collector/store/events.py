@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 import orjson
+
+from .connection import Connection
 
 
 class EventRow(NamedTuple):
@@ -58,10 +59,11 @@ class StoredEvent:
 
 
 _INSERT = (
-    "INSERT OR IGNORE INTO events (source_id, message_id, type, event, user_id, "
+    "INSERT INTO events (source_id, message_id, type, event, user_id, "
     "anonymous_id, origin, key_kind, verified, timestamp, received_at, body) "
     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+_SKIP_STORED = " ON CONFLICT (source_id, message_id) DO NOTHING"
 _COLUMNS = (
     "id, source_id, message_id, type, event, user_id, anonymous_id, origin, key_kind, "
     "verified, timestamp, received_at, body"
@@ -75,35 +77,45 @@ _CHUNK = 100
 @lru_cache(maxsize=_CHUNK)
 def _insert_rows(n: int) -> str:
     """The INSERT of `n` rows in one statement, in the same order as `n` single ones."""
-    return _INSERT + ",(?,?,?,?,?,?,?,?,?,?,?,?)" * (n - 1)
+    return _INSERT + ",(?,?,?,?,?,?,?,?,?,?,?,?)" * (n - 1) + _SKIP_STORED
 
 
-def append_events(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> int:
+def append_events(conn: Connection, rows: Sequence[EventRow]) -> int:
     """Append rows; a (source, messageId) already stored is skipped. Returns rows added.
 
     Up to a hundred rows go in one statement rather than one `executemany` step each:
     less work for SQLite, and one hand-off of the interpreter lock (which other threads
     parsing requests want) instead of one per row. Rows are inserted in order, so of
     two rows with one messageId the first is kept, as with single inserts.
+
+    Call inside a write transaction: `before_append` lets PostgreSQL order the ids of
+    concurrent appends (store/postgres.py).
     """
     if not rows:
         return 0
-    before = conn.total_changes
+    conn.before_append()
     if len(rows) == 1:
-        conn.execute(_INSERT, rows[0])
-    else:
-        for start in range(0, len(rows), _CHUNK):
-            chunk = rows[start:start + _CHUNK]
-            conn.execute(_insert_rows(len(chunk)), [value for row in chunk for value in row])
-    return conn.total_changes - before
+        return int(conn.execute(_insert_rows(1), rows[0]).rowcount)
+    added = 0
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start:start + _CHUNK]
+        added += conn.execute(_insert_rows(len(chunk)),
+                              [value for row in chunk for value in row]).rowcount
+    return added
 
 
-def append_failed(conn: sqlite3.Connection, rows: Iterable[FailedRow]) -> None:
-    """Keep events that failed validation, with the reason."""
+def _no_nul(text: str) -> str:
+    # A refused body may be anything, U+0000 included, which PostgreSQL's text can't
+    # hold: it is kept escaped as JSON writes it, on both engines.
+    return text.replace("\x00", "\\u0000") if "\x00" in text else text
+
+
+def append_failed(conn: Connection, rows: Iterable[FailedRow]) -> None:
+    """Keep events that failed validation, with the reason (a NUL kept as \\u0000)."""
     conn.executemany(
         "INSERT INTO failed_events (source_id, key_kind, received_at, reason, body) "
         "VALUES (?,?,?,?,?)",
-        rows,
+        [r._replace(reason=_no_nul(r.reason), body=_no_nul(r.body)) for r in rows],
     )
 
 
@@ -113,7 +125,7 @@ def _stored(row: tuple[Any, ...]) -> StoredEvent:
                        row[8], bool(row[9]), row[10], row[11], orjson.loads(row[12]))
 
 
-def events_after(conn: sqlite3.Connection, position: int, limit: int) -> list[StoredEvent]:
+def events_after(conn: Connection, position: int, limit: int) -> list[StoredEvent]:
     """Up to `limit` events with an id above `position`, in log order."""
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?", (position, limit)
@@ -121,14 +133,14 @@ def events_after(conn: sqlite3.Connection, position: int, limit: int) -> list[St
     return [_stored(r) for r in rows]
 
 
-def last_event_id(conn: sqlite3.Connection) -> int:
+def last_event_id(conn: Connection) -> int:
     """The id of the newest event, or 0 for an empty log."""
     row = conn.execute("SELECT max(id) FROM events").fetchone()
     return int(row[0] or 0)
 
 
 def recent_events(
-    conn: sqlite3.Connection, *, limit: int = 50, before: int | None = None,
+    conn: Connection, *, limit: int = 50, before: int | None = None,
     source_id: int | None = None,
 ) -> list[StoredEvent]:
     """The newest events first, optionally older than id `before` and from one source."""
@@ -146,7 +158,7 @@ def recent_events(
     return [_stored(r) for r in rows]
 
 
-def recent_failed(conn: sqlite3.Connection, *, limit: int = 50) -> list[dict[str, Any]]:
+def recent_failed(conn: Connection, *, limit: int = 50) -> list[dict[str, Any]]:
     """The newest failed events first."""
     rows = conn.execute(
         "SELECT id, source_id, key_kind, received_at, reason, body FROM failed_events "
@@ -156,6 +168,6 @@ def recent_failed(conn: sqlite3.Connection, *, limit: int = 50) -> list[dict[str
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
-def count_events(conn: sqlite3.Connection) -> int:
+def count_events(conn: Connection) -> int:
     """How many events the log holds."""
     return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])

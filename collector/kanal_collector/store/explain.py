@@ -6,29 +6,29 @@ the outbox.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import orjson
 
+from .connection import Connection
 from .events import _COLUMNS, StoredEvent, _stored
 
 
-def journey_loaded_at(conn: sqlite3.Connection, journey: str) -> list[tuple[int, int]]:
+def journey_loaded_at(conn: Connection, journey: str) -> list[tuple[int, int]]:
     """(version, created_at) of every stored version of a journey, oldest first."""
     return [(int(v), int(c)) for v, c in conn.execute(
         "SELECT version, created_at FROM journey_versions WHERE journey = ? ORDER BY version",
         (journey,))]
 
 
-def journey_state(conn: sqlite3.Connection, journey: str) -> tuple[int, bool, int] | None:
+def journey_state(conn: Connection, journey: str) -> tuple[int, bool, int] | None:
     """(current version, enabled, updated_at) of a journey, or None when unknown."""
     row = conn.execute("SELECT version, enabled, updated_at FROM journeys WHERE name = ?",
                        (journey,)).fetchone()
     return None if row is None else (int(row[0]), bool(row[1]), int(row[2]))
 
 
-def person_events(conn: sqlite3.Connection, profile_id: int, names: list[str],
+def person_events(conn: Connection, profile_id: int, names: list[str],
                   limit: int = 200) -> list[StoredEvent]:
     """A person's track events with one of these names, oldest first (the newest `limit`)."""
     if not names:
@@ -42,13 +42,13 @@ def person_events(conn: sqlite3.Connection, profile_id: int, names: list[str],
     return [_stored(r) for r in reversed(rows)]
 
 
-def event(conn: sqlite3.Connection, event_id: int) -> StoredEvent | None:
+def event(conn: Connection, event_id: int) -> StoredEvent | None:
     """One event of the log by id, or None (deleted by `kanal forget`)."""
     row = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE id = ?", (event_id,)).fetchone()
     return None if row is None else _stored(row)
 
 
-def run_conversion(conn: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:
+def run_conversion(conn: Connection, run_id: int) -> dict[str, Any] | None:
     """A run's conversion (event, revenue, time), or None."""
     row = conn.execute("SELECT event_id, event, revenue, at FROM journey_conversions "
                        "WHERE run_id = ?", (run_id,)).fetchone()
@@ -57,7 +57,7 @@ def run_conversion(conn: sqlite3.Connection, run_id: int) -> dict[str, Any] | No
     return {"eventId": row[0], "event": row[1], "revenue": row[2], "at": int(row[3])}
 
 
-def person_runs(conn: sqlite3.Connection, journey: str, profile_id: int) -> list[dict[str, Any]]:
+def person_runs(conn: Connection, journey: str, profile_id: int) -> list[dict[str, Any]]:
     """Every run of a person in a journey, oldest first, with trigger event and context."""
     keys = ("id", "version", "state", "step", "wait_event", "dedupe", "trigger_event",
             "context", "entered_at", "ended_at", "end_reason")
@@ -71,7 +71,7 @@ def person_runs(conn: sqlite3.Connection, journey: str, profile_id: int) -> list
     return out
 
 
-def run_timer(conn: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:
+def run_timer(conn: Connection, run_id: int) -> dict[str, Any] | None:
     """A run's pending timer (due_at, step, kind), or None."""
     row = conn.execute("SELECT due_at, step, kind FROM journey_timers WHERE run_id = ?",
                        (run_id,)).fetchone()

@@ -6,13 +6,14 @@ worker's) and never commits. Times are epoch ms.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from .chunks import chunks
+from .connection import Connection
 from .events import _COLUMNS, StoredEvent, _stored
 
 ACTIVE = "active"
@@ -27,21 +28,16 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterable[list[Any]]:
-    for i in range(0, len(items), size):
-        yield list(items[i:i + size])
-
-
 # -- versions ---------------------------------------------------------------------------
 
-def version_of_hash(conn: sqlite3.Connection, journey: str, hash_: str) -> int | None:
+def version_of_hash(conn: Connection, journey: str, hash_: str) -> int | None:
     """The version number stored for this text hash of a journey, if any."""
     row = conn.execute("SELECT version FROM journey_versions WHERE journey = ? AND hash = ?",
                        (journey, hash_)).fetchone()
     return None if row is None else int(row[0])
 
 
-def add_version(conn: sqlite3.Connection, journey: str, hash_: str, text: str,
+def add_version(conn: Connection, journey: str, hash_: str, text: str,
                 path: str | None, now: int) -> int:
     """Store a new version of a journey's file; returns its number (1, 2, …)."""
     row = conn.execute("SELECT max(version) FROM journey_versions WHERE journey = ?",
@@ -53,14 +49,14 @@ def add_version(conn: sqlite3.Connection, journey: str, hash_: str, text: str,
     return version
 
 
-def version_text(conn: sqlite3.Connection, journey: str, version: int) -> str | None:
+def version_text(conn: Connection, journey: str, version: int) -> str | None:
     """The file text of one stored version."""
     row = conn.execute("SELECT text FROM journey_versions WHERE journey = ? AND version = ?",
                        (journey, version)).fetchone()
     return None if row is None else str(row[0])
 
 
-def versions(conn: sqlite3.Connection, journey: str) -> list[dict[str, Any]]:
+def versions(conn: Connection, journey: str) -> list[dict[str, Any]]:
     """Every stored version of a journey, oldest first."""
     keys = ("version", "hash", "path", "created_at")
     return [dict(zip(keys, r, strict=True)) for r in conn.execute(
@@ -68,13 +64,13 @@ def versions(conn: sqlite3.Connection, journey: str) -> list[dict[str, Any]]:
         "ORDER BY version", (journey,))]
 
 
-def all_versions(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+def all_versions(conn: Connection) -> list[tuple[str, int]]:
     """(journey, version) of every stored version."""
     return [(str(j), int(v)) for j, v in conn.execute(
         "SELECT journey, version FROM journey_versions ORDER BY journey, version")]
 
 
-def set_current(conn: sqlite3.Connection, journey: str, version: int, enabled: bool,
+def set_current(conn: Connection, journey: str, version: int, enabled: bool,
                 now: int) -> bool:
     """Point a journey at a version; True when that changed anything."""
     row = conn.execute("SELECT version, enabled FROM journeys WHERE name = ?",
@@ -88,25 +84,23 @@ def set_current(conn: sqlite3.Connection, journey: str, version: int, enabled: b
     return True
 
 
-def disable(conn: sqlite3.Connection, journey: str, now: int) -> bool:
+def disable(conn: Connection, journey: str, now: int) -> bool:
     """Stop new runs of a journey (its file is gone); True when it was enabled."""
     cur = conn.execute("UPDATE journeys SET enabled = 0, updated_at = ? "
                        "WHERE name = ? AND enabled = 1", (now, journey))
     return cur.rowcount > 0
 
 
-def current(conn: sqlite3.Connection) -> list[tuple[str, int, bool]]:
+def current(conn: Connection) -> list[tuple[str, int, bool]]:
     """(journey, current version, enabled) of every known journey."""
     return [(str(n), int(v), bool(e)) for n, v, e in conn.execute(
         "SELECT name, version, enabled FROM journeys ORDER BY name")]
 
 
-def stamp(conn: sqlite3.Connection) -> tuple[int, str]:
+def stamp(conn: Connection) -> tuple[int, str]:
     """(how many journeys, their versions and flags): changes whenever any of them does."""
-    row = conn.execute("SELECT count(*), coalesce(group_concat(name || ':' || version || ':' "
-                       "|| enabled, ','), '') FROM (SELECT * FROM journeys ORDER BY name)"
-                       ).fetchone()
-    return int(row[0]), str(row[1])
+    rows = current(conn)
+    return len(rows), ",".join(f"{n}:{v}:{int(e)}" for n, v, e in rows)
 
 
 # -- runs -------------------------------------------------------------------------------
@@ -167,26 +161,27 @@ def _run(row: Sequence[Any]) -> Run:
                None if row[9] is None else int(row[9]), bool(row[10]), timer)
 
 
-def create_run(conn: sqlite3.Connection, new: NewRun, now: int) -> Run | None:
+def create_run(conn: Connection, new: NewRun, now: int) -> Run | None:
     """Start a run; None when its dedupe key was already used by this person."""
-    cur = conn.execute(
-        "INSERT OR IGNORE INTO journey_runs (journey, version, profile_id, state, dedupe, "
-        "trigger_event, context, entered_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+    row = conn.execute(
+        "INSERT INTO journey_runs (journey, version, profile_id, state, dedupe, "
+        "trigger_event, context, entered_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT DO NOTHING RETURNING id",
         (new.journey, new.version, new.profile_id, ACTIVE, new.dedupe, new.trigger_event,
-         _dumps(new.context), now, now))
-    if cur.rowcount == 0:
+         _dumps(new.context), now, now)).fetchone()
+    if row is None:
         return None
-    return Run(int(cur.lastrowid or 0), new.journey, new.version, new.profile_id, ACTIVE,
+    return Run(int(row[0]), new.journey, new.version, new.profile_id, ACTIVE,
                None, None, new.context, now)
 
 
-def get_run(conn: sqlite3.Connection, run_id: int) -> Run | None:
+def get_run(conn: Connection, run_id: int) -> Run | None:
     """One run with its timer."""
     row = conn.execute(f"SELECT {_RUN_COLS} {_RUN_FROM} WHERE r.id = ?", (run_id,)).fetchone()
     return None if row is None else _run(row)
 
 
-def runs_of_profiles(conn: sqlite3.Connection, profile_ids: Iterable[int],
+def runs_of_profiles(conn: Connection, profile_ids: Iterable[int],
                      ended_since: int) -> dict[int, list[Run]]:
     """Active runs of these people, and runs that ended after `ended_since` (ms).
 
@@ -194,7 +189,7 @@ def runs_of_profiles(conn: sqlite3.Connection, profile_ids: Iterable[int],
     the conversion window, is still a conversion.
     """
     out: dict[int, list[Run]] = {}
-    for chunk in _chunks(sorted(set(profile_ids)), 500):
+    for chunk in chunks(sorted(set(profile_ids)), 500):
         marks = ",".join("?" * len(chunk))
         for row in conn.execute(
                 f"SELECT {_RUN_COLS} {_RUN_FROM} WHERE r.profile_id IN ({marks}) "
@@ -205,31 +200,32 @@ def runs_of_profiles(conn: sqlite3.Connection, profile_ids: Iterable[int],
     return out
 
 
-def entry_history(conn: sqlite3.Connection, journey: str,
+def entry_history(conn: Connection, journey: str,
                   profile_id: int) -> tuple[int, int | None, bool]:
     """(runs so far, when the last one started, whether one is active) for a person."""
     row = conn.execute(
-        "SELECT count(*), max(entered_at), coalesce(max(state = 'active'), 0) "
+        "SELECT count(*), max(entered_at), "
+        "coalesce(max(CASE WHEN state = 'active' THEN 1 ELSE 0 END), 0) "
         "FROM journey_runs WHERE journey = ? AND profile_id = ?",
         (journey, profile_id)).fetchone()
     return int(row[0]), None if row[1] is None else int(row[1]), bool(row[2])
 
 
-def dedupe_used(conn: sqlite3.Connection, journey: str, profile_id: int, dedupe: str) -> bool:
+def dedupe_used(conn: Connection, journey: str, profile_id: int, dedupe: str) -> bool:
     """True when this person already had a run of the journey with this dedupe key."""
     return conn.execute(
         "SELECT 1 FROM journey_runs WHERE journey = ? AND profile_id = ? AND dedupe = ?",
         (journey, profile_id, dedupe)).fetchone() is not None
 
 
-def update_run(conn: sqlite3.Connection, run: Run, now: int) -> None:
+def update_run(conn: Connection, run: Run, now: int) -> None:
     """Write a run's step, wait and state back."""
     conn.execute("UPDATE journey_runs SET state = ?, step = ?, wait_event = ?, "
                  "updated_at = ? WHERE id = ?",
                  (run.state, run.step, run.wait_event, now, run.id))
 
 
-def end_run(conn: sqlite3.Connection, run: Run, state: str, reason: str, now: int) -> None:
+def end_run(conn: Connection, run: Run, state: str, reason: str, now: int) -> None:
     """End a run (and drop its timer)."""
     conn.execute("UPDATE journey_runs SET state = ?, step = ?, wait_event = NULL, "
                  "updated_at = ?, ended_at = ?, end_reason = ? WHERE id = ?",
@@ -237,7 +233,7 @@ def end_run(conn: sqlite3.Connection, run: Run, state: str, reason: str, now: in
     conn.execute("DELETE FROM journey_timers WHERE run_id = ?", (run.id,))
 
 
-def move_runs(conn: sqlite3.Connection, into: int, other: int, at: int) -> list[int]:
+def move_runs(conn: Connection, into: int, other: int, at: int) -> list[int]:
     """Give `into` every run of `other` (a merge); returns the runs ended on the way.
 
     Timers, assignments and the log hang off the run id and move with it. Where both
@@ -276,7 +272,7 @@ def move_runs(conn: sqlite3.Connection, into: int, other: int, at: int) -> list[
     return ended
 
 
-def runs(conn: sqlite3.Connection, *, journey: str | None = None,
+def runs(conn: Connection, *, journey: str | None = None,
          profile_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """Runs, newest first, as plain rows (CLI and reports)."""
     where: list[str] = []
@@ -295,7 +291,7 @@ def runs(conn: sqlite3.Connection, *, journey: str | None = None,
         (*args, limit))]
 
 
-def run_counts(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+def run_counts(conn: Connection) -> dict[tuple[str, str], int]:
     """{(journey, state): runs}."""
     return {(str(j), str(s)): int(n) for j, s, n in conn.execute(
         "SELECT journey, state, count(*) FROM journey_runs GROUP BY journey, state")}
@@ -303,7 +299,7 @@ def run_counts(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
 
 # -- timers -----------------------------------------------------------------------------
 
-def set_timer(conn: sqlite3.Connection, run_id: int, due_at: int, step: str, kind: str,
+def set_timer(conn: Connection, run_id: int, due_at: int, step: str, kind: str,
               attempts: int = 0) -> None:
     """Give a run its (only) timer, replacing any earlier one."""
     conn.execute("INSERT INTO journey_timers (run_id, due_at, step, kind, attempts) "
@@ -312,19 +308,19 @@ def set_timer(conn: sqlite3.Connection, run_id: int, due_at: int, step: str, kin
                  (run_id, due_at, step, kind, attempts))
 
 
-def delete_timer(conn: sqlite3.Connection, run_id: int) -> None:
+def delete_timer(conn: Connection, run_id: int) -> None:
     """Drop a run's timer."""
     conn.execute("DELETE FROM journey_timers WHERE run_id = ?", (run_id,))
 
 
-def take_timer(conn: sqlite3.Connection, timer: Timer) -> bool:
+def take_timer(conn: Connection, timer: Timer) -> bool:
     """Delete exactly this timer; False when it was already fired or replaced."""
     cur = conn.execute("DELETE FROM journey_timers WHERE run_id = ? AND step = ? AND kind = ? "
                        "AND due_at = ?", (timer.run_id, timer.step, timer.kind, timer.due_at))
     return cur.rowcount > 0
 
 
-def due_timers(conn: sqlite3.Connection, until: int, limit: int, *,
+def due_timers(conn: Connection, until: int, limit: int, *,
                kinds: Sequence[str] | None = None) -> list[Timer]:
     """Timers due at or before `until`, oldest first."""
     sql = "SELECT run_id, due_at, step, kind, attempts FROM journey_timers WHERE due_at <= ?"
@@ -337,12 +333,12 @@ def due_timers(conn: sqlite3.Connection, until: int, limit: int, *,
             for r in conn.execute(sql, (*args, limit))]
 
 
-def count_timers(conn: sqlite3.Connection) -> int:
+def count_timers(conn: Connection) -> int:
     """How many timers are waiting."""
     return int(conn.execute("SELECT count(*) FROM journey_timers").fetchone()[0])
 
 
-def first_unprocessed_at(conn: sqlite3.Connection, cursor: str) -> int | None:
+def first_unprocessed_at(conn: Connection, cursor: str) -> int | None:
     """received_at of the oldest event the processor (`cursor`) has not applied yet."""
     row = conn.execute(
         "SELECT received_at FROM events WHERE id > coalesce("
@@ -353,17 +349,17 @@ def first_unprocessed_at(conn: sqlite3.Connection, cursor: str) -> int | None:
 
 # -- conversions, assignments, log ------------------------------------------------------
 
-def add_conversion(conn: sqlite3.Connection, run: Run, event_id: int | None, event: str,
+def add_conversion(conn: Connection, run: Run, event_id: int | None, event: str,
                    revenue: float | None, at: int) -> bool:
     """Record a run's conversion (once per run); True when it is new."""
     cur = conn.execute(
-        "INSERT OR IGNORE INTO journey_conversions (run_id, journey, version, profile_id, "
-        "event_id, event, revenue, at) VALUES (?,?,?,?,?,?,?,?)",
+        "INSERT INTO journey_conversions (run_id, journey, version, profile_id, "
+        "event_id, event, revenue, at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
         (run.id, run.journey, run.version, run.profile_id, event_id, event, revenue, at))
     return cur.rowcount > 0
 
 
-def conversions(conn: sqlite3.Connection, journey: str | None = None) -> list[dict[str, Any]]:
+def conversions(conn: Connection, journey: str | None = None) -> list[dict[str, Any]]:
     """Recorded conversions, oldest first."""
     keys = ("run_id", "journey", "version", "profile_id", "event_id", "event", "revenue", "at")
     clause, args = ("WHERE journey = ?", (journey,)) if journey else ("", ())
@@ -372,13 +368,13 @@ def conversions(conn: sqlite3.Connection, journey: str | None = None) -> list[di
         args)]
 
 
-def assign(conn: sqlite3.Connection, run_id: int, step: str, arm: str, at: int) -> None:
+def assign(conn: Connection, run_id: int, step: str, arm: str, at: int) -> None:
     """Record which arm of a split a run was given."""
-    conn.execute("INSERT OR IGNORE INTO journey_assignments (run_id, step, arm, at) "
-                 "VALUES (?,?,?,?)", (run_id, step, arm, at))
+    conn.execute("INSERT INTO journey_assignments (run_id, step, arm, at) "
+                 "VALUES (?,?,?,?) ON CONFLICT DO NOTHING", (run_id, step, arm, at))
 
 
-def assignments(conn: sqlite3.Connection, journey: str) -> dict[tuple[str, str], int]:
+def assignments(conn: Connection, journey: str) -> dict[tuple[str, str], int]:
     """{(step, arm): runs} of a journey's splits."""
     return {(str(s), str(a)): int(n) for s, a, n in conn.execute(
         "SELECT a.step, a.arm, count(*) FROM journey_assignments a "
@@ -386,14 +382,14 @@ def assignments(conn: sqlite3.Connection, journey: str) -> dict[tuple[str, str],
         (journey,))}
 
 
-def log(conn: sqlite3.Connection, run_id: int, at: int, step: str | None, what: str,
+def log(conn: Connection, run_id: int, at: int, step: str | None, what: str,
         detail: Any = None) -> None:
     """Note what happened to a run (the raw material of `kanal journeys why`)."""
     conn.execute("INSERT INTO journey_log (run_id, at, step, what, detail) VALUES (?,?,?,?,?)",
                  (run_id, at, step, what, None if detail is None else _dumps(detail)))
 
 
-def run_log(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
+def run_log(conn: Connection, run_id: int) -> list[dict[str, Any]]:
     """What happened to a run, in order."""
     return [{"at": int(at), "step": step, "what": what,
              "detail": None if detail is None else orjson.loads(detail)}
@@ -404,36 +400,36 @@ def run_log(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
 
 # -- schedules --------------------------------------------------------------------------
 
-def set_schedule(conn: sqlite3.Connection, journey: str, next_at: int) -> None:
+def set_schedule(conn: Connection, journey: str, next_at: int) -> None:
     """Make sure a scheduled journey has a next time (keeps an existing one)."""
-    conn.execute("INSERT OR IGNORE INTO journey_schedules (journey, next_at) VALUES (?, ?)",
-                 (journey, next_at))
+    conn.execute("INSERT INTO journey_schedules (journey, next_at) VALUES (?, ?) "
+                 "ON CONFLICT DO NOTHING", (journey, next_at))
 
 
-def due_schedules(conn: sqlite3.Connection, now: int) -> list[tuple[str, int, int]]:
+def due_schedules(conn: Connection, now: int) -> list[tuple[str, int, int]]:
     """(journey, next_at, after_profile) of the schedules that are due."""
     return [(str(j), int(n), int(a)) for j, n, a in conn.execute(
         "SELECT journey, next_at, after_profile FROM journey_schedules WHERE next_at <= ? "
         "ORDER BY next_at", (now,))]
 
 
-def schedule_progress(conn: sqlite3.Connection, journey: str, next_at: int,
+def schedule_progress(conn: Connection, journey: str, next_at: int,
                       after_profile: int) -> None:
     """Move a schedule on (a scan's progress, or its next time with after_profile 0)."""
     conn.execute("UPDATE journey_schedules SET next_at = ?, after_profile = ? "
                  "WHERE journey = ?", (next_at, after_profile, journey))
 
 
-def drop_schedule(conn: sqlite3.Connection, journey: str) -> None:
+def drop_schedule(conn: Connection, journey: str) -> None:
     """Forget a journey's schedule (it is no longer scheduled or enabled)."""
     conn.execute("DELETE FROM journey_schedules WHERE journey = ?", (journey,))
 
 
-def profiles_of_events(conn: sqlite3.Connection,
+def profiles_of_events(conn: Connection,
                        event_ids: Sequence[int]) -> dict[int, int]:
     """{event id: profile id} for the events on some profile's timeline."""
     out: dict[int, int] = {}
-    for chunk in _chunks(list(event_ids), 500):
+    for chunk in chunks(list(event_ids), 500):
         marks = ",".join("?" * len(chunk))
         for eid, pid in conn.execute(
                 f"SELECT event_id, profile_id FROM profile_events WHERE event_id IN ({marks})",
@@ -442,20 +438,20 @@ def profiles_of_events(conn: sqlite3.Connection,
     return out
 
 
-def own_event(conn: sqlite3.Connection, source_id: int, message_id: str) -> StoredEvent | None:
+def own_event(conn: Connection, source_id: int, message_id: str) -> StoredEvent | None:
     """One of Kanal's own events in the log, by its (source, messageId)."""
     row = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE source_id = ? AND message_id = ?",
                        (source_id, message_id)).fetchone()
     return None if row is None else _stored(row)
 
 
-def delete_profile_runs(conn: sqlite3.Connection, profile_id: int) -> int:
+def delete_profile_runs(conn: Connection, profile_id: int) -> int:
     """Delete a forgotten person's runs and everything hanging off them."""
     ids = [int(r[0]) for r in conn.execute(
         "SELECT id FROM journey_runs WHERE profile_id = ?", (profile_id,))]
     for table in ("journey_timers", "journey_assignments", "journey_log",
                   "journey_conversions"):
-        for chunk in _chunks(ids, 500):
+        for chunk in chunks(ids, 500):
             conn.execute(f"DELETE FROM {table} WHERE run_id IN ({','.join('?' * len(chunk))})",
                          chunk)
     conn.execute("DELETE FROM journey_runs WHERE profile_id = ?", (profile_id,))

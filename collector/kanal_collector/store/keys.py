@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 from dataclasses import dataclass, replace
 
+from .connection import Connection
 from .db import transaction
 
 KINDS = ("public", "secret", "admin")
@@ -53,7 +53,7 @@ def new_key(kind: str) -> str:
     return _PREFIX[kind] + secrets.token_urlsafe(24)
 
 
-def create_source(conn: sqlite3.Connection, name: str, now_ms: int) -> int:
+def create_source(conn: Connection, name: str, now_ms: int) -> int:
     """Add a source; ValueError when the name is taken or empty."""
     name = name.strip()
     if not name:
@@ -61,31 +61,31 @@ def create_source(conn: sqlite3.Connection, name: str, now_ms: int) -> int:
     with transaction(conn):
         if conn.execute("SELECT 1 FROM sources WHERE name = ?", (name,)).fetchone():
             raise ValueError(f"a source named {name!r} already exists")
-        cur = conn.execute(
-            "INSERT INTO sources (name, created_at) VALUES (?, ?)", (name, now_ms)
-        )
-        return int(cur.lastrowid or 0)
+        row = conn.execute(
+            "INSERT INTO sources (name, created_at) VALUES (?, ?) RETURNING id", (name, now_ms)
+        ).fetchone()
+        return int(row[0])
 
 
-def source_id(conn: sqlite3.Connection, name: str) -> int | None:
+def source_id(conn: Connection, name: str) -> int | None:
     """The id of the source called `name`, or None."""
     row = conn.execute("SELECT id FROM sources WHERE name = ?", (name,)).fetchone()
     return None if row is None else int(row[0])
 
 
-def list_sources(conn: sqlite3.Connection) -> list[tuple[int, str, int]]:
+def list_sources(conn: Connection) -> list[tuple[int, str, int]]:
     """(id, name, created_at) of every source."""
     return [(int(r[0]), str(r[1]), int(r[2]))
             for r in conn.execute("SELECT id, name, created_at FROM sources ORDER BY id")]
 
 
-def has_sources(conn: sqlite3.Connection) -> bool:
+def has_sources(conn: Connection) -> bool:
     """False on a database that has never been set up."""
     return conn.execute("SELECT 1 FROM sources LIMIT 1").fetchone() is not None
 
 
 def _insert_key(
-    conn: sqlite3.Connection, kind: str, now_ms: int, source: str | None, name: str | None
+    conn: Connection, kind: str, now_ms: int, source: str | None, name: str | None
 ) -> str:
     key = new_key(kind)
     sid: int | None = None
@@ -108,7 +108,7 @@ def _insert_key(
 
 
 def create_key(
-    conn: sqlite3.Connection, kind: str, now_ms: int, *,
+    conn: Connection, kind: str, now_ms: int, *,
     source: str | None = None, name: str | None = None,
 ) -> str:
     """Make a key and return it whole (the only time it is shown).
@@ -121,7 +121,7 @@ def create_key(
         return _insert_key(conn, kind, now_ms, source, name)
 
 
-def bootstrap(conn: sqlite3.Connection, now_ms: int) -> dict[str, str] | None:
+def bootstrap(conn: Connection, now_ms: int) -> dict[str, str] | None:
     """On a database without sources, create the "default" source with a public, a
     secret and an admin key and return them; None when already set up."""
     with transaction(conn):
@@ -141,18 +141,18 @@ def _info(row: tuple[object, ...]) -> KeyInfo:
     return KeyInfo(*row)  # type: ignore[arg-type]
 
 
-def lookup_key(conn: sqlite3.Connection, key: str) -> KeyInfo | None:
+def lookup_key(conn: Connection, key: str) -> KeyInfo | None:
     """The key's record (revoked ones included), or None for an unknown key."""
     row = conn.execute(f"{_SELECT} WHERE k.key_hash = ?", (hash_key(key),)).fetchone()
     return None if row is None else _info(row)
 
 
-def list_keys(conn: sqlite3.Connection) -> list[KeyInfo]:
+def list_keys(conn: Connection) -> list[KeyInfo]:
     """Every key, oldest first (prefixes only)."""
     return [_info(r) for r in conn.execute(f"{_SELECT} ORDER BY k.id")]
 
 
-def revoke_key(conn: sqlite3.Connection, key_or_prefix: str, now_ms: int) -> KeyInfo:
+def revoke_key(conn: Connection, key_or_prefix: str, now_ms: int) -> KeyInfo:
     """Revoke a key given whole or by the prefix `keys list` shows; ValueError if unclear."""
     with transaction(conn):
         rows = conn.execute(
@@ -170,7 +170,7 @@ def revoke_key(conn: sqlite3.Connection, key_or_prefix: str, now_ms: int) -> Key
     return info
 
 
-def source_secrets(conn: sqlite3.Connection, source_id: int) -> list[str]:
+def source_secrets(conn: Connection, source_id: int) -> list[str]:
     """The live secret keys of a source (the HMAC keys of `context.userHash`)."""
     return [str(r[0]) for r in conn.execute(
         "SELECT secret FROM keys WHERE source_id = ? AND kind = 'secret' "

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
-
+from .connection import Connection
 from .db import transaction
 
 
 def acquire(
-    conn: sqlite3.Connection, name: str, owner: str, now: float, ttl: float
+    conn: Connection, name: str, owner: str, now: float, ttl: float
 ) -> bool:
     """Take or renew lease `name` for `owner` until now+ttl; False while another holds it."""
     with transaction(conn):
@@ -26,13 +25,13 @@ def acquire(
         return True
 
 
-def release(conn: sqlite3.Connection, name: str, owner: str) -> None:
+def release(conn: Connection, name: str, owner: str) -> None:
     """Give the lease up at once (a clean shutdown), if `owner` still holds it."""
     with transaction(conn):
         conn.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
 
 
-def holder(conn: sqlite3.Connection, name: str) -> tuple[str, float] | None:
+def holder(conn: Connection, name: str) -> tuple[str, float] | None:
     """(owner, expires_at) of lease `name`, or None."""
     row = conn.execute("SELECT owner, expires_at FROM leases WHERE name = ?", (name,)).fetchone()
     return (str(row[0]), float(row[1])) if row else None

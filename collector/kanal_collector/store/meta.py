@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
+from .connection import Connection
 from .db import transaction
 
 
-def put(conn: sqlite3.Connection, key: str, value: str) -> None:
+def put(conn: Connection, key: str, value: str) -> None:
     """Set one value in its own write transaction."""
     with transaction(conn):
         conn.execute(
@@ -17,13 +16,13 @@ def put(conn: sqlite3.Connection, key: str, value: str) -> None:
         )
 
 
-def get(conn: sqlite3.Connection, key: str) -> str | None:
+def get(conn: Connection, key: str) -> str | None:
     """One value, or None."""
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else str(row[0])
 
 
-def put_new(conn: sqlite3.Connection, key: str, value: str) -> str:
+def put_new(conn: Connection, key: str, value: str) -> str:
     """Set a value unless one is there (in its own write transaction); the value kept."""
     with transaction(conn):
         conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "

@@ -14,11 +14,11 @@ Times are epoch milliseconds.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .connection import Connection
 from .outbox import _COLUMNS, OutboxRow, _row
 
 ONSITE_CHANNEL = "onsite"
@@ -26,7 +26,7 @@ ONSITE_CHANNEL = "onsite"
 
 # -- the queue of journey-queued messages ----------------------------------------------
 
-def queue_expiry(conn: sqlite3.Connection, outbox_id: int, profile_id: int,
+def queue_expiry(conn: Connection, outbox_id: int, profile_id: int,
                  expires_at: int) -> None:
     """Note when a queued on-site row stops being shown (a re-run changes nothing)."""
     conn.execute(
@@ -34,14 +34,14 @@ def queue_expiry(conn: sqlite3.Connection, outbox_id: int, profile_id: int,
         "ON CONFLICT (outbox_id) DO NOTHING", (outbox_id, profile_id, expires_at))
 
 
-def any_queued(conn: sqlite3.Connection, now: int) -> bool:
+def any_queued(conn: Connection, now: int) -> bool:
     """Whether any on-site row waits to be shown."""
     return conn.execute(
         "SELECT 1 FROM outbox WHERE state = 'queued' AND channel = ? AND next_attempt_at <= ? "
         "LIMIT 1", (ONSITE_CHANNEL, now)).fetchone() is not None
 
 
-def queued_for(conn: sqlite3.Connection, profile_id: int, now: int) -> list[OutboxRow]:
+def queued_for(conn: Connection, profile_id: int, now: int) -> list[OutboxRow]:
     """A person's due, unexpired on-site rows, highest priority first."""
     cols = ", ".join(f"o.{c.strip()}" for c in _COLUMNS.split(","))
     rows = conn.execute(
@@ -52,7 +52,7 @@ def queued_for(conn: sqlite3.Connection, profile_id: int, now: int) -> list[Outb
     return [_row(r) for r in rows]
 
 
-def claim_queued(conn: sqlite3.Connection, outbox_id: int, *, language: str | None,
+def claim_queued(conn: Connection, outbox_id: int, *, language: str | None,
                  now: int) -> bool:
     """Mark a queued on-site row as delivered (sent) now; False when another browser
     (or the expiry) got it first. Call inside a write transaction."""
@@ -64,19 +64,19 @@ def claim_queued(conn: sqlite3.Connection, outbox_id: int, *, language: str | No
     return bool(cur.rowcount)
 
 
-def skip_queued(conn: sqlite3.Connection, outbox_id: int, reason: str, now: int) -> None:
+def skip_queued(conn: Connection, outbox_id: int, reason: str, now: int) -> None:
     """End a queued on-site row the person may no longer get (consent, subscription)."""
     conn.execute("UPDATE outbox SET state = 'skipped', reason = ?, updated_at = ? "
                  "WHERE id = ? AND state = 'queued'", (reason[:1000], now, outbox_id))
 
 
-def fail_queued(conn: sqlite3.Connection, outbox_id: int, reason: str, now: int) -> None:
+def fail_queued(conn: Connection, outbox_id: int, reason: str, now: int) -> None:
     """End a queued on-site row that can't be shown (its message fails to render)."""
     conn.execute("UPDATE outbox SET state = 'failed', reason = ?, updated_at = ? "
                  "WHERE id = ? AND state = 'queued'", (reason[:1000], now, outbox_id))
 
 
-def expire_queued(conn: sqlite3.Connection, now: int, *, default_ttl: int) -> int:
+def expire_queued(conn: Connection, now: int, *, default_ttl: int) -> int:
     """End on-site rows whose time is up (`skipped`, reason `expired`); rows without an
     expiry of their own live `default_ttl` ms. Returns how many."""
     ids = [int(r[0]) for r in conn.execute(
@@ -124,7 +124,7 @@ def _signup(r: Sequence[Any]) -> Signup:
                   int(r[8]), str(r[9]), int(r[10]), int(r[11]), str(r[12]), int(r[13]), r[14])
 
 
-def add_signup(conn: sqlite3.Connection, *, channel: str, address: str,
+def add_signup(conn: Connection, *, channel: str, address: str,
                topic: str | None, campaign: str | None, message: str | None,
                consent_text: str, anonymous_id: str | None, source_id: int, base_url: str,
                now: int, expires_at: int) -> int:
@@ -138,33 +138,33 @@ def add_signup(conn: sqlite3.Connection, *, channel: str, address: str,
     return int(row[0])
 
 
-def set_token(conn: sqlite3.Connection, signup_id: int, token_hash: str) -> None:
+def set_token(conn: Connection, signup_id: int, token_hash: str) -> None:
     """The hash of the confirmation token about to be sent (a retry makes a new one)."""
     conn.execute("UPDATE signups SET token_hash = ? WHERE id = ?", (token_hash, signup_id))
 
 
-def recent_signups(conn: sqlite3.Connection, channel: str, address: str, since: int) -> int:
+def recent_signups(conn: Connection, channel: str, address: str, since: int) -> int:
     """How many submissions named this address since a time."""
     return int(conn.execute(
         "SELECT count(*) FROM signups WHERE channel = ? AND address = ? AND created_at >= ?",
         (channel, address, since)).fetchone()[0])
 
 
-def signup_by_token(conn: sqlite3.Connection, token_hash: str) -> Signup | None:
+def signup_by_token(conn: Connection, token_hash: str) -> Signup | None:
     """The submission a confirmation token belongs to."""
     r = conn.execute(f"SELECT {_SIGNUP} FROM signups WHERE token_hash = ?",
                      (token_hash,)).fetchone()
     return None if r is None else _signup(r)
 
 
-def confirm_signup(conn: sqlite3.Connection, signup_id: int, now: int) -> bool:
+def confirm_signup(conn: Connection, signup_id: int, now: int) -> bool:
     """Spend the confirmation (once); False when it was spent already."""
     cur = conn.execute("UPDATE signups SET confirmed_at = ? WHERE id = ? "
                        "AND confirmed_at IS NULL", (now, signup_id))
     return bool(cur.rowcount)
 
 
-def claim_signups(conn: sqlite3.Connection, now: int, limit: int) -> list[Signup]:
+def claim_signups(conn: Connection, now: int, limit: int) -> list[Signup]:
     """Due queued confirmations, moved to `sending` (inside a write transaction)."""
     ids = [int(r[0]) for r in conn.execute(
         "SELECT id FROM signups WHERE state = 'queued' AND next_attempt_at <= ? "
@@ -179,7 +179,7 @@ def claim_signups(conn: sqlite3.Connection, now: int, limit: int) -> list[Signup
     return [_signup(r) for r in rows]
 
 
-def settle_signup(conn: sqlite3.Connection, signup_id: int, state: str, *, now: int,
+def settle_signup(conn: Connection, signup_id: int, state: str, *, now: int,
                   reason: str | None = None, next_attempt_at: int | None = None) -> None:
     """Record how sending a confirmation went: sent, failed, in_doubt or queued again."""
     if state not in ("sent", "failed", "in_doubt", "queued"):
@@ -191,14 +191,14 @@ def settle_signup(conn: sqlite3.Connection, signup_id: int, state: str, *, now: 
          now if state == "sent" else None, signup_id))
 
 
-def orphaned_signups(conn: sqlite3.Connection) -> list[int]:
+def orphaned_signups(conn: Connection) -> list[int]:
     """Confirmations left in `sending` by a process that died."""
     return [int(r[0]) for r in conn.execute("SELECT id FROM signups WHERE state = 'sending'")]
 
 
 # -- exposures ------------------------------------------------------------------------
 
-def add_exposures(conn: sqlite3.Connection,
+def add_exposures(conn: Connection,
                   rows: Iterable[tuple[str, int, str, int]]) -> None:
     """(campaign, profile_id, arm, at): the first exposure of each person counts."""
     conn.executemany(
@@ -206,7 +206,7 @@ def add_exposures(conn: sqlite3.Connection,
         "VALUES (?, ?, ?, ?) ON CONFLICT (campaign, profile_id) DO NOTHING", list(rows))
 
 
-def exposures(conn: sqlite3.Connection, campaign: str, since: int,
+def exposures(conn: Connection, campaign: str, since: int,
               until: int) -> list[tuple[int, str, int]]:
     """(profile_id, arm, first_at) of a campaign's people first exposed in a window."""
     return [(int(p), str(a), int(t)) for p, a, t in conn.execute(
@@ -214,13 +214,13 @@ def exposures(conn: sqlite3.Connection, campaign: str, since: int,
         "AND first_at >= ? AND first_at < ? ORDER BY profile_id", (campaign, since, until))]
 
 
-def exposed_campaigns(conn: sqlite3.Connection) -> list[str]:
+def exposed_campaigns(conn: Connection) -> list[str]:
     """Every campaign anyone was exposed to."""
     return [str(r[0]) for r in conn.execute(
         "SELECT DISTINCT campaign FROM onsite_exposures ORDER BY campaign")]
 
 
-def move_exposures(conn: sqlite3.Connection, into: int, other: int) -> None:
+def move_exposures(conn: Connection, into: int, other: int) -> None:
     """A merge: `other`'s exposures become `into`'s (the earlier one of each campaign)."""
     for campaign, arm, at in conn.execute(
             "SELECT campaign, arm, first_at FROM onsite_exposures WHERE profile_id = ?",
@@ -236,7 +236,7 @@ def move_exposures(conn: sqlite3.Connection, into: int, other: int) -> None:
     conn.execute("DELETE FROM onsite_exposures WHERE profile_id = ?", (other,))
 
 
-def delete_profile(conn: sqlite3.Connection, profile_id: int,
+def delete_profile(conn: Connection, profile_id: int,
                    identities: Sequence[tuple[str, str]]) -> None:
     """`kanal forget`: the person's exposures, and the sign-ups of their addresses and
     browsers (the consent texts they agreed to go with them)."""
@@ -250,7 +250,7 @@ def delete_profile(conn: sqlite3.Connection, profile_id: int,
             conn.execute("DELETE FROM signups WHERE anonymous_id = ?", (value,))
 
 
-def converted(conn: sqlite3.Connection, profile_id: int, event: str, since: int,
+def converted(conn: Connection, profile_id: int, event: str, since: int,
               until: int) -> bool:
     """Whether a person has an `event` between two times (a campaign's goal)."""
     return conn.execute(
@@ -260,7 +260,7 @@ def converted(conn: sqlite3.Connection, profile_id: int, event: str, since: int,
         (profile_id, since, until, event)).fetchone() is not None
 
 
-def action_counts(conn: sqlite3.Connection, names: Sequence[str], since: int,
+def action_counts(conn: Connection, names: Sequence[str], since: int,
                   until: int) -> list[tuple[str, str]]:
     """(event name, body) of Kanal's on-site events in a window (decoded by the caller)."""
     marks = ",".join("?" * len(names))

@@ -16,10 +16,11 @@ Reports count only `counted` copies; the KPI overview's track_daily holds only t
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from .connection import Connection
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
         yield list(items[start:start + size])
 
 
-def counted_copies(conn: sqlite3.Connection,
+def counted_copies(conn: Connection,
                    keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Copy]:
     """The counted copy of each of these (event, order_id) orders that has one."""
     wanted = set(keys)
@@ -56,7 +57,7 @@ def counted_copies(conn: sqlite3.Connection,
     return out
 
 
-def add_copies(conn: sqlite3.Connection, copies: Sequence[tuple[Copy, bool]]) -> None:
+def add_copies(conn: Connection, copies: Sequence[tuple[Copy, bool]]) -> None:
     """Store new copies: (copy, repeat)."""
     conn.executemany(
         "INSERT INTO order_copies (event_id, event, order_id, trusted, counted, repeat, "
@@ -66,13 +67,13 @@ def add_copies(conn: sqlite3.Connection, copies: Sequence[tuple[Copy, bool]]) ->
           c.value, c.timestamp) for c, repeat in copies])
 
 
-def uncount(conn: sqlite3.Connection, event_ids: Iterable[int]) -> None:
+def uncount(conn: Connection, event_ids: Iterable[int]) -> None:
     """These copies are no longer the ones counted (a trusted copy came after them)."""
     conn.executemany("UPDATE order_copies SET counted = 0 WHERE event_id = ?",
                      [(e,) for e in event_ids])
 
 
-def repeats(conn: sqlite3.Connection, event_ids: Sequence[int]) -> set[int]:
+def repeats(conn: Connection, event_ids: Sequence[int]) -> set[int]:
     """Which of these events are copies of an order after its first received one."""
     out: set[int] = set()
     for chunk in _chunks(sorted(set(event_ids))):
@@ -83,14 +84,14 @@ def repeats(conn: sqlite3.Connection, event_ids: Sequence[int]) -> set[int]:
     return out
 
 
-def uncounted(conn: sqlite3.Connection, since_ms: int, until_ms: int) -> set[int]:
+def uncounted(conn: Connection, since_ms: int, until_ms: int) -> set[int]:
     """The copies no report counts, of events in [since_ms, until_ms)."""
     return {int(r[0]) for r in conn.execute(
         "SELECT event_id FROM order_copies WHERE counted = 0 AND timestamp >= ? "
         "AND timestamp < ?", (since_ms, until_ms))}
 
 
-def settle_conversions(conn: sqlite3.Connection, event_ids: Sequence[int]) -> None:
+def settle_conversions(conn: Connection, event_ids: Sequence[int]) -> None:
     """Journey conversions reached on one of these copies take the value of the copy
     that is counted (the first received copy converts the run; a trusted copy that came
     later decides what the order was worth)."""
@@ -106,7 +107,7 @@ def settle_conversions(conn: sqlite3.Connection, event_ids: Sequence[int]) -> No
                          [(float(value), int(eid)) for eid, value in rows])
 
 
-def first_copies(conn: sqlite3.Connection, keys: Iterable[tuple[str, str]]) -> list[int]:
+def first_copies(conn: Connection, keys: Iterable[tuple[str, str]]) -> list[int]:
     """The first received copy of each of these (event, order_id) orders."""
     out = []
     for event, order_id in set(keys):
@@ -117,14 +118,14 @@ def first_copies(conn: sqlite3.Connection, keys: Iterable[tuple[str, str]]) -> l
     return out
 
 
-def forget_copies(conn: sqlite3.Connection, event_ids: Sequence[int]) -> None:
+def forget_copies(conn: Connection, event_ids: Sequence[int]) -> None:
     """Drop the copies of deleted events (privacy)."""
     for chunk in _chunks(sorted(set(event_ids))):
         marks = ",".join("?" * len(chunk))
         conn.execute(f"DELETE FROM order_copies WHERE event_id IN ({marks})", chunk)
 
 
-def counted_flags(conn: sqlite3.Connection, event_ids: Sequence[int]) -> dict[int, bool]:
+def counted_flags(conn: Connection, event_ids: Sequence[int]) -> dict[int, bool]:
     """{event id: counted} of these events that are copies of an order."""
     out: dict[int, bool] = {}
     for chunk in _chunks(sorted(set(event_ids))):

@@ -21,10 +21,11 @@ later `next_attempt_at` and the reason `deferred: …`, or ends `skipped`; eithe
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from .connection import Connection
 
 STATES = ("queued", "sending", "sent", "failed", "skipped", "in_doubt")
 FINAL_STATES = frozenset({"sent", "failed", "skipped", "in_doubt"})
@@ -120,40 +121,41 @@ class NewRow:
     controls: Mapping[str, str] | None = None
 
 
-def insert(conn: sqlite3.Connection, row: NewRow) -> tuple[int, bool]:
+def insert(conn: Connection, row: NewRow) -> tuple[int, bool]:
     """Add a row unless its idempotency key exists; (id, True when it was added)."""
     cur = conn.execute(
         "INSERT INTO outbox (idempotency_key, profile_id, message, kind, topic, channel, "
         "candidates, journey, step, data, state, reason, next_attempt_at, created_at, "
         "updated_at, priority, controls) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-        "ON CONFLICT(idempotency_key) DO NOTHING",
+        "ON CONFLICT(idempotency_key) DO NOTHING RETURNING id",
         (row.idempotency_key, row.profile_id, row.message, row.kind, row.topic, row.channel,
          json.dumps(list(row.candidates)), row.journey, row.step,
          json.dumps(row.data, ensure_ascii=False, default=str), row.state, row.reason,
          row.next_attempt_at, row.now, row.now, int(row.priority),
          json.dumps(dict(row.controls), sort_keys=True) if row.controls else None),
     )
-    if cur.rowcount:
-        return int(cur.lastrowid or 0), True
+    added = cur.fetchone()
+    if added is not None:
+        return int(added[0]), True
     found = conn.execute("SELECT id FROM outbox WHERE idempotency_key = ?",
                          (row.idempotency_key,)).fetchone()
     return int(found[0]), False
 
 
-def get(conn: sqlite3.Connection, outbox_id: int) -> OutboxRow | None:
+def get(conn: Connection, outbox_id: int) -> OutboxRow | None:
     """One row, or None."""
     r = conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
     return None if r is None else _row(r)
 
 
-def by_key(conn: sqlite3.Connection, idempotency_key: str) -> OutboxRow | None:
+def by_key(conn: Connection, idempotency_key: str) -> OutboxRow | None:
     """The row made for an idempotency key, or None."""
     r = conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE idempotency_key = ?",
                      (idempotency_key,)).fetchone()
     return None if r is None else _row(r)
 
 
-def by_provider_id(conn: sqlite3.Connection, channel: str,
+def by_provider_id(conn: Connection, channel: str,
                    provider_id: str) -> OutboxRow | None:
     """The newest row a channel sent under the provider's id (Twilio's SID), or None."""
     r = conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE provider_id = ? AND channel = ? "
@@ -161,7 +163,7 @@ def by_provider_id(conn: sqlite3.Connection, channel: str,
     return None if r is None else _row(r)
 
 
-def listing(conn: sqlite3.Connection, *, state: str | None = None, limit: int = 50,
+def listing(conn: Connection, *, state: str | None = None, limit: int = 50,
             profile_id: int | None = None) -> list[OutboxRow]:
     """Rows newest first, optionally in one state or of one profile."""
     where: list[str] = []
@@ -178,20 +180,20 @@ def listing(conn: sqlite3.Connection, *, state: str | None = None, limit: int = 
     return [_row(r) for r in rows]
 
 
-def counts(conn: sqlite3.Connection) -> dict[str, int]:
+def counts(conn: Connection) -> dict[str, int]:
     """How many rows are in each state."""
     return {str(s): int(n) for s, n in
             conn.execute("SELECT state, count(*) FROM outbox GROUP BY state")}
 
 
-def due_channels(conn: sqlite3.Connection, now: int) -> list[str]:
+def due_channels(conn: Connection, now: int) -> list[str]:
     """Channels with queued rows that are due."""
     return [str(r[0]) for r in conn.execute(
         "SELECT DISTINCT channel FROM outbox WHERE state = 'queued' AND next_attempt_at <= ? "
         "AND channel IS NOT NULL", (now,))]
 
 
-def claim(conn: sqlite3.Connection, channel: str, now: int, limit: int, *, token: str,
+def claim(conn: Connection, channel: str, now: int, limit: int, *, token: str,
           owner: str) -> list[OutboxRow]:
     """Move up to `limit` due queued rows of a channel to `sending` under `token`.
 
@@ -224,7 +226,7 @@ def claim(conn: sqlite3.Connection, channel: str, now: int, limit: int, *, token
     return [_row(r) for r in rows]
 
 
-def _queued_priorities(conn: sqlite3.Connection, channel: str) -> list[int]:
+def _queued_priorities(conn: Connection, channel: str) -> list[int]:
     """The priorities of a channel's queued rows, highest first (a skip scan of the index)."""
     return [int(r[0]) for r in conn.execute(
         """WITH RECURSIVE p(v) AS (
@@ -236,7 +238,7 @@ def _queued_priorities(conn: sqlite3.Connection, channel: str) -> list[int]:
            SELECT v FROM p WHERE v IS NOT NULL""", (channel,))]
 
 
-def orphans(conn: sqlite3.Connection, *, not_owner: str | None = None,
+def orphans(conn: Connection, *, not_owner: str | None = None,
             claimed_before: int | None = None) -> list[OutboxRow]:
     """Rows left in `sending`: claimed by another owner, or claimed before a time."""
     where = ["state = 'sending'"]
@@ -255,10 +257,12 @@ def orphans(conn: sqlite3.Connection, *, not_owner: str | None = None,
 # Updates made by the holder of a claim. A recovery keeps the token on the row (it moves
 # it to in_doubt or back to queued), so the late holder may still record what really
 # happened; a new claim replaces the token, and then the old holder's update is void.
+_REFUND = "CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"
+"""The attempt a claim charged, given back."""
 _CLAIMED = "id = ? AND claim_token = ? AND state IN ('sending', 'in_doubt', 'queued')"
 
 
-def prepare(conn: sqlite3.Connection, outbox_id: int, token: str, *, recipient: str,
+def prepare(conn: Connection, outbox_id: int, token: str, *, recipient: str,
             language: str | None, topic: str | None, now: int) -> bool:
     """Mark the claim as about to call the provider (committed before the call).
 
@@ -272,7 +276,7 @@ def prepare(conn: sqlite3.Connection, outbox_id: int, token: str, *, recipient: 
     return bool(cur.rowcount)
 
 
-def mark_sent(conn: sqlite3.Connection, outbox_id: int, token: str, *,
+def mark_sent(conn: Connection, outbox_id: int, token: str, *,
               provider_id: str | None, now: int) -> bool:
     """The provider accepted the message."""
     cur = conn.execute(
@@ -281,7 +285,7 @@ def mark_sent(conn: sqlite3.Connection, outbox_id: int, token: str, *,
     return bool(cur.rowcount)
 
 
-def mark_final(conn: sqlite3.Connection, outbox_id: int, token: str, state: str,
+def mark_final(conn: Connection, outbox_id: int, token: str, state: str,
                reason: str, now: int) -> bool:
     """End a claimed row `failed`, `skipped` or `in_doubt` with a reason."""
     if state not in FINAL_STATES or state == "sent":
@@ -292,7 +296,7 @@ def mark_final(conn: sqlite3.Connection, outbox_id: int, token: str, state: str,
     return bool(cur.rowcount)
 
 
-def mark_retry(conn: sqlite3.Connection, outbox_id: int, token: str, *, reason: str,
+def mark_retry(conn: Connection, outbox_id: int, token: str, *, reason: str,
                next_attempt_at: int, now: int) -> bool:
     """Put a claimed row back in the queue for a later attempt (claim token kept)."""
     cur = conn.execute(
@@ -302,23 +306,23 @@ def mark_retry(conn: sqlite3.Connection, outbox_id: int, token: str, *, reason: 
     return bool(cur.rowcount)
 
 
-def release(conn: sqlite3.Connection, outbox_ids: Iterable[int], token: str, *,
+def release(conn: Connection, outbox_ids: Iterable[int], token: str, *,
             next_attempt_at: int, now: int) -> None:
     """Give claimed rows back untried (the attempt they were charged is refunded)."""
     conn.executemany(
-        f"UPDATE outbox SET state = 'queued', attempts = max(attempts - 1, 0), "
+        f"UPDATE outbox SET state = 'queued', attempts = {_REFUND}, "
         f"next_attempt_at = ?, updated_at = ? WHERE {_CLAIMED} AND state = 'sending'",
         [(next_attempt_at, now, i, token) for i in outbox_ids])
 
 
-def defer(conn: sqlite3.Connection, outbox_id: int, token: str, *, until: int,
+def defer(conn: Connection, outbox_id: int, token: str, *, until: int,
           reason: str, now: int) -> bool:
     """Give a claimed row back untried until `until`, its claim released (a control held it).
 
     The attempt the claim charged is refunded; the reason becomes `deferred: <reason>`.
     """
     cur = conn.execute(
-        f"UPDATE outbox SET state = 'queued', attempts = max(attempts - 1, 0), "
+        f"UPDATE outbox SET state = 'queued', attempts = {_REFUND}, "
         f"next_attempt_at = ?, reason = ?, claim_token = NULL, claimed_by = NULL, "
         f"claimed_at = NULL, updated_at = ? WHERE {_CLAIMED} AND state = 'sending'",
         (until, (DEFERRED_PREFIX + reason)[:1000], now, outbox_id, token))
@@ -336,7 +340,7 @@ class Sent:
     journey: str | None
 
 
-def sent_marketing(conn: sqlite3.Connection, profile_ids: Iterable[int], since: int, *,
+def sent_marketing(conn: Connection, profile_ids: Iterable[int], since: int, *,
                    exclude: int | None = None) -> list[Sent]:
     """Marketing rows of these profiles sent (or in doubt) at or after `since`, oldest first.
 
@@ -352,7 +356,7 @@ def sent_marketing(conn: sqlite3.Connection, profile_ids: Iterable[int], since: 
     return [Sent(int(r[0]), r[1], int(r[2]), int(r[3] or 0), r[4]) for r in rows]
 
 
-def queued_ahead(conn: sqlite3.Connection, profile_ids: Iterable[int], *, above: int,
+def queued_ahead(conn: Connection, profile_ids: Iterable[int], *, above: int,
                  due_before: int, exclude: int | None = None) -> list[Sent]:
     """Queued marketing rows of these profiles with a priority above `above`, due before
     `due_before`: highest priority first (`at` is when each is due)."""
@@ -367,7 +371,7 @@ def queued_ahead(conn: sqlite3.Connection, profile_ids: Iterable[int], *, above:
     return [Sent(int(r[0]), r[1], int(r[2]), int(r[3] or 0), r[4]) for r in rows]
 
 
-def log_decision(conn: sqlite3.Connection, outbox_id: int, at: int, what: str,
+def log_decision(conn: Connection, outbox_id: int, at: int, what: str,
                  detail: Mapping[str, Any] | None = None) -> None:
     """Note what the dispatcher decided about a row besides sending it (deferred, skipped)."""
     conn.execute("INSERT INTO outbox_log (outbox_id, at, what, detail) VALUES (?,?,?,?)",
@@ -375,7 +379,7 @@ def log_decision(conn: sqlite3.Connection, outbox_id: int, at: int, what: str,
                   None if detail is None else json.dumps(dict(detail), sort_keys=True)))
 
 
-def outbox_log(conn: sqlite3.Connection, outbox_id: int) -> list[dict[str, Any]]:
+def outbox_log(conn: Connection, outbox_id: int) -> list[dict[str, Any]]:
     """What was decided about a row, in order: [{"at", "what", "detail"}, …]."""
     return [{"at": int(at), "what": str(what),
              "detail": None if detail is None else json.loads(detail)}
@@ -384,14 +388,14 @@ def outbox_log(conn: sqlite3.Connection, outbox_id: int) -> list[dict[str, Any]]
                 (outbox_id,))]
 
 
-def note_feedback(conn: sqlite3.Connection, outbox_id: int, reason: str, now: int) -> bool:
+def note_feedback(conn: Connection, outbox_id: int, reason: str, now: int) -> bool:
     """Give a sent row the reason a bounce or complaint about it reported (it stays sent)."""
     cur = conn.execute("UPDATE outbox SET reason = ?, updated_at = ? WHERE id = ? "
                        "AND state = 'sent'", (reason[:1000], now, outbox_id))
     return bool(cur.rowcount)
 
 
-def requeue(conn: sqlite3.Connection, outbox_id: int, *, now: int,
+def requeue(conn: Connection, outbox_id: int, *, now: int,
             states: Sequence[str] = ("in_doubt", "failed")) -> bool:
     """Queue a row again by hand (`kanal outbox retry`), with a fresh attempt count.
 
@@ -406,7 +410,7 @@ def requeue(conn: sqlite3.Connection, outbox_id: int, *, now: int,
     return bool(cur.rowcount)
 
 
-def delete_profile_rows(conn: sqlite3.Connection, profile_id: int) -> int:
+def delete_profile_rows(conn: Connection, profile_id: int) -> int:
     """Delete a profile's outbox rows and their log (for `kanal forget`); returns how many."""
     conn.execute("DELETE FROM outbox_log WHERE outbox_id IN "
                  "(SELECT id FROM outbox WHERE profile_id = ?)", (profile_id,))

@@ -14,12 +14,13 @@ The person-keyed tables follow merges and `kanal forget` (store/profiles.py call
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from .connection import Connection
 
 PERSON_TABLES = ("product_activity", "product_orders", "product_alerts",
                  "product_rec_clicks", "product_rec_conversions")
@@ -60,7 +61,7 @@ _EARLIEST = ("first_at = CASE WHEN excluded.first_at < product_activity.first_at
 
 # -- activity ---------------------------------------------------------------------------
 
-def record_activity(conn: sqlite3.Connection,
+def record_activity(conn: Connection,
                     rows: Iterable[tuple[int, str, str, int]]) -> None:
     """Count (profile_id, kind, product_id, at) views or cart adds."""
     conn.executemany(
@@ -70,7 +71,7 @@ def record_activity(conn: sqlite3.Connection,
         [(p, k, pid, at, at) for p, k, pid, at in rows])
 
 
-def person_activity(conn: sqlite3.Connection, profile_id: int, kind: str,
+def person_activity(conn: Connection, profile_id: int, kind: str,
                     limit: int = 50) -> list[tuple[str, int]]:
     """(product_id, last_at) of a person's views or cart adds, most recent first."""
     return [(r[0], int(r[1])) for r in conn.execute(
@@ -78,7 +79,7 @@ def person_activity(conn: sqlite3.Connection, profile_id: int, kind: str,
         "ORDER BY last_at DESC, product_id LIMIT ?", (profile_id, kind, limit))]
 
 
-def interested_profiles(conn: sqlite3.Connection, product_id: str,
+def interested_profiles(conn: Connection, product_id: str,
                         since: int) -> dict[int, str]:
     """{profile_id: "cart" or "view"} of people who carted or viewed a product since
     `since` (cart wins)."""
@@ -92,14 +93,14 @@ def interested_profiles(conn: sqlite3.Connection, product_id: str,
     return out
 
 
-def activity_rows(conn: sqlite3.Connection, since: int) -> list[tuple[int, str, str, int]]:
+def activity_rows(conn: Connection, since: int) -> list[tuple[int, str, str, int]]:
     """(profile_id, kind, product_id, last_at) of every view and cart add since `since`."""
     return conn.execute(
         "SELECT profile_id, kind, product_id, last_at FROM product_activity "
         "WHERE last_at >= ?", (since,)).fetchall()
 
 
-def add_order_lines(conn: sqlite3.Connection, lines: Sequence[OrderLine]) -> list[OrderLine]:
+def add_order_lines(conn: Connection, lines: Sequence[OrderLine]) -> list[OrderLine]:
     """Store order lines; returns those that were new (an order seen twice adds nothing)."""
     new: list[OrderLine] = []
     for line in lines:
@@ -114,13 +115,13 @@ def add_order_lines(conn: sqlite3.Connection, lines: Sequence[OrderLine]) -> lis
     return new
 
 
-def order_rows(conn: sqlite3.Connection, since: int) -> list[tuple[int, str, int]]:
+def order_rows(conn: Connection, since: int) -> list[tuple[int, str, int]]:
     """(profile_id, product_id, at) of every order line since `since`."""
     return conn.execute("SELECT profile_id, product_id, at FROM product_orders WHERE at >= ?",
                         (since,)).fetchall()
 
 
-def bought_since(conn: sqlite3.Connection, profile_id: int, since: int) -> list[tuple[str, int]]:
+def bought_since(conn: Connection, profile_id: int, since: int) -> list[tuple[str, int]]:
     """(product_id, last bought at) of a person's purchases since `since`, newest first."""
     return [(str(r[0]), int(r[1])) for r in conn.execute(
         "SELECT product_id, max(at) AS last FROM product_orders WHERE profile_id = ? "
@@ -128,14 +129,14 @@ def bought_since(conn: sqlite3.Connection, profile_id: int, since: int) -> list[
         (profile_id, since))]
 
 
-def buyers_of(conn: sqlite3.Connection, product_id: str, since: int) -> set[int]:
+def buyers_of(conn: Connection, product_id: str, since: int) -> set[int]:
     """People who bought a product since `since`."""
     return {int(r[0]) for r in conn.execute(
         "SELECT DISTINCT profile_id FROM product_orders WHERE product_id = ? AND at >= ?",
         (product_id, since))}
 
 
-def orders_version(conn: sqlite3.Connection) -> tuple[int, int, int]:
+def orders_version(conn: Connection) -> tuple[int, int, int]:
     """A cheap fingerprint of the inputs of the recommendations: (order lines, their
     newest time, activity rows' newest time)."""
     orders = conn.execute("SELECT count(*), coalesce(max(at), 0) FROM product_orders").fetchone()
@@ -145,7 +146,7 @@ def orders_version(conn: sqlite3.Connection) -> tuple[int, int, int]:
 
 # -- back in stock ------------------------------------------------------------------------
 
-def add_alert(conn: sqlite3.Connection, profile_id: int, product_id: str, at: int) -> None:
+def add_alert(conn: Connection, profile_id: int, product_id: str, at: int) -> None:
     """A person asks to be told when a product is back (again, after a notification)."""
     conn.execute(
         "INSERT INTO product_alerts (profile_id, product_id, created_at, notified_at) "
@@ -154,20 +155,20 @@ def add_alert(conn: sqlite3.Connection, profile_id: int, product_id: str, at: in
         (profile_id, product_id, at))
 
 
-def remove_alert(conn: sqlite3.Connection, profile_id: int, product_id: str) -> None:
+def remove_alert(conn: Connection, profile_id: int, product_id: str) -> None:
     """A person no longer wants to be told."""
     conn.execute("DELETE FROM product_alerts WHERE profile_id = ? AND product_id = ?",
                  (profile_id, product_id))
 
 
-def waiting_alerts(conn: sqlite3.Connection, product_id: str) -> list[int]:
+def waiting_alerts(conn: Connection, product_id: str) -> list[int]:
     """People waiting to hear that a product is back."""
     return [int(r[0]) for r in conn.execute(
         "SELECT profile_id FROM product_alerts WHERE product_id = ? AND notified_at IS NULL "
         "ORDER BY profile_id", (product_id,))]
 
 
-def mark_notified(conn: sqlite3.Connection, product_id: str, profile_ids: Sequence[int],
+def mark_notified(conn: Connection, product_id: str, profile_ids: Sequence[int],
                   at: int) -> None:
     """These people have been told (their request is used up)."""
     conn.executemany(
@@ -175,7 +176,7 @@ def mark_notified(conn: sqlite3.Connection, product_id: str, profile_ids: Sequen
         [(at, product_id, pid) for pid in profile_ids])
 
 
-def person_alerts(conn: sqlite3.Connection, profile_id: int) -> list[tuple[str, int, int | None]]:
+def person_alerts(conn: Connection, profile_id: int) -> list[tuple[str, int, int | None]]:
     """(product_id, created_at, notified_at) of a person's back-in-stock requests."""
     return [(str(r[0]), int(r[1]), r[2]) for r in conn.execute(
         "SELECT product_id, created_at, notified_at FROM product_alerts WHERE profile_id = ? "
@@ -184,7 +185,7 @@ def person_alerts(conn: sqlite3.Connection, profile_id: int) -> list[tuple[str, 
 
 # -- recommendation lists -------------------------------------------------------------------
 
-def save_recs(conn: sqlite3.Connection, kind: str, lists: Mapping[str, Sequence[Any]],
+def save_recs(conn: Connection, kind: str, lists: Mapping[str, Sequence[Any]],
               now: int) -> None:
     """Replace every list of `kind` ({product_id or "": [[id, score], …]})."""
     conn.execute("DELETE FROM product_recs WHERE kind = ?", (kind,))
@@ -194,7 +195,7 @@ def save_recs(conn: sqlite3.Connection, kind: str, lists: Mapping[str, Sequence[
          for pid, items in lists.items() if items])
 
 
-def load_recs(conn: sqlite3.Connection, kind: str,
+def load_recs(conn: Connection, kind: str,
               product_ids: Iterable[str]) -> dict[str, list[tuple[str, float]]]:
     """{product_id: [(id, score), …]} of `kind` for these products ("" for global lists)."""
     wanted = sorted(set(product_ids))
@@ -209,7 +210,7 @@ def load_recs(conn: sqlite3.Connection, kind: str,
     return out
 
 
-def recs_built_at(conn: sqlite3.Connection) -> int | None:
+def recs_built_at(conn: Connection) -> int | None:
     """When the lists were last built (None: never)."""
     row = conn.execute("SELECT max(built_at) FROM product_recs").fetchone()
     return None if row[0] is None else int(row[0])
@@ -217,7 +218,7 @@ def recs_built_at(conn: sqlite3.Connection) -> int | None:
 
 # -- links, clicks and conversions ------------------------------------------------------------
 
-def add_rec_links(conn: sqlite3.Connection, links: Sequence[RecLink]) -> None:
+def add_rec_links(conn: Connection, links: Sequence[RecLink]) -> None:
     """Remember what a message showed (the first product wins a URL shown twice)."""
     conn.executemany(
         "INSERT INTO product_rec_links (outbox_id, url, product_id, kind, message, journey, at) "
@@ -226,7 +227,7 @@ def add_rec_links(conn: sqlite3.Connection, links: Sequence[RecLink]) -> None:
           link.at) for link in links])
 
 
-def rec_link(conn: sqlite3.Connection, outbox_id: int, url: str) -> RecLink | None:
+def rec_link(conn: Connection, outbox_id: int, url: str) -> RecLink | None:
     """The recommendation behind a link of an outbox row, if it was one."""
     row = conn.execute(
         "SELECT outbox_id, url, product_id, kind, message, journey, at FROM product_rec_links "
@@ -234,7 +235,7 @@ def rec_link(conn: sqlite3.Connection, outbox_id: int, url: str) -> RecLink | No
     return None if row is None else RecLink(*row)
 
 
-def add_rec_click(conn: sqlite3.Connection, *, profile_id: int, link: RecLink,
+def add_rec_click(conn: Connection, *, profile_id: int, link: RecLink,
                   event_id: int, at: int) -> None:
     """A click on a recommendation link (an event is counted once)."""
     conn.execute(
@@ -245,7 +246,7 @@ def add_rec_click(conn: sqlite3.Connection, *, profile_id: int, link: RecLink,
          event_id, at))
 
 
-def last_rec_click(conn: sqlite3.Connection, profile_id: int, product_id: str, since: int,
+def last_rec_click(conn: Connection, profile_id: int, product_id: str, since: int,
                    until: int) -> tuple[str, str | None, str | None, int, int] | None:
     """(kind, message, journey, outbox_id, at) of the person's last click on a
     recommendation of this product in [since, until]."""
@@ -256,7 +257,7 @@ def last_rec_click(conn: sqlite3.Connection, profile_id: int, product_id: str, s
     return None if row is None else (row[0], row[1], row[2], int(row[3]), int(row[4]))
 
 
-def add_rec_conversion(conn: sqlite3.Connection, line: OrderLine, *, kind: str,
+def add_rec_conversion(conn: Connection, line: OrderLine, *, kind: str,
                        message: str | None, journey: str | None, outbox_id: int,
                        clicked_at: int, revenue: float) -> None:
     """Credit an order line to a recommendation (once per order and product)."""
@@ -269,7 +270,7 @@ def add_rec_conversion(conn: sqlite3.Connection, line: OrderLine, *, kind: str,
          outbox_id, clicked_at, line.at, revenue))
 
 
-def rec_report_rows(conn: sqlite3.Connection, since: int,
+def rec_report_rows(conn: Connection, since: int,
                     until: int) -> dict[tuple[str, str], dict[str, float]]:
     """{(kind, message): {shown, clicks, conversions, revenue}} in [since, until):
     recommendations shown (distinct message and product), clicks, credited order lines
@@ -301,7 +302,7 @@ def rec_report_rows(conn: sqlite3.Connection, since: int,
 
 # -- merges, forget, rebuild ------------------------------------------------------------------
 
-def move_profile(conn: sqlite3.Connection, into: int, other: int) -> None:
+def move_profile(conn: Connection, into: int, other: int) -> None:
     """Move a merged-away person's product rows onto the surviving profile."""
     conn.execute(
         "INSERT INTO product_activity (profile_id, kind, product_id, first_at, last_at, count) "
@@ -325,13 +326,13 @@ def move_profile(conn: sqlite3.Connection, into: int, other: int) -> None:
         conn.execute(f"UPDATE {table} SET profile_id = ? WHERE profile_id = ?", (into, other))
 
 
-def delete_profile(conn: sqlite3.Connection, profile_id: int) -> None:
+def delete_profile(conn: Connection, profile_id: int) -> None:
     """Delete a forgotten person's product rows."""
     for table in PERSON_TABLES:
         conn.execute(f"DELETE FROM {table} WHERE profile_id = ?", (profile_id,))
 
 
-def clear_people(conn: sqlite3.Connection) -> None:
+def clear_people(conn: Connection) -> None:
     """Delete every person's product rows (`kanal profiles rebuild` replays them)."""
     for table in PERSON_TABLES:
         conn.execute(f"DELETE FROM {table}")

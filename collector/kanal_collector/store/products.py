@@ -7,12 +7,13 @@ the recommendation lists and their attribution are in store/product_activity.py.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from .connection import Connection
 
 _COLUMNS = ("id", "sku", "name", "url", "image_url", "currency", "price", "sale_price",
             "availability", "in_stock", "stock", "brand", "category", "categories",
@@ -51,7 +52,7 @@ def _row(values: Sequence[Any]) -> dict[str, Any]:
     return row
 
 
-def load_products(conn: sqlite3.Connection, ids: Iterable[str], *,
+def load_products(conn: Connection, ids: Iterable[str], *,
                   with_prices: bool = True) -> dict[str, dict[str, Any]]:
     """Products by id (deleted ones too, with `deleted_at` set), each with its `prices`:
     {currency: (price, sale_price)}."""
@@ -73,7 +74,7 @@ def load_products(conn: sqlite3.Connection, ids: Iterable[str], *,
     return out
 
 
-def ids_by_sku(conn: sqlite3.Connection, skus: Iterable[str]) -> dict[str, str]:
+def ids_by_sku(conn: Connection, skus: Iterable[str]) -> dict[str, str]:
     """{sku: product id} of the products with these SKUs (the newest when several)."""
     wanted = sorted(set(skus))
     out: dict[str, str] = {}
@@ -86,7 +87,7 @@ def ids_by_sku(conn: sqlite3.Connection, skus: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def known_ids(conn: sqlite3.Connection, ids: Iterable[str]) -> set[str]:
+def known_ids(conn: Connection, ids: Iterable[str]) -> set[str]:
     """Which of these ids name a product (deleted or not)."""
     wanted = sorted(set(ids))
     out: set[str] = set()
@@ -97,7 +98,7 @@ def known_ids(conn: sqlite3.Connection, ids: Iterable[str]) -> set[str]:
     return out
 
 
-def save_product(conn: sqlite3.Connection, record: Mapping[str, Any], *, source: str,
+def save_product(conn: Connection, record: Mapping[str, Any], *, source: str,
                  hash_: str, now: int) -> None:
     """Insert or replace a product (and its prices); a deleted one comes back."""
     values = {
@@ -128,7 +129,7 @@ def save_product(conn: sqlite3.Connection, record: Mapping[str, Any], *, source:
          for cur, (price, sale) in sorted(dict(record.get("prices") or {}).items())])
 
 
-def mark_deleted(conn: sqlite3.Connection, product_id: str, now: int) -> bool:
+def mark_deleted(conn: Connection, product_id: str, now: int) -> bool:
     """Delete a product (it is kept as a tombstone: a message naming it is skipped, not
     failed); False when it was unknown or already deleted."""
     return conn.execute(
@@ -136,13 +137,13 @@ def mark_deleted(conn: sqlite3.Connection, product_id: str, now: int) -> bool:
         "WHERE id = ? AND deleted_at IS NULL", (now, now, product_id)).rowcount > 0
 
 
-def live_ids_of_source(conn: sqlite3.Connection, source: str) -> set[str]:
+def live_ids_of_source(conn: Connection, source: str) -> set[str]:
     """Ids of the products (not deleted) last written by `source`."""
     return {r[0] for r in conn.execute(
         "SELECT id FROM products WHERE source = ? AND deleted_at IS NULL", (source,))}
 
 
-def add_history(conn: sqlite3.Connection, rows: Sequence[HistoryRow]) -> None:
+def add_history(conn: Connection, rows: Sequence[HistoryRow]) -> None:
     """Append changes to the history (the signals worker reads it after its cursor)."""
     conn.executemany(
         "INSERT INTO product_history (product_id, at, what, currency, old_price, new_price, "
@@ -162,20 +163,20 @@ def _history(values: Sequence[Any]) -> HistoryRow:
                       source=values[9])
 
 
-def history_after(conn: sqlite3.Connection, after: int, limit: int) -> list[HistoryRow]:
+def history_after(conn: Connection, after: int, limit: int) -> list[HistoryRow]:
     """Up to `limit` history rows with an id above `after`, oldest first."""
     return [_history(v) for v in conn.execute(
         f"{_HISTORY} WHERE id > ? ORDER BY id LIMIT ?", (after, limit))]
 
 
-def product_history(conn: sqlite3.Connection, product_id: str,
+def product_history(conn: Connection, product_id: str,
                     limit: int = 50) -> list[HistoryRow]:
     """A product's changes, newest first."""
     return [_history(v) for v in conn.execute(
         f"{_HISTORY} WHERE product_id = ? ORDER BY id DESC LIMIT ?", (product_id, limit))]
 
 
-def list_products(conn: sqlite3.Connection, *, prefix: str | None = None, after: str = "",
+def list_products(conn: Connection, *, prefix: str | None = None, after: str = "",
                   limit: int = 50, include_deleted: bool = False) -> list[dict[str, Any]]:
     """Products in id order after `after`, optionally whose id or name starts with
     `prefix` (case-insensitive for the name)."""
@@ -192,14 +193,14 @@ def list_products(conn: sqlite3.Connection, *, prefix: str | None = None, after:
     return rows
 
 
-def count_products(conn: sqlite3.Connection) -> tuple[int, int]:
+def count_products(conn: Connection) -> tuple[int, int]:
     """(live products, of which available)."""
     row = conn.execute("SELECT count(*), coalesce(sum(in_stock), 0) FROM products "
                        "WHERE deleted_at IS NULL").fetchone()
     return int(row[0]), int(row[1])
 
 
-def catalogue_meta(conn: sqlite3.Connection) -> list[tuple[str, str | None, str | None]]:
+def catalogue_meta(conn: Connection) -> list[tuple[str, str | None, str | None]]:
     """(id, category, brand) of every live product (for "similar")."""
     return [(r[0], r[1], r[2]) for r in conn.execute(
         "SELECT id, category, brand FROM products WHERE deleted_at IS NULL ORDER BY id")]
@@ -207,7 +208,7 @@ def catalogue_meta(conn: sqlite3.Connection) -> list[tuple[str, str | None, str 
 
 # -- feeds ------------------------------------------------------------------------------
 
-def feed_state(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
+def feed_state(conn: Connection, name: str) -> dict[str, Any] | None:
     """The stored state of a scheduled feed (None before its first fetch)."""
     keys = ("name", "url", "next_at", "last_attempt_at", "last_success_at", "status",
             "detail", "etag", "last_modified")
@@ -216,7 +217,7 @@ def feed_state(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
     return None if row is None else dict(zip(keys, row, strict=True))
 
 
-def save_feed_state(conn: sqlite3.Connection, state: Mapping[str, Any]) -> None:
+def save_feed_state(conn: Connection, state: Mapping[str, Any]) -> None:
     """Insert or update a feed's state (name, url, next_at, … as feed_state returns)."""
     keys = ("name", "url", "next_at", "last_attempt_at", "last_success_at", "status",
             "detail", "etag", "last_modified")

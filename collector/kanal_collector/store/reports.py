@@ -6,10 +6,11 @@ open. Runs are chosen by when they entered their journey (`entered_at`).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from .connection import Connection
 
 DAY_MS = 86_400_000
 _OWN = "kanal"
@@ -57,7 +58,7 @@ def _runs_where(journey: str | None, since_ms: int | None,
     return (f"WHERE {' AND '.join(where)}" if where else ""), args
 
 
-def window_runs(conn: sqlite3.Connection, *, journey: str | None, since_ms: int | None,
+def window_runs(conn: Connection, *, journey: str | None, since_ms: int | None,
                 until_ms: int | None) -> list[RunRow]:
     """The runs that entered in the window (of one journey, or of all), oldest first."""
     where, args = _runs_where(journey, since_ms, until_ms)
@@ -70,7 +71,7 @@ def window_runs(conn: sqlite3.Connection, *, journey: str | None, since_ms: int 
                 args)]
 
 
-def logged_steps(conn: sqlite3.Connection, *, journey: str | None, since_ms: int | None,
+def logged_steps(conn: Connection, *, journey: str | None, since_ms: int | None,
                  until_ms: int | None) -> list[tuple[int, str]]:
     """(run id, step) for every step the log mentions, of the runs in the window."""
     where, args = _runs_where(journey, since_ms, until_ms)
@@ -80,7 +81,7 @@ def logged_steps(conn: sqlite3.Connection, *, journey: str | None, since_ms: int
         f"{'AND' if where else 'WHERE'} l.step IS NOT NULL", args)]
 
 
-def window_sends(conn: sqlite3.Connection, *, journey: str | None, since_ms: int | None,
+def window_sends(conn: Connection, *, journey: str | None, since_ms: int | None,
                  until_ms: int | None) -> list[SendRow]:
     """The outbox rows queued by the send steps of the runs in the window.
 
@@ -91,11 +92,11 @@ def window_sends(conn: sqlite3.Connection, *, journey: str | None, since_ms: int
     return [SendRow(int(r[0]), str(r[1]), int(r[2]), str(r[3]), r[4]) for r in conn.execute(
         "SELECT l.run_id, l.step, o.id, o.state, o.channel FROM journey_runs r "
         "JOIN journey_log l ON l.run_id = r.id "
-        "JOIN outbox o ON o.id = json_extract(l.detail, '$.outbox_id') "
+        f"JOIN outbox o ON o.id = {conn.dialect.json_int('l.detail', 'outbox_id')} "
         f"{where} {'AND' if where else 'WHERE'} l.what = 'queued' ORDER BY o.id", args)]
 
 
-def outbox_events(conn: sqlite3.Connection, names: Sequence[str], *,
+def outbox_events(conn: Connection, names: Sequence[str], *,
                   after_event: int = 0) -> Iterator[tuple[str, int, bool]]:
     """(event name, outbox id, flagged as a bot) of Kanal's own events about outbox rows.
 
@@ -107,15 +108,15 @@ def outbox_events(conn: sqlite3.Connection, names: Sequence[str], *,
         return
     marks = ",".join("?" * len(names))
     for name, outbox_id, bot in conn.execute(
-            "SELECT event, json_extract(body, '$.properties.outbox_id'), "
-            "json_extract(body, '$.properties.bot') FROM events "
+            f"SELECT event, {conn.dialect.json_value('body', 'properties', 'outbox_id')}, "
+            f"{conn.dialect.json_value('body', 'properties', 'bot')} FROM events "
             f"WHERE id > ? AND key_kind = ? AND event IN ({marks})",
             (after_event, _OWN, *names)):
         if isinstance(outbox_id, int) and not isinstance(outbox_id, bool):
             yield str(name), outbox_id, bool(bot)
 
 
-def window_assignments(conn: sqlite3.Connection, *, journey: str | None,
+def window_assignments(conn: Connection, *, journey: str | None,
                        since_ms: int | None, until_ms: int | None) -> list[tuple[int, str, str]]:
     """(run id, split step, arm) of the runs in the window."""
     where, args = _runs_where(journey, since_ms, until_ms)
@@ -126,7 +127,7 @@ def window_assignments(conn: sqlite3.Connection, *, journey: str | None,
 
 # -- overview ---------------------------------------------------------------------------
 
-def event_counts(conn: sqlite3.Connection, first_day: str,
+def event_counts(conn: Connection, first_day: str,
                  last_day: str) -> list[tuple[str, str, int]]:
     """(day, origin, events) from the processor's daily counters, days inclusive."""
     return [(str(day), str(origin), int(n)) for day, origin, n in conn.execute(
@@ -139,7 +140,7 @@ def event_counts(conn: sqlite3.Connection, first_day: str,
 # few rows per day, so the overview costs the same whatever the size of the log and the
 # number of people. Days are UTC day numbers, both inclusive.
 
-def active_profiles_by_day(conn: sqlite3.Connection, first_day: int,
+def active_profiles_by_day(conn: Connection, first_day: int,
                            last_day: int) -> dict[int, int]:
     """{day number (ms // 86 400 000): profiles with an event of their own that day}."""
     return {int(day): int(n) for day, n in conn.execute(
@@ -147,7 +148,7 @@ def active_profiles_by_day(conn: sqlite3.Connection, first_day: int,
         "GROUP BY day", (first_day, last_day))}
 
 
-def active_profiles(conn: sqlite3.Connection, first_day: int, last_day: int) -> int:
+def active_profiles(conn: Connection, first_day: int, last_day: int) -> int:
     """Distinct profiles with an event of their own (not Kanal's) on any of the days:
     each counted on their first active day of the window."""
     row = conn.execute("SELECT sum(people) FROM active_spans "
@@ -156,14 +157,14 @@ def active_profiles(conn: sqlite3.Connection, first_day: int, last_day: int) -> 
     return int(row[0] or 0)
 
 
-def goal_totals(conn: sqlite3.Connection, names: Sequence[str], first_day: int,
+def goal_totals(conn: Connection, names: Sequence[str], first_day: int,
                 last_day: int) -> list[tuple[int, int, float]]:
     """(day, events, order value) of people's track events named `names`, per day."""
     if not names:
         return []
     marks = ",".join("?" * len(names))
     return [(int(day), int(n), float(revenue)) for day, n, revenue in conn.execute(
-        "SELECT day, sum(count), total(revenue) FROM track_daily "
+        "SELECT day, sum(count), coalesce(sum(revenue), 0.0) FROM track_daily "
         f"WHERE day >= ? AND day <= ? AND event IN ({marks}) GROUP BY day ORDER BY day",
         (first_day, last_day, *names))]
 
@@ -175,28 +176,30 @@ _PEOPLE_EVENTS = (
 )
 
 
-def recount_active_days(conn: sqlite3.Connection) -> set[tuple[int, int]]:
+def recount_active_days(conn: Connection) -> set[tuple[int, int]]:
     """Every (day, profile_id) of active_days, recounted from the timelines."""
     return {(int(ts) // DAY_MS, int(pid)) for ts, pid in conn.execute(
         f"SELECT pe.timestamp, pe.profile_id {_PEOPLE_EVENTS}", (_OWN,))}
 
 
-def recount_track_events(conn: sqlite3.Connection) -> list[tuple[int, str, str | None]]:
-    """(timestamp, name, properties JSON) of every track event on a timeline that is a
-    person's own: what track_daily sums, recounted from the log."""
+def recount_track_events(conn: Connection) -> list[tuple[int, str, Any]]:
+    """(timestamp, name, properties) of every track event on a timeline that is a
+    person's own: what track_daily sums, recounted from the log. The properties are
+    JSON text on SQLite and a dict on PostgreSQL (order_value takes either)."""
     return [(int(ts), str(name), props) for ts, name, props in conn.execute(
-        "SELECT e.timestamp, e.event, json_extract(e.body, '$.properties') FROM events e "
+        f"SELECT e.timestamp, e.event, {conn.dialect.json_value('e.body', 'properties')} "
+        "FROM events e "
         "WHERE e.type = 'track' AND e.key_kind != ? AND e.event IS NOT NULL "
         "AND e.id IN (SELECT event_id FROM profile_events) ORDER BY e.id", (_OWN,))]
 
 
-def active_spans(conn: sqlite3.Connection) -> dict[tuple[int, int], int]:
+def active_spans(conn: Connection) -> dict[tuple[int, int], int]:
     """The stored active_spans: {(day, previous active day): people}."""
     return {(int(d), int(p)): int(n) for d, p, n in conn.execute(
         "SELECT day, prev_day, people FROM active_spans")}
 
 
-def daily_aggregates(conn: sqlite3.Connection) -> tuple[set[tuple[int, int]],
+def daily_aggregates(conn: Connection) -> tuple[set[tuple[int, int]],
                                                         dict[tuple[int, str],
                                                              tuple[int, float]]]:
     """The stored aggregates: (active_days pairs, {(day, event): (count, revenue)})."""

@@ -1,313 +1,345 @@
-"""Versioned migrations, applied in order inside one write transaction.
+"""Versioned migrations, declared once for both storage engines.
 
-The version lives in SQLite's `user_version`. Append new migrations at the end of
-MIGRATIONS; never edit one that has shipped.
+A migration is a function of a `Migration`: `m.ddl(...)` runs a DDL statement whose
+column types are placeholders the engine's dialect fills in ({ID}, {INT}, {REAL},
+{TEXT}, {WITHOUT_ROWID}: store/dialect.py), and `m.execute(...)` runs plain SQL in the
+common subset where a migration must move data. MIGRATIONS lists them in order. To
+change the schema, append a function to MIGRATIONS; never edit one that has shipped.
+
+The version: SQLite keeps it in `PRAGMA user_version`, as every Kanal database did
+before PostgreSQL (so existing files keep upgrading in place); PostgreSQL in the table
+`kanal_migrations` (one row per applied migration, with when). `migrate` applies what
+is pending in one transaction (DDL is transactional on both engines) under the writer
+lock (SQLite's write lock, PostgreSQL's advisory writer lock), and reads the version
+only once it holds the lock, so concurrent `migrate` calls are safe: the second finds
+nothing left to do.
+
+Why no migration library: alembic would bring SQLAlchemy for what is the loop at the
+bottom of this module, and keeps its own version table where existing databases count
+in `user_version`; yoyo-migrations keeps migrations as SQL per engine (the schema twice)
+with its own version and lock tables. Neither knows Kanal's writer lock.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable
-
-from sqlite_utils import Database as _Schema
+from typing import Any
 
 from ..contacts import check_email, check_phone, normalise_country
 from ..money import TRUSTED_KEY_KINDS, order_id, order_value
+from .connection import Connection, Params
 from .db import transaction
+from .dialect import SQLITE, Dialect
 
 
-def _m001_foundation(db: _Schema) -> None:
-    db.table("meta").create({"key": str, "value": str}, pk="key")
-    db.table("sources").create(
-        {"id": int, "name": str, "created_at": int}, pk="id", not_null={"name", "created_at"}
+class Migration:
+    """What a migration step runs its statements through."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dialect: Dialect = conn.dialect
+
+    def ddl(self, template: str) -> None:
+        """Run a DDL statement with the engine's column types filled in."""
+        self.conn.execute(self.dialect.ddl(template))
+
+    def execute(self, sql: str, params: Params = ()) -> Any:
+        """Run a statement as it is (common-subset SQL)."""
+        return self.conn.execute(sql, params)
+
+
+def _m001_foundation(m: Migration) -> None:
+    m.ddl("CREATE TABLE meta (key {TEXT} PRIMARY KEY, value {TEXT})")
+    m.ddl("CREATE TABLE sources (id {ID}, name {TEXT} NOT NULL, created_at {INT} NOT NULL)")
+    m.ddl("CREATE UNIQUE INDEX idx_sources_name ON sources (name)")
+    m.ddl(
+        """CREATE TABLE keys (
+            id {ID},
+            kind {TEXT} NOT NULL,
+            source_id {INT} REFERENCES sources(id),
+            name {TEXT},
+            prefix {TEXT} NOT NULL,
+            key_hash {TEXT} NOT NULL,
+            secret {TEXT},
+            created_at {INT} NOT NULL,
+            revoked_at {INT}
+        )"""
     )
-    db.table("sources").create_index(["name"], unique=True)
-    db.table("keys").create(
-        {
-            "id": int, "kind": str, "source_id": int, "name": str, "prefix": str,
-            "key_hash": str, "secret": str, "created_at": int, "revoked_at": int,
-        },
-        pk="id",
-        not_null={"kind", "prefix", "key_hash", "created_at"},
-        foreign_keys=[("source_id", "sources", "id")],
-    )
-    db.table("keys").create_index(["key_hash"], unique=True)
+    m.ddl("CREATE UNIQUE INDEX idx_keys_key_hash ON keys (key_hash)")
     # AUTOINCREMENT: ids are never reused after a delete (`kanal forget`), so a
     # consumer's cursor can never miss an event that takes an old id.
-    db.execute(
+    m.ddl(
         """CREATE TABLE events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            source_id INTEGER NOT NULL REFERENCES sources(id),
-            message_id TEXT NOT NULL,
-            type TEXT NOT NULL,
-            event TEXT,
-            user_id TEXT,
-            anonymous_id TEXT,
-            origin TEXT NOT NULL,
-            key_kind TEXT NOT NULL,
-            verified INTEGER NOT NULL DEFAULT 0,
-            timestamp INTEGER NOT NULL,
-            received_at INTEGER NOT NULL,
-            body TEXT NOT NULL
+            id {ID},
+            source_id {INT} NOT NULL REFERENCES sources(id),
+            message_id {TEXT} NOT NULL,
+            type {TEXT} NOT NULL,
+            event {TEXT},
+            user_id {TEXT},
+            anonymous_id {TEXT},
+            origin {TEXT} NOT NULL,
+            key_kind {TEXT} NOT NULL,
+            verified {INT} NOT NULL DEFAULT 0,
+            timestamp {INT} NOT NULL,
+            received_at {INT} NOT NULL,
+            body {TEXT} NOT NULL
         )"""
     )
-    db.execute("CREATE UNIQUE INDEX events_message ON events(source_id, message_id)")
-    db.table("failed_events").create(
-        {"id": int, "source_id": int, "key_kind": str, "received_at": int,
-         "reason": str, "body": str},
-        pk="id",
-        not_null={"received_at", "reason", "body"},
+    m.ddl("CREATE UNIQUE INDEX events_message ON events(source_id, message_id)")
+    m.ddl(
+        """CREATE TABLE failed_events (
+            id {ID}, source_id {INT}, key_kind {TEXT}, received_at {INT} NOT NULL,
+            reason {TEXT} NOT NULL, body {TEXT} NOT NULL
+        )"""
     )
-    db.table("cursors").create({"name": str, "position": int}, pk="name", not_null={"position"})
-    db.table("leases").create(
-        {"name": str, "owner": str, "expires_at": float}, pk="name",
-        not_null={"owner", "expires_at"},
-    )
-    db.execute(
+    m.ddl("CREATE TABLE cursors (name {TEXT} PRIMARY KEY, position {INT} NOT NULL)")
+    m.ddl("CREATE TABLE leases (name {TEXT} PRIMARY KEY, owner {TEXT} NOT NULL, "
+          "expires_at {REAL} NOT NULL)")
+    m.ddl(
         """CREATE TABLE event_stats (
-            day TEXT NOT NULL, origin TEXT NOT NULL, type TEXT NOT NULL,
-            count INTEGER NOT NULL, PRIMARY KEY (day, origin, type)
-        ) WITHOUT ROWID"""
+            day {TEXT} NOT NULL, origin {TEXT} NOT NULL, type {TEXT} NOT NULL,
+            count {INT} NOT NULL, PRIMARY KEY (day, origin, type)
+        ){WITHOUT_ROWID}"""
     )
 
 
-def _m002_profiles(db: _Schema) -> None:
+def _m002_profiles(m: Migration) -> None:
     # Single customer view (profiles/): written only by the processor's profiles step,
     # `kanal profiles rebuild` and `kanal forget`.
-    db.execute(
+    m.ddl(
         """CREATE TABLE profiles (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            created_at INTEGER NOT NULL,
-            first_seen INTEGER,
-            last_seen INTEGER,
-            state TEXT NOT NULL
+            id {ID},
+            created_at {INT} NOT NULL,
+            first_seen {INT},
+            last_seen {INT},
+            state {TEXT} NOT NULL
         )"""
     )
-    db.execute("CREATE INDEX profiles_last_seen ON profiles(last_seen)")
-    db.execute(
+    m.ddl("CREATE INDEX profiles_last_seen ON profiles(last_seen)")
+    m.ddl(
         """CREATE TABLE identities (
-            kind TEXT NOT NULL, value TEXT NOT NULL, profile_id INTEGER NOT NULL,
-            first_event INTEGER, PRIMARY KEY (kind, value)
-        ) WITHOUT ROWID"""
+            kind {TEXT} NOT NULL, value {TEXT} NOT NULL, profile_id {INT} NOT NULL,
+            first_event {INT}, PRIMARY KEY (kind, value)
+        ){WITHOUT_ROWID}"""
     )
-    db.execute("CREATE INDEX identities_profile ON identities(profile_id)")
-    db.execute(
+    m.ddl("CREATE INDEX identities_profile ON identities(profile_id)")
+    m.ddl(
         """CREATE TABLE profile_events (
-            profile_id INTEGER NOT NULL, timestamp INTEGER NOT NULL, event_id INTEGER NOT NULL,
+            profile_id {INT} NOT NULL, timestamp {INT} NOT NULL, event_id {INT} NOT NULL,
             PRIMARY KEY (profile_id, timestamp, event_id)
-        ) WITHOUT ROWID"""
+        ){WITHOUT_ROWID}"""
     )
-    db.execute("CREATE INDEX profile_events_event ON profile_events(event_id)")
-    db.execute(
+    m.ddl("CREATE INDEX profile_events_event ON profile_events(event_id)")
+    m.ddl(
         """CREATE TABLE merges (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            into_profile INTEGER NOT NULL, from_profile INTEGER NOT NULL,
-            event_id INTEGER, reason TEXT NOT NULL, at INTEGER NOT NULL
+            id {ID},
+            into_profile {INT} NOT NULL, from_profile {INT} NOT NULL,
+            event_id {INT}, reason {TEXT} NOT NULL, at {INT} NOT NULL
         )"""
     )
-    db.execute("CREATE INDEX merges_into ON merges(into_profile)")
-    db.execute(
+    m.ddl("CREATE INDEX merges_into ON merges(into_profile)")
+    m.ddl(
         """CREATE TABLE suppressions (
-            hash TEXT PRIMARY KEY, created_at INTEGER NOT NULL, note TEXT
-        ) WITHOUT ROWID"""
+            hash {TEXT} PRIMARY KEY, created_at {INT} NOT NULL, note {TEXT}
+        ){WITHOUT_ROWID}"""
     )
-    db.execute(
+    m.ddl(
         """CREATE TABLE segment_definitions (
-            name TEXT PRIMARY KEY, version INTEGER NOT NULL, definition TEXT NOT NULL,
-            updated_at INTEGER NOT NULL
+            name {TEXT} PRIMARY KEY, version {INT} NOT NULL, definition {TEXT} NOT NULL,
+            updated_at {INT} NOT NULL
         )"""
     )
-    db.execute(
+    m.ddl(
         """CREATE TABLE segment_members (
-            segment TEXT NOT NULL, profile_id INTEGER NOT NULL, entered_at INTEGER NOT NULL,
+            segment {TEXT} NOT NULL, profile_id {INT} NOT NULL, entered_at {INT} NOT NULL,
             PRIMARY KEY (segment, profile_id)
-        ) WITHOUT ROWID"""
+        ){WITHOUT_ROWID}"""
     )
-    db.execute("CREATE INDEX segment_members_profile ON segment_members(profile_id)")
+    m.ddl("CREATE INDEX segment_members_profile ON segment_members(profile_id)")
 
 
-def _m003_tracking(db: _Schema) -> None:
+def _m003_tracking(m: Migration) -> None:
     # Email tracking (tracking/): one row per tracked send, one per link it carried.
     # No foreign key to the outbox: a send's tracking outlives a pruned outbox row.
-    db.execute(
+    m.ddl(
         """CREATE TABLE tracking_sends (
-            outbox_id INTEGER PRIMARY KEY,
-            profile_id INTEGER NOT NULL,
-            message TEXT,
-            journey TEXT,
-            channel TEXT NOT NULL,
-            topic TEXT,
-            sent_at INTEGER NOT NULL
+            outbox_id {INT} PRIMARY KEY,
+            profile_id {INT} NOT NULL,
+            message {TEXT},
+            journey {TEXT},
+            channel {TEXT} NOT NULL,
+            topic {TEXT},
+            sent_at {INT} NOT NULL
         )"""
     )
-    db.execute("CREATE INDEX tracking_sends_profile ON tracking_sends(profile_id)")
-    db.execute(
+    m.ddl("CREATE INDEX tracking_sends_profile ON tracking_sends(profile_id)")
+    m.ddl(
         """CREATE TABLE tracking_links (
-            outbox_id INTEGER NOT NULL, idx INTEGER NOT NULL, url TEXT NOT NULL,
+            outbox_id {INT} NOT NULL, idx {INT} NOT NULL, url {TEXT} NOT NULL,
             PRIMARY KEY (outbox_id, idx)
-        ) WITHOUT ROWID"""
+        ){WITHOUT_ROWID}"""
     )
 
 
-def _m004_outbox(db: _Schema) -> None:
+def _m004_outbox(m: Migration) -> None:
     # One row per message to send (messages/): written by the enqueue API inside its
     # caller's transaction and by the dispatcher. Times are epoch ms.
-    db.execute(
+    m.ddl(
         """CREATE TABLE outbox (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            idempotency_key TEXT NOT NULL UNIQUE,
-            profile_id INTEGER NOT NULL,
-            message TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            topic TEXT,
-            channel TEXT,
-            candidates TEXT NOT NULL DEFAULT '[]',
-            journey TEXT,
-            step TEXT,
-            data TEXT NOT NULL DEFAULT '{}',
-            state TEXT NOT NULL,
-            reason TEXT,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            next_attempt_at INTEGER NOT NULL,
-            claim_token TEXT,
-            claimed_by TEXT,
-            claimed_at INTEGER,
-            send_token TEXT,
-            recipient TEXT,
-            language TEXT,
-            provider_id TEXT,
-            created_at INTEGER NOT NULL,
-            updated_at INTEGER NOT NULL,
-            sent_at INTEGER
+            id {ID},
+            idempotency_key {TEXT} NOT NULL UNIQUE,
+            profile_id {INT} NOT NULL,
+            message {TEXT} NOT NULL,
+            kind {TEXT} NOT NULL,
+            topic {TEXT},
+            channel {TEXT},
+            candidates {TEXT} NOT NULL DEFAULT '[]',
+            journey {TEXT},
+            step {TEXT},
+            data {TEXT} NOT NULL DEFAULT '{{}}',
+            state {TEXT} NOT NULL,
+            reason {TEXT},
+            attempts {INT} NOT NULL DEFAULT 0,
+            next_attempt_at {INT} NOT NULL,
+            claim_token {TEXT},
+            claimed_by {TEXT},
+            claimed_at {INT},
+            send_token {TEXT},
+            recipient {TEXT},
+            language {TEXT},
+            provider_id {TEXT},
+            created_at {INT} NOT NULL,
+            updated_at {INT} NOT NULL,
+            sent_at {INT}
         )"""
     )
-    db.execute("CREATE INDEX outbox_due ON outbox(state, channel, next_attempt_at)")
-    db.execute("CREATE INDEX outbox_profile ON outbox(profile_id)")
+    m.ddl("CREATE INDEX outbox_due ON outbox(state, channel, next_attempt_at)")
+    m.ddl("CREATE INDEX outbox_profile ON outbox(profile_id)")
 
 
-def _m005_journeys(db: _Schema) -> None:
+def _m005_journeys(m: Migration) -> None:
     # Journeys (journeys/): versions of journey files, runs (one person in one journey),
     # their timers, conversions, split assignments and a per-run log. Written by the
     # processor's journeys step and the timer worker, each in its own transaction.
-    db.execute(
+    m.ddl(
         """CREATE TABLE journey_versions (
-            journey TEXT NOT NULL, version INTEGER NOT NULL, hash TEXT NOT NULL,
-            text TEXT NOT NULL, path TEXT, created_at INTEGER NOT NULL,
+            journey {TEXT} NOT NULL, version {INT} NOT NULL, hash {TEXT} NOT NULL,
+            text {TEXT} NOT NULL, path {TEXT}, created_at {INT} NOT NULL,
             PRIMARY KEY (journey, version)
         )"""
     )
-    db.execute("CREATE UNIQUE INDEX journey_versions_hash ON journey_versions(journey, hash)")
-    db.execute(
+    m.ddl("CREATE UNIQUE INDEX journey_versions_hash ON journey_versions(journey, hash)")
+    m.ddl(
         """CREATE TABLE journeys (
-            name TEXT PRIMARY KEY, version INTEGER NOT NULL, enabled INTEGER NOT NULL,
-            updated_at INTEGER NOT NULL
+            name {TEXT} PRIMARY KEY, version {INT} NOT NULL, enabled {INT} NOT NULL,
+            updated_at {INT} NOT NULL
         )"""
     )
-    db.execute(
+    m.ddl(
         """CREATE TABLE journey_runs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            journey TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            profile_id INTEGER NOT NULL,
-            state TEXT NOT NULL,
-            step TEXT,
-            wait_event TEXT,
-            dedupe TEXT,
-            trigger_event INTEGER,
-            context TEXT NOT NULL DEFAULT '{}',
-            entered_at INTEGER NOT NULL,
-            updated_at INTEGER NOT NULL,
-            ended_at INTEGER,
-            end_reason TEXT
+            id {ID},
+            journey {TEXT} NOT NULL,
+            version {INT} NOT NULL,
+            profile_id {INT} NOT NULL,
+            state {TEXT} NOT NULL,
+            step {TEXT},
+            wait_event {TEXT},
+            dedupe {TEXT},
+            trigger_event {INT},
+            context {TEXT} NOT NULL DEFAULT '{{}}',
+            entered_at {INT} NOT NULL,
+            updated_at {INT} NOT NULL,
+            ended_at {INT},
+            end_reason {TEXT}
         )"""
     )
-    db.execute("CREATE INDEX journey_runs_profile ON journey_runs(profile_id, journey)")
-    db.execute("CREATE INDEX journey_runs_journey ON journey_runs(journey, state)")
-    db.execute("CREATE UNIQUE INDEX journey_runs_dedupe "
+    m.ddl("CREATE INDEX journey_runs_profile ON journey_runs(profile_id, journey)")
+    m.ddl("CREATE INDEX journey_runs_journey ON journey_runs(journey, state)")
+    m.ddl("CREATE UNIQUE INDEX journey_runs_dedupe "
                "ON journey_runs(journey, profile_id, dedupe) WHERE dedupe IS NOT NULL")
-    db.execute(
+    m.ddl(
         """CREATE TABLE journey_timers (
-            run_id INTEGER PRIMARY KEY, due_at INTEGER NOT NULL, step TEXT NOT NULL,
-            kind TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0
+            run_id {INT} PRIMARY KEY, due_at {INT} NOT NULL, step {TEXT} NOT NULL,
+            kind {TEXT} NOT NULL, attempts {INT} NOT NULL DEFAULT 0
         )"""
     )
-    db.execute("CREATE INDEX journey_timers_due ON journey_timers(due_at)")
-    db.execute(
+    m.ddl("CREATE INDEX journey_timers_due ON journey_timers(due_at)")
+    m.ddl(
         """CREATE TABLE journey_conversions (
-            run_id INTEGER PRIMARY KEY, journey TEXT NOT NULL, version INTEGER NOT NULL,
-            profile_id INTEGER NOT NULL, event_id INTEGER, event TEXT NOT NULL,
-            revenue REAL, at INTEGER NOT NULL
+            run_id {INT} PRIMARY KEY, journey {TEXT} NOT NULL, version {INT} NOT NULL,
+            profile_id {INT} NOT NULL, event_id {INT}, event {TEXT} NOT NULL,
+            revenue {REAL}, at {INT} NOT NULL
         )"""
     )
-    db.execute("CREATE INDEX journey_conversions_journey ON journey_conversions(journey)")
-    db.execute(
+    m.ddl("CREATE INDEX journey_conversions_journey ON journey_conversions(journey)")
+    m.ddl(
         """CREATE TABLE journey_assignments (
-            run_id INTEGER NOT NULL, step TEXT NOT NULL, arm TEXT NOT NULL,
-            at INTEGER NOT NULL, PRIMARY KEY (run_id, step)
-        ) WITHOUT ROWID"""
+            run_id {INT} NOT NULL, step {TEXT} NOT NULL, arm {TEXT} NOT NULL,
+            at {INT} NOT NULL, PRIMARY KEY (run_id, step)
+        ){WITHOUT_ROWID}"""
     )
-    db.execute(
+    m.ddl(
         """CREATE TABLE journey_log (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL,
-            at INTEGER NOT NULL, step TEXT, what TEXT NOT NULL, detail TEXT
+            id {ID}, run_id {INT} NOT NULL,
+            at {INT} NOT NULL, step {TEXT}, what {TEXT} NOT NULL, detail {TEXT}
         )"""
     )
-    db.execute("CREATE INDEX journey_log_run ON journey_log(run_id)")
-    db.execute(
+    m.ddl("CREATE INDEX journey_log_run ON journey_log(run_id)")
+    m.ddl(
         """CREATE TABLE journey_schedules (
-            journey TEXT PRIMARY KEY, next_at INTEGER NOT NULL,
-            after_profile INTEGER NOT NULL DEFAULT 0
+            journey {TEXT} PRIMARY KEY, next_at {INT} NOT NULL,
+            after_profile {INT} NOT NULL DEFAULT 0
         )"""
     )
 
 
-def _m006_outbox_provider_index(db: _Schema) -> None:
+def _m006_outbox_provider_index(m: Migration) -> None:
     # Provider callbacks (Twilio status) find their outbox row by the provider's id.
-    db.execute("CREATE INDEX outbox_provider ON outbox(channel, provider_id) "
+    m.ddl("CREATE INDEX outbox_provider ON outbox(channel, provider_id) "
                "WHERE provider_id IS NOT NULL")
 
 
-def _m007_message_controls(db: _Schema) -> None:
+def _m007_message_controls(m: Migration) -> None:
     # Journey controls (messages/controls.py): a send's priority (the daily budget goes
     # to the highest) and what it does in quiet hours or over a cap (JSON), and a log of
     # what the dispatcher decided about a row besides sending it (deferred, skipped).
-    db.execute("ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
-    db.execute("ALTER TABLE outbox ADD COLUMN controls TEXT")
-    db.execute(
+    m.ddl("ALTER TABLE outbox ADD COLUMN priority {INT} NOT NULL DEFAULT 0")
+    m.ddl("ALTER TABLE outbox ADD COLUMN controls {TEXT}")
+    m.ddl(
         """CREATE TABLE outbox_log (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, outbox_id INTEGER NOT NULL,
-            at INTEGER NOT NULL, what TEXT NOT NULL, detail TEXT
+            id {ID}, outbox_id {INT} NOT NULL,
+            at {INT} NOT NULL, what {TEXT} NOT NULL, detail {TEXT}
         )"""
     )
-    db.execute("CREATE INDEX outbox_log_row ON outbox_log(outbox_id)")
-    db.execute("CREATE INDEX outbox_profile_sent ON outbox(profile_id, sent_at)")
+    m.ddl("CREATE INDEX outbox_log_row ON outbox_log(outbox_id)")
+    m.ddl("CREATE INDEX outbox_profile_sent ON outbox(profile_id, sent_at)")
     # The claim takes due rows highest priority first: one index range per priority
     # (outbox.claim), instead of sorting every due row on each claim.
-    db.execute("CREATE INDEX outbox_claim ON outbox(state, channel, priority, next_attempt_at)")
+    m.ddl("CREATE INDEX outbox_claim ON outbox(state, channel, priority, next_attempt_at)")
 
 
-def _m008_reports(db: _Schema) -> None:
+def _m008_reports(m: Migration) -> None:
     # Reports (reports/): marketing spend per channel, campaign or journey, entered by
     # the admin API (kanal.toml's [costs] is read at report time), and the dashboard's
     # sign-in sessions (a hash of the cookie's token, never the token).
-    db.execute(
+    m.ddl(
         """CREATE TABLE costs (
-            dimension TEXT NOT NULL, key TEXT NOT NULL, amount REAL NOT NULL,
-            currency TEXT, updated_at INTEGER NOT NULL,
+            dimension {TEXT} NOT NULL, key {TEXT} NOT NULL, amount {REAL} NOT NULL,
+            currency {TEXT}, updated_at {INT} NOT NULL,
             PRIMARY KEY (dimension, key)
-        ) WITHOUT ROWID"""
+        ){WITHOUT_ROWID}"""
     )
-    db.execute(
+    m.ddl(
         """CREATE TABLE dashboard_sessions (
-            token_hash TEXT PRIMARY KEY, key_id INTEGER NOT NULL, csrf TEXT NOT NULL,
-            created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL
-        ) WITHOUT ROWID"""
+            token_hash {TEXT} PRIMARY KEY, key_id {INT} NOT NULL, csrf {TEXT} NOT NULL,
+            created_at {INT} NOT NULL, expires_at {INT} NOT NULL
+        ){WITHOUT_ROWID}"""
     )
 
 
-def _m009_daily_aggregates(db: _Schema) -> None:
+def _m009_daily_aggregates(m: Migration) -> None:
     # The KPI overview's daily figures, kept by the processor's profiles step so that the
     # overview reads a few rows a day instead of the log (reports/kpis.py). Days are UTC
     # day numbers (timestamp // 86 400 000). Only people's own events count (key_kind
@@ -317,260 +349,262 @@ def _m009_daily_aggregates(db: _Schema) -> None:
     #                 (-2**40: none), so that distinct people over a window are a sum
     #                 (store/profiles.py explains)
     #   track_daily   track events per day and name; revenue is their order value
-    db.execute(
+    m.ddl(
         """CREATE TABLE active_days (
-            day INTEGER NOT NULL, profile_id INTEGER NOT NULL,
+            day {INT} NOT NULL, profile_id {INT} NOT NULL,
             PRIMARY KEY (day, profile_id)
-        ) WITHOUT ROWID"""
+        ){WITHOUT_ROWID}"""
     )
     # Merges and `kanal forget` find a person's rows by profile.
-    db.execute("CREATE INDEX active_days_profile ON active_days(profile_id)")
-    db.execute(
+    m.ddl("CREATE INDEX active_days_profile ON active_days(profile_id)")
+    m.ddl(
         """CREATE TABLE active_spans (
-            day INTEGER NOT NULL, prev_day INTEGER NOT NULL, people INTEGER NOT NULL,
+            day {INT} NOT NULL, prev_day {INT} NOT NULL, people {INT} NOT NULL,
             PRIMARY KEY (day, prev_day)
-        ) WITHOUT ROWID"""
+        ){WITHOUT_ROWID}"""
     )
-    db.execute(
+    m.ddl(
         """CREATE TABLE track_daily (
-            day INTEGER NOT NULL, event TEXT NOT NULL, count INTEGER NOT NULL,
-            revenue REAL NOT NULL, PRIMARY KEY (day, event)
-        ) WITHOUT ROWID"""
+            day {INT} NOT NULL, event {TEXT} NOT NULL, count {INT} NOT NULL,
+            revenue {REAL} NOT NULL, PRIMARY KEY (day, event)
+        ){WITHOUT_ROWID}"""
     )
     # Backfill from the timelines the processor has already built, so an upgraded
     # database reports the same figures at once. The day is floored as Python floors.
     day = ("CASE WHEN {t} >= 0 THEN {t} / 86400000 "
            "ELSE ({t} + 1) / 86400000 - 1 END")
-    db.execute(
+    m.execute(
         f"INSERT INTO active_days (day, profile_id) "
         f"SELECT DISTINCT {day.format(t='pe.timestamp')}, pe.profile_id "
         "FROM profile_events pe JOIN events e ON e.id = pe.event_id "
         "WHERE e.key_kind != 'kanal'"
     )
-    db.execute(
+    m.execute(
         "INSERT INTO active_spans (day, prev_day, people) "
         "SELECT day, prev_day, count(*) FROM (SELECT day, coalesce(lag(day) OVER "
         f"(PARTITION BY profile_id ORDER BY day), {-(2 ** 40)}) AS prev_day "
-        "FROM active_days) GROUP BY day, prev_day"
+        "FROM active_days) AS spans GROUP BY day, prev_day"
     )
-    db.conn.create_function("kanal_order_value", 1, order_value, deterministic=True)
-    db.execute(
-        f"INSERT INTO track_daily (day, event, count, revenue) "
-        f"SELECT {day.format(t='e.timestamp')} AS d, e.event, count(*), "
-        "total(kanal_order_value(json_extract(e.body, '$.properties'))) FROM events e "
-        "WHERE e.type = 'track' AND e.key_kind != 'kanal' AND e.event IS NOT NULL "
-        "AND e.id IN (SELECT event_id FROM profile_events) GROUP BY d, e.event"
-    )
+    tracks: dict[tuple[int, str], tuple[int, float]] = {}
+    for ts, name, properties in m.conn.stream(
+            f"SELECT e.timestamp, e.event, {m.dialect.json_value('e.body', 'properties')} "
+            "FROM events e WHERE e.type = 'track' AND e.key_kind != 'kanal' "
+            "AND e.event IS NOT NULL AND e.id IN (SELECT event_id FROM profile_events)"):
+        key = (int(ts) // 86_400_000, str(name))
+        count, revenue = tracks.get(key, (0, 0.0))
+        tracks[key] = (count + 1, revenue + order_value(properties))
+    m.conn.executemany("INSERT INTO track_daily (day, event, count, revenue) "
+                       "VALUES (?, ?, ?, ?)", [(*k, n, r) for k, (n, r) in tracks.items()])
 
 
-def _m010_products(db: _Schema) -> None:
+def _m010_products(m: Migration) -> None:
     # Products (products/): the catalogue (trusted: written by feeds, `kanal products
     # import` and the admin API only), one price per currency, price and stock history,
     # what people did with products (kept by the processor's products step), back-in-stock
     # requests, the recommendation lists the worker builds, and what recommendation links
-    # were shown, clicked and bought. Times are epoch ms; money is REAL.
-    db.execute(
+    # were shown, clicked and bought. Times are epoch ms; money is {REAL}.
+    m.ddl(
         """CREATE TABLE products (
-            id TEXT PRIMARY KEY,
-            sku TEXT,
-            name TEXT NOT NULL,
-            url TEXT,
-            image_url TEXT,
-            currency TEXT NOT NULL,
-            price REAL,
-            sale_price REAL,
-            availability TEXT NOT NULL,
-            in_stock INTEGER NOT NULL,
-            stock INTEGER,
-            brand TEXT,
-            category TEXT,
-            categories TEXT NOT NULL DEFAULT '[]',
-            parent_id TEXT,
-            attributes TEXT NOT NULL DEFAULT '{}',
-            source TEXT NOT NULL,
-            hash TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            updated_at INTEGER NOT NULL,
-            deleted_at INTEGER
+            id {TEXT} PRIMARY KEY,
+            sku {TEXT},
+            name {TEXT} NOT NULL,
+            url {TEXT},
+            image_url {TEXT},
+            currency {TEXT} NOT NULL,
+            price {REAL},
+            sale_price {REAL},
+            availability {TEXT} NOT NULL,
+            in_stock {INT} NOT NULL,
+            stock {INT},
+            brand {TEXT},
+            category {TEXT},
+            categories {TEXT} NOT NULL DEFAULT '[]',
+            parent_id {TEXT},
+            attributes {TEXT} NOT NULL DEFAULT '{{}}',
+            source {TEXT} NOT NULL,
+            hash {TEXT} NOT NULL,
+            created_at {INT} NOT NULL,
+            updated_at {INT} NOT NULL,
+            deleted_at {INT}
         )"""
     )
-    db.execute("CREATE INDEX products_sku ON products(sku)")
-    db.execute("CREATE INDEX products_source ON products(source)")
-    db.execute(
+    m.ddl("CREATE INDEX products_sku ON products(sku)")
+    m.ddl("CREATE INDEX products_source ON products(source)")
+    m.ddl(
         """CREATE TABLE product_prices (
-            product_id TEXT NOT NULL, currency TEXT NOT NULL, price REAL NOT NULL,
-            sale_price REAL, PRIMARY KEY (product_id, currency)
+            product_id {TEXT} NOT NULL, currency {TEXT} NOT NULL, price {REAL} NOT NULL,
+            sale_price {REAL}, PRIMARY KEY (product_id, currency)
         )"""
     )
-    db.execute(
+    m.ddl(
         """CREATE TABLE product_history (
-            id INTEGER PRIMARY KEY,
-            product_id TEXT NOT NULL,
-            at INTEGER NOT NULL,
-            what TEXT NOT NULL,
-            currency TEXT,
-            old_price REAL,
-            new_price REAL,
-            old_availability TEXT,
-            new_availability TEXT,
-            source TEXT
+            id {ID},
+            product_id {TEXT} NOT NULL,
+            at {INT} NOT NULL,
+            what {TEXT} NOT NULL,
+            currency {TEXT},
+            old_price {REAL},
+            new_price {REAL},
+            old_availability {TEXT},
+            new_availability {TEXT},
+            source {TEXT}
         )"""
     )
-    db.execute("CREATE INDEX product_history_product ON product_history(product_id, id)")
-    db.execute(
+    m.ddl("CREATE INDEX product_history_product ON product_history(product_id, id)")
+    m.ddl(
         """CREATE TABLE product_activity (
-            profile_id INTEGER NOT NULL, kind TEXT NOT NULL, product_id TEXT NOT NULL,
-            first_at INTEGER NOT NULL, last_at INTEGER NOT NULL, count INTEGER NOT NULL,
+            profile_id {INT} NOT NULL, kind {TEXT} NOT NULL, product_id {TEXT} NOT NULL,
+            first_at {INT} NOT NULL, last_at {INT} NOT NULL, count {INT} NOT NULL,
             PRIMARY KEY (profile_id, kind, product_id)
         )"""
     )
-    db.execute("CREATE INDEX product_activity_product "
+    m.ddl("CREATE INDEX product_activity_product "
                "ON product_activity(product_id, kind, last_at)")
-    db.execute(
+    m.ddl(
         """CREATE TABLE product_orders (
-            order_key TEXT NOT NULL, product_id TEXT NOT NULL, profile_id INTEGER NOT NULL,
-            at INTEGER NOT NULL, quantity REAL NOT NULL, price REAL, currency TEXT,
+            order_key {TEXT} NOT NULL, product_id {TEXT} NOT NULL, profile_id {INT} NOT NULL,
+            at {INT} NOT NULL, quantity {REAL} NOT NULL, price {REAL}, currency {TEXT},
             PRIMARY KEY (order_key, product_id)
         )"""
     )
-    db.execute("CREATE INDEX product_orders_profile ON product_orders(profile_id, at)")
-    db.execute("CREATE INDEX product_orders_at ON product_orders(at)")
-    db.execute("CREATE INDEX product_orders_product ON product_orders(product_id, at)")
-    db.execute(
+    m.ddl("CREATE INDEX product_orders_profile ON product_orders(profile_id, at)")
+    m.ddl("CREATE INDEX product_orders_at ON product_orders(at)")
+    m.ddl("CREATE INDEX product_orders_product ON product_orders(product_id, at)")
+    m.ddl(
         """CREATE TABLE product_alerts (
-            profile_id INTEGER NOT NULL, product_id TEXT NOT NULL, created_at INTEGER NOT NULL,
-            notified_at INTEGER, PRIMARY KEY (product_id, profile_id)
+            profile_id {INT} NOT NULL, product_id {TEXT} NOT NULL, created_at {INT} NOT NULL,
+            notified_at {INT}, PRIMARY KEY (product_id, profile_id)
         )"""
     )
-    db.execute("CREATE INDEX product_alerts_profile ON product_alerts(profile_id)")
-    db.execute(
+    m.ddl("CREATE INDEX product_alerts_profile ON product_alerts(profile_id)")
+    m.ddl(
         """CREATE TABLE product_recs (
-            kind TEXT NOT NULL, product_id TEXT NOT NULL, items TEXT NOT NULL,
-            built_at INTEGER NOT NULL, PRIMARY KEY (kind, product_id)
+            kind {TEXT} NOT NULL, product_id {TEXT} NOT NULL, items {TEXT} NOT NULL,
+            built_at {INT} NOT NULL, PRIMARY KEY (kind, product_id)
         )"""
     )
-    db.execute(
+    m.ddl(
         """CREATE TABLE product_rec_links (
-            outbox_id INTEGER NOT NULL, url TEXT NOT NULL, product_id TEXT NOT NULL,
-            kind TEXT NOT NULL, message TEXT, journey TEXT, at INTEGER NOT NULL,
+            outbox_id {INT} NOT NULL, url {TEXT} NOT NULL, product_id {TEXT} NOT NULL,
+            kind {TEXT} NOT NULL, message {TEXT}, journey {TEXT}, at {INT} NOT NULL,
             PRIMARY KEY (outbox_id, url)
         )"""
     )
-    db.execute("CREATE INDEX product_rec_links_at ON product_rec_links(at)")
-    db.execute(
+    m.ddl("CREATE INDEX product_rec_links_at ON product_rec_links(at)")
+    m.ddl(
         """CREATE TABLE product_rec_clicks (
-            id INTEGER PRIMARY KEY, profile_id INTEGER NOT NULL, product_id TEXT NOT NULL,
-            kind TEXT NOT NULL, message TEXT, journey TEXT, outbox_id INTEGER NOT NULL,
-            event_id INTEGER NOT NULL UNIQUE, at INTEGER NOT NULL
+            id {ID}, profile_id {INT} NOT NULL, product_id {TEXT} NOT NULL,
+            kind {TEXT} NOT NULL, message {TEXT}, journey {TEXT}, outbox_id {INT} NOT NULL,
+            event_id {INT} NOT NULL UNIQUE, at {INT} NOT NULL
         )"""
     )
-    db.execute("CREATE INDEX product_rec_clicks_person "
+    m.ddl("CREATE INDEX product_rec_clicks_person "
                "ON product_rec_clicks(profile_id, product_id, at)")
-    db.execute(
+    m.ddl(
         """CREATE TABLE product_rec_conversions (
-            order_key TEXT NOT NULL, product_id TEXT NOT NULL, profile_id INTEGER NOT NULL,
-            kind TEXT NOT NULL, message TEXT, journey TEXT, outbox_id INTEGER NOT NULL,
-            clicked_at INTEGER NOT NULL, at INTEGER NOT NULL, revenue REAL NOT NULL,
+            order_key {TEXT} NOT NULL, product_id {TEXT} NOT NULL, profile_id {INT} NOT NULL,
+            kind {TEXT} NOT NULL, message {TEXT}, journey {TEXT}, outbox_id {INT} NOT NULL,
+            clicked_at {INT} NOT NULL, at {INT} NOT NULL, revenue {REAL} NOT NULL,
             PRIMARY KEY (order_key, product_id)
         )"""
     )
-    db.execute("CREATE INDEX product_rec_conversions_at ON product_rec_conversions(at)")
-    db.execute(
+    m.ddl("CREATE INDEX product_rec_conversions_at ON product_rec_conversions(at)")
+    m.ddl(
         """CREATE TABLE product_feeds (
-            name TEXT PRIMARY KEY, url TEXT NOT NULL, next_at INTEGER NOT NULL,
-            last_attempt_at INTEGER, last_success_at INTEGER, status TEXT, detail TEXT,
-            etag TEXT, last_modified TEXT
+            name {TEXT} PRIMARY KEY, url {TEXT} NOT NULL, next_at {INT} NOT NULL,
+            last_attempt_at {INT}, last_success_at {INT}, status {TEXT}, detail {TEXT},
+            etag {TEXT}, last_modified {TEXT}
         )"""
     )
 
 
-def _m011_deliverability(db: _Schema) -> None:
+def _m011_deliverability(m: Migration) -> None:
     # Deliverability (deliverability/): the email suppression list with its reasons;
     # every bounce and complaint reported by a provider webhook or a DSN (one row per
     # report, `key` dedupes a repeated one); the daily send and feedback counts the
     # deliverability report reads (journey '' for sends outside journeys); and counters
     # of messages handed to providers per period (warm-up ramps, recipient-domain
-    # throttles). Plain DDL in the subset SQLite and PostgreSQL share.
-    db.execute(
+    # throttles). Declared once for both engines.
+    m.ddl(
         """CREATE TABLE email_suppressions (
-            address TEXT PRIMARY KEY,
-            reason TEXT NOT NULL,
-            detail TEXT,
-            source TEXT NOT NULL,
-            outbox_id INTEGER,
-            created_at INTEGER NOT NULL,
-            updated_at INTEGER NOT NULL
+            address {TEXT} PRIMARY KEY,
+            reason {TEXT} NOT NULL,
+            detail {TEXT},
+            source {TEXT} NOT NULL,
+            outbox_id {INT},
+            created_at {INT} NOT NULL,
+            updated_at {INT} NOT NULL
         )"""
     )
-    db.execute(
+    m.ddl(
         """CREATE TABLE email_feedback (
-            id INTEGER PRIMARY KEY,
-            key TEXT NOT NULL UNIQUE,
-            kind TEXT NOT NULL,
-            address TEXT NOT NULL,
-            outbox_id INTEGER,
-            channel TEXT,
-            journey TEXT,
-            domain TEXT NOT NULL,
-            provider TEXT NOT NULL,
-            detail TEXT,
-            day INTEGER NOT NULL,
-            at INTEGER NOT NULL
+            id {ID},
+            key {TEXT} NOT NULL UNIQUE,
+            kind {TEXT} NOT NULL,
+            address {TEXT} NOT NULL,
+            outbox_id {INT},
+            channel {TEXT},
+            journey {TEXT},
+            domain {TEXT} NOT NULL,
+            provider {TEXT} NOT NULL,
+            detail {TEXT},
+            day {INT} NOT NULL,
+            at {INT} NOT NULL
         )"""
     )
-    db.execute("CREATE INDEX email_feedback_address ON email_feedback(address, kind, at)")
-    db.execute("CREATE INDEX email_feedback_outbox ON email_feedback(outbox_id)")
-    db.execute(
+    m.ddl("CREATE INDEX email_feedback_address ON email_feedback(address, kind, at)")
+    m.ddl("CREATE INDEX email_feedback_outbox ON email_feedback(outbox_id)")
+    m.ddl(
         """CREATE TABLE email_daily (
-            day INTEGER NOT NULL,
-            channel TEXT NOT NULL,
-            journey TEXT NOT NULL,
-            domain TEXT NOT NULL,
-            sent INTEGER NOT NULL DEFAULT 0,
-            hard INTEGER NOT NULL DEFAULT 0,
-            soft INTEGER NOT NULL DEFAULT 0,
-            complaints INTEGER NOT NULL DEFAULT 0,
+            day {INT} NOT NULL,
+            channel {TEXT} NOT NULL,
+            journey {TEXT} NOT NULL,
+            domain {TEXT} NOT NULL,
+            sent {INT} NOT NULL DEFAULT 0,
+            hard {INT} NOT NULL DEFAULT 0,
+            soft {INT} NOT NULL DEFAULT 0,
+            complaints {INT} NOT NULL DEFAULT 0,
             PRIMARY KEY (day, channel, journey, domain)
         )"""
     )
-    db.execute(
+    m.ddl(
         """CREATE TABLE send_counts (
-            scope TEXT NOT NULL,
-            period INTEGER NOT NULL,
-            count INTEGER NOT NULL,
+            scope {TEXT} NOT NULL,
+            period {INT} NOT NULL,
+            count {INT} NOT NULL,
             PRIMARY KEY (scope, period)
         )"""
     )
     # Webhooks and DSNs find the outbox row by the id it was sent under (the SMTP
     # channel's Message-ID, or a provider's id), whatever the channel.
-    db.execute("CREATE INDEX outbox_provider_id ON outbox(provider_id) "
+    m.ddl("CREATE INDEX outbox_provider_id ON outbox(provider_id) "
                "WHERE provider_id IS NOT NULL")
     # Email already sent counts in the daily report from the start.
     from .deliverability import backfill_daily
 
-    backfill_daily(db.conn)
+    backfill_daily(m.conn)
 
 
-def _m012_order_copies(db: _Schema) -> None:
+def _m012_order_copies(m: Migration) -> None:
     # Copies of the same order (store/orders.py): which one the reports count. Filled
     # from the log the processor has already applied, and the KPI overview's figures and
     # journey conversions corrected to count each order once, as the profiles did.
-    db.execute(
+    m.ddl(
         """CREATE TABLE order_copies (
-            event_id INTEGER PRIMARY KEY,
-            event TEXT NOT NULL,
-            order_id TEXT NOT NULL,
-            trusted INTEGER NOT NULL,
-            counted INTEGER NOT NULL,
-            repeat INTEGER NOT NULL,
-            value REAL NOT NULL,
-            timestamp INTEGER NOT NULL
+            event_id {INT} PRIMARY KEY,
+            event {TEXT} NOT NULL,
+            order_id {TEXT} NOT NULL,
+            trusted {INT} NOT NULL,
+            counted {INT} NOT NULL,
+            repeat {INT} NOT NULL,
+            value {REAL} NOT NULL,
+            timestamp {INT} NOT NULL
         )"""
     )
-    db.execute("CREATE INDEX order_copies_order ON order_copies(event, order_id)")
-    db.execute("CREATE INDEX order_copies_uncounted ON order_copies(timestamp) "
-               "WHERE counted = 0")
-    conn = db.conn
+    m.ddl("CREATE INDEX order_copies_order ON order_copies(event, order_id)")
+    m.ddl("CREATE INDEX order_copies_uncounted ON order_copies(timestamp) "
+          "WHERE counted = 0")
+    conn = m.conn
     orders: dict[tuple[str, str], list[tuple[int, bool, float, int]]] = {}
     for eid, name, key_kind, ts, body in conn.execute(
             "SELECT e.id, e.event, e.key_kind, e.timestamp, e.body FROM events e "
@@ -604,7 +638,7 @@ def _m012_order_copies(db: _Schema) -> None:
         "value, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
-def _m013_normalised_contacts(db: _Schema) -> None:
+def _m013_normalised_contacts(m: Migration) -> None:
     # Email and phone identities normalised one way (contacts.py): emails checked and
     # lower-cased, phones in E.164 (a national number read in its profile's country).
     # What changed is listed in contact_fixes (`kanal profiles contact-fixes`):
@@ -612,20 +646,20 @@ def _m013_normalised_contacts(db: _Schema) -> None:
     #   invalid     not a valid address or number: no longer an identity (the trait stays)
     #   conflict    the normalised value is another profile's identity: that profile
     #               keeps it; `kanal profiles rebuild` merges the two by the merge rules
-    db.execute(
+    m.ddl(
         """CREATE TABLE contact_fixes (
-            id INTEGER PRIMARY KEY,
-            kind TEXT NOT NULL,
-            value TEXT NOT NULL,
-            profile_id INTEGER NOT NULL,
-            outcome TEXT NOT NULL,
-            normalised TEXT,
-            other_profile INTEGER,
-            detail TEXT,
-            at INTEGER NOT NULL
+            id {ID},
+            kind {TEXT} NOT NULL,
+            value {TEXT} NOT NULL,
+            profile_id {INT} NOT NULL,
+            outcome {TEXT} NOT NULL,
+            normalised {TEXT},
+            other_profile {INT},
+            detail {TEXT},
+            at {INT} NOT NULL
         )"""
     )
-    conn = db.conn
+    conn = m.conn
     now = int(time.time() * 1000)
     rows = conn.execute("SELECT kind, value, profile_id FROM identities "
                         "WHERE kind IN ('email', 'phone') ORDER BY kind, value").fetchall()
@@ -653,7 +687,7 @@ def _m013_normalised_contacts(db: _Schema) -> None:
         "other_profile, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fixes)
 
 
-def _profile_country(conn: sqlite3.Connection, profile_id: int) -> str | None:
+def _profile_country(conn: Connection, profile_id: int) -> str | None:
     """The country in a profile's stored state (profiles/state.py: loc, else inf)."""
     row = conn.execute("SELECT state FROM profiles WHERE id = ?", (profile_id,)).fetchone()
     try:
@@ -667,74 +701,74 @@ def _profile_country(conn: sqlite3.Connection, profile_id: int) -> str | None:
     return None
 
 
-def _m014_login_failures(db: _Schema) -> None:
+def _m014_login_failures(m: Migration) -> None:
     # Failed dashboard sign-ins (dashboard/auth.py), counted per client address and the
     # prefix of the admin key that was tried, so guesses wait and the owner, signing in
     # from elsewhere or with another key, doesn't; kept in the database so every process
     # sees them and `kanal dashboard unlock` can clear them.
-    db.execute(
+    m.ddl(
         """CREATE TABLE login_failures (
-            id INTEGER PRIMARY KEY,
-            address TEXT NOT NULL,
-            prefix TEXT NOT NULL,
-            at INTEGER NOT NULL
+            id {ID},
+            address {TEXT} NOT NULL,
+            prefix {TEXT} NOT NULL,
+            at {INT} NOT NULL
         )"""
     )
-    db.execute("CREATE INDEX login_failures_bucket ON login_failures(address, prefix, at)")
+    m.ddl("CREATE INDEX login_failures_bucket ON login_failures(address, prefix, at)")
 
 
-def _m015_onsite(db: _Schema) -> None:
+def _m018_onsite(m: Migration) -> None:
     # On-site messages, sign-up forms and web push (onsite/). `onsite_queue` holds the
     # expiry of an outbox row queued for the `onsite` channel (a journey's send step);
     # `signups` the sign-up form submissions waiting for their double opt-in (the
     # confirmation token, made when the message goes out, is kept as a SHA-256 hash);
     # `onsite_exposures` who saw (or was held out of) which arm of a campaign first, for
     # the experiments report.
-    db.execute(
+    m.ddl(
         """CREATE TABLE onsite_queue (
-            outbox_id INTEGER PRIMARY KEY,
-            profile_id INTEGER NOT NULL,
-            expires_at INTEGER NOT NULL
+            outbox_id {INT} PRIMARY KEY,
+            profile_id {INT} NOT NULL,
+            expires_at {INT} NOT NULL
         )"""
     )
-    db.execute("CREATE INDEX onsite_queue_expiry ON onsite_queue(expires_at)")
-    db.execute(
+    m.ddl("CREATE INDEX onsite_queue_expiry ON onsite_queue(expires_at)")
+    m.ddl(
         """CREATE TABLE signups (
-            id INTEGER PRIMARY KEY,
-            token_hash TEXT UNIQUE,
-            channel TEXT NOT NULL,
-            address TEXT NOT NULL,
-            topic TEXT,
-            campaign TEXT,
-            message TEXT,
-            consent_text TEXT NOT NULL,
-            anonymous_id TEXT,
-            source_id INTEGER NOT NULL,
-            base_url TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            expires_at INTEGER NOT NULL,
-            state TEXT NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            next_attempt_at INTEGER NOT NULL,
-            reason TEXT,
-            sent_at INTEGER,
-            confirmed_at INTEGER
+            id {ID},
+            token_hash {TEXT} UNIQUE,
+            channel {TEXT} NOT NULL,
+            address {TEXT} NOT NULL,
+            topic {TEXT},
+            campaign {TEXT},
+            message {TEXT},
+            consent_text {TEXT} NOT NULL,
+            anonymous_id {TEXT},
+            source_id {INT} NOT NULL,
+            base_url {TEXT} NOT NULL,
+            created_at {INT} NOT NULL,
+            expires_at {INT} NOT NULL,
+            state {TEXT} NOT NULL,
+            attempts {INT} NOT NULL DEFAULT 0,
+            next_attempt_at {INT} NOT NULL,
+            reason {TEXT},
+            sent_at {INT},
+            confirmed_at {INT}
         )"""
     )
-    db.execute("CREATE INDEX signups_due ON signups(state, next_attempt_at)")
-    db.execute("CREATE INDEX signups_address ON signups(channel, address, created_at)")
-    db.execute(
+    m.ddl("CREATE INDEX signups_due ON signups(state, next_attempt_at)")
+    m.ddl("CREATE INDEX signups_address ON signups(channel, address, created_at)")
+    m.ddl(
         """CREATE TABLE onsite_exposures (
-            campaign TEXT NOT NULL,
-            profile_id INTEGER NOT NULL,
-            arm TEXT NOT NULL,
-            first_at INTEGER NOT NULL,
+            campaign {TEXT} NOT NULL,
+            profile_id {INT} NOT NULL,
+            arm {TEXT} NOT NULL,
+            first_at {INT} NOT NULL,
             PRIMARY KEY (campaign, profile_id)
         )"""
     )
 
 
-MIGRATIONS: list[Callable[[_Schema], None]] = [
+MIGRATIONS: list[Callable[[Migration], None]] = [
     _m001_foundation,
     _m002_profiles,
     _m003_tracking,
@@ -749,26 +783,45 @@ MIGRATIONS: list[Callable[[_Schema], None]] = [
     _m012_order_copies,
     _m013_normalised_contacts,
     _m014_login_failures,
-    _m015_onsite,
+    _m018_onsite,  # 015-017 are reserved for branches landing before this one
 ]
 
-
-def schema_version(conn: sqlite3.Connection) -> int:
-    """The migration level of this database."""
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+_VERSIONS = "kanal_migrations"
 
 
-def migrate(conn: sqlite3.Connection) -> int:
+def schema_version(conn: Connection) -> int:
+    """The migration level of this database (0: empty)."""
+    if conn.dialect.name == SQLITE:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    exists = conn.execute("SELECT to_regclass(?) IS NOT NULL", (_VERSIONS,)).fetchone()[0]
+    if not exists:
+        return 0
+    row = conn.execute(f"SELECT max(version) FROM {_VERSIONS}").fetchone()
+    return int(row[0] or 0)
+
+
+def _set_version(conn: Connection, number: int) -> None:
+    if conn.dialect.name == SQLITE:
+        conn.execute(f"PRAGMA user_version={int(number)}")
+    else:
+        conn.execute(f"INSERT INTO {_VERSIONS} (version, applied_at) VALUES (?, ?)",
+                     (number, int(time.time() * 1000)))
+
+
+def migrate(conn: Connection) -> int:
     """Apply every pending migration; return the new version. Safe to run concurrently."""
     with transaction(conn):
+        if conn.dialect.name != SQLITE:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {_VERSIONS} (version BIGINT PRIMARY KEY, "
+                         "applied_at BIGINT NOT NULL)")
         current = schema_version(conn)
         if current > len(MIGRATIONS):
             raise RuntimeError(
                 f"database schema version {current} is newer than this Kanal "
                 f"({len(MIGRATIONS)}); upgrade Kanal"
             )
-        schema = _Schema(conn)
-        for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
-            step(schema)
-            conn.execute(f"PRAGMA user_version={number}")
+        step = Migration(conn)
+        for number, apply in enumerate(MIGRATIONS[current:], start=current + 1):
+            apply(step)
+            _set_version(conn, number)
     return len(MIGRATIONS)

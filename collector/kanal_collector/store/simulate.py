@@ -10,11 +10,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
+from .connection import Connection, SQLiteConnection, connect_sqlite
+from .copy import copy_database as copy_tables
+from .db import is_url
+from .dialect import SQLITE
 from .events import EventRow
+from .schema import migrate
 
 # What the replay rebuilds from the log (profiles, segments, journeys, the outbox), in
 # the copy. Tables a newer schema doesn't have yet are passed over.
@@ -38,23 +43,49 @@ _EVENT_COLUMNS = ("id, source_id, message_id, type, event, user_id, anonymous_id
                   "key_kind, verified, timestamp, received_at, body")
 
 
-def open_readonly(path: Path) -> sqlite3.Connection:
-    """A read-only connection to a database file (fails when it doesn't exist)."""
+def open_readonly(target: str | Path) -> Connection:
+    """A read-only connection to a database (FileNotFoundError for a missing file)."""
+    if is_url(target):
+        from . import postgres
+
+        conn = postgres.connect(str(target))
+        conn.execute("SET default_transaction_read_only = on")
+        return conn
+    path = Path(target)
     if not path.is_file():
         raise FileNotFoundError(f"no database at {path}")
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                           factory=SQLiteConnection)
 
 
-def copy_database(source: sqlite3.Connection, target: Path) -> None:
-    """A consistent copy of a live database (sqlite3's online backup)."""
-    dest = sqlite3.connect(target)
+def copy_database(source: Connection, target: Path) -> None:
+    """A consistent copy of a live database in a new SQLite file.
+
+    A SQLite original is copied whole with sqlite3's online backup. A PostgreSQL one is
+    copied table by table (store/copy.py, as `kanal db copy` does) into a fresh SQLite
+    file, leaving out the log and everything the replay rebuilds from it: the copy then
+    costs the size of the settings (sources, keys, segment definitions, suppressions),
+    not of the log.
+    """
+    if source.dialect.name == SQLITE:
+        dest = sqlite3.connect(target)
+        try:
+            cast(sqlite3.Connection, source).backup(dest)
+        finally:
+            dest.close()
+        return
+    dest_conn = connect_sqlite(str(target), synchronous="OFF")
     try:
-        source.backup(dest)
+        migrate(dest_conn)
+        rebuilt = {*DERIVED_TABLES, "events", "cursors"}
+        kept = [t for t in source.dialect.tables(source) if t not in rebuilt]
+        for _ in copy_tables(source, dest_conn, tables=kept, verify=False):
+            pass
     finally:
-        dest.close()
+        dest_conn.close()
 
 
-def clear_derived(conn: sqlite3.Connection) -> None:
+def clear_derived(conn: Connection) -> None:
     """Empty the copy's derived tables, its event log and the processor's cursor.
 
     The events are appended again, one by one, as the replay reaches them (Kanal's own
@@ -75,20 +106,20 @@ def _filter(since: int) -> tuple[str, list[Any]]:
             [*PERSON_CHOICES, since, *SEGMENT_EVENTS])
 
 
-def first_received(conn: sqlite3.Connection) -> int | None:
+def first_received(conn: Connection) -> int | None:
     """When the oldest event of a log was received (ms), or None for an empty log."""
     row = conn.execute("SELECT min(received_at) FROM events").fetchone()
     return None if row[0] is None else int(row[0])
 
 
-def count_source_events(conn: sqlite3.Connection, since: int, until: int) -> int:
+def count_source_events(conn: Connection, since: int, until: int) -> int:
     """How many events of the original log the replay reads."""
     clause, args = _filter(since)
     return int(conn.execute(f"SELECT count(*) FROM events WHERE {clause} AND received_at <= ?",
                             (*args, until)).fetchone()[0])
 
 
-def source_events(conn: sqlite3.Connection, since: int, until: int,
+def source_events(conn: Connection, since: int, until: int,
                   page: int = 1000) -> Iterator[tuple[int, EventRow]]:
     """(original id, row) of the events to replay, in log order.
 
@@ -111,7 +142,7 @@ def source_events(conn: sqlite3.Connection, since: int, until: int,
         after = int(rows[-1][0])
 
 
-def due_parts(conn: sqlite3.Connection,
+def due_parts(conn: Connection,
               channels: Sequence[str]) -> tuple[int | None, int | None]:
     """(earliest timer or schedule, earliest queued send on one of `channels`), in ms."""
     timer = conn.execute("SELECT min(t) FROM (SELECT min(due_at) AS t FROM journey_timers "
@@ -125,21 +156,21 @@ def due_parts(conn: sqlite3.Connection,
     return (None if timer is None else int(timer), None if send is None else int(send))
 
 
-def next_due(conn: sqlite3.Connection, channels: Sequence[str]) -> int | None:
+def next_due(conn: Connection, channels: Sequence[str]) -> int | None:
     """The earliest time (ms) a timer, a schedule or a queued send on one of `channels`
     is due, or None."""
     found = [t for t in due_parts(conn, channels) if t is not None]
     return min(found) if found else None
 
 
-def unprocessed(conn: sqlite3.Connection, cursor: str) -> bool:
+def unprocessed(conn: Connection, cursor: str) -> bool:
     """True when the log holds events the processor (`cursor`) has not applied yet."""
     return bool(conn.execute(
         "SELECT EXISTS (SELECT 1 FROM events WHERE id > coalesce("
         "(SELECT position FROM cursors WHERE name = ?), 0))", (cursor,)).fetchone()[0])
 
 
-def event_origins(conn: sqlite3.Connection, event_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
+def event_origins(conn: Connection, event_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
     """{copy event id: (source id, messageId)}: how to find an event in the original."""
     out: dict[int, tuple[int, str]] = {}
     for i in range(0, len(event_ids), 500):
@@ -151,7 +182,7 @@ def event_origins(conn: sqlite3.Connection, event_ids: Sequence[int]) -> dict[in
     return out
 
 
-def runs(conn: sqlite3.Connection, journey: str) -> list[dict[str, Any]]:
+def runs(conn: Connection, journey: str) -> list[dict[str, Any]]:
     """Every run of the journey in the copy, by entry time."""
     keys = ("id", "profile_id", "state", "trigger_event", "entered_at", "ended_at",
             "end_reason")
@@ -160,7 +191,7 @@ def runs(conn: sqlite3.Connection, journey: str) -> list[dict[str, Any]]:
         "ORDER BY entered_at, id", (journey,))]
 
 
-def sends(conn: sqlite3.Connection, journey: str) -> list[dict[str, Any]]:
+def sends(conn: Connection, journey: str) -> list[dict[str, Any]]:
     """Every outbox row the journey made in the copy, oldest first, with the run id."""
     keys = ("id", "idempotency_key", "profile_id", "message", "channel", "step", "state",
             "reason", "recipient", "created_at", "updated_at", "next_attempt_at", "sent_at")
@@ -174,7 +205,7 @@ def sends(conn: sqlite3.Connection, journey: str) -> list[dict[str, Any]]:
     return out
 
 
-def decisions(conn: sqlite3.Connection,
+def decisions(conn: Connection,
               outbox_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
     """{outbox id: the dispatcher's deferred/skipped decisions, in order}."""
     out: dict[int, list[dict[str, Any]]] = {}
@@ -190,7 +221,7 @@ def decisions(conn: sqlite3.Connection,
     return out
 
 
-def conversions(conn: sqlite3.Connection, journey: str) -> dict[int, dict[str, Any]]:
+def conversions(conn: Connection, journey: str) -> dict[int, dict[str, Any]]:
     """{run id: its conversion} of the journey in the copy."""
     return {int(run_id): {"event": event, "eventId": event_id, "revenue": revenue,
                           "at": int(at)}
@@ -199,7 +230,7 @@ def conversions(conn: sqlite3.Connection, journey: str) -> dict[int, dict[str, A
                 "WHERE journey = ?", (journey,))}
 
 
-def labels(conn: sqlite3.Connection, profile_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+def labels(conn: Connection, profile_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     """{profile id: its userId, email and anonymousId} in the copy."""
     out: dict[int, dict[str, Any]] = {pid: {} for pid in profile_ids}
     for i in range(0, len(profile_ids), 500):
@@ -212,7 +243,7 @@ def labels(conn: sqlite3.Connection, profile_ids: Sequence[int]) -> dict[int, di
     return out
 
 
-def event_id_of(conn: sqlite3.Connection, source_id: int, message_id: str) -> int | None:
+def event_id_of(conn: Connection, source_id: int, message_id: str) -> int | None:
     """The id of an event of a log by its (source, messageId)."""
     row = conn.execute("SELECT id FROM events WHERE source_id = ? AND message_id = ?",
                        (source_id, message_id)).fetchone()

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 
+from .connection import Connection
 
-def add_counts(conn: sqlite3.Connection, counts: Mapping[tuple[str, str, str], int]) -> None:
+
+def add_counts(conn: Connection, counts: Mapping[tuple[str, str, str], int]) -> None:
     """Add to the (day, origin, type) counters."""
     conn.executemany(
         "INSERT INTO event_stats (day, origin, type, count) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT(day, origin, type) DO UPDATE SET count = count + excluded.count",
+        "ON CONFLICT(day, origin, type) DO UPDATE SET count = event_stats.count + excluded.count",
         [(*key, n) for key, n in counts.items()],
     )
 
 
-def daily_counts(conn: sqlite3.Connection) -> list[tuple[str, str, str, int]]:
+def daily_counts(conn: Connection) -> list[tuple[str, str, str, int]]:
     """Every counter as (day, origin, type, count), oldest day first."""
     return [
         (r[0], r[1], r[2], int(r[3]))

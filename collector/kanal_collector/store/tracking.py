@@ -7,10 +7,10 @@ the tracking routes (/c, /o, /u, /p). The signing keys live in `meta`, newest fi
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .connection import Connection
 from .db import transaction
 
 _KEYS = "tracking_keys"
@@ -50,13 +50,13 @@ def _encode_keys(keys: Sequence[SigningKey]) -> str:
     return json.dumps([{"key": k.secret.hex(), "created": k.created_at} for k in keys])
 
 
-def signing_keys(conn: sqlite3.Connection) -> list[SigningKey]:
+def signing_keys(conn: Connection) -> list[SigningKey]:
     """The stored keys, newest first (empty before the first send)."""
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (_KEYS,)).fetchone()
     return _decode_keys(None if row is None else str(row[0]))
 
 
-def _put_keys(conn: sqlite3.Connection, keys: Sequence[SigningKey]) -> None:
+def _put_keys(conn: Connection, keys: Sequence[SigningKey]) -> None:
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?, ?) "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -64,7 +64,7 @@ def _put_keys(conn: sqlite3.Connection, keys: Sequence[SigningKey]) -> None:
     )
 
 
-def ensure_signing_key(conn: sqlite3.Connection, new: SigningKey) -> list[SigningKey]:
+def ensure_signing_key(conn: Connection, new: SigningKey) -> list[SigningKey]:
     """The stored keys; `new` is stored first when there are none (one transaction)."""
     keys = signing_keys(conn)
     if keys:
@@ -80,7 +80,7 @@ def ensure_signing_key(conn: sqlite3.Connection, new: SigningKey) -> list[Signin
     return keys
 
 
-def add_signing_key(conn: sqlite3.Connection, new: SigningKey,
+def add_signing_key(conn: Connection, new: SigningKey,
                     keep: int | None = None) -> list[SigningKey]:
     """Make `new` the signing key; older keys still verify (the newest `keep` in all)."""
     with transaction(conn):
@@ -93,15 +93,18 @@ def add_signing_key(conn: sqlite3.Connection, new: SigningKey,
 
 # -- sends and links --------------------------------------------------------------------
 
-def record_send(conn: sqlite3.Connection, send: SendInfo, urls: Sequence[str]) -> None:
+def record_send(conn: Connection, send: SendInfo, urls: Sequence[str]) -> None:
     """Keep what one send was and its link targets (index = position in `urls`).
 
     Runs in the caller's transaction when there is one; a re-prepared row (a retry)
     replaces what was recorded before.
     """
     conn.execute(
-        "INSERT OR REPLACE INTO tracking_sends (outbox_id, profile_id, message, journey, "
-        "channel, topic, sent_at) VALUES (?,?,?,?,?,?,?)",
+        "INSERT INTO tracking_sends (outbox_id, profile_id, message, journey, "
+        "channel, topic, sent_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT (outbox_id) DO UPDATE "
+        "SET profile_id = excluded.profile_id, message = excluded.message, "
+        "journey = excluded.journey, channel = excluded.channel, topic = excluded.topic, "
+        "sent_at = excluded.sent_at",
         (send.outbox_id, send.profile_id, send.message, send.journey, send.channel,
          send.topic, send.sent_at),
     )
@@ -112,7 +115,7 @@ def record_send(conn: sqlite3.Connection, send: SendInfo, urls: Sequence[str]) -
     )
 
 
-def send_info(conn: sqlite3.Connection, outbox_id: int) -> SendInfo | None:
+def send_info(conn: Connection, outbox_id: int) -> SendInfo | None:
     """The recorded send of an outbox row, or None."""
     row = conn.execute(
         "SELECT outbox_id, profile_id, message, journey, channel, topic, sent_at "
@@ -121,7 +124,7 @@ def send_info(conn: sqlite3.Connection, outbox_id: int) -> SendInfo | None:
     return None if row is None else SendInfo(*row)
 
 
-def link_target(conn: sqlite3.Connection, outbox_id: int, index: int
+def link_target(conn: Connection, outbox_id: int, index: int
                 ) -> tuple[SendInfo, str] | None:
     """The send and the URL recorded for link `index` of it, or None."""
     row = conn.execute(
@@ -132,7 +135,7 @@ def link_target(conn: sqlite3.Connection, outbox_id: int, index: int
     return None if row is None else (SendInfo(*row[:7]), str(row[7]))
 
 
-def profile_topics(conn: sqlite3.Connection, profile_id: int) -> list[tuple[str, str]]:
+def profile_topics(conn: Connection, profile_id: int) -> list[tuple[str, str]]:
     """(channel, topic) of every send to a profile that had a topic."""
     return [(str(c), str(t)) for c, t in conn.execute(
         "SELECT DISTINCT channel, topic FROM tracking_sends "

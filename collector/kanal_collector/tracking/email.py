@@ -7,11 +7,11 @@ targets in the same database, so the tracking routes can later redirect only to 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from urllib.parse import quote
 
 from ..store import tracking as store
+from ..store.connection import Connection
 from ..store.db import transaction
 from . import tokens
 from .keys import load_keys
@@ -45,7 +45,7 @@ PREFERENCES_PLACEHOLDER = "%%preferences_url%%"
 
 
 def prepare_email(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     outbox_id: int,
     profile_id: int,

@@ -8,13 +8,14 @@ timeline. Journeys must skip events whose `properties.bot` is true.
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..own_events import own_event
+from ..store import identities as identity_store
 from ..store import profiles as profile_store
+from ..store.connection import Connection
 from ..store.db import transaction
 from ..store.events import EventRow, append_events
 
@@ -29,16 +30,16 @@ KEY_KIND = "kanal"
 """key_kind of the events Kanal writes itself (profiles.step.KANAL_KEY_KIND)."""
 
 
-def profile_ids(conn: sqlite3.Connection, profile_id: int) -> tuple[int, str | None, str | None]:
+def profile_ids(conn: Connection, profile_id: int) -> tuple[int, str | None, str | None]:
     """(current profile id, userId, anonymousId) of a profile, following merges."""
     current = profile_store.merged_into(conn, profile_id) or profile_id
-    idents = profile_store.profile_identities(conn, current)
+    idents = identity_store.profile_identities(conn, current)
     user_id = next((v for k, v in idents if k == "user_id"), None)
     anonymous_id = next((v for k, v in idents if k == "anonymous_id"), None)
     return current, user_id, anonymous_id
 
 
-def email_event(conn: sqlite3.Connection, name: str, *, profile_id: int,
+def email_event(conn: Connection, name: str, *, profile_id: int,
                 properties: Mapping[str, Any], now_ms: int,
                 user_agent: str | None = None, origin: str | None = None) -> EventRow | None:
     """One track event of `name` for a profile; None when the database has no source
@@ -61,7 +62,7 @@ def email_event(conn: sqlite3.Connection, name: str, *, profile_id: int,
                      context=context)
 
 
-def append(conn: sqlite3.Connection, rows: Sequence[EventRow | None]) -> int:
+def append(conn: Connection, rows: Sequence[EventRow | None]) -> int:
     """Append the rows in one write transaction (outside a request: CLI, tests)."""
     kept = [r for r in rows if r is not None]
     if not kept:

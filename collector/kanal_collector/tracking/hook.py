@@ -9,16 +9,16 @@ gets tracked links and the pixel but no List-Unsubscribe headers.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 from ..clock import Clock
 from ..config import Config
+from ..store.connection import Connection
 from .email import prepare_email
 from .settings import TrackingSettings
 
-Hook = Callable[[sqlite3.Connection, Any, dict[str, Any]], dict[str, Any]]
+Hook = Callable[[Connection, Any, dict[str, Any]], dict[str, Any]]
 
 
 def email_tracking_hook(config: Config, clock: Clock) -> Hook:
@@ -26,7 +26,7 @@ def email_tracking_hook(config: Config, clock: Clock) -> Hook:
     settings = TrackingSettings.from_config(config)
     base_url = settings.send_base_url(config)
 
-    def hook(conn: sqlite3.Connection, row: Any, content: dict[str, Any]) -> dict[str, Any]:
+    def hook(conn: Connection, row: Any, content: dict[str, Any]) -> dict[str, Any]:
         html = content.get("html")
         if not isinstance(html, str) or (row.channel or "email") != "email":
             return content

@@ -9,11 +9,11 @@ a restart.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import threading
 import time
 
 from ..store import tracking as store
+from ..store.connection import Connection
 from . import tokens
 
 KEY_BYTES = 32
@@ -25,7 +25,7 @@ def new_key(now_ms: int) -> store.SigningKey:
     return store.SigningKey(secrets.token_bytes(KEY_BYTES), now_ms)
 
 
-def load_keys(conn: sqlite3.Connection, configured: tuple[bytes, ...], now_ms: int
+def load_keys(conn: Connection, configured: tuple[bytes, ...], now_ms: int
               ) -> list[bytes]:
     """The keys in force, newest (the signing key) first; creates the first stored key."""
     if configured:
@@ -33,7 +33,7 @@ def load_keys(conn: sqlite3.Connection, configured: tuple[bytes, ...], now_ms: i
     return [k.secret for k in store.ensure_signing_key(conn, new_key(now_ms))]
 
 
-def rotate(conn: sqlite3.Connection, now_ms: int, keep: int | None = None
+def rotate(conn: Connection, now_ms: int, keep: int | None = None
            ) -> list[store.SigningKey]:
     """Add a new signing key; keep the newest `keep` keys in all (None: every key)."""
     if keep is not None and keep < 1:
@@ -52,20 +52,20 @@ class KeyCache:
         self._loaded = float("-inf")
         self._lock = threading.Lock()
 
-    def keys(self, conn: sqlite3.Connection, now_ms: int) -> list[bytes]:
+    def keys(self, conn: Connection, now_ms: int) -> list[bytes]:
         """The keys in force (cached for a few seconds)."""
         if time.monotonic() - self._loaded < _RELOAD_SECONDS:
             return self._keys
         return self.reload(conn, now_ms)
 
-    def reload(self, conn: sqlite3.Connection, now_ms: int) -> list[bytes]:
+    def reload(self, conn: Connection, now_ms: int) -> list[bytes]:
         """Read the keys again; return them."""
         with self._lock:
             self._keys = load_keys(conn, self._configured, now_ms)
             self._loaded = time.monotonic()
         return self._keys
 
-    def read(self, conn: sqlite3.Connection, token: str, purpose: int, now_ms: int
+    def read(self, conn: Connection, token: str, purpose: int, now_ms: int
              ) -> tokens.Token | None:
         """Verify a token, re-reading the stored keys once if it fails with cached ones."""
         keys = self.keys(conn, now_ms)

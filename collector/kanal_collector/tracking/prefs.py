@@ -8,12 +8,12 @@ never set counts as subscribed (consent to send at all is checked elsewhere).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from ..profiles.state import computed
 from ..store import profiles as profile_store
 from ..store import tracking as store
+from ..store.connection import Connection
 from .settings import TrackingSettings
 
 
@@ -31,7 +31,7 @@ class Choice:
         return self.channel if self.topic is None else f"{self.channel}/{self.topic}"
 
 
-def choices(conn: sqlite3.Connection, settings: TrackingSettings, profile_id: int
+def choices(conn: Connection, settings: TrackingSettings, profile_id: int
             ) -> list[Choice]:
     """Every channel and topic to show for a profile, with its current value."""
     state = profile_store.load_states(conn, [profile_id]).get(profile_id, {})

@@ -10,10 +10,10 @@ up both), so `channel: "email"` without a topic covers every email-kind channel
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
+from ..store.connection import Connection
 from ..store.events import EventRow
 from .events import UNSUBSCRIBED, email_event
 
@@ -22,7 +22,7 @@ ALL_EMAIL = "email"
 SCOPE_ALL_MARKETING_EMAIL = "all_marketing_email"
 
 
-def unsubscribe_all_email(conn: sqlite3.Connection, *, profile_id: int, via: str,
+def unsubscribe_all_email(conn: Connection, *, profile_id: int, via: str,
                           now_ms: int, properties: Mapping[str, Any] | None = None,
                           user_agent: str | None = None) -> EventRow | None:
     """The `Unsubscribed` event that stops all marketing email to a person.

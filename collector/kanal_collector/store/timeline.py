@@ -1,0 +1,79 @@
+"""The profile timeline: which events are on which person's timeline, in time order.
+
+profile_events is written by the processor's profiles step (a merge moves rows, `kanal
+forget` deletes them); the admin API, segments, journeys and reports read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import orjson
+
+from .chunks import chunks
+from .connection import Connection
+from .events import _COLUMNS, StoredEvent, _stored
+
+
+def add_profile_events(conn: Connection, rows: Sequence[tuple[int, int, int]]) -> None:
+    """Put (profile_id, timestamp, event_id) on profiles' timelines."""
+    conn.executemany(
+        "INSERT INTO profile_events (profile_id, timestamp, event_id) VALUES (?,?,?) "
+        "ON CONFLICT DO NOTHING",
+        rows,
+    )
+
+
+def timeline(conn: Connection, profile_id: int, *, limit: int = 50,
+             before: int | None = None) -> list[StoredEvent]:
+    """A profile's events across origins, newest first (`before`: a timestamp in ms)."""
+    cols = ", ".join("e." + c.strip() for c in _COLUMNS.split(","))
+    rows = conn.execute(
+        f"SELECT {cols} FROM profile_events pe JOIN events e ON e.id = pe.event_id "
+        "WHERE pe.profile_id = ? AND pe.timestamp < ? "
+        "ORDER BY pe.timestamp DESC, pe.event_id DESC LIMIT ?",
+        (profile_id, before if before is not None else 2**62, limit),
+    ).fetchall()
+    return [_stored(r) for r in rows]
+
+
+# Of the copies of an order (store/orders.py), segments count the one that counts.
+_COUNTED = ("AND NOT EXISTS (SELECT 1 FROM order_copies oc WHERE oc.event_id = e.id "
+            "AND oc.counted = 0)")
+
+
+def profile_events_since(conn: Connection, profile_id: int, name: str,
+                         since: int) -> Iterator[dict[str, Any]]:
+    """Bodies of a profile's track events called `name` at or after `since` (ms)."""
+    for (body,) in conn.execute(
+            "SELECT e.body FROM profile_events pe JOIN events e ON e.id = pe.event_id "
+            "WHERE pe.profile_id = ? AND pe.timestamp >= ? AND e.event = ? "
+            f"AND e.type = 'track' {_COUNTED}", (profile_id, since, name)):
+        yield orjson.loads(body)
+
+
+def profiles_events_since(conn: Connection, profile_ids: Sequence[int], name: str,
+                          since: int) -> dict[int, list[dict[str, Any]]]:
+    """`profile_events_since` for many profiles at once: {profile_id: bodies}."""
+    out: dict[int, list[dict[str, Any]]] = {pid: [] for pid in profile_ids}
+    for chunk in chunks(sorted(set(profile_ids)), 500):
+        marks = ",".join("?" * len(chunk))
+        for pid, body in conn.execute(
+                "SELECT pe.profile_id, e.body FROM profile_events pe "
+                "JOIN events e ON e.id = pe.event_id "
+                f"WHERE pe.profile_id IN ({marks}) AND pe.timestamp >= ? AND e.event = ? "
+                f"AND e.type = 'track' {_COUNTED}", [*chunk, since, name]):
+            out[int(pid)].append(orjson.loads(body))
+    return out
+
+
+def profiles_of_events(conn: Connection, event_ids: Sequence[int]) -> set[int]:
+    """The profiles whose timelines hold any of these events."""
+    out: set[int] = set()
+    for chunk in chunks(list(event_ids), 500):
+        marks = ",".join("?" * len(chunk))
+        out.update(int(r[0]) for r in conn.execute(
+            f"SELECT DISTINCT profile_id FROM profile_events WHERE event_id IN ({marks})",
+            chunk))
+    return out
