@@ -57,16 +57,18 @@ def write(root: Path, folder: str, files: dict[str, str]) -> Path:
 def onsite_app(root: Path, *, messages: dict[str, str], campaigns: dict[str, str],
                journeys: dict[str, str] | None = None, onsite: dict[str, Any] | None = None,
                channels: dict[str, Any] | None = None, segments: Any = None,
-               **config: Any) -> App:
-    """An in-process collector with these files, `[onsite]` and `[channels]` settings
-    (and Config fields: `rate_limit=0` for tests that make many requests)."""
-    sections: dict[str, Any] = {
+               sections: dict[str, Any] | None = None, **config: Any) -> App:
+    """An in-process collector with these files, `[onsite]` and `[channels]` settings,
+    other kanal.toml `sections` ([frequency], …) and Config fields (`rate_limit=0` for
+    tests that make many requests)."""
+    settings: dict[str, Any] = {
+        **(sections or {}),
         "messages": {"messages_dir": str(write(root, "messages", messages))},
         "onsite": {"dir": str(write(root, "onsite", campaigns)), **(onsite or {})},
     }
     if channels:
-        sections["channels"] = channels
-    env = make_app(root / "kanal.db", sections=sections,
+        settings["channels"] = channels
+    env = make_app(root / "kanal.db", sections=settings,
                    journeys_dir=write(root, "journeys", journeys or {}), **config)
     if segments is not None:
         from kanal_collector.profiles.segments import parse_segments

@@ -341,3 +341,48 @@ def test_on_site_clicks_are_touchpoints() -> None:
     assert classify("track", "On-site Message Clicked", "kanal", body) == (
         "onsite", "sale", "cart")
     assert classify("track", "On-site Message Clicked", "public", body) is None  # forged
+
+
+def test_frequency_caps_hold_a_journey_message_but_quiet_hours_do_not(onsite_env: Any) -> None:
+    journey = """\
+        trigger: {event: Product Added}
+        entry: {rule: every_time}
+        steps:
+          - send: cart
+            channel: onsite
+            expires: 3d
+        """
+    env = onsite_env(messages={"cart": CART}, campaigns={}, journeys={"cart_nudge": journey},
+                     sections={"frequency": {"per_day": 1},
+                               "quiet_hours": {"from": "00:00", "to": "23:59"}})
+    conn = env.app.extensions["kanal"].db.conn()
+    with transaction(conn):
+        sync(conn, env.db_path.parent / "journeys", int(env.clock.now() * 1000))
+    hashed = user_hash(env, "u8")
+
+    def added(product: str) -> None:
+        send(env, {"type": "track", "userId": "u8", "event": "Product Added",
+                   "properties": {"product_id": product}}, secret=True)
+
+    added("MUG-1")
+    # Global quiet hours keep notifications from waking people; a page view is not that.
+    [first] = pull(env, "laptop", user="u8", hashed=hashed)
+    assert first["content"]["body"] == "<p>Come back to MUG-1.</p>"
+    added("MUG-2")
+    assert pull(env, "laptop", user="u8", hashed=hashed) == []  # the day's one is used
+    state, reason, due = env.rows("SELECT state, reason, next_attempt_at FROM outbox "
+                                  "ORDER BY id")[-1]
+    assert (state, reason) == ("queued", "deferred: frequency cap: 1 per day")
+    now_ms = int(env.clock.now() * 1000)
+    assert due == now_ms - now_ms % 86_400_000 + 86_400_000  # the next (UTC) day
+    [(what, detail)] = env.rows("SELECT what, detail FROM outbox_log")
+    assert what == "deferred" and "frequency cap" in detail
+    assert env.client.get(f"/onsite/site/{env.keys['public']}.json").get_json()["on"] is False
+    # A waiting on-site row may never be shown: it doesn't take an email's budget.
+    from kanal_collector.store import outbox as outbox_store
+
+    pid = env.rows("SELECT profile_id FROM outbox ORDER BY id")[-1][0]
+    assert outbox_store.queued_ahead(conn, [pid], above=-1000, due_before=due + 1) == []
+    env.clock.advance(86_400)
+    [second] = pull(env, "phone", user="u8", hashed=hashed)
+    assert second["content"]["body"] == "<p>Come back to MUG-2.</p>"

@@ -21,11 +21,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..messages.catalog import Catalog
+from ..messages.controls import DEFER, DEFERRED, SEND, SKIPPED, Controls, Decision, decide
 from ..messages.delivery import delivery_event
 from ..messages.eligibility import ChannelInfo, Policy, check, load_person
 from ..messages.errors import MessageError
@@ -33,6 +34,7 @@ from ..profiles.segments import ProfileView, matches
 from ..profiles.state import computed, traits_of
 from ..store import identities as identity_store
 from ..store import onsite as store
+from ..store import outbox as outbox_store
 from ..store import profiles as profile_store
 from ..store import segments as segment_store
 from ..store import timeline
@@ -147,11 +149,26 @@ def _seen(person: _Person, campaign: Campaign, now_ms: int) -> bool:
     return any(c == campaign.name for c, _ in person.done(FORM_SUBMITTED))
 
 
+def _hold(conn: Connection, outbox_id: int, decision: Decision, now_ms: int) -> None:
+    """Defer or skip a queued row a control held back, and log why (as the dispatcher)."""
+    assert decision.reason is not None
+    if decision.action == DEFER:
+        assert decision.until_ms is not None
+        done = store.defer_queued(conn, outbox_id, decision.until_ms, decision.reason, now_ms)
+        what = DEFERRED
+    else:
+        done = store.skip_queued(conn, outbox_id, decision.reason, now_ms)
+        what = SKIPPED
+    if done:
+        outbox_store.log_decision(conn, outbox_id, now_ms, what, decision.detail())
+
+
 class Puller:
     """Answers pulls: the campaigns, the message catalogue and the template functions."""
 
     def __init__(self, campaigns: Campaigns, catalog: Catalog, functions: Functions, *,
-                 default_ttl_ms: int, policy: Policy | None = None) -> None:
+                 default_ttl_ms: int, policy: Policy | None = None,
+                 controls: Controls | None = None) -> None:
         self.campaigns = campaigns
         self.catalog = catalog
         self.functions = functions
@@ -159,6 +176,12 @@ class Puller:
         self.policy = policy or Policy()
         """Consent and subscriptions (`[messages]`), checked again when a queued message
         is handed out, as the dispatcher does at send time."""
+        controls = controls or Controls()
+        self.controls = replace(controls, quiet_hours=None)
+        """Frequency caps and the daily budget (`[frequency]`), applied to a queued message
+        when it would be handed out. Quiet hours only from `[quiet_hours.onsite]`: the
+        global window keeps notifications from waking people, and someone looking at the
+        shop's page is awake."""
         self._checked = float("-inf")
 
     def refresh(self, *, force: bool = False) -> None:
@@ -251,6 +274,13 @@ class Puller:
                     topic=row.topic, policy=self.policy)[1]
                 if why is not None:  # unsubscribed, consent withdrawn, forgotten meanwhile
                     store.skip_queued(conn, row.id, why, now_ms)
+                    wrote = True
+                    continue
+                assert current is not None
+                decision = decide(conn, row, current, ONSITE, now_ms, self.controls,
+                                  channel_kind=ONSITE)
+                if decision.action != SEND:  # a cap or the budget: later, or never
+                    _hold(conn, row.id, decision, now_ms)
                     wrote = True
                     continue
                 try:

@@ -32,6 +32,7 @@ from ..errors import BadRequest, Forbidden, NotFound, RateLimited
 from ..ingest.enrich import client_ip, describe_user_agent
 from ..ingest.ratelimit import RateLimiter, retry_after_seconds
 from ..messages.catalog import Catalog, messages_dir
+from ..messages.controls import Controls
 from ..messages.eligibility import Policy
 from ..own_events import own_event
 from ..products.settings import ProductSettings
@@ -102,7 +103,8 @@ def build_onsite(app: Any) -> Onsite:
     campaigns = Campaigns(directory=onsite_dir(config))
     catalog = Catalog(directory=messages_dir(config))
     puller = Puller(campaigns, catalog, functions, default_ttl_ms=settings.queue_ttl_ms,
-                    policy=Policy.from_config(config))
+                    policy=Policy.from_config(config),
+                    controls=Controls.from_config(config))
     puller.refresh()
     rate = settings.form_rate_limit / 60
     return Onsite(settings, puller, RateLimiter(rate, max(1.0, settings.form_rate_limit)),

@@ -19,10 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .connection import Connection
-from .outbox import _COLUMNS, OutboxRow, _row
-
-ONSITE_CHANNEL = "onsite"
-
+from .outbox import _COLUMNS, DEFERRED_PREFIX, ONSITE_CHANNEL, OutboxRow, _row
 
 # -- the queue of journey-queued messages ----------------------------------------------
 
@@ -64,10 +61,23 @@ def claim_queued(conn: Connection, outbox_id: int, *, language: str | None,
     return bool(cur.rowcount)
 
 
-def skip_queued(conn: Connection, outbox_id: int, reason: str, now: int) -> None:
-    """End a queued on-site row the person may no longer get (consent, subscription)."""
-    conn.execute("UPDATE outbox SET state = 'skipped', reason = ?, updated_at = ? "
-                 "WHERE id = ? AND state = 'queued'", (reason[:1000], now, outbox_id))
+def skip_queued(conn: Connection, outbox_id: int, reason: str, now: int) -> bool:
+    """End a queued on-site row the person may no longer get (consent, subscription, a
+    frequency cap with `over_limit: skip`); False when it had ended already."""
+    cur = conn.execute("UPDATE outbox SET state = 'skipped', reason = ?, updated_at = ? "
+                       "WHERE id = ? AND state = 'queued'", (reason[:1000], now, outbox_id))
+    return bool(cur.rowcount)
+
+
+def defer_queued(conn: Connection, outbox_id: int, until: int, reason: str,
+                 now: int) -> bool:
+    """Hold a queued on-site row back until `until` (a frequency cap or the daily budget;
+    the reason becomes `deferred: <reason>`, as the dispatcher's deferrals)."""
+    cur = conn.execute(
+        "UPDATE outbox SET next_attempt_at = ?, reason = ?, updated_at = ? "
+        "WHERE id = ? AND state = 'queued'",
+        (until, (DEFERRED_PREFIX + reason)[:1000], now, outbox_id))
+    return bool(cur.rowcount)
 
 
 def fail_queued(conn: Connection, outbox_id: int, reason: str, now: int) -> None:
