@@ -195,8 +195,19 @@ def test_confirmation_page_of_kanal_and_the_built_in_text(onsite_env: Any,
     assert link, text
     page = env.client.get(f"/onsite/confirm?t={link.group(1)}")
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
-    done = env.client.post("/onsite/confirm", data={"t": link.group(1)})
-    assert done.status_code == 200 and b"You are subscribed" in done.data
+    assert b"<title>Confirm your subscription</title>" in page.data
+    # The page speaks the browser's language (the catalogs of tracking/locales/).
+    swedish = env.client.get(f"/onsite/confirm?t={link.group(1)}",
+                             headers={"Accept-Language": "sv-SE,sv;q=0.9,en;q=0.5"})
+    assert '<html lang="sv">' in swedish.text and ">Bekräfta</button>" in swedish.text
+    done = env.client.post("/onsite/confirm", data={"t": link.group(1)},
+                           headers={"Accept-Language": "fi"})
+    assert done.status_code == 200 and "Tilauksesi on nyt voimassa." in done.text
+    again = env.client.post("/onsite/confirm", data={"t": link.group(1)})
+    assert again.status_code == 200 and "You had confirmed already." in again.text
+    unknown = env.client.post("/onsite/confirm", data={"t": "no-such-token"},
+                              headers={"Accept-Language": "da"})
+    assert unknown.status_code == 404 and "Linket blev ikke fundet" in unknown.text
     process(env)
     assert profile_of(env, "email", "cy@example.com") is not None
     # The browser wasn't there to say who it was: nothing linked.
@@ -239,8 +250,15 @@ def test_sms_double_opt_in_rebuild_and_forget(onsite_env: Any, tmp_path: Any) ->
     process(env)
     owner = profile_of(env, "phone", "+46701234567")
     assert owner is not None and owner == profile_of(env, "anonymous_id", "b1")
-    # A rebuild replays the log to the same identities.
+    # The double opt-in is the SMS opt-in marketing texts need (by default).
+    from kanal_collector.messages.eligibility import Policy, channel_info, check, load_person
+
     conn = env.app.extensions["kanal"].db.conn()
+    person, sms = load_person(conn, owner), channel_info("sms")
+    assert person is not None and sms is not None and "sms" in Policy().opt_in
+    assert check(conn, person, sms, kind="marketing", topic=None,
+                 policy=Policy()) == ("+46701234567", None)
+    # A rebuild replays the log to the same identities.
     rebuild(conn, FakeClock(env.clock.now()), also=[OnsiteStep()])
     rebuilt = profile_of(env, "phone", "+46701234567")
     assert rebuilt is not None and rebuilt == profile_of(env, "anonymous_id", "b1")

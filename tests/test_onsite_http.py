@@ -161,19 +161,25 @@ def test_traits_and_templates_cannot_inject_markup(onsite_env: Any) -> None:
     assert item["content"]["title"] == "<img src=x onerror=alert(1)>"  # set as textContent
 
 
-def test_a_journey_message_is_shown_once_in_the_first_browser(onsite_env: Any) -> None:
-    journey = """\
-        trigger: {event: Product Added}
-        entry: {rule: every_time}
-        steps:
-          - send: cart
-            channel: onsite
-            expires: 1d
-        """
-    env = onsite_env(messages={"cart": CART}, campaigns={}, journeys={"cart_nudge": journey})
+def nudge(message: str, expires: str | None = None) -> str:
+    """A journey that queues `message` on-site for each Product Added."""
+    return (f"trigger: {{event: Product Added}}\nentry: {{rule: every_time}}\nsteps:\n"
+            f"  - send: {message}\n    channel: onsite\n"
+            + (f"    expires: {expires}\n" if expires else ""))
+
+
+def with_journeys(onsite_env: Any, **kwargs: Any) -> tuple[App, Any]:
+    """An app with journey files, loaded as `kanal serve` loads them; and its connection."""
+    env = onsite_env(**kwargs)
     conn = env.app.extensions["kanal"].db.conn()
     with transaction(conn):
         sync(conn, env.db_path.parent / "journeys", int(env.clock.now() * 1000))
+    return env, conn
+
+
+def test_a_journey_message_is_shown_once_in_the_first_browser(onsite_env: Any) -> None:
+    env, conn = with_journeys(onsite_env, messages={"cart": CART}, campaigns={},
+                              journeys={"cart_nudge": nudge("cart", "1d")})
     hashed = user_hash(env, "u7")
     send(env, {"type": "identify", "userId": "u7", "traits": {"first_name": "Cy"}},
          secret=True)
@@ -344,20 +350,10 @@ def test_on_site_clicks_are_touchpoints() -> None:
 
 
 def test_frequency_caps_hold_a_journey_message_but_quiet_hours_do_not(onsite_env: Any) -> None:
-    journey = """\
-        trigger: {event: Product Added}
-        entry: {rule: every_time}
-        steps:
-          - send: cart
-            channel: onsite
-            expires: 3d
-        """
-    env = onsite_env(messages={"cart": CART}, campaigns={}, journeys={"cart_nudge": journey},
-                     sections={"frequency": {"per_day": 1},
-                               "quiet_hours": {"from": "00:00", "to": "23:59"}})
-    conn = env.app.extensions["kanal"].db.conn()
-    with transaction(conn):
-        sync(conn, env.db_path.parent / "journeys", int(env.clock.now() * 1000))
+    env, conn = with_journeys(
+        onsite_env, messages={"cart": CART}, campaigns={},
+        journeys={"cart_nudge": nudge("cart", "3d")},
+        sections={"frequency": {"per_day": 1}, "quiet_hours": {"from": "00:00", "to": "23:59"}})
     hashed = user_hash(env, "u8")
 
     def added(product: str) -> None:
@@ -386,3 +382,44 @@ def test_frequency_caps_hold_a_journey_message_but_quiet_hours_do_not(onsite_env
     env.clock.advance(86_400)
     [second] = pull(env, "phone", user="u8", hashed=hashed)
     assert second["content"]["body"] == "<p>Come back to MUG-2.</p>"
+
+
+def test_untrusted_data_cannot_aim_an_on_site_link(onsite_env: Any) -> None:
+    link = """\
+        onsite:
+          title: Back to your cart
+          body: "<p><a href='{{ data.event.url }}'>Your cart</a></p>"
+          button: Open it
+          url: "{{ data.event.url }}"
+        """
+    promo = """\
+        onsite:
+          title: Our partner
+          body: "<p><a href='{{ traits.site | default('/partner') }}'>Visit</a></p>"
+        """
+    env, _ = with_journeys(onsite_env, messages={"link": link, "promo": promo},
+                           campaigns={"promo": "message: promo\nlayout: banner\n"},
+                           journeys={"nudge": nudge("link")})
+    hashed = user_hash(env, "u9")
+    send(env, {"type": "identify", "userId": "u9", "traits": {"first_name": "Di"}},
+         secret=True)
+    added = {"type": "track", "userId": "u9", "event": "Product Added",
+             "properties": {"url": "https://evil.example/cart"}}
+    # Anyone with the public key (it is in every page) may start the journey, but not
+    # choose where its message links to: the row fails, naming the host.
+    send(env, added)
+    assert names(pull(env, "laptop", user="u9", hashed=hashed)) == ["promo"]
+    state, reason = env.rows("SELECT state, reason FROM outbox ORDER BY id")[-1]
+    assert state == "failed" and "evil.example" in reason
+    # The shop's backend (a secret key) may.
+    send(env, {**added, "messageId": "from-the-backend"}, secret=True)
+    shown = {i.get("campaign") or i["journey"]: i for i in
+             pull(env, "laptop", user="u9", hashed=hashed)}
+    promo_item, item = shown["promo"], shown["nudge"]
+    assert item["content"]["url"] == "https://evil.example/cart"
+    assert "https://evil.example/cart" in item["content"]["body"]
+    assert "/partner" in promo_item["content"]["body"]
+    # A trait written through the public key can't aim a campaign's link either.
+    send(env, {"type": "identify", "anonymousId": "b2",
+               "traits": {"site": "https://evil.example/"}})
+    assert pull(env, "b2") == []

@@ -160,6 +160,30 @@ def test_journey_expires_only_for_onsite() -> None:
         parse_journey(text % "email", name="j")
 
 
+def test_onsite_is_a_channel_whatever_the_config_names(tmp_path: Path) -> None:
+    from kanal_collector.journeys.checker import References
+    from kanal_collector.journeys.references import references_for
+    from kanal_collector.messages.eligibility import channel_info
+
+    # Only an email channel configured: `onsite` needs no [channels] table of its own.
+    path = tmp_path / "kanal.toml"
+    path.write_text('[channels.news]\ntype = "email"\nhost = "127.0.0.1"\n'
+                    'from = "Shop <news@shop.example>"\n')
+    refs = references_for(load_config(path=path), {"m": ["onsite", "email"]})
+    assert refs.channels == {"news": "email", "onsite": "onsite"}
+    text = "trigger: {event: E}\nsteps:\n  - send: m\n    channel: %s\n"
+    assert parse_journey(text % "onsite", name="j", references=refs).steps["1"]
+    with pytest.raises(JourneyFileError, match="no channel named 'email'"):
+        parse_journey(text % "email", name="j", references=refs)
+    # A message without on-site content can't be sent there.
+    no_onsite = References(messages={"m": ["email"]}, channels=refs.channels)
+    with pytest.raises(JourneyFileError, match="has no onsite content"):
+        parse_journey(text % "onsite", name="j", references=no_onsite)
+    # The evaluator's channels are the dispatcher's channel objects: onsite is among them.
+    info = channel_info("onsite", {"news": object()})
+    assert info is not None and (info.kind, info.recipient_identity) == ("onsite", None)
+
+
 def test_settings_are_registered_and_checked(tmp_path: Path) -> None:
     path = tmp_path / "kanal.toml"
     path.write_text(textwrap.dedent("""\

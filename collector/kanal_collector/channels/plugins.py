@@ -135,6 +135,13 @@ def _resolve(value: Any, where: str) -> Any:
     return value
 
 
+PULL_CHANNELS: dict[str, tuple[str, str | None]] = {"onsite": ("onsite", None)}
+"""Channels whose messages their recipient fetches (name → (kind, recipient identity)):
+`onsite`, handed out by the snippet's pull (onsite/pull.py). They need no
+`[channels.NAME]` table, so they are there whatever the config names, and the dispatcher
+never hands their rows to a provider."""
+
+
 def configured_channels(config: Config) -> dict[str, dict[str, Any]]:
     """The `[channels.NAME]` tables, unresolved (secrets still references)."""
     section = config.section("channels")
@@ -144,6 +151,22 @@ def configured_channels(config: Config) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"[channels.{name}] must be a table")
         tables[str(name)] = dict(table)
     return tables
+
+
+def configured_channel_kinds(config: Config) -> dict[str, str]:
+    """{name: kind} of the channels `kanal serve` would build (`[channels.NAME]` tables
+    that are enabled and of an installed type), or the built-in channels when the config
+    has no channel tables. Nothing is built or connected."""
+    tables = configured_channels(config)
+    out = {name: kind for name, (kind, _) in PULL_CHANNELS.items()}
+    if not tables:
+        return {**out, **{cls.name: cls.kind for cls in builtin.register_channels()}}
+    classes = channel_classes()
+    for name, table in tables.items():
+        cls = classes.get(str(table.get("type", name)))
+        if table.get("enabled", True) is not False and cls is not None:
+            out[name] = str(cls.kind)
+    return out
 
 
 def channel_settings(pm: pluggy.PluginManager | None = None) -> dict[str, list[Key]]:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import nh3
 
 from ..messages.definition import Message
+from ..messages.renderer import Trust
 
 TAGS = frozenset({"a", "b", "br", "div", "em", "h2", "h3", "h4", "hr", "i", "img", "li",
                   "ol", "p", "s", "small", "span", "strong", "table", "tbody", "td", "th",
@@ -86,13 +87,15 @@ def _text(value: Any) -> str:
 
 def render_onsite(message: Message, *, traits: Mapping[str, Any],
                   profile: Mapping[str, Any], data: Mapping[str, Any],
-                  language: str | None, functions: Mapping[str, Any] | None
-                  ) -> dict[str, Any]:
+                  language: str | None, functions: Mapping[str, Any] | None,
+                  trust: Trust | None = None) -> dict[str, Any]:
     """The `onsite` section of a message rendered for a visitor, safe to hand to the
     snippet: {language, title, body, image, button, url, form}. RenderError (bad
-    template), SkipSend (a product it needs is gone) and UnsafeContent pass up."""
+    template), SkipSend (a product it needs is gone), LinkHostError (a link untrusted
+    input aimed elsewhere than `trust` allows) and UnsafeContent pass up."""
     rendered = message.render("onsite", traits=traits, profile=profile, data=data,
-                              language=language, channel="onsite", functions=functions)
+                              language=language, channel="onsite", functions=functions,
+                              trust=trust)
     content = rendered.content
     out: dict[str, Any] = {"language": rendered.language}
     for name in ("title", "button"):

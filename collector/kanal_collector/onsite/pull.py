@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,8 +30,10 @@ from ..messages.controls import DEFER, DEFERRED, SEND, SKIPPED, Controls, Decisi
 from ..messages.delivery import delivery_event
 from ..messages.eligibility import ChannelInfo, Policy, check, load_person
 from ..messages.errors import MessageError
+from ..messages.linkguard import LinkPolicy
+from ..messages.renderer import Trust
 from ..profiles.segments import ProfileView, matches
-from ..profiles.state import computed, traits_of
+from ..profiles.state import computed, traits_of, trusted_traits
 from ..store import identities as identity_store
 from ..store import onsite as store
 from ..store import outbox as outbox_store
@@ -91,6 +93,8 @@ class _Person:
     computed: dict[str, Any]
     segments: set[str]
     view: ProfileView
+    untrusted_traits: frozenset[str] = frozenset()
+    """Traits last written by untrusted events: they may not aim links (linkguard.py)."""
     _done: dict[str, list[tuple[str, int]]] | None = None
 
     def done(self, name: str) -> list[tuple[str, int]]:
@@ -125,7 +129,8 @@ def _person(conn: Connection, profile_id: int | None) -> _Person:
             values = computed(state)
             traits = traits_of(state)
             segments = {s for s, _ in segment_store.profile_segments(conn, pid)}
-            return _Person(pid, traits, values, segments, ProfileView(traits, values, events))
+            return _Person(pid, traits, values, segments, ProfileView(traits, values, events),
+                           frozenset(traits) - trusted_traits(state))
     values = computed({})
     return _Person(None, {}, values, set(), ProfileView({}, values, lambda n, s: iter(())))
 
@@ -168,7 +173,8 @@ class Puller:
 
     def __init__(self, campaigns: Campaigns, catalog: Catalog, functions: Functions, *,
                  default_ttl_ms: int, policy: Policy | None = None,
-                 controls: Controls | None = None) -> None:
+                 controls: Controls | None = None,
+                 link_policy: LinkPolicy | None = None) -> None:
         self.campaigns = campaigns
         self.catalog = catalog
         self.functions = functions
@@ -176,6 +182,10 @@ class Puller:
         self.policy = policy or Policy()
         """Consent and subscriptions (`[messages]`), checked again when a queued message
         is handed out, as the dispatcher does at send time."""
+        self.link_policy = link_policy or LinkPolicy()
+        """Where links aimed by untrusted data may point ([tracking] link_hosts), as for
+        every other channel: a journey's on-site message can carry an untrusted trigger's
+        properties, and any message the traits untrusted events wrote."""
         controls = controls or Controls()
         self.controls = replace(controls, quiet_hours=None)
         """Frequency caps and the daily budget (`[frequency]`), applied to a queued message
@@ -240,7 +250,8 @@ class Puller:
 
     def _render(self, conn: Connection, message: str, person: _Person,
                 data: Mapping[str, Any], language: str | None, now_ms: int,
-                outbox_id: int | None, journey: str | None) -> tuple[dict[str, Any], Any]:
+                outbox_id: int | None, journey: str | None,
+                untrusted_data: Collection[str] = ()) -> tuple[dict[str, Any], Any]:
         definition = self.catalog.get(message)
         functions = self.functions(conn, person.profile_id, person.traits, data, now_ms,
                                    outbox_id, message, journey)
@@ -248,6 +259,8 @@ class Puller:
                                 profile={"id": person.profile_id, **person.computed}
                                 if person.profile_id is not None else {},
                                 data=data, language=language,
+                                trust=Trust(self.link_policy, untrusted_data,
+                                            person.untrusted_traits),
                                 functions=functions.globals())
         return content, functions
 
@@ -285,7 +298,8 @@ class Puller:
                     continue
                 try:
                     content, functions = self._render(conn, row.message, person, row.data,
-                                                      language, now_ms, row.id, row.journey)
+                                                      language, now_ms, row.id, row.journey,
+                                                      row.untrusted)
                 except (MessageError, UnsafeContent) as exc:
                     # SkipSend and RenderError are MessageErrors: the row ends visibly.
                     log.warning("on-site outbox %s can't be shown: %s", row.id, exc)

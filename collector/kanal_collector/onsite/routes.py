@@ -33,6 +33,7 @@ from ..ingest.enrich import client_ip, describe_user_agent
 from ..ingest.ratelimit import RateLimiter, retry_after_seconds
 from ..messages.catalog import Catalog, messages_dir
 from ..messages.controls import Controls
+from ..messages.dispatcher import link_policy
 from ..messages.eligibility import Policy
 from ..own_events import own_event
 from ..products.settings import ProductSettings
@@ -44,6 +45,7 @@ from ..store import identities as identity_store
 from ..store import onsite as store
 from ..store.db import transaction
 from ..tracking import pages
+from ..tracking.locale import Words, words
 from .access import Visitor, browser_owned, visitor
 from .catalog import Campaigns, onsite_dir
 from .events import ACTIONS, HELD_OUT, onsite_event
@@ -104,7 +106,7 @@ def build_onsite(app: Any) -> Onsite:
     catalog = Catalog(directory=messages_dir(config))
     puller = Puller(campaigns, catalog, functions, default_ttl_ms=settings.queue_ttl_ms,
                     policy=Policy.from_config(config),
-                    controls=Controls.from_config(config))
+                    controls=Controls.from_config(config), link_policy=link_policy(config))
     puller.refresh()
     rate = settings.form_rate_limit / 60
     return Onsite(settings, puller, RateLimiter(rate, max(1.0, settings.form_rate_limit)),
@@ -305,12 +307,13 @@ def confirm_page() -> Response:
     """A confirmation link opened: a page with the button (a link scanner fetching the
     URL confirms nothing)."""
     token = request.args.get("t", "")
-    body = ('<p>Confirm that you want to hear from us.</p>'
+    say = _words()
+    body = (f'<p>{say.signup("confirm_text")}</p>'
             '<form method="post" action="/onsite/confirm">'
             f'<input type="hidden" name="t" value="{_attr(token)}">'
-            '<button type="submit">Confirm</button></form>')
-    return Response(pages.page("Confirm your subscription", body), mimetype="text/html",
-                    headers=_PAGE_HEADERS)
+            f'<button type="submit">{say.signup("confirm_button")}</button></form>')
+    return Response(pages.page(say.signup("confirm_title"), body, say),
+                    mimetype="text/html", headers=_PAGE_HEADERS)
 
 
 @onsite_blueprint.post("/onsite/confirm")
@@ -323,8 +326,11 @@ def confirm_post() -> Response:
     if request.mimetype == "application/x-www-form-urlencoded":
         done = confirm(conn, request.form.get("t"), anonymous_id=None, now_ms=now_ms)
         runtime.wake.set()
-        title, text = _CONFIRM_PAGES[done.state]
-        return Response(pages.page(title, f"<p>{text}</p>"), mimetype="text/html",
+        say = _words()
+        title_key, text_key = _CONFIRM_PAGES[done.state]
+        title = say.text(title_key) if title_key == "not_found_title" else say.signup(title_key)
+        text = say.signup(text_key)
+        return Response(pages.page(title, f"<p>{text}</p>", say), mimetype="text/html",
                         status=404 if done.state == "unknown" else 200,
                         headers=_PAGE_HEADERS)
     body = _body()
@@ -335,11 +341,19 @@ def confirm_post() -> Response:
 
 
 _CONFIRM_PAGES = {
-    "confirmed": ("Thank you", "You are subscribed."),
-    "already": ("Thank you", "You had confirmed already."),
-    "expired": ("Link expired", "This link is too old; sign up again on our site."),
-    "unknown": ("Link not found", "This link is not valid."),
+    "confirmed": ("thanks_title", "confirmed_text"),
+    "already": ("thanks_title", "already_text"),
+    "expired": ("expired_title", "expired_text"),
+    "unknown": ("not_found_title", "not_found_text"),
 }
+"""The strings (tracking/locales/: [signup], and [pages] not_found_title, which the
+unsubscribe pages share) of the page after a confirmation: title, text."""
+
+
+def _words() -> Words:
+    """The confirmation page's language: the browser's (the link may be opened anywhere,
+    so the person isn't known until it is confirmed)."""
+    return words(None, request.headers.get("Accept-Language"))
 
 
 def _attr(text: str) -> str:
