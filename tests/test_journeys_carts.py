@@ -164,3 +164,32 @@ def test_a_journey_cant_exclude_itself(tmp_path: Path) -> None:
         "exclude: {groups: [abandonment]}", "exclude: {journeys: [cart]}"))
     _, problems = load_files([tmp_path / "cart.yaml"])
     assert "exclude.journeys[0]: a journey can't exclude itself" in str(problems[0])
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "journeys"
+SHOPPER_NUDGES = ("abandoned_cart", "browse_abandonment", "price_drop", "post_purchase")
+
+
+def test_the_example_shop_journeys_do_not_pile_up_on_one_shopper(env: Journeys) -> None:
+    for name in SHOPPER_NUDGES:  # the README's example journeys, as written
+        env.write(name, (EXAMPLES / f"{name}.yaml").read_text(encoding="utf-8"))
+    env.sync()
+    env.person("eva")
+    env.track("eva", "Product Viewed", product_id="p1")        # browse reminder starts
+    env.track("eva", "Product Price Dropped", product_id="p1")  # an offer: not now
+    assert [r["journey"] for r in env.runs()] == ["browse_abandonment"]
+    report = explain(env.conn, "eva", "price_drop", now_ms=env.now_ms())
+    assert [(n["code"], n["journey"]) for n in report["notEntered"]] == [
+        ("excluded", "browse_abandonment")]
+    env.advance(600)
+    env.track("eva", "Product Added", product_id="p1", cart_id="k1")  # ends browse
+    env.advance(600)
+    env.track("eva", "Order Completed", order_id="o1", cart_id="k1", total=40)
+    journeys = [(r["journey"], r["state"]) for r in env.runs()]
+    assert ("post_purchase", "active") in journeys        # the cross-sell after the order
+    env.advance(600)
+    env.track("eva", "Product Price Dropped", product_id="p2")  # still one nudge at a time
+    report = explain(env.conn, "eva", "price_drop", now_ms=env.now_ms())
+    assert [(n["code"], n.get("journey")) for n in report["notEntered"]] == [
+        ("excluded", "browse_abandonment"), ("excluded", "post_purchase")]
+    assert not [r for r in env.runs() if r["journey"] == "price_drop"]
