@@ -3,9 +3,11 @@
     python bench/bench_snippet_size.py [--collector URL]
 
 Ours is the built file as the collector serves it (`/kanal.js` of a running collector
-with --collector, else the committed collector/kanal_collector/static/kanal.js). The
-baselines are fetched from the npm registry in the same run (`npm pack` into a temp dir,
-nothing of theirs is kept) and gzipped the same way (gzip -9):
+with --collector, else the committed collector/kanal_collector/static/kanal.js), and the
+on-site and web push code it loads only when needed (`/kanal-onsite.js`, goal 8 KB),
+beside kanal.js as it was before the on-site code (read from git, commit BEFORE_ONSITE).
+The other baselines are fetched from the npm registry in the same run (`npm pack` into a
+temp dir, nothing of theirs is kept) and gzipped the same way (gzip -9):
 
   - @plausible-analytics/tracker: its published plausible.js, as is (already minified);
   - plausible-tracker: its published ES module build, bundled and minified by esbuild;
@@ -14,7 +16,8 @@ nothing of theirs is kept) and gzipped the same way (gzip -9):
 
 esbuild is the pinned one of js_snippet/ (run `npm ci` there first) so the baselines are
 minified like ours. A baseline that cannot be had (no npm, offline) is reported as such.
-Never fails on size: it prints figures. The goal for kanal.js is 2.5 KB gzipped.
+Never fails on size: it prints figures. The goal for kanal.js is 2.5 KB gzipped, for
+kanal-onsite.js 8 KB.
 """
 
 from __future__ import annotations
@@ -31,8 +34,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILT = ROOT / "collector" / "kanal_collector" / "static" / "kanal.js"
+ONSITE = BUILT.parent / "kanal-onsite.js"
 ESBUILD = ROOT / "js_snippet" / "node_modules" / ".bin" / "esbuild"
 GOAL = 2560
+ONSITE_GOAL = 8192
+BEFORE_ONSITE = "310942c"
+"""The last commit whose kanal.js had no on-site hooks (the core's baseline)."""
 
 BASELINES: list[tuple[str, str, str, str]] = [
     # (label, npm spec, file in the tarball, how to prepare it)
@@ -84,12 +91,24 @@ def prepare(path: Path, how: str) -> bytes:
     return done.stdout
 
 
-def ours(collector: str | None) -> tuple[str, bytes]:
+def ours(collector: str | None, name: str = "kanal.js") -> tuple[str, bytes]:
     if collector:
-        url = collector.rstrip("/") + "/kanal.js"
+        url = collector.rstrip("/") + "/" + name
         with urllib.request.urlopen(url, timeout=10) as response:
-            return f"kanal.js (served by {url})", response.read()
-    return "kanal.js (collector/kanal_collector/static)", BUILT.read_bytes()
+            return f"{name} (served by {url})", response.read()
+    return f"{name} (collector/kanal_collector/static)", (BUILT.parent / name).read_bytes()
+
+
+def before_onsite() -> bytes:
+    """kanal.js as committed before the on-site code (git)."""
+    git = shutil.which("git")
+    if not git:
+        raise RuntimeError("git not found")
+    done = subprocess.run([git, "show", f"{BEFORE_ONSITE}:collector/kanal_collector/static/"
+                           "kanal.js"], cwd=ROOT, capture_output=True, timeout=60)
+    if done.returncode:
+        raise RuntimeError(done.stderr.decode().strip()[-200:] or "git show failed")
+    return done.stdout
 
 
 def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> None:
@@ -101,6 +120,16 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
     rows: list[tuple[str, int | None, int | None, str]] = []
     label, data = ours(args.collector)
     rows.append((label, len(data), gzipped(data), "goal <= 2560 B"))
+    label, onsite = ours(args.collector, "kanal-onsite.js")
+    rows.append((label, len(onsite), gzipped(onsite), "loaded only when needed; goal <= "
+                                                       "8192 B"))
+    try:
+        old = before_onsite()
+        rows.append((f"kanal.js before on-site ({BEFORE_ONSITE})", len(old), gzipped(old),
+                     "baseline: the core without the on-site hooks"))
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        rows.append((f"kanal.js before on-site ({BEFORE_ONSITE})", None, None,
+                     f"unavailable: {e}"))
     with tempfile.TemporaryDirectory(prefix="kanal-bench-") as tmp:
         for name, spec, member, how in BASELINES:
             try:
@@ -121,6 +150,14 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
     size = rows[0][2] or 0
     verdict = "within" if size <= GOAL else "OVER"
     out(f"\nkanal.js: {size} B gzipped, {verdict} the {GOAL} B goal")
+    old_size = rows[2][2]
+    if old_size:
+        out(f"the on-site hooks add {size - old_size} B to kanal.js "
+            f"({size / old_size:.2f}x the core before them)")
+    size = rows[1][2] or 0
+    verdict = "within" if size <= ONSITE_GOAL else "OVER"
+    out(f"kanal-onsite.js: {size} B gzipped, {verdict} the {ONSITE_GOAL} B goal; a page "
+        f"with on-site messages loads {rows[0][2] or 0} + {size} B")
 
 
 if __name__ == "__main__":

@@ -122,3 +122,29 @@ def smtp() -> Iterator[tuple[Any, SmtpCatcher]]:
         yield controller, handler
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def onsite_env(tmp_path: Path) -> Iterator[Any]:
+    """Makes in-process collectors with a shop's message and campaign files
+    (onsite_util.onsite_app's arguments), each closed at the end."""
+    from onsite_util import onsite_app
+
+    from kanal_collector.app import close_app
+
+    made: list[App] = []
+
+    def make(**kwargs: Any) -> App:
+        env = onsite_app(tmp_path / f"shop{len(made)}", **kwargs)
+        made.append(env)
+        return env
+
+    try:
+        yield make
+    finally:
+        for env in made:
+            close_app(env.app)
+            # Workers a test ran by hand (the supervisor closes only those it ran).
+            for worker, _ in env.app.extensions["kanal.supervisor"].workers:
+                if type(worker).__name__ == "ConfirmationWorker":
+                    worker.close()

@@ -141,8 +141,9 @@ def test_validate_names_an_unknown_channel_with_file_and_line(shop: Path) -> Non
     for command in (["journeys", "validate"], ["messages", "validate"]):
         result = CliRunner().invoke(cli, command)
         assert result.exit_code == 1, result.output
+        # `onsite` is listed too: it needs no [channels] table.
         assert ("journeys/news.yaml:6: steps[0].channel: no channel named 'marketing' "
-                "(channels: email)") in result.output
+                "(channels: email, onsite)") in result.output
     _toml(shop, '[channels.marketing]\ntype = "email"\nhost = "smtp.example.com"\n'
                 'from = "a@example.com"\n')
     for command in (["journeys", "validate"], ["messages", "validate"]):

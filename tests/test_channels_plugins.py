@@ -57,7 +57,7 @@ def test_builtins_register_through_the_hook() -> None:
     results = pm.hook.register_channels()
     assert ConsoleChannel in [cls for result in results for cls in result]
     assert sorted(plugins.channel_classes()) == ["console", "email", "push", "sms",
-                                                 "webhook"]
+                                                 "webhook", "webpush"]
 
 
 class Pager(Channel):

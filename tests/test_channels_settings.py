@@ -31,7 +31,8 @@ def config(tmp_path: Path, text: str) -> Config:
 
 def test_every_builtin_type_declares_its_settings() -> None:
     declared = plugins.channel_settings(plugins.new_plugin_manager(entry_points=False))
-    assert sorted(declared) == ["console", "email", "push", "sms", "webhook"]
+    assert sorted(declared) == ["console", "email", "push", "sms", "webhook",
+                                "webpush"]
     assert {k.name for k in declared["email"]} >= {"host", "port", "tls", "from", "password"}
     assert all(k.description for keys in declared.values() for k in keys)
 

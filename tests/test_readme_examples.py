@@ -86,8 +86,10 @@ def _run(block: Block, code: str, workdir: Path, env: dict[str, str]) -> str:
             "import kanal" not in code
         script = (PRELUDE + code + "\nprint(user_hash)\n") if fragment else code
         command = [sys.executable, "-c", script]
+    # A block of a dozen `kanal` commands starts a dozen interpreters: on a 2-core machine
+    # shared by several suites that took over two minutes; the limit only catches a hang.
     result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True,
-                            timeout=120)
+                            timeout=600)
     assert result.returncode == 0, (
         f"README.md line {block.line} ({block.lang}) failed with status "
         f"{result.returncode}:\n{code}\n--- stdout\n{result.stdout}\n--- stderr\n"

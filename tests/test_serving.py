@@ -48,8 +48,10 @@ def test_served_gzipped_when_accepted_and_compressed_once(kanal_app: App) -> Non
         "Accept-Encoding": "gzip", "If-None-Match": zipped.headers["ETag"]})
     assert revalidated.status_code == 304
     # compressed once: the same bytes object every time
-    assert site._snippet() is site._snippet()
-    assert site._snippet.cache_info().currsize == 1
+    assert site._static("kanal.js") is site._static("kanal.js")
+    hits = site._static.cache_info().hits
+    kanal_app.client.get("/kanal.js", headers={"Accept-Encoding": "gzip"})
+    assert site._static.cache_info().hits == hits + 1
 
 
 def test_owners_in_words() -> None:

@@ -52,7 +52,7 @@ def test_catalogs_have_the_same_strings() -> None:
     assert sorted(found) == ["da", "en", "fi", "nb", "ru", "sv"]
     for language, catalog in found.items():
         assert catalog.keys() == found["en"].keys(), language
-        for table in ("pages", "all"):
+        for table in ("pages", "all", "signup"):
             assert catalog[table].keys() == found["en"][table].keys(), (language, table)
             for key, text in catalog[table].items():
                 placeholders = set(re.findall(r"{(\w+)}", found["en"][table][key]))

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from .admin import admin_blueprint
 from .audiences.settings import audience_names
 from .audiences.worker import AudienceWorker
+from .channels import build_channels
 from .clock import Clock, SystemClock
 from .config import Config, load_config
 from .dashboard import dashboard_blueprint
@@ -32,6 +33,7 @@ from .localtime import default_timezone
 from .messages import build_dispatcher
 from .messages.callbacks import callbacks_blueprint
 from .messages.replies import replies_blueprint
+from .onsite import ConfirmationWorker, OnsiteSettings, OnsiteStep, onsite_blueprint
 from .predict.schedule import PredictScheduler
 from .predict.settings import PredictSettings
 from .products import (
@@ -89,6 +91,8 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
         dispatcher = build_dispatcher(config, db, clock,
                                       template_globals=[template_globals(products)])
         audiences = AudienceWorker.from_config(db, clock, config)  # [audiences.NAME]
+        confirmations = ConfirmationWorker(db, clock, OnsiteSettings.from_config(config),
+                                           build_channels(config), dispatcher.catalog)
     except ValueError as exc:
         db.close()
         raise ConfigError(str(exc)) from None
@@ -118,7 +122,8 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
                     (RecommendationsWorker(db, clock, products), threading.Event()),
                     (FeedWorker(db, clock, products), threading.Event()),
                     (PredictScheduler(db, config, clock, settings=predict), threading.Event()),
-                    (audiences, threading.Event())],
+                    (audiences, threading.Event()),
+                    (confirmations, threading.Event())],
         poll_interval=config.poll_interval, lease_seconds=config.lease_seconds,
     )
     app.wsgi_app = IngestMiddleware(app.wsgi_app, runtime)  # type: ignore[method-assign]
@@ -134,6 +139,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     app.register_blueprint(replies_blueprint)
     app.register_blueprint(deliverability_blueprint)
     app.register_blueprint(dashboard_blueprint)
+    app.register_blueprint(onsite_blueprint)
     _register_errors(app)
     return app
 
@@ -152,7 +158,7 @@ def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None,
     """
     evaluator = Evaluator(clock=clock, default_timezone=timezone, channels=channels)
     return Processor(db, [StatsStep(), ProfilesStep(default_country=country),
-                          SegmentsStep(clock), ProductsStep(products),
+                          SegmentsStep(clock), ProductsStep(products), OnsiteStep(),
                           JourneysStep(evaluator=evaluator)],
                      ingest_busy=ingest_busy)
 

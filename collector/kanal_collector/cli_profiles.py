@@ -19,6 +19,7 @@ from .cli_common import (
 )
 from .clock import SystemClock
 from .errors import KanalError
+from .onsite.step import OnsiteStep
 from .predict.views import score_lines, scores_json
 from .products import ProductSettings, ProductsStep
 from .profiles import importer
@@ -159,8 +160,8 @@ def profiles_contact_fixes(db: Database, outcome: str | None, as_json: bool) -> 
 @with_db
 def profiles_rebuild(db: Database) -> None:
     """Recompute every profile, identity and segment (and what people did with
-    products) from the event log, and the predictive scores with the latest fit's
-    parameters and date (no refit)."""
+    products, and who saw which on-site campaign) from the event log, and the predictive
+    scores with the latest fit's parameters and date (no refit)."""
     from .predict.fit import hold_predict_lease, rescore
 
     config = current_config()
@@ -179,7 +180,8 @@ def profiles_rebuild(db: Database) -> None:
     try:
         # No fit may write scores for the old profile ids while they are rebuilt.
         with hold_predict_lease(conn, clock, "rebuild") as renew:
-            done = rebuild(conn, clock, progress=lambda n: renew(), also=[products],
+            done = rebuild(conn, clock, progress=lambda n: renew(),
+                           also=[products, OnsiteStep()],
                            default_country=country_setting(config), before_segments=scores)
     except (RebuildBusy, KanalError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -264,6 +264,33 @@ CORE: tuple[Key, ...] = (
        "(whsec_…)."),
     _k("deliverability.resend.tolerance", "number", 300.0, "Seconds a signed timestamp "
        "stays valid.", minimum=1),
+    # [onsite]: onsite/settings.py checks the values' meaning too.
+    _k("onsite.dir", "path", "onsite", "Where the on-site campaign files are.",
+       env="KANAL_ONSITE_DIR"),
+    _k("onsite.site_max_age", "integer", 60, "Seconds browsers keep the site document.",
+       minimum=0),
+    _k("onsite.queue_ttl", "duration", "7d", "How long a journey-queued on-site message "
+       "waits to be shown (a step's `expires` wins)."),
+    _k("onsite.form_min_seconds", "number", 3, "A sign-up form sent sooner after it was "
+       "shown is a bot's.", minimum=0),
+    _k("onsite.form_max_age", "duration", "1d", "A form shown longer ago than this is "
+       "refused (reload the page)."),
+    _k("onsite.form_rate_limit", "number", 10, "Form submissions a minute per client "
+       "address.", minimum=0),
+    _k("onsite.address_limit", "integer", 3, "Confirmations to one address a day.",
+       minimum=1),
+    _k("onsite.confirm_ttl", "duration", "7d", "How long a confirmation link works."),
+    _k("onsite.confirm_page", "url", None, "The shop's page (with the snippet) that "
+       "confirms sign-ups and links the browser."),
+    _k("onsite.confirm_message", "string", None, "The message file of confirmations "
+       "(default: a built-in text)."),
+    _k("onsite.email_channel", "string", "email", "The channel email confirmations go "
+       "out on."),
+    _k("onsite.sms_channel", "string", "sms", "The channel SMS confirmations go out on."),
+    _k("onsite.webpush_channel", "string", None, "The web push channel the pages "
+       "subscribe with (default: the first of type webpush)."),
+    _k("onsite.service_worker", "string", "/kanal-sw.js", "Where the shop serves Kanal's "
+       "service worker."),
 )
 """The settings of Kanal itself."""
 

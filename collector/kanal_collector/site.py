@@ -1,4 +1,5 @@
-"""Process-level routes: /healthz, /readyz, /openapi.json and the snippet at /kanal.js."""
+"""Process-level routes: /healthz, /readyz, /openapi.json and the scripts: /kanal.js, and
+/kanal-onsite.js and /kanal-sw.js (on-site messages and web push)."""
 
 from __future__ import annotations
 
@@ -48,8 +49,8 @@ def openapi() -> Response:
 
 
 @dataclass(frozen=True)
-class _Snippet:
-    """kanal.js as served: the bytes, gzip-compressed once, and their entity tags."""
+class _Static:
+    """A static script as served: the bytes, gzip-compressed once, and their entity tags."""
 
     plain: bytes
     gzipped: bytes
@@ -57,24 +58,23 @@ class _Snippet:
     """The ETag of the plain file (unquoted); the gzipped one's is `tag` + "-gzip"."""
 
 
-@lru_cache(maxsize=1)
-def _snippet() -> _Snippet | None:
+@lru_cache(maxsize=8)
+def _static(name: str) -> _Static | None:
     try:
-        data = resources.files("kanal_collector").joinpath("static/kanal.js").read_bytes()
+        data = resources.files("kanal_collector").joinpath(f"static/{name}").read_bytes()
     except FileNotFoundError:
         return None
     # mtime=0: the same bytes on every start, so the ETag of the gzipped file is stable.
-    return _Snippet(data, gzip.compress(data, compresslevel=9, mtime=0),
-                    hashlib.sha256(data).hexdigest()[:32])
+    return _Static(data, gzip.compress(data, compresslevel=9, mtime=0),
+                   hashlib.sha256(data).hexdigest()[:32])
 
 
-@site_blueprint.get("/kanal.js")
-def snippet() -> Response:
-    """The web snippet: cacheable, revalidated by ETag (If-None-Match answers 304), and
+def serve_static(name: str) -> Response:
+    """A built script: cacheable, revalidated by ETag (If-None-Match answers 304), and
     gzip-compressed (once, when first served) for browsers that accept it."""
-    found = _snippet()
+    found = _static(name)
     if found is None:
-        raise NotFound("kanal.js is not built; run the build in js_snippet/")
+        raise NotFound(f"{name} is not built; run the build in js_snippet/")
     zipped = request.accept_encodings["gzip"] > 0 and len(found.gzipped) < len(found.plain)
     tag = f"{found.tag}-gzip" if zipped else found.tag
     headers = {
@@ -96,3 +96,22 @@ def snippet() -> Response:
             response.headers["Content-Encoding"] = "gzip"
     response.set_etag(tag)
     return response
+
+
+@site_blueprint.get("/kanal.js")
+def snippet() -> Response:
+    """The web snippet."""
+    return serve_static("kanal.js")
+
+
+@site_blueprint.get("/kanal-onsite.js")
+def onsite_script() -> Response:
+    """The on-site and web push code, loaded by kanal.js only when it is needed."""
+    return serve_static("kanal-onsite.js")
+
+
+@site_blueprint.get("/kanal-sw.js")
+def service_worker() -> Response:
+    """Kanal's service worker, for the shop to serve from its own origin (a service
+    worker only works from the site it controls)."""
+    return serve_static("kanal-sw.js")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -176,3 +177,13 @@ def read(text: str, *, source: str, strict: bool = True) -> Document:
         return Document(None, Lines(None), [problem])
     problems = unquoted_problems(root, source) if strict else []
     return Document(data, Lines(root), problems)
+
+
+def read_file(path: Path, *, strict: bool = True) -> Document:
+    """`read` a file; one that can't be read (missing, not UTF-8) is the one problem of
+    an empty document."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return Document(None, Lines(None), [Problem(str(path), None, "", str(exc))])
+    return read(text, source=str(path), strict=strict)

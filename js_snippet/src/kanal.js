@@ -23,6 +23,13 @@
  *   cookieless      the anonymous id lives in sessionStorage (or memory), no cookie.
  *   kanal('optOut') (or kanal('consent', false)) drops everything and remembers "no".
  *
+ * On-site messages and web push live in a second file (src/onsite.js, served as
+ * /kanal-onsite.js), loaded only when needed: after consent, this file fetches the
+ * site document (/onsite/site/KEY.json, cached by the browser) and loads the on-site
+ * code only when it says something is on, when the page is a sign-up confirmation
+ * (?kanal_confirm=…), or when the page asks for push (`kanal('push')`). The on-site code
+ * reads this file's state through `kanal._o()` and hooks page views through `kanal._p`.
+ *
  * Size matters (budget: 2.5 KB gzipped): this is written so that the minifier can
  * shorten it. Helpers are local functions (mangled); browser globals are read through
  * locals; property names that reach the wire are spelled once where possible.
@@ -34,7 +41,7 @@
   var VERSION = __VERSION__;
   var q = (stub && stub.q) || [];
   var opts = {}; // options given to init
-  var key, url; // write key, ingest URL
+  var key, url, base; // write key, ingest URL, collector
   var storage; // localStorage, or sessionStorage when cookieless
   var consent = 0; // 1 granted, 0 pending (opt-in, nothing stored), -1 refused
   var anonymousId, userId, userHash;
@@ -43,6 +50,7 @@
   var flushTimer, retryTimer, fails = 0, busy;
   var ref = d.referrer; // referrer of the current page view
   var cur; // URL of the last page view
+  var ext = [], sited, loaded; // calls for the on-site code; site document asked; loaded
 
   function now() {
     return new Date().toISOString();
@@ -221,7 +229,7 @@
     if (key) return;
     key = writeKey;
     opts = options || {};
-    url = (host || opts.host).replace(/\/$/, '') + '/v1/batch';
+    url = (base = (host || opts.host).replace(/\/$/, '')) + '/v1/batch';
     try {
       storage = opts.cookieless ? sessionStorage : localStorage;
     } catch (e) {}
@@ -262,6 +270,7 @@
     });
     w.addEventListener('online', retry);
     retry();
+    site();
     // After the stub's queue is replayed (an identify there lands on the page view),
     // unless the queue asked for a page view itself.
     opts.autoPage !== false &&
@@ -274,6 +283,29 @@
     if (typeof name == 'object') (properties = name), (name = 0);
     message('page', { name: name || void 0, properties: Object.assign(pageInfo(), properties) });
     cur = loc.href;
+    w.kanal._p && w.kanal._p();
+  }
+
+  // The on-site code, once, and only with consent.
+  function load() {
+    if (consent > 0 && !loaded) {
+      loaded = d.createElement('script');
+      loaded.src = base + '/kanal-onsite.js';
+      d.head.appendChild(loaded);
+    }
+  }
+
+  // The site document says whether anything on-site is on (the browser caches it).
+  function site() {
+    consent > 0 &&
+      !sited &&
+      (sited = fetch(base + '/onsite/site/' + key + '.json')
+        .then(function (r) {
+          return r.json();
+        })
+        .then(function (s) {
+          (s.on || ext.length || /kanal_confirm=/.test(loc.search)) && load();
+        }, Object));
   }
 
   var api = {
@@ -305,11 +337,20 @@
         set('uid', userId);
         flush();
         retry();
+        site();
       } else {
         queue = [];
         writeStore([]);
         set('aid', 0, 1);
         set('uid', 0, 1);
+        // What the on-site code remembered (shown messages, sent forms) goes too.
+        try {
+          [localStorage, sessionStorage].forEach(function (s) {
+            Object.keys(s).forEach(function (k) {
+              k.indexOf(P + 'o_') || s.removeItem(k);
+            });
+          });
+        } catch (e) {}
       }
     },
     optIn: function () {
@@ -319,6 +360,16 @@
       api.consent(0);
     },
     flush: flush,
+    // kanal('push') subscribes this browser to web push (call it from a click);
+    // kanal('push', false) ends it. Handled by the on-site code, loaded for it.
+    push: function () {
+      var args = [].slice.call(arguments);
+      w.kanal._x ? w.kanal._x(args) : (ext.push(args), load());
+    },
+    // What the on-site code needs of this file.
+    _o: function () {
+      return { k: key, h: base, a: anonymousId, u: userId, x: userHash, c: consent, q: ext };
+    },
   };
 
   var kanal = (w.kanal = function (method) {

@@ -24,6 +24,10 @@ class Shop:
 
     url: str
     pages: dict[str, str] = field(default_factory=dict)
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    """Other files by path: (content type, body) — scripts the shop serves itself."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Headers of every page (a Content-Security-Policy)."""
 
     def add(
         self, path: str, *, tag: str, body: str = "", after: str = "", title: str = "Shop"
@@ -41,11 +45,18 @@ class _ShopHandler(BaseHTTPRequestHandler):
     shop: Shop
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        html = self.shop.pages.get(urlsplit(self.path).path)
-        data = (html or "not found").encode()
-        self.send_response(200 if html else 404)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
+        path = urlsplit(self.path).path
+        html = self.shop.pages.get(path)
+        if path in self.shop.files:
+            kind, data = self.shop.files[path]
+        else:
+            kind, data = "text/html; charset=utf-8", (html or "not found").encode()
+        self.send_response(200 if html or path in self.shop.files else 404)
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
+        if html:
+            for name, value in self.shop.headers.items():
+                self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 

@@ -23,8 +23,11 @@ SNIPPET = ROOT / "js_snippet"
 BUILT = ROOT / "collector" / "kanal_collector" / "static" / "kanal.js"
 LOADER = SNIPPET / "loader.min.js"
 # Keep in step with INPUTS in js_snippet/build.mjs.
-INPUTS = ["build.mjs", "package-lock.json", "package.json", "src/kanal.js", "src/loader.js"]
+INPUTS = ["build.mjs", "package-lock.json", "package.json", "src/kanal.js", "src/loader.js",
+          "src/onsite.js", "src/sw.js"]
+STATIC = BUILT.parent
 BUDGET = 2560  # bytes, gzipped: 2.5 KB
+ONSITE_BUDGET = 8192  # the on-site and push code, loaded only when needed
 REBUILD_HINT = "run `cd js_snippet && npm ci && npm run build`"
 
 
@@ -37,11 +40,13 @@ def inputs_digest() -> str:
     return h.hexdigest()
 
 
-def test_built_file_is_fresh() -> None:
-    banner = BUILT.read_text().splitlines()[0]
+@pytest.mark.parametrize("name", ["kanal.js", "kanal-onsite.js", "kanal-sw.js"])
+def test_built_file_is_fresh(name: str) -> None:
+    built = STATIC / name
+    banner = built.read_text().splitlines()[0]
     m = re.search(r"sha256:([0-9a-f]{64})", banner)
-    assert m, f"no build banner in {BUILT}: {REBUILD_HINT}"
-    assert m.group(1) == inputs_digest(), f"{BUILT} is stale: {REBUILD_HINT}"
+    assert m, f"no build banner in {built}: {REBUILD_HINT}"
+    assert m.group(1) == inputs_digest(), f"{built} is stale: {REBUILD_HINT}"
 
 
 def test_version_matches_package_json() -> None:
@@ -53,6 +58,16 @@ def test_version_matches_package_json() -> None:
 def test_size_budget() -> None:
     size = len(gzip.compress(BUILT.read_bytes(), compresslevel=9, mtime=0))
     assert size <= BUDGET, f"kanal.js is {size} B gzipped, budget {BUDGET} B"
+    onsite = STATIC / "kanal-onsite.js"
+    size = len(gzip.compress(onsite.read_bytes(), compresslevel=9, mtime=0))
+    assert size <= ONSITE_BUDGET, f"kanal-onsite.js is {size} B gzipped, budget {ONSITE_BUDGET} B"
+
+
+def test_no_eval_in_built_scripts() -> None:
+    """Pages with a strict Content-Security-Policy (no 'unsafe-eval') can run them."""
+    for name in ("kanal.js", "kanal-onsite.js", "kanal-sw.js"):
+        text = (STATIC / name).read_text()
+        assert not re.search(r"\beval\(|new Function\(|setTimeout\(\s*['\"]", text), name
 
 
 def test_pinned_toolchain() -> None:
@@ -92,7 +107,9 @@ def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
     assert node, "node is needed to rebuild"
     subprocess.run([node, "build.mjs", "--out-dir", str(out)], cwd=source, check=True,
                    capture_output=True, timeout=120)
-    assert (out / "kanal.js").read_bytes() == BUILT.read_bytes(), f"stale: {REBUILD_HINT}"
+    for name in ("kanal.js", "kanal-onsite.js", "kanal-sw.js"):
+        assert (out / name).read_bytes() == (STATIC / name).read_bytes(), \
+            f"{name} is stale: {REBUILD_HINT}"
     assert (out / "loader.min.js").read_bytes() == LOADER.read_bytes(), f"stale: {REBUILD_HINT}"
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import predict as _predict  # noqa: F401  (registers the predictive score routes)
 from . import audiences as _audiences  # noqa: F401  (the ads audiences' routes)
+from . import predict as _predict  # noqa: F401  (registers the predictive score routes)
 from . import products as _products  # noqa: F401  (registers the product routes)
 from . import profiles as _profiles  # noqa: F401  (registers the profile routes)
 from . import reports as _reports  # noqa: F401  (registers the report and cost routes)

@@ -1,4 +1,5 @@
-"""Admin routes of the reports: overview, attribution, journeys, experiments and costs.
+"""Admin routes of the reports: overview, attribution, journeys, experiments, on-site
+campaigns and costs.
 
 Every report takes `since` and `until` (a duration back from now such as `30d`, an ISO
 date or an ISO time; default the last 30 days). A parameter that can't be read is a 400
@@ -9,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 
 from ..errors import BadRequest, NotFound
+from ..onsite.report import campaign_report
 from ..reports import views
 from ..reports.costs import delete_cost, set_cost
 from ..reports.window import WindowError, parse_duration, parse_window
@@ -98,6 +100,18 @@ def report_experiments() -> Response:
                                               until_ms=until_ms, journey=journey))
     except LookupError:
         raise NotFound(f"no journey {journey!r}") from None
+
+
+@admin_blueprint.get("/reports/onsite")
+def report_onsite() -> Response:
+    """Each on-site campaign's arms: people, conversions, shown / clicked / dismissed /
+    submitted, and the lift against the control (onsite/report.py)."""
+    since_ms, until_ms = _window()
+    onsite = current_app.extensions["kanal.onsite"]
+    onsite.puller.refresh()
+    campaigns = campaign_report(get_runtime().db.conn(), onsite.puller.campaigns.campaigns,
+                                since_ms=since_ms, until_ms=until_ms)
+    return jsonify({"since": since_ms, "until": until_ms, "campaigns": campaigns})
 
 
 @admin_blueprint.get("/costs")

@@ -11,6 +11,7 @@ from .base import (
     ChannelError,
     OutgoingMessage,
     PermanentError,
+    RecipientGone,
     SendResult,
     TransientError,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "ChannelError",
     "OutgoingMessage",
     "PermanentError",
+    "RecipientGone",
     "SendResult",
     "TransientError",
     "build_channels",

@@ -7,6 +7,8 @@ registered through the same pluggy hook (`register_channels`, see hookspecs.py).
     ChannelError
     ├── TransientError   try again later (timeouts, 429, 5xx, a greylisting SMTP 4xx)
     └── PermanentError   never retry (bad recipient, 4xx rejection, bounce at send time)
+        └── RecipientGone  the recipient identity no longer exists (a push
+                           subscription the push service answers 404/410 for)
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ class TransientError(ChannelError):
 
 class PermanentError(ChannelError):
     """The delivery can never succeed; the outbox row ends `failed`."""
+
+
+class RecipientGone(PermanentError):
+    """The recipient is gone for good: the dispatcher removes it from the person."""
 
 
 @dataclass(frozen=True)

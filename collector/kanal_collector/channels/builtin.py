@@ -10,12 +10,14 @@ from .push import PushChannel
 from .sms import SmsChannel
 from .smtp import EmailChannel
 from .webhook import WebhookChannel
+from .webpush import PUSH_HOSTS, URGENCIES, WebPushChannel
 
 
 @hookimpl
 def register_channels() -> list[type[Channel]]:
-    """email, sms, push, webhook and console."""
-    return [ConsoleChannel, EmailChannel, PushChannel, SmsChannel, WebhookChannel]
+    """email, sms, push, webhook, webpush and console."""
+    return [ConsoleChannel, EmailChannel, PushChannel, SmsChannel, WebhookChannel,
+            WebPushChannel]
 
 
 def _keys(channel: str, *keys: tuple[str, str, object, str]) -> list[Key]:
@@ -25,7 +27,7 @@ def _keys(channel: str, *keys: tuple[str, str, object, str]) -> list[Key]:
 
 @hookimpl
 def register_settings() -> list[Key]:
-    """The settings of email, sms, push, webhook and console (README, Channels)."""
+    """The settings of email, sms, push, webhook, webpush and console (README, Channels)."""
     return [
         *_keys("email",
                ("host", "string", None, "The SMTP server."),
@@ -70,6 +72,19 @@ def register_settings() -> list[Key]:
                ("max_redirects", "integer", 3, "Redirects followed."),
                ("headers", "table", {}, "Extra headers, sent to the configured origin only."),
                ("allow_private", "boolean", False, "May reach private addresses.")),
+        *_keys("webpush",
+               ("vapid_private_key", "secret", None, "The VAPID private key (`kanal webpush "
+                                                     "keys`): { env = \"NAME\" }."),
+               ("subject", "string", None, "Who sends: mailto:ops@shop.example or an "
+                                           "https URL."),
+               ("ttl", "integer", 86_400, "Seconds a push service keeps an undelivered "
+                                          "message."),
+               ("urgency", "string", "normal", f"One of {', '.join(URGENCIES)}."),
+               ("timeout", "number", 10.0, "Seconds per request."),
+               ("push_hosts", "strings", list(PUSH_HOSTS), "Push services subscriptions "
+                                                           "may point at."),
+               ("allow_private", "boolean", False, "May reach loopback and private "
+                                                   "addresses (a local stand-in).")),
         *_keys("console",
                ("path", "path", None, "Append here instead of standard output."),
                ("stands_in_for", "string", None, "email, sms, push or webhook: show what "

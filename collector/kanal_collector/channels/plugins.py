@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pluggy
@@ -31,6 +32,8 @@ _KINDS = {"email", "sms", "push", "webhook", "console"}
 
 _lock = threading.Lock()
 _manager: pluggy.PluginManager | None = None
+
+log = logging.getLogger("kanal.channels")
 
 
 def new_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
@@ -146,6 +149,13 @@ def _resolve(value: Any, where: str) -> Any:
     return value
 
 
+PULL_CHANNELS: dict[str, tuple[str, str | None]] = {"onsite": ("onsite", None)}
+"""Channels whose messages their recipient fetches (name → (kind, recipient identity)):
+`onsite`, handed out by the snippet's pull (onsite/pull.py). They need no
+`[channels.NAME]` table, so they are there whatever the config names, and the dispatcher
+never hands their rows to a provider."""
+
+
 def configured_channels(config: Config) -> dict[str, dict[str, Any]]:
     """The `[channels.NAME]` tables, unresolved (secrets still references)."""
     section = config.section("channels")
@@ -162,10 +172,10 @@ def configured_channel_kinds(config: Config) -> dict[str, str]:
     that are enabled and of an installed type), or the built-in channels when the config
     has no channel tables. Nothing is built or connected."""
     tables = configured_channels(config)
+    out = {name: kind for name, (kind, _) in PULL_CHANNELS.items()}
     if not tables:
-        return {cls.name: cls.kind for cls in builtin.register_channels()}
+        return {**out, **{cls.name: cls.kind for cls in builtin.register_channels()}}
     classes = channel_classes()
-    out = {}
     for name, table in tables.items():
         cls = classes.get(str(table.get("type", name)))
         if table.get("enabled", True) is not False and cls is not None:
@@ -247,6 +257,15 @@ def build_channels(config: Config, pm: pluggy.PluginManager | None = None
             channel.close()
         raise
     return channels
+
+
+def close_channels(channels: Iterable[Channel]) -> None:
+    """Close every channel; one that fails to close is logged, the others still close."""
+    for channel in channels:
+        try:
+            channel.close()
+        except Exception:
+            log.exception("closing channel %s failed", channel.name)
 
 
 def plugin_summary(config: Config | None = None,

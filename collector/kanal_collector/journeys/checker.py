@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..channels.plugins import PULL_CHANNELS
 from ..messages.controls import OVER_LIMIT_MODES, QUIET_HOURS_MODES
 from ..messages.eligibility import BUILTIN_CHANNELS
 from ..profiles.segments import OPS, SegmentError, duration_ms, parse_condition
@@ -49,7 +50,8 @@ def channel_kinds(channels: Mapping[str, Any] | None) -> dict[str, str]:
     """{name: kind} of channel objects by name, or the built-in channels without any."""
     if not channels:
         return {name: kind for name, (kind, _) in BUILTIN_CHANNELS.items()}
-    return {str(name): str(ch.kind) for name, ch in channels.items()}
+    pulled = {name: kind for name, (kind, _) in PULL_CHANNELS.items()}
+    return {**pulled, **{str(name): str(ch.kind) for name, ch in channels.items()}}
 
 
 class Checker:

@@ -33,6 +33,7 @@ from ..store import profiles as profile_store
 from ..store import timeline as timeline_store
 from ..store.connection import Connection
 from ..store.events import EventRow, append_events
+from ..store.onsite import queue_expiry
 from .definition import Journey, Step, event_matches, parse_journey
 from .errors import JourneyError
 from .gate import Refusal
@@ -386,6 +387,10 @@ class Evaluator:
             store.log(conn, run.id, now, step.id, "send_failed",
                       {"error": str(exc), "outbox_id": outbox_id})
             return
+        if spec.get("expires") is not None:
+            # An on-site message: shown at the person's next page view until it expires
+            # (without `expires`, [onsite] queue_ttl after it was queued; onsite/pull.py).
+            queue_expiry(conn, outbox_id, run.profile_id, now + int(spec["expires"]))
         store.log(conn, run.id, now, step.id, "queued", {"outbox_id": outbox_id})
 
     def _set_traits(self, conn: Connection, run: store.Run, step: Step,

@@ -40,7 +40,7 @@ from typing import Any, cast
 import requests
 
 from ..channels.base import Channel, OutgoingMessage, SendResult
-from ..channels.plugins import channel_classes, configured_channels
+from ..channels.plugins import PULL_CHANNELS, channel_classes, configured_channels
 from ..clock import FakeClock
 from ..config import Config
 from ..localtime import default_timezone
@@ -98,7 +98,7 @@ def channel_specs(config: Config) -> list[ChannelSpec]:
     if not tables:
         return [ChannelSpec(n, k, i) for n, (k, i) in BUILTIN_CHANNELS.items()]
     classes = channel_classes()
-    out = []
+    out = [ChannelSpec(n, k, i) for n, (k, i) in PULL_CHANNELS.items()]
     for name, table in tables.items():
         if table.get("enabled", True) is False:
             continue

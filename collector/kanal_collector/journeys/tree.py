@@ -27,7 +27,7 @@ _EXTRA: dict[str, frozenset[str]] = {
     "wait_for": frozenset({"on_event", "on_timeout"}),
     "if": frozenset({"then", "else"}),
     "send": frozenset({"channel", "fallbacks", "kind", "data", "priority", "quiet_hours",
-                       "over_limit"}),
+                       "over_limit", "expires"}),
 }
 
 
@@ -139,6 +139,11 @@ def _step(c: Checker, node: Any, path: Path_, step_id: str, nxt: str | None,
         spec["data"] = node.get("data", {})
         if "priority" in node:
             spec["priority"] = c.priority(node["priority"], (*path, "priority"))
+        if "expires" in node:
+            # An on-site message waits for the person's next page view this long.
+            if spec["channel"] != "onsite":
+                c.error((*path, "expires"), "only for channel: onsite")
+            spec["expires"] = c.duration(node["expires"], (*path, "expires"))
         for key in CONTROLS:
             if key in node:
                 spec[key] = c.control(key, node[key], (*path, key))

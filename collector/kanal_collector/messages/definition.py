@@ -12,6 +12,9 @@ A definition (one file, `messages/cart_reminder.yaml`; the name defaults to the 
     push: {title: ..., body: ..., data: {key: template}}
     webhook: {payload: {...}}  # any JSON; every string in it is a template
     console: {text: ...}       # optional; else the console shows another kind's content
+    onsite: {title: ..., body: <html>, image: ..., button: ..., url: ...,
+             form: {email: true, phone: false, consent: ..., topic: ..., submit: ...,
+                    thanks: ...}}  # on the shop's own pages (onsite/)
     languages:
       sv:
         defaults: {first_name: där}   # this language's own defaults (over the ones above)
@@ -47,7 +50,16 @@ FIELDS: dict[str, dict[str, bool]] = {
     "push": {"title": False, "body": True, "data": False},
     "webhook": {"payload": True},
     "console": {"text": True},
+    "onsite": {"title": False, "body": False, "image": False, "button": False, "url": False,
+               "form": False},
 }
+# HTML fields: autoescaped (the on-site body is sanitised too, onsite/content.py).
+HTML_FIELDS = frozenset({("email", "html"), ("onsite", "body")})
+# Fields that are mappings of templates rather than one template.
+MAPPING_FIELDS = frozenset({"data", "payload", "form"})
+ONSITE_FORM_KEYS = {"email": bool, "phone": bool, "consent": str, "topic": str, "submit": str,
+                    "thanks": str, "email_label": str, "phone_label": str}
+"""An on-site sign-up form: which fields it asks for, and its texts."""
 CONTENT_KINDS = tuple(FIELDS)
 # What the console channel shows when a message has no console content of its own.
 CONSOLE_FALLBACK = ("email", "sms", "push", "webhook")
@@ -180,22 +192,48 @@ class _Checker:
                         self.error((*here, name), "required")
                 if kind == "email" and not (section.get("html") or section.get("text")):
                     self.error(here, "email needs html or text (or both)")
+                if kind == "onsite" and not any(section.get(k) for k in
+                                                ("title", "body", "form")):
+                    self.error(here, "onsite needs a title, a body or a form")
+            if kind == "onsite" and section.get("form") is not None:
+                self.form(section["form"], (*here, "form"))
             compiled: dict[str, Any] = {}
             for name, value in section.items():
                 if name not in fields:
                     continue
                 at = (*here, str(name))
-                if name not in ("data", "payload") and not isinstance(value, str):
+                if name not in MAPPING_FIELDS and not isinstance(value, str):
                     self.error(at, "must be a string")
                     continue
                 try:
                     compiled[name] = compile_value(
-                        value, html=(kind, name) == ("email", "html"), where=where(at))
+                        value, html=(kind, name) in HTML_FIELDS, where=where(at))
                 except DefinitionError as exc:
                     text = str(exc).removeprefix(where(at)).lstrip(": ")
                     self.error(at, re.sub(r"^\(line (\d+)\):", r"template line \1:", text))
             out[kind] = compiled
         return out
+
+
+    def form(self, form: Any, path: FieldPath) -> None:
+        """An on-site sign-up form: known keys of the right types, a consent text, and
+        an email or phone field (or both)."""
+        if not isinstance(form, Mapping):
+            self.error(path, "a mapping: {email: true, consent: ..., submit: ...}")
+            return
+        for key in sorted(set(map(str, form)) - set(ONSITE_FORM_KEYS)):
+            self.error((*path, key), f"unknown key {key}; a form takes "
+                                     f"{', '.join(ONSITE_FORM_KEYS)}")
+        for key, value in form.items():
+            want = ONSITE_FORM_KEYS.get(str(key))
+            if want is not None and not isinstance(value, want):
+                self.error((*path, str(key)), "true or false" if want is bool
+                           else "a string")
+        if not (form.get("email") is True or form.get("phone") is True):
+            self.error(path, "a form asks for email: true, phone: true, or both")
+        if not isinstance(form.get("consent"), str) or not form["consent"].strip():
+            self.error((*path, "consent"), "required: the text of the consent checkbox "
+                                           "(it is stored with every submission)")
 
 
 def parse_message(data: Any, *, source: str = "<dict>", name: str | None = None,

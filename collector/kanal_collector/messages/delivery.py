@@ -25,8 +25,10 @@ EVENT_NAMES: dict[str, tuple[str, str]] = {
     "push": ("Push Notification Sent", "Push Notification Bounced"),
     "webhook": ("Webhook Delivered", "Webhook Failed"),
     "console": ("Message Delivered", "Message Failed"),
+    # Handed to the person's browser by the snippet's pull (onsite/pull.py).
+    "onsite": ("On-site Message Delivered", "On-site Message Failed"),
 }
-_ORIGINS = {"email": "email", "sms": "sms", "push": "push"}
+_ORIGINS = {"email": "email", "sms": "sms", "push": "push", "onsite": "web"}
 
 
 def outbox_event(row: OutboxRow, *, name: str, message_id: str, origin: str,

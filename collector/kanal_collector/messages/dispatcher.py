@@ -36,10 +36,16 @@ from ..channels.base import (
     ChannelError,
     OutgoingMessage,
     PermanentError,
+    RecipientGone,
     SendResult,
     TransientError,
 )
-from ..channels.plugins import build_channels, configured_channels
+from ..channels.plugins import (
+    PULL_CHANNELS,
+    build_channels,
+    close_channels,
+    configured_channels,
+)
 from ..clock import Clock
 from ..config import Config
 from ..store import deliverability as deliverability_store
@@ -209,11 +215,7 @@ class Dispatcher:
 
     def close(self) -> None:
         """Close the connection and the channels."""
-        for channel in self.channels.values():
-            try:
-                channel.close()
-            except Exception:
-                log.exception("closing channel %s failed", channel.name)
+        close_channels(self.channels.values())
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -276,6 +278,8 @@ class Dispatcher:
         claimed: list[store.OutboxRow] = []
         with transaction(conn):
             for name in sorted(store.due_channels(conn, now_ms)):
+                if name in PULL_CHANNELS:
+                    continue  # the snippet fetches these (onsite/pull.py)
                 if name not in self.channels:
                     if name in self.paused:
                         if name not in self._warned:
@@ -333,6 +337,10 @@ class Dispatcher:
             result = prepared.channel.send(prepared.message)
         except TransientError as exc:
             self._record_transient(conn, prepared, exc)
+        except RecipientGone as exc:
+            # The event names the identity, so the profiles step removes it (profiles
+            # rebuild too): nothing is sent to it again.
+            self._record_failed(conn, prepared, f"permanent: {exc}", gone=True)
         except PermanentError as exc:
             self._record_failed(conn, prepared, f"permanent: {exc}")
         except Exception as exc:
@@ -469,12 +477,16 @@ class Dispatcher:
             store.mark_retry(conn, p.row.id, self._token(p), reason=f"transient: {exc}",
                              next_attempt_at=now_ms + int(delay * 1000), now=now_ms)
 
-    def _record_failed(self, conn: Connection, p: _Prepared, reason: str) -> None:
+    def _record_failed(self, conn: Connection, p: _Prepared, reason: str, *,
+                       gone: bool = False) -> None:
         now_ms = self._now_ms()
+        detail: dict[str, Any] = {"reason": reason}
+        if gone and p.channel.recipient_identity:
+            detail.update(recipient_gone=True, identity_kind=p.channel.recipient_identity,
+                          identity=p.message.recipient)
         with transaction(conn):
             if store.mark_final(conn, p.row.id, self._token(p), "failed", reason, now_ms):
-                self._event(conn, p, delivered=False, now_ms=now_ms,
-                            detail={"reason": reason})
+                self._event(conn, p, delivered=False, now_ms=now_ms, detail=detail)
 
     def _settle_failed(self, conn: Connection, row: store.OutboxRow, token: str,
                        reason: str) -> None:
@@ -534,6 +546,7 @@ def build_dispatcher(config: Config, db: Database, clock: Clock, *,
     """The dispatcher `kanal serve` runs: configured channels, the messages directory,
     and the template functions (`kanal serve` passes the products')."""
     from ..deliverability.hook import deliverability_hook  # it imports messages
+    from ..onsite.pushclick import webpush_click_hook  # it imports tracking
     from ..tracking.hook import email_tracking_hook  # tracking imports the outbox row
 
     catalog = Catalog(directory=messages_dir(config))
@@ -546,5 +559,6 @@ def build_dispatcher(config: Config, db: Database, clock: Clock, *,
                       settings=Settings.from_config(config),
                       controls=Controls.from_config(config),
                       before_send=[email_tracking_hook(config, clock),
+                                   webpush_click_hook(config, clock),
                                    deliverability_hook(config, clock), *hooks.before_send],
                       template_globals=template_globals)

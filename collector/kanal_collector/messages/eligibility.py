@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..channels.plugins import PULL_CHANNELS
 from ..config import Config
 from ..contacts import normalise_email, normalise_phone
 from ..profiles.privacy import is_suppressed
@@ -49,6 +50,8 @@ BUILTIN_CHANNELS: dict[str, tuple[str, str | None]] = {
     "push": ("push", "push_token"),
     "webhook": ("webhook", None),
     "console": ("console", None),
+    "webpush": ("push", "webpush"),
+    **PULL_CHANNELS,
 }
 
 
@@ -68,6 +71,9 @@ def channel_info(name: str, channels: Mapping[str, Any] | None = None) -> Channe
         return ChannelInfo(name, str(ch.kind), ch.recipient_identity)
     if name in BUILTIN_CHANNELS and (channels is None or not channels):
         kind, identity = BUILTIN_CHANNELS[name]
+        return ChannelInfo(name, kind, identity)
+    if name in PULL_CHANNELS:  # no channel object: the snippet's pull delivers them
+        kind, identity = PULL_CHANNELS[name]
         return ChannelInfo(name, kind, identity)
     return None
 

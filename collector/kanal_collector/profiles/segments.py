@@ -299,6 +299,15 @@ def parse_condition(node: Any) -> dict[str, Any]:
     return condition
 
 
+def condition_problems(node: Any) -> tuple[dict[str, Any] | None, list[tuple[FieldPath,
+                                                                             str]]]:
+    """Check one condition and say what is wrong with it: (the condition, or None when
+    it has problems; (field path relative to the condition, message) of each)."""
+    checker = _Checker()
+    condition = checker.condition(node, ())
+    return (None if checker.problems else condition), checker.problems
+
+
 def load_segments_file(path: str | Path) -> list[Segment]:
     """Read and validate a segments file (.yml/.yaml/.json); SegmentError lists every
     problem as FILE:LINE: FIELD: WHAT (an ambiguous unquoted YAML value is one)."""

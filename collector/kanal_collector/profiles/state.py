@@ -163,6 +163,13 @@ def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool,
         sess[event.origin] = ts if last is None else max(last, ts)
 
 
+def set_subscription(state: dict[str, Any], channel: str, topic: str | None,
+                     subscribed: bool, ts: int, eid: int) -> None:
+    """Record a subscription change of Kanal's own (a confirmed sign-up), by event time."""
+    key = f"{channel.lower()}/{topic}" if topic else channel.lower()
+    _put(state, "subs", key, subscribed, ts, eid)
+
+
 def _locale_and_subscriptions(state: dict[str, Any], traits: dict[str, Any],
                               context: dict[str, Any], ts: int, eid: int,
                               trusted: bool) -> None:

@@ -29,6 +29,7 @@ from ..store import segments as segment_store
 from ..store import timeline as timeline_store
 from ..store.connection import Connection
 from ..store.events import EventRow, StoredEvent, append_events
+from . import own_identities
 from .identity import Claims, claims_of, resolve
 from .orders import count_copies
 from .segments import ProfileView, Segment, matches
@@ -134,6 +135,10 @@ class _SqlGraph:
             profile_id = self.redirect[profile_id]
         return profile_id
 
+    def flush_identities(self) -> None:
+        """Write the batch's new identities now (before SQL that reads them)."""
+        self._flush_identities()
+
     def _flush_identities(self) -> None:
         if self.new_idents:
             identity_store.add_identities(self.conn, self.new_idents)
@@ -179,6 +184,15 @@ class ProfilesStep:
                 continue
             graph.event = event
             if event.key_kind == KANAL_KEY_KIND:
+                if event.event in own_identities.IDENTITY_EVENTS:
+                    # Sign-ups confirmed, push subscriptions: they change identities.
+                    pid = own_identities.apply(graph, event)
+                    if pid is not None:
+                        pid = graph.final(pid)
+                        timeline.append((pid, event.timestamp, event.id))
+                        touched.add(pid)
+                    continue
+                own_identities.recipient_gone(graph, event)
                 # Kanal's own events go on the timeline of their profile; nothing else.
                 pid = _own_event_profile(graph, event)
                 if pid is not None:

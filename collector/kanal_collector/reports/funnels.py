@@ -8,10 +8,12 @@ be open), whatever happened to them later:
     sent       outbox rows their send steps queued that were sent
     delivered  sent rows with a delivery event ("Email Delivered", "SMS Delivered" from
                the provider's callback, "Push Notification Sent", "Webhook Delivered",
-               "Message Delivered")
+               "Message Delivered", "On-site Message Delivered")
     opened     sent rows with an "Email Opened" event (opens flagged as a bot — link
-               scanners, mail-privacy proxies — are not counted)
-    clicked    sent rows with an "Email Link Clicked" event (bots not counted either)
+               scanners, mail-privacy proxies — are not counted), or an on-site message
+               shown ("On-site Message Shown")
+    clicked    sent rows with an "Email Link Clicked" event (bots not counted either),
+               "On-site Message Clicked" or "Push Notification Clicked" (web push)
     converted  runs that reached the journey's goal; revenue is the sum of theirs
 
 Per step, `reached` is the runs that got to the step. The run log names most steps a
@@ -40,11 +42,11 @@ from ..store.reports import RunRow, SendRow
 log = logging.getLogger("kanal.reports")
 
 DELIVERED_EVENTS = ("Email Delivered", "SMS Delivered", "Push Notification Sent",
-                    "Webhook Delivered", "Message Delivered")
+                    "Webhook Delivered", "Message Delivered", "On-site Message Delivered")
 """The events that say a message reached the person's provider or device (see
 messages/delivery.py; "SMS Sent" only says the SMS provider took it)."""
-OPENED_EVENTS = ("Email Opened",)
-CLICKED_EVENTS = ("Email Link Clicked",)
+OPENED_EVENTS = ("Email Opened", "On-site Message Shown")
+CLICKED_EVENTS = ("Email Link Clicked", "On-site Message Clicked", "Push Notification Clicked")
 _STAGES = (("delivered", DELIVERED_EVENTS), ("opened", OPENED_EVENTS),
            ("clicked", CLICKED_EVENTS))
 _SENT = "sent"

@@ -4,9 +4,10 @@ A touchpoint is one event on a person's timeline, described by three keys (the r
 dimensions): its channel, its campaign and its journey. Three kinds of events qualify,
 checked in this order:
 
-1. Kanal's own message events (key_kind "kanal": sent or delivered, opened, clicked):
-   channel = properties.channel (else the kind of the event: "Email Opened" → email),
-   campaign = properties.message, journey = properties.journey.
+1. Kanal's own message events (key_kind "kanal": sent or delivered, opened, clicked,
+   an on-site message shown or clicked): channel = properties.channel (else the kind of
+   the event: "Email Opened" → email, "On-site Message Clicked" → onsite), campaign =
+   properties.message, journey = properties.journey.
 2. Any event with UTM parameters (`context.campaign`, filled by ingest from the page
    URL): channel = utm_medium lower-cased ("campaign" without one), campaign =
    utm_campaign (else utm_source).
@@ -31,7 +32,7 @@ from urllib.parse import urlsplit
 from ..messages.callbacks import SMS_DELIVERED
 from ..messages.delivery import EVENT_NAMES
 from ..profiles.step import KANAL_KEY_KIND
-from ..tracking.events import EMAIL_LINK_CLICKED, EMAIL_OPENED
+from ..tracking.events import EMAIL_LINK_CLICKED, EMAIL_OPENED, PUSH_CLICKED
 
 DIMENSIONS = ("channel", "campaign", "journey")
 NONE_KEY = "(none)"
@@ -44,6 +45,10 @@ MESSAGE_EVENTS: dict[str, str] = {
     SMS_DELIVERED: "sms",
     EMAIL_OPENED: "email",
     EMAIL_LINK_CLICKED: "email",
+    PUSH_CLICKED: "push",
+    # On the shop's own pages (onsite/events.py): a campaign's or a journey's message.
+    "On-site Message Shown": "onsite",
+    "On-site Message Clicked": "onsite",
 }
 
 SEARCH_ENGINES = frozenset({"google", "bing", "duckduckgo", "yahoo", "baidu", "yandex",

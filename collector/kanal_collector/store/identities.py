@@ -1,4 +1,5 @@
-"""Identities: which profile an anonymousId, userId, email, phone or push token names.
+"""Identities: which profile an anonymousId, userId, email, phone, push token or web push
+subscription names.
 
 Written by the processor's profiles step (and moved by merges, deleted by `kanal
 forget`); read wherever a person is looked up.
@@ -12,7 +13,7 @@ from .chunks import chunks
 from .connection import Connection
 
 # Identity kinds, in the order a bare value given by an operator is looked up.
-KINDS = ("user_id", "email", "phone", "anonymous_id", "push_token")
+KINDS = ("user_id", "email", "phone", "anonymous_id", "push_token", "webpush")
 
 
 def identity_profile(conn: Connection, kind: str, value: str) -> int | None:
@@ -56,6 +57,12 @@ def add_identity(conn: Connection, kind: str, value: str, profile_id: int,
         "INSERT INTO identities (kind, value, profile_id, first_event) VALUES (?, ?, ?, ?)",
         (kind, value, profile_id, event_id),
     )
+
+
+def delete_identity(conn: Connection, kind: str, value: str) -> bool:
+    """Remove an identity (a push subscription the push service says is gone)."""
+    cur = conn.execute("DELETE FROM identities WHERE kind = ? AND value = ?", (kind, value))
+    return bool(cur.rowcount)
 
 
 def profile_identities(conn: Connection, profile_id: int) -> list[tuple[str, str]]:

@@ -27,12 +27,23 @@ def get(conn: Connection, key: str) -> str | None:
 INSTALLATION_KEY = "installation_id"
 
 
+def _first(conn: Connection, key: str, value: str) -> str:
+    """Set a value unless one is there; the value kept."""
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                 (key, value))
+    found = get(conn, key)
+    assert found is not None  # just written, or already there
+    return found
+
+
 def installation_id(conn: Connection) -> str:
     """This database's random id (created on first use, inside the caller's write
     transaction): what makes provider idempotency keys and Message-IDs unique per
     installation, so two shops' "journey 1, run 1, step 1" never look alike."""
-    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                 (INSTALLATION_KEY, secrets.token_hex(16)))
-    found = get(conn, INSTALLATION_KEY)
-    assert found is not None  # just written, or already there
-    return found
+    return _first(conn, INSTALLATION_KEY, secrets.token_hex(16))
+
+
+def put_new(conn: Connection, key: str, value: str) -> str:
+    """Set a value unless one is there (in its own write transaction); the value kept."""
+    with transaction(conn):
+        return _first(conn, key, value)

@@ -37,6 +37,9 @@ _COLUMNS = (
     "sent_at, priority, controls, untrusted"
 )
 DEFERRED_PREFIX = "deferred: "
+ONSITE_CHANNEL = "onsite"
+"""The channel whose rows the snippet's pull hands out (store/onsite.py), when the person
+comes back to the shop: a row of it waiting may never be shown."""
 """How the reason of a row a control put off starts (`deferred: quiet hours`)."""
 
 
@@ -375,15 +378,18 @@ def sent_marketing(conn: Connection, profile_ids: Iterable[int], since: int, *,
 def queued_ahead(conn: Connection, profile_ids: Iterable[int], *, above: int,
                  due_before: int, exclude: int | None = None) -> list[Sent]:
     """Queued marketing rows of these profiles with a priority above `above`, due before
-    `due_before`: highest priority first (`at` is when each is due)."""
+    `due_before`: highest priority first (`at` is when each is due). On-site rows are left
+    out: they wait for the person's next page view, which may never come, and must not
+    keep the budget from a message that would be sent."""
     ids = sorted(set(profile_ids))
     marks = ",".join("?" * len(ids))
     rows = conn.execute(
         f"SELECT id, channel, next_attempt_at, priority, journey FROM outbox "
         f"WHERE profile_id IN ({marks}) AND kind = 'marketing' AND state = 'queued' "
         f"AND priority > ? AND next_attempt_at < ? AND id != ? "
+        f"AND (channel IS NULL OR channel != ?) "
         f"ORDER BY priority DESC, next_attempt_at, id",
-        (*ids, above, due_before, -1 if exclude is None else exclude))
+        (*ids, above, due_before, -1 if exclude is None else exclude, ONSITE_CHANNEL))
     return [Sent(int(r[0]), r[1], int(r[2]), int(r[3] or 0), r[4]) for r in rows]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 
-from . import product_activity
+from . import onsite, product_activity
 from .activity import move_active_days, recheck_active_days, retract_track_events
 from .chunks import chunks
 from .connection import Connection
@@ -36,6 +36,7 @@ def delete_profile(conn: Connection, profile_id: int) -> int:
     conn.execute("DELETE FROM profile_events WHERE profile_id = ?", (profile_id,))
     move_active_days(conn, None, profile_id)
     product_activity.delete_profile(conn, profile_id)
+    onsite.delete_profile(conn, profile_id, idents)
     conn.execute("DELETE FROM identities WHERE profile_id = ?", (profile_id,))
     conn.execute("DELETE FROM segment_members WHERE profile_id = ?", (profile_id,))
     conn.execute("DELETE FROM predict_scores WHERE profile_id = ?", (profile_id,))

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from . import product_activity
+from . import onsite, product_activity
 from .activity import move_active_days
 from .chunks import chunks
 from .connection import Connection
@@ -121,6 +121,7 @@ def merge_profiles(conn: Connection, into: int, other: int, *, event_id: int | N
     conn.execute("UPDATE profile_events SET profile_id = ? WHERE profile_id = ?", (into, other))
     move_active_days(conn, into, other)
     product_activity.move_profile(conn, into, other)
+    onsite.move_exposures(conn, into, other)
     conn.execute("DELETE FROM segment_members WHERE profile_id = ?", (other,))
     # The survivor keeps its own scores until the next fit sees the joined orders.
     conn.execute("DELETE FROM predict_scores WHERE profile_id = ?", (other,))
@@ -166,7 +167,7 @@ def clear_profiles(conn: Connection) -> None:
     rebuild)."""
     for table in ("profile_events", "identities", "segment_members", "merges", "profiles",
                   "active_days", "active_spans", "track_daily", "order_copies",
-                  "predict_scores"):
+                  "predict_scores", "onsite_exposures"):
         conn.execute(f"DELETE FROM {table}")
     product_activity.clear_people(conn)
     for table in ("profiles", "merges"):

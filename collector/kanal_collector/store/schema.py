@@ -782,6 +782,8 @@ def _m016_predict(m: Migration) -> None:
         )"""
     )
     m.ddl("CREATE INDEX predict_scores_fit ON predict_scores(fit_id)")
+
+
 def _m017_audiences(m: Migration) -> None:
     # Ads audiences (audiences/). audience_members: per audience, each row of hashed
     # identifiers Kanal has told (or is telling) the destination about, keyed by the
@@ -870,6 +872,57 @@ def _m017_audiences(m: Migration) -> None:
     m.ddl("CREATE INDEX audience_runs_audience ON audience_runs(audience, id)")
 
 
+def _m018_onsite(m: Migration) -> None:
+    # On-site messages, sign-up forms and web push (onsite/). `onsite_queue` holds the
+    # expiry of an outbox row queued for the `onsite` channel (a journey's send step);
+    # `signups` the sign-up form submissions waiting for their double opt-in (the
+    # confirmation token, made when the message goes out, is kept as a SHA-256 hash);
+    # `onsite_exposures` who saw (or was held out of) which arm of a campaign first, for
+    # the experiments report.
+    m.ddl(
+        """CREATE TABLE onsite_queue (
+            outbox_id {INT} PRIMARY KEY,
+            profile_id {INT} NOT NULL,
+            expires_at {INT} NOT NULL
+        )"""
+    )
+    m.ddl("CREATE INDEX onsite_queue_expiry ON onsite_queue(expires_at)")
+    m.ddl(
+        """CREATE TABLE signups (
+            id {ID},
+            token_hash {TEXT} UNIQUE,
+            channel {TEXT} NOT NULL,
+            address {TEXT} NOT NULL,
+            topic {TEXT},
+            campaign {TEXT},
+            message {TEXT},
+            consent_text {TEXT} NOT NULL,
+            anonymous_id {TEXT},
+            source_id {INT} NOT NULL,
+            base_url {TEXT} NOT NULL,
+            created_at {INT} NOT NULL,
+            expires_at {INT} NOT NULL,
+            state {TEXT} NOT NULL,
+            attempts {INT} NOT NULL DEFAULT 0,
+            next_attempt_at {INT} NOT NULL,
+            reason {TEXT},
+            sent_at {INT},
+            confirmed_at {INT}
+        )"""
+    )
+    m.ddl("CREATE INDEX signups_due ON signups(state, next_attempt_at)")
+    m.ddl("CREATE INDEX signups_address ON signups(channel, address, created_at)")
+    m.ddl(
+        """CREATE TABLE onsite_exposures (
+            campaign {TEXT} NOT NULL,
+            profile_id {INT} NOT NULL,
+            arm {TEXT} NOT NULL,
+            first_at {INT} NOT NULL,
+            PRIMARY KEY (campaign, profile_id)
+        )"""
+    )
+
+
 MIGRATIONS: list[Callable[[Migration], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -888,6 +941,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m015_safe_sends,
     _m016_predict,
     _m017_audiences,
+    _m018_onsite,
 ]
 
 _VERSIONS = "kanal_migrations"

@@ -23,6 +23,8 @@ EMAIL_OPENED = "Email Opened"
 EMAIL_LINK_CLICKED = "Email Link Clicked"
 UNSUBSCRIBED = "Unsubscribed"
 SUBSCRIBED = "Subscribed"
+PUSH_CLICKED = "Push Notification Clicked"
+"""A click on a web push notification (its URL is a tracked link, onsite/pushclick.py)."""
 ORIGIN = "email"
 KEY_KIND = "kanal"
 """key_kind of the events Kanal writes itself (profiles.step.KANAL_KEY_KIND)."""
@@ -39,7 +41,7 @@ def profile_ids(conn: Connection, profile_id: int) -> tuple[int, str | None, str
 
 def email_event(conn: Connection, name: str, *, profile_id: int,
                 properties: Mapping[str, Any], now_ms: int,
-                user_agent: str | None = None) -> EventRow | None:
+                user_agent: str | None = None, origin: str | None = None) -> EventRow | None:
     """One track event of `name` for a profile; None when the database has no source
     yet (there is nowhere to file it)."""
     source = profile_store.first_source(conn)
@@ -54,7 +56,7 @@ def email_event(conn: Connection, name: str, *, profile_id: int,
     context: dict[str, Any] = {"library": {"name": "kanal"}}
     if user_agent:
         context["userAgent"] = user_agent
-    return own_event(name=name, message_id=message_id, origin=ORIGIN,
+    return own_event(name=name, message_id=message_id, origin=origin or ORIGIN,
                      properties={**properties, "profile_id": current}, user_id=user_id,
                      anonymous_id=anonymous_id, source_id=source, now_ms=now_ms,
                      context=context)

@@ -1,5 +1,6 @@
-"""The languages of the unsubscribe and preference pages: one catalog file per language
-in `locales/` (TOML), so a native speaker can correct them in one place.
+"""The languages of the unsubscribe and preference pages (and of the page a sign-up's
+double opt-in link opens, onsite/routes.py): one catalog file per language in `locales/`
+(TOML), so a native speaker can correct them in one place.
 
     en  English (the fallback)   sv  Swedish   da  Danish   nb  Norwegian bokmål
     fi  Finnish                  ru  Russian
@@ -77,6 +78,10 @@ class Words:
     def text(self, key: str, **values: str) -> str:
         """A page string with `values` (already HTML) filled in, itself escaped."""
         return escape(self._table("pages")[key]).format(**values)
+
+    def signup(self, key: str) -> str:
+        """A string of the sign-up confirmation page, as HTML."""
+        return escape(self._table("signup")[key])
 
     def all_marketing(self, channel: str) -> str:
         """"all marketing email" for a channel (kind), as HTML."""

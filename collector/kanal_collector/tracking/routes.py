@@ -24,7 +24,14 @@ from ..store import tracking as store
 from ..store.events import EventRow
 from . import pages, tokens
 from .bots import bot_reason
-from .events import EMAIL_LINK_CLICKED, EMAIL_OPENED, SUBSCRIBED, UNSUBSCRIBED, email_event
+from .events import (
+    EMAIL_LINK_CLICKED,
+    EMAIL_OPENED,
+    PUSH_CLICKED,
+    SUBSCRIBED,
+    UNSUBSCRIBED,
+    email_event,
+)
 from .keys import KeyCache
 from .locale import Words, words
 from .prefs import choices
@@ -111,6 +118,12 @@ def _write(rows: list[EventRow | None]) -> None:
         get_runtime().writer.write(kept)
 
 
+def _is_webpush(runtime: Runtime, channel: str) -> bool:
+    """Whether a send went out through a web push channel (its clicks are push clicks)."""
+    table = runtime.config.section("channels").get(channel)
+    return isinstance(table, dict) and str(table.get("type", channel)) == "webpush"
+
+
 def _send_properties(send: store.SendInfo) -> dict[str, Any]:
     return {"outbox_id": send.outbox_id, "message": send.message, "journey": send.journey,
             "channel": send.channel, "topic": send.topic}
@@ -138,13 +151,18 @@ def click(token: str) -> Response:
     send, url = found
     now_ms = _now_ms(runtime)
     ua = request.headers.get("User-Agent")
+    push = _is_webpush(runtime, send.channel)
+    # A notification is clicked on the person's own device: no link scanner, and a
+    # quick click is a keen reader.
     reason = bot_reason(ua, method=request.method, seconds_since_send=(now_ms - send.sent_at)
-                        / 1000, min_click_seconds=tracking_settings(current_app).bot_click_seconds)
+                        / 1000, min_click_seconds=0.0 if push else
+                        tracking_settings(current_app).bot_click_seconds)
     props = _flag({**_send_properties(send), "link_url": url, "link_index": parsed.index},
                   reason)
     try:
-        _write([email_event(conn, EMAIL_LINK_CLICKED, profile_id=send.profile_id,
-                            properties=props, now_ms=now_ms, user_agent=ua)])
+        _write([email_event(conn, PUSH_CLICKED if push else EMAIL_LINK_CLICKED,
+                            profile_id=send.profile_id, properties=props, now_ms=now_ms,
+                            user_agent=ua, origin="push" if push else None)])
     except StorageError as exc:
         # The person still gets where they were going; only the statistic is lost.
         log.error("click on outbox row %s not recorded: %s", send.outbox_id, exc)

@@ -1,0 +1,2 @@
+/*! kanal-sw.js 0.1.0 | Apache-2.0 | sha256:2fdeaf4a27b76189a6f147e3658aeb0339a1bae9f2672843e913866c29af216d */
+self.addEventListener("push",function(i){var t={};try{t=i.data.json()}catch(a){t={title:i.data?i.data.text():""}}i.waitUntil(self.registration.showNotification(t.title||"",{body:t.body,icon:t.icon,image:t.image,tag:t.tag,data:{url:t.url}}))}),self.addEventListener("notificationclick",function(i){i.notification.close();var t=i.notification.data&&i.notification.data.url;t&&i.waitUntil(self.clients.openWindow(t))});
