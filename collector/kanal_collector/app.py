@@ -27,6 +27,7 @@ from .jsonprovider import StrictJSONProvider
 from .localtime import default_timezone
 from .messages import build_dispatcher
 from .messages.callbacks import callbacks_blueprint
+from .nodes import node_id
 from .products import (
     FeedWorker,
     ProductSettings,
@@ -74,11 +75,12 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
         wake=wake,
         trusted_proxies=[ipaddress.ip_network(c, strict=False) for c in config.trusted_proxies],
     )
+    node = node_id()  # this process among the nodes sharing the database
     try:  # settings of kanal.toml checked when the workers are built
         zone = default_timezone(config)
         country = default_country(config)
         products = ProductSettings.from_config(config)
-        dispatcher = build_dispatcher(config, db, clock,
+        dispatcher = build_dispatcher(config, db, clock, owner=node,
                                       template_globals=[template_globals(products)])
     except ValueError as exc:
         db.close()
@@ -101,6 +103,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
                     (RecommendationsWorker(db, clock, products), threading.Event()),
                     (FeedWorker(db, clock, products), threading.Event())],
         poll_interval=config.poll_interval, lease_seconds=config.lease_seconds,
+        owner=node,
     )
     app.wsgi_app = IngestMiddleware(app.wsgi_app, runtime)  # type: ignore[method-assign]
 

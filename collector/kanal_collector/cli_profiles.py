@@ -21,7 +21,7 @@ from .clock import SystemClock
 from .products import ProductSettings, ProductsStep
 from .profiles import importer
 from .profiles.privacy import forget as forget_person
-from .profiles.rebuild import RebuildBusy, rebuild
+from .profiles.rebuild import LogPruned, RebuildBusy, rebuild
 from .profiles.segments import Segment, SegmentError, load_segments_file
 from .profiles.step import sweep
 from .profiles.views import export_json, lookup, profile_json, timeline_json
@@ -164,7 +164,7 @@ def profiles_rebuild(db: Database) -> None:
     try:
         done = rebuild(conn, SystemClock(), also=[products],
                        default_country=country_setting(config))
-    except RebuildBusy as exc:
+    except (RebuildBusy, LogPruned) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Rebuilt {store.count_profiles(conn)} profiles from {done} events.")
 

@@ -32,6 +32,7 @@ from ..money import TRUSTED_KEY_KINDS, order_id, order_value
 from .connection import Connection, Params
 from .db import transaction
 from .dialect import SQLITE, Dialect
+from .partitions import partition_log
 
 
 class Migration:
@@ -717,6 +718,15 @@ def _m014_login_failures(m: Migration) -> None:
     m.ddl("CREATE INDEX login_failures_bucket ON login_failures(address, prefix, at)")
 
 
+def _m019_event_partitions(m: Migration) -> None:
+    # Several nodes on one PostgreSQL, and retention: the event log is partitioned by
+    # month of received_at there, with the messageId dedupe in event_keys
+    # (store/partitions.py), so `kanal events prune` drops old months whole. SQLite
+    # keeps one table and its unique index: nothing to do.
+    if m.dialect.partitioned_events:
+        partition_log(m.conn, int(time.time() * 1000))
+
+
 MIGRATIONS: list[Callable[[Migration], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -732,6 +742,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m012_order_copies,
     _m013_normalised_contacts,
     _m014_login_failures,
+    _m019_event_partitions,
 ]
 
 _VERSIONS = "kanal_migrations"
