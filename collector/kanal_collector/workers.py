@@ -205,6 +205,7 @@ class Supervisor:
         """Set after the first attempt to take the lease (`holds_lease` is then known)."""
         self._waiting_for: str | None = None
         self._holder: str | None = None
+        self._expires: float | None = None
         self._maintained = float("-inf")
 
     def _failed(self) -> None:
@@ -228,7 +229,7 @@ class Supervisor:
         try:
             while not self._stop.is_set():
                 self._tick()
-                self._stop.wait(max(self.lease_seconds / 3, 0.05))
+                self._stop.wait(self._next_tick())
         finally:
             self.singles.stop()
             self.shared.stop()
@@ -269,6 +270,15 @@ class Supervisor:
             self._maintain()
         self.decided.set()
 
+    def _next_tick(self) -> float:
+        """Seconds to the next tick: a third of the lease time, or, while another node
+        holds the lease, the moment it expires if that comes sooner (a dead holder is
+        replaced as soon as its lease runs out, not up to a third of a lease later)."""
+        pause = self.lease_seconds / 3
+        if not self.holds_lease and self._expires is not None:
+            pause = min(pause, self._expires - self.clock.now() + 0.01)
+        return max(pause, 0.05)
+
     def _share(self, held: bool) -> None:
         """Run the shared workers while a node holds the lease (not a rebuild)."""
         if not self.shared.workers:
@@ -302,7 +312,7 @@ class Supervisor:
     def _note_holder(self) -> None:
         """Say once which process holds the lease while this one only ingests (or runs
         only the shared workers)."""
-        self._holder = None
+        self._holder = self._expires = None
         if self._conn is None:  # the database can't be reached just now
             return
         try:
@@ -310,12 +320,12 @@ class Supervisor:
         except DB_ERRORS:
             return
         if found is not None and found[1] > self.clock.now():
-            self._holder = found[0]
+            self._holder, self._expires = found
         holder = describe_owner(found[0]) if found else "another process"
         if holder != self._waiting_for:
             self._waiting_for = holder
-            doing = (f"Running {self._names(self.shared)} on this node; {holder} holds "
-                     "the lease of the other workers" if self.shared.workers
+            doing = (f"Sharing the work: this process runs {self._names(self.shared)}; "
+                     f"{holder} holds the lease of the other workers" if self.shared.workers
                      else f"Ingesting only: {holder} holds the workers' lease")
             self.notify(f"{doing} on this database. This process takes them over if that "
                         f"one stops (its lease expires {self.lease_seconds:g} s after its "
