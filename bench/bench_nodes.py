@@ -36,7 +36,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -53,6 +52,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 import bench_ingest as http  # noqa: E402
+from bench_engines import admin, database, throwaway_server  # noqa: E402
 
 from kanal_collector.store.db import Database, transaction  # noqa: E402
 from kanal_collector.store.events import EventRow, append_events  # noqa: E402
@@ -61,18 +61,6 @@ from kanal_collector.store.schema import migrate  # noqa: E402
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 CONNECTIONS = 12
 """wrk connections in all, spread over the nodes."""
-
-
-def admin(server: str, sql: str) -> None:
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def fresh(server: str, name: str) -> str:
-    """A new empty database on the server; its URL."""
-    admin(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin(server, f"CREATE DATABASE {name}")
-    return server.rsplit("/", 1)[0] + "/" + name
 
 
 def postgres_cpu() -> float:
@@ -143,7 +131,7 @@ def drained(url: str, timeout: float = 300.0) -> None:
 
 def ingest(server: str, tmp: Path, n: int, seconds: float) -> dict[str, float]:
     """Part 1 for one cluster size: figures of a wrk run spread over n nodes."""
-    url = fresh(server, f"bench_nodes_{n}")
+    url = database(server, f"bench_nodes_{n}")
     with ExitStack() as stack:
         nodes = start_nodes(tmp / f"ingest-{n}-{time.monotonic_ns()}", url, n)
         for node in nodes:
@@ -187,7 +175,7 @@ def ingest(server: str, tmp: Path, n: int, seconds: float) -> dict[str, float]:
 def sequencer(server: str, k: int, connections: int, locked: bool,
               seconds: float) -> tuple[float, float]:
     """Part 2: (commits/s, events/s) of append transactions of k events each."""
-    url = fresh(server, "bench_sequencer")
+    url = database(server, "bench_sequencer")
     db = Database(url)
     migrate(db.conn())
     with transaction(db.conn()) as conn:
@@ -254,7 +242,7 @@ def dispatch(server: str, tmp: Path, n: int, emails: int, delay: float) -> float
     controller = smtp_controller(handler)
     controller.start()
     port = controller.port
-    url = fresh(server, f"bench_dispatch_{n}")
+    url = database(server, f"bench_dispatch_{n}")
 
     def setup(node_dir: Path) -> None:  # every node reads the same files
         (node_dir / "journeys").mkdir()
@@ -314,18 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    root = HERE.parent
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kanal-nodes-")))
-        server = args.postgres
-        if server is None:
-            pgdir = tempfile.mkdtemp(prefix="kanal-bench-pg-")
-            env = {**os.environ, "KANAL_PG_DURABLE": "1"}
-            out = subprocess.run(["bash", str(root / "tests" / "pg.sh"), "start", pgdir],
-                                 capture_output=True, text=True, env=env, check=True)
-            server = out.stdout.strip().splitlines()[-1]
-            stack.callback(subprocess.run, ["bash", str(root / "tests" / "pg.sh"), "stop",
-                                            pgdir], check=False)
+        server = args.postgres or throwaway_server(stack)
         with psycopg.connect(server) as conn:
             version = conn.info.server_version
             durable = {name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore
