@@ -55,6 +55,26 @@ def test_node_leases_tell_the_live_from_the_gone(log: Any) -> None:
     assert leases.tick(conn, B, 116.0, 15.0)  # and B takes over
 
 
+@postgres_only
+def test_two_nodes_racing_for_an_expired_lease_never_both_win(log: Any) -> None:
+    assert leases.acquire(log.conn, leases.WORKERS, "dead", 0.0, 15.0)  # expired at 15
+    a, b = log.db.connect(), log.db.connect()
+    a.begin(claim=True)
+    assert leases._acquire(a, leases.WORKERS, A, 100.0, 15.0)  # not committed yet …
+    won: list[bool] = []
+    thread = threading.Thread(target=lambda: won.append(
+        leases.acquire(b, leases.WORKERS, B, 100.0, 15.0)))
+    thread.start()  # … B's upsert waits for A's row lock, then sees A's lease
+    assert _until(lambda: log.conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0] > 0)
+    a.commit()
+    thread.join(20)
+    assert won == [False]
+    assert leases.holder(log.conn, leases.WORKERS) == (A, 115.0)
+    a.close()
+    b.close()
+
+
 def _claim_and_prepare(world: World, owner: str) -> tuple[Any, Any]:
     """Node `owner`'s dispatcher claims the due rows and prepares the first."""
     dispatcher = world.make_dispatcher(owner=owner)

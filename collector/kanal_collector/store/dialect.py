@@ -1,6 +1,6 @@
 """What differs between the storage engines, in one place.
 
-Kanal's SQL is written once, in the subset SQLite (≥ 3.35) and PostgreSQL (≥ 13) share:
+Kanal's SQL is written once, in the subset SQLite (≥ 3.35) and PostgreSQL (≥ 14) share:
 `?` markers, `INSERT … ON CONFLICT … DO NOTHING / DO UPDATE`, `RETURNING`,
 `coalesce(sum(x), 0)`, `CASE` instead of scalar `max(a, b)`, integer epoch-ms times,
 0/1 integers for flags. What can't be shared is named here, and the store modules ask

@@ -7,6 +7,10 @@ log. A node lease (`node:<owner>`) is renewed by every `kanal serve` that runs w
 whether it holds `WORKERS` or not: rows a node claimed (outbox sends) belong to a live
 node while its lease is current, and to a dead one once it has expired or is gone.
 Times are the clock's seconds.
+
+Taking a lease is one statement (an upsert that only replaces an expired lease or the
+caller's own), so lease transactions need no writer lock (`claim=True`): a node renews
+its leases on time even while the processor holds the writer lock for a long batch.
 """
 
 from __future__ import annotations
@@ -24,37 +28,33 @@ def acquire(
     conn: Connection, name: str, owner: str, now: float, ttl: float
 ) -> bool:
     """Take or renew lease `name` for `owner` until now+ttl; False while another holds it."""
-    with transaction(conn):
+    with transaction(conn, claim=True):
         return _acquire(conn, name, owner, now, ttl)
 
 
 def _acquire(conn: Connection, name: str, owner: str, now: float, ttl: float) -> bool:
-    row = conn.execute(
-        "SELECT owner, expires_at FROM leases WHERE name = ?", (name,)
-    ).fetchone()
-    if row is not None and row[0] != owner and row[1] > now:
-        return False
-    conn.execute(
+    taken = conn.execute(
         "INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ?) "
         "ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, "
-        "expires_at = excluded.expires_at",
-        (name, owner, now + ttl),
-    )
-    return True
+        "expires_at = excluded.expires_at "
+        "WHERE leases.owner = excluded.owner OR leases.expires_at <= ? RETURNING owner",
+        (name, owner, now + ttl, now),
+    ).fetchone()
+    return taken is not None
 
 
 def tick(conn: Connection, owner: str, now: float, ttl: float, *,
          workers: bool = True) -> bool:
     """Renew node `owner`'s lease and, with `workers`, take or renew the singleton
     workers' lease too, in one transaction; True when `owner` holds the workers' lease."""
-    with transaction(conn):
+    with transaction(conn, claim=True):
         _acquire(conn, NODE + owner, owner, now, ttl)
         return workers and _acquire(conn, WORKERS, owner, now, ttl)
 
 
 def release(conn: Connection, name: str, owner: str) -> None:
     """Give the lease up at once (a clean shutdown), if `owner` still holds it."""
-    with transaction(conn):
+    with transaction(conn, claim=True):
         conn.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
 
 
