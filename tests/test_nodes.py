@@ -24,7 +24,7 @@ from kanal_collector.config import Config
 from kanal_collector.ingest.writer import EventWriter
 from kanal_collector.messages.controls import Controls
 from kanal_collector.nodes import Wakeups
-from kanal_collector.store import leases
+from kanal_collector.store import journeys, leases
 from kanal_collector.store import outbox as store
 from kanal_collector.store.connection import OUTBOX, Connection
 from kanal_collector.store.db import Database, transaction
@@ -148,6 +148,37 @@ def test_two_nodes_claim_side_by_side(world: World) -> None:
     assert {r.id for r in mine}.isdisjoint(r.id for r in theirs)
     a.close()
     b.close()
+
+
+def test_a_webhook_call_is_claimed_by_one_node_until_that_node_is_gone(log: Any) -> None:
+    a, b = log.db.connect(), log.db.connect()
+    with transaction(log.conn) as conn:
+        journeys.set_timer(conn, 7, 1_000, "2", "call")
+        journeys.set_timer(conn, 8, 1_000, "1", "wait")  # not a call: never claimed here
+    with transaction(a, claim=True):
+        taken = journeys.claim_calls(a, 1_000, 20, until=16_000)
+    assert [(t.run_id, t.due_at) for t in taken] == [(7, 16_000)]
+    with transaction(b, claim=True):
+        assert journeys.claim_calls(b, 2_000, 20, until=17_000) == []  # A is calling
+    with transaction(b, claim=True):  # A died mid-call: the timer is due again
+        assert [t.run_id for t in journeys.claim_calls(b, 16_000, 20, until=31_000)] == [7]
+    a.close()
+    b.close()
+
+
+def test_a_schedule_chunk_scanned_by_one_node_is_not_scanned_again(log: Any) -> None:
+    with transaction(log.conn) as conn:
+        journeys.set_schedule(conn, "weekly", 1_000)
+    due = journeys.due_schedules(log.conn, 1_000)  # both nodes see it due …
+    with transaction(log.conn) as conn:  # … node A scans the first chunk
+        assert journeys.claim_schedule(conn, "weekly", 1_000) == (1_000, 0)
+        journeys.schedule_progress(conn, "weekly", 1_000, 500)
+    with transaction(log.conn) as conn:  # node B goes on after it, not from the start
+        assert due == [("weekly", 1_000, 0)]
+        assert journeys.claim_schedule(conn, "weekly", 1_000) == (1_000, 500)
+        journeys.schedule_progress(conn, "weekly", 8_000, 0)  # done: next week
+    with transaction(log.conn) as conn:
+        assert journeys.claim_schedule(conn, "weekly", 1_000) is None
 
 
 class _Idle:
