@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from journeys_util import Journeys
 from kanal_testing import (
     POSTGRES,
     App,
@@ -80,6 +81,17 @@ def world(tmp_path: Path) -> Iterator[World]:
         yield w
     finally:
         w.close()
+
+
+@pytest.fixture
+def journeys_env(tmp_path: Path) -> Iterator[Journeys]:
+    """A log, a journeys directory, the processor with journeys and a timer worker, on a
+    fake clock (journeys tests)."""
+    j = Journeys(tmp_path)
+    try:
+        yield j
+    finally:
+        j.close()
 
 
 @pytest.fixture(scope="session")

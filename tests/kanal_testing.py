@@ -369,9 +369,9 @@ def _schema_objects(conn: Any) -> set[tuple[str, str]]:
 
 
 def downgrade(conn: Any, version: int) -> None:
-    """Put a database's schema back to `version`: drop the tables and indexes later
-    migrations made (found by building a fresh schema up to `version`, in memory) and
-    set the version (SQLite's user_version, PostgreSQL's kanal_migrations)."""
+    """Put a database's schema back to `version`: drop the tables, indexes and columns
+    later migrations made (found by building a fresh schema up to `version`, in memory)
+    and set the version (SQLite's user_version, PostgreSQL's kanal_migrations)."""
     from kanal_collector.store.connection import connect_sqlite
     from kanal_collector.store.schema import MIGRATIONS, Migration
 
@@ -381,12 +381,19 @@ def downgrade(conn: Any, version: int) -> None:
         for apply in MIGRATIONS[:version]:
             apply(step)
         keep = _schema_objects(fresh)
+        columns = {name: fresh.dialect.columns(fresh, name) for kind, name in keep
+                   if kind == "table"}
     finally:
         fresh.close()
     # Indexes first: an index of a dropped table goes with it.
     for kind, name in sorted(_schema_objects(conn) - keep, key=lambda o: o[0] != "index"):
         if (kind, name) in _schema_objects(conn):
             conn.execute(f"DROP {kind.upper()} {name}")
+    # Columns later migrations added to older tables (ALTER TABLE … ADD COLUMN).
+    for table, kept in sorted(columns.items()):
+        for column in conn.dialect.columns(conn, table):
+            if column not in kept:
+                conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     if conn.dialect.name == "sqlite":
         conn.execute(f"PRAGMA user_version = {version}")
     else:

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from kanal_collector.channels.base import OutgoingMessage, PermanentError, TransientError
+from kanal_collector.channels.headers import decode_encoded_words, header_problem
 from kanal_collector.channels.smtp import EmailChannel, message_id
 
 
@@ -280,6 +281,49 @@ def test_refused_at_end_of_data_is_permanent(smtp: Server,
     with pytest.raises(PermanentError, match="SMTP 554"):
         channel.send(message(subject="spam"))
     assert smtp.handler.received == []
+
+
+ENCODED_BREAKS = [
+    "=?utf-8?q?Ann=0D=0ABcc:_x@evil.example?=",              # the report's subject
+    "=?utf-8?b?QW5uDQpCY2M6IHhAZXZpbC5leGFtcGxl?=",          # the same in base64
+    "=?UTF-8?B?QW5uDQpCY2M6IHhAZXZpbC5leGFtcGxl?=",
+    "=?utf-8?b?QW5uCkJjYzogeEBldmlsLmV4YW1wbGU?=",           # LF alone, no padding
+    "Hello =?iso-8859-1?q?=0ABcc:_x@evil.example?= there",   # in the middle of text
+    "=?utf-8*en?q?Ann=0D=0AFrom:_boss@shop.example?=",       # RFC 2231 language
+    "=?utf-8?q?Ann=0D=0A Reply-To: x@evil.example?=",       # whitespace inside
+    "=?utf-16?b?AEEAbgBuAA0ACgBCAGMAYwA6ACAAeA==?=",          # another charset
+    "=?utf-8?b?PT91dGYtOD9xP0Fubj0wRD0wQUJjYzpfeEBldmlsLmV4YW1wbGU/PQ==?=",  # nested
+    "=?utf-8?q?Ann=E2=80=A8Bcc:_x@evil.example?=",            # U+2028
+    "=?utf-8?q?Ann=0BBcc:_x@evil.example?=",                  # a vertical tab
+]
+
+
+@pytest.mark.parametrize("subject", ENCODED_BREAKS)
+def test_an_encoded_line_break_in_the_subject_is_refused(subject: str) -> None:
+    """Issue 13: the check looks at the decoded value, so the result doesn't depend on
+    whether this Python's email package has the CVE-2024-6923 fix."""
+    channel = EmailChannel({"host": "smtp.example", "from": "Shop <news@shop.example>"})
+    with pytest.raises(PermanentError, match="^subject contains .*encoded word|^subject "):
+        channel.build(message(subject=subject))
+    with pytest.raises(PermanentError, match="^header 'X-Tag'"):
+        channel.build(message(headers={"X-Tag": subject}))
+
+
+@pytest.mark.parametrize("subject", [
+    "=?utf-8?q?Caf=C3=A9_au_lait?=", "Your cart =?utf-8?b?w6Q=?= misses you",
+    "Half an encoded word =?utf-8?q?no end", "Tabs\tare fine",
+])
+def test_encoded_words_without_a_break_are_sent(subject: str) -> None:
+    channel = EmailChannel({"host": "smtp.example", "from": "Shop <news@shop.example>"})
+    msg = channel.build(message(subject=subject))
+    assert "Bcc" not in msg and msg["Subject"]
+
+
+def test_decoding_is_our_own() -> None:
+    assert decode_encoded_words(ENCODED_BREAKS[0]) == "Ann\r\nBcc: x@evil.example"
+    assert decode_encoded_words(ENCODED_BREAKS[8]) == "Ann\r\nBcc: x@evil.example"
+    assert header_problem("plain text") is None
+    assert header_problem("a\rb") == "contains a line break"
 
 
 @pytest.mark.parametrize("recipient,content,headers,what", [

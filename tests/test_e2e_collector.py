@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import requests
-from kanal_testing import Collector, query, start_collector
+from kanal_testing import Collector, db_at, query, start_collector
 
 pytestmark = pytest.mark.slow
 
@@ -196,6 +196,28 @@ def test_sigterm_stops_cleanly_and_releases_the_lease(tmp_path: Path) -> None:
     assert collector.process.returncode == 0
     assert _rows(db, "SELECT owner FROM leases") == []
     assert any("Stopping" in line for line in collector.output)
+
+
+def test_a_sigterm_right_after_listening_still_stops_cleanly(tmp_path: Path) -> None:
+    """The race behind the SIGTERM test's rare failure: a stop requested the moment the
+    "listening" line is out (as that test sends it) must still release the lease. The
+    echo raises what the SIGTERM handler raises, exactly then, in this process."""
+    from kanal_collector.config import Config
+    from kanal_collector.server import serve
+
+    said: list[str] = []
+
+    def echo(line: str) -> None:
+        said.append(line)
+        if "listening on" in line:
+            assert _rows(db, "SELECT owner FROM leases") != []
+            raise SystemExit(0)  # what server._stop raises on SIGTERM
+
+    db = tmp_path / "kanal.db"
+    with pytest.raises(SystemExit):
+        serve(Config(db=db_at(db), port=0), echo=echo)
+    assert _rows(db, "SELECT owner FROM leases") == []
+    assert any(line.startswith("Stopping") for line in said)
 
 
 def test_segment_browser_settings_and_single_letter_paths(collector: Collector) -> None:

@@ -337,7 +337,8 @@ def test_quiet_hours_are_in_the_person_s_zone(world: World) -> None:
 def test_quiet_hours_per_channel_replace_the_global_window(world: World) -> None:
     controlled(world, {"quiet_hours": {"from": "22:00", "to": "07:00", "timezone": BERLIN,
                                        "sms": {"from": "20:00", "to": "09:00"}}})
-    pid = world.person("u1", email="a@example.com", phone="+4915112345678")
+    pid = world.person("u1", email="a@example.com", phone="+4915112345678",
+                       subscriptions={"sms": True})
     at(world, BERLIN, "2026-03-25 20:30")
     mail = world.enqueue(pid, "k1", channel="email")
     text = world.enqueue(pid, "k2", channel="sms")
@@ -446,7 +447,8 @@ def test_a_weekly_cap_counts_the_seven_local_days_ending_today(world: World) -> 
 
 def test_caps_per_channel(world: World) -> None:
     controlled(world, {"frequency": {"per_day": 5, "sms": {"per_day": 1, "per_week": 3}}})
-    pid = world.person("u1", email="a@example.com", phone="+4915112345678")
+    pid = world.person("u1", email="a@example.com", phone="+4915112345678",
+                       subscriptions={"sms": True})
     texts = [world.enqueue(pid, f"s{i}", channel="sms") for i in range(2)]
     mails = [world.enqueue(pid, f"e{i}", channel="email") for i in range(2)]
     world.dispatcher.drain()

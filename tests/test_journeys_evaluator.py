@@ -12,6 +12,7 @@ from journeys_util import Journeys
 
 from kanal_collector.journeys import Evaluator, TimerWorker
 from kanal_collector.store import journeys as store
+from kanal_collector.store import meta
 
 HOUR = 3600
 DAY = 86_400
@@ -135,18 +136,40 @@ def test_entry_rules(env: Journeys, entry: str, expected: int) -> None:
     assert len(env.runs()) == expected
 
 
-def test_one_run_at_a_time_and_dedupe_keys(env: Journeys) -> None:
+def test_with_a_dedupe_key_runs_are_per_key_value(env: Journeys) -> None:
     cart(env)
-    env.person("gus")
+    env.person("gus", phone="+46701234567")
     env.track("gus", "Product Added", cart_id="c1")
-    env.track("gus", "Product Added", cart_id="c2")  # a run is active: not entered
-    assert len(env.runs()) == 1
+    env.track("gus", "Product Added", cart_id="c2")  # a second cart: a run of its own
+    env.track("gus", "Product Added", cart_id="c1")  # the same cart: no second run
+    assert [(r["dedupe"], r["state"]) for r in env.runs()] == [
+        ("c1", "active"), ("c2", "active")]
+    env.advance(HOUR + 1)
+    # Both carts are reminded of, each once.
+    assert sorted(r["key"] for r in env.outbox()) == [
+        "journey:abandoned_cart:1:cart_email", "journey:abandoned_cart:2:cart_email"]
     env.advance(2 * DAY)
-    env.track("gus", "Product Added", cart_id="c1")  # c1 had its run
+    env.track("gus", "Product Added", cart_id="c1")  # c1 had its run, ever
     env.track("gus", "Product Added")                # no cart_id: no dedupe key
-    assert len(env.runs()) == 1
+    assert len(env.runs()) == 2
     env.track("gus", "Product Added", cart_id="c3")
-    assert [r["dedupe"] for r in env.runs()] == ["c1", "c3"]
+    assert [r["dedupe"] for r in env.runs()] == ["c1", "c2", "c3"]
+
+
+def test_without_a_dedupe_key_one_run_at_a_time(env: Journeys) -> None:
+    env.write("browse", """\
+        trigger: {event: Product Viewed}
+        entry: {rule: every_time}
+        steps: [{wait: 1h}, {send: thanks, channel: email}]
+        """)
+    env.sync()
+    env.person("gil")
+    env.track("gil", "Product Viewed", product_id="p1")
+    env.track("gil", "Product Viewed", product_id="p2")  # a run is active
+    assert len(env.runs()) == 1
+    env.advance(HOUR + 1)
+    env.track("gil", "Product Viewed", product_id="p3")  # the run has ended
+    assert len(env.runs()) == 2
 
 
 def test_trigger_property_filters(env: Journeys) -> None:
@@ -392,7 +415,8 @@ def test_webhook_step_calls_once_with_an_idempotency_key(tmp_path: Path) -> None
         env.advance(31)
         assert len(session.calls) == 2
         call = session.calls[-1]
-        assert call["headers"]["Idempotency-Key"] == "journey:hook:1:1"
+        installation = meta.get(env.conn, meta.INSTALLATION_KEY)
+        assert call["headers"]["Idempotency-Key"] == f"kanal-{installation}-journey:hook:1:1"
         assert call["json"]["data"] == {"a": 1}
         assert [r["message"] for r in env.outbox()] == ["after"]
         env.advance(DAY)

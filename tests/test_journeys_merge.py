@@ -90,6 +90,19 @@ def test_two_active_runs_of_one_journey_keep_the_older(env: Journeys) -> None:
     assert len(env.runs()) == 2
 
 
+def test_runs_of_two_carts_both_survive_a_merge(env: Journeys) -> None:
+    """With a dedupe key runs are per cart: a merge keeps one run per cart, not one run."""
+    known = env.person("dan")
+    env.track("dan", "Product Added", cart_id="c1")
+    anonymous(env, "a4", "Product Added", cart_id="c2")
+    identify(env, "dan", "a4")
+    assert [(r["dedupe"], r["profile_id"], r["state"]) for r in env.runs()] == [
+        ("c1", known, "active"), ("c2", known, "active")]
+    env.advance(3601)
+    assert sorted(r["key"].rsplit(":", 2)[1] for r in env.outbox()) == [
+        str(r["id"]) for r in env.runs()]
+
+
 def test_ended_runs_move_too_and_merge_back_nothing(env: Journeys) -> None:
     known = env.person("cy")
     anonymous(env, "a3", "Product Added", cart_id="c9")

@@ -22,6 +22,8 @@ from kanal_collector.config import load_config
 from kanal_collector.journeys.simulate import WebhookRecorder
 from kanal_collector.messages import Dispatcher
 from kanal_collector.messages.controls import Controls
+from kanal_collector.profiles import importer
+from kanal_collector.store import journeys as journey_store
 from kanal_collector.store import segments as segment_store
 from kanal_collector.store.connection import Connection
 from kanal_collector.store.copy import digest
@@ -98,7 +100,7 @@ def run_scenario(live: Live, hours: int = 27) -> None:
     """Four shoppers over a day and a bit, on a 10-minute grid (timers land on it)."""
     plan: dict[int, list[tuple[str, str, dict[str, Any]]]] = {
         0: [("ann", "identify", {"email": "ann@example.com", "phone": "+46701234567",
-                                 "vip": True}),
+                                 "vip": True, "subscriptions": {"sms": True}}),
             ("ann", "Product Added", {"cart_id": "c1"}),
             ("bo", "identify", {"email": "bo@example.com"}),
             ("bo", "Product Added", {"cart_id": "c2"})],
@@ -211,6 +213,31 @@ def test_simulation_matches_what_happened_live(live: Live) -> None:
     assert [len(c.sent) for c in live.channels] == sent_before
     assert len(live.calls.calls) == 2  # ann and di (her emails were skipped)
     assert "replayed" in result.stderr
+
+
+def test_refused_trigger_events_are_counted_as_live(live: Live) -> None:
+    """History (a late event, an import) and the entry rules refuse the same trigger
+    events in the replay as live, and the report says why."""
+    now = live.now_ms()
+    live.identify("eve", email="eve@example.com")
+    live.log.add("track", event="Product Added", user_id="eve", trusted=True,
+                 properties={"cart_id": "e1"}, ts=now - 40 * DAY * 1000, received=now)
+    row = importer.to_event({"userId": "eve", "event": "Product Added",
+                             "properties.cart_id": "e2"}, source_id=live.log.source,
+                            received_ms=now, occurrence=1)
+    with transaction(live.conn):
+        append_events(live.conn, [row])
+    live.step(MIN)
+    refused = {code: n for (_, code), n in
+               journey_store.refusals_since(live.conn, 0, "cart").items()}
+    assert refused["too_old"] == 1 and refused["imported"] == 1
+    result = simulate(live, "--since", iso(T0 - MIN), "--until", iso(live.clock.now()),
+                      "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {r["code"]: r["count"] for r in report["notEntered"]} == refused
+    text = simulate(live, "--since", iso(T0 - MIN), "--until", iso(live.clock.now()))
+    assert "too_old\t1\ttoo old for the trigger's max_age" in text.stdout
 
 
 def test_since_bounds_the_entries(live: Live) -> None:

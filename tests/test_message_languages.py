@@ -151,7 +151,9 @@ def test_the_console_shows_the_sms_and_the_phone_number(tmp_path: Path) -> None:
     world.catalog = Catalog.from_dicts([CART])
     world.dispatcher = world.make_dispatcher()
     try:
-        pid = world.person("u1", email="a@example.com", phone="+46701234567")
+        # Marketing SMS needs an opt-in (issue 13): u1 gave one.
+        pid = world.person("u1", email="a@example.com", phone="+46701234567",
+                           subscriptions={"sms": True})
         world.enqueue(pid, "k1", channel="sms")
         world.dispatcher.run_once()
         (line,) = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()

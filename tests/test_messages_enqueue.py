@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from messages_util import World
 
+from kanal_collector.config import Config
 from kanal_collector.messages import enqueue
+from kanal_collector.messages.eligibility import Policy
 from kanal_collector.store import outbox
 from kanal_collector.store.db import transaction
 
@@ -41,20 +44,21 @@ def test_preferred_channel_with_fallbacks(world: World) -> None:
     world.track("u1", "SMS Link Clicked")
     assert world.row(world.enqueue(no_phone, "k1", channel="preferred",
                                    fallbacks=["push", "email"])).channel == "email"
-    with_phone = world.person("u2", email="b@example.com", phone="+46701234567")
+    with_phone = world.person("u2", email="b@example.com", phone="+46701234567",
+                              subscriptions={"sms": True})
     world.track("u2", "SMS Replied")
     row = world.row(world.enqueue(with_phone, "k2", channel="preferred",
                                   fallbacks=["email"]))
     assert (row.channel, row.candidates) == ("sms", ["sms", "email"])
     # No preferred channel at all: straight to the fallbacks.
-    fresh = world.person("u3", phone="+46701234568")
+    fresh = world.person("u3", phone="+46701234568", subscriptions={"sms": True})
     assert world.row(world.enqueue(fresh, "k3", channel="preferred",
                                    fallbacks=["email", "sms"])).channel == "sms"
 
 
 def test_unsubscribed_channel_falls_back_and_nothing_left_is_skipped(world: World) -> None:
     pid = world.person("u1", email="a@example.com", phone="+46701234567",
-                       subscriptions={"email": False})
+                       subscriptions={"email": False, "sms": True})
     assert world.row(world.enqueue(pid, "k1", channel="email",
                                    fallbacks=["sms"])).channel == "sms"
     skipped = world.row(world.enqueue(pid, "k2", channel="email"))
@@ -63,6 +67,35 @@ def test_unsubscribed_channel_falls_back_and_nothing_left_is_skipped(world: Worl
     # Transactional messages ignore unsubscribes.
     receipt = world.row(world.enqueue(pid, "k3", message="receipt", kind="transactional"))
     assert receipt.state == "queued"
+
+
+def test_marketing_sms_needs_an_opt_in_by_default(world: World) -> None:
+    """Issue 13: a phone number alone is no permission to text marketing."""
+    pid = world.person("u1", email="a@example.com", phone="+46701234567")
+    row = world.row(world.enqueue(pid, "k1", channel="sms"))
+    assert (row.state, row.reason) == ("skipped", "no opt-in")
+    assert world.row(world.enqueue(pid, "k2", channel="sms", fallbacks=["email"])
+                     ).channel == "email"
+    receipt = world.row(world.enqueue(pid, "k3", message="receipt", channel="sms",
+                                      kind="transactional"))
+    assert receipt.state == "queued"  # transactional SMS needs none
+    # A public key can't opt anyone in (it could unsubscribe them: that sends less).
+    world.log.add("identify", user_id="u1", traits={"subscriptions": {"sms": True}})
+    world.log.add("track", event="Subscribed", user_id="u1", properties={"channel": "sms"})
+    world.log.process()
+    assert world.row(world.enqueue(pid, "k4", channel="sms")).reason == "no opt-in"
+    world.track("u1", "Subscribed", channel="sms")  # the shop's backend (a secret key)
+    assert world.row(world.enqueue(pid, "k5", channel="sms")).state == "queued"
+    world.log.add("track", event="Unsubscribed", user_id="u1", properties={"channel": "sms"})
+    world.log.process()
+    assert world.row(world.enqueue(pid, "k6", channel="sms")).reason == "unsubscribed"
+
+
+def test_the_opt_in_setting(tmp_path: Path) -> None:
+    assert Policy.from_config(Config(sections={})).opt_in == ("sms",)
+    assert Policy.from_config(Config(sections={"messages": {"opt_in": []}})).opt_in == ()
+    with pytest.raises(ValueError, match="opt_in: a list"):
+        Policy.from_config(Config(sections={"messages": {"opt_in": "sms"}}))
 
 
 def test_topic_unsubscribe_and_consent(world: World) -> None:

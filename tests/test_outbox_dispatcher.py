@@ -8,9 +8,10 @@ from typing import Any
 
 from messages_util import World, channel, permanent, transient
 
+from kanal_collector.channels.smtp import message_id
 from kanal_collector.messages import Dispatcher, Settings, provider_key
 from kanal_collector.profiles.step import identity_hash
-from kanal_collector.store import outbox
+from kanal_collector.store import meta, outbox
 from kanal_collector.store import privacy as privacy_store
 from kanal_collector.store import timeline as timeline_store
 from kanal_collector.store.db import transaction
@@ -27,7 +28,9 @@ def test_send_records_sent_and_a_delivery_event(world: World) -> None:
     (sent,) = email(world).sent
     assert sent.recipient == "a@example.com"
     assert sent.content["subject"] == "Hej Ann"
-    assert sent.idempotency_key == provider_key(world.row(oid))
+    installation = meta.get(world.conn, meta.INSTALLATION_KEY)
+    assert installation is not None and len(installation) == 32
+    assert sent.idempotency_key == provider_key(world.row(oid), installation)
     assert sent.metadata["journey"] == "cart"
     row = world.row(oid)
     assert (row.state, row.provider_id, row.language, row.attempts) == (
@@ -100,6 +103,24 @@ def test_gives_up_after_max_attempts(tmp_path: Path) -> None:
         world.close()
 
 
+def test_keys_and_message_ids_are_unique_per_installation(tmp_path: Path) -> None:
+    """Issue 13: two fresh databases both have journey 1, run 1, step 1; a provider (or a
+    mailbox) shared by both must not take one's message for the other's copy."""
+    keys = []
+    for name in ("a", "b"):
+        world = World(tmp_path / f"{name}.db")
+        try:
+            pid = world.person("u1", email="a@example.com")
+            world.enqueue(pid, "journey:cart:1:1")
+            assert world.dispatcher.run_once() == 1
+            (sent,) = email(world).sent
+            keys.append(sent.idempotency_key)
+        finally:
+            world.close()
+    assert keys[0] != keys[1]
+    assert message_id(keys[0], "shop.example") != message_id(keys[1], "shop.example")
+
+
 def test_permanent_error_fails_at_once(world: World) -> None:
     pid = world.person("u1", email="a@example.com")
     email(world).failures = [permanent()]
@@ -117,7 +138,8 @@ def test_rate_limit_per_channel(tmp_path: Path) -> None:
                                                channel("sms", identity="phone")])
     try:
         for i in range(6):
-            pid = world.person(f"u{i}", email=f"p{i}@example.com", phone=f"+4670123450{i}")
+            pid = world.person(f"u{i}", email=f"p{i}@example.com", phone=f"+4670123450{i}",
+                               subscriptions={"sms": True})
             world.enqueue(pid, f"e{i}")
             world.enqueue(pid, f"s{i}", channel="sms")
         assert world.dispatcher.run_once() == 8  # 2 emails (burst 2), every sms
@@ -226,7 +248,9 @@ def test_failing_hook_or_template_fails_the_row(world: World) -> None:
     assert email(world).sent == []
 
 
-def test_rows_wait_for_an_unconfigured_channel(world: World) -> None:
+def test_rows_of_an_unconfigured_channel_fail_visibly(world: World) -> None:
+    """Issue 13: a channel that isn't there fails its rows (with the reason) instead of
+    keeping them queued forever; a channel switched off (enabled = false) keeps them."""
     pid = world.person("u1", email="a@example.com")
     from kanal_collector.messages import enqueue
 
@@ -234,9 +258,16 @@ def test_rows_wait_for_an_unconfigured_channel(world: World) -> None:
         oid = enqueue(conn, profile_id=pid, message="cart", channel="email",
                       idempotency_key="k", kind="marketing", now=world.clock.now())
     world.dispatcher = Dispatcher(world.log.db, world.clock, {}, world.catalog,
-                                  before_send=[])
+                                  before_send=[], paused=["email"])
     assert world.dispatcher.run_once() == 0
     assert world.row(oid).state == "queued"
+    world.dispatcher = Dispatcher(world.log.db, world.clock, {}, world.catalog,
+                                  before_send=[])
+    assert world.dispatcher.run_once() == 0
+    row = world.row(oid)
+    assert row.state == "failed"
+    assert row.reason is not None and row.reason.startswith(
+        "no channel named 'email' is configured")
 
 
 def test_two_dispatchers_never_claim_one_row(tmp_path: Path) -> None:

@@ -137,7 +137,8 @@ def test_funnel_and_experiment_of_a_real_journey(shop: Shop) -> None:
     people = [f"p{i}" for i in range(40)]
     pid = {}
     for i, user in enumerate(people):
-        pid[user] = env.person(user, phone=f"+4670000{i:04d}", first_name=user)
+        pid[user] = env.person(user, phone=f"+4670000{i:04d}", first_name=user,
+                               subscriptions={"sms": True})
         env.track(user, "Product Added", cart_id=f"c{i}")
     revenue_of = {user: 10.0 + i for i, user in enumerate(people)}
     ordered: list[str] = []

@@ -13,6 +13,7 @@ import pytest
 from kanal_testing import App, make_app
 
 from kanal_collector.app import build_processor, close_app
+from kanal_collector.messages.eligibility import ChannelInfo, Policy, check, load_person
 from kanal_collector.profiles.state import computed
 from kanal_collector.profiles.views import lookup
 from kanal_collector.store import profiles as profile_store
@@ -71,9 +72,9 @@ class Sent:
 
 
 def _send(env: App, *, outbox_id: int = 1, topic: str | None = "offers",
-          html: str = HTML, **kwargs: Any) -> Sent:
-    r = env.client.post("/v1/identify", auth=(env.keys["secret"], ""),
-                        json={"userId": "u1", "traits": {"email": "ann@example.com"}})
+          html: str = HTML, traits: dict[str, Any] | None = None, **kwargs: Any) -> Sent:
+    r = env.client.post("/v1/identify", auth=(env.keys["secret"], ""), json={
+        "userId": "u1", "traits": {"email": "ann@example.com", **(traits or {})}})
     assert r.status_code == 200, r.get_json()
     db = env.app.extensions["kanal"].db
     processor = build_processor(db)
@@ -231,7 +232,10 @@ def test_unsubscribe_get_shows_a_form_and_changes_nothing(sent: Sent) -> None:
     assert r.status_code == 200
     page = r.get_data(as_text=True)
     assert f'<form method="post" action="{sent.unsubscribe_path()}">' in page
-    assert "offers" in page
+    assert '<input type="hidden" name="scope" value="all">' in page
+    assert "Unsubscribe from all marketing email" in page
+    assert '<input type="hidden" name="scope" value="topic">' in page
+    assert "Only from “offers”" in page
     assert sent.tracking_events() == []
 
 
@@ -245,23 +249,54 @@ def test_one_click_post_unsubscribes_without_cookies_or_redirects(sent: Sent) ->
     [event] = sent.tracking_events()
     assert event["event"] == "Unsubscribed"
     props = event["body"]["properties"]
+    # One-click means stop: all marketing email, not just the email's topic (issue 13).
     assert (props["channel"], props["topic"], props["via"], props["outbox_id"]) == (
-        "email", "offers", "one_click", 1)
+        "email", None, "one_click", 1)
 
 
-def test_multipart_one_click_and_scope_all(sent: Sent) -> None:
+def test_multipart_one_click_and_the_pages_topic_button(sent: Sent) -> None:
     r = sent.env.client.post(sent.unsubscribe_path(),
-                             data={"List-Unsubscribe": "One-Click", "scope": "all"},
+                             data={"List-Unsubscribe": "One-Click"},
                              content_type="multipart/form-data")
     assert r.status_code == 200
-    [event] = sent.tracking_events()
-    assert event["body"]["properties"]["topic"] is None  # the whole channel
+    r = sent.env.client.post(sent.unsubscribe_path(), data={"scope": "topic"})
+    assert r.status_code == 200
+    first, second = sent.tracking_events()
+    assert first["body"]["properties"]["topic"] is None  # all marketing email
+    assert (second["body"]["properties"]["topic"], second["body"]["properties"]["via"]) == (
+        "offers", "page")
 
 
-def test_unsubscribe_changes_the_profile_subscriptions(sent: Sent) -> None:
+def test_one_click_stops_every_marketing_email_channel(sent: Sent) -> None:
     sent.env.client.post(sent.unsubscribe_path(), data={"List-Unsubscribe": "One-Click"})
     sent.process()
-    assert sent.subscriptions()["email"]["topics"] == {"offers": False}
+    assert sent.subscriptions()["email"]["subscribed"] is False
+    conn = sent.env.app.extensions["kanal"].db.conn()
+    person = load_person(conn, sent.profile_id)
+    assert person is not None
+    for name in ("email", "marketing", "newsletters"):  # any channel of kind email
+        for topic in (None, "offers", "news"):
+            assert check(conn, person, ChannelInfo(name, "email", "email"),
+                         kind="marketing", topic=topic, policy=Policy())[1] == "unsubscribed"
+        assert check(conn, person, ChannelInfo(name, "email", "email"),
+                     kind="transactional", topic=None, policy=Policy()) == (
+            "ann@example.com", None)  # receipts still go
+
+
+def test_one_click_can_be_narrowed_to_the_topic(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "kanal.db", sections={"tracking": {
+        "base_url": BASE, "one_click": "topic"}})
+    try:
+        sent = _send(app)
+        sent.env.client.post(sent.unsubscribe_path(), data={"List-Unsubscribe": "One-Click"})
+        sent.process()
+        assert sent.subscriptions()["email"] == {"subscribed": None,
+                                                 "topics": {"offers": False}}
+        sent.env.client.post(sent.unsubscribe_path(), data={"scope": "all"})
+        sent.process()
+        assert sent.subscriptions()["email"]["subscribed"] is False
+    finally:
+        close_app(app.app)
 
 
 def test_bad_unsubscribe_tokens_are_404(sent: Sent) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
@@ -22,11 +23,13 @@ from .ingest.routes import ingest_blueprint
 from .ingest.suppress import Suppressions
 from .ingest.writer import EventWriter
 from .ingest.wsgi import IngestMiddleware
-from .journeys import Evaluator, JourneysStep, TimerWorker
+from .journeys import Evaluator, JourneysStep, References, TimerWorker
+from .journeys.checker import channel_kinds
 from .jsonprovider import StrictJSONProvider
 from .localtime import default_timezone
 from .messages import build_dispatcher
 from .messages.callbacks import callbacks_blueprint
+from .messages.replies import replies_blueprint
 from .nodes import node_id
 from .products import (
     FeedWorker,
@@ -91,13 +94,20 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     app = Flask(__name__)
     app.json = StrictJSONProvider(app)
     app.extensions["kanal"] = runtime
+    # Journeys send on the configured channels: a step may name any of them.
+    channels = dispatcher.channels
+    app.extensions["kanal.channels"] = channels
+    app.extensions["kanal.policy"] = dispatcher.policy
     app.extensions["kanal.supervisor"] = Supervisor(
         db, clock, [(build_processor(db, runtime.writer.busy, clock=clock, timezone=zone,
-                                     products=products, country=country), wake),
+                                     channels=channels, products=products,
+                                     country=country), wake),
                     (SegmentSweeper(db, clock), threading.Event()),
                     (dispatcher, threading.Event()),
                     (TimerWorker(db, clock, journeys_dir=config.journeys_dir,
-                                 evaluator=Evaluator(clock=clock, default_timezone=zone)),
+                                 evaluator=Evaluator(clock=clock, default_timezone=zone,
+                                                     channels=channels),
+                                 references=References(channels=channel_kinds(channels))),
                      threading.Event()),
                     (SignalsWorker(db, clock, products, wake=wake), threading.Event()),
                     (RecommendationsWorker(db, clock, products), threading.Event()),
@@ -115,6 +125,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     app.register_blueprint(site_blueprint)
     app.register_blueprint(tracking_blueprint)
     app.register_blueprint(callbacks_blueprint)
+    app.register_blueprint(replies_blueprint)
     app.register_blueprint(deliverability_blueprint)
     app.register_blueprint(dashboard_blueprint)
     _register_errors(app)
@@ -123,15 +134,17 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
 
 def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None, *,
                     clock: Clock | None = None, timezone: str = "UTC",
+                    channels: Mapping[str, Any] | None = None,
                     products: ProductSettings | None = None,
                     country: str | None = None) -> Processor:
     """The processor with every step, in the order they must run.
 
     `timezone` is the fallback for people without one (`[journeys] default_timezone`),
     `country` for national phone numbers of people without one (`[profiles]
-    default_country`); `products` the `[products]` settings.
+    default_country`); `channels` are the channels journey sends are queued for (the
+    dispatcher's); `products` the `[products]` settings.
     """
-    evaluator = Evaluator(clock=clock, default_timezone=timezone)
+    evaluator = Evaluator(clock=clock, default_timezone=timezone, channels=channels)
     return Processor(db, [StatsStep(), ProfilesStep(default_country=country),
                           SegmentsStep(clock), ProductsStep(products),
                           JourneysStep(evaluator=evaluator)],

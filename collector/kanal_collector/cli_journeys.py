@@ -11,8 +11,9 @@ import click
 
 from .cli_common import _config, _database, _when, common_options
 from .errors import KanalError
-from .journeys.definition import journey_files, load_file
+from .journeys.definition import journey_files, load_file, load_files
 from .journeys.errors import JourneyFileError
+from .journeys.references import references_for
 from .journeys.timers import sync
 from .messages.catalog import load_directory as load_messages
 from .messages.catalog import messages_dir
@@ -54,18 +55,18 @@ def journeys_validate(db: str | None, config_path: str | None, files: tuple[str,
     paths = [Path(f) for f in files] or journey_files(config.journeys_dir)
     if not paths:
         raise click.ClickException(f"no journey files in {config.journeys_dir}")
-    names = _message_names(Path(messages_path) if messages_path else messages_dir(config))
-    bad: set[str] = set()
-    for path in paths:
-        try:
-            journey = load_file(path, messages=names)
-        except JourneyFileError as exc:
-            bad.add(str(path))
-            for problem in exc.problems:
-                click.echo(str(problem), err=True)
-            continue
-        click.echo(f"{path}: OK ({journey.name}, {len(journey.steps)} steps, "
+    kinds = _message_kinds(Path(messages_path) if messages_path else messages_dir(config))
+    try:
+        refs = references_for(config, kinds)
+    except KanalError as exc:
+        raise click.ClickException(str(exc)) from None
+    journeys, problems = load_files(paths, refs, context=journey_files(config.journeys_dir))
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    for journey in journeys.values():
+        click.echo(f"{journey.source}: OK ({journey.name}, {len(journey.steps)} steps, "
                    f"version {journey.hash})")
+    bad = {p.source for p in problems}
     unknown_ids = product_problems(config, paths, kind="journey")
     for line in unknown_ids:
         click.echo(line, err=True)
@@ -75,11 +76,12 @@ def journeys_validate(db: str | None, config_path: str | None, files: tuple[str,
                                    "problems")
 
 
-def _message_names(directory: Path) -> set[str] | None:
+def _message_kinds(directory: Path) -> dict[str, frozenset[str]] | None:
+    """Message name → the channel kinds it has content for (None: no messages dir)."""
     if not directory.is_dir():
         return None
     try:
-        return set(load_messages(directory))
+        return {name: m.kinds for name, m in load_messages(directory).items()}
     except KanalError as exc:
         raise click.ClickException(f"message files: {exc}") from None
 
@@ -121,7 +123,7 @@ def journeys_reload(db: str | None, config_path: str | None, directory: str | No
     try:
         with transaction(database.conn()) as conn:
             result = sync(conn, Path(directory) if directory else config.journeys_dir,
-                          int(time.time() * 1000))
+                          int(time.time() * 1000), references_for(config, None))
     finally:
         database.close()
     for name, version, new in result.loaded:
@@ -233,9 +235,9 @@ def journeys_simulate(db: str | None, config_path: str | None, file: str, since:
 
     config = _config(config_path, db=db)
     path = Path(file)
-    names = _message_names(messages_dir(config))
+    kinds = _message_kinds(messages_dir(config))
     try:
-        journey = load_file(path, messages=names)
+        journey = load_file(path, references=references_for(config, kinds))
     except JourneyFileError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
@@ -266,6 +268,11 @@ def journeys_simulate(db: str | None, config_path: str | None, file: str, since:
     click.echo(f"Simulated {journey.name} from {_when(start)} to {_when(end)} over "
                f"{sim.events} events (nothing was sent).")
     click.echo(f"Entered: {summary['entered']} runs by {summary['people']} people")
+    refused = summary["notEntered"]
+    if refused:
+        click.echo(f"Trigger events that started no run: {sum(r['count'] for r in refused)}")
+        for row in refused:
+            click.echo(f"  {row['code']}\t{row['count']}\t{row['text']}")
     for row in summary["sends"]:
         click.echo(f"  {row['message']}\t{row['channel']}\t{row['state']}\t{row['count']}")
     click.echo(f"Converted: {summary['conversions']} (revenue {summary['revenue']:g})")

@@ -12,6 +12,8 @@ import click
 from .cli_common import _config, _database, _when, common_options
 from .config import Config
 from .errors import KanalError
+from .journeys.definition import journey_files, load_files
+from .journeys.references import references_for
 from .messages.catalog import Catalog, load_directory, message_files, messages_dir
 from .messages.eligibility import BUILTIN_CHANNELS, ChannelInfo, Policy, check, load_person
 from .messages.errors import DefinitionError
@@ -57,7 +59,10 @@ def messages_validate(db: str | None, config_path: str | None, directory: str | 
     """Check every message file (YAML, fields, templates).
 
     Every problem of every file is printed as FILE:LINE: FIELD: WHAT; the exit status is
-    1 when there is one.
+    1 when there is one. Then the send steps of the journey files that use them: each
+    must name a message that exists, and channels the config has (or the built-in ones
+    without any [channels] table) for which the message has content; each problem as
+    FILE:LINE.
     """
     config = _config(config_path, db=db)
     catalog = _catalog(config, directory)
@@ -66,6 +71,19 @@ def messages_validate(db: str | None, config_path: str | None, directory: str | 
     if problems:
         raise click.ClickException("\n".join(problems))
     click.echo(f"{len(catalog.messages)} message(s) OK in {catalog.directory}")
+    kinds = {name: m.kinds for name, m in catalog.messages.items()}
+    try:
+        _, found = load_files(journey_files(config.journeys_dir),
+                              references_for(config, kinds))
+    except KanalError as exc:
+        raise click.ClickException(str(exc)) from None
+    sends = [p for p in found if p.where.endswith((".send", ".channel"))
+             or ".fallbacks[" in p.where]
+    for problem in sends:
+        click.echo(str(problem), err=True)
+    if sends:
+        raise click.ClickException(f"{len(sends)} send step(s) in {config.journeys_dir} "
+                                   "name a message or channel that isn't there")
 
 
 @messages.command("list")

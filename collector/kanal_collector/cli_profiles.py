@@ -180,9 +180,12 @@ def profiles_rebuild(db: Database) -> None:
 @click.option("--allow-rejects", is_flag=True,
               help="Exit 0 even when rows were rejected (the valid rows are stored either "
                    "way).")
+@click.option("--trigger", is_flag=True,
+              help="Let the rows start journeys, as if they had just happened (without "
+                   "it, imported rows are history and start none).")
 @with_db
 def import_(db: Database, file: str, source: str, report_path: str | None,
-            dry_run: bool, allow_rejects: bool) -> None:
+            dry_run: bool, allow_rejects: bool, trigger: bool) -> None:
     """Import offline purchases or a customer list (CSV or JSON lines), origin `store`.
 
     Columns userId, anonymousId, event, type, timestamp and messageId are message
@@ -190,6 +193,10 @@ def import_(db: Database, file: str, source: str, report_path: str | None,
     a trait (rows without an event) or a property (rows with one). Re-running a file
     stores nothing twice. The exit status is 1 when any row was rejected (the valid
     rows are stored all the same), unless --allow-rejects.
+
+    Imported rows are history: they update profiles and segments but start no journey,
+    unless --trigger is given (then each new row may start journeys as if it had just
+    happened, whatever its timestamp).
     """
     conn = db.conn()
     sid = find_source(conn, source)
@@ -201,7 +208,8 @@ def import_(db: Database, file: str, source: str, report_path: str | None,
                            file=sys.stderr) as bar:
         report = importer.import_file(conn, path, source_id=sid, received_ms=_now_ms(),
                                       dry_run=dry_run, progress=bar.update,
-                                      default_country=country_setting(current_config()))
+                                      default_country=country_setting(current_config()),
+                                      trigger=trigger)
     verb = "Checked" if dry_run else "Imported"
     click.echo(f"{verb} {report.rows} rows: {report.stored} stored, "
                f"{report.duplicates} already there, {len(report.rejected)} rejected.")

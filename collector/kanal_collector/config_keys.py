@@ -106,8 +106,8 @@ CORE: tuple[Key, ...] = (
        "marketing messages need."),
     _k("messages.require_consent", "boolean", False, "Marketing needs consent granted "
        "(false: only a refusal blocks it)."),
-    _k("messages.opt_in", "strings", [], "Channels where marketing needs an explicit "
-       "subscription."),
+    _k("messages.opt_in", "strings", ["sms"], "Channels (names or kinds) where marketing "
+       "needs an explicit subscription (marketing SMS by default)."),
     _k("tracking.base_url", "url", None, "The host of tracking links (default: "
        "server.public_url)."),
     _k("tracking.mailto", "string", None, "A mailto: address in List-Unsubscribe."),
@@ -117,6 +117,11 @@ CORE: tuple[Key, ...] = (
        "a scanner's.", minimum=0),
     _k("tracking.channels", "strings", ["email"], "Channels on the preference page."),
     _k("tracking.topics", "strings", [], "Topics on the preference page."),
+    _k("tracking.one_click", "choice", "all", "What a mail client's one-click unsubscribe "
+       "stops: all marketing email, or only the email's topic.", choices=("all", "topic")),
+    _k("tracking.link_hosts", "strings", None, "Hosts a link built from untrusted data may "
+       "point at (`*.shop.example` for subdomains; default: the host of "
+       "server.public_url)."),
     _k("journeys.default_timezone", "timezone", "UTC", "The time zone of people without "
        "one."),
     _k("quiet_hours.from", "time", None, "Start of the quiet hours (\"21:00\")."),

@@ -19,6 +19,7 @@ from .config import Config
 from .deliverability.receiver import BounceServer, start_receiver, stop_receiver
 from .deliverability.routes import WebhookState
 from .errors import ConfigError, KanalError
+from .notices import startup_notices
 from .runtime import Runtime
 from .store.db import masked
 from .store.keys import bootstrap
@@ -76,6 +77,10 @@ def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
         echo(f"  secret key: {created['secret']}")
         echo(f"  admin key: {created['admin']}")
         echo("Keep them now: they are shown only this once (see `kanal keys --help`).")
+    for line in startup_notices(runtime.db.conn(), now_ms=int(runtime.clock.now() * 1000),
+                                policy=app.extensions["kanal.policy"],
+                                channels=app.extensions["kanal.channels"]):
+        echo(f"Notice: {line}")
     port = getattr(server, "effective_port", config.port)
     host = getattr(server, "effective_host", config.host)
     receiver = None
@@ -93,10 +98,15 @@ def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
     else:
         echo("Ingesting only (--no-workers): another `kanal serve` on this database runs "
              "the workers.")
-    previous = signal.signal(signal.SIGTERM, _stop)
-    echo(f"Kanal listening on http://{host}:{port} (database {masked(config.db)})")
-    sys.stdout.flush()
+    previous = signal.getsignal(signal.SIGTERM)
+    # The handler goes in, and "listening" is said, only inside the try: a SIGTERM sent
+    # as soon as that line is read (a supervisor, the tests) raises SystemExit here, and
+    # outside the try it would skip the clean stop below (the workers' lease would stay
+    # held until it expires).
     try:
+        signal.signal(signal.SIGTERM, _stop)
+        echo(f"Kanal listening on http://{host}:{port} (database {masked(config.db)})")
+        sys.stdout.flush()
         server.run()  # returns on SIGTERM/Ctrl-C (waitress closes itself)
     except KeyboardInterrupt:
         pass

@@ -97,8 +97,9 @@ def shop_backend(url: str, secret_key: str, user_id: str = "ada") -> None:
     import kanal
 
     client = kanal.Client(secret_key, host=url)
+    # Marketing SMS needs an opt-in (README: [messages] opt_in): Ada ticked the box.
     client.identify(user_id, {"email": f"{user_id}@example.com", "phone": "+46701234567",
-                              "first_name": "Ada"})
+                              "first_name": "Ada", "subscriptions": {"sms": True}})
     client.product_added(user_id, product_id="p1", price=12.0, name="Kanal mug",
                          cart_id="demo-cart-1")
     client.shutdown()  # flushes both events

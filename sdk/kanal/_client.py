@@ -336,6 +336,7 @@ class Client:
         coupon: str | None = None,
         affiliation: str | None = None,
         checkout_id: str | None = None,
+        cart_id: Id | None = None,
         properties: Props | None = None,
         anonymous_id: Id | None = None,
         context: Props | None = None,
@@ -344,7 +345,10 @@ class Client:
         message_id: Id | None = None,
     ) -> None:
         """Report a purchase ("Order Completed"): order_id, currency, products and total
-        or revenue are required; each product needs product_id, price and quantity."""
+        or revenue are required; each product needs product_id, price and quantity.
+
+        `cart_id` names the cart the order came from: a journey whose goal says
+        `same: [cart_id]` then ends only that cart's run (without it, every run)."""
         where = "order_completed()"
         props = ec.order_properties(
             where, properties=properties, order_id=order_id, currency_code=currency,
@@ -353,6 +357,7 @@ class Client:
             amounts={"total": total, "revenue": revenue, "subtotal": subtotal,
                      "shipping": shipping, "tax": tax, "discount": discount},
             texts={"coupon": coupon, "affiliation": affiliation, "checkout_id": checkout_id},
+            ids={"cart_id": cart_id},
         )
         self._commerce(ec.ORDER_COMPLETED, props, user_id, anonymous_id, context, timestamp,
                        integrations, message_id, where)
@@ -450,6 +455,7 @@ class Client:
         tax: Money | None = None,
         discount: Money | None = None,
         coupon: str | None = None,
+        cart_id: Id | None = None,
         properties: Props | None = None,
         anonymous_id: Id | None = None,
         context: Props | None = None,
@@ -457,7 +463,8 @@ class Client:
         integrations: Props | None = None,
         message_id: Id | None = None,
     ) -> None:
-        """Report the start of a checkout ("Checkout Started"): currency and products."""
+        """Report the start of a checkout ("Checkout Started"): currency and products
+        (and the `cart_id` being checked out, for journeys per cart)."""
         where = "checkout_started()"
         props = ec.order_properties(
             where, properties=properties, order_id=order_id, currency_code=currency,
@@ -465,6 +472,7 @@ class Client:
             amounts={"value": value, "revenue": revenue, "shipping": shipping, "tax": tax,
                      "discount": discount},
             texts={"coupon": coupon},
+            ids={"cart_id": cart_id},
         )
         self._commerce(ec.CHECKOUT_STARTED, props, user_id, anonymous_id, context, timestamp,
                        integrations, message_id, where)

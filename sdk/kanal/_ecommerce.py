@@ -102,13 +102,18 @@ def order_properties(
     need_products: bool = False,
     need_amount: tuple[str, ...] = (),
     texts: dict[str, object] | None = None,
+    ids: dict[str, object] | None = None,
 ) -> dict[str, Any]:
     """The properties of an order or checkout event, checked.
 
     `need_amount` names amounts of which at least one is required; a currency is required
-    whenever an amount or a product (with its price) is given.
+    whenever an amount or a product (with its price) is given. `ids` (e.g. cart_id) are
+    strings or ints, sent as strings.
     """
     props = copy_dict(properties, "properties", where) if properties is not None else {}
+    for name, value in (ids or {}).items():
+        if value is not None:
+            props[name] = check_id(value, name, where)
     if order_id is not None:
         props["order_id"] = check_id(order_id, "order_id", where)
     elif need_order_id:

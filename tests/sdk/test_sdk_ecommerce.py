@@ -21,10 +21,11 @@ def test_helpers_send_segment_ecommerce_events(sink: Sink, make_client: MakeClie
     client.product_added("u1", product_id="sku-1", price=Decimal("29.50"), quantity=2,
                          currency="eur", cart_id="c1", name="Mug")
     client.product_removed("u1", product_id="sku-1", price=29.5, currency="EUR")
-    client.checkout_started("u1", currency="EUR", products=PRODUCTS, value=59)
+    client.checkout_started("u1", currency="EUR", products=PRODUCTS, value=59, cart_id="c1")
     client.order_completed(
         "u1", order_id="o-1001", total=Decimal("64.00"), revenue=59, shipping=5, tax=0,
         currency="EUR", products=PRODUCTS, coupon="SPRING", properties={"channel": "web"},
+        cart_id="c1",
     )
     client.order_updated("u1", order_id="o-1001", total=60, currency="EUR")
     client.order_refunded("u1", order_id="o-1001", total=29.5, currency="EUR",
@@ -43,9 +44,11 @@ def test_helpers_send_segment_ecommerce_events(sink: Sink, make_client: MakeClie
     completed = events[3]
     assert completed["userId"] == "u1" and completed["type"] == "track"
     assert completed["properties"] == {
-        "channel": "web", "order_id": "o-1001", "total": 64.0, "revenue": 59, "shipping": 5,
-        "tax": 0, "products": PRODUCTS, "currency": "EUR", "coupon": "SPRING",
+        "channel": "web", "cart_id": "c1", "order_id": "o-1001", "total": 64.0,
+        "revenue": 59, "shipping": 5, "tax": 0, "products": PRODUCTS, "currency": "EUR",
+        "coupon": "SPRING",
     }
+    assert events[2]["properties"]["cart_id"] == "c1"
     assert events[6]["properties"] == {"order_id": "1002"}
     assert events[6]["anonymousId"] == "a1"
 

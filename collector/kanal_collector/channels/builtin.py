@@ -52,6 +52,9 @@ def register_settings() -> list[Key]:
                ("from", "string", None, "The sending number (E.164)."),
                ("messaging_service_sid", "string", None, "Or a Messaging Service."),
                ("status_callback", "url", None, "Kanal's public URL for delivery callbacks."),
+               ("inbound_url", "url", None, "The incoming message webhook's URL as Twilio "
+                                             "signs it (default: the public URL with "
+                                             "/hooks/twilio/NAME/inbound)."),
                ("timeout", "number", 10.0, "Seconds per request."),
                ("base_url", "url", "https://api.twilio.com", "The Twilio API.")),
         *_keys("push",

@@ -143,6 +143,22 @@ def configured_channels(config: Config) -> dict[str, dict[str, Any]]:
     return tables
 
 
+def configured_channel_kinds(config: Config) -> dict[str, str]:
+    """{name: kind} of the channels `kanal serve` would build (`[channels.NAME]` tables
+    that are enabled and of an installed type), or the built-in channels when the config
+    has no channel tables. Nothing is built or connected."""
+    tables = configured_channels(config)
+    if not tables:
+        return {cls.name: cls.kind for cls in builtin.register_channels()}
+    classes = channel_classes()
+    out = {}
+    for name, table in tables.items():
+        cls = classes.get(str(table.get("type", name)))
+        if table.get("enabled", True) is not False and cls is not None:
+            out[name] = str(cls.kind)
+    return out
+
+
 def channel_settings(pm: pluggy.PluginManager | None = None) -> dict[str, list[Key]]:
     """{channel type: its settings} from every plugin's register_settings (a type whose
     plugin declares none is absent: its tables can't be checked)."""

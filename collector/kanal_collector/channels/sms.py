@@ -8,6 +8,9 @@ Settings (`[channels.sms]`):
     status_callback         where Twilio posts delivery updates (optional): Kanal's public
                             base URL (https://kanal.example) to get /hooks/twilio/<name>
                             added, or any full URL, sent as it is
+    inbound_url             the URL set as the number's incoming message webhook, as
+                            Twilio signs it (default: the public URL with
+                            /hooks/twilio/<name>/inbound)
     timeout                 seconds (default 10)
     base_url                default https://api.twilio.com (tests point it elsewhere)
 """
@@ -27,6 +30,8 @@ from .base import Channel, OutgoingMessage, PermanentError, SendResult
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 CALLBACK_PATH = "/hooks/twilio/{channel}"
 """Where Kanal takes Twilio's status callbacks (messages/callbacks.py)."""
+INBOUND_PATH = "/hooks/twilio/{channel}/inbound"
+"""Where Kanal takes the messages people send to the channel's number (replies.py)."""
 
 
 def callback_url(status_callback: Any, channel: str) -> str | None:

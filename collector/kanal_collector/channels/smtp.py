@@ -45,6 +45,7 @@ from typing import Any, ClassVar
 from ._http import setting_float
 from .base import Channel, OutgoingMessage, PermanentError, SendResult, TransientError
 from .dkim import signer_from_settings
+from .headers import header_problem
 
 _PORTS = {"starttls": 587, "tls": 465, "none": 25}
 # Lines may be up to RFC 5322's 998 characters: with the default 78, the email package
@@ -54,17 +55,20 @@ _UTF8_POLICY = _POLICY.clone(utf8=True)
 # Headers the channel writes itself; a message may not replace them.
 _OWN_HEADERS = {"from", "to", "cc", "bcc", "subject", "date", "message-id", "reply-to",
                 "mime-version", "content-type", "content-transfer-encoding", "sender"}
-_BREAKS = ("\r", "\n", "\0", "\u2028", "\u2029", "\x85")
-
-
 def _has_break(value: str) -> bool:
-    return any(c in value for c in _BREAKS)
+    return header_problem(value) is not None
+
+
+def _check(value: str, what: str) -> None:
+    """PermanentError when `value` may not go into a header (headers.py)."""
+    problem = header_problem(value)
+    if problem is not None:
+        raise PermanentError(f"{what} {problem}: {value[:200]!r}")
 
 
 def _address(value: str, what: str) -> str:
     """One bare addr-spec (local@domain), or PermanentError: no lists, no display names."""
-    if _has_break(value):
-        raise PermanentError(f"{what} contains a line break: {value!r}")
+    _check(value, what)
     parsed = getaddresses([value])
     if (len(parsed) != 1 or parsed[0][0] or parsed[0][1] != value.strip()
             or value.count("@") != 1 or any(c in value for c in " ,;<>\"()\\")):
@@ -159,12 +163,15 @@ class EmailChannel(Channel):
         subject = content.get("subject")
         if not isinstance(subject, str) or not subject.strip():
             raise PermanentError("the email content has no subject")
-        if _has_break(subject):
-            raise PermanentError(f"subject contains a line break: {subject!r}")
+        # Every value written into a header is checked, after decoding encoded words:
+        # the email package would decode them, and some Pythons write a decoded CR LF
+        # out as a real line break (headers.py).
+        _check(subject, "subject")
         for key, value in message.headers.items():
-            if (_has_break(key) or _has_break(str(value)) or ":" in key
-                    or not key.isascii() or not key.isprintable() or " " in key):
+            if (_has_break(key) or ":" in key or not key.isascii()
+                    or not key.isprintable() or " " in key):
                 raise PermanentError(f"header {key!r} contains a line break or is invalid")
+            _check(str(value), f"header {key!r}")
             if key.lower() in _OWN_HEADERS:
                 raise PermanentError(f"header {key!r} is set by the email channel")
         text, html = content.get("text"), content.get("html")
@@ -177,7 +184,9 @@ class EmailChannel(Channel):
             msg["Reply-To"] = str(self.reply_to)
         msg["Subject"] = subject
         msg["Date"] = format_datetime(datetime.now(UTC))
-        msg["Message-ID"] = message_id(message.idempotency_key, self.domain)
+        mid = message_id(message.idempotency_key, self.domain)
+        _check(mid, "Message-ID")
+        msg["Message-ID"] = mid
         if text:
             msg.set_content(str(text))
             if html:

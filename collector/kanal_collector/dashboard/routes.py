@@ -13,6 +13,7 @@ from urllib.parse import quote
 from flask import Blueprint, current_app, g, redirect, render_template, request
 from werkzeug.wrappers import Response
 
+from ..notices import in_doubt_notices
 from ..products.report import recommendations_report
 from ..reports import views
 from ..reports.costs import delete_cost, set_cost
@@ -102,6 +103,9 @@ def _helpers() -> dict[str, Any]:
     session = g.get("dashboard_session")
     return {
         "csrf": session.csrf if session is not None else None,
+        # Sends a crash left in doubt stay on every page until someone settles them.
+        "in_doubt": (in_doubt_notices(get_runtime().db.conn())
+                     if session is not None else []),
         "money": lambda v: "-" if v is None else f"{float(v):,.2f}",
         "number": lambda v: "-" if v is None else (
             f"{v:,.0f}" if float(v).is_integer() else f"{float(v):,.4f}".rstrip("0")),

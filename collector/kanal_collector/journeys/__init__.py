@@ -2,15 +2,22 @@
 
     errors.py      JourneyError and its subclasses
     definition.py  journey files: parse, validate (with line numbers), compile to steps
+      model.py     Journey and Step, the compiled form
+      checker.py   field lines and the checks every part of a file shares
+      entry.py     trigger, entry rules and goal
+      tree.py      the steps
     evaluator.py   starts, advances and ends runs (one person in one journey)
     step.py        the processor step: triggers, wait-for-event, goals
     timers.py      the timer worker: due timers, webhook calls, schedules, file reloads
+    explain.py     `kanal journeys why` (wording, walk, refusals, why_text, versions)
+    simulate.py    `kanal journeys simulate`
 
 README.md ("Journeys") is the journey file reference.
 """
 
 from __future__ import annotations
 
+from .checker import References
 from .definition import Journey, Step, load_directory, load_file, parse_journey
 from .errors import JourneyError, JourneyFileError, Problem
 from .evaluator import Evaluator, outbox_key
@@ -24,6 +31,7 @@ __all__ = [
     "JourneyFileError",
     "JourneysStep",
     "Problem",
+    "References",
     "Step",
     "SyncResult",
     "TimerWorker",

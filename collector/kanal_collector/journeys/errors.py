@@ -2,7 +2,8 @@
 
     KanalError
     └── JourneyError            a journey can't be loaded or run
-        └── JourneyFileError    a journey file is invalid (each problem with its line)
+        ├── JourneyFileError    a journey file is invalid (each problem with its line)
+        └── WhyError            `why` was asked about an unknown person or journey
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from ..errors import KanalError
 from ..yamlfile import Problem
 
-__all__ = ["JourneyError", "JourneyFileError", "Problem"]
+__all__ = ["JourneyError", "JourneyFileError", "Problem", "WhyError"]
 
 
 class JourneyError(KanalError):
@@ -23,3 +24,7 @@ class JourneyFileError(JourneyError):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("\n".join(str(p) for p in problems))
         self.problems = problems
+
+
+class WhyError(JourneyError):
+    """The person or the journey `kanal journeys why` was asked about is unknown."""

@@ -20,7 +20,7 @@ import orjson
 from ..clock import Clock, SystemClock, utc_iso
 from ..errors import KanalError
 from ..localtime import UTC_NAME, Window, zone, zone_name
-from ..messages.enqueue import enqueue
+from ..messages.enqueue import enqueue, enqueue_failed
 from ..money import order_revenue
 from ..profiles.segments import ProfileView, matches
 from ..profiles.state import computed, traits_of
@@ -33,6 +33,7 @@ from ..store.connection import Connection
 from ..store.events import EventRow, append_events
 from .definition import Journey, Step, event_matches, parse_journey
 from .errors import JourneyError
+from .gate import Refusal
 
 log = logging.getLogger("kanal.journeys")
 
@@ -40,6 +41,14 @@ MAX_STEPS_AT_ONCE = 200
 """Steps one advance may take without waiting (a guard; the step tree has no loops)."""
 WEBHOOK_ATTEMPTS = 5
 _CONTEXT_LIMIT = 8_000
+# Why a trigger started no run (beside the history codes of gate.py and `no_match`,
+# `bot`, `disabled`, `before_journey` that only `why` tells apart).
+EXCLUDED = "excluded"
+ALREADY_ACTIVE = "already_active"
+ONCE = "once"
+ONCE_PER = "once_per"
+NO_DEDUPE_KEY = "no_dedupe_key"
+DEDUPLICATED = "deduplicated"
 
 
 def outbox_key(journey: str, run_id: int, step_id: str) -> str:
@@ -66,6 +75,8 @@ class Evaluator:
         self._versions: dict[tuple[str, int], Journey] = {}
         self._stamp: tuple[int, str] | None = None
         self._current: list[tuple[Journey, int]] = []
+        self._groups: dict[str, str] = {}
+        self._first_enabled: dict[str, int | None] = {}
 
     # -- definitions --------------------------------------------------------------------
 
@@ -82,48 +93,98 @@ class Evaluator:
 
     def current(self, conn: Connection) -> list[tuple[Journey, int]]:
         """The enabled journeys at their current versions."""
-        stamp = store.stamp(conn)
-        if stamp != self._stamp:
-            out = []
-            for name, version, enabled in store.current(conn):
-                if enabled:
-                    out.append((self.journey(conn, name, version), version))
-            self._current, self._stamp = out, stamp
+        self._refresh(conn)
         return self._current
+
+    def first_enabled(self, conn: Connection, name: str) -> int | None:
+        """When a journey was first enabled (ms), None if never."""
+        self._refresh(conn)
+        return self._first_enabled.get(name)
+
+    def _refresh(self, conn: Connection) -> None:
+        stamp = store.stamp(conn)
+        if stamp == self._stamp:
+            return
+        out = []
+        groups: dict[str, str] = {}
+        for name, version, enabled in store.current(conn):
+            journey = self.journey(conn, name, version)
+            if journey.group:
+                groups[name] = journey.group
+            if enabled:
+                out.append((journey, version))
+        self._current, self._groups = out, groups
+        self._first_enabled = store.first_enabled(conn)
+        self._stamp = stamp
 
     # -- entering -----------------------------------------------------------------------
 
     def enter(self, conn: Connection, journey: Journey, version: int, profile_id: int,
               *, now: int, event_id: int | None = None,
-              body: Mapping[str, Any] | None = None) -> store.Run | None:
-        """Start a run when the entry rules allow it, and take its first steps."""
-        entry = journey.entry
-        count, last, active = store.entry_history(conn, journey.name, profile_id)
-        if active:
-            return None  # one run of a journey per person at a time
-        rule = entry.get("rule", "once")
-        if rule == "once" and count:
-            return None
-        if rule == "once_per" and last is not None and now - last < int(entry["period_ms"]):
-            return None
+              body: Mapping[str, Any] | None = None,
+              trusted: bool = True) -> store.Run | Refusal:
+        """Start a run when the entry rules allow it, and take its first steps.
+
+        Returns the run, or why none started (the same codes `kanal journeys why`
+        recomputes: refusals.py). `trusted` says whether the trigger was trusted data
+        (the run keeps it: links in its messages may be aimed by it).
+        """
+        refusal = self.entry_refusal(conn, journey, profile_id, now=now, body=body)
+        if refusal is not None:
+            return refusal
         props = properties(body or {})
-        dedupe = None
-        if entry.get("dedupe"):
-            value = props.get(entry["dedupe"])
-            if value is None or isinstance(value, dict | list):
-                return None  # a dedupe journey needs the key on its event
-            dedupe = str(value)
-            if store.dedupe_used(conn, journey.name, profile_id, dedupe):
-                return None
+        dedupe = str(props[journey.entry["dedupe"]]) if journey.entry.get("dedupe") else None
         context: dict[str, Any] = {"event": _trimmed(props)}
         run = store.create_run(conn, store.NewRun(journey.name, version, profile_id, dedupe,
-                                                  event_id, context), now)
+                                                  event_id, context, trusted), now)
         if run is None:
-            return None
+            return Refusal(DEDUPLICATED, {"value": dedupe})
         store.log(conn, run.id, now, None, "entered",
-                  {"version": version, "event_id": event_id})
+                  {"version": version, "event_id": event_id, "trusted": trusted})
         self.advance(conn, run, journey, journey.first, now)
         return run
+
+    def entry_refusal(self, conn: Connection, journey: Journey, profile_id: int, *,
+                      now: int, body: Mapping[str, Any] | None) -> Refusal | None:
+        """Why the entry rules, the dedupe key or an exclusion keep a person out, or None.
+
+        With a dedupe key, runs are per key value: a value starts at most one run, ever,
+        and runs of different values go on side by side (so `once` and `every_time`
+        both mean one run per value); `once_per` still spaces the person's runs.
+        Without one, a person is in at most one run at a time, and `once` is once ever.
+        """
+        entry = journey.entry
+        rule = entry.get("rule", "once")
+        key = entry.get("dedupe")
+        excluded = self._excluded_by(conn, journey, profile_id)
+        if excluded is not None:
+            return Refusal(EXCLUDED, {"journey": excluded[0], "run_id": excluded[1]})
+        count, last, active = store.entry_history(conn, journey.name, profile_id)
+        if not key and active:
+            return Refusal(ALREADY_ACTIVE)  # one run of a journey per person at a time
+        if not key and rule == "once" and count:
+            return Refusal(ONCE)
+        if rule == "once_per" and last is not None and now - last < int(entry["period_ms"]):
+            return Refusal(ONCE_PER, {"last": last})
+        if key:
+            value = properties(body or {}).get(key)
+            if value is None or isinstance(value, dict | list):
+                return Refusal(NO_DEDUPE_KEY)  # a dedupe journey needs the key on its event
+            if store.dedupe_used(conn, journey.name, profile_id, str(value)):
+                return Refusal(DEDUPLICATED, {"value": str(value)})
+        return None
+
+    def _excluded_by(self, conn: Connection, journey: Journey,
+                     profile_id: int) -> tuple[str, int] | None:
+        """(journey, run id) of a run of the person that excludes entering, or None."""
+        if not journey.exclude_journeys and not journey.exclude_groups:
+            return None
+        self._refresh(conn)
+        names = set(journey.exclude_journeys)
+        names |= {n for n, g in self._groups.items() if g in journey.exclude_groups}
+        names.discard(journey.name)
+        found = store.active_runs_in(conn, profile_id, names)
+        return found[0] if found else None
 
     # -- moving -------------------------------------------------------------------------
 
@@ -218,7 +279,8 @@ class Evaluator:
             self.fire(conn, run, run.timer, run.timer.due_at)
         journey = self.journey(conn, run.journey, run.version)
         goal = journey.goal
-        if goal and name == goal["event"] and not run.converted and event_matches(goal, body):
+        if (goal and name == goal["event"] and not run.converted and event_matches(goal, body)
+                and _same(goal.get("same", ()), properties(body), run, missing_matches=True)):
             window = goal.get("within_ms")
             # Without a window only a run still going converts; with one, also a run that
             # ended (ran out of steps, or a holdout) within it of entering.
@@ -238,9 +300,7 @@ class Evaluator:
         step = journey.steps[str(run.step)]
         if not event_matches({"event": step.spec["event"], "where": step.spec["where"]}, body):
             return
-        trigger = run.context.get("event", {})
-        props = properties(body)
-        if any(props.get(p) != trigger.get(p) for p in step.spec.get("same", [])):
+        if not _same(step.spec.get("same", ()), properties(body), run, missing_matches=False):
             return
         store.delete_timer(conn, run.id)
         run.timer = None
@@ -304,11 +364,20 @@ class Evaluator:
                 now=self.clock.now(), channels=self.channels, catalog=self.catalog,
                 priority=int(spec.get("priority", journey.priority)),
                 controls={"quiet_hours": str(spec.get("quiet_hours") or journey.quiet_hours),
-                          "over_limit": str(spec.get("over_limit") or journey.over_limit)})
+                          "over_limit": str(spec.get("over_limit") or journey.over_limit)},
+                # An untrusted trigger's properties may not aim a link (linkguard.py).
+                untrusted=() if run.trusted else ("event",))
         except (KanalError, ValueError, TypeError) as exc:
-            # A bad send must not stop the processor: the run goes on, the log says why.
+            # A bad send must not stop the processor: the run goes on, and a failed
+            # outbox row (and the run's log) says why, so it is seen, not just logged.
             log.warning("journey %s run %s step %s: %s", journey.name, run.id, step.id, exc)
-            store.log(conn, run.id, now, step.id, "send_failed", {"error": str(exc)})
+            outbox_id = enqueue_failed(
+                conn, profile_id=run.profile_id, message=str(spec["message"]),
+                channel=str(spec["channel"]), idempotency_key=key,
+                kind=str(spec.get("kind") or journey.kind), reason=f"not queued: {exc}",
+                now=self.clock.now(), journey=journey.name, step=step.id)
+            store.log(conn, run.id, now, step.id, "send_failed",
+                      {"error": str(exc), "outbox_id": outbox_id})
             return
         store.log(conn, run.id, now, step.id, "queued", {"outbox_id": outbox_id})
 
@@ -389,6 +458,23 @@ def trait_event(source: int, idents: list[tuple[str, str]], traits: Mapping[str,
     return EventRow(source, message_id, "identify", None, user_id, anonymous_id, "server",
                     KANAL_KEY_KIND, 1, at, received_at,
                     orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS).decode())
+
+
+def _same(names: Any, props: Mapping[str, Any], run: store.Run, *,
+          missing_matches: bool) -> bool:
+    """Whether an event carries the same values as the run's trigger for `names`.
+
+    A goal's `same` (`missing_matches`): an event without the property matches every
+    run (an order without a cart_id ends all of the person's runs); a wait_for's: it
+    must carry it.
+    """
+    trigger = run.context.get("event", {})
+    for name in names:
+        if name not in props and missing_matches:
+            continue
+        if props.get(name) != trigger.get(name):
+            return False
+    return True
 
 
 def _set_timer(conn: Connection, run: store.Run, due: int, step: str,

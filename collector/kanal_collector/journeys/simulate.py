@@ -22,6 +22,9 @@ journeys are not replayed, so caps and the daily budget count only this journey'
 simulated messages; webhook steps call nothing (each call is recorded as it would
 have been made); `before_send` hooks don't run; split arms are drawn afresh for each
 simulated run; a disabled journey file is simulated as if enabled.
+
+Trigger events that started no run are counted by reason (history: imported, too old,
+from before the journey was loaded; an exclusion; the entry rules), as live.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from ..config import Config
 from ..localtime import default_timezone
 from ..messages.catalog import Catalog, messages_dir
 from ..messages.controls import Controls
-from ..messages.dispatcher import Dispatcher, Settings
+from ..messages.dispatcher import Dispatcher, Settings, link_policy
 from ..messages.eligibility import BUILTIN_CHANNELS, Policy
 from ..products import ProductSettings, ProductsStep, template_globals
 from ..profiles.identity import default_country
@@ -62,6 +65,18 @@ from .timers import TimerWorker, next_occurrence
 
 _CHUNK = 500
 Progress = Callable[[int, int], None]
+REFUSAL_WORDS = {
+    "imported": "imported without --trigger (history)",
+    "too_old": "too old for the trigger's max_age when received (history)",
+    "before_enabled": "from before the journey was first enabled (history)",
+    "excluded": "the person was in an excluded journey or group",
+    "already_active": "a run of the person was still going",
+    "once": "entry rule once: the person had had a run",
+    "once_per": "entry rule once_per: the last run was too recent",
+    "no_dedupe_key": "no value for the dedupe key",
+    "deduplicated": "the dedupe key's value had had its run",
+}
+"""What each refusal code means, in the simulation's summary."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +177,8 @@ class Simulation:
     conversions: dict[int, dict[str, Any]]
     webhooks: list[dict[str, Any]]
     people: dict[int, dict[str, Any]]
+    refused: dict[str, int] = field(default_factory=dict)
+    """Trigger events that started no run, by reason (`why`'s codes)."""
 
     def summary(self) -> dict[str, Any]:
         """Counts: entries, sends by message/channel/state, conversions and revenue."""
@@ -176,6 +193,9 @@ class Simulation:
             "conversions": len(self.conversions),
             "revenue": round(revenue, 2),
             "webhookCalls": len(self.webhooks),
+            "notEntered": [{"code": code, "count": n, "text": REFUSAL_WORDS.get(code, code)}
+                           for code, n in sorted(self.refused.items(),
+                                                 key=lambda item: (-item[1], item[0]))],
         }
 
 
@@ -239,6 +259,7 @@ class Simulator:
                                      settings=Settings.from_config(self.config),
                                      controls=Controls.from_config(self.config),
                                      before_send=[], owner="simulate",
+                                     link_policy=link_policy(self.config),
                                      template_globals=[template_globals(products)])
         self.conn = conn
         self.loaded = False
@@ -371,8 +392,10 @@ class Simulator:
                 int(conversion["eventId"] or 0))
             conversion["eventId"] = None if found is None else store.event_id_of(original,
                                                                                  *found)
+        refused = {code: n for (_, code), n in journey_store.refusals_since(
+            conn, 0, self.journey.name).items()}
         return Simulation(self.journey.name, self.since, self.until, events, runs, sends,
-                          conversions, list(self.webhooks.calls), people)
+                          conversions, list(self.webhooks.calls), people, refused)
 
 
 def _send_time(send: Mapping[str, Any]) -> int:

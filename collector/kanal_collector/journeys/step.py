@@ -4,9 +4,14 @@ It runs after the profiles and segments steps, inside the processor's transactio
 every event already points at its profile. Only track events whose name some journey
 version names (trigger, wait-for, goal) are looked at. Events flagged
 `properties.bot = true` never count, and Kanal's own events (deliveries, opens, segment
-changes) only when a journey names them explicitly. An event's time is when Kanal
-received it: "wait 1h" after a trigger is an hour after the trigger arrived, even when
-the processor is catching up.
+changes) only when a journey names them explicitly.
+
+History is not now (gate.py): a trigger event starts a run only when it was at most
+its trigger's `max_age` old at receipt and not from before the journey was first
+enabled (less that grace); imported rows start none unless imported with `--trigger`.
+Refused trigger events are counted per journey, reason and hour (journey_refusals).
+Once a run has started, time is receipt time: "wait 1h" after a trigger is an hour
+after the trigger arrived, even when the processor is catching up.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from ..store import orders as order_store
 from ..store.connection import Connection
 from ..store.events import StoredEvent
 from .evaluator import Evaluator
+from .gate import Refusal, history_refusal
 
 
 class JourneysStep:
@@ -64,6 +70,7 @@ class JourneysStep:
         earliest = min(e.received_at for e in wanted)
         runs = store.runs_of_profiles(conn, set(owners.values()), earliest - self._window)
         current = self.evaluator.current(conn)
+        refused: dict[tuple[str, str, int], int] = {}
         for event in wanted:
             pid = owners.get(event.id)
             if pid is None:
@@ -73,11 +80,22 @@ class JourneysStep:
             for run in list(mine):
                 self.evaluator.on_event(conn, run, event.id, event.event, event.body, at)
             for journey, version in current:
-                if journey.trigger_matches(event.event, event.body):
+                trigger = journey.matching_trigger(event.event, event.body)
+                if trigger is None:
+                    continue
+                entered: store.Run | Refusal | None = history_refusal(
+                    event, trigger, self.evaluator.first_enabled(conn, journey.name))
+                if entered is None:
                     entered = self.evaluator.enter(conn, journey, version, pid, now=at,
-                                                   event_id=event.id, body=event.body)
-                    if entered is not None:
-                        mine.append(entered)
+                                                   event_id=event.id, body=event.body,
+                                                   trusted=event.verified)
+                if isinstance(entered, Refusal):
+                    key = (journey.name, entered.code, at // store.HOUR_MS)
+                    refused[key] = refused.get(key, 0) + 1
+                else:
+                    mine.append(entered)
+        if refused:
+            store.count_refusals(conn, refused)
         order_store.settle_conversions(conn, [e.id for e in wanted])
 
 

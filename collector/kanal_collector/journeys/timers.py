@@ -35,10 +35,12 @@ from ..filestamp import Stamp, files_stamp
 from ..profiles.segments import ProfileView, matches
 from ..profiles.state import computed, traits_of
 from ..store import journeys as store
+from ..store import meta
 from ..store import profiles as profile_store
 from ..store import timeline as timeline_store
 from ..store.connection import DB_ERRORS, Connection
 from ..store.db import Database, transaction
+from .checker import References
 from .definition import Journey, journey_files, load_directory
 from .errors import Problem
 from .evaluator import WEBHOOK_ATTEMPTS, Evaluator, outbox_key
@@ -75,11 +77,14 @@ def next_occurrence(trigger: dict[str, Any] | Any, after: int) -> int:
     return anchor + steps * every
 
 
-def sync(conn: Connection, directory: Path, now: int) -> SyncResult:
+def sync(conn: Connection, directory: Path, now: int,
+         references: References | None = None) -> SyncResult:
     """Store the directory's journeys as versions (a changed file is a new version).
 
     Runs in the caller's transaction. An invalid file keeps its journey's previous
     version running; a journey whose file is gone stops taking new runs (its runs go on).
+    `references` (e.g. the configured channels) are checked too: a file naming a channel
+    that isn't there is invalid.
     """
     if not directory.is_dir():
         # A missing directory (a different working directory, a typo) must not disable
@@ -87,7 +92,7 @@ def sync(conn: Connection, directory: Path, now: int) -> SyncResult:
         log.info("no journeys directory at %s yet: journey files go there (README, "
                  "Journeys); journeys already loaded keep running", directory)
         return SyncResult()
-    journeys, problems = load_directory(directory)
+    journeys, problems = load_directory(directory, references)
     result = SyncResult(problems=problems)
     broken = {Path(p.source).stem for p in problems}
     for name, journey in journeys.items():
@@ -122,7 +127,8 @@ class TimerWorker:
     def __init__(self, db: Database, clock: Clock, *, journeys_dir: Path | None = None,
                  evaluator: Evaluator | None = None, batch_size: int = 200,
                  cursor: str = PROCESSOR_CURSOR, reload_interval: float = 2.0,
-                 session: Callable[[], requests.Session] | None = None) -> None:
+                 session: Callable[[], requests.Session] | None = None,
+                 references: References | None = None) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.db = db
@@ -133,6 +139,8 @@ class TimerWorker:
         self.cursor = cursor
         self.reload_interval = reload_interval
         self.session = session or guarded_session
+        self.references = references
+        self._installation: str | None = None
         self._conn: Connection | None = None
         self._stamp: tuple[tuple[str, float, int], ...] | None = None
         self._checked = 0.0
@@ -174,7 +182,8 @@ class TimerWorker:
         if not force and stamp == self._stamp:
             return None
         with transaction(self.conn) as conn:
-            result = sync(conn, self.journeys_dir, int(self.clock.now() * 1000))
+            result = sync(conn, self.journeys_dir, int(self.clock.now() * 1000),
+                          self.references)
         self._stamp = stamp
         return result
 
@@ -239,6 +248,14 @@ class TimerWorker:
                 self.evaluator.fire(conn, fresh, fresh.timer, at)
         return len(timers)
 
+    def _webhook_key(self, journey: str, run_id: int, step_id: str) -> str:
+        """`kanal-<installation>-journey:NAME:RUN:STEP`: stable for a step of a run, and
+        unique per installation (run ids repeat from one database to the next)."""
+        if self._installation is None:
+            with transaction(self.conn) as conn:
+                self._installation = meta.installation_id(conn)
+        return f"kanal-{self._installation}-{outbox_key(journey, run_id, step_id)}"
+
     def _call(self, journey: Journey, run: store.Run, step_id: str) -> str | None:
         spec = journey.steps[step_id].spec
         body = {"journey": journey.name, "version": run.version, "run_id": run.id,
@@ -249,7 +266,8 @@ class TimerWorker:
                 response = session.post(
                     str(spec["url"]), json=body, timeout=float(spec.get("timeout") or 10),
                     allow_redirects=False,
-                    headers={"Idempotency-Key": outbox_key(journey.name, run.id, step_id),
+                    headers={"Idempotency-Key": self._webhook_key(journey.name, run.id,
+                                                                 step_id),
                              "User-Agent": "Kanal journeys"})
         except (requests.RequestException, ValueError) as exc:
             return str(exc)

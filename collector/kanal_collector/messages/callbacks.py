@@ -32,7 +32,7 @@ from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 
 from ..channels.plugins import configured_channels
-from ..channels.sms import CALLBACK_PATH, callback_url
+from ..channels.sms import CALLBACK_PATH, INBOUND_PATH, callback_url
 from ..config import Config, resolve_secret
 from ..errors import ConfigError, StorageError
 from ..runtime import Runtime, get_runtime
@@ -65,6 +65,8 @@ class TwilioHook:
     auth_token: str
     url: str | None
     """The URL Twilio signs; None: the request's own URL (no public URL configured)."""
+    inbound_url: str | None = None
+    """The URL Twilio signs for incoming messages (replies.py); None: the request's."""
 
 
 def twilio_hooks(config: Config) -> dict[str, TwilioHook]:
@@ -77,13 +79,19 @@ def twilio_hooks(config: Config) -> dict[str, TwilioHook]:
         try:
             token = resolve_secret(table.get("auth_token"))
             url = callback_url(table.get("status_callback"), name)
+            inbound = table.get("inbound_url")
+            if inbound is not None and (not isinstance(inbound, str)
+                                        or not inbound.startswith(("http://", "https://"))):
+                raise ValueError(f"inbound_url must be an http(s) URL, not {inbound!r}")
         except (ConfigError, ValueError) as exc:
             raise ConfigError(f"[channels.{name}]: {exc}") from None
         if not isinstance(token, str) or not token:
             raise ConfigError(f"[channels.{name}]: auth_token is required")
         if url is None and base:
             url = base + CALLBACK_PATH.format(channel=name)
-        hooks[name] = TwilioHook(token, url)
+        if inbound is None and base:
+            inbound = base + INBOUND_PATH.format(channel=name)
+        hooks[name] = TwilioHook(token, url, inbound)
     return hooks
 
 
@@ -175,24 +183,37 @@ def record_status(conn: Connection, *, channel: str, sid: str, status: str,
 # -- the route ----------------------------------------------------------------------------
 
 
-def _text(body: str, status: int) -> Response:
+def text_response(body: str, status: int) -> Response:
+    """A plain-text answer to a provider."""
     return Response(body, status=status, mimetype="text/plain")
 
 
-@callbacks_blueprint.post("/hooks/twilio/<channel>")
-def twilio_status(channel: str) -> Response:
-    """Verify one Twilio status callback and record delivered / failed statuses."""
+_text = text_response
+
+
+def verified_hook(channel: str, *, inbound: bool = False) -> TwilioHook | Response:
+    """The channel's hook when the request carries Twilio's signature for it, else the
+    answer to give (404 for an unknown channel, 403 for a bad signature)."""
     hooks: dict[str, TwilioHook] = current_app.extensions["kanal.callbacks"]
     hook = hooks.get(channel)
     if hook is None:
         return _text("no such sms channel", 404)
     params = list(request.form.items(multi=True))
-    url = hook.url or request.url
+    url = (hook.inbound_url if inbound else hook.url) or request.url
     if not valid_twilio_signature(hook.auth_token, url, params,
                                   request.headers.get(SIGNATURE_HEADER)):
-        log.warning("twilio callback for channel %s refused: bad signature for %s",
+        log.warning("twilio request for channel %s refused: bad signature for %s",
                     channel, url)
         return _text("bad signature", 403)
+    return hook
+
+
+@callbacks_blueprint.post("/hooks/twilio/<channel>")
+def twilio_status(channel: str) -> Response:
+    """Verify one Twilio status callback and record delivered / failed statuses."""
+    hook = verified_hook(channel)
+    if isinstance(hook, Response):
+        return hook
     sid = request.form.get("MessageSid") or request.form.get("SmsSid") or ""
     status = request.form.get("MessageStatus") or request.form.get("SmsStatus") or ""
     if not sid:

@@ -30,7 +30,14 @@ from .. import yamlfile
 from ..yamlfile import FieldPath, Lines, Problem, where
 from .errors import DefinitionError, MessageError
 from .languages import choose_language, is_language_tag, normalize_language
-from .renderer import Rendered, compile_value, render_value, template_context
+from .renderer import (
+    Rendered,
+    Trust,
+    compile_value,
+    guarded_context,
+    render_value,
+    template_context,
+)
 
 MESSAGE_KINDS = ("marketing", "transactional")
 # Content fields of each channel kind: (field, required).
@@ -84,10 +91,14 @@ class Message:
     def render(self, kind: str, *, traits: Mapping[str, Any] | None = None,
                profile: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None,
                language: str | None = None, channel: str | None = None,
-               functions: Mapping[str, Any] | None = None) -> Rendered:
+               functions: Mapping[str, Any] | None = None,
+               trust: Trust | None = None) -> Rendered:
         """Render the content for a channel kind in the best language for `language`
         (BCP 47 matching, languages.py); `functions` are the template functions
-        (`product`, `recommend`, …)."""
+        (`product`, `recommend`, …).
+
+        With `trust`, a link that untrusted input aimed at a host it doesn't allow makes
+        the render fail (LinkHostError, naming the host; linkguard.py)."""
         source_kind = self.source_kind(kind)
         chosen = choose_language(self.variants, language, self.language)
         fields = dict(self.variants[self.language][source_kind])
@@ -100,7 +111,13 @@ class Message:
                                       "topic": self.topic},
             channel=channel or kind, language=chosen, functions=functions)
         at = f"message {self.name!r} ({chosen}) {source_kind}"
-        content = {name: render_value(value, context, where=f"{at}.{name}")
+        guard = None
+        if trust is not None and (set(trust.untrusted_data) & set(data or {})
+                                  or set(trust.untrusted_traits) & set(traits or {})):
+            # Only a render with untrusted input needs the marks (all-trusted ones can
+            # aim links anywhere, as before).
+            context, guard = guarded_context(context, trust)
+        content = {name: render_value(value, context, where=f"{at}.{name}", guard=guard)
                    for name, value in fields.items()}
         return Rendered(self.name, kind, chosen, content)
 

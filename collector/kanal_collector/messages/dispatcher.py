@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..channels.base import (
     Channel,
@@ -46,11 +47,11 @@ from ..channels.base import (
     SendResult,
     TransientError,
 )
-from ..channels.plugins import build_channels
+from ..channels.plugins import build_channels, configured_channels
 from ..clock import Clock
 from ..config import Config
 from ..store import deliverability as deliverability_store
-from ..store import leases
+from ..store import leases, meta
 from ..store import outbox as store
 from ..store import profiles as profile_store
 from ..store.connection import DB_ERRORS, OUTBOX, Connection
@@ -63,6 +64,8 @@ from .delivery import delivery_event
 from .eligibility import NO_CONTENT, NO_PROFILE, ChannelInfo, Person, Policy, check, load_person
 from .errors import MessageError, SkipSend
 from .languages import format_language
+from .linkguard import LinkPolicy
+from .renderer import Trust
 
 log = logging.getLogger("kanal.dispatcher")
 
@@ -121,10 +124,13 @@ class Settings:
             raise ValueError(f"[messages]: {exc}") from None
 
 
-def provider_key(row: store.OutboxRow) -> str:
-    """The idempotency key handed to providers: stable per row, safe in any header."""
-    digest = hashlib.sha256(row.idempotency_key.encode()).hexdigest()[:32]
-    return f"kanal-{digest}"
+def provider_key(row: store.OutboxRow, installation: str) -> str:
+    """The idempotency key handed to providers: stable per row, safe in any header, and
+    unique per installation (`installation` is the database's id, store/meta.py): the
+    rows' own keys (`journey:cart:1:1`) repeat from one database to the next, and a
+    provider shared by two shops must not drop one's message as the other's copy."""
+    digest = hashlib.sha256(f"{installation}:{row.idempotency_key}".encode()).hexdigest()
+    return f"kanal-{digest[:32]}"
 
 
 @dataclass
@@ -158,9 +164,15 @@ class Dispatcher:
         rng: random.Random | None = None,
         controls: Controls | None = None,
         template_globals: Sequence[hooks.TemplateGlobals] = (),
+        paused: Sequence[str] = (),
+        link_policy: LinkPolicy | None = None,
         recover_every: float | None = None,
     ) -> None:
         self.db = db
+        self.link_policy = link_policy or LinkPolicy()
+        """Where links untrusted data builds may point ([tracking] link_hosts)."""
+        self.paused = frozenset(paused)
+        """Configured channels switched off (`enabled = false`): their rows wait."""
         self.clock = clock
         self.channels = dict(channels)
         self.catalog = catalog
@@ -186,6 +198,7 @@ class Dispatcher:
         self._conn: Connection | None = None
         self._recovered_at: float | None = None
         self._warned: set[str] = set()
+        self._installation_id: str | None = None
 
     # -- the worker ---------------------------------------------------------------------
 
@@ -218,6 +231,12 @@ class Dispatcher:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def _installation(self, conn: Connection) -> str:
+        """The database's id (inside the caller's write transaction the first time)."""
+        if self._installation_id is None:
+            self._installation_id = meta.installation_id(conn)
+        return self._installation_id
 
     def _connection(self) -> Connection:
         if self._conn is None:
@@ -274,10 +293,20 @@ class Dispatcher:
         with transaction(conn, claim=True):
             for name in sorted(store.due_channels(conn, now_ms)):
                 if name not in self.channels:
-                    if name not in self._warned:
-                        self._warned.add(name)
-                        log.warning("outbox rows wait for channel %r, which is not "
-                                    "configured", name)
+                    if name in self.paused:
+                        if name not in self._warned:
+                            self._warned.add(name)
+                            log.warning("outbox rows wait for channel %r, which is "
+                                        "switched off (enabled = false)", name)
+                        continue
+                    # The channel is gone from the config (a journey loaded before it
+                    # went): fail its rows visibly rather than keep them forever.
+                    failed = store.fail_channel(
+                        conn, name, now_ms, f"no channel named {name!r} is configured "
+                        f"([channels.{name}] in kanal.toml); `kanal outbox retry ID "
+                        "--failed` once it is")
+                    log.error("%d outbox row(s) failed: no channel named %r is configured",
+                              failed, name)
                     continue
                 limit = self.settings.batch_size - len(claimed)
                 if limit <= 0:
@@ -341,6 +370,7 @@ class Dispatcher:
         channel = self.channels[row.channel]
         now_ms = self._now_ms()
         with transaction(conn):
+            installation = self._installation(conn)
             person = load_person(conn, row.profile_id)
             if person is None:
                 store.mark_final(conn, row.id, token, "skipped", NO_PROFILE, now_ms)
@@ -371,10 +401,11 @@ class Dispatcher:
             for extra in extras:
                 functions.update(extra.globals())
             try:
-                rendered = message.render(channel.kind, traits=person.traits,
-                                          profile=person.template_profile(), data=row.data,
-                                          language=person.computed.get("language"),
-                                          channel=row.channel, functions=functions)
+                rendered = message.render(
+                    channel.kind, traits=person.traits, profile=person.template_profile(),
+                    data=row.data, language=person.computed.get("language"),
+                    channel=row.channel, functions=functions,
+                    trust=Trust(self.link_policy, row.untrusted, person.untrusted_traits))
             except SkipSend as exc:
                 store.mark_final(conn, row.id, token, "skipped", str(exc), now_ms)
                 return None
@@ -398,7 +429,8 @@ class Dispatcher:
                 headers = {"Content-Language": format_language(rendered.language),
                            **headers}
         outgoing = OutgoingMessage(
-            outbox_id=row.id, idempotency_key=provider_key(row), recipient=recipient,
+            outbox_id=row.id, idempotency_key=provider_key(row, installation),
+            recipient=recipient,
             content=content, headers={str(k): str(v) for k, v in dict(headers).items()},
             metadata={"message": row.message, "kind": row.kind, "topic": topic,
                       "journey": row.journey, "step": row.step,
@@ -501,6 +533,18 @@ class Dispatcher:
         return int(self.clock.now() * 1000)
 
 
+def link_policy(config: Config) -> LinkPolicy:
+    """`[tracking] link_hosts`, and the tracking host (links Kanal itself rewrites to)."""
+    from ..tracking.settings import TrackingSettings  # tracking imports the outbox row
+
+    settings = TrackingSettings.from_config(config)
+    hosts = list(settings.link_hosts)
+    tracking = urlsplit(settings.send_base_url(config)).hostname
+    if tracking:
+        hosts.append(tracking.lower())
+    return LinkPolicy(tuple(dict.fromkeys(hosts)))
+
+
 def build_dispatcher(config: Config, db: Database, clock: Clock, *,
                      template_globals: Sequence[hooks.TemplateGlobals] = (),
                      owner: str | None = None) -> Dispatcher:
@@ -513,7 +557,10 @@ def build_dispatcher(config: Config, db: Database, clock: Clock, *,
 
     catalog = Catalog(directory=messages_dir(config))
     catalog.refresh()
-    return Dispatcher(db, clock, build_channels(config), catalog,
+    paused = [name for name, table in configured_channels(config).items()
+              if table.get("enabled", True) is False]
+    return Dispatcher(db, clock, build_channels(config), catalog, paused=paused,
+                      link_policy=link_policy(config),
                       policy=Policy.from_config(config),
                       settings=Settings.from_config(config),
                       controls=Controls.from_config(config),

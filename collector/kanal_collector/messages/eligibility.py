@@ -4,9 +4,14 @@ The reasons a row is skipped: `no profile` (forgotten or gone), `no recipient` (
 trusted identity of the channel's kind), `suppressed` (`kanal forget`; applies to
 transactional messages too), `suppressed: <reason>` (the address is on the email
 suppression list: a hard bounce, repeated soft bounces, a complaint, or added by hand;
-every message, transactional too), `no consent` and `unsubscribed` (marketing only:
-transactional messages ignore unsubscribes and consent, never suppression), and
+every message, transactional too), `no consent`, `unsubscribed` and `no opt-in`
+(marketing only: transactional messages ignore unsubscribes and consent, never
+suppression), and
 `no content` (the message has nothing for the channel's kind).
+
+Marketing SMS needs an explicit opt-in by default (`[messages] opt_in`, default
+`["sms"]`): a subscription set to true (a `Subscribed` event, the trait
+`subscriptions: {sms: true}`, or a START reply to a Twilio number).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 from ..config import Config
 from ..contacts import normalise_email, normalise_phone
 from ..profiles.privacy import is_suppressed
-from ..profiles.state import computed, traits_of
+from ..profiles.state import computed, traits_of, trusted_traits
 from ..store import deliverability as suppression_list
 from ..store import identities as identity_store
 from ..store import privacy as privacy_store
@@ -30,7 +35,10 @@ NO_RECIPIENT = "no recipient"
 SUPPRESSED = "suppressed"
 NO_CONSENT = "no consent"
 UNSUBSCRIBED = "unsubscribed"
+NO_OPT_IN = "no opt-in"
 NO_CONTENT = "no content"
+DEFAULT_OPT_IN = ("sms",)
+"""Channels (names or kinds) where marketing needs an explicit subscription by default."""
 
 # Built-in channels, for callers that have no channel objects at hand (journeys in the
 # processor): name → (kind, recipient identity).
@@ -70,18 +78,26 @@ class Policy:
     consent_category: str = "marketing"
     require_consent: bool = False
     """True: marketing needs consent granted; False: only a refusal blocks it."""
-    opt_in: tuple[str, ...] = ()
-    """Channels where marketing needs an explicit subscription (e.g. sms)."""
+    opt_in: tuple[str, ...] = DEFAULT_OPT_IN
+    """Channels (names or kinds) where marketing needs an explicit subscription."""
 
     @classmethod
     def from_config(cls, config: Config) -> Policy:
         """The policy of `[messages]`: consent_category, require_consent, opt_in."""
         section = config.section("messages")
+        opt_in = section.get("opt_in", list(DEFAULT_OPT_IN))
+        if not isinstance(opt_in, list) or not all(isinstance(c, str) for c in opt_in):
+            raise ValueError(f"[messages] opt_in: a list of channel names or kinds, not "
+                             f"{opt_in!r}")
         return cls(
             consent_category=str(section.get("consent_category", "marketing")),
             require_consent=bool(section.get("require_consent", False)),
-            opt_in=tuple(str(c) for c in section.get("opt_in", ())),
+            opt_in=tuple(opt_in),
         )
+
+    def needs_opt_in(self, info: ChannelInfo) -> bool:
+        """Whether marketing on this channel needs an explicit subscription."""
+        return info.name in self.opt_in or info.kind in self.opt_in
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,8 @@ class Person:
     identities: list[tuple[str, str]]
     traits: dict[str, Any]
     computed: dict[str, Any]
+    untrusted_traits: frozenset[str] = frozenset()
+    """Traits last written by untrusted events: they may not aim links."""
 
     def template_profile(self) -> dict[str, Any]:
         """`profile` in templates: the computed values and the id."""
@@ -112,8 +130,9 @@ def load_person(conn: Connection, profile_id: int) -> Person | None:
             return None
     pid = int(row["id"])
     state = row["state"]
-    return Person(pid, identity_store.profile_identities(conn, pid), traits_of(state),
-                  computed(state))
+    traits = traits_of(state)
+    return Person(pid, identity_store.profile_identities(conn, pid), traits, computed(state),
+                  frozenset(traits) - trusted_traits(state))
 
 
 def recipient_of(person: Person, info: ChannelInfo) -> str | None:
@@ -153,15 +172,17 @@ def check(conn: Connection, person: Person, info: ChannelInfo, *, kind: str,
     if granted is False or (policy.require_consent and granted is not True):
         return recipient, NO_CONSENT
     subs = person.computed.get("subscriptions", {})
+    opted_in = False
     for key in dict.fromkeys((info.name, info.kind)):
         slot = subs.get(key) or {}
         subscribed = slot.get("subscribed")
         if subscribed is False:
             return recipient, UNSUBSCRIBED
-        if key in policy.opt_in and subscribed is not True:
-            return recipient, UNSUBSCRIBED
+        opted_in = opted_in or subscribed is True
         if topic is not None and slot.get("topics", {}).get(topic) is False:
             return recipient, UNSUBSCRIBED
+    if policy.needs_opt_in(info) and not opted_in:
+        return recipient, NO_OPT_IN
     return recipient, None
 
 

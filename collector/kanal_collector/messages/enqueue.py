@@ -56,6 +56,7 @@ def enqueue(
     policy: Policy | None = None,
     priority: int = 0,
     controls: Mapping[str, str] | None = None,
+    untrusted: Sequence[str] = (),
 ) -> int:
     """Queue `message` for a profile; return the outbox id (the existing one for a key seen).
 
@@ -68,7 +69,9 @@ def enqueue(
     built-in channel names are assumed and any message name is accepted. `priority`
     (higher first) and `controls` (`{"quiet_hours": "defer" | "drop", "over_limit":
     "wait" | "skip"}`) are what the dispatcher's quiet hours, frequency caps and daily
-    budget go by (messages/controls.py).
+    budget go by (messages/controls.py). `untrusted` names the keys of `data` that came
+    from untrusted input (an event sent with a public key): a link they build must go to
+    an allowed host (messages/linkguard.py).
     Runs in the caller's transaction; never commits.
     """
     if not isinstance(idempotency_key, str) or not idempotency_key:
@@ -139,7 +142,27 @@ def enqueue(
         candidates=candidates, journey=journey, step=step, data=dict(data or {}),
         state="queued" if chosen else "skipped", reason=reason,
         next_attempt_at=due, now=now_ms, priority=priority, controls=checked_controls,
+        untrusted=[k for k in untrusted if k in (data or {})],
     )
+    outbox_id, _ = store.insert(conn, row)
+    return outbox_id
+
+
+def enqueue_failed(conn: Connection, *, profile_id: int, message: str,
+                   channel: str | None, idempotency_key: str, kind: str, reason: str,
+                   now: float, journey: str | None = None, step: str | None = None) -> int:
+    """Write the row of a send that could not be queued, as `failed` with the reason.
+
+    A journey whose channel or message is gone (a config or a file changed after the
+    journey was loaded) must not send nothing silently: `kanal outbox` and `kanal
+    journeys why` show the row. The same key never makes a second row.
+    """
+    now_ms = int(now * 1000)
+    row = store.NewRow(
+        idempotency_key=idempotency_key, profile_id=profile_id, message=message,
+        kind=kind if kind in MESSAGE_KINDS else "marketing", topic=None, channel=channel,
+        candidates=[channel] if channel else [], journey=journey, step=step, data={},
+        state="failed", reason=reason, next_attempt_at=now_ms, now=now_ms)
     outbox_id, _ = store.insert(conn, row)
     return outbox_id
 

@@ -13,7 +13,8 @@ unknown top-level name (`{{ trait.first_name }}`, a typo) is a load-time error
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -28,7 +29,9 @@ from jinja2 import (
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import missing
 
+from . import linkguard, taint
 from .errors import DefinitionError, RenderError, SkipSend
+from .linkguard import LinkPolicy
 
 # What a template may name at its top level (besides Jinja's own globals). The product
 # functions are handed in by whoever renders (the dispatcher: products/templates.py).
@@ -52,7 +55,7 @@ class _Undefined(ChainableUndefined):
 def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
         autoescape=autoescape, undefined=_Undefined, keep_trailing_newline=True,
-        trim_blocks=False,
+        trim_blocks=False, finalize=taint.finalize,
     )
     return env
 
@@ -94,12 +97,50 @@ def compile_value(value: Any, *, html: bool, where: str) -> Any:
     raise DefinitionError(f"{where}: unsupported value {type(value).__name__}")
 
 
-def render_value(value: Any, context: Mapping[str, Any], *, where: str) -> Any:
-    """Render a compiled value (from `compile_value`) with `context`."""
+@dataclass(frozen=True)
+class Trust:
+    """What of a render's input is untrusted, and where its links may then point.
+
+    Untrusted: the `data` keys in `untrusted_data` (an untrusted trigger's properties)
+    and the traits in `untrusted_traits` (last written by untrusted events). Links data
+    aimed in a field that read untrusted input must go to `policy`'s hosts or to a host
+    trusted input names (linkguard.py).
+    """
+
+    policy: LinkPolicy = LinkPolicy()
+    untrusted_data: Collection[str] = ()
+    untrusted_traits: Collection[str] = ()
+
+
+@dataclass
+class _Guard:
+    reads: taint.Reads
+    policy: LinkPolicy
+    trusted_hosts: set[str]
+
+
+def render_value(value: Any, context: Mapping[str, Any], *, where: str,
+                 guard: _Guard | None = None) -> Any:
+    """Render a compiled value (from `compile_value`) with `context`.
+
+    With a `guard`, every template's links are checked when it read untrusted data.
+    """
     if isinstance(value, Template):
         try:
-            return value.render(context)
-        except SkipSend:
+            if guard is None:
+                return value.render(context)
+            guard.reads.reset()
+            token = taint.activate(guard.reads)
+            try:
+                marked = value.render(context)
+            finally:
+                taint.deactivate(token)
+            if guard.reads.untrusted:
+                linkguard.check(marked, html=value.environment.autoescape is True,
+                                policy=guard.policy, trusted_hosts=guard.trusted_hosts,
+                                where=where)
+            return taint.strip(marked)
+        except (RenderError, SkipSend):
             raise
         except SecurityError as exc:
             _fail(where, f"refused: {exc}")
@@ -108,10 +149,44 @@ def render_value(value: Any, context: Mapping[str, Any], *, where: str) -> Any:
         except Exception as exc:  # a template's own arithmetic or filter errors
             _fail(where, f"{type(exc).__name__}: {exc}")
     if isinstance(value, dict):
-        return {k: render_value(v, context, where=f"{where}.{k}") for k, v in value.items()}
+        return {k: render_value(v, context, where=f"{where}.{k}", guard=guard)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [render_value(v, context, where=f"{where}[{i}]") for i, v in enumerate(value)]
+        return [render_value(v, context, where=f"{where}[{i}]", guard=guard)
+                for i, v in enumerate(value)]
     return value
+
+
+def guarded_context(context: dict[str, Any], trust: Trust) -> tuple[dict[str, Any], _Guard]:
+    """The context with untrusted input watched, and the guard for its render."""
+    reads = taint.Reads()
+    data = dict(context["data"])
+    trusted_data = {k: v for k, v in data.items() if k not in trust.untrusted_data}
+    for key in trust.untrusted_data:
+        if key in data:
+            data[key] = taint.watch(data[key], reads)
+    traits = context["traits"]
+    untrusted = set(trust.untrusted_traits) & set(traits)
+    trusted_traits = {k: v for k, v in traits.items() if k not in untrusted}
+    if untrusted:
+        traits = taint.Watched(traits, reads, keys=untrusted)
+    hosts = linkguard.hosts_in([trusted_data, trusted_traits, context["profile"]])
+    guard = _Guard(reads, trust.policy, hosts)
+    # What the template functions return is the catalogue's (trusted): the hosts of its
+    # links (a product's page) may be linked to whatever chose the product.
+    functions = {name: _noting_hosts(context[name], guard) for name in FUNCTION_NAMES
+                 if name in context}
+    return {**context, **functions, "data": data, "traits": traits}, guard
+
+
+def _noting_hosts(function: Any, guard: _Guard) -> Any:
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        result = function(*args, **kwargs)
+        guard.trusted_hosts |= linkguard.hosts_in([result])
+        return result
+
+    return call
 
 
 def _fail(where: str, message: str) -> NoReturn:

@@ -28,6 +28,9 @@ from ..store.events import EventRow, append_events
 from .identity import clean_id, event_country
 
 IMPORT_KEY_KIND = "import"
+_TRIGGER_MARK = "trigger"
+"""`context.kanal.trigger: true` on a row `kanal import --trigger` wrote: it may start
+journeys as if it had just happened (journeys/gate.py)."""
 MAX_ROW_BYTES = 32 * 1024
 _FIELDS = {
     "type": "type", "event": "event", "userid": "userId", "user_id": "userId",
@@ -208,11 +211,23 @@ def _validate(msg: dict[str, Any], default_country: str | None
     return invalid
 
 
+def triggers_journeys(body: dict[str, Any]) -> bool:
+    """Whether an imported row was imported with `--trigger` (may start journeys)."""
+    context = body.get("context")
+    kanal = context.get("kanal") if isinstance(context, dict) else None
+    return isinstance(kanal, dict) and kanal.get(_TRIGGER_MARK) is True
+
+
 def to_event(row: dict[str, Any], *, source_id: int, received_ms: int,
              occurrence: int, default_country: str | None = None,
-             invalid: list[tuple[str, str, str]] | None = None) -> EventRow:
+             invalid: list[tuple[str, str, str]] | None = None,
+             trigger: bool = False) -> EventRow:
     """The log row of one import row; InvalidMessage when it can't be imported. Invalid
-    email and phone values (still imported, as invalid traits) are added to `invalid`."""
+    email and phone values (still imported, as invalid traits) are added to `invalid`.
+
+    Imported rows are history and start no journey, unless `trigger` marks them as
+    meant to act now (`kanal import --trigger`).
+    """
     content = json.dumps(row, sort_keys=True, ensure_ascii=False, default=str)
     msg = to_message(row)
     given_id = msg.get("messageId")
@@ -228,6 +243,15 @@ def to_event(row: dict[str, Any], *, source_id: int, received_ms: int,
     msg["receivedAt"] = utc_iso(received_ms / 1000)
     context = msg.setdefault("context", {})
     context["library"] = {"name": "kanal-import"}
+    # Set (or cleared) here only: a row can't mark itself as a trigger.
+    kanal = context.get("kanal") if isinstance(context.get("kanal"), dict) else {}
+    kanal = {k: v for k, v in kanal.items() if k != _TRIGGER_MARK}
+    if trigger:
+        kanal[_TRIGGER_MARK] = True
+    if kanal:
+        context["kanal"] = kanal
+    else:
+        context.pop("kanal", None)
     body = json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
     if len(body.encode()) > MAX_ROW_BYTES:
         raise InvalidMessage(f"row is over {MAX_ROW_BYTES // 1024} KB")
@@ -241,9 +265,13 @@ def to_event(row: dict[str, Any], *, source_id: int, received_ms: int,
 def import_file(conn: Connection, path: str | Path, *, source_id: int,
                 received_ms: int, chunk: int = 500, dry_run: bool = False,
                 progress: Callable[[int], None] | None = None,
-                default_country: str | None = None) -> ImportReport:
+                default_country: str | None = None,
+                trigger: bool = False) -> ImportReport:
     """Import a CSV or JSON-lines file; one transaction per `chunk` rows. National phone
-    numbers are read in the row's `country`, else `default_country`."""
+    numbers are read in the row's `country`, else `default_country`.
+
+    The rows are history: they start no journey unless `trigger` is set.
+    """
     path = Path(path)
     report = ImportReport()
     seen: Counter[str] = Counter()
@@ -270,7 +298,7 @@ def import_file(conn: Connection, path: str | Path, *, source_id: int,
         try:
             pending.append(to_event(row, source_id=source_id, received_ms=received_ms,
                                     occurrence=seen[content], default_country=default_country,
-                                    invalid=invalid))
+                                    invalid=invalid, trigger=trigger))
             report.invalid += [InvalidContact(line, *found) for found in invalid]
         except (InvalidMessage, ValueError) as exc:
             report.rejected.append(Rejected(line, str(exc), content[:500]))

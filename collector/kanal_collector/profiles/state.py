@@ -7,7 +7,8 @@ processor, a replay by `kanal profiles rebuild` and a merge of two profiles all 
 
 Layout (short keys: it is stored once per profile):
 
-    t        traits            {name: [value, ts, event_id]}
+    t        traits            {name: [value, ts, event_id, trusted]}  (trusted: 1 when a
+                               trusted event wrote it, 0 when not; absent in old states)
     c        claimed contacts  email/phone sent by untrusted events, never used to send
     x        invalid contacts  {email|phone: [value, ts, event_id, why]}: not valid
                                (contacts.py), kept, never an identity or a recipient
@@ -20,6 +21,8 @@ Layout (short keys: it is stored once per profile):
     loc      {language|timezone|country: [value, ts, event_id]} from traits
     inf      the same, inferred from context (locale, timezone)
     subs     {channel or channel/topic: [subscribed, ts, event_id]}
+             (an opt-in, true, only from trusted events and Kanal's own: anyone may
+             unsubscribe a person, no stranger may subscribe them)
     consent  {category: [granted, ts, event_id]}
 """
 
@@ -59,10 +62,11 @@ def _newer(old: list[Any] | None, ts: int, eid: int) -> bool:
     return old is None or (ts, eid) >= (old[1], old[2])
 
 
-def _put(state: dict[str, Any], section: str, name: str, value: Any, ts: int, eid: int) -> None:
+def _put(state: dict[str, Any], section: str, name: str, value: Any, ts: int, eid: int,
+         *extra: Any) -> None:
     entries = state.setdefault(section, {})
     if _newer(entries.get(name), ts, eid):
-        entries[name] = [value, ts, eid]
+        entries[name] = [value, ts, eid, *extra]
 
 
 def _rank(entry: list[Any]) -> tuple[int, int]:
@@ -118,9 +122,11 @@ def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool,
             if _newer(entries.get(name), ts, eid):
                 entries[name] = [value, ts, eid, invalid[name]]
             continue
-        section = "c" if name in CONTACT_TRAITS and not trusted else "t"
-        _put(state, section, name, value, ts, eid)
-    _locale_and_subscriptions(state, traits, context, ts, eid)
+        if name in CONTACT_TRAITS and not trusted:
+            _put(state, "c", name, value, ts, eid)
+        else:
+            _put(state, "t", name, value, ts, eid, int(trusted))
+    _locale_and_subscriptions(state, traits, context, ts, eid, trusted)
 
     if event.type == "track" and event.event:
         name = event.event
@@ -145,7 +151,8 @@ def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool,
             topic = props.get("topic")
             if isinstance(topic, str) and topic:
                 key = f"{key}/{topic}"
-            _put(state, "subs", key, subscribed, ts, eid)
+            if trusted or not subscribed:
+                _put(state, "subs", key, subscribed, ts, eid)
     if event.origin in SESSION_ORIGINS and event.type in ("page", "screen", "track"):
         sess = state.setdefault("sess", {})
         last = sess.get(event.origin)
@@ -156,7 +163,8 @@ def apply_event(state: dict[str, Any], event: StoredEvent, *, trusted: bool,
 
 
 def _locale_and_subscriptions(state: dict[str, Any], traits: dict[str, Any],
-                              context: dict[str, Any], ts: int, eid: int) -> None:
+                              context: dict[str, Any], ts: int, eid: int,
+                              trusted: bool) -> None:
     language = traits.get("language") or traits.get("locale")
     if isinstance(language, str) and _language(language):
         _put(state, "loc", "language", _language(language), ts, eid)
@@ -179,13 +187,13 @@ def _locale_and_subscriptions(state: dict[str, Any], traits: dict[str, Any],
     subs = traits.get("subscriptions")
     if isinstance(subs, dict):
         for channel, value in subs.items():
-            if isinstance(value, bool):
+            if isinstance(value, bool) and (trusted or not value):
                 _put(state, "subs", str(channel).lower(), value, ts, eid)
             elif isinstance(value, dict):
                 for topic, flag in value.items():
-                    if isinstance(flag, bool):
+                    if isinstance(flag, bool) and (trusted or not flag):
                         _put(state, "subs", f"{str(channel).lower()}/{topic}", flag, ts, eid)
-    if isinstance(traits.get("unsubscribed"), bool):
+    if isinstance(traits.get("unsubscribed"), bool) and (trusted or traits["unsubscribed"]):
         _put(state, "subs", "email", not traits["unsubscribed"], ts, eid)
 
     consent: dict[str, Any] = {}
@@ -295,6 +303,13 @@ def computed(state: dict[str, Any]) -> dict[str, Any]:
 def traits_of(state: dict[str, Any]) -> dict[str, Any]:
     """Current trait values (trusted ones only)."""
     return {name: entry[0] for name, entry in sorted(state.get("t", {}).items())}
+
+
+def trusted_traits(state: dict[str, Any]) -> set[str]:
+    """The traits last written by trusted events (a secret key, a valid userHash, an
+    import, Kanal's own): links in messages may be aimed by them."""
+    return {name for name, entry in state.get("t", {}).items()
+            if len(entry) > 3 and entry[3] == 1}
 
 
 def claimed_of(state: dict[str, Any]) -> dict[str, Any]:

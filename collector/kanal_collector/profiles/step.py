@@ -185,8 +185,10 @@ class ProfilesStep:
                         apply_own_traits(graph.state(pid), event)
                         touched.add(pid)
                     elif event.origin != "server" and not _is_bot(event):
-                        # Email opens, clicks and (un)subscribes change the profile.
-                        apply_event(graph.state(pid), event, trusted=False)
+                        # Email opens, clicks and (un)subscribes change the profile: the
+                        # person's own choices through Kanal's signed links and pages (or
+                        # a signed SMS reply), so a subscribe counts.
+                        apply_event(graph.state(pid), event, trusted=True)
                         touched.add(pid)
                 continue
             if claims.needs_country:

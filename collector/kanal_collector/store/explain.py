@@ -60,7 +60,7 @@ def run_conversion(conn: Connection, run_id: int) -> dict[str, Any] | None:
 def person_runs(conn: Connection, journey: str, profile_id: int) -> list[dict[str, Any]]:
     """Every run of a person in a journey, oldest first, with trigger event and context."""
     keys = ("id", "version", "state", "step", "wait_event", "dedupe", "trigger_event",
-            "context", "entered_at", "ended_at", "end_reason")
+            "context", "entered_at", "ended_at", "end_reason", "trusted")
     out = []
     for row in conn.execute(
             f"SELECT {', '.join(keys)} FROM journey_runs WHERE journey = ? AND profile_id = ? "
@@ -69,6 +69,14 @@ def person_runs(conn: Connection, journey: str, profile_id: int) -> list[dict[st
         item["context"] = orjson.loads(item["context"] or "{}")
         out.append(item)
     return out
+
+
+def person_runs_all(conn: Connection, profile_id: int) -> list[dict[str, Any]]:
+    """Every run of a person in any journey, oldest first (id, journey, times, trigger)."""
+    keys = ("id", "journey", "trigger_event", "entered_at", "ended_at")
+    return [dict(zip(keys, row, strict=True)) for row in conn.execute(
+        f"SELECT {', '.join(keys)} FROM journey_runs WHERE profile_id = ? "
+        "ORDER BY entered_at, id", (profile_id,))]
 
 
 def run_timer(conn: Connection, run_id: int) -> dict[str, Any] | None:

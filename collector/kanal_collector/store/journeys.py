@@ -72,16 +72,30 @@ def all_versions(conn: Connection) -> list[tuple[str, int]]:
 
 def set_current(conn: Connection, journey: str, version: int, enabled: bool,
                 now: int) -> bool:
-    """Point a journey at a version; True when that changed anything."""
+    """Point a journey at a version; True when that changed anything.
+
+    The first time a journey is enabled is kept (`first_enabled_at`): new versions and
+    later re-enabling don't move it.
+    """
     row = conn.execute("SELECT version, enabled FROM journeys WHERE name = ?",
                        (journey,)).fetchone()
     if row is not None and (int(row[0]), bool(row[1])) == (version, enabled):
         return False
-    conn.execute("INSERT INTO journeys (name, version, enabled, updated_at) VALUES (?,?,?,?) "
-                 "ON CONFLICT(name) DO UPDATE SET version = excluded.version, "
-                 "enabled = excluded.enabled, updated_at = excluded.updated_at",
-                 (journey, version, int(enabled), now))
+    first = now if enabled else None
+    conn.execute("INSERT INTO journeys (name, version, enabled, updated_at, first_enabled_at) "
+                 "VALUES (?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET "
+                 "version = excluded.version, enabled = excluded.enabled, "
+                 "updated_at = excluded.updated_at, "
+                 "first_enabled_at = coalesce(journeys.first_enabled_at, "
+                 "excluded.first_enabled_at)",
+                 (journey, version, int(enabled), now, first))
     return True
+
+
+def first_enabled(conn: Connection) -> dict[str, int | None]:
+    """{journey: when it was first enabled (ms), None if never}."""
+    return {str(n): None if t is None else int(t) for n, t in conn.execute(
+        "SELECT name, first_enabled_at FROM journeys")}
 
 
 def disable(conn: Connection, journey: str, now: int) -> bool:
@@ -121,6 +135,10 @@ class Run:
     ended_at: int | None = None
     converted: bool = False
     timer: Timer | None = None
+    dedupe: str | None = None
+    """The value of the journey's dedupe key this run is for (runs are per value)."""
+    trusted: bool = True
+    """Whether its trigger was trusted data (templates may aim links with it)."""
 
 
 @dataclass
@@ -144,12 +162,13 @@ class NewRun:
     dedupe: str | None
     trigger_event: int | None
     context: dict[str, Any] = field(default_factory=dict)
+    trusted: bool = True
 
 
 _RUN_COLS = ("r.id, r.journey, r.version, r.profile_id, r.state, r.step, r.wait_event, "
              "r.context, r.entered_at, r.ended_at, "
              "EXISTS (SELECT 1 FROM journey_conversions c WHERE c.run_id = r.id), "
-             "t.due_at, t.step, t.kind, t.attempts")
+             "t.due_at, t.step, t.kind, t.attempts, r.dedupe, r.trusted")
 _RUN_FROM = "FROM journey_runs r LEFT JOIN journey_timers t ON t.run_id = r.id"
 
 
@@ -158,21 +177,22 @@ def _run(row: Sequence[Any]) -> Run:
                                                str(row[13]), int(row[14]))
     return Run(int(row[0]), str(row[1]), int(row[2]), int(row[3]), str(row[4]), row[5],
                row[6], orjson.loads(row[7]), int(row[8]),
-               None if row[9] is None else int(row[9]), bool(row[10]), timer)
+               None if row[9] is None else int(row[9]), bool(row[10]), timer, row[15],
+               bool(row[16]))
 
 
 def create_run(conn: Connection, new: NewRun, now: int) -> Run | None:
     """Start a run; None when its dedupe key was already used by this person."""
     row = conn.execute(
         "INSERT INTO journey_runs (journey, version, profile_id, state, dedupe, "
-        "trigger_event, context, entered_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?) "
-        "ON CONFLICT DO NOTHING RETURNING id",
+        "trigger_event, context, entered_at, updated_at, trusted) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
         (new.journey, new.version, new.profile_id, ACTIVE, new.dedupe, new.trigger_event,
-         _dumps(new.context), now, now)).fetchone()
+         _dumps(new.context), now, now, int(new.trusted))).fetchone()
     if row is None:
         return None
     return Run(int(row[0]), new.journey, new.version, new.profile_id, ACTIVE,
-               None, None, new.context, now)
+               None, None, new.context, now, dedupe=new.dedupe, trusted=new.trusted)
 
 
 def get_run(conn: Connection, run_id: int) -> Run | None:
@@ -208,7 +228,26 @@ def entry_history(conn: Connection, journey: str,
         "coalesce(max(CASE WHEN state = 'active' THEN 1 ELSE 0 END), 0) "
         "FROM journey_runs WHERE journey = ? AND profile_id = ?",
         (journey, profile_id)).fetchone()
-    return int(row[0]), None if row[1] is None else int(row[1]), bool(row[2])
+    return int(row[0]), None if row[1] is None else int(row[1]), int(row[2]) > 0
+
+
+def active_profiles(conn: Connection, journey: str) -> list[int]:
+    """The people with an active run of a journey."""
+    return [int(r[0]) for r in conn.execute(
+        "SELECT DISTINCT profile_id FROM journey_runs WHERE journey = ? AND state = 'active' "
+        "ORDER BY profile_id", (journey,))]
+
+
+def active_runs_in(conn: Connection, profile_id: int,
+                   journeys: Iterable[str]) -> list[tuple[str, int]]:
+    """(journey, run id) of a person's active runs in any of these journeys."""
+    names = sorted(set(journeys))
+    if not names:
+        return []
+    marks = ",".join("?" * len(names))
+    return [(str(j), int(r)) for j, r in conn.execute(
+        f"SELECT journey, id FROM journey_runs WHERE profile_id = ? AND state = 'active' "
+        f"AND journey IN ({marks}) ORDER BY id", (profile_id, *names))]
 
 
 def dedupe_used(conn: Connection, journey: str, profile_id: int, dedupe: str) -> bool:
@@ -237,18 +276,22 @@ def move_runs(conn: Connection, into: int, other: int, at: int) -> list[int]:
     """Give `into` every run of `other` (a merge); returns the runs ended on the way.
 
     Timers, assignments and the log hang off the run id and move with it. Where both
-    people have an active run of the same journey, the older run is kept and the newer
-    one ends (state `exited`, its timer dropped, the reason in its log), so one person
-    never has two active runs of a journey. A dedupe key both people used stays with one
-    run, so the unique (journey, person, dedupe) index holds.
+    people have an active run of the same journey (for the same dedupe value, when the
+    journey has a dedupe key: runs of different values go on side by side), the older
+    run is kept and the newer one ends (state `exited`, its timer dropped, the reason in
+    its log), so one person never has two active runs of a journey for one value. A
+    dedupe key both people used stays with one run, so the unique (journey, person,
+    dedupe) index holds.
     """
-    active: dict[str, list[tuple[int, int]]] = {}
-    for run_id, journey, entered_at in conn.execute(
-            "SELECT id, journey, entered_at FROM journey_runs WHERE profile_id IN (?, ?) "
-            "AND state = 'active' ORDER BY entered_at, id", (into, other)):
-        active.setdefault(str(journey), []).append((int(entered_at), int(run_id)))
+    active: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for run_id, journey, entered_at, dedupe in conn.execute(
+            "SELECT id, journey, entered_at, dedupe FROM journey_runs "
+            "WHERE profile_id IN (?, ?) AND state = 'active' ORDER BY entered_at, id",
+            (into, other)):
+        key = (str(journey), "" if dedupe is None else f"={dedupe}")
+        active.setdefault(key, []).append((int(entered_at), int(run_id)))
     ended: list[int] = []
-    for journey, found in sorted(active.items()):
+    for (journey, _), found in sorted(active.items()):
         kept = found[0][1]
         for _, run_id in found[1:]:
             reason = f"merged: profile {other} into {into}; run {kept} of {journey} kept"
@@ -419,6 +462,38 @@ def run_log(conn: Connection, run_id: int) -> list[dict[str, Any]]:
             for at, step, what, detail in conn.execute(
                 "SELECT at, step, what, detail FROM journey_log WHERE run_id = ? ORDER BY id",
                 (run_id,))]
+
+
+# -- refusals ---------------------------------------------------------------------------
+
+HOUR_MS = 3_600_000
+
+
+def count_refusals(conn: Connection, counts: dict[tuple[str, str, int], int]) -> None:
+    """Add {(journey, code, epoch hour): trigger events refused} to the tally."""
+    conn.executemany(
+        "INSERT INTO journey_refusals (journey, code, hour, count) VALUES (?,?,?,?) "
+        "ON CONFLICT (journey, code, hour) DO UPDATE SET "
+        "count = journey_refusals.count + excluded.count",
+        [(j, c, h, n) for (j, c, h), n in sorted(counts.items())])
+
+
+def refusals_since(conn: Connection, since_ms: int,
+                   journey: str | None = None) -> dict[tuple[str, str], int]:
+    """{(journey, code): trigger events refused} from the hour of `since_ms` on."""
+    sql = ("SELECT journey, code, coalesce(sum(count), 0) FROM journey_refusals "
+           "WHERE hour >= ?")
+    args: list[Any] = [since_ms // HOUR_MS]
+    if journey is not None:
+        sql += " AND journey = ?"
+        args.append(journey)
+    return {(str(j), str(c)): int(n) for j, c, n in conn.execute(
+        sql + " GROUP BY journey, code", args)}
+
+
+def prune_refusals(conn: Connection, before_ms: int) -> None:
+    """Drop the tally of hours before `before_ms`."""
+    conn.execute("DELETE FROM journey_refusals WHERE hour < ?", (before_ms // HOUR_MS,))
 
 
 # -- schedules --------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from .connection import Connection
 from .db import transaction
 
@@ -20,3 +22,17 @@ def get(conn: Connection, key: str) -> str | None:
     """One value, or None."""
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else str(row[0])
+
+
+INSTALLATION_KEY = "installation_id"
+
+
+def installation_id(conn: Connection) -> str:
+    """This database's random id (created on first use, inside the caller's write
+    transaction): what makes provider idempotency keys and Message-IDs unique per
+    installation, so two shops' "journey 1, run 1, step 1" never look alike."""
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                 (INSTALLATION_KEY, secrets.token_hex(16)))
+    found = get(conn, INSTALLATION_KEY)
+    assert found is not None  # just written, or already there
+    return found

@@ -34,7 +34,7 @@ _COLUMNS = (
     "id, idempotency_key, profile_id, message, kind, topic, channel, candidates, journey, "
     "step, data, state, reason, attempts, next_attempt_at, claim_token, claimed_by, "
     "claimed_at, send_token, recipient, language, provider_id, created_at, updated_at, "
-    "sent_at, priority, controls"
+    "sent_at, priority, controls, untrusted"
 )
 DEFERRED_PREFIX = "deferred: "
 """How the reason of a row a control put off starts (`deferred: quiet hours`)."""
@@ -74,6 +74,8 @@ class OutboxRow:
     """Its journey's priority: the daily budget goes to the highest first."""
     controls: dict[str, str] = field(default_factory=dict)
     """What it does in quiet hours and over a cap: {"quiet_hours": …, "over_limit": …}."""
+    untrusted: tuple[str, ...] = ()
+    """The keys of `data` that came from untrusted input (may not aim links)."""
 
     def as_json(self) -> dict[str, Any]:
         """The row as `kanal outbox --json` and the admin API show it."""
@@ -87,6 +89,7 @@ class OutboxRow:
             "language": self.language, "providerId": self.provider_id,
             "createdAt": self.created_at, "updatedAt": self.updated_at,
             "sentAt": self.sent_at, "priority": self.priority, "controls": self.controls,
+            "untrustedData": list(self.untrusted),
         }
 
 
@@ -96,6 +99,7 @@ def _row(r: Sequence[Any]) -> OutboxRow:
         json.loads(r[7]), r[8], r[9], json.loads(r[10]), str(r[11]), r[12], int(r[13]),
         int(r[14]), r[15], r[16], r[17], r[18], r[19], r[20], r[21], int(r[22]), int(r[23]),
         r[24], int(r[25] or 0), json.loads(r[26]) if r[26] else {},
+        tuple(json.loads(r[27])) if r[27] else (),
     )
 
 
@@ -119,6 +123,7 @@ class NewRow:
     now: int
     priority: int = 0
     controls: Mapping[str, str] | None = None
+    untrusted: Sequence[str] = ()
 
 
 def insert(conn: Connection, row: NewRow) -> tuple[int, bool]:
@@ -126,13 +131,15 @@ def insert(conn: Connection, row: NewRow) -> tuple[int, bool]:
     cur = conn.execute(
         "INSERT INTO outbox (idempotency_key, profile_id, message, kind, topic, channel, "
         "candidates, journey, step, data, state, reason, next_attempt_at, created_at, "
-        "updated_at, priority, controls) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        "updated_at, priority, controls, untrusted) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT(idempotency_key) DO NOTHING RETURNING id",
         (row.idempotency_key, row.profile_id, row.message, row.kind, row.topic, row.channel,
          json.dumps(list(row.candidates)), row.journey, row.step,
          json.dumps(row.data, ensure_ascii=False, default=str), row.state, row.reason,
          row.next_attempt_at, row.now, row.now, int(row.priority),
-         json.dumps(dict(row.controls), sort_keys=True) if row.controls else None),
+         json.dumps(dict(row.controls), sort_keys=True) if row.controls else None,
+         json.dumps(sorted(row.untrusted)) if row.untrusted else None),
     )
     added = cur.fetchone()
     if added is not None:
@@ -193,6 +200,15 @@ def due_channels(conn: Connection, now: int) -> list[str]:
     return [str(r[0]) for r in conn.execute(
         "SELECT DISTINCT channel FROM outbox WHERE state = 'queued' AND next_attempt_at <= ? "
         "AND channel IS NOT NULL", (now,))]
+
+
+def fail_channel(conn: Connection, channel: str, now: int, reason: str) -> int:
+    """End the due queued rows of a channel that isn't there as `failed`; how many."""
+    cur = conn.execute(
+        "UPDATE outbox SET state = 'failed', reason = ?, updated_at = ? "
+        "WHERE state = 'queued' AND channel = ? AND next_attempt_at <= ?",
+        (reason[:1000], now, channel, now))
+    return int(cur.rowcount)
 
 
 def claim(conn: Connection, channel: str, now: int, limit: int, *, token: str,

@@ -718,11 +718,40 @@ def _m014_login_failures(m: Migration) -> None:
     m.ddl("CREATE INDEX login_failures_bucket ON login_failures(address, prefix, at)")
 
 
+def _m015_safe_sends(m: Migration) -> None:
+    # Safe sends (issue 13).
+    # - journeys.first_enabled_at: when a journey was first enabled (not per version);
+    #   a trigger event from before it, less the trigger's max_age, starts no run.
+    #   Journeys enabled today count from their first version.
+    m.ddl("ALTER TABLE journeys ADD COLUMN first_enabled_at {INT}")
+    m.execute("UPDATE journeys SET first_enabled_at = (SELECT min(v.created_at) "
+              "FROM journey_versions v WHERE v.journey = journeys.name) WHERE enabled = 1")
+    # - journey_runs.trusted: whether the run's trigger was trusted data (a secret key, a
+    #   valid userHash, an import, Kanal's own); a link built from an untrusted trigger's
+    #   properties must point at a host in [tracking] link_hosts. Runs so far take it
+    #   from their trigger event (a run without one, a schedule's, is trusted).
+    m.ddl("ALTER TABLE journey_runs ADD COLUMN trusted {INT} NOT NULL DEFAULT 1")
+    m.execute("UPDATE journey_runs SET trusted = coalesce((SELECT e.verified FROM events e "
+              "WHERE e.id = journey_runs.trigger_event), 0) "
+              "WHERE trigger_event IS NOT NULL")
+    # - outbox.untrusted: the keys of `data` that came from untrusted input (JSON list).
+    m.ddl("ALTER TABLE outbox ADD COLUMN untrusted {TEXT}")
+    # - journey_refusals: trigger events that started no run, counted per journey, reason
+    #   and hour (`kanal serve` names journeys that refused events as too old; simulate
+    #   sums them).
+    m.ddl(
+        """CREATE TABLE journey_refusals (
+            journey {TEXT} NOT NULL, code {TEXT} NOT NULL, hour {INT} NOT NULL,
+            count {INT} NOT NULL, PRIMARY KEY (journey, code, hour)
+        )"""
+    )
+
+
 def _m019_event_partitions(m: Migration) -> None:
-    # Several nodes on one PostgreSQL, and retention: the event log is partitioned by
-    # month of received_at there, with the messageId dedupe in event_keys
-    # (store/partitions.py), so `kanal events prune` drops old months whole. SQLite
-    # keeps one table and its unique index: nothing to do.
+    # Several nodes on one PostgreSQL, and retention (issue 19): the event log is
+    # partitioned by month there (the month is in the id), with the messageId dedupe in
+    # event_keys (store/partitions.py), so `kanal events prune` drops old months whole.
+    # SQLite keeps one table and its unique index: nothing to do.
     if m.dialect.partitioned_events:
         partition_log(m.conn, int(time.time() * 1000))
 
@@ -742,6 +771,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m012_order_copies,
     _m013_normalised_contacts,
     _m014_login_failures,
+    _m015_safe_sends,
     _m019_event_partitions,
 ]
 

@@ -8,6 +8,8 @@ targets in the same database, so the tracking routes can later redirect only to 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from ..store import tracking as store
@@ -44,16 +46,26 @@ PREFERENCES_PLACEHOLDER = "%%preferences_url%%"
 """Written in a message's HTML, replaced by the preference page's URL at send time."""
 
 
-def prepare_email(
+@dataclass(frozen=True)
+class PreparedEmail:
+    """A tracked email's parts after `prepare_message`."""
+
+    html: str | None
+    text: str | None
+    headers: dict[str, str]
+
+
+def prepare_message(
     conn: Connection,
     *,
     outbox_id: int,
     profile_id: int,
     message: str | None,
     journey: str | None,
-    html: str,
+    html: str | None,
     base_url: str,
     now: float,
+    text: str | None = None,
     channel: str = "email",
     topic: str | None = None,
     marketing: bool = True,
@@ -61,13 +73,15 @@ def prepare_email(
     keys: Sequence[bytes] = (),
     track_opens: bool = True,
     track_clicks: bool = True,
-) -> tuple[str, dict[str, str]]:
-    """Rewrite links, add the open pixel and return (html, extra headers).
+) -> PreparedEmail:
+    """Rewrite links, add the open pixel, fill in the placeholders; add the headers.
 
     Records the send (profile, message, journey, channel, topic, time) and every link
     target for `outbox_id`; runs in the caller's transaction if one is open, else in
-    its own. Marketing emails get `List-Unsubscribe` (the one-click URL, and
-    `mailto` when given) and, when `base_url` is https, `List-Unsubscribe-Post:
+    its own. Links and the pixel are the HTML's; `%%unsubscribe_url%%` and
+    `%%preferences_url%%` are filled in in both parts. Every marketing email gets
+    `List-Unsubscribe` (the one-click URL, and `mailto` when given), whatever its
+    format — HTML, text or both — and, when `base_url` is https, `List-Unsubscribe-Post:
     List-Unsubscribe=One-Click` (RFC 8058 requires an HTTPS URI for one-click).
     `keys` are the config's signing keys (newest first); empty: the database's.
     `now` is seconds since the epoch (the clock's).
@@ -80,15 +94,18 @@ def prepare_email(
     now_ms = int(now * 1000)
     key = (list(keys) or load_keys(conn, (), now_ms))[0]
 
-    out = html.replace(UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url(base_url, key, outbox_id))
-    out = out.replace(PREFERENCES_PLACEHOLDER, preferences_url(base_url, key, profile_id))
+    def fill(part: str) -> str:
+        part = part.replace(UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url(base_url, key, outbox_id))
+        return part.replace(PREFERENCES_PLACEHOLDER, preferences_url(base_url, key, profile_id))
+
+    out = None if html is None else fill(html)
     targets: list[str] = []
-    if track_clicks:
+    if out is not None and track_clicks:
         out, targets = rewrite_links(
             out, lambda i: click_url(base_url, key, outbox_id, i), skip_prefix=base_url + "/")
         if len(targets) > tokens.MAX_LINKS + 1:
             raise ValueError(f"html: more than {tokens.MAX_LINKS + 1} links to track")
-    if track_opens:
+    if out is not None and track_opens:
         out = add_pixel(out, open_url(base_url, key, outbox_id))
 
     send = store.SendInfo(outbox_id, profile_id, message, journey, channel, topic, now_ms)
@@ -107,4 +124,11 @@ def prepare_email(
         headers["List-Unsubscribe"] = ", ".join(targets_header)
         if base_url.startswith("https://"):
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    return out, headers
+    return PreparedEmail(out, None if text is None else fill(text), headers)
+
+
+def prepare_email(conn: Connection, *, html: str,
+                  **kwargs: Any) -> tuple[str, dict[str, str]]:
+    """`prepare_message` for an HTML email: (html, extra headers)."""
+    prepared = prepare_message(conn, html=html, **kwargs)
+    return prepared.html or "", prepared.headers

@@ -1,10 +1,12 @@
-"""The small HTML pages of the tracking routes (no scripts, no external resources)."""
+"""The small HTML pages of the tracking routes (no scripts, no external resources), in
+the person's language (locale.py; the strings live in `locales/*.toml`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
 
+from .locale import Words
 from .prefs import Choice
 
 _STYLE = ("body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:3rem auto;"
@@ -13,65 +15,75 @@ _STYLE = ("body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:3rem a
           "label{display:block}")
 
 
-def page(title: str, body: str) -> str:
-    """A whole page."""
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+def page(title: str, body: str, words: Words) -> str:
+    """A whole page; `title` and `body` are HTML."""
+    return (f'<!doctype html><html lang="{escape(words.language)}"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width,initial-scale=1">'
-            f'<meta name="robots" content="noindex"><title>{escape(title)}</title>'
-            f'<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>{body}'
+            f'<meta name="robots" content="noindex"><title>{title}</title>'
+            f'<style>{_STYLE}</style></head><body><h1>{title}</h1>{body}'
             f'</body></html>')
 
 
-def not_found() -> str:
+def _capital(html: str) -> str:
+    return html[:1].upper() + html[1:]
+
+
+def _link(href: str, text: str) -> str:
+    return f'<a href="{escape(href)}">{text}</a>'
+
+
+def not_found(words: Words) -> str:
     """A link that was never sent, or is no longer valid."""
-    return page("Link not found",
-                "<p>This link is not valid. If you followed it from an email, the "
-                "email may be too old.</p>")
+    return page(words.text("not_found_title"), f"<p>{words.text('not_found_text')}</p>",
+                words)
 
 
-def _what(channel: str, topic: str | None) -> str:
-    return (f"{escape(topic)} ({escape(channel)})" if topic
-            else f"all {escape(channel)} marketing")
+def _form(action: str, scope: str, label: str) -> str:
+    return (f'<form method="post" action="{escape(action)}">'
+            f'<input type="hidden" name="scope" value="{scope}">'
+            f'<button type="submit">{label}</button></form>')
 
 
 def confirm_unsubscribe(action: str, channel: str, topic: str | None,
-                        preferences: str | None) -> str:
-    """GET /u/…: what a POST would do, and the button that does it."""
-    prefs = (f'<p>Or <a href="{escape(preferences)}">choose what you receive</a>.</p>'
-             if preferences else "")
-    all_button = (f'<form method="post" action="{escape(action)}">'
-                  f'<input type="hidden" name="scope" value="all">'
-                  f'<button type="submit">Unsubscribe from {_what(channel, None)}</button>'
-                  f'</form>' if topic else "")
-    return page("Unsubscribe", (
-        f"<p>Stop receiving {_what(channel, topic)}?</p>"
-        f'<form method="post" action="{escape(action)}">'
-        f'<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-        f'<button type="submit">Unsubscribe</button></form>{all_button}{prefs}'))
+                        preferences: str | None, words: Words) -> str:
+    """GET /u/…: what a POST would do, and the buttons that do it (all marketing on the
+    channel, or only the email's topic)."""
+    everything = words.all_marketing(channel)
+    prefs = (f"<p>{words.text('or_choose', link=_link(preferences, words.text('choose_link')))}"
+             f"</p>" if preferences else "")
+    only = (_form(action, "topic", words.text("button_topic", topic=words.topic(topic)))
+            if topic else "")
+    return page(words.text("unsubscribe_title"), (
+        f"<p>{words.text('confirm', what=everything)}</p>"
+        f"{_form(action, 'all', _capital(words.text('button_all', what=everything)))}"
+        f"{only}{prefs}"), words)
 
 
-def unsubscribed(channel: str, topic: str | None, preferences: str | None) -> str:
-    """After the POST."""
-    prefs = (f'<p>You can <a href="{escape(preferences)}">change your preferences</a> '
-             f'at any time.</p>' if preferences else "")
-    return page("You are unsubscribed",
-                f"<p>You will no longer receive {_what(channel, topic)}.</p>{prefs}")
+def unsubscribed(channel: str, topic: str | None, preferences: str | None,
+                 words: Words) -> str:
+    """After the POST: from the topic, or from all marketing on the channel."""
+    what = words.topic(topic) if topic else words.all_marketing(channel)
+    prefs = (f"<p>{words.text('prefs_after', link=_link(preferences, words.text('prefs_link')))}"
+             f"</p>" if preferences else "")
+    return page(words.text("unsubscribed_title"),
+                f"<p>{words.text('unsubscribed_text', what=what)}</p>{prefs}", words)
 
 
-def preferences(action: str, token: str, items: Sequence[Choice], saved: bool) -> str:
+def preferences(action: str, token: str, items: Sequence[Choice], saved: bool,
+                words: Words) -> str:
     """The preference page: one checkbox per channel and per topic."""
     groups: dict[str, list[str]] = {}
     for item in items:
         checked = " checked" if item.subscribed else ""
         label = (escape(item.topic) if item.topic
-                 else f"All {escape(item.channel)} marketing")
+                 else _capital(words.all_marketing(item.channel)))
         groups.setdefault(item.channel, []).append(
             f'<label><input type="checkbox" name="sub" value="{escape(item.key)}"'
             f'{checked}> {label}</label>')
     fields = "".join(f"<fieldset><legend>{escape(channel)}</legend>{''.join(rows)}"
                      f"</fieldset>" for channel, rows in groups.items())
-    note = "<p><strong>Your preferences are saved.</strong></p>" if saved else ""
-    return page("Your preferences", (
+    note = f"<p><strong>{words.text('saved')}</strong></p>" if saved else ""
+    return page(words.text("preferences_title"), (
         f'{note}<form method="post" action="{escape(action)}">'
         f'<input type="hidden" name="token" value="{escape(token)}">{fields}'
-        f'<button type="submit">Save</button></form>'))
+        f'<button type="submit">{words.text("save")}</button></form>'), words)

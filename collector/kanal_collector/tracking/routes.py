@@ -17,6 +17,7 @@ from flask import Blueprint, Flask, Response, current_app, request, url_for
 from flask.blueprints import BlueprintSetupState
 
 from ..errors import StorageError
+from ..profiles.state import computed
 from ..runtime import Runtime, get_runtime
 from ..store import profiles as profile_store
 from ..store import tracking as store
@@ -25,10 +26,14 @@ from . import pages, tokens
 from .bots import bot_reason
 from .events import EMAIL_LINK_CLICKED, EMAIL_OPENED, SUBSCRIBED, UNSUBSCRIBED, email_event
 from .keys import KeyCache
+from .locale import Words, words
 from .prefs import choices
 from .settings import TrackingSettings
 
 log = logging.getLogger("kanal.tracking")
+
+EMAIL = "email"
+"""The channel kind an unsubscribe from an email applies to: every email channel."""
 
 tracking_blueprint = Blueprint("tracking", __name__)
 
@@ -85,8 +90,18 @@ def _page(html: str, status: int = 200) -> Response:
     return Response(html, status=status, mimetype="text/html", headers=_PAGE_HEADERS)
 
 
-def _not_found() -> Response:
-    return _page(pages.not_found(), 404)
+def _words(profile_id: int | None = None) -> Words:
+    """The page's language: the person's, else the browser's, else English."""
+    language = None
+    if profile_id is not None:
+        conn = get_runtime().db.conn()
+        state = profile_store.load_states(conn, [profile_id]).get(profile_id)
+        language = computed(state).get("language") if state is not None else None
+    return words(language, request.headers.get("Accept-Language"))
+
+
+def _not_found(status: int = 404) -> Response:
+    return _page(pages.not_found(_words()), status)
 
 
 def _write(rows: list[EventRow | None]) -> None:
@@ -181,32 +196,46 @@ def _preferences_link(profile_id: int) -> str:
 
 @tracking_blueprint.get("/u/<token>", merge_slashes=False)
 def unsubscribe_page(token: str) -> Response:
-    """A confirmation page with a button; a GET changes nothing (link scanners GET)."""
+    """A confirmation page with the buttons; a GET changes nothing (link scanners GET)."""
     send = _unsubscribe_send(token)
     if send is None:
         return _not_found()
+    pid = _current(send.profile_id)
     return _page(pages.confirm_unsubscribe(
-        url_for("tracking.unsubscribe", token=token), send.channel, send.topic,
-        _preferences_link(send.profile_id)))
+        url_for("tracking.unsubscribe", token=token), EMAIL, send.topic,
+        _preferences_link(pid), _words(pid)))
 
 
 @tracking_blueprint.post("/u/<token>", merge_slashes=False)
 def unsubscribe(token: str) -> Response:
-    """RFC 8058 one-click: unsubscribe from the send's topic (or its whole channel with
-    `scope=all`, or when it had no topic); 200, no cookies, no redirect."""
+    """RFC 8058 one-click, or a button of the page; 200, no cookies, no redirect.
+
+    The one-click POST of a mail client (`List-Unsubscribe=One-Click`) unsubscribes from
+    all marketing email (every channel of kind email), or, with `[tracking] one_click =
+    "topic"`, from the email's topic only. The page's buttons say which they mean
+    (`scope=all` or `scope=topic`). Transactional email is never affected."""
     send = _unsubscribe_send(token)
     if send is None:
         return _not_found()
     runtime = get_runtime()
-    one_click = request.form.get("List-Unsubscribe") == "One-Click"
-    topic = None if request.form.get("scope") == "all" else send.topic
-    props = {**_send_properties(send), "topic": topic,
-             "via": "one_click" if one_click else "page"}
+    scope = request.form.get("scope")
+    one_click = scope not in ("all", "topic")
+    if one_click:
+        scope = tracking_settings(current_app).one_click
+    topic = send.topic if scope == "topic" else None
+    props = {**_send_properties(send), "channel": EMAIL, "topic": topic,
+             "sent_on": send.channel, "via": "one_click" if one_click else "page"}
     # A failed write is a 503 (the app's handler): never say "unsubscribed" unless it is.
     _write([email_event(runtime.db.conn(), UNSUBSCRIBED, profile_id=send.profile_id,
                         properties=props, now_ms=_now_ms(runtime),
                         user_agent=request.headers.get("User-Agent"))])
-    return _page(pages.unsubscribed(send.channel, topic, _preferences_link(send.profile_id)))
+    pid = _current(send.profile_id)
+    return _page(pages.unsubscribed(EMAIL, topic, _preferences_link(pid), _words(pid)))
+
+
+def _current(profile_id: int) -> int:
+    """The profile a send's person is now (merges are followed)."""
+    return profile_store.merged_into(get_runtime().db.conn(), profile_id) or profile_id
 
 
 def _preferences_profile(token: str) -> int | None:
@@ -232,7 +261,7 @@ def preferences(token: str) -> Response:
         # The token is the capability (no login, no cookie): the form must carry it too,
         # so a cross-site form can't post without already holding it.
         if not hmac.compare_digest(request.form.get("token", "").encode(), token.encode()):
-            return _page(pages.not_found(), 403)
+            return _not_found(403)
         wanted = set(request.form.getlist("sub"))
         now_ms = _now_ms(runtime)
         rows = []
@@ -249,4 +278,4 @@ def preferences(token: str) -> Response:
         _write(rows)
         items, saved = updated, True
     return _page(pages.preferences(url_for("tracking.preferences", token=token), token,
-                                   items, saved))
+                                   items, saved, _words(pid)))
