@@ -169,6 +169,18 @@ def reports(conn: Connection, config: Config, repeat: int) -> dict[str, float]:
     }
 
 
+def throwaway_server(stack: ExitStack) -> str:
+    """A PostgreSQL cluster for the run, durability on (tests/pg.sh), stopped and deleted
+    when `stack` closes; its URL."""
+    script = str(HERE.parent / "tests" / "pg.sh")
+    pgdir = tempfile.mkdtemp(prefix="kanal-bench-pg-")
+    env = {**os.environ, "KANAL_PG_DURABLE": "1"}
+    out = subprocess.run(["bash", script, "start", pgdir], capture_output=True, text=True,
+                         env=env, check=True)
+    stack.callback(subprocess.run, ["bash", script, "stop", pgdir], check=False)
+    return out.stdout.strip().splitlines()[-1]
+
+
 def admin(server: str, sql: str) -> None:
     """Run one statement on the server's maintenance database."""
     with psycopg.connect(server, autocommit=True) as conn:
@@ -308,18 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-http", action="store_true", help="skip part 1 (needs wrk)")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    root = HERE.parent
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kanal-engines-")))
-        server = args.postgres
-        if server is None:
-            pgdir = tempfile.mkdtemp(prefix="kanal-bench-pg-")
-            env = {**os.environ, "KANAL_PG_DURABLE": "1"}
-            out = subprocess.run(["bash", str(root / "tests" / "pg.sh"), "start", pgdir],
-                                 capture_output=True, text=True, env=env, check=True)
-            server = out.stdout.strip().splitlines()[-1]
-            stack.callback(subprocess.run, ["bash", str(root / "tests" / "pg.sh"), "stop",
-                                            pgdir], check=False)
+        server = args.postgres or throwaway_server(stack)
         with psycopg.connect(server) as conn:
             pg_version = conn.info.server_version
             settings = {name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]

@@ -159,6 +159,10 @@ def test_processor_applies_each_event_exactly_once_across_kill_9(tmp_path: Path)
         collector.stop()
 
 
+_WORKERS = "SELECT owner FROM leases WHERE name = 'workers'"
+"""The holder of the workers' lease (each node has a lease of its own too)."""
+
+
 def test_only_one_process_runs_workers_and_a_dead_ones_lease_is_taken_over(
     tmp_path: Path,
 ) -> None:
@@ -167,14 +171,13 @@ def test_only_one_process_runs_workers_and_a_dead_ones_lease_is_taken_over(
     first = start_collector(db, env=env)
     second = start_collector(db, env=env)
     try:
-        assert _wait(lambda: len(_rows(db, "SELECT owner FROM leases")) == 1)
-        owner = _rows(db, "SELECT owner FROM leases")[0][0]
+        assert _wait(lambda: len(_rows(db, _WORKERS)) == 1)
+        owner = _rows(db, _WORKERS)[0][0]
         holder, other = (first, second) if f":{first.process.pid}:" in owner else (
             second, first)
         assert f":{holder.process.pid}:" in owner
         holder.kill()
-        assert _wait(lambda: f":{other.process.pid}:" in _rows(
-            db, "SELECT owner FROM leases")[0][0], timeout=15)
+        assert _wait(lambda: f":{other.process.pid}:" in _rows(db, _WORKERS)[0][0], timeout=15)
         r = requests.post(f"{other.url}/v1/track", auth=(first.secret_key, ""),
                           json={"userId": "u", "event": "After takeover"}, timeout=5)
         assert r.status_code == 200
@@ -188,7 +191,7 @@ def test_only_one_process_runs_workers_and_a_dead_ones_lease_is_taken_over(
 def test_sigterm_stops_cleanly_and_releases_the_lease(tmp_path: Path) -> None:
     db = tmp_path / "kanal.db"
     collector = start_collector(db)
-    assert _wait(lambda: len(_rows(db, "SELECT owner FROM leases")) == 1)
+    assert _wait(lambda: len(_rows(db, _WORKERS)) == 1)
     collector.stop()
     assert collector.process.returncode == 0
     assert _rows(db, "SELECT owner FROM leases") == []

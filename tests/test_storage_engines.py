@@ -208,7 +208,9 @@ def test_copy_carries_every_row_and_the_id_counters(source: Log, tmp_path: Path)
     assert added == 1
     new_id = target.execute("SELECT id FROM events WHERE message_id = 'after-the-move'"
                             ).fetchone()[0]
-    assert new_id == top + 1  # past every id the source handed out, deleted ones too
+    # Past every id the source handed out, deleted ones too (PostgreSQL: the first of
+    # its month, store/partitions.py).
+    assert new_id == top + 1 or POSTGRES and new_id > top
     target.close()
 
 

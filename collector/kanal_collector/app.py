@@ -33,6 +33,7 @@ from .localtime import default_timezone
 from .messages import build_dispatcher
 from .messages.callbacks import callbacks_blueprint
 from .messages.replies import replies_blueprint
+from .nodes import node_id
 from .onsite import ConfirmationWorker, OnsiteSettings, OnsiteStep, onsite_blueprint
 from .predict.schedule import PredictScheduler
 from .predict.settings import PredictSettings
@@ -84,11 +85,12 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
         wake=wake,
         trusted_proxies=[ipaddress.ip_network(c, strict=False) for c in config.trusted_proxies],
     )
+    node = node_id()  # this process among the nodes sharing the database
     try:  # settings of kanal.toml checked when the workers are built
         zone = default_timezone(config)
         country = default_country(config)
         products = ProductSettings.from_config(config)
-        dispatcher = build_dispatcher(config, db, clock,
+        dispatcher = build_dispatcher(config, db, clock, owner=node,
                                       template_globals=[template_globals(products)])
         audiences = AudienceWorker.from_config(db, clock, config)  # [audiences.NAME]
         confirmations = ConfirmationWorker(db, clock, OnsiteSettings.from_config(config),
@@ -125,6 +127,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
                     (audiences, threading.Event()),
                     (confirmations, threading.Event())],
         poll_interval=config.poll_interval, lease_seconds=config.lease_seconds,
+        owner=node,
     )
     app.wsgi_app = IngestMiddleware(app.wsgi_app, runtime)  # type: ignore[method-assign]
 

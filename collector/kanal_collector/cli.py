@@ -13,6 +13,7 @@ from . import (
     cli_dashboard,
     cli_db,
     cli_deliverability,
+    cli_events,
     cli_journeys,
     cli_messages,
     cli_onsite,
@@ -156,6 +157,8 @@ def events_failed(db: Database, limit: int) -> None:
     for row in recent_failed(db.conn(), limit=limit):
         click.echo(f"{row['id']}\t{_when(row['received_at'])}\t{row['reason']}\t"
                    f"{row['body'][:200]}")
+
+events.add_command(cli_events.prune_command)
 
 # The commands of the other parts, registered here: the one place that knows them all.
 for _command in (

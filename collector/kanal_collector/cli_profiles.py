@@ -24,7 +24,7 @@ from .predict.views import score_lines, scores_json
 from .products import ProductSettings, ProductsStep
 from .profiles import importer
 from .profiles.privacy import forget as forget_person
-from .profiles.rebuild import RebuildBusy, rebuild
+from .profiles.rebuild import LogPruned, RebuildBusy, rebuild
 from .profiles.segments import Segment, SegmentError, load_segments_file
 from .profiles.step import sweep
 from .profiles.views import export_json, lookup, profile_json, timeline_json
@@ -183,7 +183,7 @@ def profiles_rebuild(db: Database) -> None:
             done = rebuild(conn, clock, progress=lambda n: renew(),
                            also=[products, OnsiteStep()],
                            default_country=country_setting(config), before_segments=scores)
-    except (RebuildBusy, KanalError) as exc:
+    except (RebuildBusy, LogPruned, KanalError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Rebuilt {store.count_profiles(conn)} profiles from {done} events; "
                f"{scored} people's predictive scores recomputed.")

@@ -90,8 +90,9 @@ CORE: tuple[Key, ...] = (
        "lock.", minimum=0, env="KANAL_BUSY_TIMEOUT", field="busy_timeout"),
     _k("workers.poll_interval", "number", 1.0, "Seconds between polls of the log.",
        minimum=0.01, env="KANAL_POLL_INTERVAL", field="poll_interval"),
-    _k("workers.lease_seconds", "number", 15.0, "How long the workers' lease lasts "
-       "without renewal.", minimum=1, env="KANAL_LEASE_SECONDS", field="lease_seconds"),
+    _k("workers.lease_seconds", "number", 15.0, "How long the workers' lease (and each "
+       "node's own) lasts without renewal: how soon another node takes over.",
+       minimum=1, env="KANAL_LEASE_SECONDS", field="lease_seconds"),
     _k("messages.messages_dir", "path", "messages", "Where the message files are.",
        env="KANAL_MESSAGES_DIR"),
     _k("messages.batch_size", "integer", 50, "Outbox rows the dispatcher claims at once.",

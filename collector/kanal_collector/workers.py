@@ -1,8 +1,10 @@
-"""Background work inside `kanal serve`: the supervisor, its lease, and the processor.
+"""Background work inside `kanal serve`: the supervisor, its leases, and the processor.
 
-Only one process may run workers against a database. The supervisor takes a lease row,
-renews it while alive, starts the workers as threads while it holds the lease, and
-stops them if it loses it (another process took over an expired lease).
+Only one process at a time runs the singleton workers of a database (the processor and
+its companions). The supervisor takes a lease row, renews it while alive, starts those
+workers as threads while it holds the lease, and stops them if it loses it (another
+process took over an expired lease). On PostgreSQL the dispatcher and the timers run
+on every node instead, and wake-ups come from other nodes too (nodes.py).
 
 The processor reads the event log from a durable cursor and hands each batch of new
 events to its steps (stats today; profiles, segments and journeys later). The steps'
@@ -13,30 +15,29 @@ batch and a restart resumes exactly after the last committed one.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
 from .clock import Clock
 from .errors import StorageError
+from .nodes import Wakeups, Worker, WorkerGroup, node_id
 from .store import leases
-from .store.connection import DB_ERRORS, Connection
+from .store.connection import DB_ERRORS, EVENTS, Connection
 from .store.cursors import get_position, set_position
 from .store.db import Database, transaction
+from .store.dialect import POSTGRESQL
 from .store.events import StoredEvent, events_after
+from .store.partitions import ensure_ahead
 from .store.profiles import widen_cache
 from .store.stats import add_counts
 
 log = logging.getLogger("kanal.workers")
 
-LEASE_NAME = "workers"
+LEASE_NAME = leases.WORKERS
 _MIN_PAUSE = 0.05
 _MAX_PAUSE = 0.5
 PROCESSOR_CURSOR = "processor"
@@ -51,20 +52,6 @@ class Step(Protocol):
 
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Write what `events` change; never commit (the processor does)."""
-        ...
-
-
-def _no_pause() -> float:
-    return 0.0
-
-
-class Worker(Protocol):
-    """Something the supervisor runs in a loop on its own thread."""
-
-    name: str
-
-    def run_once(self) -> int:
-        """Do one unit of work; return how much was done (0 = idle, wait for a wake-up)."""
         ...
 
 
@@ -91,6 +78,8 @@ class Processor:
     """Feeds new events to the steps; the cursor moves in the same transaction."""
 
     name = "processor"
+    wakes_on = (EVENTS,)
+    """Woken by other processes' hints that events were appended."""
 
     def __init__(self, db: Database, steps: Sequence[Step], *, batch_size: int = 500,
                  cursor: str = PROCESSOR_CURSOR,
@@ -157,13 +146,6 @@ class Processor:
             self._conn = None
 
 
-@dataclass
-class _Running:
-    worker: Worker
-    wake: threading.Event
-    thread: threading.Thread
-
-
 def describe_owner(owner: str) -> str:
     """A lease owner (`host:pid:nonce`) as words: `process 4242 on host shop-1`."""
     parts = owner.split(":")
@@ -175,7 +157,17 @@ def describe_owner(owner: str) -> str:
 
 
 class Supervisor:
-    """Holds the workers' lease and runs each worker on a thread while it has it."""
+    """Runs a node's background work: the workers only one process runs at a time while
+    it holds their lease, and, on PostgreSQL, the shared workers on every node.
+
+    Every tick (a third of the lease time) renews this node's lease and takes or renews
+    the singleton workers' lease (store/leases.py). The shared workers (the dispatcher
+    and the timers: `shared = True`) run as long as the singleton lease is held by a
+    node, this one or another; they stop while `kanal profiles rebuild` holds it. On
+    SQLite every worker is a singleton, as it always was. The lease holder also makes
+    the event log's partitions of the coming months (store/partitions.py), once an
+    hour.
+    """
 
     def __init__(
         self,
@@ -193,10 +185,16 @@ class Supervisor:
         self.workers = list(workers)
         self.poll_interval = poll_interval
         self.lease_seconds = lease_seconds
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = owner or node_id()
+        self.share = db.engine == POSTGRESQL
+        """Shared workers run on every node (PostgreSQL); else all are singletons."""
+        shared = [(w, e) for w, e in self.workers if self.share and getattr(w, "shared", False)]
+        self.singles = WorkerGroup([p for p in self.workers if p not in shared],
+                                   poll_interval=poll_interval, on_error=self._failed)
+        self.shared = WorkerGroup(shared, poll_interval=poll_interval,
+                                  on_error=self._failed)
+        self.wakeups = Wakeups(db, self.workers)
         self._stop = threading.Event()
-        self._workers_stop = threading.Event()
-        self._running: list[_Running] = []
         self._thread: threading.Thread | None = None
         self._conn: Connection | None = None
         self.holds_lease = False
@@ -206,40 +204,49 @@ class Supervisor:
         self.decided = threading.Event()
         """Set after the first attempt to take the lease (`holds_lease` is then known)."""
         self._waiting_for: str | None = None
+        self._holder: str | None = None
+        self._expires: float | None = None
+        self._maintained = float("-inf")
+
+    def _failed(self) -> None:
+        self.errors += 1
 
     def start(self) -> None:
         """Start the supervisor thread (it starts the workers once it has the lease)."""
+        self.wakeups.start()
         self._thread = threading.Thread(target=self._main, name="kanal-supervisor",
                                         daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the workers after their current unit of work and give up the lease."""
+        """Stop the workers after their current unit of work and give up the leases."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self.wakeups.stop()
 
     def _main(self) -> None:
         try:
             while not self._stop.is_set():
                 self._tick()
-                self._stop.wait(max(self.lease_seconds / 3, 0.05))
+                self._stop.wait(self._next_tick())
         finally:
-            self._stop_workers()
-            if self.holds_lease and self._conn is not None:
+            self.singles.stop()
+            self.shared.stop()
+            if self._conn is not None:
                 try:
-                    leases.release(self._conn, LEASE_NAME, self.owner)
+                    if self.holds_lease:
+                        leases.release(self._conn, LEASE_NAME, self.owner)
+                    leases.release(self._conn, leases.NODE + self.owner, self.owner)
                 except DB_ERRORS:
                     log.exception("could not release the workers' lease")
-            if self._conn is not None:
                 self._conn.close()
 
     def _tick(self) -> None:
         try:
             if self._conn is None:
                 self._conn = self.db.connect()
-            held = leases.acquire(self._conn, LEASE_NAME, self.owner, self.clock.now(),
-                                  self.lease_seconds)
+            held = leases.tick(self._conn, self.owner, self.clock.now(), self.lease_seconds)
         except _LEASE_ERRORS:
             log.exception("could not renew the workers' lease")
             held = False
@@ -249,72 +256,77 @@ class Supervisor:
         if held and not self.holds_lease:
             if self._waiting_for is not None:
                 self.notify(f"Took over the workers' lease from {self._waiting_for}: this "
-                            "process now runs the workers (processor, timers, dispatcher).")
+                            f"process now runs the workers ({self._names(self.singles)}).")
             log.info("took the workers' lease (%s)", self.owner)
-            self._start_workers()
+            self.singles.start()
         elif not held and self.holds_lease:
             log.warning("lost the workers' lease; stopping workers")
-            self._stop_workers()
+            self.singles.stop()
         if not held:
             self._note_holder()
         self.holds_lease = held
+        self._share(held)
+        if held:
+            self._maintain()
         self.decided.set()
 
+    def _next_tick(self) -> float:
+        """Seconds to the next tick: a third of the lease time, or, while another node
+        holds the lease, the moment it expires if that comes sooner (a dead holder is
+        replaced as soon as its lease runs out, not up to a third of a lease later)."""
+        pause = self.lease_seconds / 3
+        if not self.holds_lease and self._expires is not None:
+            pause = min(pause, self._expires - self.clock.now() + 0.01)
+        return max(pause, 0.05)
+
+    def _share(self, held: bool) -> None:
+        """Run the shared workers while a node holds the lease (not a rebuild)."""
+        if not self.shared.workers:
+            return
+        rebuilding = not held and (self._holder or "").startswith("rebuild:")
+        if not rebuilding and not self.shared.running and (held or self._holder):
+            self.shared.start()
+        elif rebuilding and self.shared.running:
+            log.warning("`kanal profiles rebuild` holds the workers' lease; pausing %s",
+                        self._names(self.shared))
+            self.shared.stop()
+
+    def _maintain(self) -> None:
+        """The lease holder's hourly chores: the coming months' event partitions."""
+        if self._conn is None or time.monotonic() - self._maintained < 3600:
+            return
+        try:
+            with transaction(self._conn) as conn:
+                made = ensure_ahead(conn, int(self.clock.now() * 1000))
+        except DB_ERRORS:
+            log.exception("could not make the event log's partitions ahead")
+            return
+        self._maintained = time.monotonic()
+        if made:
+            log.info("made event log partitions %s", ", ".join(made))
+
+    @staticmethod
+    def _names(group: WorkerGroup) -> str:
+        return ", ".join(w.name for w, _ in group.workers)
+
     def _note_holder(self) -> None:
-        """Say once which process holds the lease while this one only ingests."""
+        """Say once which process holds the lease while this one only ingests (or runs
+        only the shared workers)."""
+        self._holder = self._expires = None
         if self._conn is None:  # the database can't be reached just now
             return
         try:
             found = leases.holder(self._conn, LEASE_NAME)
         except DB_ERRORS:
             return
+        if found is not None and found[1] > self.clock.now():
+            self._holder, self._expires = found
         holder = describe_owner(found[0]) if found else "another process"
         if holder != self._waiting_for:
             self._waiting_for = holder
-            self.notify(f"Ingesting only: {holder} holds the workers' lease on this "
-                        "database. This process takes the workers over if that one "
-                        f"stops (its lease expires {self.lease_seconds:g} s after its "
+            doing = (f"Sharing the work: this process runs {self._names(self.shared)}; "
+                     f"{holder} holds the lease of the other workers" if self.shared.workers
+                     else f"Ingesting only: {holder} holds the workers' lease")
+            self.notify(f"{doing} on this database. This process takes them over if that "
+                        f"one stops (its lease expires {self.lease_seconds:g} s after its "
                         "last renewal).")
-
-    def _start_workers(self) -> None:
-        self._workers_stop = threading.Event()
-        for worker, wake in self.workers:
-            thread = threading.Thread(target=self._loop, args=(worker, wake, self._workers_stop),
-                                      name=f"kanal-{worker.name}", daemon=True)
-            self._running.append(_Running(worker, wake, thread))
-            thread.start()
-
-    def _stop_workers(self) -> None:
-        self._workers_stop.set()
-        for running in self._running:
-            running.wake.set()
-        for running in self._running:
-            running.thread.join(30)
-            close = getattr(running.worker, "close", None)
-            if close is not None and not running.thread.is_alive():
-                try:
-                    close()  # connections, channel sockets
-                except Exception:
-                    log.exception("worker %s did not close cleanly", running.worker.name)
-        self._running = []
-
-    def _loop(self, worker: Worker, wake: threading.Event, stop: threading.Event) -> None:
-        failures = 0
-        while not stop.is_set():
-            wake.clear()  # before the work: a wake-up during it is not lost
-            try:
-                done = worker.run_once()
-                failures = 0
-            except Exception as exc:
-                self.errors += 1
-                failures += 1
-                log.exception("worker %s failed; retrying", worker.name)
-                close = getattr(worker, "close", None)
-                if isinstance(exc, DB_ERRORS) and close is not None:
-                    close()  # its connection may be broken: it opens a new one next time
-                stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
-                continue
-            if not done:
-                wake.wait(self.poll_interval)
-            elif rest := getattr(worker, "pause", _no_pause)():
-                stop.wait(rest)

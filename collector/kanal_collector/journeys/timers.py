@@ -7,6 +7,15 @@ when the step has a `ttl` and they are later than that): never silently skipped.
 A timer only fires once the processor has applied every event received before it was
 due, so "wait up to 1 hour for Order Completed" sees an order that came in at 59 min
 even when the processor is behind.
+
+Several nodes. On PostgreSQL every `kanal serve` node runs a timer worker. Due timers
+are locked as they are fired (FOR UPDATE SKIP LOCKED) in a transaction that also holds
+the writer lock, as the processor's do, so a person's timers and events are applied one
+at a time whichever node fires them. A webhook call is claimed first (its timer pushed
+a little past the call's timeout, in a claim transaction): no other node makes the same
+call meanwhile, and if the node that claimed it dies, the timer is due again and
+another node calls (with the same Idempotency-Key). A schedule's chunk is claimed the
+same way, so two nodes never enter one chunk of people twice.
 """
 
 from __future__ import annotations
@@ -41,6 +50,8 @@ log = logging.getLogger("kanal.journeys")
 
 PROCESSOR_CURSOR = "processor"  # workers.PROCESSOR_CURSOR (workers imports the steps)
 _SCAN_CHUNK = 500
+_CALL_CLAIM_MS = 15_000
+"""How long a webhook call is claimed (longer when its `timeout` is)."""
 
 
 @dataclass
@@ -111,6 +122,8 @@ class TimerWorker:
     """Fires due timers, makes webhook calls, runs schedules, reloads journey files."""
 
     name = "journey-timers"
+    shared = True
+    """Runs on every node (row claims keep the nodes apart), not only the lease holder."""
 
     def __init__(self, db: Database, clock: Clock, *, journeys_dir: Path | None = None,
                  evaluator: Evaluator | None = None, batch_size: int = 200,
@@ -187,7 +200,7 @@ class TimerWorker:
         """Fire up to `batch_size` due wait and timeout timers in one transaction."""
         with transaction(self.conn) as conn:
             timers = store.due_timers(conn, self.horizon(conn), self.batch_size,
-                                      kinds=("wait", "timeout"))
+                                      kinds=("wait", "timeout"), claim=True)
             now = int(self.clock.now() * 1000)
             for timer in timers:
                 run = store.get_run(conn, timer.run_id)
@@ -204,7 +217,8 @@ class TimerWorker:
         again, with the same `Idempotency-Key` header for the receiver to drop the copy.
         """
         now = int(self.clock.now() * 1000)
-        timers = store.due_timers(self.conn, now, 20, kinds=("call",))
+        with transaction(self.conn, claim=True) as conn:
+            timers = store.claim_calls(conn, now, 20, now + _CALL_CLAIM_MS)
         for timer in timers:
             run = store.get_run(self.conn, timer.run_id)
             if run is None:
@@ -212,6 +226,11 @@ class TimerWorker:
                     store.delete_timer(conn, timer.run_id)
                 continue
             journey = self.evaluator.journey(self.conn, run.journey, run.version)
+            timeout_ms = int(float(journey.steps[timer.step].spec.get("timeout") or 10) * 1000)
+            if timeout_ms + 5000 > _CALL_CLAIM_MS:  # hold the claim past a long timeout
+                with transaction(self.conn, claim=True) as conn:
+                    if not store.extend_call(conn, timer, now + timeout_ms + 5000):
+                        continue
             error = self._call(journey, run, timer.step)
             with transaction(self.conn) as conn:
                 fresh = store.get_run(conn, run.id)
@@ -263,8 +282,13 @@ class TimerWorker:
         """Test one chunk of profiles against each due schedule's audience."""
         now = int(self.clock.now() * 1000)
         scanned = 0
-        for name, next_at, after in store.due_schedules(self.conn, now):
+        for name, _, _ in store.due_schedules(self.conn, now):
             with transaction(self.conn) as conn:
+                # Read again under the lock: another node may have scanned this chunk.
+                claimed = store.claim_schedule(conn, name, now)
+                if claimed is None:
+                    continue
+                next_at, after = claimed
                 found = [(j, v) for j, v in self.evaluator.current(conn) if j.name == name]
                 if not found or "schedule" not in found[0][0].trigger:
                     store.drop_schedule(conn, name)

@@ -14,10 +14,18 @@ the second and the third, outside any transaction:
    exponential backoff and jitter for a TransientError (`failed` after `max_attempts`),
    `failed` for a PermanentError, each with its delivery event in the same transaction.
 
-Never twice: a row found in `sending` when a dispatcher starts (its process died)
+Never twice: a row left in `sending` by a dispatcher that is gone (its process died)
 becomes `in_doubt` if the provider may have been called (its send_token is its claim),
 unless the channel takes an idempotency key, in which case it is sent again with the
 same key. A row that never reached the provider is simply queued again.
+
+Several nodes. On PostgreSQL every `kanal serve` node runs a dispatcher: claims take
+rows with FOR UPDATE SKIP LOCKED and no writer lock, so the nodes claim side by side and
+the provider calls, the slow part, run in parallel; prepare and record keep the writer
+lock, so the checks of caps and budgets see every row another node has prepared. A
+dispatcher's owner is its node's id, and a claim belongs to a dispatcher that is gone
+when its node's lease (store/leases.py) has expired: the survivors settle such rows
+within `recover_every` seconds of that (a third of the lease time in `kanal serve`).
 """
 
 from __future__ import annotations
@@ -49,10 +57,10 @@ from ..channels.plugins import (
 from ..clock import Clock
 from ..config import Config
 from ..store import deliverability as deliverability_store
-from ..store import meta
+from ..store import leases, meta
 from ..store import outbox as store
 from ..store import profiles as profile_store
-from ..store.connection import DB_ERRORS, Connection
+from ..store.connection import DB_ERRORS, OUTBOX, Connection
 from ..store.db import Database, transaction
 from ..store.events import append_events
 from . import hooks
@@ -143,6 +151,10 @@ class Dispatcher:
     """Delivers due outbox rows through channels (a Worker: `run_once` → rows handled)."""
 
     name = "dispatcher"
+    shared = True
+    """Runs on every node (claims keep the nodes apart), not only the lease holder."""
+    wakes_on = (OUTBOX,)
+    """Woken by other processes' hints that rows were queued."""
 
     def __init__(
         self,
@@ -160,6 +172,7 @@ class Dispatcher:
         template_globals: Sequence[hooks.TemplateGlobals] = (),
         paused: Sequence[str] = (),
         link_policy: LinkPolicy | None = None,
+        recover_every: float | None = None,
     ) -> None:
         self.db = db
         self.link_policy = link_policy or LinkPolicy()
@@ -177,6 +190,9 @@ class Dispatcher:
         self.before_send = list(hooks.before_send if before_send is None else before_send)
         self.template_globals = list(template_globals)
         self.owner = owner or f"dispatcher:{uuid.uuid4().hex[:12]}"
+        self.recover_every = (min(60.0, self.settings.stale_after) if recover_every is None
+                              else recover_every)
+        """Seconds between looks for rows left in `sending` by dispatchers that are gone."""
         self.rng = rng or random.Random()
         now = clock.now()
         self._buckets: dict[str, TokenBucket] = {}
@@ -196,10 +212,8 @@ class Dispatcher:
         """Recover crashed sends when due, then claim and deliver one batch."""
         conn = self._connection()
         now = self.clock.now()
-        if self._recovered_at is None:
+        if self._recovered_at is None or now - self._recovered_at >= self.recover_every:
             self.recover()
-        elif now - self._recovered_at >= min(60.0, self.settings.stale_after):
-            self.recover(stale_only=True)
         self.catalog.refresh()
         claimed = self._claim(conn)
         for row in claimed:
@@ -233,22 +247,24 @@ class Dispatcher:
 
     # -- recovery -----------------------------------------------------------------------
 
-    def recover(self, *, stale_only: bool = False) -> int:
+    def recover(self) -> int:
         """Settle rows other dispatchers left in `sending`; returns how many.
 
-        At start every such row is settled (only one process runs workers: a row in
-        `sending` that isn't ours belongs to a dead process); later only claims older
-        than `stale_after`. Not yet handed to the provider → queued again; maybe
-        handed → `in_doubt`, or queued again with the same idempotency key when the
-        channel takes one.
+        A row is settled when its dispatcher is gone: its owner is not a node whose
+        lease is current (a dispatcher outside `kanal serve` holds none: every other
+        owner counts as gone when it starts), or its claim is older than `stale_after`.
+        Not yet handed to the provider → queued again; maybe handed → `in_doubt`, or
+        queued again with the same idempotency key when the channel takes one.
         """
         conn = self._connection()
         now = self.clock.now()
         now_ms = int(now * 1000)
-        before = now_ms - int(self.settings.stale_after * 1000) if stale_only else None
+        before = now_ms - int(self.settings.stale_after * 1000)
         done = 0
         with transaction(conn):
-            for row in store.orphans(conn, not_owner=self.owner, claimed_before=before):
+            alive = leases.live_nodes(conn, now)
+            for row in store.orphans(conn, not_owner=self.owner, alive=alive,
+                                     claimed_before=before):
                 assert row.claim_token is not None
                 channel = self.channels.get(row.channel or "")
                 if row.send_token != row.claim_token:
@@ -276,7 +292,7 @@ class Dispatcher:
         now_ms = int(now * 1000)
         token = uuid.uuid4().hex
         claimed: list[store.OutboxRow] = []
-        with transaction(conn):
+        with transaction(conn, claim=True):
             for name in sorted(store.due_channels(conn, now_ms)):
                 if name in PULL_CHANNELS:
                     continue  # the snippet fetches these (onsite/pull.py)
@@ -542,9 +558,12 @@ def link_policy(config: Config) -> LinkPolicy:
 
 
 def build_dispatcher(config: Config, db: Database, clock: Clock, *,
-                     template_globals: Sequence[hooks.TemplateGlobals] = ()) -> Dispatcher:
+                     template_globals: Sequence[hooks.TemplateGlobals] = (),
+                     owner: str | None = None) -> Dispatcher:
     """The dispatcher `kanal serve` runs: configured channels, the messages directory,
-    and the template functions (`kanal serve` passes the products')."""
+    and the template functions (`kanal serve` passes the products'). `owner` is the
+    node's id (its claims belong to the node); it looks for rows of nodes that are
+    gone three times per lease time."""
     from ..deliverability.hook import deliverability_hook  # it imports messages
     from ..onsite.pushclick import webpush_click_hook  # it imports tracking
     from ..tracking.hook import email_tracking_hook  # tracking imports the outbox row
@@ -561,4 +580,5 @@ def build_dispatcher(config: Config, db: Database, clock: Clock, *,
                       before_send=[email_tracking_hook(config, clock),
                                    webpush_click_hook(config, clock),
                                    deliverability_hook(config, clock), *hooks.before_send],
-                      template_globals=template_globals)
+                      template_globals=template_globals, owner=owner,
+                      recover_every=config.lease_seconds / 3)

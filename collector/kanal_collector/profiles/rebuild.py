@@ -6,13 +6,14 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 
-from ..clock import Clock
+from ..clock import Clock, utc_iso
 from ..store import leases
 from ..store import profiles as store
 from ..store.connection import Connection
 from ..store.cursors import get_position
 from ..store.db import transaction
 from ..store.events import events_after
+from ..store.retention import pruned_before
 from ..workers import LEASE_NAME, PROCESSOR_CURSOR, Step
 from .step import ProfilesStep, sweep
 
@@ -21,6 +22,10 @@ _LEASE_SECONDS = 60.0
 
 class RebuildBusy(RuntimeError):
     """Another process runs the workers (a `kanal serve`), so a rebuild can't start."""
+
+
+class LogPruned(RuntimeError):
+    """The log was pruned (`kanal events prune`): a replay would lose people's past."""
 
 
 def rebuild(conn: Connection, clock: Clock, *, batch_size: int = 2000,
@@ -42,8 +47,15 @@ def rebuild(conn: Connection, clock: Clock, *, batch_size: int = 2000,
     `before_segments` runs once the profiles are rebuilt and before segments are
     computed (`kanal profiles rebuild` recomputes the scores there: predict.rescore).
     """
+    horizon = pruned_before(conn)
+    if horizon is not None:
+        raise LogPruned(
+            f"the events received before {utc_iso(horizon / 1000)[:19]}Z were pruned "
+            "(`kanal events prune`): a rebuild replays the log, and would rebuild people "
+            "without what those events made them; profiles are kept as they are")
     owner = f"rebuild:{socket.gethostname()}:{os.getpid()}"
-    if not leases.acquire(conn, LEASE_NAME, owner, clock.now(), _LEASE_SECONDS):
+    nodes = leases.live_nodes(conn, clock.now())
+    if nodes or not leases.acquire(conn, LEASE_NAME, owner, clock.now(), _LEASE_SECONDS):
         raise RebuildBusy("a `kanal serve` is running the workers on this database; "
                           "stop it (or run it with --no-workers) and rebuild again")
     try:

@@ -4,7 +4,9 @@ The rest of Kanal holds a `Database` and the `Connection`s it hands out
 (`connection`: the interface; SQLite's connection is sqlite3's own, PostgreSQL's is in
 `postgres`), opens write transactions with `transaction`, and calls the functions of
 the modules here, which hold the queries of one table family each. `dialect` names
-what differs between the engines; `schema` holds the versioned migrations of both.
+what differs between the engines; `schema` holds the versioned migrations of both;
+`leases` the leases several nodes share the work by, `partitions` PostgreSQL's monthly
+event log and `retention` the one way old events leave it (`kanal events prune`).
 """
 
 from __future__ import annotations

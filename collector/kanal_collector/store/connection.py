@@ -12,9 +12,12 @@ over and read `rowcount` of (never `lastrowid`: inserts say `RETURNING id`),
 - `stream(sql, params)`: the rows of a large read without holding them all at once
   (a sqlite3 cursor already steps through its result; PostgreSQL needs a server-side
   cursor);
-- `begin(spin=…, writer=…)`: open a write transaction (store/db.py's `transaction` is
-  the one caller), and `commit()` / `rollback()`;
-- `before_append()`: called by the event log before it inserts into `events`.
+- `begin(spin=…, writer=…, claim=…)`: open a write transaction (store/db.py's
+  `transaction` is the one caller), and `commit()` / `rollback()`;
+- `before_append()`: called by the event log before it inserts into `events`;
+- `hint(topic)`: tell other processes, once this transaction commits, that there is
+  new work of a kind (PostgreSQL's NOTIFY; nothing on SQLite, where one process runs
+  the workers). A hint is only a wake-up: every worker also polls.
 
 SQLite's connection *is* such a connection: `SQLiteConnection` subclasses
 `sqlite3.Connection` (built by `sqlite3.connect(factory=…)`), so `execute` and
@@ -82,7 +85,8 @@ class Connection(Protocol):
         """Insert many rows into `table` the engine's fastest way (no conflict handling)."""
         ...
 
-    def begin(self, *, spin: float | None = None, writer: bool = True) -> None:
+    def begin(self, *, spin: float | None = None, writer: bool = True,
+              claim: bool = False) -> None:
         """Open a write transaction (store.db.transaction is the only caller)."""
         ...
 
@@ -96,6 +100,10 @@ class Connection(Protocol):
 
     def before_append(self) -> None:
         """Called inside a transaction before its first INSERT into `events`."""
+        ...
+
+    def hint(self, topic: str) -> None:
+        """Wake other processes' workers of `topic` when this transaction commits."""
         ...
 
     def close(self) -> None:
@@ -114,6 +122,12 @@ class EngineError(Exception):
         self.sqlstate = sqlstate
 
 
+EVENTS = "events"
+"""Hint topic: events were appended (the processor has work)."""
+OUTBOX = "outbox"
+"""Hint topic: outbox rows were queued (the dispatchers have work)."""
+TOPICS = (EVENTS, OUTBOX)
+
 DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, EngineError)
 """What a database of either engine raises when a statement fails: `except DB_ERRORS`."""
 
@@ -130,13 +144,14 @@ class SQLiteConnection(sqlite3.Connection):
 
     dialect: Dialect = SQLITE_DIALECT
 
-    def begin(self, *, spin: float | None = None, writer: bool = True) -> None:
+    def begin(self, *, spin: float | None = None, writer: bool = True,
+              claim: bool = False) -> None:
         """BEGIN IMMEDIATE: take SQLite's one write lock first.
 
         sqlite3's implicit transactions start with a deferred BEGIN, which can fail with
         SQLITE_BUSY halfway through when a read lock must be upgraded; taking the write
-        lock first makes the busy timeout apply. `writer` makes no difference: every
-        SQLite write transaction holds the one lock.
+        lock first makes the busy timeout apply. `writer` and `claim` make no difference:
+        every SQLite write transaction holds the one lock.
 
         `spin` (seconds) waits for the write lock in short steps instead, for a connection
         whose busy timeout is 0: SQLite's busy handler sleeps 1, 2, 5, 10, 15 … ms between
@@ -173,6 +188,9 @@ class SQLiteConnection(sqlite3.Connection):
 
     def before_append(self) -> None:
         """Nothing: the write lock of BEGIN IMMEDIATE already orders every append."""
+
+    def hint(self, topic: str) -> None:
+        """Nothing: on SQLite the workers run in one process, woken in that process."""
 
 
 def connect_sqlite(path: str, *, synchronous: str = "FULL",

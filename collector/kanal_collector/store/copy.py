@@ -25,6 +25,7 @@ from typing import Any
 
 from .connection import Connection
 from .db import transaction
+from .partitions import cover_ids
 from .schema import schema_version
 
 PAGE = 2000
@@ -183,6 +184,7 @@ def copy_table(source: Connection, target: Connection, table: str, *,
             with transaction(target) as conn:
                 if table == "events":
                     conn.before_append()
+                    cover_ids(conn, [row[columns.index("id")] for row in rows])
                 _delete_range(conn, table, key, after, last)
                 conn.bulk_insert(table, columns, rows)
             result.pages_written += 1

@@ -62,16 +62,19 @@ def engine_of(target: str | Path) -> str:
 
 @contextmanager
 def transaction(conn: Connection, *, spin: float | None = None,
-                writer: bool = True) -> Iterator[Connection]:
+                writer: bool = True, claim: bool = False) -> Iterator[Connection]:
     """One write transaction: begin, then COMMIT, or ROLLBACK on any error.
 
     On SQLite this is BEGIN IMMEDIATE (the one write lock, taken first); on PostgreSQL
     BEGIN and the writer lock (store/postgres.py). `writer=False` is for a transaction
     that only appends events (ingest's group commit): on PostgreSQL it takes the append
-    lock instead and runs beside the workers, ordered among appends. `spin` (seconds) is how long
-    a SQLite connection without a busy timeout tries for the lock in short steps.
+    lock instead and runs beside the workers, ordered among appends. `claim=True` is for
+    a transaction that only claims rows (`FOR UPDATE SKIP LOCKED`, dialect.skip_locked)
+    and marks them as its own: on PostgreSQL it takes no advisory lock at all, so the
+    nodes' dispatchers claim side by side. `spin` (seconds) is how long a SQLite
+    connection without a busy timeout tries for the lock in short steps.
     """
-    conn.begin(spin=spin, writer=writer)
+    conn.begin(spin=spin, writer=writer, claim=claim)
     try:
         yield conn
     except BaseException:

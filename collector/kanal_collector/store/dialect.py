@@ -1,6 +1,6 @@
 """What differs between the storage engines, in one place.
 
-Kanal's SQL is written once, in the subset SQLite (≥ 3.35) and PostgreSQL (≥ 13) share:
+Kanal's SQL is written once, in the subset SQLite (≥ 3.35) and PostgreSQL (≥ 14) share:
 `?` markers, `INSERT … ON CONFLICT … DO NOTHING / DO UPDATE`, `RETURNING`,
 `coalesce(sum(x), 0)`, `CASE` instead of scalar `max(a, b)`, integer epoch-ms times,
 0/1 integers for flags. What can't be shared is named here, and the store modules ask
@@ -17,7 +17,13 @@ except the parameter markers of PostgreSQL (store/postgres.py says why).
 - JSON in queries: `json_value(column, *path)`, a value inside a JSON text column
   returned as the engine decodes it (numbers as numbers, objects as JSON text on
   SQLite and as dicts on PostgreSQL: callers accept both).
-- Locking primitives: `lock_sql` (PostgreSQL advisory locks; SQLite has one writer).
+- Locking primitives: `lock_sql` (PostgreSQL advisory locks; SQLite has one writer),
+  and `skip_locked`, the clause a claim's SELECT ends with (PostgreSQL's
+  `FOR UPDATE SKIP LOCKED`: several nodes claim side by side, each skipping the rows
+  another is claiming; nothing on SQLite, whose one writer claims alone).
+- The event log's layout: on PostgreSQL `events` is partitioned by month (the month is
+  in the id) and its messageId dedupe lives in `event_keys` (`partitioned_events`;
+  store/partitions.py); on SQLite it is one table with a unique index.
 - The join that keeps its left side as the outer loop (`ordered_join`), and the
   substring test (`contains`).
 - The catalog (`tables`, `columns`, `primary_key`, `references`) and the id counters
@@ -32,8 +38,9 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from .connection import Connection
 
-_INTERNAL = ("sqlite_sequence", "kanal_migrations")
-"""Tables of the engines' and the migrations' own bookkeeping, never copied."""
+_INTERNAL = ("sqlite_sequence", "kanal_migrations", "event_keys")
+"""Tables of the engines' and the migrations' own bookkeeping, never copied (PostgreSQL's
+`event_keys` is kept by a trigger on `events`: store/partitions.py)."""
 
 SQLITE: Final = "sqlite"
 POSTGRESQL: Final = "postgresql"
@@ -50,6 +57,11 @@ class Dialect:
     would otherwise pick it); PostgreSQL's planner picks well and has no CROSS JOIN … ON."""
     lock_sql: str | None
     """A statement taking transaction-scoped lock `?` (None: the engine has one writer)."""
+    skip_locked: str
+    """What a claim's SELECT ends with: lock the rows it returns, skipping rows another
+    transaction has locked (nothing where one writer claims alone)."""
+    partitioned_events: bool
+    """True when `events` is partitioned by month (store/partitions.py)."""
 
     def ddl(self, template: str) -> str:
         """A migration's statement with this engine's types filled in."""
@@ -82,9 +94,11 @@ class Dialect:
         if self.name == SQLITE:
             rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
                                 "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'").fetchall()
-        else:
-            rows = conn.execute("SELECT tablename FROM pg_tables "
-                                "WHERE schemaname = current_schema()").fetchall()
+        else:  # a partition is part of its table, not a table of its own
+            rows = conn.execute("SELECT relname FROM pg_class WHERE relkind IN ('r', 'p') "
+                                "AND NOT relispartition "
+                                "AND relnamespace = current_schema()::regnamespace"
+                                ).fetchall()
         return sorted(str(r[0]) for r in rows if r[0] not in _INTERNAL)
 
     def columns(self, conn: Connection, table: str) -> list[str]:
@@ -168,6 +182,8 @@ SQLITE_DIALECT = Dialect(
            "TEXT": "TEXT", "WITHOUT_ROWID": " WITHOUT ROWID"},
     ordered_join="CROSS JOIN",
     lock_sql=None,
+    skip_locked="",
+    partitioned_events=False,
 )
 
 POSTGRESQL_DIALECT = Dialect(
@@ -176,6 +192,8 @@ POSTGRESQL_DIALECT = Dialect(
            "REAL": "DOUBLE PRECISION", "TEXT": 'TEXT COLLATE "C"', "WITHOUT_ROWID": ""},
     ordered_join="JOIN",
     lock_sql="SELECT pg_advisory_xact_lock(?, ?)",
+    skip_locked=" FOR UPDATE SKIP LOCKED",
+    partitioned_events=True,
 )
 
 # Advisory lock keys (two 32-bit halves): the first names Kanal ("Kanl"), the second
@@ -184,6 +202,8 @@ POSTGRESQL_DIALECT = Dialect(
 LOCK_SPACE: Final = 0x4B616E6C
 WRITER_LOCK: Final = 1
 """Every write transaction but ingest's: what SQLite's single writer gives for free."""
+PRUNE_LOCK: Final = 3
+"""Held (session-scoped) by `kanal events prune` while it runs: one prune at a time."""
 APPEND_LOCK: Final = 2
 """Taken before a transaction's first event insert and held to its commit: event ids are
 handed out and become visible in the same order, so `id > cursor` never skips one."""

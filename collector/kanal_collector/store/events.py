@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from .connection import Connection
+from .partitions import roll
 
 
 class EventRow(NamedTuple):
@@ -63,7 +64,9 @@ _INSERT = (
     "anonymous_id, origin, key_kind, verified, timestamp, received_at, body) "
     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
-_SKIP_STORED = " ON CONFLICT (source_id, message_id) DO NOTHING"
+# No conflict target: SQLite's unique index (source_id, message_id) and PostgreSQL's
+# event_keys trigger (store/partitions.py) both skip a messageId already stored.
+_SKIP_STORED = " ON CONFLICT DO NOTHING"
 _COLUMNS = (
     "id, source_id, message_id, type, event, user_id, anonymous_id, origin, key_kind, "
     "verified, timestamp, received_at, body"
@@ -94,6 +97,8 @@ def append_events(conn: Connection, rows: Sequence[EventRow]) -> int:
     if not rows:
         return 0
     conn.before_append()
+    if conn.dialect.partitioned_events:
+        roll(conn, [row.received_at for row in rows])
     if len(rows) == 1:
         return int(conn.execute(_insert_rows(1), rows[0]).rowcount)
     added = 0
@@ -131,6 +136,18 @@ def events_after(conn: Connection, position: int, limit: int) -> list[StoredEven
         f"SELECT {_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?", (position, limit)
     ).fetchall()
     return [_stored(r) for r in rows]
+
+
+def event_id_by_message(conn: Connection, source_id: int, message_id: str) -> int | None:
+    """The id of the event stored under (source, messageId), or None.
+
+    PostgreSQL's partitioned log keeps that key in `event_keys` (store/partitions.py).
+    """
+    table, column = (("event_keys", "event_id") if conn.dialect.partitioned_events
+                     else ("events", "id"))
+    row = conn.execute(f"SELECT {column} FROM {table} WHERE source_id = ? "
+                       f"AND message_id = ?", (source_id, message_id)).fetchone()
+    return None if row is None else int(row[0])
 
 
 def last_event_id(conn: Connection) -> int:

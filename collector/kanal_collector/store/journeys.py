@@ -14,7 +14,7 @@ import orjson
 
 from .chunks import chunks
 from .connection import Connection
-from .events import _COLUMNS, StoredEvent, _stored
+from .events import _COLUMNS, StoredEvent, _stored, event_id_by_message
 
 ACTIVE = "active"
 RUN_STATES = ("active", "completed", "converted", "exited", "expired")
@@ -364,16 +364,39 @@ def take_timer(conn: Connection, timer: Timer) -> bool:
 
 
 def due_timers(conn: Connection, until: int, limit: int, *,
-               kinds: Sequence[str] | None = None) -> list[Timer]:
-    """Timers due at or before `until`, oldest first."""
+               kinds: Sequence[str] | None = None, claim: bool = False) -> list[Timer]:
+    """Timers due at or before `until`, oldest first.
+
+    `claim` (inside a transaction) locks them, skipping timers another node's
+    transaction holds (dialect.skip_locked).
+    """
     sql = "SELECT run_id, due_at, step, kind, attempts FROM journey_timers WHERE due_at <= ?"
     args: list[Any] = [until]
     if kinds is not None:
         sql += f" AND kind IN ({','.join('?' * len(kinds))})"
         args += list(kinds)
-    sql += " ORDER BY due_at LIMIT ?"
+    sql += " ORDER BY due_at LIMIT ?" + (conn.dialect.skip_locked if claim else "")
     return [Timer(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]))
             for r in conn.execute(sql, (*args, limit))]
+
+
+def claim_calls(conn: Connection, now: int, limit: int, until: int) -> list[Timer]:
+    """Take due webhook-call timers for a while: each is pushed to `until`, so no other
+    node calls meanwhile, and is due again then if this one never reports back (its
+    node died). Call in a claim transaction; returns them as they now are."""
+    taken = []
+    for timer in due_timers(conn, now, limit, kinds=("call",), claim=True):
+        if extend_call(conn, timer, until):
+            taken.append(Timer(timer.run_id, until, timer.step, timer.kind, timer.attempts))
+    return taken
+
+
+def extend_call(conn: Connection, timer: Timer, until: int) -> bool:
+    """Push a claimed call timer to `until`; False when it has changed meanwhile."""
+    return conn.execute(
+        "UPDATE journey_timers SET due_at = ? WHERE run_id = ? AND step = ? AND kind = ? "
+        "AND due_at = ?", (until, timer.run_id, timer.step, timer.kind, timer.due_at)
+    ).rowcount > 0
 
 
 def count_timers(conn: Connection) -> int:
@@ -488,6 +511,16 @@ def due_schedules(conn: Connection, now: int) -> list[tuple[str, int, int]]:
         "ORDER BY next_at", (now,))]
 
 
+def claim_schedule(conn: Connection, journey: str,
+                   now: int) -> tuple[int, int] | None:
+    """(next_at, after_profile) of a due schedule, locked for this transaction; None
+    when it is no longer due or another node's transaction holds it."""
+    row = conn.execute("SELECT next_at, after_profile FROM journey_schedules "
+                       "WHERE journey = ? AND next_at <= ?" + conn.dialect.skip_locked,
+                       (journey, now)).fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
 def schedule_progress(conn: Connection, journey: str, next_at: int,
                       after_profile: int) -> None:
     """Move a schedule on (a scan's progress, or its next time with after_profile 0)."""
@@ -515,8 +548,10 @@ def profiles_of_events(conn: Connection,
 
 def own_event(conn: Connection, source_id: int, message_id: str) -> StoredEvent | None:
     """One of Kanal's own events in the log, by its (source, messageId)."""
-    row = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE source_id = ? AND message_id = ?",
-                       (source_id, message_id)).fetchone()
+    event_id = event_id_by_message(conn, source_id, message_id)
+    if event_id is None:
+        return None
+    row = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE id = ?", (event_id,)).fetchone()
     return None if row is None else _stored(row)
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .connection import Connection
+from .connection import OUTBOX, Connection
 
 STATES = ("queued", "sending", "sent", "failed", "skipped", "in_doubt")
 FINAL_STATES = frozenset({"sent", "failed", "skipped", "in_doubt"})
@@ -146,6 +146,8 @@ def insert(conn: Connection, row: NewRow) -> tuple[int, bool]:
     )
     added = cur.fetchone()
     if added is not None:
+        if row.state == "queued":
+            conn.hint(OUTBOX)  # every node's dispatcher: there is work
         return int(added[0]), True
     found = conn.execute("SELECT id FROM outbox WHERE idempotency_key = ?",
                          (row.idempotency_key,)).fetchone()
@@ -216,9 +218,11 @@ def claim(conn: Connection, channel: str, now: int, limit: int, *, token: str,
           owner: str) -> list[OutboxRow]:
     """Move up to `limit` due queued rows of a channel to `sending` under `token`.
 
-    Highest priority first, then the longest due. Call inside a write transaction
-    (BEGIN IMMEDIATE): the select and the update then see the same rows, so two
-    dispatchers never claim one row.
+    Highest priority first, then the longest due. Call inside a claim transaction
+    (`transaction(conn, claim=True)`): the select locks the rows it returns and skips
+    rows another dispatcher is claiming (dialect.skip_locked), and the update takes
+    only rows still queued, so two dispatchers, on one node or several, never claim
+    one row. (On SQLite, BEGIN IMMEDIATE serialises the claims instead.)
     """
     if limit <= 0:
         return []
@@ -228,8 +232,8 @@ def claim(conn: Connection, channel: str, now: int, limit: int, *, token: str,
     for priority in _queued_priorities(conn, channel):
         ids += [int(r[0]) for r in conn.execute(
             "SELECT id FROM outbox WHERE state = 'queued' AND channel = ? AND priority = ? "
-            "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
-            (channel, priority, now, limit - len(ids)))]
+            "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?"
+            + conn.dialect.skip_locked, (channel, priority, now, limit - len(ids)))]
         if len(ids) >= limit:
             break
     if not ids:
@@ -257,18 +261,23 @@ def _queued_priorities(conn: Connection, channel: str) -> list[int]:
            SELECT v FROM p WHERE v IS NOT NULL""", (channel,))]
 
 
-def orphans(conn: Connection, *, not_owner: str | None = None,
+def orphans(conn: Connection, *, not_owner: str, alive: Sequence[str] = (),
             claimed_before: int | None = None) -> list[OutboxRow]:
-    """Rows left in `sending`: claimed by another owner, or claimed before a time."""
-    where = ["state = 'sending'"]
-    args: list[Any] = []
-    if not_owner is not None:
-        where.append("(claimed_by IS NULL OR claimed_by != ?)")
-        args.append(not_owner)
+    """Rows left in `sending` by a dispatcher that is gone: claimed by an owner other
+    than `not_owner` that is not `alive` (a node whose lease is current), or, alive or
+    not, claimed before `claimed_before` (stuck)."""
+    gone = "claimed_by IS NULL"
+    args: list[Any] = [not_owner]
+    if alive:
+        gone += f" OR claimed_by NOT IN ({','.join('?' * len(alive))})"
+        args += list(alive)
+    else:
+        gone += " OR 1 = 1"
     if claimed_before is not None:
-        where.append("claimed_at < ?")
+        gone += " OR claimed_at < ?"
         args.append(claimed_before)
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE {' AND '.join(where)} "
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE state = 'sending' "
+                        f"AND (claimed_by IS NULL OR claimed_by != ?) AND ({gone}) "
                         "ORDER BY id", args).fetchall()
     return [_row(r) for r in rows]
 
@@ -359,18 +368,28 @@ class Sent:
     journey: str | None
 
 
+_HANDED = "(state IN ('sent', 'in_doubt') OR (state = 'sending' AND send_token = claim_token))"
+"""Rows the provider got, may have got, or is being given (prepared by a dispatcher,
+which may run on another node: what the caps count as sent)."""
+_WAITING = ("(state = 'queued' OR (state = 'sending' "
+            "AND (send_token IS NULL OR send_token != claim_token)))")
+"""Rows not yet handed to the provider (queued, or claimed and not prepared)."""
+
+
 def sent_marketing(conn: Connection, profile_ids: Iterable[int], since: int, *,
                    exclude: int | None = None) -> list[Sent]:
-    """Marketing rows of these profiles sent (or in doubt) at or after `since`, oldest first.
+    """Marketing rows of these profiles sent (or in doubt, or being sent) at or after
+    `since`, oldest first.
 
-    An in-doubt row has no sent_at; the time of its claim stands in for it.
+    An in-doubt row (or one being sent) has no sent_at; the time of its claim stands
+    in for it.
     """
     ids = sorted(set(profile_ids))
     marks = ",".join("?" * len(ids))
     rows = conn.execute(
         f"SELECT id, channel, coalesce(sent_at, claimed_at, updated_at) AS at, priority, "
         f"journey FROM outbox WHERE profile_id IN ({marks}) AND kind = 'marketing' "
-        f"AND state IN ('sent', 'in_doubt') AND coalesce(sent_at, claimed_at, updated_at) >= ? "
+        f"AND {_HANDED} AND coalesce(sent_at, claimed_at, updated_at) >= ? "
         f"AND id != ? ORDER BY at, id", (*ids, since, -1 if exclude is None else exclude))
     return [Sent(int(r[0]), r[1], int(r[2]), int(r[3] or 0), r[4]) for r in rows]
 
@@ -378,14 +397,15 @@ def sent_marketing(conn: Connection, profile_ids: Iterable[int], since: int, *,
 def queued_ahead(conn: Connection, profile_ids: Iterable[int], *, above: int,
                  due_before: int, exclude: int | None = None) -> list[Sent]:
     """Queued marketing rows of these profiles with a priority above `above`, due before
-    `due_before`: highest priority first (`at` is when each is due). On-site rows are left
-    out: they wait for the person's next page view, which may never come, and must not
-    keep the budget from a message that would be sent."""
+    `due_before` (or claimed by a dispatcher and not yet prepared): highest priority
+    first (`at` is when each is due). On-site rows are left out: they wait for the
+    person's next page view, which may never come, and must not keep the budget from a
+    message that would be sent."""
     ids = sorted(set(profile_ids))
     marks = ",".join("?" * len(ids))
     rows = conn.execute(
         f"SELECT id, channel, next_attempt_at, priority, journey FROM outbox "
-        f"WHERE profile_id IN ({marks}) AND kind = 'marketing' AND state = 'queued' "
+        f"WHERE profile_id IN ({marks}) AND kind = 'marketing' AND {_WAITING} "
         f"AND priority > ? AND next_attempt_at < ? AND id != ? "
         f"AND (channel IS NULL OR channel != ?) "
         f"ORDER BY priority DESC, next_attempt_at, id",
@@ -429,6 +449,8 @@ def requeue(conn: Connection, outbox_id: int, *, now: int,
         f"claim_token = NULL, claimed_by = NULL, claimed_at = NULL, reason = ?, "
         f"updated_at = ? WHERE id = ? AND state IN ({marks})",
         ("queued again by hand", now, outbox_id, *states))
+    if cur.rowcount:
+        conn.hint(OUTBOX)
     return bool(cur.rowcount)
 
 

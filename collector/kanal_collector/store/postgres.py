@@ -22,9 +22,17 @@ statement, except ingest's group commit, which only appends events. Every transa
 that appends events takes APPEND_LOCK before its first insert into `events` and keeps it
 until it commits, so event ids are handed out and become visible in one order: a reader
 that has seen id N has seen every id below N that will ever commit, and the processor's
-`id > cursor` can't skip an event committed late. (Lock order is always WRITER then
-APPEND, so the two can't deadlock.) Reads run outside transactions and see what was
-committed when each statement started.
+`id > cursor` can't skip an event committed late. Advisory locks belong to the database,
+not to a process, so this holds across every `kanal serve` node sharing it: APPEND_LOCK
+is the log's single sequencer. (Lock order is always WRITER then APPEND, so the two
+can't deadlock.) A claim transaction (`begin(claim=True)`: the dispatchers' and timers'
+claims of rows with FOR UPDATE SKIP LOCKED) takes neither lock: row locks keep two
+claims apart. Reads run outside transactions and see what was committed when each
+statement started.
+
+Hints. `hint(topic)` queues a NOTIFY on channel `kanal_<topic>`; it goes in the same
+round trip as the COMMIT, and PostgreSQL delivers it only if the transaction commits.
+`Listener` is the other end: a connection of its own that LISTENs.
 
 Types. Rows are plain tuples, as sqlite3 gives. `numeric` (what sum() and avg() of
 integers give) is read as int or float, and a Python bool is sent as the integer 0/1
@@ -47,7 +55,7 @@ from psycopg import pq
 from psycopg.adapt import AdaptersMap, Dumper, Loader
 from psycopg_pool import ConnectionPool
 
-from .connection import EngineError, Params
+from .connection import EVENTS, TOPICS, EngineError, Params
 from .dialect import APPEND_LOCK, LOCK_SPACE, POSTGRESQL_DIALECT, WRITER_LOCK, Dialect
 
 _STREAM_BATCH = 5000
@@ -160,6 +168,7 @@ class PGConnection:
         self.raw = raw
         self.pooled = pooled
         self._append_locked = False
+        self._hints: set[str] = set()
 
     @property
     def in_transaction(self) -> bool:
@@ -222,36 +231,57 @@ class PGConnection:
         assert POSTGRESQL_DIALECT.lock_sql is not None
         self.execute(POSTGRESQL_DIALECT.lock_sql, (LOCK_SPACE, key))
 
-    def begin(self, *, spin: float | None = None, writer: bool = True) -> None:
-        """BEGIN, then the writer lock, or the append lock for a transaction that only
-        appends events.
+    def begin(self, *, spin: float | None = None, writer: bool = True,
+              claim: bool = False) -> None:
+        """BEGIN, then the writer lock; or the append lock for a transaction that only
+        appends events; or no lock for a transaction that only claims rows.
 
         `spin` is for SQLite's busy handler; PostgreSQL's lock waits need none.
         """
-        # One round trip: BEGIN and the lock go as one simple-protocol query (the keys
-        # are constants). A transaction that is no writer only appends (ingest's group
-        # commit): it takes the append lock at once.
-        lock = WRITER_LOCK if writer else APPEND_LOCK
+        self._hints.clear()
+        self._append_locked = False
+        if claim:
+            statement = "BEGIN"
+        else:
+            # One round trip: BEGIN and the lock go as one simple-protocol query (the
+            # keys are constants). A transaction that is no writer only appends
+            # (ingest's group commit): it takes the append lock at once.
+            lock = WRITER_LOCK if writer else APPEND_LOCK
+            statement = f"BEGIN; SELECT pg_advisory_xact_lock({LOCK_SPACE}, {lock})"
         try:
-            self.raw.execute(f"BEGIN; SELECT pg_advisory_xact_lock({LOCK_SPACE}, {lock})")
+            self.raw.execute(statement)
         except psycopg.Error as exc:
             raise _error(exc) from exc
-        self._append_locked = not writer
+        self._append_locked = not writer and not claim
+        if self._append_locked:
+            self._hints.add(EVENTS)
 
     def commit(self) -> None:
-        """COMMIT."""
-        self.execute("COMMIT")
+        """COMMIT, with the NOTIFY of every hint given in the transaction."""
+        notify = "".join(f"NOTIFY {channel(topic)}; " for topic in sorted(self._hints))
+        self._hints.clear()
+        self.execute(notify + "COMMIT" if notify else "COMMIT")
 
     def rollback(self) -> None:
-        """ROLLBACK, when a transaction is open."""
+        """ROLLBACK, when a transaction is open (its hints are dropped)."""
+        self._hints.clear()
         if self.in_transaction:
             self.execute("ROLLBACK")
 
+    def hint(self, topic: str) -> None:
+        """NOTIFY `kanal_<topic>` when the transaction commits (nothing outside one)."""
+        if topic not in TOPICS:
+            raise ValueError(f"unknown hint topic {topic!r}")
+        if self.in_transaction:
+            self._hints.add(topic)
+
     def before_append(self) -> None:
-        """Take the append lock once per transaction (see the module docstring)."""
+        """Take the append lock once per transaction (see the module docstring), and
+        hint the processors that events are coming."""
         if not self._append_locked:
             self._lock(APPEND_LOCK)
             self._append_locked = True
+        self._hints.add(EVENTS)
 
     def close(self) -> None:
         """Close the connection."""
@@ -294,3 +324,40 @@ def make_pool(conninfo: str, *, max_size: int, lock_timeout: float = 10.0
 def pool_connection(raw: psycopg.Connection[Any]) -> PGConnection:
     """Wrap a connection checked out of the pool."""
     return PGConnection(raw, pooled=True)
+
+
+def channel(topic: str) -> str:
+    """The NOTIFY channel of a hint topic."""
+    return f"kanal_{topic}"
+
+
+class Listener:
+    """A connection of its own that LISTENs for the hints of `topics`."""
+
+    def __init__(self, conninfo: str, topics: Sequence[str]) -> None:
+        try:
+            self.raw = _Raw.connect(conninfo, autocommit=True,
+                                    application_name="kanal-listen")
+            for topic in topics:
+                self.raw.execute(f"LISTEN {channel(topic)}")
+        except psycopg.Error as exc:
+            raise _error(exc) from exc
+
+    def wait(self, timeout: float) -> set[str]:
+        """The topics hinted at within `timeout` seconds (empty when none was); returns
+        at the first hint, with every other one already received."""
+        topics: set[str] = set()
+        prefix = channel("")
+        try:
+            for note in self.raw.notifies(timeout=timeout, stop_after=1):
+                topics.add(note.channel.removeprefix(prefix))
+            if topics:
+                for note in self.raw.notifies(timeout=0):
+                    topics.add(note.channel.removeprefix(prefix))
+        except psycopg.Error as exc:
+            raise _error(exc) from exc
+        return topics
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.raw.close()

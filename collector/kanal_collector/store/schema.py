@@ -32,6 +32,7 @@ from ..money import TRUSTED_KEY_KINDS, order_id, order_value
 from .connection import Connection, Params
 from .db import transaction
 from .dialect import SQLITE, Dialect
+from .partitions import partition_log
 
 
 class Migration:
@@ -921,6 +922,13 @@ def _m018_onsite(m: Migration) -> None:
             PRIMARY KEY (campaign, profile_id)
         )"""
     )
+def _m019_event_partitions(m: Migration) -> None:
+    # Several nodes on one PostgreSQL, and retention (issue 19): the event log is
+    # partitioned by month there (the month is in the id), with the messageId dedupe in
+    # event_keys (store/partitions.py), so `kanal events prune` drops old months whole.
+    # SQLite keeps one table and its unique index: nothing to do.
+    if m.dialect.partitioned_events:
+        partition_log(m.conn, int(time.time() * 1000))
 
 
 MIGRATIONS: list[Callable[[Migration], None]] = [
@@ -942,6 +950,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m016_predict,
     _m017_audiences,
     _m018_onsite,
+    _m019_event_partitions,
 ]
 
 _VERSIONS = "kanal_migrations"

@@ -18,7 +18,7 @@ from .connection import Connection, SQLiteConnection, connect_sqlite
 from .copy import copy_database as copy_tables
 from .db import is_url
 from .dialect import SQLITE
-from .events import EventRow
+from .events import EventRow, event_id_by_message
 from .schema import migrate
 
 # What the replay rebuilds from the log (profiles, segments, journeys, the outbox), in
@@ -246,6 +246,4 @@ def labels(conn: Connection, profile_ids: Sequence[int]) -> dict[int, dict[str, 
 
 def event_id_of(conn: Connection, source_id: int, message_id: str) -> int | None:
     """The id of an event of a log by its (source, messageId)."""
-    row = conn.execute("SELECT id FROM events WHERE source_id = ? AND message_id = ?",
-                       (source_id, message_id)).fetchone()
-    return None if row is None else int(row[0])
+    return event_id_by_message(conn, source_id, message_id)
