@@ -163,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
         for label, value in figures[small].items():
             grown = figures[big][label] / value if value else float("nan")
             print(f"{label:58} {value:12.1f} {figures[big][label]:12.1f}  {grown:5.1f}×")
-        print(json.dumps({"events": [small, big]}))
     return 0
 
 
