@@ -1,6 +1,6 @@
 """The outbox: one row per message to send, and every state change of it.
 
-States (see "Messages and the outbox" in README.md):
+States (see "Outbox states" in docs/messages.md):
 
     queued ──claim──▶ sending ──▶ sent | failed | skipped
        ▲                 │
