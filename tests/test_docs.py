@@ -8,7 +8,7 @@ import json
 import re
 
 import click
-from docs_util import DOCS, page_names, text_of
+from docs_util import DOCS, README, ROOT, page_names, text_of
 
 from kanal_collector.audiences import plugins as destinations
 from kanal_collector.channels import plugins
@@ -113,3 +113,25 @@ def test_every_page_is_in_the_table_of_contents() -> None:
     listed = set(page_names())
     pages = {p.stem for p in DOCS.glob("*.md")} - {"index"}
     assert pages == listed, f"pages outside docs/index.md's toctrees: {pages - listed}"
+
+
+def _slug(heading: str) -> str:
+    """The anchor GitHub and MyST give a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+    return text.replace(" ", "-")
+
+
+def test_the_readmes_links_into_docs_lead_somewhere() -> None:
+    """Sphinx checks the links between pages; the README is not built, so this does."""
+    text = README.read_text(encoding="utf-8")
+    links = re.findall(r"\]\((docs/[^)#]*)(?:#([^)]*))?\)", text)
+    assert len(links) > 20
+    broken = []
+    for target, anchor in links:
+        path = ROOT / target
+        if not path.is_file():
+            broken.append(target)
+        elif anchor and anchor not in {_slug(h) for h in re.findall(
+                r"^#+ (.*)$", path.read_text(encoding="utf-8"), re.M)}:
+            broken.append(f"{target}#{anchor}")
+    assert not broken, f"README links that lead nowhere: {', '.join(broken)}"
