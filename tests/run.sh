@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use: chromium (browser tests), curl (the README's examples).
+# Debian packages the tests use: chromium (browser tests), curl (the docs' examples).
 MISSING=""
 command -v chromium >/dev/null 2>&1 || MISSING="$MISSING chromium"
 command -v curl >/dev/null 2>&1 || MISSING="$MISSING curl"
