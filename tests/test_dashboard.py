@@ -51,6 +51,11 @@ def page_data(html: str) -> Any:
     return json.loads(match.group(1))
 
 
+def desk(html: str) -> str:
+    """Only the charts drawn for a wide screen (each chart also comes drawn for a phone)."""
+    return "".join(re.findall(r'<svg class="chart for-desk .*?</svg>', html, re.S))
+
+
 def set_cookie_header(response: Any, name: str) -> str:
     """The Set-Cookie header that sets cookie `name`."""
     found = [h for h in response.headers.getlist("Set-Cookie") if h.startswith(f"{name}=")]
@@ -346,10 +351,10 @@ def test_overview_tiles_and_charts(kanal_app: App) -> None:
         shown = re.search(rf'data-kpi="{kpi}" data-value="([^"]+)"', html)
         assert shown is not None and float(shown.group(1)) == data["totals"][kpi]
     assert 'data-kpi="revenue" data-value="100.5">100.50<' in html
-    bars = re.findall(r'<rect class="bar [^"]*"[^>]*data-value="([^"]+)"', html)
+    bars = re.findall(r'<rect class="bar [^"]*"[^>]*data-value="([^"]+)"', desk(html))
     assert bars and all(float(v) > 0 for v in bars)
     assert sum(float(v) for v in re.findall(
-        r'data-series="(?:web|server)"[^>]*data-value="([^"]+)"', html)) == \
+        r'data-series="(?:web|server)"[^>]*data-value="([^"]+)"', desk(html))) == \
         data["totals"]["events"]
 
 
@@ -402,14 +407,19 @@ def test_costs_form_sets_and_removes_with_csrf(kanal_app: App) -> None:
 
 
 def test_stacked_bars_escape_labels_and_scale_to_the_tallest_column() -> None:
-    svg = str(charts.stacked_bars("Events <by> day", [
+    both = str(charts.stacked_bars("Events <by> day", [
         ("2026-01-01", {"web": 3, "<script>": 1}), ("2026-01-02", {"web": 4})]))
-    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    svg = desk(both)
+    assert both.count("<svg ") == 2 and 'class="chart for-phone chart-stacked"' in both
+    assert "<script>" not in both and "&lt;script&gt;" in svg
     assert 'aria-label="Events &lt;by&gt; day"' in svg
     heights = [float(h) for h in re.findall(r'class="bar[^"]*"[^>]*height="([^"]+)"', svg)]
     assert len(heights) == 3
-    assert max(heights) == pytest.approx(160.0)  # the 4-event column fills the plot
-    assert sorted(heights) == pytest.approx([40.0, 120.0, 160.0])
+    # the ticks are 0 … 4, so the 4-event column fills the plot: 1 : 3 : 4
+    ticks = re.findall(r'<text class="axis tick"[^>]*>([^<]+)</text>', svg)
+    assert ticks == ["0", "1", "2", "3", "4"]
+    tall = max(heights)
+    assert sorted(heights) == pytest.approx([tall / 4, tall * 3 / 4, tall])
 
 
 def test_charts_with_nothing_to_draw() -> None:
@@ -471,7 +481,7 @@ def test_journey_and_experiment_pages_with_runs(tmp_path: Any) -> None:
         assert funnel == client.get("/api/reports/journeys/welcome",
                                     headers=bearer).get_json()
         assert funnel["totals"]["entered"] == 24 and funnel["totals"]["converted"] == 8
-        bars = re.findall(r'<rect class="bar series-0"[^>]*data-value="([^"]+)"', html)
+        bars = re.findall(r'<rect class="bar series-0"[^>]*data-value="([^"]+)"', desk(html))
         assert [float(b) for b in bars] == [float(s["reached"]) for s in funnel["steps"]]
         assert 'data-kpi="converted" data-value="8"' in html
         html = client.get("/dashboard/journeys").get_data(as_text=True)
