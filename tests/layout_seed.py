@@ -100,8 +100,24 @@ def seed(tmp: Path) -> Journeys:
     set_cost(conn, "campaign", CAMPAIGNS[1], 380.5, "EUR", now)
     set_cost(conn, "channel", "email", 99.0, "EUR", now)
     set_cost(conn, "journey", JOURNEYS[0], 45.0, "EUR", now)
+    _fit_predictions(env)
     env.log.process()
     return env
+
+
+def _fit_predictions(env: Journeys) -> None:
+    """Two years of orders of 400 more customers (as the predict tests simulate them)
+    and a fit of the predictive models on them: the Predictions page's charts."""
+    from predict_util import DAY as PREDICT_DAY
+    from predict_util import simulate_orders, write_profiles
+
+    from kanal_collector.predict.fit import run_fit
+    from kanal_collector.predict.settings import PredictSettings
+
+    now = env.now_ms()
+    write_profiles(env.log.db, simulate_orders(400, start_ms=now - 700 * PREDICT_DAY,
+                                               end_ms=now - 30 * PREDICT_DAY, seed=7))
+    run_fit(env.log.db, PredictSettings.from_config(shop_config(env)), env.clock)
 
 
 def _delivery(env: Journeys, user: str, tag: str) -> None:

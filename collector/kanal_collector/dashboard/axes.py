@@ -165,8 +165,9 @@ def legend(series: Sequence[str], x: float, y: float, right: float) -> tuple[lis
 
 
 def x_labels(names: Sequence[str], centres: Sequence[float], y: float, room: float,
-             ) -> list[str]:
-    """Labels under columns, every k-th when they would touch, each cut to `room` × k."""
+             width: float) -> list[str]:
+    """Labels under columns, every k-th when they would touch, each cut to its room and
+    moved in from the chart's edges (0 … `width`) so none is cut off there."""
     if not names:
         return []
     widest = max(text_width(n) for n in names)
@@ -175,7 +176,12 @@ def x_labels(names: Sequence[str], centres: Sequence[float], y: float, room: flo
     parts = []
     for i, (name, x) in enumerate(zip(names, centres, strict=True)):
         if i % every == 0:
-            parts.append(label(name, spacing * every - 8, x, y, anchor="middle"))
+            shown = fit(name, min(spacing * every - 8, width - 4))
+            half = text_width(shown) / 2
+            x = min(max(x, 2 + half), width - 2 - half)
+            title = f"<title>{escape(name)}</title>" if shown != name else ""
+            parts.append(f'<text class="axis" x="{x:.1f}" y="{y:.1f}" text-anchor="middle">'
+                         f'{title}{escape(shown)}</text>')
     return parts
 
 

@@ -59,7 +59,7 @@ def _stacked_bars(width: float, title: str,
     axis = YAxis.make(max(totals), unit, top_y=top_y + 8, plot_h=height - top_y - 38)
     body += axis.draw(right)
     step = (right - axis.left) / len(columns)
-    bar_w = max(1.0, step * 0.75)
+    bar_w = min(max(1.0, step * 0.75), 56.0)  # one column: a bar, not a wall
     centres = []
     for i, (name, values) in enumerate(columns):
         x = axis.left + i * step + (step - bar_w) / 2
@@ -77,7 +77,8 @@ def _stacked_bars(width: float, title: str,
                 f'data-column="{escape(name)}" data-value="{value:g}">'
                 f'<title>{escape(name)} · {escape(s)}: {escape(unit.full(value))}'
                 f'</title></rect>')
-    body += x_labels([_day_label(n) for n, _ in columns], centres, height - 10, step)
+    body += x_labels([_day_label(n) for n, _ in columns], centres, height - 10, step,
+                     width)
     return svg(height, title, body, "chart-stacked", width=width)
 
 
@@ -121,8 +122,8 @@ def _grouped_bars(width: float, title: str,
     axis = YAxis.make(top, unit, top_y=top_y + 8, plot_h=height - top_y - 38)
     body += axis.draw(right)
     group_w = (right - axis.left) / len(groups)
-    pad = min(8.0, group_w * 0.15)
-    bar_w = (group_w - 2 * pad) / len(series)
+    bar_w = min((group_w - 2 * min(8.0, group_w * 0.15)) / len(series), 48.0)
+    pad = (group_w - bar_w * len(series)) / 2
     centres = []
     for g, (name, values) in enumerate(groups):
         x0 = axis.left + g * group_w + pad
@@ -136,7 +137,7 @@ def _grouped_bars(width: float, title: str,
                 f'data-series="{escape(s)}" data-column="{escape(name)}" '
                 f'data-value="{value:g}"><title>{escape(name)} · {escape(s)}: '
                 f'{escape(unit.full(value))}</title></rect>')
-    body += x_labels([n for n, _ in groups], centres, height - 10, group_w)
+    body += x_labels([n for n, _ in groups], centres, height - 10, group_w, width)
     return svg(height, title, body, "chart-grouped", width=width)
 
 
@@ -240,7 +241,7 @@ def _rate_lines(width: float, title: str,
                             f'points="{" ".join(points)}"></polyline>')
     centres = [left + i * step for i in range(len(columns))]
     body += x_labels([_day_label(n) for n, _ in columns], centres, height - 10,
-                     step or right - left)
+                     step or right - left, width)
     return svg(height, title, body, "chart-lines", width=width)
 
 
