@@ -73,25 +73,18 @@ def seed(tmp: Path) -> Journeys:
     for i, name in enumerate(JOURNEYS):
         env.write(name, _journey(i, name))
     env.sync()
-    revenue = 0.0
+    buyers: list[tuple[str, int]] = []  # they order the day after signing up
     for day in range(DAYS):
+        for n, (user, when) in enumerate(buyers):
+            _order(env, user, when, n)
+        buyers = []
         for k in range(2 if day % 7 else 5):
             user = f"customer_{day}_{k}"
             env.person(user, email=f"{user}@example.com",
                        phone=f"+49 151 {day:03d} {k:04d} 99", name=f"Customer {day} {k}")
             env.track(user, "Signed Up")
-            if (day + k) % 3 == 0:
-                source, medium = SOURCES[(day + k) % len(SOURCES)]
-                campaign = CAMPAIGNS[(day + k) % len(CAMPAIGNS)]
-                env.log.add("page", user_id=user, ts=env.now_ms(), received=env.now_ms(),
-                            context={"campaign": {"source": source, "medium": medium,
-                                                  "name": campaign},
-                                     "page": {"url": "https://shop.example/?utm_source="
-                                                     + source}})
-                amount = 19.99 + (day * 37 + k * 11) % 480 + (1200.0 if day == 60 else 0)
-                revenue += amount
-                env.track(user, "Order Completed", order_id=f"o{day}-{k}",
-                          revenue=round(amount, 2), currency="EUR")
+            if (day + k) % 3 == 0 or (k == 1 and day % 2 == 0):
+                buyers.append((user, day + k))
             _delivery(env, user, f"{day}-{k}")
         env.advance(86_400)
     conn = env.conn
@@ -118,6 +111,18 @@ def _fit_predictions(env: Journeys) -> None:
     write_profiles(env.log.db, simulate_orders(400, start_ms=now - 700 * PREDICT_DAY,
                                                end_ms=now - 30 * PREDICT_DAY, seed=7))
     run_fit(env.log.db, PredictSettings.from_config(shop_config(env)), env.clock)
+
+
+def _order(env: Journeys, user: str, seed: int, n: int) -> None:
+    """A visit from a campaign, then an order in euros."""
+    source, medium = SOURCES[seed % len(SOURCES)]
+    campaign = CAMPAIGNS[seed % len(CAMPAIGNS)]
+    env.log.add("page", user_id=user, ts=env.now_ms(), received=env.now_ms(),
+                context={"campaign": {"source": source, "medium": medium, "name": campaign},
+                         "page": {"url": "https://shop.example/?utm_source=" + source}})
+    amount = 19.99 + (seed * 37 + n * 11) % 480 + (1200.0 if seed == 60 else 0)
+    env.track(user, "Order Completed", order_id=f"o-{user}", revenue=round(amount, 2),
+              currency="EUR")
 
 
 def _delivery(env: Journeys, user: str, tag: str) -> None:

@@ -165,14 +165,18 @@ def legend(series: Sequence[str], x: float, y: float, right: float) -> tuple[lis
 
 
 def x_labels(names: Sequence[str], centres: Sequence[float], y: float, room: float,
-             width: float) -> list[str]:
+             width: float, *, categories: bool = False) -> list[str]:
     """Labels under columns, every k-th when they would touch, each cut to its room and
-    moved in from the chart's edges (0 … `width`) so none is cut off there."""
+    moved in from the chart's edges (0 … `width`) so none is cut off there.
+
+    Days (the default) are thinned to whole labels; `categories` (channels, journeys)
+    keep a label each, cut to their room, while there are 40 units a label."""
     if not names:
         return []
     widest = max(text_width(n) for n in names)
     spacing = (centres[1] - centres[0]) if len(centres) > 1 else room
-    every = max(1, math.ceil((min(widest, 90) + 8) / max(spacing, 1e-9)))
+    need = 40.0 if categories else min(widest, 90) + 8
+    every = max(1, math.ceil(need / max(spacing, 1e-9)))
     parts = []
     for i, (name, x) in enumerate(zip(names, centres, strict=True)):
         if i % every == 0:

@@ -137,7 +137,8 @@ def _grouped_bars(width: float, title: str,
                 f'data-series="{escape(s)}" data-column="{escape(name)}" '
                 f'data-value="{value:g}"><title>{escape(name)} · {escape(s)}: '
                 f'{escape(unit.full(value))}</title></rect>')
-    body += x_labels([n for n, _ in groups], centres, height - 10, group_w, width)
+    body += x_labels([n for n, _ in groups], centres, height - 10, group_w, width,
+                     categories=True)
     return svg(height, title, body, "chart-grouped", width=width)
 
 
