@@ -1,7 +1,8 @@
 """A shop with 90 days of history made to stress the dashboard's layout: many journeys
 with long names and step ids, a split test with long arm names, orders in euros after
-visits from campaigns with long names, costs, phone numbers, and Kanal's own delivery
-events beside the shop's — run through the real processor, journeys and timers on a
+visits from campaigns with long names, costs, phone numbers, a segment that starts a
+journey, a predictions fit, and Kanal's own delivery and segment events beside the
+shop's — run through the real processor, journeys and timers on a
 fake clock (journeys_util.Journeys)."""
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from journeys_util import Journeys
 
 from kanal_collector.own_events import own_event
 from kanal_collector.reports.costs import set_cost
+from kanal_collector.store.db import transaction
+from kanal_collector.store.segments import put_segment_definitions
 from kanal_collector.tracking.events import append
 
 DAYS = 90
@@ -34,6 +37,8 @@ CAMPAIGNS = ["spring_clearance_sale_2026_newsletter_segment_highly_engaged_custo
              "brand_search_exact_match_germany", "retargeting_carousel_q2", "tiktok"]
 SOURCES = [("newsletter", "email"), ("google", "cpc"), ("facebook", "social"),
            ("tiktok", "social")]
+VIP = "vip_customers_with_a_lifetime_value_over_one_thousand_euros"
+"""A segment (its entries are Kanal's own events) that starts a journey."""
 SHOP = {"products": {"default_currency": "EUR"}, "costs": {"currency": "EUR"}}
 """The config sections the dashboard app needs beside the database."""
 
@@ -53,9 +58,11 @@ def _journey(i: int, name: str) -> str:
             send: welcome
             channel: email
     """
+    trigger = f"{{segment: {VIP}}}" if name == "vip_tier_upgrade_announcement" else \
+        "{event: Signed Up}"
     return f"""\
         name: {name}
-        trigger: {{event: Signed Up}}
+        trigger: {trigger}
         goal: {{event: Order Completed, within: 14d}}
         steps:
           - id: wait_a_little_before_the_first_message
@@ -70,6 +77,9 @@ def _journey(i: int, name: str) -> str:
 def seed(tmp: Path) -> Journeys:
     """The shop; the caller closes it."""
     env = Journeys(tmp)
+    with transaction(env.conn) as conn:
+        put_segment_definitions(conn, {VIP: {"all": [{"trait": "vip", "eq": True}]}},
+                                env.now_ms())
     for i, name in enumerate(JOURNEYS):
         env.write(name, _journey(i, name))
     env.sync()
@@ -81,7 +91,8 @@ def seed(tmp: Path) -> Journeys:
         for k in range(2 if day % 7 else 5):
             user = f"customer_{day}_{k}"
             env.person(user, email=f"{user}@example.com",
-                       phone=f"+49 151 {day:03d} {k:04d} 99", name=f"Customer {day} {k}")
+                       phone=f"+49 151 {day:03d} {k:04d} 99", name=f"Customer {day} {k}",
+                       vip=day % 4 == 0)
             env.track(user, "Signed Up")
             if (day + k) % 3 == 0 or (k == 1 and day % 2 == 0):
                 buyers.append((user, day + k))
