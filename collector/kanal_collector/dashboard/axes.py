@@ -21,21 +21,25 @@ PALETTE = 8  # series-0 … series-7 in dashboard.css
 _CHAR = 6.6
 _WIDE = 7.6  # capitals, digits in bold, "W", "M" …
 
+def _char(c: str) -> float:
+    return _WIDE if c.isupper() or c in "MWmw%@" else _CHAR
+
+
 def text_width(text: str) -> float:
     """The estimated width of `text` at the charts' 11 px font."""
-    return sum(_WIDE if c.isupper() or c in "MWmw%@" else _CHAR for c in text)
+    return sum(map(_char, text))
 
 
 def fit(text: str, room: float) -> str:
     """`text`, cut to fit `room` px with a trailing "…" when it is too long."""
     if text_width(text) <= room:
         return text
-    out = ""
-    for c in text:
-        if text_width(out + c + "…") > room:
-            break
-        out += c
-    return out + "…"
+    used = _char("…")
+    for i, c in enumerate(text):
+        used += _char(c)
+        if used > room:
+            return text[:i] + "…"
+    return text
 
 
 def label(text: str, room: float, x: float, y: float, *, anchor: str = "start",
