@@ -4,6 +4,7 @@ documents the admin API answers, drawn as server-rendered pages with inline SVG 
 
 from __future__ import annotations
 
+from . import attribution as _attribution  # noqa: F401  (its page registers on the blueprint)
 from . import audiences as _audiences  # noqa: F401  (its pages register on the blueprint)
 from .routes import dashboard_blueprint
 
