@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import audiences as _audiences  # noqa: F401  (its pages register on the blueprint)
 from . import people as _people  # noqa: F401
+from . import segments as _segments  # noqa: F401
 from .routes import dashboard_blueprint
 
 __all__ = ["dashboard_blueprint"]
