@@ -35,7 +35,7 @@ PAGE = 50
 RUNS = 50
 
 
-def _current(conn: Connection, profile_id: int) -> int | None:
+def current_profile(conn: Connection, profile_id: int) -> int | None:
     """The profile id as it is now (a merged-away id gives the profile it became)."""
     if profile_store.profile_row(conn, profile_id) is not None:
         return profile_id
@@ -99,7 +99,7 @@ def person(profile_id: int) -> Response:
     runs with why, messages and their states, the timeline across origins."""
     runtime = get_runtime()
     conn = runtime.db.conn()
-    pid = _current(conn, profile_id)
+    pid = current_profile(conn, profile_id)
     if pid is None:
         return _problem(404, "No such person", f"There is no profile {profile_id}.")
     if pid != profile_id:
