@@ -71,6 +71,17 @@ def profiles_events_since(conn: Connection, profile_ids: Sequence[int], name: st
     return out
 
 
+def event_profiles(conn: Connection, event_ids: Sequence[int]) -> dict[int, int]:
+    """{event id: the profile whose timeline holds it} for these events."""
+    out: dict[int, int] = {}
+    for chunk in chunks(list(event_ids), 500):
+        marks = ",".join("?" * len(chunk))
+        out.update((int(e), int(p)) for e, p in conn.execute(
+            f"SELECT event_id, profile_id FROM profile_events WHERE event_id IN ({marks})",
+            chunk))
+    return out
+
+
 def profiles_of_events(conn: Connection, event_ids: Sequence[int]) -> set[int]:
     """The profiles whose timelines hold any of these events."""
     out: set[int] = set()
