@@ -11,6 +11,7 @@ from . import events as _events  # noqa: F401
 from . import messages as _messages  # noqa: F401
 from . import people as _people  # noqa: F401
 from . import segments as _segments  # noqa: F401
+from . import settings as _settings  # noqa: F401
 from .routes import dashboard_blueprint
 
 __all__ = ["dashboard_blueprint"]
