@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import audiences as _audiences  # noqa: F401  (its pages register on the blueprint)
 from . import events as _events  # noqa: F401
+from . import journey_flows as _journey_flows  # noqa: F401
 from . import messages as _messages  # noqa: F401
 from . import people as _people  # noqa: F401
 from . import segments as _segments  # noqa: F401
