@@ -936,6 +936,8 @@ def _m021_operator_pages(m: Migration) -> None:
     # segment and day (days since the epoch, UTC), the member count the segment sweeper
     # saw at its first sweep that day. Outbox rows by state, newest first, for the
     # Messages page's filter (the due index starts with state but orders by channel).
+    # Identities by value: the People search (and the admin API's `?q=`) looks a prefix
+    # up across every kind, which the (kind, value) key can't serve.
     m.ddl(
         """CREATE TABLE segment_days (
             segment {TEXT} NOT NULL, day {INT} NOT NULL, members {INT} NOT NULL,
@@ -944,6 +946,7 @@ def _m021_operator_pages(m: Migration) -> None:
         ){WITHOUT_ROWID}"""
     )
     m.ddl("CREATE INDEX outbox_state_id ON outbox(state, id)")
+    m.ddl("CREATE INDEX identities_value ON identities(value)")
 
 
 MIGRATIONS: list[Callable[[Migration], None]] = [
