@@ -35,7 +35,8 @@ def fresh_manager() -> Iterator[None]:
 
 
 def test_there_are_hooks() -> None:
-    assert HOOKS == ["register_channels", "register_destinations", "register_settings"]
+    assert HOOKS == ["check_setup", "register_channels", "register_destinations",
+                     "register_settings"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
