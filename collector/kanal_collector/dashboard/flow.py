@@ -24,7 +24,8 @@ GAP = 30        # vertical space between boxes (room for a branch label)
 COL_GAP = 24    # horizontal space between branch columns
 EMPTY_W = 90    # width of a branch with no steps
 MARGIN = 12
-CHARS = 31      # characters that fit on a line of a box at 11px
+CHARS = 26      # characters that fit on a line of a box (bold, wide ids like a_b_c)
+CHAR_W = 7.6    # the width of one such character, for labels of other widths
 
 
 @dataclass
@@ -43,8 +44,8 @@ class Block:
             self.parts.append((x + dx, y + dy, part))
 
 
-def _fit(text: str) -> str:
-    return text if len(text) <= CHARS else text[:CHARS - 1] + "…"
+def _fit(text: str, chars: int = CHARS) -> str:
+    return text if len(text) <= chars else text[:max(1, chars - 1)] + "…"
 
 
 def _short(value: Any) -> str:
@@ -164,8 +165,11 @@ def _step_block(journey: Journey, step: Step, counts: Mapping[str, Mapping[str, 
     for (name, column), w in zip(columns, widths, strict=True):
         cx = x + w / 2
         out.parts.append((0, 0, _line(width / 2, BOX_H, cx, top)))
+        # The branch's name, cut to the room beside its line (the whole name as a title).
+        room = int((w + COL_GAP) / 2 / CHAR_W) - 1
         out.parts.append((0, 0, f'<text x="{cx + 4:.1f}" y="{top - 4:.1f}" '
-                               f'class="flow-label" text-anchor="start">{escape(name)}</text>'))
+                               f'class="flow-label" text-anchor="start">'
+                               f'<title>{escape(name)}</title>{escape(_fit(name, room))}</text>'))
         out.put(column, x + (w - column.width) / 2, top)
         if column.open_end:
             # Down the column's own lane to below the tallest column, then across to the
