@@ -66,7 +66,8 @@ def test_counts_per_day_and_members_with_paging(kanal_app: App) -> None:
     html = html_of(kanal_app, "/dashboard/segments/buyers")
     data = page_data(html)
     assert [h["members"] for h in data["history"]] == [30, 65]
-    bars = re.findall(r'<rect class="bar series-0"[^>]*data-value="([^"]+)"', html)
+    desk = "".join(re.findall(r'<svg class="chart for-desk .*?</svg>', html, re.S))
+    bars = re.findall(r'<rect class="bar series-0"[^>]*data-value="([^"]+)"', desk)
     assert [float(v) for v in bars] == [30.0, 65.0]
     assert 'data-kpi="members" data-value="65"' in html and "Order Completed" in html
     seen = list(data["members"])
