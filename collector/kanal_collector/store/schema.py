@@ -931,7 +931,7 @@ def _m019_event_partitions(m: Migration) -> None:
         partition_log(m.conn, int(time.time() * 1000))
 
 
-def _m021_operator_pages(m: Migration) -> None:
+def _m020_operator_pages(m: Migration) -> None:
     # The dashboard's operator pages (issue 23). Segment sizes over time: one row per
     # segment and day (days since the epoch, UTC), the member count the segment sweeper
     # saw at its first sweep that day. Outbox rows by state, newest first, for the
@@ -969,7 +969,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m017_audiences,
     _m018_onsite,
     _m019_event_partitions,
-    _m021_operator_pages,
+    _m020_operator_pages,
 ]
 
 _VERSIONS = "kanal_migrations"
