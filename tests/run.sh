@@ -2,7 +2,8 @@
 # Set everything up on a fresh Debian machine and run the whole test suite:
 # Debian's chromium (browser tests) and Mail::DKIM (DKIM tests), a virtualenv with Kanal,
 # its server and postgres extras and the test tools, the snippet's pinned npm toolchain,
-# then ruff, mypy and pytest, once on SQLite and once on PostgreSQL: a throwaway cluster
+# then ruff, mypy, the docs' build (Sphinx, warnings as errors) and pytest, once on SQLite
+# and once on PostgreSQL: a throwaway cluster
 # (tests/pg.sh, which installs Debian's postgresql when missing) in a temporary
 # directory, run as an unprivileged user on a free loopback port, stopped and deleted
 # however the run ends.
@@ -11,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use: chromium (browser tests), curl (the README's examples).
+# Debian packages the tests use: chromium (browser tests), curl (the docs' examples).
 MISSING=""
 command -v chromium >/dev/null 2>&1 || MISSING="$MISSING chromium"
 command -v curl >/dev/null 2>&1 || MISSING="$MISSING curl"
@@ -43,6 +44,12 @@ fi
 
 .venv/bin/ruff check .
 .venv/bin/mypy
+
+# The docs (docs/, Sphinx with MyST): warnings are errors, so a broken link between pages
+# or a missing anchor fails the run; nothing is fetched from the network.
+docs_out=$(mktemp -d /tmp/kanal-docs.XXXXXX)
+.venv/bin/sphinx-build -W --keep-going -n -q -b html docs "$docs_out"
+rm -rf "$docs_out"
 
 status=0
 ran=0

@@ -227,8 +227,10 @@ def test_validate_names_every_problem_with_its_line(tmp_path: Path) -> None:
 def test_the_readme_journey_is_valid(tmp_path: Path) -> None:
     import re
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"```yaml\n# journeys/cart_funnel.yaml\n(.*?)```", readme, re.S)
+    from docs_util import text_of
+
+    page = text_of("audiences")
+    block = re.search(r"```yaml\n# journeys/cart_funnel.yaml\n(.*?)```", page, re.S)
     assert block is not None
     path = write(tmp_path, "cart_funnel.yaml", block.group(1))
     (tmp_path / "kanal.toml").write_text('[audiences.cart_retarget]\ndestination = "csv"\n'

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import pluggy
 import pytest
 from click.testing import CliRunner
+from docs_util import text_of
 
 from kanal_collector.channels import hookspecs, plugins
 from kanal_collector.channels.base import Channel, OutgoingMessage, SendResult
@@ -34,7 +35,8 @@ def fresh_manager() -> Iterator[None]:
 
 
 def test_there_are_hooks() -> None:
-    assert HOOKS == ["register_channels", "register_destinations", "register_settings"]
+    assert HOOKS == ["check_setup", "register_channels", "register_destinations",
+                     "register_settings"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -42,9 +44,7 @@ def test_every_hook_is_documented_and_tested(hook: str) -> None:
     function = getattr(hookspecs, hook)
     doc = inspect.getdoc(function)
     assert doc and len(doc.splitlines()) == 1, f"{hook} needs a one-line docstring"
-    docs = [ROOT / "README.md"]
-    readme = "".join(p.read_text(encoding="utf-8") for p in docs if p.exists())
-    assert f"`{hook}(" in readme, f"{hook} is not documented in the README"
+    assert f"`{hook}(" in text_of("channels"), f"{hook} is not documented in docs/channels.md"
     tests = "".join(p.read_text() for pattern in ("test_channels_*.py", "test_audiences_*.py")
                     for p in TESTS.glob(pattern) if p.name != Path(__file__).name)
     assert hook in tests, f"no test outside this meta-test exercises {hook}"

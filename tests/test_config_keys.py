@@ -1,5 +1,5 @@
 """The one registry of kanal.toml settings: unknown tables and keys are errors naming the
-nearest known one, bad values get plain messages, and the README's own examples pass."""
+nearest known one, bad values get plain messages, and the docs' own examples pass."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from docs_util import all_text
 from kanal_testing import db_at
 
 from kanal_collector.audiences import plugins as destinations
@@ -90,7 +91,8 @@ def test_serve_says_it_in_one_line(tmp_path: Path) -> None:
 
 
 def _readme_tomls() -> list[str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The toml examples of the README and of every page of docs/."""
+    text = all_text()
     return [b for b in re.findall(r"```toml\n(.*?)```", text, re.S) if "[project" not in b]
 
 
@@ -131,7 +133,7 @@ def test_every_key_is_documented_in_the_registry() -> None:
     assert ("server.port", "integer", "8000", "The port to listen on (0 picks a free one).") \
         in rows
     assert len({path for path, *_ in rows}) == len(rows)
-    # every table the README's configuration shows is a table the registry knows
+    # every table the docs' examples show is a table the registry knows
     tables = {path.split(".")[0] for path, *_ in rows}
     for block in _readme_tomls():
         assert set(tomllib.loads(block)) <= tables | {"db", "journeys_dir"}, block

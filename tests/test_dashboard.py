@@ -12,7 +12,7 @@ import pytest
 from kanal_testing import App
 from test_reports_api import NOW_MS, admin, seed
 
-from kanal_collector.dashboard import charts
+from kanal_collector.dashboard import axes, charts
 from kanal_collector.store.keys import create_key, revoke_key
 
 PAGES = ["/dashboard/", "/dashboard/journeys", "/dashboard/attribution",
@@ -49,6 +49,11 @@ def page_data(html: str) -> Any:
     match = re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.S)
     assert match is not None
     return json.loads(match.group(1))
+
+
+def desk(html: str) -> str:
+    """Only the charts drawn for a wide screen (each chart also comes drawn for a phone)."""
+    return "".join(re.findall(r'<svg class="chart for-desk .*?</svg>', html, re.S))
 
 
 def set_cookie_header(response: Any, name: str) -> str:
@@ -346,10 +351,10 @@ def test_overview_tiles_and_charts(kanal_app: App) -> None:
         shown = re.search(rf'data-kpi="{kpi}" data-value="([^"]+)"', html)
         assert shown is not None and float(shown.group(1)) == data["totals"][kpi]
     assert 'data-kpi="revenue" data-value="100.5">100.50<' in html
-    bars = re.findall(r'<rect class="bar [^"]*"[^>]*data-value="([^"]+)"', html)
+    bars = re.findall(r'<rect class="bar [^"]*"[^>]*data-value="([^"]+)"', desk(html))
     assert bars and all(float(v) > 0 for v in bars)
     assert sum(float(v) for v in re.findall(
-        r'data-series="(?:web|server)"[^>]*data-value="([^"]+)"', html)) == \
+        r'data-series="(?:web|server)"[^>]*data-value="([^"]+)"', desk(html))) == \
         data["totals"]["events"]
 
 
@@ -402,14 +407,19 @@ def test_costs_form_sets_and_removes_with_csrf(kanal_app: App) -> None:
 
 
 def test_stacked_bars_escape_labels_and_scale_to_the_tallest_column() -> None:
-    svg = str(charts.stacked_bars("Events <by> day", [
+    both = str(charts.stacked_bars("Events <by> day", [
         ("2026-01-01", {"web": 3, "<script>": 1}), ("2026-01-02", {"web": 4})]))
-    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    svg = desk(both)
+    assert both.count("<svg ") == 2 and 'class="chart for-phone chart-stacked"' in both
+    assert "<script>" not in both and "&lt;script&gt;" in svg
     assert 'aria-label="Events &lt;by&gt; day"' in svg
     heights = [float(h) for h in re.findall(r'class="bar[^"]*"[^>]*height="([^"]+)"', svg)]
     assert len(heights) == 3
-    assert max(heights) == pytest.approx(160.0)  # the 4-event column fills the plot
-    assert sorted(heights) == pytest.approx([40.0, 120.0, 160.0])
+    # the ticks are 0 … 4, so the 4-event column fills the plot: 1 : 3 : 4
+    ticks = re.findall(r'<text class="axis tick"[^>]*>([^<]+)</text>', svg)
+    assert ticks == ["0", "1", "2", "3", "4"]
+    tall = max(heights)
+    assert sorted(heights) == pytest.approx([tall / 4, tall * 3 / 4, tall])
 
 
 def test_charts_with_nothing_to_draw() -> None:
@@ -471,7 +481,7 @@ def test_journey_and_experiment_pages_with_runs(tmp_path: Any) -> None:
         assert funnel == client.get("/api/reports/journeys/welcome",
                                     headers=bearer).get_json()
         assert funnel["totals"]["entered"] == 24 and funnel["totals"]["converted"] == 8
-        bars = re.findall(r'<rect class="bar series-0"[^>]*data-value="([^"]+)"', html)
+        bars = re.findall(r'<rect class="bar series-0"[^>]*data-value="([^"]+)"', desk(html))
         assert [float(b) for b in bars] == [float(s["reached"]) for s in funnel["steps"]]
         assert 'data-kpi="converted" data-value="8"' in html
         html = client.get("/dashboard/journeys").get_data(as_text=True)
@@ -479,3 +489,55 @@ def test_journey_and_experiment_pages_with_runs(tmp_path: Any) -> None:
     finally:
         close_app(app)
         env.close()
+
+
+@pytest.mark.parametrize(("top", "ticks"), [
+    (4, [0, 1, 2, 3, 4]),
+    (7, [0, 2, 4, 6, 8]),
+    (9.5, [0, 2.5, 5, 7.5, 10]),
+    (1210, [0, 500, 1000, 1500]),
+    (0.0231, [0, 0.01, 0.02, 0.03]),
+    (1, [0, 0.25, 0.5, 0.75, 1]),
+    (100, [0, 25, 50, 75, 100]),
+])
+def test_y_ticks_are_round_and_reach_the_top(top: float, ticks: list[float]) -> None:
+    assert axes.nice_ticks(top) == pytest.approx(ticks)
+
+
+@pytest.mark.parametrize(("value", "short"), [
+    (0, "0"), (950, "950"), (1500, "1.5k"), (12000, "12k"), (3_240_000, "3.2M"),
+    (0.5, "0.5"), (2.25, "2.25"), (-1500, "-1.5k")])
+def test_tick_labels_are_short(value: float, short: str) -> None:
+    assert axes.compact(value) == short
+
+
+def test_units_write_money_with_its_currency_and_rates_as_percent() -> None:
+    eur = charts.money("EUR")
+    assert (eur.tick(1500), eur.full(1234.5)) == ("1.5k EUR", "1,234.50 EUR")
+    assert (charts.money("").tick(1500), charts.COUNT.full(3)) == ("1.5k", "3")
+    assert (charts.PERCENT.tick(0.025), charts.PERCENT.full(0.0231)) == ("2.5%", "2.31%")
+
+
+def test_long_labels_are_cut_and_keep_the_whole_name_as_a_title() -> None:
+    name = "welcome_series_for_new_newsletter_subscribers_in_germany_austria"
+    cut = axes.fit(name, 100)
+    assert cut.endswith("…") and name.startswith(cut[:-1])
+    assert axes.text_width(cut) <= 100 < axes.text_width(cut[:-1] + name[len(cut) - 1] + "…")
+    assert axes.fit("short", 100) == "short"
+    both = str(charts.horizontal_bars("Funnel", [(name, 3), ("b", 1)]))
+    assert f">{name}</text>" in desk(both)  # room enough on a wide screen
+    svg = both[both.index('<svg class="chart for-phone'):]  # not on a phone
+    assert f"<title>{name}</title>" in svg and name not in svg.replace(
+        f"<title>{name}</title>", "").replace(f'data-series="{name}"', "").replace(
+        f"<title>{name}: 3</title>", "")
+
+
+def test_ninety_days_of_labels_are_thinned() -> None:
+    days = [(f"2026-{1 + d // 28:02d}-{1 + d % 28:02d}", {"web": 1 + d % 5}) for d in range(90)]
+    svg = desk(str(charts.stacked_bars("Events", days)))
+    labels = re.findall(r'<text class="axis" x="([^"]+)" y="[^"]+" text-anchor="middle">'
+                        r"([^<]+)</text>", svg)
+    assert 8 <= len(labels) < 90
+    xs = [float(x) for x, _ in labels]
+    # "03-28" is 5 characters: about 35 units; neighbours stay further apart than that
+    assert min(b - a for a, b in zip(xs, xs[1:], strict=False)) > 40

@@ -145,7 +145,7 @@ def test_sign_in_and_every_page(seeded: Collector, browser: Any) -> None:
         for name in ("events", "active_profiles", "profiles", "conversions", "revenue"):
             assert shown[name] == overview["totals"][name], name
         bars = page.eval_on_selector_all(
-            "svg.chart-stacked[aria-label='Events per day by origin'] rect.bar",
+            "svg.for-desk.chart-stacked[aria-label='Events per day by origin'] rect.bar",
             "els => els.map(e => Number(e.dataset.value))")
         assert sum(bars) == overview["totals"]["events"] > 0
         assert all(b > 0 for b in visible_bars(page))

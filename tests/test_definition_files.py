@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from docs_util import text_of
 
 from kanal_collector.cli import cli
 from kanal_collector.journeys import JourneyFileError, parse_journey
 from kanal_collector.profiles.segments import SegmentError, load_segments_file
 from kanal_collector.yamlfile import ambiguity, read
-
-README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.mark.parametrize("text", [
@@ -64,8 +63,8 @@ def test_quoted_values_and_keys() -> None:
 
 def test_the_readme_segment_keeps_norway() -> None:
     """The issue's case: `country in: [SE, NO, DK]` made NO false and left Norwegians out.
-    The README's example now passes and means what it says."""
-    text = README.read_text(encoding="utf-8")
+    The docs' example (docs/segments.md) now passes and means what it says."""
+    text = text_of("segments")
     block = re.search(r"```yaml\n(segments:.*?)```", text, re.S)
     assert block is not None
     path = Path(__file__).parent / "_readme_segments.yaml"

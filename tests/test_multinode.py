@@ -1,6 +1,6 @@
 """Three `kanal serve` nodes on one PostgreSQL, load on all, kill -9 of one mid-ingest and
 mid-dispatch: every acknowledged event is stored and processed once, no email goes out
-twice, and the survivors take the work over (README, "Several nodes").
+twice, and the survivors take the work over (docs/nodes.md).
 
 A real SMTP server (aiosmtpd) takes the email, slowly (a pause per message), so every
 node's dispatcher is in the middle of a send most of the time, and the node killed is

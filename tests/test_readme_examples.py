@@ -1,6 +1,8 @@
-"""The README's Python and shell examples run as written, against a real collector.
+"""The Python and shell examples of the README and docs/ run as written, against a real
+collector.
 
-Every ```python and ```sh block of the README is run, in order, in a fresh directory
+Every ```python and ```sh block of the README and of the pages of docs/ (in the order of
+docs/index.md's table of contents) is run, in order, in a fresh directory
 whose kanal.toml points at that collector's database — unless the line before it says
 `<!-- readme-test: skip: WHY -->`. The only changes made to a block are its
 placeholders: the keys (`sk_…`, `pk_AbCdEfG`) and the collector's address
@@ -26,10 +28,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from docs_util import README, ROOT, pages
 from kanal_testing import Collector, db_at, start_collector
 
-ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
 _BLOCK = re.compile(r"(?:<!-- readme-test: skip: (?P<skip>[^>]*) -->\n)?"
                     r"```(?P<lang>python|sh)\n(?P<code>.*?)```", re.S)
 # Names a fragment takes from the reader's own code.
@@ -44,8 +45,9 @@ PRELUDE = textwrap.dedent("""\
 
 @dataclass
 class Block:
-    """One fenced example of the README."""
+    """One fenced example of the README or a page of docs/."""
 
+    path: Path
     lang: str
     code: str
     line: int
@@ -53,17 +55,26 @@ class Block:
 
 
 def readme_blocks() -> list[Block]:
-    text = README.read_text(encoding="utf-8")
-    return [Block(m.group("lang"), m.group("code"), text[:m.start("lang")].count("\n") + 1,
-                  m.group("skip")) for m in _BLOCK.finditer(text)]
+    """Every python and sh block of the README, then of each page of docs/."""
+    blocks = []
+    for path in pages():
+        text = path.read_text(encoding="utf-8")
+        blocks += [Block(path, m.group("lang"), m.group("code"),
+                         text[:m.start("lang")].count("\n") + 1, m.group("skip"))
+                   for m in _BLOCK.finditer(text)]
+    return blocks
 
 
 def test_every_example_is_run_or_says_why_not() -> None:
     blocks = readme_blocks()
-    assert len(blocks) > 12
+    # 19 blocks, 13 of them run, when the reference moved from the README to docs/
+    assert len(blocks) >= 19
     for block in blocks:
-        assert block.skip is None or len(block.skip.strip()) > 10, block.line
-    assert sum(b.skip is None for b in blocks) >= 11
+        assert block.skip is None or len(block.skip.strip()) > 10, (block.path, block.line)
+    assert sum(b.skip is None for b in blocks) >= 13
+    # the README's own: the two commands (each says why it isn't run) and the first event
+    readme = [b for b in blocks if b.path == README]
+    assert [b.skip is None for b in readme] == [False, False, True]
 
 
 def _substitute(code: str, collector: Collector, spare_prefix: str) -> str:
@@ -91,7 +102,7 @@ def _run(block: Block, code: str, workdir: Path, env: dict[str, str]) -> str:
     result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, (
-        f"README.md line {block.line} ({block.lang}) failed with status "
+        f"{block.path.relative_to(ROOT)} line {block.line} ({block.lang}) failed with status "
         f"{result.returncode}:\n{code}\n--- stdout\n{result.stdout}\n--- stderr\n"
         f"{result.stderr}")
     return result.stdout
@@ -118,17 +129,17 @@ def test_the_readme_examples_run_against_a_real_collector(tmp_path: Path) -> Non
         spare = subprocess.run(["kanal", "keys", "create", "--kind", "public", "--name",
                                 "spare"], cwd=workdir, env=env, capture_output=True,
                                text=True, check=True).stdout.strip().splitlines()[-1]
-        outputs: dict[int, str] = {}
+        outputs: dict[tuple[Path, int], str] = {}
         for block in readme_blocks():
             if block.skip is None:
-                outputs[block.line] = _run(block, _substitute(block.code, collector,
+                outputs[block.path, block.line] = _run(block, _substitute(block.code, collector,
                                                               spare[:10]), workdir, env)
         _check_what_arrived(collector, outputs)
     finally:
         collector.stop()
 
 
-def _check_what_arrived(collector: Collector, outputs: dict[int, str]) -> None:
+def _check_what_arrived(collector: Collector, outputs: dict[tuple[Path, int], str]) -> None:
     text = "\n".join(outputs.values())
     # the curl example, then `kanal events list`
     assert "Order Completed\tu1" in text

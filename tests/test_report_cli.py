@@ -104,7 +104,7 @@ def test_overview_table_and_csv(filled: Path) -> None:
     assert f"revenue {doc['totals']['revenue']:.2f}" in lines[0]
     header, rule = lines[2], lines[3]
     assert header.split() == ["day", *sorted({o for d in doc["days"] for o in d["events"]}),
-                              "active_profiles", "conversions", "revenue"]
+                              "kanal_events", "active_profiles", "conversions", "revenue"]
     assert set(rule.replace(" ", "")) == {"-"}
     assert len({len(line) for line in lines[4:] if line.strip()}) <= 2  # aligned columns
     rows = list(csv.reader(io.StringIO(run(filled, "overview", *WINDOW, "--format",

@@ -23,7 +23,8 @@ NAMES = ("2023-11-15", "2023-11-16", "2023-11-17")
 class Shop:
     def __init__(self, path: Path) -> None:
         self.log = Log(path)
-        self.added: list[tuple[int, str]] = []  # (timestamp, origin) of every event
+        self.added: list[tuple[int, str]] = []  # (timestamp, origin) of the shop's events
+        self.own: list[tuple[int, str]] = []  # and of Kanal's own
 
     def add(self, kind: str, ts: int, *, origin: str = "web", **kwargs: Any) -> None:
         self.log.add(kind, ts=ts, received=ts, origin=origin, **kwargs)
@@ -35,7 +36,7 @@ class Shop:
             name="Email Delivered", message_id=f"kanal-outbox-{ts}-delivered", origin="email",
             properties={"outbox_id": 1}, user_id=user_id, anonymous_id=None,
             source_id=self.log.source, now_ms=ts)])
-        self.added.append((ts, "email"))
+        self.own.append((ts, "email"))
 
 
 @pytest.fixture
@@ -78,10 +79,14 @@ def test_overview_by_day(shop: Shop) -> None:
     expected = Counter((NAMES[(ts - D0) // DAY], origin) for ts, origin in shop.added
                        if D0 <= ts < D0 + 3 * DAY)
     origins = sorted({o for _, o in expected})
-    assert origins == ["app", "email", "server", "web"]
+    assert origins == ["app", "server", "web"]
     for day in report["days"]:
         assert day["events"] == {o: expected[(day["day"], o)] for o in origins}
-    assert report["days"][1]["events"] == {"app": 0, "email": 0, "server": 1, "web": 0}
+    assert report["days"][1]["events"] == {"app": 0, "server": 1, "web": 0}
+    # Kanal's own deliveries are counted apart, by their origin
+    assert [d["own_events"] for d in report["days"]] == [{"email": 1}, {"email": 0},
+                                                          {"email": 1}]
+    assert len([ts for ts, _ in shop.own if D0 <= ts < D0 + 3 * DAY]) == 2
     # u4 has deliveries on its timeline on days 0 and 2, yet is never active
     u4 = shop.log.pid("u4")
     assert u4 is not None
@@ -89,7 +94,8 @@ def test_overview_by_day(shop: Shop) -> None:
     assert [d["active_profiles"] for d in report["days"]] == [3, 1, 2]
     assert [d["conversions"] for d in report["days"]] == [1, 0, 1]
     assert [d["revenue"] for d in report["days"]] == [20.0, 0.0, 10.5]
-    assert report["totals"] == {"events": sum(expected.values()), "active_profiles": 4,
+    assert report["totals"] == {"events": sum(expected.values()), "own_events": 2,
+                                "active_profiles": 4,
                                 "profiles": 6, "conversions": 2, "revenue": 30.5}
 
 
@@ -106,18 +112,18 @@ def test_quiet_days_are_zero_filled(shop: Shop) -> None:
     since = D0 + 10 * DAY
     report = overview(shop.log.conn, since_ms=since, until_ms=since + 2 * DAY)
     assert report["days"] == [
-        {"day": "2023-11-25", "events": {}, "active_profiles": 0, "conversions": 0,
-         "revenue": 0.0},
-        {"day": "2023-11-26", "events": {}, "active_profiles": 0, "conversions": 0,
-         "revenue": 0.0}]
-    assert report["totals"] == {"events": 0, "active_profiles": 0, "profiles": 6,
+        {"day": "2023-11-25", "events": {}, "own_events": {}, "active_profiles": 0,
+         "conversions": 0, "revenue": 0.0},
+        {"day": "2023-11-26", "events": {}, "own_events": {}, "active_profiles": 0,
+         "conversions": 0, "revenue": 0.0}]
+    assert report["totals"] == {"events": 0, "own_events": 0, "active_profiles": 0, "profiles": 6,
                                 "conversions": 0, "revenue": 0.0}
 
 
 def test_an_empty_window_has_no_days(shop: Shop) -> None:
     report = overview(shop.log.conn, since_ms=D0 + 7, until_ms=D0 + 7)
     assert report["days"] == []
-    assert report["totals"] == {"events": 0, "active_profiles": 0, "profiles": 6,
+    assert report["totals"] == {"events": 0, "own_events": 0, "active_profiles": 0, "profiles": 6,
                                 "conversions": 0, "revenue": 0.0}
 
 
@@ -125,8 +131,8 @@ def test_an_empty_database(tmp_path: Path) -> None:
     log = Log(tmp_path / "kanal.db")
     try:
         report = overview(log.conn, since_ms=D0, until_ms=D0 + 1)
-        assert report["days"] == [{"day": NAMES[0], "events": {}, "active_profiles": 0,
-                                   "conversions": 0, "revenue": 0.0}]
+        assert report["days"] == [{"day": NAMES[0], "events": {}, "own_events": {},
+                                   "active_profiles": 0, "conversions": 0, "revenue": 0.0}]
         assert report["totals"]["profiles"] == 0
     finally:
         log.close()

@@ -59,7 +59,7 @@ def audiences_list(db: Database, as_json: bool) -> None:
     """Every audience: destination, segment, status, members, what waits, last sync."""
     statuses = all_statuses(db.conn(), _settings())
     if not statuses:
-        click.echo("no audiences: add [audiences.NAME] tables to kanal.toml (README, "
+        click.echo("no audiences: add [audiences.NAME] tables to kanal.toml (docs/audiences.md, "
                    "Ads: audiences)")
     for s in statuses:
         if as_json:

@@ -7,10 +7,11 @@ import json
 
 import click
 
-from .audiences.plugins import build_destination, check_audiences, destination_summary
-from .channels.plugins import build_channels, plugin_summary
+from .audiences.plugins import destination_summary
+from .channels.plugins import plugin_summary
 from .cli_common import _config, common_options
 from .errors import KanalError
+from .setup_checks import run_checks
 
 
 @click.command()
@@ -27,13 +28,11 @@ def plugins(db: str | None, config_path: str | None, as_json: bool, check: bool)
     try:
         summary = plugin_summary(config)
         summary["destinations"] = destination_summary(config)
-        if check:
-            for channel in build_channels(config).values():
-                channel.close()
-            for audience in check_audiences(config).values():
-                build_destination(audience).close()
+        failed = [c for c in run_checks(config) if not c.ok] if check else []
     except KanalError as exc:
         raise click.ClickException(str(exc)) from None
+    if failed:
+        raise click.ClickException("\n".join(c.detail for c in failed))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return

@@ -11,11 +11,11 @@ import click
 
 from .cli_common import _config, _database, _when, common_options
 from .errors import KanalError
-from .journeys.definition import journey_files, load_file, load_files
+from .journeys.definition import journey_files, load_file
 from .journeys.errors import JourneyFileError
 from .journeys.references import references_for
 from .journeys.timers import sync
-from .messages.catalog import load_directory as load_messages
+from .journeys.validation import message_kinds, validate
 from .messages.catalog import messages_dir
 from .products.checks import product_problems
 from .profiles.segments import SegmentError, duration_ms
@@ -55,12 +55,11 @@ def journeys_validate(db: str | None, config_path: str | None, files: tuple[str,
     paths = [Path(f) for f in files] or journey_files(config.journeys_dir)
     if not paths:
         raise click.ClickException(f"no journey files in {config.journeys_dir}")
-    kinds = _message_kinds(Path(messages_path) if messages_path else messages_dir(config))
     try:
-        refs = references_for(config, kinds)
+        journeys, problems = validate(
+            config, paths, messages_path=Path(messages_path) if messages_path else None)
     except KanalError as exc:
         raise click.ClickException(str(exc)) from None
-    journeys, problems = load_files(paths, refs, context=journey_files(config.journeys_dir))
     for problem in problems:
         click.echo(str(problem), err=True)
     for journey in journeys.values():
@@ -74,16 +73,6 @@ def journeys_validate(db: str | None, config_path: str | None, files: tuple[str,
     if bad:
         raise click.ClickException(f"{len(bad)} of {len(paths)} journey file(s) have "
                                    "problems")
-
-
-def _message_kinds(directory: Path) -> dict[str, frozenset[str]] | None:
-    """Message name → the channel kinds it has content for (None: no messages dir)."""
-    if not directory.is_dir():
-        return None
-    try:
-        return {name: m.kinds for name, m in load_messages(directory).items()}
-    except KanalError as exc:
-        raise click.ClickException(f"message files: {exc}") from None
 
 
 @journeys.command("list")
@@ -235,7 +224,10 @@ def journeys_simulate(db: str | None, config_path: str | None, file: str, since:
 
     config = _config(config_path, db=db)
     path = Path(file)
-    kinds = _message_kinds(messages_dir(config))
+    try:
+        kinds = message_kinds(messages_dir(config))
+    except KanalError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         journey = load_file(path, references=references_for(config, kinds))
     except JourneyFileError as exc:

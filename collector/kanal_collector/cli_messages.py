@@ -15,14 +15,12 @@ from .errors import KanalError
 from .journeys.definition import journey_files, load_files
 from .journeys.references import references_for
 from .messages.catalog import Catalog, load_directory, message_files, messages_dir
-from .messages.eligibility import BUILTIN_CHANNELS, ChannelInfo, Policy, check, load_person
 from .messages.errors import DefinitionError
+from .messages.manual import RetryRefused, preview, retry
 from .products.checks import product_problems
-from .products.settings import ProductSettings
-from .products.templates import ProductFunctions
 from .profiles.views import lookup
 from .store import outbox as store
-from .store.db import Database, transaction
+from .store.db import Database
 
 _DIR = click.option("--dir", "directory", type=click.Path(file_okay=False),
                     help="Messages directory (default [messages] messages_dir or ./messages).")
@@ -122,32 +120,17 @@ def messages_preview(db: str | None, config_path: str | None, directory: str | N
         definition = _catalog(config, directory).get(message)
         conn = database.conn()
         pid = lookup(conn, user)
-        person = None if pid is None else load_person(conn, pid)
-        if person is None:
+        if pid is None:
             raise click.ClickException(f"no profile has the identity {user!r}")
-        name = channel or next(k for k in ("email", "sms", "push", "webhook", "console")
-                               if k in definition.kinds)
-        kind, identity = BUILTIN_CHANNELS.get(name, (name, None))
-        info = ChannelInfo(name, kind, identity)
-        with transaction(conn):  # the suppression check may create its key
-            recipient, why = check(conn, person, info, kind=definition.kind,
-                                   topic=definition.topic, policy=Policy.from_config(config))
-        functions = ProductFunctions(  # no outbox row: nothing is recorded
-            conn, ProductSettings.from_config(config), profile_id=person.profile_id,
-            traits=person.traits, data=data, now_ms=int(time.time() * 1000))
-        rendered = definition.render(
-            kind, traits=person.traits, profile=person.template_profile(), data=data,
-            language=language or person.computed.get("language"), channel=name,
-            functions=functions.globals())
-        click.echo(f"message:   {definition.name} ({definition.kind})")
-        click.echo(f"profile:   {person.profile_id}")
-        click.echo(f"channel:   {name} ({kind})")
-        click.echo(f"recipient: {recipient or '-'}")
-        click.echo(f"language:  {rendered.language}")
-        click.echo(f"would send: {'yes' if why is None else 'no, ' + why}")
-        for field, value in rendered.content.items():
-            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
-                                                                   indent=2)
+        shown = preview(conn, config, definition, pid, channel=channel, language=language,
+                        data=data, now_ms=int(time.time() * 1000))
+        click.echo(f"message:   {shown.message} ({shown.message_kind})")
+        click.echo(f"profile:   {shown.profile_id}")
+        click.echo(f"channel:   {shown.channel} ({shown.channel_kind})")
+        click.echo(f"recipient: {shown.recipient or '-'}")
+        click.echo(f"language:  {shown.language}")
+        click.echo(f"would send: {'yes' if shown.refusal is None else 'no, ' + shown.refusal}")
+        for field, text in shown.fields():
             click.echo(f"--- {field} ---")
             click.echo(text)
     except (KanalError, ValueError) as exc:  # ValueError: a bad [products] setting
@@ -214,16 +197,10 @@ def outbox_retry(ctx: click.Context, db: str | None, config_path: str | None,
     """Queue an in-doubt row again, after checking with the provider it wasn't sent."""
     _, database = _open(db or ctx.obj.get("db"), config_path or ctx.obj.get("config_path"))
     try:
-        conn = database.conn()
-        states = ("in_doubt", "failed") if failed else ("in_doubt",)
-        with transaction(conn):
-            done = store.requeue(conn, outbox_id, now=int(time.time() * 1000), states=states)
-        if not done:
-            row = store.get(conn, outbox_id)
-            what = "does not exist" if row is None else f"is {row.state}"
-            raise click.ClickException(
-                f"outbox row {outbox_id} {what}; only "
-                f"{' or '.join(states)} rows can be queued again")
+        try:
+            retry(database.conn(), outbox_id, int(time.time() * 1000), failed=failed)
+        except RetryRefused as exc:
+            raise click.ClickException(str(exc)) from None
         click.echo(f"Queued outbox row {outbox_id} again")
     finally:
         database.close()

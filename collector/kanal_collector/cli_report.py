@@ -180,14 +180,17 @@ def report_overview(db: str | None, config_path: str | None, since: str | None,
             raise click.BadParameter(str(exc).removeprefix(f"{exc.param}: "),
                                      param_hint=f"'--{exc.param}'") from None
     origins = sorted({o for d in doc["days"] for o in d["events"]})
-    headers = ["day", *origins, "active_profiles", "conversions", "revenue"]
+    # the shop's events per origin, then Kanal's own (deliveries, segment changes …)
+    headers = ["day", *origins, "kanal_events", "active_profiles", "conversions", "revenue"]
     rows: list[Row] = [[d["day"], *(d["events"].get(o, 0) for o in origins),
+                        sum(d.get("own_events", {}).values()),
                         d["active_profiles"], d["conversions"], money(d["revenue"])]
                        for d in doc["days"]]
     totals = doc["totals"]
 
     def table() -> str:
-        head = (f"events {totals['events']}  active profiles {totals['active_profiles']}  "
+        head = (f"events {totals['events']}  kanal events {totals['own_events']}  "
+                f"active profiles {totals['active_profiles']}  "
                 f"profiles {totals['profiles']}  conversions {totals['conversions']}  "
                 f"revenue {money(totals['revenue'])}")
         return head + "\n\n" + render_table(headers, rows)

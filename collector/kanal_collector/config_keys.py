@@ -64,7 +64,7 @@ def _k(path: str, type_: str, default: Any, description: str, **more: Any) -> Ke
 
 CORE: tuple[Key, ...] = (
     _k("db", "string", "kanal.db", "The database: a SQLite file, or a postgresql:// URL "
-       "(README, Storage engines).", env="KANAL_DB", field="db"),
+       "(docs/storage.md).", env="KANAL_DB", field="db"),
     _k("journeys_dir", "path", "journeys", "Where the journey files are.",
        env="KANAL_JOURNEYS_DIR", field="journeys_dir"),
     _k("server.host", "string", "127.0.0.1", "The address to listen on.", env="KANAL_HOST",

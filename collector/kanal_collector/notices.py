@@ -59,7 +59,7 @@ def history_notices(conn: Connection, now_ms: int) -> list[str]:
         if parts:
             out.append(f"journey {name}: trigger events refused as history in the last "
                        f"day: {'; '.join(parts)} (`kanal journeys why USER {name}` "
-                       "explains each; README: History is not now)")
+                       "explains each; docs/journeys.md: History is not now)")
     return out
 
 

@@ -33,7 +33,7 @@ from .store.dialect import POSTGRESQL
 from .store.events import StoredEvent, events_after
 from .store.partitions import ensure_ahead
 from .store.profiles import widen_cache
-from .store.stats import add_counts
+from .store.stats import OWN_TYPE, add_counts
 
 log = logging.getLogger("kanal.workers")
 
@@ -41,6 +41,7 @@ LEASE_NAME = leases.WORKERS
 _MIN_PAUSE = 0.05
 _MAX_PAUSE = 0.5
 PROCESSOR_CURSOR = "processor"
+_KANAL = "kanal"  # the key kind of Kanal's own events (profiles.step.KANAL_KEY_KIND)
 _LEASE_ERRORS: tuple[type[Exception], ...] = (*DB_ERRORS, StorageError)
 """The database can't be reached or refused: the lease is not held this time."""
 
@@ -61,10 +62,11 @@ class StatsStep:
     name = "stats"
 
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
-        """Count the batch by UTC day, origin and type."""
+        """Count the batch by UTC day, origin and type (OWN_TYPE for Kanal's own)."""
         counts: Counter[tuple[int, str, str]] = Counter()
         for event in events:
-            counts[(event.timestamp // 86_400_000, event.origin, event.type)] += 1
+            kind = OWN_TYPE if event.key_kind == _KANAL else event.type
+            counts[(event.timestamp // 86_400_000, event.origin, kind)] += 1
         days: dict[int, str] = {}
         by_day: Counter[tuple[str, str, str]] = Counter()
         for (day, origin, kind), n in counts.items():

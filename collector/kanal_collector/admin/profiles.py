@@ -8,10 +8,9 @@ from flask import Response, jsonify, request
 
 from ..errors import BadRequest, NotFound
 from ..predict.views import scores_json
-from ..profiles.views import export_json, lookup, timeline_json
+from ..profiles.views import export_json, lookup, search, timeline_json
 from ..profiles.views import profile_json as _profile_json
 from ..runtime import get_runtime
-from ..store import identities as identity_store
 from ..store import profiles as store
 from ..store import segments as segment_store
 from ..store import timeline as timeline_store
@@ -44,11 +43,7 @@ def profiles_search() -> Response:
     limit = _int_arg("limit", 50, low=1, high=1000) or 50
     query = (request.args.get("q") or "").strip()
     if query:
-        ids = identity_store.search_identities(conn, query, limit)
-        lowered = query.lower()
-        if lowered != query:
-            ids += [i for i in identity_store.search_identities(conn, lowered, limit)
-                    if i not in ids]
+        ids = search(conn, query, limit)
     else:
         ids = store.recent_profiles(conn, limit, _int_arg("offset", 0, high=10**9) or 0)
     found = [p for p in (profile_json(conn, i) for i in ids[:limit]) if p is not None]

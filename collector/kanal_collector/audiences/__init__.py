@@ -15,8 +15,8 @@
 
 Destinations are not channels (DESIGN.md): a channel delivers one message to one
 person; a destination keeps a set of people in step (diffs of hashed identifiers). Both
-register through the one plugin manager (channels/plugins.py). README.md, "Ads:
-audiences", is the reference.
+register through the one plugin manager (channels/plugins.py). docs/audiences.md
+is the reference.
 """
 
 from __future__ import annotations

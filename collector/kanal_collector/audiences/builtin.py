@@ -24,7 +24,7 @@ def _keys(destination: str, *keys: tuple[str, str, object, str]) -> list[Key]:
 
 @hookimpl
 def register_settings() -> list[Key]:
-    """The settings of meta, google_ads, webhook and csv (README, Ads: audiences)."""
+    """The settings of meta, google_ads, webhook and csv (docs/audiences.md)."""
     return [
         *_keys("meta",
                ("audience_id", "string", None, "The Custom Audience's id."),

@@ -14,6 +14,7 @@ from typing import Any
 
 import pluggy
 
+from ..channels.checks import Check
 from ..channels.plugins import _hook_results, _resolve, get_plugin_manager, plugin_classes
 from ..config import Config
 from ..config_keys import AUDIENCE_COMMON, Key, check_plugin_table
@@ -112,4 +113,23 @@ def destination_summary(config: Config | None = None,
         out.append({"name": name, "plugin": owners.get(cls),
                     "class": f"{cls.__module__}.{cls.__qualname__}",
                     "max_batch": cls.max_batch, "configured_as": used})
+    return out
+
+
+def check_destinations(config: Config, pm: pluggy.PluginManager | None = None
+                       ) -> list[Check]:
+    """One Check per `[audiences.NAME]` table: the tables' settings, then building each
+    destination (secrets resolved; nothing is sent and nothing connects)."""
+    try:
+        audiences = check_audiences(config, pm)
+    except ConfigError as exc:
+        return [Check("audiences", "[audiences]", False, str(exc))]
+    out: list[Check] = []
+    for name, audience in audiences.items():
+        try:
+            build_destination(audience, pm).close()
+        except ConfigError as exc:
+            out.append(Check("destination", name, False, str(exc)))
+            continue
+        out.append(Check("destination", name, True, audience.destination))
     return out

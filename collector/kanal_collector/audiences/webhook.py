@@ -1,7 +1,7 @@
 """The `webhook` destination: each batch is a signed JSON POST to a receiver of yours.
 
 Settings (`[audiences.NAME]`, destination = "webhook"): the webhook channel's (`url`,
-`secret`, `timeout`, `max_redirects`, `headers`, `allow_private`: README, Channels)
+`secret`, `timeout`, `max_redirects`, `headers`, `allow_private`: docs/channels.md)
 and `batch_size` (rows per request, default 1,000).
 
 The body is `{"audience": NAME, "action": "add" | "remove", "members": [ROW, …]}`, each

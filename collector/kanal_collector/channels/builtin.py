@@ -27,7 +27,7 @@ def _keys(channel: str, *keys: tuple[str, str, object, str]) -> list[Key]:
 
 @hookimpl
 def register_settings() -> list[Key]:
-    """The settings of email, sms, push, webhook, webpush and console (README, Channels)."""
+    """The settings of email, sms, push, webhook, webpush and console (docs/channels.md)."""
     return [
         *_keys("email",
                ("host", "string", None, "The SMTP server."),

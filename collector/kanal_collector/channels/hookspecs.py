@@ -12,8 +12,10 @@ import pluggy
 
 if TYPE_CHECKING:
     from ..audiences.destination import Destination
+    from ..config import Config
     from ..config_keys import Key
     from .base import Channel
+    from .checks import Check
 
 hookspec = pluggy.HookspecMarker("kanal")
 hookimpl = pluggy.HookimplMarker("kanal")
@@ -32,3 +34,8 @@ def register_settings() -> list[Key]:  # type: ignore[empty-body]
 @hookspec
 def register_destinations() -> list[type[Destination]]:  # type: ignore[empty-body]
     """Return the Destination classes (ads audiences) this plugin provides."""
+
+
+@hookspec
+def check_setup(config: Config) -> list[Check]:  # type: ignore[empty-body]
+    """Return Check results for what this plugin sets up in `config` (nothing is sent)."""

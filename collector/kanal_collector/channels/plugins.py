@@ -23,6 +23,7 @@ from ..config_keys import Key, check_channel_table
 from ..errors import ConfigError
 from . import builtin, hookspecs
 from .base import Channel
+from .checks import Check
 
 PROJECT = "kanal"
 ENTRY_POINT_GROUP = "kanal"
@@ -229,34 +230,65 @@ def build_channels(config: Config, pm: pluggy.PluginManager | None = None
     channels: dict[str, Channel] = {}
     try:
         for name, table in configured_channels(config).items():
-            if table.get("enabled", True) is False:
-                continue
-            type_name = str(table.get("type", name))
-            if type_name not in classes:
-                raise ConfigError(
-                    f"[channels.{name}]: no channel type {type_name!r} is installed "
-                    f"(known: {', '.join(sorted(classes))}); see `kanal plugins`")
-            cls = classes[type_name]
-            settings = {k: v for k, v in table.items() if k not in {"type", "enabled"}}
-            settings = _resolve(settings, f"[channels.{name}]")
-            try:
-                extra = cls.configured(name, settings)
-                if name != cls.name or extra:
-                    # The instance answers to its configured name (dispatcher, logs,
-                    # events), and takes what its settings make of it (a console channel
-                    # standing in for sms renders and addresses an SMS).
-                    cls = type(cls.__name__, (cls,), {"name": name, **extra,
-                                                      "__module__": cls.__module__})
-                channels[name] = cls(settings)
-            except ConfigError:
-                raise
-            except (ValueError, TypeError, KeyError) as exc:
-                raise ConfigError(f"[channels.{name}]: {exc}") from None
+            if table.get("enabled", True) is not False:
+                channels[name] = build_channel(name, table, classes)
     except BaseException:
         for channel in channels.values():
             channel.close()
         raise
     return channels
+
+
+def build_channel(name: str, table: Mapping[str, Any],
+                  classes: Mapping[str, type[Channel]]) -> Channel:
+    """The Channel of one `[channels.NAME]` table (secrets resolved); ConfigError naming
+    the table when its type isn't installed or a setting is wrong."""
+    type_name = str(table.get("type", name))
+    if type_name not in classes:
+        raise ConfigError(
+            f"[channels.{name}]: no channel type {type_name!r} is installed "
+            f"(known: {', '.join(sorted(classes))}); see `kanal plugins`")
+    cls = classes[type_name]
+    settings = {k: v for k, v in table.items() if k not in {"type", "enabled"}}
+    settings = _resolve(settings, f"[channels.{name}]")
+    try:
+        extra = cls.configured(name, settings)
+        if name != cls.name or extra:
+            # The instance answers to its configured name (dispatcher, logs, events),
+            # and takes what its settings make of it (a console channel standing in
+            # for sms renders and addresses an SMS).
+            cls = type(cls.__name__, (cls,), {"name": name, **extra,
+                                              "__module__": cls.__module__})
+        return cls(settings)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"[channels.{name}]: {exc}") from None
+
+
+def check_channels(config: Config, pm: pluggy.PluginManager | None = None) -> list[Check]:
+    """One Check per `[channels.NAME]` table: its settings, then building it (secrets
+    resolved; nothing is sent and nothing connects)."""
+    classes = channel_classes(pm)
+    declared = channel_settings(pm)
+    out: list[Check] = []
+    for name, table in configured_channels(config).items():
+        type_name = str(table.get("type", name))
+        if table.get("enabled", True) is False:
+            out.append(Check("channel", name, True, f"{type_name}, disabled"))
+            continue
+        problems = (check_channel_table(name, table, type_name, declared[type_name])
+                    if type_name in declared else [])
+        if problems:
+            out.append(Check("channel", name, False, "\n".join(problems)))
+            continue
+        try:
+            build_channel(name, table, classes).close()
+        except ConfigError as exc:
+            out.append(Check("channel", name, False, str(exc)))
+            continue
+        out.append(Check("channel", name, True, f"{type_name}, kind {classes[type_name].kind}"))
+    return out
 
 
 def close_channels(channels: Iterable[Channel]) -> None:

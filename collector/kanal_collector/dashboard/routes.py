@@ -1,6 +1,6 @@
-"""The dashboard's pages under /dashboard: sign-in, overview, journeys, attribution,
-recommendations, experiments, deliverability, predictions and costs (audiences:
-audiences.py). Server-rendered (Jinja, autoescaped), charts as inline SVG, no inline
+"""The dashboard's pages under /dashboard: sign-in, overview, journeys, recommendations,
+experiments, deliverability, predictions and costs (attribution: attribution.py,
+audiences: audiences.py). Server-rendered (Jinja, autoescaped), charts as inline SVG, no inline
 script (the page's data sits in a `<script type="application/json">` block).
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import Blueprint, current_app, g, redirect, render_template, request
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from ..notices import in_doubt_notices
@@ -103,15 +104,41 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+def shop_currency() -> str:
+    """The shop's currency code ("" when kanal.toml names none): `[predict] currency`,
+    else `[products] default_currency`, else `[costs] currency`."""
+    return PredictSettings.from_config(get_runtime().config).currency
+
+
+def shop_unit() -> charts.Unit:
+    """Money in the shop's currency, for chart axes and titles."""
+    return charts.money(shop_currency())
+
+
+def _money(currency: str) -> Any:
+    def money(value: Any) -> Markup:
+        """An amount with the shop's currency code after it (smaller, in a span)."""
+        if value is None:
+            return Markup("-")
+        unit = Markup(' <span class="unit">{}</span>').format(currency) if currency else ""
+        return Markup("{}{}").format(f"{float(value):,.2f}", unit)
+    return money
+
+
 @dashboard_blueprint.context_processor
 def _helpers() -> dict[str, Any]:
     session = g.get("dashboard_session")
+    currency = shop_currency() if session is not None else ""
     return {
+        "currency": currency,
+        "in_currency": f" ({currency})" if currency else "",
+        "amount": _money(""),
+        "ratio": lambda v: "-" if v is None else f"{float(v):,.2f}",
         "csrf": session.csrf if session is not None else None,
         # Sends a crash left in doubt stay on every page until someone settles them.
         "in_doubt": (in_doubt_notices(get_runtime().db.conn())
                      if session is not None else []),
-        "money": lambda v: "-" if v is None else f"{float(v):,.2f}",
+        "money": _money(currency),
         "number": lambda v: "-" if v is None else (
             f"{v:,.0f}" if float(v).is_integer() else f"{float(v):,.4f}".rstrip("0")),
         "percent": lambda v: "-" if v is None else f"{float(v) * 100:.2f}%",
@@ -216,10 +243,15 @@ def overview() -> Response:
         "overview.html", data=data, since=since, page="overview",
         events_chart=charts.stacked_bars(
             "Events per day by origin", [(d["day"], d["events"]) for d in days]),
+        own_chart=charts.stacked_bars(
+            "Kanal's own events per day by origin",
+            [(d["day"], d.get("own_events", {})) for d in days]),
         conversions_chart=charts.stacked_bars(
-            "Conversions per day", [(d["day"], {"conversions": d["conversions"]}) for d in days]),
+            "Conversions per day", [(d["day"], {"conversions": d["conversions"]}) for d in days],
+            half=True),
         revenue_chart=charts.stacked_bars(
-            "Revenue per day", [(d["day"], {"revenue": d["revenue"]}) for d in days]),
+            "Revenue per day", [(d["day"], {"revenue": d["revenue"]}) for d in days],
+            unit=shop_unit(), half=True),
         profiles_chart=charts.stacked_bars(
             "Active profiles per day",
             [(d["day"], {"active profiles": d["active_profiles"]}) for d in days]),
@@ -250,44 +282,9 @@ def journey(name: str) -> Response:
     steps = data.get("steps", [])
     chart = charts.horizontal_bars(
         f"Funnel of {name}: runs reaching each step",
-        [(str(s["step"]), s["reached"]) for s in steps])
+        [(_step_name(s), s["reached"]) for s in steps])
     return _page("journey.html", data=data, since=since, page="journeys", chart=chart,
                  name=name)
-
-
-def _attribution_tables(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per dimension: rows of key → {model: row}, and a grouped chart of revenue."""
-    models = list(data.get("models", {}))
-    out = []
-    dimensions: list[str] = []
-    for by_dim in data.get("models", {}).values():
-        dimensions += [d for d in by_dim if d not in dimensions]
-    for dimension in dimensions:
-        keys: list[str] = []
-        cells: dict[str, dict[str, Any]] = {}
-        for model in models:
-            for row in data["models"][model].get(dimension, []):
-                if row["key"] not in cells:
-                    keys.append(row["key"])
-                    cells[row["key"]] = {}
-                cells[row["key"]][model] = row
-        chart = charts.grouped_bars(
-            f"Revenue credited per {dimension}, by model",
-            [(k, {m: cells[k].get(m, {}).get("revenue", 0) for m in models}) for k in keys],
-            models)
-        out.append({"dimension": dimension, "names": keys, "cells": cells, "chart": chart})
-    return out
-
-
-@dashboard_blueprint.get("/attribution")
-def attribution() -> Response:
-    """Every model side by side, per channel, campaign and journey."""
-    since_ms, until_ms, since = _window()
-    runtime = get_runtime()
-    data = views.attribution_view(runtime.db.conn(), runtime.config,
-                                  since_ms=since_ms, until_ms=until_ms)
-    return _page("attribution.html", data=data, since=since, page="attribution",
-                 models=list(data.get("models", {})), tables=_attribution_tables(data))
 
 
 @dashboard_blueprint.get("/recommendations")
@@ -325,11 +322,19 @@ def experiments() -> Response:
     return _page("experiments.html", data=data, since=since, page="experiments", items=items)
 
 
-def _histogram(label: str, hist: dict[str, Any], series: str, *, digits: int = 2) -> Any:
+def _step_name(step: dict[str, Any]) -> str:
+    """A funnel row's name: the step's id from the journey file, and what it does."""
+    what = step.get("message") or step.get("kind")
+    return f"{step['step']} · {what}" if what else str(step["step"])
+
+
+def _histogram(label: str, hist: dict[str, Any], series: str, *, digits: int = 2,
+               currency: str = "", half: bool = False) -> Any:
     edges, counts = hist.get("edges") or [], hist.get("counts") or []
-    columns = [(f"{edges[i]:.{digits}f}–{edges[i + 1]:.{digits}f}", {series: n})
+    unit = f" {currency}" if currency else ""
+    columns = [(f"{edges[i]:,.{digits}f}–{edges[i + 1]:,.{digits}f}{unit}", {series: n})
                for i, n in enumerate(counts)]
-    return charts.stacked_bars(label, columns)
+    return charts.stacked_bars(label, columns, half=half)
 
 
 @dashboard_blueprint.get("/predict")
@@ -347,14 +352,16 @@ def predict() -> Response:
         customers=sum(counts["stages"].values()), when=_when, day=_day_of,
         stage_chart=charts.horizontal_bars(
             "People per lifecycle stage",
-            [(s, counts["stages"].get(s, 0)) for s in NAMED_VALUES["stage"]]),
+            [(s, counts["stages"].get(s, 0)) for s in NAMED_VALUES["stage"]], half=True),
         risk_chart=charts.horizontal_bars(
             "People per churn risk",
-            [(r, counts["risks"].get(r, 0)) for r in NAMED_VALUES["churn_risk"]]),
+            [(r, counts["risks"].get(r, 0)) for r in NAMED_VALUES["churn_risk"]], half=True),
         active_chart=_histogram("Customers by probability active",
-                                dist.get("probabilityActive") or {}, "customers", digits=1),
+                                dist.get("probabilityActive") or {}, "customers", digits=1,
+                                half=True),
         value_chart=_histogram("Customers by predicted 365-day value",
-                               dist.get("predictedValue") or {}, "customers", digits=0),
+                               dist.get("predictedValue") or {}, "customers", digits=0,
+                               currency=shop_currency(), half=True),
         history_chart=charts.stacked_bars("Lifecycle stages per fit", history),
         calibration_chart=charts.grouped_bars(
             "Mean orders per customer in the holdout, by repeat purchases before it",

@@ -1,7 +1,7 @@
 """The endpoint that receives bounces: SMTP (or LMTP) on `[deliverability.bounces] listen`.
 
 `kanal serve` starts it when `listen` is set; `kanal bounces serve` runs it alone. The
-bounce domain's MX (or the relay's transport for it) points here; see the README.
+bounce domain's MX (or the relay's transport for it) points here; see docs/deliverability.md.
 
 - RCPT TO must be a bounce address of ours whose token is valid for an outbox row
   and the address that row went to (verp.py); anything else is refused with 550, so

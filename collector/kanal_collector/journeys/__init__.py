@@ -12,7 +12,7 @@
     explain.py     `kanal journeys why` (wording, walk, refusals, why_text, versions)
     simulate.py    `kanal journeys simulate`
 
-README.md ("Journeys") is the journey file reference.
+docs/journeys.md is the journey file reference.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Journey files: parse, validate (every problem with its line) and compile to steps.
 
-A journey is one YAML file in `journeys/` (README.md, "Journeys", is the full reference):
+A journey is one YAML file in `journeys/` (docs/journeys.md is the full reference):
 
     name: abandoned_cart             # default: the file's stem
     priority: 10                     # who gets a person's daily budget (default 0)

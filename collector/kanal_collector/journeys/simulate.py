@@ -16,7 +16,7 @@ is loaded, from `since` on; Kanal's own events from `since` on are dropped (the
 simulated sends and traits write their own), except the person's choices
 (unsubscribes). The copy is deleted afterwards.
 
-Approximations (README, "Simulating a journey"): opens and clicks of simulated
+Approximations (docs/journeys.md, "Trying a journey on past events"): opens and clicks of simulated
 sends are not invented (a journey waiting for `Email Opened` times out); other
 journeys are not replayed, so caps and the daily budget count only this journey's
 simulated messages; webhook steps call nothing (each call is recorded as it would

@@ -90,7 +90,7 @@ def sync(conn: Connection, directory: Path, now: int,
     if not directory.is_dir():
         # A missing directory (a different working directory, a typo) must not disable
         # every journey: leave the stored ones as they are.
-        log.info("no journeys directory at %s yet: journey files go there (README, "
+        log.info("no journeys directory at %s yet: journey files go there (docs/journeys.md, "
                  "Journeys); journeys already loaded keep running", directory)
         return SyncResult()
     journeys, problems = load_directory(directory, references)

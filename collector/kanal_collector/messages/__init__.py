@@ -12,7 +12,7 @@
     dispatcher.py   the worker that claims, renders, sends and records
     callbacks.py    provider delivery callbacks (Twilio status) as events
 
-README.md ("Messages and the outbox") has the file format, the outbox states and the
+docs/messages.md has the file format, the outbox states and the
 commands.
 """
 

@@ -16,8 +16,8 @@
     routes.py     /onsite/… routes
 
 The snippet (js_snippet/src/kanal.js) only loads the on-site code (src/onsite.js, served
-as /kanal-onsite.js) when the site document says something is on. README.md, "On the
-shop's own site", is the user's reference.
+as /kanal-onsite.js) when the site document says something is on. docs/onsite.md is
+the user's reference.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@
     report.py      what each recommendation kind earns
 
 Products are trusted data: only feeds, `kanal products import` and the admin API write
-them. README.md ("Products and the next best offer") has the formats and commands.
+them. docs/products.md has the formats and commands.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from ..contacts import normalise_email, normalise_phone
 from ..store import audiences, deliverability, journeys, outbox
 from ..store import identities as identity_store
 from ..store import privacy as privacy_store
+from ..store import profiles as profile_store
 from ..store.connection import Connection
 from ..store.db import transaction
 from .step import identity_hash
@@ -24,17 +25,23 @@ class Forgotten:
 
 
 def forget(conn: Connection, value: str, now_ms: int, *,
-           kind: str | None = None) -> Forgotten:
+           kind: str | None = None, profile_id: int | None = None) -> Forgotten:
     """Delete the person known by `value` (any identity) and suppress their identities.
+
+    `profile_id` names the person directly instead (the dashboard's person page), and
+    `value` is then only what the messages say.
 
     Later events carrying any of those identities are dropped (and deleted from the log)
     by the processor and by `profiles rebuild`. A value that matches no profile is
     suppressed all the same, so a person can be forgotten before they are seen.
     """
-    if not value.strip():
+    if not value.strip() and profile_id is None:
         raise ValueError("USER must not be empty")
     with transaction(conn):
-        profile_id = lookup(conn, value, kind)
+        if profile_id is None:
+            profile_id = lookup(conn, value, kind)
+        elif profile_store.profile_row(conn, profile_id) is None:
+            raise ValueError(f"no profile {profile_id}")
         if profile_id is not None:
             identities = identity_store.profile_identities(conn, profile_id)
             deleted = privacy_store.delete_profile(conn, profile_id)

@@ -447,6 +447,15 @@ def sweep(db_conn: Connection, now_ms: int, *, segments: Sequence[Segment] | Non
     return changes
 
 
+def record_sizes(db_conn: Connection, now_ms: int) -> int:
+    """Note today's member count of every segment, once a day (the dashboard's Segments
+    page draws them); how many were noted."""
+    from ..store.db import transaction
+
+    with transaction(db_conn) as conn:
+        return segment_store.record_day(conn, now_ms)
+
+
 class SegmentSweeper:
     """A worker: every `interval` seconds of the injected clock, re-test time-dependent
     segments ("viewed 3 times in 7 days" ends by itself)."""
@@ -470,6 +479,7 @@ class SegmentSweeper:
             self._conn = self.db.connect()
         now_ms = int(now * 1000)
         sweep(self._conn, now_ms, trigger=f"s{now_ms}")
+        record_sizes(self._conn, now_ms)
         return 0  # one sweep per interval: the supervisor waits for the next poll
 
     def close(self) -> None:

@@ -41,6 +41,22 @@ def lookup(conn: Connection, value: str, kind: str | None = None) -> int | None:
     return None
 
 
+def search(conn: Connection, query: str, limit: int) -> list[int]:
+    """Profiles whose identity (userId, email, phone, anonymousId, …) is `query` or starts
+    with it, the exact match first, then by last seen."""
+    query = query.strip()
+    if not query:
+        return []
+    found: list[int] = []
+    exact = lookup(conn, query)
+    if exact is not None:
+        found.append(exact)
+    for prefix in dict.fromkeys((query, query.lower())):
+        found += [i for i in identity_store.search_identities(conn, prefix, limit)
+                  if i not in found]
+    return found[:limit]
+
+
 def profile_json(conn: Connection, profile_id: int) -> dict[str, Any] | None:
     """Everything shown about a profile (not its events)."""
     row = store.profile_row(conn, profile_id)

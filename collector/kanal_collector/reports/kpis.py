@@ -5,8 +5,11 @@ The overview counts whole UTC days: the window is widened to the days it touches
 `since` / `until` in the answer are the widened bounds. Every day of the window is in
 `days`, with zeros when nothing happened.
 
-    events           events per origin that day (every event the processor applied,
-                     Kanal's own deliveries and opens included)
+    events           the shop's events per origin that day (what sites, apps and
+                     backends sent)
+    own_events       Kanal's own events per origin that day (deliveries, opens and
+                     clicks, segment entries and exits, …), shown apart; counters
+                     from before wave 2 hold them under `events`
     active_profiles  people with an event of their own that day (Kanal's own events —
                      sends, deliveries, opens — don't make a person active)
     conversions      goal events (default "Order Completed") on people's timelines;
@@ -59,12 +62,14 @@ def overview(conn: Connection, *, since_ms: int, until_ms: int,
     days = list(range(first, end)) if until_ms > since_ms else []
 
     by_origin: dict[str, dict[str, int]] = defaultdict(dict)
+    own_by_origin: dict[str, dict[str, int]] = defaultdict(dict)
     origins: set[str] = set()
+    own_origins: set[str] = set()
     if days:
-        for day_text, origin, n in store.event_counts(conn, day_name(days[0]),
-                                                      day_name(days[-1])):
-            by_origin[day_text][origin] = n
-            origins.add(origin)
+        for day_text, origin, own, n in store.event_counts(conn, day_name(days[0]),
+                                                           day_name(days[-1])):
+            (own_by_origin if own else by_origin)[day_text][origin] = n
+            (own_origins if own else origins).add(origin)
     active = store.active_profiles_by_day(conn, first, end - 1) if days else {}
     conversions: dict[int, int] = {}
     revenue: dict[int, float] = {}
@@ -74,13 +79,16 @@ def overview(conn: Connection, *, since_ms: int, until_ms: int,
         revenue[goal_day] = amount
 
     rows: list[dict[str, Any]] = []
-    total_events = 0
+    total_events = total_own = 0
     for day in days:
         text = day_name(day)
         total_events += sum(by_origin.get(text, {}).values())
+        total_own += sum(own_by_origin.get(text, {}).values())
         rows.append({
             "day": text,
             "events": {o: by_origin.get(text, {}).get(o, 0) for o in sorted(origins)},
+            "own_events": {o: own_by_origin.get(text, {}).get(o, 0)
+                           for o in sorted(own_origins)},
             "active_profiles": active.get(day, 0),
             "conversions": conversions.get(day, 0),
             "revenue": money(revenue.get(day, 0.0)),
@@ -89,6 +97,7 @@ def overview(conn: Connection, *, since_ms: int, until_ms: int,
         "since": start_ms, "until": end_ms, "days": rows,
         "totals": {
             "events": total_events,
+            "own_events": total_own,
             "active_profiles": store.active_profiles(conn, first, end - 1) if days else 0,
             "profiles": count_profiles(conn),
             "conversions": sum(conversions.values()),

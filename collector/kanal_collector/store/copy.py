@@ -13,7 +13,7 @@ ever handed out (deleted rows included), so no id is reused and no consumer curs
 skip an event.
 
 While the source is written to, each page is a snapshot of its own, not the whole
-table: copy once while serving, then stop Kanal and copy again (the README's cut-over).
+table: copy once while serving, then stop Kanal and copy again (the cut-over of docs/storage.md).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import orjson
 
 from .connection import Connection
 from .partitions import roll
+from .scan import Page, newest
 
 
 class EventRow(NamedTuple):
@@ -183,6 +184,27 @@ def recent_failed(conn: Connection, *, limit: int = 50) -> list[dict[str, Any]]:
     ).fetchall()
     keys = ("id", "source_id", "key_kind", "received_at", "reason", "body")
     return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def page(conn: Connection, *, origin: str | None = None, type_: str | None = None,
+         event: str | None = None, source_id: int | None = None,
+         before: int | None = None, limit: int = 50, window: int = 5000,
+         ) -> tuple[list[StoredEvent], Page]:
+    """Events newest first for the dashboard, filtered within a bounded window of the
+    log (store/scan.py): no filter costs more than `window` rows a page."""
+    filters = [c for c in (("origin = ?", origin), ("type = ?", type_), ("event = ?", event),
+                           ("source_id = ?", source_id)) if c[1] is not None]
+    found = newest(conn, "events", _COLUMNS, filters=filters, before=before, limit=limit,
+                   window=window)
+    return [_stored(r) for r in found.rows], found
+
+
+def failed_page(conn: Connection, *, before: int | None = None,
+                limit: int = 50) -> tuple[list[dict[str, Any]], Page]:
+    """Failed events (refused at ingest, with the reason) newest first."""
+    keys = ("id", "source_id", "key_kind", "received_at", "reason", "body")
+    found = newest(conn, "failed_events", ", ".join(keys), before=before, limit=limit)
+    return [dict(zip(keys, r, strict=True)) for r in found.rows], found
 
 
 def count_events(conn: Connection) -> int:

@@ -334,6 +334,13 @@ def runs(conn: Connection, *, journey: str | None = None,
         (*args, limit))]
 
 
+def active_steps(conn: Connection, journey: str) -> dict[str, int]:
+    """{step: active runs waiting at it} of one journey (its active runs only)."""
+    return {str(s): int(n) for s, n in conn.execute(
+        "SELECT step, count(*) FROM journey_runs WHERE journey = ? AND state = 'active' "
+        "AND step IS NOT NULL GROUP BY step", (journey,))}
+
+
 def run_counts(conn: Connection) -> dict[tuple[str, str], int]:
     """{(journey, state): runs}."""
     return {(str(j), str(s)): int(n) for j, s, n in conn.execute(

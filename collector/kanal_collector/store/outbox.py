@@ -1,6 +1,6 @@
 """The outbox: one row per message to send, and every state change of it.
 
-States (see "Messages and the outbox" in README.md):
+States (see "Outbox states" in docs/messages.md):
 
     queued ──claim──▶ sending ──▶ sent | failed | skipped
        ▲                 │
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .connection import OUTBOX, Connection
+from .scan import Page, newest
 
 STATES = ("queued", "sending", "sent", "failed", "skipped", "in_doubt")
 FINAL_STATES = frozenset({"sent", "failed", "skipped", "in_doubt"})
@@ -190,6 +191,24 @@ def listing(conn: Connection, *, state: str | None = None, limit: int = 50,
     rows = conn.execute(f"SELECT {_COLUMNS} FROM outbox {clause} ORDER BY id DESC LIMIT ?",
                         (*args, limit)).fetchall()
     return [_row(r) for r in rows]
+
+
+def page(conn: Connection, *, state: str | None = None, channel: str | None = None,
+         message: str | None = None, before: int | None = None, limit: int = 50,
+         window: int = 5000) -> tuple[list[OutboxRow], Page]:
+    """Rows newest first for the dashboard: by state on its index (outbox_state_id), by
+    channel and message within a bounded window (store/scan.py)."""
+    found = newest(
+        conn, "outbox", _COLUMNS, indexed=[("state = ?", state)] if state else [],
+        filters=[c for c in (("channel = ?", channel), ("message = ?", message)) if c[1]],
+        before=before, limit=limit, window=window)
+    return [_row(r) for r in found.rows], found
+
+
+def count_state(conn: Connection, state: str) -> int:
+    """Rows in one state (a count over that state's part of an index)."""
+    return int(conn.execute("SELECT count(*) FROM outbox WHERE state = ?",
+                            (state,)).fetchone()[0])
 
 
 def counts(conn: Connection) -> dict[str, int]:

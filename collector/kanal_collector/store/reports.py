@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .connection import Connection
+from .stats import OWN_TYPE
 
 DAY_MS = 86_400_000
 _OWN = "kanal"
@@ -128,11 +129,13 @@ def window_assignments(conn: Connection, *, journey: str | None,
 # -- overview ---------------------------------------------------------------------------
 
 def event_counts(conn: Connection, first_day: str,
-                 last_day: str) -> list[tuple[str, str, int]]:
-    """(day, origin, events) from the processor's daily counters, days inclusive."""
-    return [(str(day), str(origin), int(n)) for day, origin, n in conn.execute(
-        "SELECT day, origin, sum(count) FROM event_stats WHERE day >= ? AND day <= ? "
-        "GROUP BY day, origin ORDER BY day, origin", (first_day, last_day))]
+                 last_day: str) -> list[tuple[str, str, bool, int]]:
+    """(day, origin, Kanal's own?, events) from the processor's daily counters, days
+    inclusive."""
+    return [(str(day), str(origin), bool(own), int(n)) for day, origin, own, n in conn.execute(
+        "SELECT day, origin, CASE WHEN type = ? THEN 1 ELSE 0 END AS own, sum(count) "
+        "FROM event_stats WHERE day >= ? AND day <= ? "
+        "GROUP BY day, origin, own ORDER BY day, origin, own", (OWN_TYPE, first_day, last_day))]
 
 
 # People and goals come from the daily aggregates the processor's profiles step keeps

@@ -931,6 +931,24 @@ def _m019_event_partitions(m: Migration) -> None:
         partition_log(m.conn, int(time.time() * 1000))
 
 
+def _m020_operator_pages(m: Migration) -> None:
+    # The dashboard's operator pages (issue 23). Segment sizes over time: one row per
+    # segment and day (days since the epoch, UTC), the member count the segment sweeper
+    # saw at its first sweep that day. Outbox rows by state, newest first, for the
+    # Messages page's filter (the due index starts with state but orders by channel).
+    # Identities by value: the People search (and the admin API's `?q=`) looks a prefix
+    # up across every kind, which the (kind, value) key can't serve.
+    m.ddl(
+        """CREATE TABLE segment_days (
+            segment {TEXT} NOT NULL, day {INT} NOT NULL, members {INT} NOT NULL,
+            recorded_at {INT} NOT NULL,
+            PRIMARY KEY (segment, day)
+        ){WITHOUT_ROWID}"""
+    )
+    m.ddl("CREATE INDEX outbox_state_id ON outbox(state, id)")
+    m.ddl("CREATE INDEX identities_value ON identities(value)")
+
+
 MIGRATIONS: list[Callable[[Migration], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -951,6 +969,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m017_audiences,
     _m018_onsite,
     _m019_event_partitions,
+    _m020_operator_pages,
 ]
 
 _VERSIONS = "kanal_migrations"

@@ -99,3 +99,38 @@ def segment_counts(conn: Connection) -> dict[str, int]:
     """Members per segment."""
     return {str(s): int(n) for s, n in conn.execute(
         "SELECT segment, count(*) FROM segment_members GROUP BY segment")}
+
+
+DAY_MS = 86_400_000
+
+
+def record_day(conn: Connection, now_ms: int) -> int:
+    """Note each segment's member count for today (UTC), unless today's is noted already;
+    how many segments were noted. A count over the segment's key range, once a day."""
+    day = now_ms // DAY_MS
+    return int(conn.execute(
+        "INSERT INTO segment_days (segment, day, members, recorded_at) "
+        "SELECT d.name, ?, (SELECT count(*) FROM segment_members m WHERE m.segment = d.name), "
+        "? FROM segment_definitions d WHERE NOT EXISTS (SELECT 1 FROM segment_days s "
+        "WHERE s.segment = d.name AND s.day = ?) "
+        "ON CONFLICT (segment, day) DO NOTHING", (day, now_ms, day)).rowcount)
+
+
+def day_counts(conn: Connection, segment: str, since_day: int) -> list[tuple[int, int]]:
+    """(day, members) noted for a segment from `since_day` on, oldest first."""
+    return [(int(d), int(n)) for d, n in conn.execute(
+        "SELECT day, members FROM segment_days WHERE segment = ? AND day >= ? ORDER BY day",
+        (segment, since_day))]
+
+
+def latest_day_counts(conn: Connection) -> dict[str, tuple[int, int]]:
+    """Per segment, the newest noted (day, members)."""
+    return {str(s): (int(d), int(n)) for s, d, n in conn.execute(
+        "SELECT s.segment, s.day, s.members FROM segment_days s "
+        "WHERE s.day = (SELECT max(t.day) FROM segment_days t WHERE t.segment = s.segment)")}
+
+
+def count_members(conn: Connection, segment: str) -> int:
+    """Members of one segment now (a count over its key range)."""
+    return int(conn.execute("SELECT count(*) FROM segment_members WHERE segment = ?",
+                            (segment,)).fetchone()[0])

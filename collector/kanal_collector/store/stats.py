@@ -1,10 +1,19 @@
-"""Daily event counts by origin and type, kept by the processor for the overview."""
+"""Daily event counts by origin and type, kept by the processor for the overview.
+
+Kanal's own events (key kind "kanal": deliveries, opens and clicks, segment entries and
+exits, predictions …) are counted under the type OWN_TYPE, so the overview can show them
+apart from the shop's events. Counters written before that (before wave 2) hold them
+under their plain type "track".
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from .connection import Connection
+
+OWN_TYPE = "kanal"
+"""The `type` Kanal's own events are counted under."""
 
 
 def add_counts(conn: Connection, counts: Mapping[tuple[str, str, str], int]) -> None:

@@ -26,14 +26,17 @@ def add_profile_events(conn: Connection, rows: Sequence[tuple[int, int, int]]) -
 
 
 def timeline(conn: Connection, profile_id: int, *, limit: int = 50,
-             before: int | None = None) -> list[StoredEvent]:
-    """A profile's events across origins, newest first (`before`: a timestamp in ms)."""
+             before: int | None = None, before_id: int | None = None) -> list[StoredEvent]:
+    """A profile's events across origins, newest first (`before`: a timestamp in ms;
+    with `before_id`, the page goes on after the event (`before`, `before_id`), so events
+    sharing a millisecond are neither skipped nor shown twice)."""
     cols = ", ".join("e." + c.strip() for c in _COLUMNS.split(","))
+    at = before if before is not None else 2**62
     rows = conn.execute(
         f"SELECT {cols} FROM profile_events pe JOIN events e ON e.id = pe.event_id "
-        "WHERE pe.profile_id = ? AND pe.timestamp < ? "
-        "ORDER BY pe.timestamp DESC, pe.event_id DESC LIMIT ?",
-        (profile_id, before if before is not None else 2**62, limit),
+        "WHERE pe.profile_id = ? AND (pe.timestamp < ? OR (pe.timestamp = ? "
+        "AND pe.event_id < ?)) ORDER BY pe.timestamp DESC, pe.event_id DESC LIMIT ?",
+        (profile_id, at, at, before_id if before_id is not None else 0, limit),
     ).fetchall()
     return [_stored(r) for r in rows]
 
@@ -65,6 +68,17 @@ def profiles_events_since(conn: Connection, profile_ids: Sequence[int], name: st
                 f"WHERE pe.profile_id IN ({marks}) AND pe.timestamp >= ? AND e.event = ? "
                 f"AND e.type = 'track' {_COUNTED}", [*chunk, since, name]):
             out[int(pid)].append(orjson.loads(body))
+    return out
+
+
+def event_profiles(conn: Connection, event_ids: Sequence[int]) -> dict[int, int]:
+    """{event id: the profile whose timeline holds it} for these events."""
+    out: dict[int, int] = {}
+    for chunk in chunks(list(event_ids), 500):
+        marks = ",".join("?" * len(chunk))
+        out.update((int(e), int(p)) for e, p in conn.execute(
+            f"SELECT event_id, profile_id FROM profile_events WHERE event_id IN ({marks})",
+            chunk))
     return out
 
 
