@@ -24,14 +24,18 @@ about 100× the 1M database's disk, more than this machine has.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -39,12 +43,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 from bench_dashboard import JOURNEY, sign_in  # noqa: E402
-from bench_engines import load, prepare  # noqa: E402
+from bench_engines import prepare  # noqa: E402
 from kanal_testing import start_collector  # noqa: E402
 
 from kanal_collector.app import build_processor  # noqa: E402
 from kanal_collector.clock import utc_iso  # noqa: E402
 from kanal_collector.store import keys as keystore  # noqa: E402
+from kanal_collector.store.db import transaction  # noqa: E402
+
+DAY = 86_400_000
 
 PAGES = ["/dashboard/", "/dashboard/attribution", "/dashboard/journeys",
          "/dashboard/journeys/welcome", "/dashboard/experiments",
@@ -85,6 +92,113 @@ def ingest(url: str, secret: str, batches: int) -> float:
     return batches * 100 / (time.perf_counter() - started)
 
 
+CAMPAIGNS = [("newsletter", "email", "spring"), ("google", "cpc", "brand"),
+             ("facebook", "paid_social", "retarget"), ("partner", "affiliate", "deals")]
+REFERRERS = ["https://www.google.com/", "https://l.facebook.com/", "https://t.co/x",
+             "https://blog.example.org/best-shoes", "https://duckduckgo.com/"]
+EMAILS = ["Email Delivered", "Email Delivered", "Email Opened", "Email Link Clicked"]
+SHOP = "https://shop.example.com"
+COLUMNS = ("source_id", "message_id", "type", "event", "user_id", "anonymous_id", "origin",
+           "key_kind", "verified", "timestamp", "received_at", "body")
+ON_TOP = 20_000
+"""Events appended to a built database to time the processor on top of it."""
+
+
+def shop_events(n: int, source: int, *, seed: int = 7, days: int = 85,
+                prefix: str = "e") -> Iterator[tuple[Any, ...]]:
+    """A shop's log of n events by n/20 people over `days` days, in time order: orders and
+    sign-ups from the backend, page views (from campaigns, from search and social, and
+    direct), product views, log-ins, and Kanal's own email events (deliveries, opens,
+    clicks). A tenth of the people browse anonymously until they log in (a merge)."""
+    rnd = random.Random(seed)
+    people = max(n // 20, 1)
+    end = int(time.time() * 1000)
+    start = end - days * DAY
+    step = max(days * DAY // n, 1)
+    for i in range(n):
+        ts = start + i * step
+        k = rnd.randrange(people)
+        user, anon = f"u{k}", f"a{k}"
+        web_ids: dict[str, str] = {"anonymousId": anon} if k % 10 == 0 else {"userId": user}
+        body: dict[str, Any] = {"messageId": f"{prefix}{i}", "timestamp": utc_iso(ts / 1000),
+                                "context": {}}
+        roll = rnd.random()
+        origin, key_kind, kind, event = "web", "public", "page", None
+        ids = web_ids
+        if roll < 0.02:
+            origin, key_kind, kind, event = "server", "secret", "track", "Order Completed"
+            body["properties"] = {"order_id": f"{prefix}o{i}", "currency": "EUR",
+                                  "revenue": round(rnd.uniform(15, 250), 2)}
+            ids = {"userId": user}
+        elif roll < 0.04:
+            origin, key_kind, kind, event = "server", "secret", "track", "Signed Up"
+            ids = {"userId": user}
+        elif roll < 0.05:  # a log-in: joins the anonymous browsing to the customer
+            kind, ids = "identify", {"userId": user, "anonymousId": anon}
+        elif roll < 0.10:
+            origin, key_kind, kind, event = "email", "kanal", "track", rnd.choice(EMAILS)
+            week = (ts - start) // (7 * DAY)
+            body["properties"] = {"channel": "email", "message": f"newsletter_w{week}",
+                                  "outbox_id": i}
+            ids = {"userId": user}
+        elif roll < 0.30:
+            src, medium, name = rnd.choice(CAMPAIGNS)
+            body["context"] = {"campaign": {"source": src, "medium": medium, "name": name},
+                               "page": {"url": f"{SHOP}/?utm_source={src}"}}
+        elif roll < 0.40:
+            body["context"] = {"page": {"url": f"{SHOP}/", "referrer": rnd.choice(REFERRERS)}}
+        elif roll < 0.65:
+            kind, event = "track", "Product Viewed"
+            body["properties"] = {"product_id": f"p{rnd.randrange(50)}", "price": 49.5}
+        body.update(ids, type=kind)
+        if event:
+            body["event"] = event
+        yield (source, body["messageId"], kind, event, ids.get("userId"),
+               ids.get("anonymousId"), origin, key_kind, int(key_kind in ("secret", "kanal")),
+               ts, ts, json.dumps(body))
+
+
+def bulk_load(conn: Any, rows: Iterator[tuple[Any, ...]]) -> float:
+    """Write rows to the log in bulk (executemany on SQLite, COPY on PostgreSQL),
+    10,000 a transaction; seconds taken."""
+    started = time.perf_counter()
+    chunk: list[tuple[Any, ...]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == 10_000:
+            with transaction(conn) as tx:
+                tx.before_append()
+                tx.bulk_insert("events", COLUMNS, chunk)
+            chunk = []
+    if chunk:
+        with transaction(conn) as tx:
+            tx.before_append()
+            tx.bulk_insert("events", COLUMNS, chunk)
+    return time.perf_counter() - started
+
+
+def processor_on_top(db: Any, people: int, source: int) -> float:
+    """Events/s of the processor applying ON_TOP new events (of the same people)."""
+    rows = shop_events(people * 20, source, seed=99, days=1, prefix="top")
+    bulk_load(db.conn(), itertools.islice(rows, ON_TOP))
+    processor = build_processor(db)
+    started = time.perf_counter()
+    applied = processor.catch_up()
+    spent = time.perf_counter() - started
+    processor.close()
+    return applied / spent
+
+
+def measure_empty(tmp: Path) -> dict[str, float]:
+    """The processor on an empty database: the baseline of the rates on top."""
+    db, source = prepare(str(tmp / "empty.db"), tmp / "journeys")
+    try:
+        return {"processor on top, 20k events (events/s)":
+                processor_on_top(db, ON_TOP // 20, source)}
+    finally:
+        db.close()
+
+
 def measure_size(tmp: Path, n: int, loads: int) -> dict[str, float]:
     """Build a database of n events and measure it; figures by label."""
     out: dict[str, float] = {}
@@ -92,18 +206,21 @@ def measure_size(tmp: Path, n: int, loads: int) -> dict[str, float]:
     path = tmp / f"scale-{n}.db"
     db, source = prepare(str(path), journeys)
     conn = db.conn()
-    out["bulk load (events/s)"] = n / load(conn, n, source)
+    out["bulk load (events/s)"] = n / bulk_load(conn, shop_events(n, source))
     processor = build_processor(db)
     started = time.perf_counter()
     applied = processor.catch_up()
     out["processor, from empty (events/s)"] = applied / (time.perf_counter() - started)
     processor.close()
+    out["bytes per stored event"] = sum(
+        p.stat().st_size for p in tmp.glob(f"scale-{n}.db*")) / n
+    out["profiles"] = conn.execute("SELECT COUNT(*) FROM profiles").fetchone()[0]
+    out["processor on top, 20k events (events/s)"] = processor_on_top(db, n // 20, source)
+    n += ON_TOP
     now = int(time.time() * 1000)
     admin = keystore.create_key(conn, "admin", now)
     secret = keystore.create_key(conn, "secret", now)
     db.close()
-    out["bytes per stored event"] = sum(
-        p.stat().st_size for p in tmp.glob(f"scale-{n}.db*")) / n
     collector = start_collector(path, env={"KANAL_JOURNEYS_DIR": str(journeys)})
     try:
         out["ingest on top, batches of 100 (events/s)"] = ingest(collector.url, secret, 50)
@@ -123,6 +240,12 @@ def measure_size(tmp: Path, n: int, loads: int) -> dict[str, float]:
         collector.stop()
     cmd = [sys.executable, "-m", "kanal_collector", "report"]
     env = {**os.environ, "KANAL_JOURNEYS_DIR": str(journeys)}
+    times = []
+    for _ in range(loads):  # what every command pays before it reads anything
+        started = time.perf_counter()
+        subprocess.run([*cmd, "--help"], env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    out["kanal report --help (Python start-up) p50 ms"] = percentiles(times)[0]
     for report in REPORTS:
         since = [] if report == ["costs"] else ["--since", "90d"]
         times = []
@@ -154,11 +277,14 @@ def main(argv: list[str] | None = None) -> int:
               f"cores, load average {os.getloadavg()[0]:.2f}, {args.loads} loads each)",
               flush=True)
         figures = {}
+        empty = measure_empty(tmp)
         for n in (small, big):
             started = time.perf_counter()
             figures[n] = measure_size(tmp, n, args.loads)
             print(f"  measured {n:,} events in {time.perf_counter() - started:.0f} s",
                   flush=True)
+        for label, value in empty.items():
+            print(f"  on an empty database: {label} {value:.1f}")
         print(f"\n{'figure':58} {small:>12,} {big:>12,}  growth")
         for label, value in figures[small].items():
             grown = figures[big][label] / value if value else float("nan")

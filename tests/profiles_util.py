@@ -13,6 +13,8 @@ from kanal_testing import db_at
 from kanal_collector.clock import FakeClock, utc_iso
 from kanal_collector.profiles.step import ProfilesStep, SegmentsStep
 from kanal_collector.profiles.views import lookup, profile_json
+from kanal_collector.reports.attribution import AttributionSettings
+from kanal_collector.reports.credits import AttributionStep
 from kanal_collector.store import keys as keystore
 from kanal_collector.store.db import Database, transaction
 from kanal_collector.store.events import EventRow, append_events
@@ -26,16 +28,19 @@ class Log:
     """A database with a source, events appended directly, and a processor to run."""
 
     def __init__(self, path: Path, clock: FakeClock | None = None, *,
-                 sqlite: bool = False) -> None:
+                 sqlite: bool = False, attribution: AttributionSettings | None = None,
+                 ) -> None:
         """A log at db_at(path), or in the SQLite file `path` whatever the engine under
-        test (`sqlite`: the database a copy starts from, say)."""
+        test (`sqlite`: the database a copy starts from, say); the processor keeps
+        attribution credits with `attribution` (the default settings when None)."""
         self.db = Database(str(path) if sqlite else db_at(path), synchronous="OFF")
         migrate(self.db.conn())
         self.source = keystore.create_source(self.db.conn(), "default", T0)
         self.clock = clock or FakeClock(T0 / 1000 + 86_400 * 30)
         self._ids = itertools.count(1)
         self.processor = Processor(
-            self.db, [StatsStep(), ProfilesStep(), SegmentsStep(self.clock)], batch_size=7)
+            self.db, [StatsStep(), ProfilesStep(), SegmentsStep(self.clock),
+                      AttributionStep(attribution)], batch_size=7)
 
     @property
     def conn(self) -> Any:

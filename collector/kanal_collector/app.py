@@ -49,6 +49,7 @@ from .profiles import ProfilesStep, SegmentsStep, SegmentSweeper
 from .profiles.identity import default_country
 from .reports.attribution import AttributionSettings
 from .reports.costs import config_costs
+from .reports.credits import AttributionStep
 from .runtime import Runtime
 from .site import site_blueprint
 from .store.db import Database
@@ -67,8 +68,9 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     """
     config = config or load_config()
     clock = clock or SystemClock()
-    AttributionSettings.from_config(config)  # [attribution] and [costs]: a ConfigError
-    config_costs(config)                     # now, not a 500 on the first report
+    # [attribution] and [costs]: a ConfigError now, not a 500 on the first report.
+    attribution = AttributionSettings.from_config(config)
+    config_costs(config)
     predict = PredictSettings.from_config(config)
     db = Database(config.db, synchronous=config.synchronous, busy_timeout=config.busy_timeout,
                   pool_size=config.threads + 4)
@@ -111,7 +113,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     app.extensions["kanal.supervisor"] = Supervisor(
         db, clock, [(build_processor(db, runtime.writer.busy, clock=clock, timezone=zone,
                                      channels=channels, products=products,
-                                     country=country), wake),
+                                     country=country, attribution=attribution), wake),
                     (SegmentSweeper(db, clock), threading.Event()),
                     (dispatcher, threading.Event()),
                     (TimerWorker(db, clock, journeys_dir=config.journeys_dir,
@@ -151,18 +153,20 @@ def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None,
                     clock: Clock | None = None, timezone: str = "UTC",
                     channels: Mapping[str, Any] | None = None,
                     products: ProductSettings | None = None,
-                    country: str | None = None) -> Processor:
+                    country: str | None = None,
+                    attribution: AttributionSettings | None = None) -> Processor:
     """The processor with every step, in the order they must run.
 
     `timezone` is the fallback for people without one (`[journeys] default_timezone`),
     `country` for national phone numbers of people without one (`[profiles]
     default_country`); `channels` are the channels journey sends are queued for (the
-    dispatcher's); `products` the `[products]` settings.
+    dispatcher's); `products` the `[products]` settings; `attribution` the
+    `[attribution]` settings the kept attribution credits follow.
     """
     evaluator = Evaluator(clock=clock, default_timezone=timezone, channels=channels)
     return Processor(db, [StatsStep(), ProfilesStep(default_country=country),
                           SegmentsStep(clock), ProductsStep(products), OnsiteStep(),
-                          JourneysStep(evaluator=evaluator)],
+                          AttributionStep(attribution), JourneysStep(evaluator=evaluator)],
                      ingest_busy=ingest_busy)
 
 

@@ -28,6 +28,8 @@ from .profiles.rebuild import LogPruned, RebuildBusy, rebuild
 from .profiles.segments import Segment, SegmentError, load_segments_file
 from .profiles.step import sweep
 from .profiles.views import export_json, lookup, profile_json, timeline_json
+from .reports.attribution import AttributionSettings
+from .reports.credits import AttributionStep
 from .store import identities as identity_store
 from .store import profiles as store
 from .store import segments as segment_store
@@ -167,7 +169,8 @@ def profiles_rebuild(db: Database) -> None:
     config = current_config()
     try:
         products = ProductsStep(ProductSettings.from_config(config))
-    except ValueError as exc:
+        attribution = AttributionStep(AttributionSettings.from_config(config))
+    except (ValueError, KanalError) as exc:
         raise click.ClickException(str(exc)) from None
     conn = db.conn()
     clock = SystemClock()
@@ -181,7 +184,7 @@ def profiles_rebuild(db: Database) -> None:
         # No fit may write scores for the old profile ids while they are rebuilt.
         with hold_predict_lease(conn, clock, "rebuild") as renew:
             done = rebuild(conn, clock, progress=lambda n: renew(),
-                           also=[products, OnsiteStep()],
+                           also=[products, OnsiteStep(), attribution],
                            default_country=country_setting(config), before_segments=scores)
     except (RebuildBusy, LogPruned, KanalError) as exc:
         raise click.ClickException(str(exc)) from None

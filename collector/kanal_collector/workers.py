@@ -55,6 +55,9 @@ class Step(Protocol):
         """Write what `events` change; never commit (the processor does)."""
         ...
 
+    # A step may also have `background(conn) -> bool`: work of its own the processor
+    # runs when there are no events (in a transaction of its own), True when it did some.
+
 
 class StatsStep:
     """Daily event counts by origin and type (the overview's events-per-day chart)."""
@@ -94,6 +97,8 @@ class Processor:
         self.cursor = cursor
         self.ingest_busy = ingest_busy
         self.last_batch_seconds = 0.0
+        self.last_events = 0
+        """Events the last `run_once` applied (it returns 1 for a turn of idle work)."""
         self._conn: Connection | None = None
 
     def pause(self) -> float:
@@ -111,7 +116,8 @@ class Processor:
         return min(_MAX_PAUSE, max(_MIN_PAUSE, 3 * self.last_batch_seconds))
 
     def run_once(self) -> int:
-        """Apply the next batch of events; return how many were applied."""
+        """Apply the next batch of events; return how many were applied (with no events,
+        1 when a step did idle work, else 0)."""
         started = time.monotonic()
         try:
             return self._run_once()
@@ -122,23 +128,32 @@ class Processor:
         if self._conn is None:
             self._conn = self.db.connect()
             widen_cache(self._conn)
+        self.last_events = 0
         with transaction(self._conn) as conn:
             # Read the cursor inside the write transaction: even two processors racing
             # on one database (a lease handed over mid-batch) can't apply a batch twice.
             position = get_position(conn, self.cursor)
             events = events_after(conn, position, self.batch_size)
             if not events:
-                return 0
+                # Idle: steps with work of their own (a rebuild of kept figures) do some.
+                worked = False
+                for step in self.steps:
+                    background = getattr(step, "background", None)
+                    if background is not None and background(conn):
+                        worked = True
+                return 1 if worked else 0
             for step in self.steps:
                 step.apply(conn, events)
             set_position(conn, self.cursor, events[-1].id)
+        self.last_events = len(events)
         return len(events)
 
     def catch_up(self) -> int:
-        """Run until the log is exhausted; return how many events were applied."""
+        """Run until the log is exhausted (and the steps' idle work is done); return how
+        many events were applied."""
         total = 0
-        while n := self.run_once():
-            total += n
+        while self.run_once():
+            total += self.last_events
         return total
 
     def close(self) -> None:

@@ -18,7 +18,10 @@ t1..tn:
 
 A conversion with no touchpoint is "unattributed" and credits no key.
 
-The report reads the log once: one query (store/attribution.py) returns the candidate
+The processor keeps every conversion's credit as it goes (credits.py), and the report
+reads those daily sums when they were kept with the report's settings. Otherwise, and as
+the test oracle of the kept credits, it reads the log once: one query
+(store/attribution.py) returns the candidate
 events profile by profile in time order, and a sliding list of the profile's recent
 candidates is kept; a candidate's body is parsed only when a conversion of its profile
 needs it. Every model is computed in that one pass.
@@ -28,124 +31,24 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from ..config import Config
-from ..errors import ConfigError
 from ..money import order_revenue
 from ..profiles.step import KANAL_KEY_KIND
 from ..store import attribution as store
 from ..store import orders as order_store
 from ..store.connection import Connection
-from .touchpoints import DIMENSIONS, MESSAGE_EVENTS, Touch, classify, url_host
-from .window import WindowError, parse_duration
+from . import credits
+from .attribution_model import MODELS, Attribution, AttributionSettings, check_models
+from .touchpoints import DIMENSIONS, MESSAGE_EVENTS, Touch, classify
 
 __all__ = ["DIMENSIONS", "MODELS", "Attribution", "AttributionSettings", "attribute",
            "attribution_report"]
 
-MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
-DAY_MS = 86_400_000
-_SETTINGS_KEYS = ("goal_events", "lookback", "half_life", "ignore_referrers")
 _UNSEEN = -2  # a candidate not classified yet
 _NOT_A_TOUCH = -1
-
-
-def _host(value: str) -> str:
-    """`paypal.com`, `www.PayPal.com` or `https://paypal.com/x` → `paypal.com`."""
-    text = value.strip().lower()
-    return url_host(text) if "://" in text else text.removeprefix("www.").rstrip(".")
-
-
-@dataclass(frozen=True)
-class AttributionSettings:
-    """What counts as a conversion and how far back its touchpoints reach."""
-
-    goal_events: tuple[str, ...] = ("Order Completed",)
-    lookback_ms: int = 30 * DAY_MS
-    half_life_ms: int = 7 * DAY_MS
-    ignore_referrers: tuple[str, ...] = ()
-    """Referrer hosts (and their subdomains) that are no touchpoint: payment providers,
-    the shop's own other domains."""
-
-    def __post_init__(self) -> None:
-        goals = self.goal_events
-        if (isinstance(goals, str) or not goals
-                or not all(isinstance(g, str) and g.strip() for g in goals)):
-            raise ValueError("goal_events must be a non-empty list of event names")
-        for name in ("lookback_ms", "half_life_ms"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive whole number of milliseconds, "
-                                 f"not {value!r}")
-        if isinstance(self.ignore_referrers, str) or not all(
-                isinstance(h, str) and h.strip() for h in self.ignore_referrers):
-            raise ValueError("ignore_referrers must be a list of host names")
-        object.__setattr__(self, "goal_events", tuple(goals))
-        object.__setattr__(self, "ignore_referrers",
-                           tuple(_host(h) for h in self.ignore_referrers))
-
-    @classmethod
-    def from_config(cls, config: Config) -> AttributionSettings:
-        """Read `[attribution]` (goal_events, lookback = "30d", half_life = "7d",
-        ignore_referrers); ConfigError naming the bad key."""
-        table = config.section("attribution")
-        unknown = sorted(set(table) - set(_SETTINGS_KEYS))
-        if unknown:
-            raise ConfigError(f"attribution.{unknown[0]} is not a setting; use "
-                              f"{', '.join(_SETTINGS_KEYS)}")
-        changes: dict[str, Any] = {}
-        for key in ("goal_events", "ignore_referrers"):
-            if key in table:
-                value = table[key]
-                if isinstance(value, str):
-                    value = [value]
-                if not isinstance(value, list) or not all(
-                        isinstance(v, str) and v.strip() for v in value):
-                    raise ConfigError(f"attribution.{key} must be a list of names, "
-                                      f"not {value!r}")
-                changes[key] = tuple(v.strip() for v in value)
-        for key in ("lookback", "half_life"):
-            if key in table:
-                value = table[key]
-                try:
-                    if not isinstance(value, str):
-                        raise WindowError(key, f"{value!r} is not a duration; use e.g. "
-                                               "12h, 30d or 2w")
-                    changes[f"{key}_ms"] = parse_duration(value, param=key)
-                except WindowError as exc:
-                    raise ConfigError(f"attribution.{exc}") from None
-        try:
-            return cls(**changes)
-        except ValueError as exc:
-            raise ConfigError(f"attribution: {exc}") from None
-
-
-@dataclass
-class Attribution:
-    """What the pass found, unrounded (attribution_report rounds it for display)."""
-
-    conversions: int = 0
-    revenue: float = 0.0
-    touchpoints: int = 0
-    """Distinct touchpoints credited for at least one conversion."""
-    unattributed_conversions: int = 0
-    unattributed_revenue: float = 0.0
-    credit: dict[str, dict[str, dict[str, tuple[float, float]]]] = field(default_factory=dict)
-    """model → dimension → key → (conversions credited, revenue credited)."""
-
-
-def _check_models(models: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(models, str):
-        raise ValueError("models must be a list of model names, not a string")
-    chosen = tuple(dict.fromkeys(models))
-    unknown = [m for m in chosen if m not in MODELS]
-    if unknown or not chosen:
-        raise ValueError(f"models: unknown model {', '.join(map(repr, unknown)) or '(none)'}"
-                         f"; choose from {', '.join(MODELS)}")
-    return chosen
 
 
 Sums = dict[int, list[float]]  # combination id → [conversions, revenue]
@@ -196,12 +99,35 @@ def _credit(models: tuple[str, ...], sums: dict[str, Sums], cids: list[int],
 
 def attribute(conn: Connection, *, since_ms: int, until_ms: int,
               settings: AttributionSettings | None = None,
-              models: Sequence[str] = MODELS) -> Attribution:
-    """Credit every conversion in [since_ms, until_ms) to its touchpoints, unrounded."""
+              models: Sequence[str] = MODELS, source: str = "auto") -> Attribution:
+    """Credit every conversion in [since_ms, until_ms) to its touchpoints, unrounded.
+
+    `source` "kept" reads the credits the processor keeps (credits.py; ValueError when
+    they aren't kept for these settings), "log" reads the log (the oracle the kept
+    credits are tested against), "auto" the kept credits when they are there.
+    """
     settings = settings or AttributionSettings()
-    chosen = _check_models(models)
+    chosen = check_models(models)
     if since_ms >= until_ms:
         raise ValueError("since_ms must be before until_ms (the window is empty)")
+    if source not in ("auto", "kept", "log"):
+        raise ValueError(f"source must be auto, kept or log, not {source!r}")
+    if source != "log":
+        kept = credits.kept_attribution(conn, since_ms=since_ms, until_ms=until_ms,
+                                        settings=settings, models=chosen)
+        if kept is not None:
+            return kept
+        if source == "kept":
+            raise ValueError("attribution credits aren't kept for these settings yet")
+    return attribute_from_log(conn, since_ms=since_ms, until_ms=until_ms,
+                              settings=settings, models=chosen)
+
+
+def attribute_from_log(conn: Connection, *, since_ms: int, until_ms: int,
+                       settings: AttributionSettings, models: tuple[str, ...],
+                       ) -> Attribution:
+    """`attribute` by reading the log (every candidate event of the window)."""
+    chosen = models
     lookback = settings.lookback_ms
     half_life = float(settings.half_life_ms)
     ignore = frozenset(settings.ignore_referrers)
@@ -334,20 +260,21 @@ def attribution_report(conn: Connection, *, since_ms: int, until_ms: int,
                        settings: AttributionSettings | None = None,
                        models: Sequence[str] = MODELS,
                        costs: Mapping[tuple[str, str], float] | None = None,
-                       ) -> dict[str, Any]:
+                       source: str = "auto") -> dict[str, Any]:
     """Conversions and revenue in [since_ms, until_ms) credited by each model to each
     channel, campaign and journey, with cost and ROAS from `costs` ((dimension, key) →
     amount). Rows are sorted by revenue (highest first), then key."""
     settings = settings or AttributionSettings()
     by_dimension = _costs_by_dimension(costs)
     found = attribute(conn, since_ms=since_ms, until_ms=until_ms, settings=settings,
-                      models=models)
+                      models=models, source=source)
     return {
         "since": since_ms, "until": until_ms,
         "goal_events": list(settings.goal_events),
         "lookback_ms": settings.lookback_ms, "half_life_ms": settings.half_life_ms,
         "conversions": found.conversions, "revenue": round(found.revenue, 2),
         "touchpoints": found.touchpoints,
+        "source": found.source,
         "unattributed": {"conversions": found.unattributed_conversions,
                          "revenue": round(found.unattributed_revenue, 2)},
         "models": {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 
-from . import onsite, product_activity
+from . import credits, onsite, product_activity
 from .activity import move_active_days, recheck_active_days, retract_track_events
 from .chunks import chunks
 from .connection import Connection
@@ -34,6 +34,7 @@ def delete_profile(conn: Connection, profile_id: int) -> int:
                 f"SELECT id FROM events WHERE {column} IN ({marks})", chunk))
     deleted = delete_events(conn, event_ids)
     conn.execute("DELETE FROM profile_events WHERE profile_id = ?", (profile_id,))
+    credits.delete_profiles(conn, [profile_id])
     move_active_days(conn, None, profile_id)
     product_activity.delete_profile(conn, profile_id)
     onsite.delete_profile(conn, profile_id, idents)

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from . import onsite, product_activity
+from . import credits, onsite, product_activity
 from .activity import move_active_days
 from .chunks import chunks
 from .connection import Connection
@@ -163,13 +163,14 @@ def profile_merges(conn: Connection, profile_id: int) -> list[dict[str, Any]]:
 
 def clear_profiles(conn: Connection) -> None:
     """Delete every profile, identity, timeline row, merge, membership and predictive
-    score, and the daily aggregates and order copies built from the timelines (for
-    rebuild)."""
+    score, and the daily aggregates, order copies and attribution credits built from the
+    timelines (for rebuild)."""
     for table in ("profile_events", "identities", "segment_members", "merges", "profiles",
                   "active_days", "active_spans", "track_daily", "order_copies",
                   "predict_scores", "onsite_exposures"):
         conn.execute(f"DELETE FROM {table}")
     product_activity.clear_people(conn)
+    credits.clear(conn)
     for table in ("profiles", "merges"):
         conn.execute(conn.dialect.restart_ids(table))
 

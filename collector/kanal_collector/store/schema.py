@@ -949,6 +949,54 @@ def _m020_operator_pages(m: Migration) -> None:
     m.ddl("CREATE INDEX identities_value ON identities(value)")
 
 
+def _m021_attribution_credits(m: Migration) -> None:
+    # Attribution kept as the processor applies events (issue 18; store/credits.py):
+    # touch keys (channel, campaign, journey) by a hash id; the touchpoints and
+    # conversions of each profile (`touched`: how many touchpoints a conversion credits,
+    # `fresh`: how many of them the profile's previous conversion doesn't, so distinct
+    # touchpoints of a window are a sum); each conversion's credit per model and key; and those
+    # credits summed per UTC day (days since the epoch), so a report reads days, not
+    # events. Empty here: the processor's attribution step fills them from the log it
+    # has applied (reports/credits.py), and the reports read the log until it has.
+    m.ddl(
+        """CREATE TABLE attribution_keys (
+            id {INT} PRIMARY KEY, channel {TEXT} NOT NULL, campaign {TEXT} NOT NULL,
+            journey {TEXT} NOT NULL
+        )"""
+    )
+    m.ddl(
+        """CREATE TABLE attribution_touchpoints (
+            profile_id {INT} NOT NULL, timestamp {INT} NOT NULL, event_id {INT} NOT NULL,
+            key_id {INT} NOT NULL,
+            PRIMARY KEY (profile_id, timestamp, event_id)
+        ){WITHOUT_ROWID}"""
+    )
+    m.ddl(
+        """CREATE TABLE attribution_conversions (
+            event_id {INT} PRIMARY KEY, profile_id {INT} NOT NULL, timestamp {INT} NOT NULL,
+            revenue {REAL} NOT NULL, touched {INT} NOT NULL, fresh {INT} NOT NULL
+        )"""
+    )
+    m.ddl("CREATE INDEX attribution_conversions_profile "
+          "ON attribution_conversions(profile_id, timestamp, event_id)")
+    m.ddl("CREATE INDEX attribution_conversions_time "
+          "ON attribution_conversions(timestamp, revenue, touched, fresh)")
+    m.ddl(
+        """CREATE TABLE attribution_credits (
+            event_id {INT} NOT NULL, model {INT} NOT NULL, key_id {INT} NOT NULL,
+            weight {REAL} NOT NULL,
+            PRIMARY KEY (event_id, model, key_id)
+        ){WITHOUT_ROWID}"""
+    )
+    m.ddl(
+        """CREATE TABLE attribution_daily (
+            day {INT} NOT NULL, model {INT} NOT NULL, key_id {INT} NOT NULL,
+            n {INT} NOT NULL, conversions {REAL} NOT NULL, revenue {REAL} NOT NULL,
+            PRIMARY KEY (day, model, key_id)
+        ){WITHOUT_ROWID}"""
+    )
+
+
 MIGRATIONS: list[Callable[[Migration], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -970,6 +1018,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m018_onsite,
     _m019_event_partitions,
     _m020_operator_pages,
+    _m021_attribution_credits,
 ]
 
 _VERSIONS = "kanal_migrations"

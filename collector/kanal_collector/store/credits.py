@@ -1,0 +1,364 @@
+"""Attribution kept as the processor goes: the tables behind reports/credits.py.
+
+    attribution_keys         a touchpoint's (channel, campaign, journey), by a hash id
+    attribution_touchpoints  (profile, timestamp, event) of every touchpoint, its key
+    attribution_conversions  every conversion: profile, timestamp, revenue, how many
+                             touchpoints it was credited to (`touched`; 0: unattributed)
+                             and how many of those its profile's previous conversion
+                             was not (`fresh`)
+    attribution_credits      one conversion's credit per model and key (weights sum to 1)
+    attribution_daily        the credits summed per UTC day, model and key; `n` counts
+                             the conversions in a row, which is deleted when it reaches 0
+                             (so what every conversion left is exactly nothing)
+
+Written by the processor's attribution step (and emptied by `kanal forget` for a
+person, by `profiles rebuild` for everyone); read by the attribution report. Models are
+stored by their position in reports/attribution_model.MODELS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import orjson
+
+from .chunks import chunks
+from .connection import Connection
+
+DAY_MS = 86_400_000
+TABLES = ("attribution_touchpoints", "attribution_conversions", "attribution_credits",
+          "attribution_daily")
+"""What a person's and everyone's attribution is (the keys are kept: they name nobody)."""
+
+Touch = tuple[str, str, str]
+Credit = tuple[int, int, float]
+"""(model, key id, weight) of one conversion."""
+Conversion = tuple[int, int, int, float]
+"""(event id, profile id, timestamp, revenue)."""
+
+
+def key_id(touch: Touch) -> int:
+    """A touch key's id: 62 bits of a hash of its three parts (the same on every node
+    and in every transaction, so no id is ever handed out and lost)."""
+    digest = hashlib.blake2b("\x1f".join(touch).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 2
+
+
+def save_keys(conn: Connection, touches: Iterable[Touch]) -> dict[Touch, int]:
+    """Make sure these keys are stored; {touch: id}."""
+    ids = {t: key_id(t) for t in set(touches)}
+    if ids:
+        conn.executemany(
+            "INSERT INTO attribution_keys (id, channel, campaign, journey) VALUES (?,?,?,?) "
+            "ON CONFLICT (id) DO NOTHING", [(i, *t) for t, i in sorted(ids.items())])
+    return ids
+
+
+def keys(conn: Connection, ids: Iterable[int]) -> dict[int, Touch]:
+    """{id: (channel, campaign, journey)}."""
+    out: dict[int, Touch] = {}
+    for chunk in chunks(sorted(set(ids)), 500):
+        marks = ",".join("?" * len(chunk))
+        for i, channel, campaign, journey in conn.execute(
+                "SELECT id, channel, campaign, journey FROM attribution_keys "
+                f"WHERE id IN ({marks})", chunk):
+            out[int(i)] = (str(channel), str(campaign), str(journey))
+    return out
+
+
+# -- touchpoints and conversions --------------------------------------------------------------
+
+def add_touchpoints(conn: Connection, rows: Sequence[tuple[int, int, int, int]]) -> None:
+    """Store (profile, timestamp, event, key id) touchpoints."""
+    conn.executemany(
+        "INSERT INTO attribution_touchpoints (profile_id, timestamp, event_id, key_id) "
+        "VALUES (?,?,?,?) ON CONFLICT DO NOTHING", rows)
+
+
+def delete_touchpoints(conn: Connection, rows: Iterable[tuple[int, int, int]]) -> None:
+    """Delete (profile, timestamp, event) touchpoints."""
+    conn.executemany(
+        "DELETE FROM attribution_touchpoints WHERE profile_id = ? AND timestamp = ? "
+        "AND event_id = ?", list(rows))
+
+
+def touchpoints_of(conn: Connection, profile_ids: Sequence[int], since_ms: int,
+                   until_ms: int) -> dict[int, list[tuple[int, int, int]]]:
+    """{profile: [(timestamp, event id, key id)…]} with timestamps in [since, until],
+    in (timestamp, event id) order."""
+    out: dict[int, list[tuple[int, int, int]]] = {}
+    for chunk in chunks(sorted(set(profile_ids)), 500):
+        marks = ",".join("?" * len(chunk))
+        for pid, ts, eid, kid in conn.execute(
+                "SELECT profile_id, timestamp, event_id, key_id FROM attribution_touchpoints "
+                f"WHERE profile_id IN ({marks}) AND timestamp >= ? AND timestamp <= ? "
+                "ORDER BY profile_id, timestamp, event_id", [*chunk, since_ms, until_ms]):
+            out.setdefault(int(pid), []).append((int(ts), int(eid), int(kid)))
+    return out
+
+
+def add_conversions(conn: Connection, rows: Sequence[Conversion]) -> None:
+    """Store conversions, not credited yet (`credit` does that)."""
+    conn.executemany(
+        "INSERT INTO attribution_conversions (event_id, profile_id, timestamp, revenue, "
+        "touched, fresh) VALUES (?,?,?,?,0,0) ON CONFLICT DO NOTHING", rows)
+
+
+def conversions_of(conn: Connection, profile_ids: Sequence[int], since_ms: int,
+                   until_ms: int) -> list[Conversion]:
+    """The conversions of these profiles with timestamps in [since, until]."""
+    out: list[Conversion] = []
+    for chunk in chunks(sorted(set(profile_ids)), 500):
+        marks = ",".join("?" * len(chunk))
+        out.extend((int(e), int(p), int(t), float(r)) for e, p, t, r in conn.execute(
+            "SELECT event_id, profile_id, timestamp, revenue FROM attribution_conversions "
+            f"WHERE profile_id IN ({marks}) AND timestamp >= ? AND timestamp <= ?",
+            [*chunk, since_ms, until_ms]))
+    return out
+
+
+def conversions_by_id(conn: Connection, event_ids: Sequence[int]) -> list[Conversion]:
+    """The stored conversions among these events."""
+    out: list[Conversion] = []
+    for chunk in chunks(sorted(set(event_ids)), 500):
+        marks = ",".join("?" * len(chunk))
+        out.extend((int(e), int(p), int(t), float(r)) for e, p, t, r in conn.execute(
+            "SELECT event_id, profile_id, timestamp, revenue FROM attribution_conversions "
+            f"WHERE event_id IN ({marks})", chunk))
+    return out
+
+
+# -- credits and their daily sums -------------------------------------------------------------
+
+def _add_daily(conn: Connection, rows: Iterable[tuple[int, int, int, int, float, float]],
+               ) -> None:
+    conn.executemany(
+        "INSERT INTO attribution_daily (day, model, key_id, n, conversions, revenue) "
+        "VALUES (?,?,?,?,?,?) ON CONFLICT (day, model, key_id) DO UPDATE SET "
+        "n = attribution_daily.n + excluded.n, "
+        "conversions = attribution_daily.conversions + excluded.conversions, "
+        "revenue = attribution_daily.revenue + excluded.revenue", list(rows))
+
+
+def credit(conn: Connection,
+           credited: Sequence[tuple[Conversion, int, int, Sequence[Credit]]]) -> None:
+    """Write conversions' credits (none credited yet): (conversion, touched, fresh,
+    credits)."""
+    rows: list[tuple[int, int, int, float]] = []
+    daily: dict[tuple[int, int, int], list[Any]] = {}
+    for (eid, _pid, ts, revenue), _touched, _fresh, credits in credited:
+        day = ts // DAY_MS
+        for model, kid, weight in credits:
+            rows.append((eid, model, kid, weight))
+            entry = daily.get((day, model, kid))
+            if entry is None:
+                daily[(day, model, kid)] = [1, weight, weight * revenue]
+            else:
+                entry[0] += 1
+                entry[1] += weight
+                entry[2] += weight * revenue
+    conn.executemany("UPDATE attribution_conversions SET touched = ?, fresh = ? "
+                     "WHERE event_id = ?",
+                     [(touched, fresh, c[0]) for c, touched, fresh, _ in credited])
+    if rows:
+        conn.executemany("INSERT INTO attribution_credits (event_id, model, key_id, weight) "
+                         "VALUES (?,?,?,?)", rows)
+        _add_daily(conn, ((d, m, k, *v) for (d, m, k), v in daily.items()))
+
+
+def uncredit(conn: Connection, event_ids: Sequence[int]) -> None:
+    """Take these conversions' credits back out of the daily sums (they stay stored,
+    with no credit, until `credit` or `delete_conversions`)."""
+    daily: dict[tuple[int, int, int], list[Any]] = {}
+    for chunk in chunks(sorted(set(event_ids)), 500):
+        marks = ",".join("?" * len(chunk))
+        for ts, revenue, model, kid, weight in conn.execute(
+                "SELECT v.timestamp, v.revenue, c.model, c.key_id, c.weight "
+                "FROM attribution_credits c JOIN attribution_conversions v "
+                f"ON v.event_id = c.event_id WHERE c.event_id IN ({marks})", chunk):
+            key = (int(ts) // DAY_MS, int(model), int(kid))
+            entry = daily.get(key)
+            weight = float(weight)
+            if entry is None:
+                daily[key] = [-1, -weight, -weight * float(revenue)]
+            else:
+                entry[0] -= 1
+                entry[1] -= weight
+                entry[2] -= weight * float(revenue)
+        conn.execute(f"DELETE FROM attribution_credits WHERE event_id IN ({marks})", chunk)
+        conn.execute(f"UPDATE attribution_conversions SET touched = 0, fresh = 0 "
+                     f"WHERE event_id IN ({marks})", chunk)
+    if daily:
+        _add_daily(conn, ((d, m, k, *v) for (d, m, k), v in daily.items()))
+        conn.executemany("DELETE FROM attribution_daily WHERE day = ? AND model = ? "
+                         "AND key_id = ? AND n <= 0", list(daily))
+
+
+def delete_conversions(conn: Connection, event_ids: Sequence[int]) -> None:
+    """Delete conversions and take their credit out."""
+    uncredit(conn, event_ids)
+    for chunk in chunks(sorted(set(event_ids)), 500):
+        marks = ",".join("?" * len(chunk))
+        conn.execute(f"DELETE FROM attribution_conversions WHERE event_id IN ({marks})", chunk)
+
+
+# -- people ---------------------------------------------------------------------------------
+
+def move_profile(conn: Connection, into: int, other: int) -> None:
+    """A merge: `other`'s touchpoints and conversions are `into`'s now (the caller
+    re-credits `into`'s conversions)."""
+    conn.execute("UPDATE attribution_touchpoints SET profile_id = ? WHERE profile_id = ?",
+                 (into, other))
+    conn.execute("UPDATE attribution_conversions SET profile_id = ? WHERE profile_id = ?",
+                 (into, other))
+
+
+def delete_profiles(conn: Connection, profile_ids: Sequence[int]) -> None:
+    """Forget these people's touchpoints and conversions (and their credit)."""
+    for chunk in chunks(sorted(set(profile_ids)), 500):
+        marks = ",".join("?" * len(chunk))
+        converted = [int(r[0]) for r in conn.execute(
+            f"SELECT event_id FROM attribution_conversions WHERE profile_id IN ({marks})",
+            chunk)]
+        delete_conversions(conn, converted)
+        conn.execute(f"DELETE FROM attribution_touchpoints WHERE profile_id IN ({marks})",
+                     chunk)
+
+
+def clear(conn: Connection) -> None:
+    """Empty every table but the keys (a rebuild, or a change of settings). The state
+    follows: merges are counted from the start again (`profiles rebuild` restarts their
+    ids), and a rebuild of the credits under way starts over."""
+    for table in TABLES:
+        conn.execute(f"DELETE FROM {table}")
+    state = get_state(conn)
+    if state is not None:
+        state["merges"] = 0
+        if state.get("upto") is not None:
+            state["upto"] = 0
+        set_state(conn, state)
+
+
+# -- reading a window -----------------------------------------------------------------------
+
+def daily_sums(conn: Connection, first_day: int, end_day: int,
+               ) -> list[tuple[int, int, float, float]]:
+    """(model, key id, conversions, revenue) summed over days [first_day, end_day)."""
+    return [(int(m), int(k), float(c), float(r)) for m, k, c, r in conn.execute(
+        "SELECT model, key_id, SUM(conversions), SUM(revenue) FROM attribution_daily "
+        "WHERE day >= ? AND day < ? GROUP BY model, key_id", (first_day, end_day))]
+
+
+def credit_sums(conn: Connection, since_ms: int, until_ms: int,
+                ) -> list[tuple[int, int, float, float]]:
+    """(model, key id, conversions, revenue) of the conversions in [since, until)."""
+    return [(int(m), int(k), float(c), float(r)) for m, k, c, r in conn.execute(
+        "SELECT c.model, c.key_id, SUM(c.weight), SUM(c.weight * v.revenue) "
+        "FROM attribution_conversions v JOIN attribution_credits c "
+        "ON c.event_id = v.event_id WHERE v.timestamp >= ? AND v.timestamp < ? "
+        "GROUP BY c.model, c.key_id", (since_ms, until_ms))]
+
+
+def conversion_totals(conn: Connection, since_ms: int, until_ms: int,
+                      ) -> tuple[int, float, int, float]:
+    """(conversions, revenue, unattributed conversions, their revenue) in [since, until)."""
+    row = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(revenue), 0), "
+        "COALESCE(SUM(CASE WHEN touched = 0 THEN 1 ELSE 0 END), 0), "
+        "COALESCE(SUM(CASE WHEN touched = 0 THEN revenue ELSE 0 END), 0) "
+        "FROM attribution_conversions WHERE timestamp >= ? AND timestamp < ?",
+        (since_ms, until_ms)).fetchone()
+    return int(row[0]), float(row[1]), int(row[2]), float(row[3])
+
+
+def credited_touchpoints(conn: Connection, since_ms: int, until_ms: int,
+                         lookback_ms: int) -> int:
+    """How many distinct touchpoints the conversions in [since, until) credit.
+
+    A conversion credits its profile's touchpoints from `lookback` before it up to it;
+    those of a profile's conversions one after another overlap only with the one just
+    before. So the distinct ones are the `fresh` ones of every conversion in the window,
+    plus, for a profile's first conversion in the window, those it shares with the
+    conversion before it (which is before the window, within `lookback`).
+    """
+    fresh = conn.execute(
+        "SELECT COALESCE(SUM(fresh), 0) FROM attribution_conversions "
+        "WHERE timestamp >= ? AND timestamp < ?", (since_ms, until_ms)).fetchone()[0]
+    shared = conn.execute(
+        "SELECT COALESCE(SUM(v.touched - v.fresh), 0) FROM attribution_conversions v "
+        "WHERE v.timestamp >= ? AND v.timestamp < ? AND v.touched > v.fresh "
+        "AND NOT EXISTS (SELECT 1 FROM attribution_conversions w "
+        "WHERE w.profile_id = v.profile_id AND w.timestamp >= ? AND (w.timestamp < "
+        "v.timestamp OR (w.timestamp = v.timestamp AND w.event_id < v.event_id)))",
+        (since_ms, min(until_ms, since_ms + lookback_ms + 1), since_ms)).fetchone()[0]
+    return int(fresh) + int(shared)
+
+
+# -- the state and the rebuild's reads ------------------------------------------------------
+
+_STATE = "attribution_credits"
+
+
+def get_state(conn: Connection) -> dict[str, Any] | None:
+    """What the tables were built with: {"fingerprint", "upto" (None when complete, else
+    the last profile id a rebuild reached), "merges" (the last merge followed)}."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (_STATE,)).fetchone()
+    if row is None or row[0] is None:
+        return None
+    value = orjson.loads(row[0])
+    return value if isinstance(value, dict) else None
+
+
+def set_state(conn: Connection, state: dict[str, Any]) -> None:
+    """Write the state (inside the caller's transaction)."""
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                 "SET value = excluded.value", (_STATE, orjson.dumps(state).decode()))
+
+
+def uncounted_copies(conn: Connection, orders: Iterable[tuple[str, str]]) -> dict[int, int]:
+    """{event id: timestamp} of the copies of these (event, order id) orders that don't
+    count (store/orders.py)."""
+    wanted = set(orders)
+    out: dict[int, int] = {}
+    for chunk in chunks(sorted({oid for _, oid in wanted}), 500):
+        marks = ",".join("?" * len(chunk))
+        for eid, event, oid, ts in conn.execute(
+                "SELECT event_id, event, order_id, timestamp FROM order_copies "
+                f"WHERE order_id IN ({marks}) AND counted = 0", chunk):
+            if (event, oid) in wanted:
+                out[int(eid)] = int(ts)
+    return out
+
+
+def timeline_candidates(conn: Connection, profile_ids: Sequence[int], *,
+                        goal_events: Sequence[str], message_events: Sequence[str],
+                        kanal_key_kind: str) -> Iterator[tuple[int, int, int, str, str | None,
+                                                               str, str]]:
+    """(profile, timestamp, event id, type, event, key kind, body) of these profiles'
+    events that may be a touchpoint or a conversion (the pre-filter of
+    store/attribution.py), the copies of orders that don't count left out."""
+    marks = ",".join("?" * len(profile_ids))
+    goals = ",".join("?" * len(goal_events))
+    messages = ",".join("?" * len(message_events))
+    contains = conn.dialect.contains
+    sql = (
+        "SELECT pe.profile_id, pe.timestamp, pe.event_id, e.type, e.event, e.key_kind, "
+        "e.body FROM profile_events pe JOIN events e ON e.id = pe.event_id "
+        f"WHERE pe.profile_id IN ({marks}) AND ("
+        f"(e.type = 'track' AND e.event IN ({goals})) "
+        f"OR (e.key_kind = ? AND e.event IN ({messages})) "
+        f"OR (e.type IN ('page', 'screen') AND {contains('e.body', _REFERRER)}) "
+        f"OR {contains('e.body', _CAMPAIGN)}) "
+        "AND NOT EXISTS (SELECT 1 FROM order_copies oc WHERE oc.event_id = pe.event_id "
+        "AND oc.counted = 0)"
+    )
+    for row in conn.execute(sql, [*profile_ids, *goal_events, kanal_key_kind,
+                                  *message_events]).fetchall():
+        yield (int(row[0]), int(row[1]), int(row[2]), str(row[3]), row[4], str(row[5]),
+               str(row[6]))
+
+
+_REFERRER = "'\"referrer\"'"
+_CAMPAIGN = "'\"campaign\"'"

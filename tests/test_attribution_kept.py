@@ -1,0 +1,239 @@
+"""Attribution credits kept by the processor equal the report that reads the log.
+
+The kept credits (reports/credits.py) change as the processor goes; the from-scratch
+report (attribute(source="log")) is their oracle. A randomized log is applied a slice at
+a time — late touchpoints, anonymous visits merged into customers midway, copies of
+orders (a trusted copy replacing an earlier one), bots, Kanal's own message events —
+with people forgotten, the profiles rebuilt and the settings changed in between; after
+each stage every model, dimension and key of many windows (whole days, parts of days,
+one hour) must agree to 1e-9 relative.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from profiles_util import T0, Log
+
+from kanal_collector.clock import FakeClock
+from kanal_collector.own_events import own_event
+from kanal_collector.profiles.privacy import forget
+from kanal_collector.profiles.rebuild import rebuild
+from kanal_collector.reports.attribution import (
+    MODELS,
+    Attribution,
+    AttributionSettings,
+    attribute,
+    attribution_report,
+)
+from kanal_collector.reports.credits import AttributionStep, weights
+from kanal_collector.store import credits as credit_store
+from kanal_collector.store.db import transaction
+from kanal_collector.store.events import append_events
+
+DAY = 86_400_000
+HOUR = 3_600_000
+SHOP = "https://shop.example.com"
+SETTINGS = AttributionSettings(goal_events=("Order Completed", "Signed Up"),
+                               lookback_ms=10 * DAY, half_life_ms=3 * DAY)
+CAMPAIGNS = [{"source": "newsletter", "medium": "email", "name": "spring"},
+             {"source": "google", "medium": "cpc", "name": "brand"}, {"source": "partner"}]
+REFERRERS = ["https://www.google.com/", "https://t.co/x", "https://blog.example.org/",
+             "https://pay.example.net/back", f"{SHOP}/cart"]
+MESSAGES = [("Email Opened", {"message": "welcome", "journey": "onboarding"}),
+            ("Email Link Clicked", {"message": "cart", "journey": "abandoned"}),
+            ("SMS Delivered", {"message": "sms1", "journey": "win_back", "channel": "sms"}),
+            ("Email Link Clicked", {"message": "cart", "bot": True})]
+
+
+def close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+def assert_same(got: Attribution, want: Attribution, label: str) -> None:
+    assert (got.conversions, got.unattributed_conversions, got.touchpoints) == (
+        want.conversions, want.unattributed_conversions, want.touchpoints), label
+    assert close(got.revenue, want.revenue), label
+    assert close(got.unattributed_revenue, want.unattributed_revenue), label
+    assert set(got.credit) == set(want.credit), label
+    for model, dimensions in want.credit.items():
+        for dimension, table in dimensions.items():
+            mine = got.credit[model][dimension]
+            assert set(mine) == set(table), (label, model, dimension)
+            for key, (credited, earned) in table.items():
+                assert close(mine[key][0], credited), (label, model, dimension, key)
+                assert close(mine[key][1], earned), (label, model, dimension, key)
+
+
+def windows(rnd: random.Random) -> list[tuple[int, int]]:
+    """Whole days, parts of days at both ends, one hour, one day, everything."""
+    out = [(T0, T0 + 60 * DAY), (T0 + 10 * DAY, T0 + 20 * DAY), (T0 - DAY, T0 + 90 * DAY),
+           (T0 + 5 * DAY + 7 * HOUR, T0 + 5 * DAY + 8 * HOUR),
+           (T0 + 3 * DAY, T0 + 4 * DAY)]
+    for _ in range(6):
+        a = T0 + rnd.randrange(60 * 24) * HOUR + rnd.randrange(HOUR)
+        out.append((a, a + rnd.randrange(1, 30 * 24) * HOUR + rnd.randrange(HOUR)))
+    return out
+
+
+def compare(log: Log, rnd: random.Random, label: str,
+            settings: AttributionSettings = SETTINGS) -> int:
+    """Kept against log over many windows; returns the conversions of the widest."""
+    widest = 0
+    for since, until in windows(rnd):
+        got = attribute(log.conn, since_ms=since, until_ms=until, settings=settings,
+                        source="kept")
+        want = attribute(log.conn, since_ms=since, until_ms=until, settings=settings,
+                         source="log")
+        assert_same(got, want, f"{label} [{since}, {until})")
+        widest = max(widest, want.conversions)
+    return widest
+
+
+class Shop:
+    """A randomized shop: people visit anonymously, log in (a merge), get messages and
+    order, in an order that is not time order."""
+
+    def __init__(self, log: Log, rnd: random.Random) -> None:
+        self.log, self.rnd = log, rnd
+        self.n = 0
+        self.orders = 0
+
+    def person_events(self, p: int) -> None:
+        rnd, log = self.rnd, self.log
+        user, anon = f"u{p}", f"a{p}"
+        when = [T0 + rnd.randrange(60 * 24) * HOUR for _ in range(rnd.randrange(8, 30))]
+        for ts in when:
+            roll = rnd.random()
+            web: dict[str, Any] = {"anon": anon} if rnd.random() < 0.5 else {"user_id": user}
+            if roll < 0.25:
+                log.add(rnd.choice(["page", "track"]), event="Viewed", ts=ts,
+                        context={"campaign": rnd.choice(CAMPAIGNS),
+                                 "page": {"url": f"{SHOP}/?utm_source=x"}}, **web)
+            elif roll < 0.5:
+                log.add("page", ts=ts, context={"page": {"url": f"{SHOP}/",
+                                                         "referrer": rnd.choice(REFERRERS)}},
+                        **web)
+            elif roll < 0.7:
+                name, props = rnd.choice(MESSAGES)
+                self.n += 1
+                row = own_event(name=name, message_id=f"k{p}-{self.n}", origin="email",
+                                properties=props, user_id=user, anonymous_id=None,
+                                source_id=log.source, now_ms=ts)
+                with transaction(log.conn):
+                    append_events(log.conn, [row])
+            elif roll < 0.9:
+                self.order(user, ts)
+            elif roll < 0.95:
+                log.add("track", event="Signed Up", user_id=user, ts=ts,
+                        properties={"bot": rnd.random() < 0.3})
+            else:  # logs in: the anonymous visits join the customer
+                log.add("identify", user_id=user, anon=anon, ts=ts, trusted=True)
+
+    def order(self, user: str, ts: int) -> None:
+        rnd, log = self.rnd, self.log
+        self.orders += 1
+        props: dict[str, Any] = {"order_id": f"o{self.orders}",
+                                 "revenue": round(rnd.uniform(1, 300), 2)}
+        context = {"campaign": rnd.choice(CAMPAIGNS)} if rnd.random() < 0.2 else None
+        roll = rnd.random()
+        if roll < 0.15:  # the browser's copy first, the backend's (trusted) later
+            log.add("track", event="Order Completed", user_id=user, ts=ts,
+                    properties=dict(props, revenue=props["revenue"] + 1), context=context)
+            self.later.append((user, ts, props))
+        elif roll < 0.2:
+            log.add("track", event="Order Completed", user_id=user, ts=ts, trusted=True,
+                    properties=dict(props, bot=True))
+        else:
+            log.add("track", event="Order Completed", user_id=user, ts=ts, trusted=True,
+                    properties=props, context=context)
+
+    later: list[tuple[str, int, dict[str, Any]]]
+
+    def trusted_copies(self) -> None:
+        for user, ts, props in self.later:
+            self.log.add("track", event="Order Completed", user_id=user, ts=ts, trusted=True,
+                         properties=props)
+        self.later = []
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_kept_credits_equal_the_log(tmp_path: Any, seed: int) -> None:
+    rnd = random.Random(seed)
+    log = Log(tmp_path / "a.db", attribution=SETTINGS)
+    shop = Shop(log, rnd)
+    shop.later = []
+    people = list(range(60))
+    rnd.shuffle(people)
+    for start in range(0, 60, 15):  # four slices, each applied before the next arrives
+        for p in people[start:start + 15]:
+            shop.person_events(p)
+        log.process()
+        compare(log, rnd, f"slice {start}")
+    # Late touchpoints and trusted copies of earlier orders, for people seen before.
+    for p in rnd.sample(range(60), 20):
+        shop.person_events(p)
+    shop.trusted_copies()
+    log.process()
+    assert compare(log, rnd, "late") > 100
+    # Forgetting people takes exactly their share out.
+    for p in rnd.sample(range(60), 6):
+        forget(log.conn, f"u{p}", T0 + 90 * DAY, kind="user_id")
+    compare(log, rnd, "forget")
+    # A rebuild replays the log and keeps the credits with it.
+    rebuild(log.conn, FakeClock(T0 / 1000 + 100 * 86_400),
+            also=[AttributionStep(SETTINGS)])
+    log.process()
+    compare(log, rnd, "rebuild")
+    # New settings: the processor rebuilds the credits; until it has, the log is read.
+    other = AttributionSettings(lookback_ms=3 * DAY, half_life_ms=DAY,
+                                ignore_referrers=("pay.example.net",))
+    step = AttributionStep(other, build_profiles=7)
+    with transaction(log.conn) as conn:
+        assert not step.background(conn) or True  # starts the rebuild (empties the tables)
+    with pytest.raises(ValueError, match="aren't kept"):
+        attribute(log.conn, since_ms=T0, until_ms=T0 + DAY, settings=other, source="kept")
+    report = attribution_report(log.conn, since_ms=T0, until_ms=T0 + 60 * DAY,
+                                settings=other)
+    assert report["source"] == "log"
+    with transaction(log.conn) as conn:
+        while step.background(conn):
+            pass
+    compare(log, rnd, "new settings", settings=other)
+    report = attribution_report(log.conn, since_ms=T0, until_ms=T0 + 60 * DAY,
+                                settings=other)
+    assert report["source"] == "kept"
+
+
+def test_every_conversion_leaves_nothing_when_taken_out(tmp_path: Any) -> None:
+    """After everyone is forgotten no daily row is left, not even a rounding residue."""
+    rnd = random.Random(5)
+    log = Log(tmp_path / "a.db", attribution=SETTINGS)
+    shop = Shop(log, rnd)
+    shop.later = []
+    for p in range(10):
+        shop.person_events(p)
+    log.process()
+    assert log.conn.execute("SELECT COUNT(*) FROM attribution_daily").fetchone()[0] > 0
+    for p in range(10):  # the customer, and the visitor who never logged in
+        forget(log.conn, f"u{p}", T0 + 90 * DAY, kind="user_id")
+        forget(log.conn, f"a{p}", T0 + 90 * DAY, kind="anonymous_id")
+    for table in credit_store.TABLES:
+        assert log.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
+
+
+def test_weights_of_each_model() -> None:
+    """The kept credits' own weights (independent of the log report's code)."""
+    times, at, half = [0, 5 * DAY, 10 * DAY], 10 * DAY, 5.0 * DAY
+    assert weights("first_touch", times, at, half) == [1.0, 0.0, 0.0]
+    assert weights("last_touch", times, at, half) == [0.0, 0.0, 1.0]
+    assert weights("linear", times, at, half) == pytest.approx([1 / 3] * 3)
+    assert weights("time_decay", times, at, half) == pytest.approx([1 / 7, 2 / 7, 4 / 7])
+    assert weights("position_based", times, at, half) == pytest.approx([0.4, 0.2, 0.4])
+    assert weights("position_based", times[:2], at, half) == [0.5, 0.5]
+    for model in MODELS:
+        assert sum(weights(model, times[:1], at, half)) == 1.0
+    with pytest.raises(ValueError):
+        weights("nope", times, at, half)
