@@ -13,6 +13,7 @@ from profiles_util import Log
 from kanal_collector.clock import FakeClock
 from kanal_collector.journeys import Evaluator, JourneysStep, TimerWorker
 from kanal_collector.profiles.step import ProfilesStep, SegmentsStep
+from kanal_collector.reports.engagement import EngagementStep
 from kanal_collector.store import journeys as store
 from kanal_collector.workers import Processor, StatsStep
 
@@ -30,7 +31,8 @@ class Journeys:
         self.evaluator = Evaluator(clock=self.clock)
         self.log.processor = Processor(
             self.log.db, [StatsStep(), ProfilesStep(), SegmentsStep(self.clock),
-                          JourneysStep(evaluator=self.evaluator)], batch_size=7)
+                          EngagementStep(), JourneysStep(evaluator=self.evaluator)],
+            batch_size=7)
         self.timers = TimerWorker(self.log.db, self.clock, journeys_dir=self.dir,
                                   evaluator=Evaluator(clock=self.clock),
                                   session=webhook_session)

@@ -15,6 +15,7 @@ from kanal_collector.profiles.step import ProfilesStep, SegmentsStep
 from kanal_collector.profiles.views import lookup, profile_json
 from kanal_collector.reports.attribution import AttributionSettings
 from kanal_collector.reports.credits import AttributionStep
+from kanal_collector.reports.engagement import EngagementStep
 from kanal_collector.store import keys as keystore
 from kanal_collector.store.db import Database, transaction
 from kanal_collector.store.events import EventRow, append_events
@@ -40,7 +41,7 @@ class Log:
         self._ids = itertools.count(1)
         self.processor = Processor(
             self.db, [StatsStep(), ProfilesStep(), SegmentsStep(self.clock),
-                      AttributionStep(attribution)], batch_size=7)
+                      AttributionStep(attribution), EngagementStep()], batch_size=7)
 
     @property
     def conn(self) -> Any:

@@ -50,6 +50,7 @@ from .profiles.identity import default_country
 from .reports.attribution import AttributionSettings
 from .reports.costs import config_costs
 from .reports.credits import AttributionStep
+from .reports.engagement import EngagementStep
 from .runtime import Runtime
 from .site import site_blueprint
 from .store.db import Database
@@ -166,7 +167,8 @@ def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None,
     evaluator = Evaluator(clock=clock, default_timezone=timezone, channels=channels)
     return Processor(db, [StatsStep(), ProfilesStep(default_country=country),
                           SegmentsStep(clock), ProductsStep(products), OnsiteStep(),
-                          AttributionStep(attribution), JourneysStep(evaluator=evaluator)],
+                          AttributionStep(attribution), EngagementStep(),
+                          JourneysStep(evaluator=evaluator)],
                      ingest_busy=ingest_busy)
 
 

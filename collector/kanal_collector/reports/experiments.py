@@ -58,27 +58,26 @@ def experiments(conn: Connection, *, journey: str | None = None,
     if isinstance(confidence, bool) or not isinstance(confidence, int | float) \
             or not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), not {confidence!r}")
-    runs = {r.id: r for r in store.window_runs(conn, journey=journey, since_ms=since_ms,
-                                                 until_ms=until_ms)}
-    arms_of: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(
-        lambda: defaultdict(list))
-    for run_id, step, arm in store.window_assignments(conn, journey=journey,
-                                                      since_ms=since_ms, until_ms=until_ms):
-        arms_of[(runs[run_id].journey, step)][arm].append(run_id)
+    # (journey, step) → arm → [runs, converted, revenue], and the versions of its runs
+    arms_of: dict[tuple[str, str], dict[str, list[Any]]] = defaultdict(dict)
+    versions_of: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for name, step, arm, version, n, won, earned in store.arm_counts(
+            conn, journey=journey, since_ms=since_ms, until_ms=until_ms):
+        sofar = arms_of[(name, step)].setdefault(arm, [0, 0, 0.0])
+        sofar[0] += n
+        sofar[1] += won
+        sofar[2] += earned
+        versions_of[(name, step)].add(version)
     definitions = Definitions(conn)
 
     found: list[tuple[tuple[str, int, str], dict[str, Any]]] = []
     for (name, step), arms in arms_of.items():
-        versions = {runs[i].version for ids in arms.values() for i in ids}
+        versions = versions_of[(name, step)]
         file_arms = _file_arms(definitions, name, step, versions)
         control = HOLDOUT if HOLDOUT in arms else (file_arms or sorted(arms))[0]
         order = [control] + [a for a in file_arms if a != control]
         order += sorted(set(arms) - set(order))
-        counts = {}
-        for arm in order:
-            ids = arms.get(arm, [])
-            converted = [runs[i] for i in ids if runs[i].converted]
-            counts[arm] = (len(ids), len(converted), sum(r.revenue for r in converted))
+        counts = {arm: tuple(arms.get(arm, (0, 0, 0.0))) for arm in order}
         n_c, conv_c, _ = counts[control]
         extra = (_NO_WINDOW_GOAL if control == HOLDOUT
                  and not _holdout_can_convert(definitions, name) else None)

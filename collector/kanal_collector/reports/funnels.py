@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,19 +37,13 @@ from ..journeys.errors import JourneyFileError
 from ..store import journeys as journey_store
 from ..store import reports as store
 from ..store.connection import Connection
-from ..store.reports import RunRow, SendRow
+from ..store.engagement import CLICKED_EVENTS, DELIVERED_EVENTS, OPENED_EVENTS, STAGES
+
+__all__ = ["CLICKED_EVENTS", "DELIVERED_EVENTS", "OPENED_EVENTS", "Definitions",
+           "check_window", "journey_funnel", "journeys_summary", "money", "tree"]
 
 log = logging.getLogger("kanal.reports")
 
-DELIVERED_EVENTS = ("Email Delivered", "SMS Delivered", "Push Notification Sent",
-                    "Webhook Delivered", "Message Delivered", "On-site Message Delivered")
-"""The events that say a message reached the person's provider or device (see
-messages/delivery.py; "SMS Sent" only says the SMS provider took it)."""
-OPENED_EVENTS = ("Email Opened", "On-site Message Shown")
-CLICKED_EVENTS = ("Email Link Clicked", "On-site Message Clicked", "Push Notification Clicked")
-_STAGES = (("delivered", DELIVERED_EVENTS), ("opened", OPENED_EVENTS),
-           ("clicked", CLICKED_EVENTS))
-_SENT = "sent"
 
 
 def check_window(since_ms: int | None, until_ms: int | None) -> None:
@@ -146,41 +140,26 @@ class Definitions:
 
 
 # -- counting -----------------------------------------------------------------------------
-
-def engagement(conn: Connection, outbox_ids: set[int],
-               runs: Sequence[RunRow]) -> dict[str, set[int]]:
-    """{"delivered"|"opened"|"clicked": the outbox ids (of `outbox_ids`) with such an
-    event}."""
-    out: dict[str, set[int]] = {stage: set() for stage, _ in _STAGES}
-    if not outbox_ids:
-        return out
-    stage_of = {name: stage for stage, names in _STAGES for name in names}
-    triggers = [r.trigger_event for r in runs]
-    # Every delivery, open or click of a run's send is written after the event that
-    # started the run, so the log before the earliest trigger needn't be read.
-    after = 0 if not triggers or None in triggers else min(
-        t for t in triggers if t is not None)
-    for name, outbox_id, bot in store.outbox_events(conn, list(stage_of), after_event=after):
-        if outbox_id in outbox_ids and not bot:  # bots: scanners, mail-privacy proxies
-            out[stage_of[name]].add(outbox_id)
-    return out
-
+# The database sums the runs (store/reports.py): runs that left the same traces in the
+# same version reached the same steps, so each such group is counted once here.
 
 def _rate(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-def _totals(name: str, enabled: bool, runs: Sequence[RunRow], sends: Sequence[SendRow],
-            seen: Mapping[str, set[int]]) -> dict[str, Any]:
-    sent = {s.outbox_id for s in sends if s.state == _SENT}
-    converted = [r for r in runs if r.converted]
+_NO_SENDS = (0, 0, 0, 0)
+
+
+def _totals(name: str, enabled: bool, runs: tuple[int, int, int, float],
+            sends: Sequence[tuple[int, int, int, int]]) -> dict[str, Any]:
+    entered, active, converted, revenue = runs
+    summed = [sum(s[i] for s in sends) for i in range(4)]
     return {
-        "journey": name, "enabled": enabled, "entered": len(runs),
-        "active": sum(1 for r in runs if r.state == journey_store.ACTIVE),
-        "sent": len(sent),
-        **{stage: len(sent & seen[stage]) for stage, _ in _STAGES},
-        "converted": len(converted), "revenue": money(sum(r.revenue for r in converted)),
-        "conversion_rate": _rate(len(converted), len(runs)),
+        "journey": name, "enabled": enabled, "entered": entered, "active": active,
+        "sent": summed[0],
+        **{stage: summed[i + 1] for i, (stage, _) in enumerate(STAGES)},
+        "converted": converted, "revenue": money(revenue),
+        "conversion_rate": _rate(converted, entered),
     }
 
 
@@ -189,17 +168,12 @@ def journeys_summary(conn: Connection, *, since_ms: int | None = None,
     """Every known journey's funnel totals for the runs that entered in the window,
     by journey name."""
     check_window(since_ms, until_ms)
-    runs = store.window_runs(conn, journey=None, since_ms=since_ms, until_ms=until_ms)
-    sends = store.window_sends(conn, journey=None, since_ms=since_ms, until_ms=until_ms)
-    seen = engagement(conn, {s.outbox_id for s in sends if s.state == _SENT}, runs)
-    runs_of: dict[str, list[RunRow]] = defaultdict(list)
-    for run in runs:
-        runs_of[run.journey].append(run)
-    journey_of = {r.id: r.journey for r in runs}
-    sends_of: dict[str, list[SendRow]] = defaultdict(list)
-    for send in sends:
-        sends_of[journey_of[send.run_id]].append(send)
-    return [_totals(name, enabled, runs_of[name], sends_of[name], seen)
+    runs = store.journey_totals(conn, since_ms=since_ms, until_ms=until_ms)
+    sends: dict[str, list[tuple[int, int, int, int]]] = defaultdict(list)
+    for name, _, n, d, o, c in store.send_counts(conn, journey=None, since_ms=since_ms,
+                                                 until_ms=until_ms):
+        sends[name].append((n, d, o, c))
+    return [_totals(name, enabled, runs.get(name, (0, 0, 0, 0.0)), sends[name])
             for name, _, enabled in journey_store.current(conn)]
 
 
@@ -213,60 +187,59 @@ def journey_funnel(conn: Connection, journey: str, *, since_ms: int | None = Non
     if journey not in definitions.current:
         raise LookupError(f"no journey named {journey!r}")
     enabled = definitions.current[journey][1]
-    runs = store.window_runs(conn, journey=journey, since_ms=since_ms, until_ms=until_ms)
-    sends = store.window_sends(conn, journey=journey, since_ms=since_ms, until_ms=until_ms)
-    logged = store.logged_steps(conn, journey=journey, since_ms=since_ms, until_ms=until_ms)
-    seen = engagement(conn, {s.outbox_id for s in sends if s.state == _SENT}, runs)
-    trees = definitions.versions_newest_first(journey, {r.version for r in runs})
+    window: dict[str, Any] = {"journey": journey, "since_ms": since_ms,
+                              "until_ms": until_ms}
+    versions = store.window_versions(conn, **window)
+    trees = definitions.versions_newest_first(journey, versions)
+    steps = list(dict.fromkeys(s for t in trees for s in t.order))
+    known = set(steps)
+    logged = store.logged_step_names(conn, **window)
+    steps += sorted(logged - known)
+    groups = store.run_groups(conn, steps=steps, **window)
 
-    evidence: dict[int, set[str]] = defaultdict(set)
-    for run_id, step in logged:
-        evidence[run_id].add(step)
-    # Runs that left the same traces in the same version reached the same steps: count
-    # each such group once.
-    groups: dict[tuple[int, frozenset[str]], list[RunRow]] = defaultdict(list)
-    for run in runs:
-        known = evidence.get(run.id, set())
-        if run.step:
-            known = known | {run.step}
-        groups[(run.version, frozenset(known))].append(run)
     reached: Counter[str] = Counter()
     converted: Counter[str] = Counter()
     revenue: defaultdict[str, float] = defaultdict(float)
-    for (version, traces), members in groups.items():
+    entered = active = won = 0
+    won_revenue = 0.0
+    for version, current, is_active, is_won, masks, runs, earned in groups:
+        traces = {steps[k * store.MASK_BITS + i] for k, mask in enumerate(masks)
+                  for i in range(store.MASK_BITS) if mask >> i & 1}
+        if current:
+            traces.add(current)
         version_tree = definitions.tree(journey, version)
-        passed = {p for step in traces for p in version_tree.passed(step)}
-        won = [r for r in members if r.converted]
-        won_revenue = sum(r.revenue for r in won)
-        for step in passed:
-            reached[step] += len(members)
-            converted[step] += len(won)
-            revenue[step] += won_revenue
+        entered += runs
+        active += runs if is_active else 0
+        if is_won:
+            won += runs
+            won_revenue += earned
+        for step in {p for t in traces for p in version_tree.passed(t)}:
+            reached[step] += runs
+            if is_won:
+                converted[step] += runs
+                revenue[step] += earned
 
-    sends_by_step: dict[str, set[int]] = defaultdict(set)
-    for send in sends:
-        if send.state == _SENT:
-            sends_by_step[send.step].add(send.outbox_id)
-
+    sends = {step: (n, d, o, c) for _, step, n, d, o, c in store.send_counts(conn, **window)}
     rows = []
-    for step_id in _step_order(trees, set(reached) | set(sends_by_step)):
+    for step_id in _step_order(trees, set(reached) | set(sends)):
         spec = next((t.journey.steps[step_id] for t in trees
                      if t.journey is not None and step_id in t.journey.steps), None)
         kind = None if spec is None else spec.kind
         is_send = kind == "send"
-        sent = sends_by_step.get(step_id, set())
+        sent = sends.get(step_id, _NO_SENDS)
         rows.append({
             "step": step_id, "kind": kind,
             "message": str(spec.spec["message"]) if spec is not None and is_send else None,
             "channel": str(spec.spec["channel"]) if spec is not None and is_send else None,
             "reached": reached[step_id],
-            "sent": len(sent),
-            **{stage: len(sent & seen[stage]) for stage, _ in _STAGES},
+            "sent": sent[0],
+            **{stage: sent[i + 1] for i, (stage, _) in enumerate(STAGES)},
             "converted": converted[step_id],
             "revenue": money(revenue[step_id]),
         })
-    return {"journey": journey, "totals": _totals(journey, enabled, runs, sends, seen),
-            "steps": rows}
+    totals = _totals(journey, enabled, (entered, active, won, won_revenue),
+                     list(sends.values()))
+    return {"journey": journey, "totals": totals, "steps": rows}
 
 
 def _step_order(trees: Sequence[Tree], used: set[str]) -> list[str]:

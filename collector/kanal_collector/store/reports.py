@@ -7,7 +7,6 @@ open. Runs are chosen by when they entered their journey (`entered_at`).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from .connection import Connection
@@ -16,31 +15,6 @@ from .stats import OWN_TYPE
 DAY_MS = 86_400_000
 _OWN = "kanal"
 """key_kind of Kanal's own events (profiles.step.KANAL_KEY_KIND)."""
-
-
-@dataclass(frozen=True)
-class RunRow:
-    """One run of a journey, with its conversion."""
-
-    id: int
-    journey: str
-    version: int
-    state: str
-    step: str | None
-    trigger_event: int | None
-    converted: bool
-    revenue: float
-
-
-@dataclass(frozen=True)
-class SendRow:
-    """One outbox row a run's send step queued."""
-
-    run_id: int
-    step: str
-    outbox_id: int
-    state: str
-    channel: str | None
 
 
 def _runs_where(journey: str | None, since_ms: int | None,
@@ -57,44 +31,6 @@ def _runs_where(journey: str | None, since_ms: int | None,
         where.append("r.entered_at < ?")
         args.append(until_ms)
     return (f"WHERE {' AND '.join(where)}" if where else ""), args
-
-
-def window_runs(conn: Connection, *, journey: str | None, since_ms: int | None,
-                until_ms: int | None) -> list[RunRow]:
-    """The runs that entered in the window (of one journey, or of all), oldest first."""
-    where, args = _runs_where(journey, since_ms, until_ms)
-    return [RunRow(int(r[0]), str(r[1]), int(r[2]), str(r[3]), r[4],
-                   None if r[5] is None else int(r[5]), bool(r[6]), float(r[7] or 0.0))
-            for r in conn.execute(
-                "SELECT r.id, r.journey, r.version, r.state, r.step, r.trigger_event, "
-                "c.run_id IS NOT NULL, c.revenue FROM journey_runs r "
-                f"LEFT JOIN journey_conversions c ON c.run_id = r.id {where} ORDER BY r.id",
-                args)]
-
-
-def logged_steps(conn: Connection, *, journey: str | None, since_ms: int | None,
-                 until_ms: int | None) -> list[tuple[int, str]]:
-    """(run id, step) for every step the log mentions, of the runs in the window."""
-    where, args = _runs_where(journey, since_ms, until_ms)
-    return [(int(run_id), str(step)) for run_id, step in conn.execute(
-        "SELECT DISTINCT l.run_id, l.step FROM journey_runs r "
-        f"JOIN journey_log l ON l.run_id = r.id {where} "
-        f"{'AND' if where else 'WHERE'} l.step IS NOT NULL", args)]
-
-
-def window_sends(conn: Connection, *, journey: str | None, since_ms: int | None,
-                 until_ms: int | None) -> list[SendRow]:
-    """The outbox rows queued by the send steps of the runs in the window.
-
-    The journey log's `queued` line names the row (`detail.outbox_id`), written in the
-    transaction that inserted it.
-    """
-    where, args = _runs_where(journey, since_ms, until_ms)
-    return [SendRow(int(r[0]), str(r[1]), int(r[2]), str(r[3]), r[4]) for r in conn.execute(
-        "SELECT l.run_id, l.step, o.id, o.state, o.channel FROM journey_runs r "
-        "JOIN journey_log l ON l.run_id = r.id "
-        f"JOIN outbox o ON o.id = {conn.dialect.json_int('l.detail', 'outbox_id')} "
-        f"{where} {'AND' if where else 'WHERE'} l.what = 'queued' ORDER BY o.id", args)]
 
 
 def outbox_events(conn: Connection, names: Sequence[str], *,
@@ -117,13 +53,115 @@ def outbox_events(conn: Connection, names: Sequence[str], *,
             yield str(name), outbox_id, bool(bot)
 
 
-def window_assignments(conn: Connection, *, journey: str | None,
-                       since_ms: int | None, until_ms: int | None) -> list[tuple[int, str, str]]:
-    """(run id, split step, arm) of the runs in the window."""
+# -- funnels and experiments, summed by the database --------------------------------------
+
+def _and(where: str) -> str:
+    return "AND" if where else "WHERE"
+
+
+def journey_totals(conn: Connection, *, since_ms: int | None, until_ms: int | None,
+                   ) -> dict[str, tuple[int, int, int, float]]:
+    """{journey: (runs entered, still active, converted, revenue)} of the runs that
+    entered in the window."""
+    where, args = _runs_where(None, since_ms, until_ms)
+    rows = conn.execute(
+        "SELECT r.journey, COUNT(*), SUM(CASE WHEN r.state = 'active' THEN 1 ELSE 0 END), "
+        "COUNT(c.run_id), SUM(c.revenue) FROM journey_runs r "
+        f"LEFT JOIN journey_conversions c ON c.run_id = r.id {where} GROUP BY r.journey",
+        args)
+    return {str(j): (int(n), int(a or 0), int(c), float(r or 0.0)) for j, n, a, c, r in rows}
+
+
+def window_versions(conn: Connection, *, journey: str, since_ms: int | None,
+                    until_ms: int | None) -> set[int]:
+    """The versions of a journey the runs that entered in the window are on."""
     where, args = _runs_where(journey, since_ms, until_ms)
-    return [(int(run_id), str(step), str(arm)) for run_id, step, arm in conn.execute(
-        "SELECT a.run_id, a.step, a.arm FROM journey_runs r "
-        f"JOIN journey_assignments a ON a.run_id = r.id {where} ORDER BY a.run_id", args)]
+    return {int(v) for (v,) in conn.execute(
+        f"SELECT DISTINCT r.version FROM journey_runs r {where}", args)}
+
+
+def logged_step_names(conn: Connection, *, journey: str, since_ms: int | None,
+                      until_ms: int | None) -> set[str]:
+    """Every step the log names for the runs that entered in the window."""
+    where, args = _runs_where(journey, since_ms, until_ms)
+    return {str(s) for (s,) in conn.execute(
+        f"SELECT DISTINCT l.step FROM journey_runs r JOIN journey_log l ON l.run_id = r.id "
+        f"{where} {_and(where)} l.step IS NOT NULL", args)}
+
+
+MASK_BITS = 62
+"""Steps per mask column of `run_groups`."""
+
+
+def run_groups(conn: Connection, *, journey: str, since_ms: int | None,
+               until_ms: int | None, steps: Sequence[str],
+               ) -> list[tuple[int, str | None, bool, bool, tuple[int, ...], int, float]]:
+    """The runs that entered in the window, grouped by what they left: (version, current
+    step, still active, converted, masks of the logged steps, runs, revenue). Bit i of
+    mask k stands for steps[k * MASK_BITS + i]; a logged step not in `steps` sets none."""
+    where, args = _runs_where(journey, since_ms, until_ms)
+    masks: list[str] = []
+    mask_args: list[Any] = []
+    for k in range(0, max(len(steps), 1), MASK_BITS):
+        part = steps[k:k + MASK_BITS]
+        if not part:
+            masks.append("0")
+            continue
+        masks.append("SUM(DISTINCT CASE l.step " + " ".join("WHEN ? THEN ?" for _ in part)
+                     + " ELSE 0 END)")
+        for i, step in enumerate(part):
+            mask_args += [step, 1 << i]
+    columns = ", ".join(f"{m} AS m{k}" for k, m in enumerate(masks))
+    width = len(masks)
+    # One row per run (its logged steps as masks), then the runs grouped.
+    sql = (
+        f"SELECT version, step, active, won, {', '.join(f'm{k}' for k in range(width))}, "
+        "COUNT(*), COALESCE(SUM(revenue), 0) FROM ("
+        "SELECT r.id, r.version, r.step, "
+        "MAX(CASE WHEN r.state = 'active' THEN 1 ELSE 0 END) AS active, "
+        "MAX(CASE WHEN c.run_id IS NULL THEN 0 ELSE 1 END) AS won, "
+        f"MAX(c.revenue) AS revenue, {columns} FROM journey_runs r "
+        "LEFT JOIN journey_conversions c ON c.run_id = r.id "
+        "LEFT JOIN journey_log l ON l.run_id = r.id AND l.step IS NOT NULL "
+        f"{where} GROUP BY r.id, r.version, r.step) runs "
+        f"GROUP BY {', '.join(str(i) for i in range(1, 5 + width))}")
+    out = []
+    for row in conn.execute(sql, [*mask_args, *args]):
+        out.append((int(row[0]), row[1], bool(row[2]), bool(row[3]),
+                    tuple(int(m or 0) for m in row[4:4 + width]), int(row[4 + width]),
+                    float(row[5 + width])))
+    return out
+
+
+def send_counts(conn: Connection, *, journey: str | None, since_ms: int | None,
+                until_ms: int | None) -> list[tuple[str, str, int, int, int, int]]:
+    """(journey, step, sent, delivered, opened, clicked): the outbox rows the send steps
+    of the runs that entered in the window queued and that were sent, and how many of
+    those reached each stage (store/engagement.py)."""
+    where, args = _runs_where(journey, since_ms, until_ms)
+    stage = "COUNT(DISTINCT CASE WHEN e.stage = '{}' THEN o.id END)"
+    return [(str(j), str(st), int(n), int(d), int(op), int(cl))
+            for j, st, n, d, op, cl in conn.execute(
+        f"SELECT r.journey, l.step, COUNT(DISTINCT o.id), {stage.format('delivered')}, "
+        f"{stage.format('opened')}, {stage.format('clicked')} FROM journey_runs r "
+        "JOIN journey_log l ON l.run_id = r.id "
+        f"JOIN outbox o ON o.id = {conn.dialect.json_int('l.detail', 'outbox_id')} "
+        "LEFT JOIN outbox_engagement e ON e.outbox_id = o.id "
+        f"{where} {_and(where)} l.what = 'queued' AND o.state = 'sent' "
+        "GROUP BY r.journey, l.step", args)]
+
+
+def arm_counts(conn: Connection, *, journey: str | None, since_ms: int | None,
+               until_ms: int | None) -> list[tuple[str, str, str, int, int, int, float]]:
+    """(journey, split step, arm, version, runs, converted, revenue) of the runs that
+    entered in the window."""
+    where, args = _runs_where(journey, since_ms, until_ms)
+    return [(str(j), str(st), str(a), int(v), int(n), int(c), float(r or 0.0))
+            for j, st, a, v, n, c, r in conn.execute(
+        "SELECT r.journey, a.step, a.arm, r.version, COUNT(*), COUNT(c.run_id), "
+        "SUM(c.revenue) FROM journey_runs r JOIN journey_assignments a ON a.run_id = r.id "
+        f"LEFT JOIN journey_conversions c ON c.run_id = r.id {where} "
+        "GROUP BY r.journey, a.step, a.arm, r.version", args)]
 
 
 # -- overview ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import Any
 
 from ..contacts import check_email, check_phone, normalise_country
 from ..money import TRUSTED_KEY_KINDS, order_id, order_value
+from . import engagement, reports
 from .connection import Connection, Params
 from .db import transaction
 from .dialect import SQLITE, Dialect
@@ -949,7 +950,7 @@ def _m020_operator_pages(m: Migration) -> None:
     m.ddl("CREATE INDEX identities_value ON identities(value)")
 
 
-def _m021_attribution_credits(m: Migration) -> None:
+def _m021_kept_reports(m: Migration) -> None:
     # Attribution kept as the processor applies events (issue 18; store/credits.py):
     # touch keys (channel, campaign, journey) by a hash id; the touchpoints and
     # conversions of each profile (`touched`: how many touchpoints a conversion credits,
@@ -995,6 +996,23 @@ def _m021_attribution_credits(m: Migration) -> None:
             PRIMARY KEY (day, model, key_id)
         ){WITHOUT_ROWID}"""
     )
+    # Journey funnels and experiments read the runs that entered in a window, and the
+    # stages their sent messages reached: one row per outbox row and stage, filled here
+    # from the log the processor has applied and kept by its engagement step.
+    m.ddl("CREATE INDEX journey_runs_entered ON journey_runs(journey, entered_at)")
+    m.ddl("CREATE INDEX journey_runs_entered_any ON journey_runs(entered_at)")
+    m.ddl(
+        """CREATE TABLE outbox_engagement (
+            outbox_id {INT} NOT NULL, stage {TEXT} NOT NULL,
+            PRIMARY KEY (outbox_id, stage)
+        ){WITHOUT_ROWID}"""
+    )
+    conn = m.conn
+    rows: set[tuple[int, str]] = set()
+    for name, outbox_id, bot in reports.outbox_events(conn, list(engagement.STAGE_OF)):
+        if not bot:
+            rows.add((outbox_id, engagement.STAGE_OF[name]))
+    engagement.record(conn, rows)
 
 
 MIGRATIONS: list[Callable[[Migration], None]] = [
@@ -1018,7 +1036,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m018_onsite,
     _m019_event_partitions,
     _m020_operator_pages,
-    _m021_attribution_credits,
+    _m021_kept_reports,
 ]
 
 _VERSIONS = "kanal_migrations"
