@@ -11,6 +11,7 @@ one hour) must agree to 1e-9 relative.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,7 +173,8 @@ class Shop:
 
 
 @pytest.mark.parametrize("seed", [3, 4])
-def test_kept_credits_equal_the_log(kept_log: Log, seed: int) -> None:
+def test_kept_credits_equal_the_log(kept_log: Log, seed: int,
+                                    caplog: pytest.LogCaptureFixture) -> None:
     rnd = random.Random(seed)
     log = kept_log
     shop = Shop(log, rnd)
@@ -210,9 +212,13 @@ def test_kept_credits_equal_the_log(kept_log: Log, seed: int) -> None:
     report = attribution_report(log.conn, since_ms=T0, until_ms=T0 + 60 * DAY,
                                 settings=other)
     assert report["source"] == "log"
-    with transaction(log.conn) as conn:
+    with caplog.at_level(logging.INFO, logger="kanal_collector.reports.credits"), \
+            transaction(log.conn) as conn:
         while step.background(conn):
             pass
+    said = [r.getMessage() for r in caplog.records]
+    assert "attribution credits: 50% of the people rebuilt" in said  # progress
+    assert said[-1] == "attribution credits: rebuilt; reports read them from now on"
     compare(log, rnd, "new settings", settings=other)
     report = attribution_report(log.conn, since_ms=T0, until_ms=T0 + 60 * DAY,
                                 settings=other)

@@ -348,6 +348,10 @@ class AttributionStep:
         if pids:
             self._rederive(conn, pids)
             state["upto"] = pids[-1]
+            top = conn.execute("SELECT MAX(id) FROM profiles").fetchone()[0] or pids[-1]
+            before, after = 10 * upto // top, 10 * pids[-1] // top
+            if after > before:  # a line per tenth of the people
+                log.info("attribution credits: %d%% of the people rebuilt", 10 * after)
         else:
             state["upto"] = None
             log.info("attribution credits: rebuilt; reports read them from now on")
