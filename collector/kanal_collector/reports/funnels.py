@@ -192,19 +192,19 @@ def journey_funnel(conn: Connection, journey: str, *, since_ms: int | None = Non
     versions = store.window_versions(conn, **window)
     trees = definitions.versions_newest_first(journey, versions)
     steps = list(dict.fromkeys(s for t in trees for s in t.order))
-    known = set(steps)
-    logged = store.logged_step_names(conn, **window)
-    steps += sorted(logged - known)
     groups = store.run_groups(conn, steps=steps, **window)
+    if any(g[5] for g in groups):  # the log names steps no stored version has
+        logged = store.logged_step_names(conn, **window)
+        steps += sorted(logged - set(steps))
+        groups = store.run_groups(conn, steps=steps, **window)
 
     reached: Counter[str] = Counter()
     converted: Counter[str] = Counter()
     revenue: defaultdict[str, float] = defaultdict(float)
     entered = active = won = 0
     won_revenue = 0.0
-    for version, current, is_active, is_won, masks, runs, earned in groups:
-        traces = {steps[k * store.MASK_BITS + i] for k, mask in enumerate(masks)
-                  for i in range(store.MASK_BITS) if mask >> i & 1}
+    for version, current, is_active, is_won, named, _, runs, earned in groups:
+        traces = set(named)
         if current:
             traces.add(current)
         version_tree = definitions.tree(journey, version)
@@ -219,7 +219,11 @@ def journey_funnel(conn: Connection, journey: str, *, since_ms: int | None = Non
                 converted[step] += runs
                 revenue[step] += earned
 
-    sends = {step: (n, d, o, c) for _, step, n, d, o, c in store.send_counts(conn, **window)}
+    # Versions without a send step queued nothing (a version that can't be read might).
+    sending = any(t.journey is None or any(st.kind == "send" for st in t.journey.steps.values())
+                  for t in trees)
+    sends = {step: (n, d, o, c) for _, step, n, d, o, c
+             in (store.send_counts(conn, **window) if sending else [])}
     rows = []
     for step_id in _step_order(trees, set(reached) | set(sends)):
         spec = next((t.journey.steps[step_id] for t in trees

@@ -89,47 +89,43 @@ def logged_step_names(conn: Connection, *, journey: str, since_ms: int | None,
         f"{where} {_and(where)} l.step IS NOT NULL", args)}
 
 
-MASK_BITS = 62
-"""Steps per mask column of `run_groups`."""
-
-
 def run_groups(conn: Connection, *, journey: str, since_ms: int | None,
                until_ms: int | None, steps: Sequence[str],
-               ) -> list[tuple[int, str | None, bool, bool, tuple[int, ...], int, float]]:
+               ) -> list[tuple[int, str | None, bool, bool, frozenset[str], bool, int, float]]:
     """The runs that entered in the window, grouped by what they left: (version, current
-    step, still active, converted, masks of the logged steps, runs, revenue). Bit i of
-    mask k stands for steps[k * MASK_BITS + i]; a logged step not in `steps` sets none."""
+    step, still active, converted, which of `steps` the log names, whether it names a
+    step not in `steps`, runs, revenue)."""
     where, args = _runs_where(journey, since_ms, until_ms)
-    masks: list[str] = []
-    mask_args: list[Any] = []
-    for k in range(0, max(len(steps), 1), MASK_BITS):
-        part = steps[k:k + MASK_BITS]
-        if not part:
-            masks.append("0")
-            continue
-        masks.append("SUM(DISTINCT CASE l.step " + " ".join("WHEN ? THEN ?" for _ in part)
-                     + " ELSE 0 END)")
-        for i, step in enumerate(part):
-            mask_args += [step, 1 << i]
-    columns = ", ".join(f"{m} AS m{k}" for k, m in enumerate(masks))
-    width = len(masks)
-    # One row per run (its logged steps as masks), then the runs grouped.
+    flags: list[str] = []
+    flag_args: list[Any] = []
+    for step in steps:  # one flag a step: MAX, not a DISTINCT set (a sort per run)
+        flags.append("MAX(CASE WHEN l.step = ? THEN 1 ELSE 0 END)")
+        flag_args.append(step)
+    marks = ",".join("?" * len(steps))
+    flags.append(f"MAX(CASE WHEN l.step IS NOT NULL AND l.step NOT IN ({marks}) "
+                 "THEN 1 ELSE 0 END)" if steps else
+                 "MAX(CASE WHEN l.step IS NOT NULL THEN 1 ELSE 0 END)")
+    flag_args += list(steps)
+    width = len(flags)
+    columns = ", ".join(f"{f} AS f{k}" for k, f in enumerate(flags))
+    # One row per run (which steps its log names), then the runs grouped.
     sql = (
-        f"SELECT version, step, active, won, {', '.join(f'm{k}' for k in range(width))}, "
+        f"SELECT version, step, active, won, {', '.join(f'f{k}' for k in range(width))}, "
         "COUNT(*), COALESCE(SUM(revenue), 0) FROM ("
         "SELECT r.id, r.version, r.step, "
         "MAX(CASE WHEN r.state = 'active' THEN 1 ELSE 0 END) AS active, "
         "MAX(CASE WHEN c.run_id IS NULL THEN 0 ELSE 1 END) AS won, "
         f"MAX(c.revenue) AS revenue, {columns} FROM journey_runs r "
         "LEFT JOIN journey_conversions c ON c.run_id = r.id "
-        "LEFT JOIN journey_log l ON l.run_id = r.id AND l.step IS NOT NULL "
+        "LEFT JOIN journey_log l ON l.run_id = r.id "
         f"{where} GROUP BY r.id, r.version, r.step) runs "
         f"GROUP BY {', '.join(str(i) for i in range(1, 5 + width))}")
     out = []
-    for row in conn.execute(sql, [*mask_args, *args]):
-        out.append((int(row[0]), row[1], bool(row[2]), bool(row[3]),
-                    tuple(int(m or 0) for m in row[4:4 + width]), int(row[4 + width]),
-                    float(row[5 + width])))
+    for row in conn.execute(sql, [*flag_args, *args]):
+        named = frozenset(step for step, flag in zip(steps, row[4:3 + width], strict=True)
+                          if flag)
+        out.append((int(row[0]), row[1], bool(row[2]), bool(row[3]), named,
+                    bool(row[3 + width]), int(row[4 + width]), float(row[5 + width])))
     return out
 
 
