@@ -2,20 +2,24 @@
 beside the same figures on a database 10× smaller, built and measured in the same run.
 
     python bench/bench_scale.py --events 100000    # baseline 10k (~3 min here)
-    python bench/bench_scale.py --events 1000000   # baseline 100k (~25 min here)
-    python bench/bench_scale.py                    # 10M, baseline 1M (a later session)
+    python bench/bench_scale.py --events 1000000   # baseline 100k (~5 min here)
+    python bench/bench_scale.py                    # 10M, baseline 1M (~45 min here)
     python bench/bench_scale.py --events 25000000  # the 25M option
 
-For each size the log (page views, some from campaigns, product views, sign-ups, orders;
-n/20 people over 85 days, the generator of bench_engines.py) is bulk-loaded through the
-storage interface (executemany on SQLite, COPY on PostgreSQL); the derived tables
-(profiles, daily counters, journey runs) are then built by Kanal's real processor, whose
-rate is printed. A `kanal serve` process is started on the database; ingest on top is
-measured with batches of 100 events (POST /v1/batch) and the processor drains them; the
-server's resident memory is read from /proc after the pages are loaded. Each dashboard
-page is loaded --loads times signed in; each `kanal report` command runs --loads times as
-a fresh process (what a user waits for, Python start included). Bytes per stored event
-is the database's size on disk over its events. Never fails on timing.
+For each size a shop's log of n events (`shop_events`: n/20 people over 85 days; orders
+and sign-ups from the backend, log-ins that join a tenth of the people's anonymous
+browsing to them, visits from campaigns, search, social and direct, product views, and
+Kanal's own email deliveries, opens and clicks) is bulk-loaded through the storage
+interface (executemany on SQLite, COPY on PostgreSQL); the derived tables (profiles,
+daily counters, attribution credits, journey runs) are then built by Kanal's real
+processor, whose rate is printed, and 20,000 more events are applied on top (beside the
+same on an empty database, measured first). A `kanal serve` process is started on the
+database; ingest on top is measured with batches of 100 events (POST /v1/batch) and the
+processor drains them; the server's resident memory is read from /proc after the pages
+are loaded. Each dashboard page is loaded --loads times signed in; each `kanal report`
+command runs --loads times as a fresh process (what a user waits for, Python start
+included; `kanal report --help` is timed as that start-up). Bytes per stored event is
+the database's size on disk over its events. Never fails on timing.
 
 100M events is an estimate, not a run: at the bytes per event printed here it would need
 about 100× the 1M database's disk, more than this machine has.
