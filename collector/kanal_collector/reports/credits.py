@@ -299,14 +299,16 @@ class AttributionStep:
             end = bisect.bisect_right(mine, (ts, eid, 2**63))
             touches = mine[first:end]
             fresh = len(touches)
+            previous: int | None = None
             others = converted.get(pid, [])
             before = bisect.bisect_left(others, (ts, eid))
             if before and touches:
                 prev_ts, prev_eid = others[before - 1]
                 if prev_ts >= ts - self.lookback:
+                    previous = prev_ts
                     shared = bisect.bisect_right(mine, (prev_ts, prev_eid, 2**63)) - first
                     fresh = len(touches) - max(0, min(shared, len(touches)))
-            credited.append((conv, len(touches), fresh,
+            credited.append((conv, len(touches), fresh, previous,
                              _conversion_credits(touches, ts, self.half_life)))
         store.credit(conn, credited)
 
@@ -387,9 +389,9 @@ def kept_attribution(conn: Connection, *, since_ms: int, until_ms: int,
                 entry[1] += revenue
     result = Attribution(source="kept")
     (result.conversions, result.revenue, result.unattributed_conversions,
-     result.unattributed_revenue) = store.conversion_totals(conn, since_ms, until_ms)
+     result.unattributed_revenue, fresh) = store.conversion_totals(conn, since_ms, until_ms)
     result.touchpoints = store.credited_touchpoints(conn, since_ms, until_ms,
-                                                    settings.lookback_ms)
+                                                    settings.lookback_ms, fresh)
     names = store.keys(conn, {kid for _, kid in sums})
     for name in models:
         m = MODELS.index(name)

@@ -6,6 +6,9 @@
                              touchpoints it was credited to (`touched`; 0: unattributed)
                              and how many of those its profile's previous conversion
                              was not (`fresh`)
+    attribution_days         per UTC day: conversions, revenue, how many (and how much)
+                             unattributed, fresh touchpoints (a row goes with its last
+                             conversion)
     attribution_credits      one conversion's credit per model and key (weights sum to 1)
     attribution_daily        the credits summed per UTC day, model and key; `n` counts
                              the conversions in a row, which is deleted when it reaches 0
@@ -29,7 +32,7 @@ from .connection import Connection
 
 DAY_MS = 86_400_000
 TABLES = ("attribution_touchpoints", "attribution_conversions", "attribution_credits",
-          "attribution_daily")
+          "attribution_daily", "attribution_days")
 """What a person's and everyone's attribution is (the keys are kept: they name nobody)."""
 
 Touch = tuple[str, str, str]
@@ -99,11 +102,44 @@ def touchpoints_of(conn: Connection, profile_ids: Sequence[int], since_ms: int,
     return out
 
 
+def _add_days(conn: Connection, rows: dict[int, list[Any]]) -> None:
+    """Add (conversions, revenue, unattributed, unattributed revenue, fresh) to days; a
+    day left with no conversion is deleted."""
+    if not rows:
+        return
+    conn.executemany(
+        "INSERT INTO attribution_days (day, conversions, revenue, unattributed, "
+        "unattributed_revenue, fresh) VALUES (?,?,?,?,?,?) ON CONFLICT (day) DO UPDATE SET "
+        "conversions = attribution_days.conversions + excluded.conversions, "
+        "revenue = attribution_days.revenue + excluded.revenue, "
+        "unattributed = attribution_days.unattributed + excluded.unattributed, "
+        "unattributed_revenue = attribution_days.unattributed_revenue "
+        "+ excluded.unattributed_revenue, fresh = attribution_days.fresh + excluded.fresh",
+        [(day, *v) for day, v in sorted(rows.items())])
+    conn.executemany("DELETE FROM attribution_days WHERE day = ? AND conversions <= 0",
+                     [(day,) for day in sorted(rows)])
+
+
+def _day(rows: dict[int, list[Any]], ts: int) -> list[Any]:
+    return rows.setdefault(ts // DAY_MS, [0, 0.0, 0, 0.0, 0])
+
+
 def add_conversions(conn: Connection, rows: Sequence[Conversion]) -> None:
-    """Store conversions, not credited yet (`credit` does that)."""
+    """Store conversions, not credited yet (`credit` does that); one stored already is
+    left as it is."""
+    known = {c[0] for c in conversions_by_id(conn, [r[0] for r in rows])} if rows else set()
+    new = [r for r in rows if r[0] not in known]
     conn.executemany(
         "INSERT INTO attribution_conversions (event_id, profile_id, timestamp, revenue, "
-        "touched, fresh) VALUES (?,?,?,?,0,0) ON CONFLICT DO NOTHING", rows)
+        "touched, fresh, prev_ts) VALUES (?,?,?,?,0,0,NULL)", new)
+    days: dict[int, list[Any]] = {}
+    for _, _, ts, revenue in new:
+        day = _day(days, ts)
+        day[0] += 1
+        day[1] += revenue
+        day[2] += 1
+        day[3] += revenue
+    _add_days(conn, days)
 
 
 def conversions_of(conn: Connection, profile_ids: Sequence[int], since_ms: int,
@@ -143,12 +179,19 @@ def _add_daily(conn: Connection, rows: Iterable[tuple[int, int, int, int, float,
 
 
 def credit(conn: Connection,
-           credited: Sequence[tuple[Conversion, int, int, Sequence[Credit]]]) -> None:
+           credited: Sequence[tuple[Conversion, int, int, int | None, Sequence[Credit]]],
+           ) -> None:
     """Write conversions' credits (none credited yet): (conversion, touched, fresh,
-    credits)."""
+    the previous conversion's time within the lookback, credits)."""
     rows: list[tuple[int, int, int, float]] = []
     daily: dict[tuple[int, int, int], list[Any]] = {}
-    for (eid, _pid, ts, revenue), _touched, _fresh, credits in credited:
+    days: dict[int, list[Any]] = {}
+    for (eid, _pid, ts, revenue), touched, fresh, _prev, credits in credited:
+        if touched:
+            totals = _day(days, ts)
+            totals[2] -= 1
+            totals[3] -= revenue
+            totals[4] += fresh
         day = ts // DAY_MS
         for model, kid, weight in credits:
             rows.append((eid, model, kid, weight))
@@ -159,9 +202,10 @@ def credit(conn: Connection,
                 entry[0] += 1
                 entry[1] += weight
                 entry[2] += weight * revenue
-    conn.executemany("UPDATE attribution_conversions SET touched = ?, fresh = ? "
-                     "WHERE event_id = ?",
-                     [(touched, fresh, c[0]) for c, touched, fresh, _ in credited])
+    conn.executemany("UPDATE attribution_conversions SET touched = ?, fresh = ?, "
+                     "prev_ts = ? WHERE event_id = ?",
+                     [(touched, fresh, prev, c[0]) for c, touched, fresh, prev, _ in credited])
+    _add_days(conn, days)
     if rows:
         conn.executemany("INSERT INTO attribution_credits (event_id, model, key_id, weight) "
                          "VALUES (?,?,?,?)", rows)
@@ -172,8 +216,16 @@ def uncredit(conn: Connection, event_ids: Sequence[int]) -> None:
     """Take these conversions' credits back out of the daily sums (they stay stored,
     with no credit, until `credit` or `delete_conversions`)."""
     daily: dict[tuple[int, int, int], list[Any]] = {}
+    days: dict[int, list[Any]] = {}
     for chunk in chunks(sorted(set(event_ids)), 500):
         marks = ",".join("?" * len(chunk))
+        for ts, revenue, fresh in conn.execute(
+                "SELECT timestamp, revenue, fresh FROM attribution_conversions "
+                f"WHERE event_id IN ({marks}) AND touched > 0", chunk):
+            day = _day(days, int(ts))
+            day[2] += 1
+            day[3] += float(revenue)
+            day[4] -= int(fresh)
         for ts, revenue, model, kid, weight in conn.execute(
                 "SELECT v.timestamp, v.revenue, c.model, c.key_id, c.weight "
                 "FROM attribution_credits c JOIN attribution_conversions v "
@@ -188,8 +240,9 @@ def uncredit(conn: Connection, event_ids: Sequence[int]) -> None:
                 entry[1] -= weight
                 entry[2] -= weight * float(revenue)
         conn.execute(f"DELETE FROM attribution_credits WHERE event_id IN ({marks})", chunk)
-        conn.execute(f"UPDATE attribution_conversions SET touched = 0, fresh = 0 "
-                     f"WHERE event_id IN ({marks})", chunk)
+        conn.execute(f"UPDATE attribution_conversions SET touched = 0, fresh = 0, "
+                     f"prev_ts = NULL WHERE event_id IN ({marks})", chunk)
+    _add_days(conn, days)
     if daily:
         _add_daily(conn, ((d, m, k, *v) for (d, m, k), v in daily.items()))
         conn.executemany("DELETE FROM attribution_daily WHERE day = ? AND model = ? "
@@ -199,6 +252,14 @@ def uncredit(conn: Connection, event_ids: Sequence[int]) -> None:
 def delete_conversions(conn: Connection, event_ids: Sequence[int]) -> None:
     """Delete conversions and take their credit out."""
     uncredit(conn, event_ids)
+    days: dict[int, list[Any]] = {}
+    for _, _, ts, revenue in conversions_by_id(conn, event_ids):  # unattributed now
+        day = _day(days, ts)
+        day[0] -= 1
+        day[1] -= revenue
+        day[2] -= 1
+        day[3] -= revenue
+    _add_days(conn, days)
     for chunk in chunks(sorted(set(event_ids)), 500):
         marks = ",".join("?" * len(chunk))
         conn.execute(f"DELETE FROM attribution_conversions WHERE event_id IN ({marks})", chunk)
@@ -261,39 +322,59 @@ def credit_sums(conn: Connection, since_ms: int, until_ms: int,
         "GROUP BY c.model, c.key_id", (since_ms, until_ms))]
 
 
+def _days_and_edges(since_ms: int, until_ms: int,
+                    ) -> tuple[tuple[int, int] | None, list[tuple[int, int]]]:
+    """The whole UTC days [first, end) in [since, until), and the parts of days left."""
+    first_day = -(-since_ms // DAY_MS)
+    end_day = until_ms // DAY_MS
+    if first_day >= end_day:
+        return None, [(since_ms, until_ms)]
+    edges = [(since_ms, first_day * DAY_MS), (end_day * DAY_MS, until_ms)]
+    return (first_day, end_day), [(lo, hi) for lo, hi in edges if lo < hi]
+
+
 def conversion_totals(conn: Connection, since_ms: int, until_ms: int,
-                      ) -> tuple[int, float, int, float]:
-    """(conversions, revenue, unattributed conversions, their revenue) in [since, until)."""
-    row = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(revenue), 0), "
-        "COALESCE(SUM(CASE WHEN touched = 0 THEN 1 ELSE 0 END), 0), "
-        "COALESCE(SUM(CASE WHEN touched = 0 THEN revenue ELSE 0 END), 0) "
-        "FROM attribution_conversions WHERE timestamp >= ? AND timestamp < ?",
-        (since_ms, until_ms)).fetchone()
-    return int(row[0]), float(row[1]), int(row[2]), float(row[3])
+                      ) -> tuple[int, float, int, float, int]:
+    """(conversions, revenue, unattributed conversions, their revenue, fresh touchpoints)
+    in [since, until): whole days from their totals, the rest from the conversions."""
+    days, edges = _days_and_edges(since_ms, until_ms)
+    parts = []
+    if days is not None:
+        parts.append(conn.execute(
+            "SELECT COALESCE(SUM(conversions), 0), COALESCE(SUM(revenue), 0), "
+            "COALESCE(SUM(unattributed), 0), COALESCE(SUM(unattributed_revenue), 0), "
+            "COALESCE(SUM(fresh), 0) FROM attribution_days WHERE day >= ? AND day < ?",
+            days).fetchone())
+    for lo, hi in edges:
+        parts.append(conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(revenue), 0), "
+            "COALESCE(SUM(CASE WHEN touched = 0 THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN touched = 0 THEN revenue ELSE 0 END), 0), "
+            "COALESCE(SUM(fresh), 0) FROM attribution_conversions "
+            "WHERE timestamp >= ? AND timestamp < ?", (lo, hi)).fetchone())
+    unattributed = sum(int(p[2]) for p in parts)
+    return (sum(int(p[0]) for p in parts), sum(float(p[1]) for p in parts), unattributed,
+            sum(float(p[3]) for p in parts) if unattributed else 0.0,
+            sum(int(p[4]) for p in parts))
 
 
 def credited_touchpoints(conn: Connection, since_ms: int, until_ms: int,
-                         lookback_ms: int) -> int:
-    """How many distinct touchpoints the conversions in [since, until) credit.
+                         lookback_ms: int, fresh: int) -> int:
+    """How many distinct touchpoints the conversions in [since, until) credit, given the
+    `fresh` ones of those conversions.
 
     A conversion credits its profile's touchpoints from `lookback` before it up to it;
     those of a profile's conversions one after another overlap only with the one just
     before. So the distinct ones are the `fresh` ones of every conversion in the window,
     plus, for a profile's first conversion in the window, those it shares with the
-    conversion before it (which is before the window, within `lookback`).
+    conversion before it: that one is before the window and within `lookback`, so only
+    the window's first `lookback` is read.
     """
-    fresh = conn.execute(
-        "SELECT COALESCE(SUM(fresh), 0) FROM attribution_conversions "
-        "WHERE timestamp >= ? AND timestamp < ?", (since_ms, until_ms)).fetchone()[0]
     shared = conn.execute(
-        "SELECT COALESCE(SUM(v.touched - v.fresh), 0) FROM attribution_conversions v "
-        "WHERE v.timestamp >= ? AND v.timestamp < ? AND v.touched > v.fresh "
-        "AND NOT EXISTS (SELECT 1 FROM attribution_conversions w "
-        "WHERE w.profile_id = v.profile_id AND w.timestamp >= ? AND (w.timestamp < "
-        "v.timestamp OR (w.timestamp = v.timestamp AND w.event_id < v.event_id)))",
+        "SELECT COALESCE(SUM(touched - fresh), 0) FROM attribution_conversions "
+        "WHERE timestamp >= ? AND timestamp < ? AND prev_ts < ?",
         (since_ms, min(until_ms, since_ms + lookback_ms + 1), since_ms)).fetchone()[0]
-    return int(fresh) + int(shared)
+    return fresh + int(shared)
 
 
 # -- the state and the rebuild's reads ------------------------------------------------------

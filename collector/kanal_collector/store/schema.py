@@ -955,7 +955,9 @@ def _m021_kept_reports(m: Migration) -> None:
     # touch keys (channel, campaign, journey) by a hash id; the touchpoints and
     # conversions of each profile (`touched`: how many touchpoints a conversion credits,
     # `fresh`: how many of them the profile's previous conversion doesn't, so distinct
-    # touchpoints of a window are a sum); each conversion's credit per model and key; and those
+    # touchpoints of a window are a sum; `prev_ts`: that previous conversion's time when
+    # it is within the lookback) and their totals per day; each conversion's credit per
+    # model and key; and those
     # credits summed per UTC day (days since the epoch), so a report reads days, not
     # events. Empty here: the processor's attribution step fills them from the log it
     # has applied (reports/credits.py), and the reports read the log until it has.
@@ -975,13 +977,21 @@ def _m021_kept_reports(m: Migration) -> None:
     m.ddl(
         """CREATE TABLE attribution_conversions (
             event_id {INT} PRIMARY KEY, profile_id {INT} NOT NULL, timestamp {INT} NOT NULL,
-            revenue {REAL} NOT NULL, touched {INT} NOT NULL, fresh {INT} NOT NULL
+            revenue {REAL} NOT NULL, touched {INT} NOT NULL, fresh {INT} NOT NULL,
+            prev_ts {INT}
         )"""
     )
     m.ddl("CREATE INDEX attribution_conversions_profile "
           "ON attribution_conversions(profile_id, timestamp, event_id)")
     m.ddl("CREATE INDEX attribution_conversions_time "
-          "ON attribution_conversions(timestamp, revenue, touched, fresh)")
+          "ON attribution_conversions(timestamp, prev_ts, touched, fresh, revenue)")
+    m.ddl(
+        """CREATE TABLE attribution_days (
+            day {INT} PRIMARY KEY, conversions {INT} NOT NULL, revenue {REAL} NOT NULL,
+            unattributed {INT} NOT NULL, unattributed_revenue {REAL} NOT NULL,
+            fresh {INT} NOT NULL
+        )"""
+    )
     m.ddl(
         """CREATE TABLE attribution_credits (
             event_id {INT} NOT NULL, model {INT} NOT NULL, key_id {INT} NOT NULL,
