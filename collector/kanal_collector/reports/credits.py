@@ -48,7 +48,6 @@ from .touchpoints import DIMENSIONS, MESSAGE_EVENTS, classify
 __all__ = ["AttributionStep", "kept_attribution", "weights"]
 
 log = logging.getLogger(__name__)
-DAY_MS = store.DAY_MS
 _BUILD_PROFILES = 300
 """Profiles rebuilt from their timelines per processor turn while credits are rebuilt."""
 
@@ -125,7 +124,8 @@ class AttributionStep:
         """Credit what the batch changes (inside the processor's transaction)."""
         state = self._state(conn)
         upto: int | None = state.get("upto")
-        touches, conversions, uncounted, orders = self._classify(events)
+        touches, conversions, orders = self._classify(events)
+        uncounted: set[int] = set()  # copies of orders that don't count
         recredit: set[int] = set()  # profiles whose every conversion is re-credited
         rederive: set[int] = set()  # profiles derived again from their timelines
         merges = [(int(i), int(a), int(b)) for i, a, b in conn.execute(
@@ -183,8 +183,7 @@ class AttributionStep:
 
     def _classify(self, events: Iterable[StoredEvent],
                   ) -> tuple[list[tuple[StoredEvent, tuple[str, str, str]]],
-                             list[tuple[StoredEvent, float]], set[int],
-                             set[tuple[str, str]]]:
+                             list[tuple[StoredEvent, float]], set[tuple[str, str]]]:
         touches: list[tuple[StoredEvent, tuple[str, str, str]]] = []
         conversions: list[tuple[StoredEvent, float]] = []
         orders: set[tuple[str, str]] = set()
@@ -204,7 +203,7 @@ class AttributionStep:
                 touches.append((event, touch))
             if event.type == "track" and event.event in self.goals:
                 conversions.append((event, order_revenue(props)))
-        return touches, conversions, set(), orders
+        return touches, conversions, orders
 
     def _uncounted(self, conn: Connection, orders: set[tuple[str, str]], batch: set[int],
                    uncounted: set[int], dirty: dict[int, list[tuple[int, int]]]) -> None:
@@ -369,16 +368,12 @@ def kept_attribution(conn: Connection, *, since_ms: int, until_ms: int,
     if (state is None or state.get("fingerprint") != fingerprint(settings)
             or state.get("upto") is not None):
         return None
-    first_day = -(-since_ms // DAY_MS)
-    end_day = until_ms // DAY_MS
     sums: dict[tuple[int, int], list[float]] = {}
     parts: list[list[tuple[int, int, float, float]]] = []
-    if first_day < end_day:
-        parts.append(store.daily_sums(conn, first_day, end_day))
-        edges = [(since_ms, first_day * DAY_MS), (end_day * DAY_MS, until_ms)]
-    else:
-        edges = [(since_ms, until_ms)]
-    parts.extend(store.credit_sums(conn, lo, hi) for lo, hi in edges if lo < hi)
+    days, edges = store.days_and_edges(since_ms, until_ms)
+    if days is not None:
+        parts.append(store.daily_sums(conn, *days))
+    parts.extend(store.credit_sums(conn, lo, hi) for lo, hi in edges)
     for part in parts:
         for model, kid, conversions, revenue in part:
             entry = sums.get((model, kid))

@@ -17,8 +17,9 @@ a goal event in the report's window (a conversion unless a bot's). A plain tuple
 named one costs a noticeable share of the report at a million rows."""
 
 
-_REFERRER = "'\"referrer\"'"
-_CAMPAIGN = "'\"campaign\"'"
+REFERRER = "'\"referrer\"'"
+CAMPAIGN = "'\"campaign\"'"
+"""SQL literals of the body pre-filter: a body that mentions a referrer, or a campaign."""
 
 
 def _marks(values: Collection[str]) -> str:
@@ -55,8 +56,8 @@ def candidate_events(conn: Connection, *, goal_events: Collection[str],
         # Views first: nearly every one mentions a referrer, so the second search
         # through the body is skipped for them (a quarter off the read).
         "OR (e.type IN ('page', 'screen') AND "
-        f"{conn.dialect.contains('e.body', _REFERRER)}) "
-        f"OR {conn.dialect.contains('e.body', _CAMPAIGN)}) "
+        f"{conn.dialect.contains('e.body', REFERRER)}) "
+        f"OR {conn.dialect.contains('e.body', CAMPAIGN)}) "
         "ORDER BY pe.profile_id, pe.timestamp, pe.event_id"
     )
     params = [*goals, since_ms, since_ms - lookback_ms, until_ms, *goals, kanal_key_kind,

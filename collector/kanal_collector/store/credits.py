@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from .attribution import CAMPAIGN, REFERRER
 from .chunks import chunks
 from .connection import Connection
 
@@ -322,7 +323,7 @@ def credit_sums(conn: Connection, since_ms: int, until_ms: int,
         "GROUP BY c.model, c.key_id", (since_ms, until_ms))]
 
 
-def _days_and_edges(since_ms: int, until_ms: int,
+def days_and_edges(since_ms: int, until_ms: int,
                     ) -> tuple[tuple[int, int] | None, list[tuple[int, int]]]:
     """The whole UTC days [first, end) in [since, until), and the parts of days left."""
     first_day = -(-since_ms // DAY_MS)
@@ -337,7 +338,7 @@ def conversion_totals(conn: Connection, since_ms: int, until_ms: int,
                       ) -> tuple[int, float, int, float, int]:
     """(conversions, revenue, unattributed conversions, their revenue, fresh touchpoints)
     in [since, until): whole days from their totals, the rest from the conversions."""
-    days, edges = _days_and_edges(since_ms, until_ms)
+    days, edges = days_and_edges(since_ms, until_ms)
     parts = []
     if days is not None:
         parts.append(conn.execute(
@@ -430,8 +431,8 @@ def timeline_candidates(conn: Connection, profile_ids: Sequence[int], *,
         f"WHERE pe.profile_id IN ({marks}) AND ("
         f"(e.type = 'track' AND e.event IN ({goals})) "
         f"OR (e.key_kind = ? AND e.event IN ({messages})) "
-        f"OR (e.type IN ('page', 'screen') AND {contains('e.body', _REFERRER)}) "
-        f"OR {contains('e.body', _CAMPAIGN)}) "
+        f"OR (e.type IN ('page', 'screen') AND {contains('e.body', REFERRER)}) "
+        f"OR {contains('e.body', CAMPAIGN)}) "
         "AND NOT EXISTS (SELECT 1 FROM order_copies oc WHERE oc.event_id = pe.event_id "
         "AND oc.counted = 0)"
     )
@@ -440,6 +441,3 @@ def timeline_candidates(conn: Connection, profile_ids: Sequence[int], *,
         yield (int(row[0]), int(row[1]), int(row[2]), str(row[3]), row[4], str(row[5]),
                str(row[6]))
 
-
-_REFERRER = "'\"referrer\"'"
-_CAMPAIGN = "'\"campaign\"'"
