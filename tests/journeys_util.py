@@ -14,6 +14,7 @@ from kanal_collector.clock import FakeClock
 from kanal_collector.journeys import Evaluator, JourneysStep, TimerWorker
 from kanal_collector.profiles.step import ProfilesStep, SegmentsStep
 from kanal_collector.reports.engagement import EngagementStep
+from kanal_collector.reports.kept_funnels import FunnelStep
 from kanal_collector.store import journeys as store
 from kanal_collector.workers import Processor, StatsStep
 
@@ -31,7 +32,8 @@ class Journeys:
         self.evaluator = Evaluator(clock=self.clock)
         self.log.processor = Processor(
             self.log.db, [StatsStep(), ProfilesStep(), SegmentsStep(self.clock),
-                          EngagementStep(), JourneysStep(evaluator=self.evaluator)],
+                          EngagementStep(), FunnelStep(settle=0),
+                          JourneysStep(evaluator=self.evaluator)],
             batch_size=7)
         self.timers = TimerWorker(self.log.db, self.clock, journeys_dir=self.dir,
                                   evaluator=Evaluator(clock=self.clock),

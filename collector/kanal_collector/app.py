@@ -51,6 +51,7 @@ from .reports.attribution import AttributionSettings
 from .reports.costs import config_costs
 from .reports.credits import AttributionStep
 from .reports.engagement import EngagementStep
+from .reports.kept_funnels import FunnelStep
 from .runtime import Runtime
 from .site import site_blueprint
 from .store.db import Database
@@ -167,7 +168,7 @@ def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None,
     evaluator = Evaluator(clock=clock, default_timezone=timezone, channels=channels)
     return Processor(db, [StatsStep(), ProfilesStep(default_country=country),
                           SegmentsStep(clock), ProductsStep(products), OnsiteStep(),
-                          AttributionStep(attribution), EngagementStep(),
+                          AttributionStep(attribution), EngagementStep(), FunnelStep(),
                           JourneysStep(evaluator=evaluator)],
                      ingest_busy=ingest_busy)
 

@@ -1,14 +1,17 @@
 """Read-only queries of the journey funnels, experiments and KPI overview (reports/).
 
-Nothing here writes. Windows are [since_ms, until_ms) in epoch ms; None leaves a side
+Nothing here writes but `keep_day` (the processor's funnel step keeping a day's counts,
+store/funnel_days.py). Windows are [since_ms, until_ms) in epoch ms; None leaves a side
 open. Runs are chosen by when they entered their journey (`entered_at`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from . import funnel_days
 from .connection import Connection
 from .stats import OWN_TYPE
 
@@ -59,11 +62,11 @@ def _and(where: str) -> str:
     return "AND" if where else "WHERE"
 
 
-def journey_totals(conn: Connection, *, since_ms: int | None, until_ms: int | None,
-                   ) -> dict[str, tuple[int, int, int, float]]:
+def _live_journey_totals(conn: Connection, *, journey: str | None, since_ms: int | None,
+                         until_ms: int | None) -> dict[str, tuple[int, int, int, float]]:
     """{journey: (runs entered, still active, converted, revenue)} of the runs that
     entered in the window."""
-    where, args = _runs_where(None, since_ms, until_ms)
+    where, args = _runs_where(journey, since_ms, until_ms)
     rows = conn.execute(
         "SELECT r.journey, COUNT(*), SUM(CASE WHEN r.state = 'active' THEN 1 ELSE 0 END), "
         "COUNT(c.run_id), SUM(c.revenue) FROM journey_runs r "
@@ -72,7 +75,7 @@ def journey_totals(conn: Connection, *, since_ms: int | None, until_ms: int | No
     return {str(j): (int(n), int(a or 0), int(c), float(r or 0.0)) for j, n, a, c, r in rows}
 
 
-def window_versions(conn: Connection, *, journey: str, since_ms: int | None,
+def _live_window_versions(conn: Connection, *, journey: str, since_ms: int | None,
                     until_ms: int | None) -> set[int]:
     """The versions of a journey the runs that entered in the window are on."""
     where, args = _runs_where(journey, since_ms, until_ms)
@@ -80,7 +83,7 @@ def window_versions(conn: Connection, *, journey: str, since_ms: int | None,
         f"SELECT DISTINCT r.version FROM journey_runs r {where}", args)}
 
 
-def logged_step_names(conn: Connection, *, journey: str, since_ms: int | None,
+def _live_logged_step_names(conn: Connection, *, journey: str, since_ms: int | None,
                       until_ms: int | None) -> set[str]:
     """Every step the log names for the runs that entered in the window."""
     where, args = _runs_where(journey, since_ms, until_ms)
@@ -89,7 +92,7 @@ def logged_step_names(conn: Connection, *, journey: str, since_ms: int | None,
         f"{where} {_and(where)} l.step IS NOT NULL", args)}
 
 
-def run_groups(conn: Connection, *, journey: str, since_ms: int | None,
+def _live_run_groups(conn: Connection, *, journey: str, since_ms: int | None,
                until_ms: int | None, steps: Sequence[str],
                ) -> list[tuple[int, str | None, bool, bool, frozenset[str], bool, int, float]]:
     """The runs that entered in the window, grouped by what they left: (version, current
@@ -129,7 +132,7 @@ def run_groups(conn: Connection, *, journey: str, since_ms: int | None,
     return out
 
 
-def send_counts(conn: Connection, *, journey: str | None, since_ms: int | None,
+def _live_send_counts(conn: Connection, *, journey: str | None, since_ms: int | None,
                 until_ms: int | None) -> list[tuple[str, str, int, int, int, int]]:
     """(journey, step, sent, delivered, opened, clicked): the outbox rows the send steps
     of the runs that entered in the window queued and that were sent, and how many of
@@ -147,7 +150,7 @@ def send_counts(conn: Connection, *, journey: str | None, since_ms: int | None,
         "GROUP BY r.journey, l.step", args)]
 
 
-def arm_counts(conn: Connection, *, journey: str | None, since_ms: int | None,
+def _live_arm_counts(conn: Connection, *, journey: str | None, since_ms: int | None,
                until_ms: int | None) -> list[tuple[str, str, str, int, int, int, float]]:
     """(journey, split step, arm, version, runs, converted, revenue) of the runs that
     entered in the window."""
@@ -158,6 +161,196 @@ def arm_counts(conn: Connection, *, journey: str | None, since_ms: int | None,
         "SUM(c.revenue) FROM journey_runs r JOIN journey_assignments a ON a.run_id = r.id "
         f"LEFT JOIN journey_conversions c ON c.run_id = r.id {where} "
         "GROUP BY r.journey, a.step, a.arm, r.version", args)]
+
+
+# -- kept per day, counted from the runs where a day changed (store/funnel_days.py) -------
+
+_MAX_LIVE_DAYS = 45
+"""More changed days than this in a window, and the whole window is counted from the
+runs (right after the upgrade, before the processor has kept the days)."""
+
+
+@dataclass
+class _Plan:
+    """How a window is read: whole days [first_day, last_day] (None: open) from the kept
+    rows but the `skip`ped (marked) ones, and the `live` pieces from the runs."""
+
+    first_day: int | None = None
+    last_day: int | None = None
+    skip: set[tuple[str, int]] = field(default_factory=set)
+    live: list[tuple[str | None, int | None, int | None]] = field(default_factory=list)
+    kept: bool = False
+
+    def days(self) -> dict[str, Any]:
+        """The kept days' bounds as keyword arguments."""
+        return {"first_day": self.first_day, "last_day": self.last_day}
+
+
+def _plan(conn: Connection, journey: str | None, since_ms: int | None,
+          until_ms: int | None, kept: bool) -> _Plan:
+    whole = _Plan(live=[(journey, since_ms, until_ms)])
+    if not kept:
+        return whole
+    first = None if since_ms is None else -(-since_ms // DAY_MS)
+    end = None if until_ms is None else until_ms // DAY_MS
+    last = None if end is None else end - 1
+    if first is not None and last is not None and first > last:
+        return whole  # less than a whole day
+    plan = _Plan(first, last, kept=True)
+    if since_ms is not None and first is not None and since_ms < first * DAY_MS:
+        plan.live.append((journey, since_ms, first * DAY_MS))
+    if until_ms is not None and end is not None and end * DAY_MS < until_ms:
+        plan.live.append((journey, end * DAY_MS, until_ms))
+    plan.skip = funnel_days.marked(conn, journey=journey, first_day=first, last_day=last)
+    if len(plan.skip) > _MAX_LIVE_DAYS:
+        return whole
+    plan.live += [(j, day * DAY_MS, (day + 1) * DAY_MS) for j, day in sorted(plan.skip)]
+    return plan
+
+
+def journey_totals(conn: Connection, *, since_ms: int | None, until_ms: int | None,
+                   kept: bool = True) -> dict[str, tuple[int, int, int, float]]:
+    """{journey: (runs entered, still active, converted, revenue)} of the runs that
+    entered in the window (`kept=False`: counted from the runs alone, the oracle)."""
+    plan = _plan(conn, None, since_ms, until_ms, kept)
+    out: dict[str, list[Any]] = {}
+    for journey, since, until in plan.live:
+        for name, row in _live_journey_totals(conn, journey=journey, since_ms=since,
+                                              until_ms=until).items():
+            _add(out.setdefault(name, [0, 0, 0, 0.0]), row)
+    if plan.kept:
+        for name, day, row in funnel_days.run_totals(conn, journey=None, **plan.days()):
+            if (name, day) not in plan.skip:
+                _add(out.setdefault(name, [0, 0, 0, 0.0]), row)
+    return {name: (int(n), int(a), int(c), float(r)) for name, (n, a, c, r) in out.items()}
+
+
+def _add(total: list[Any], row: Sequence[Any]) -> None:
+    for i, value in enumerate(row):
+        total[i] += value
+
+
+def window_versions(conn: Connection, *, journey: str, since_ms: int | None,
+                    until_ms: int | None, kept: bool = True) -> set[int]:
+    """The versions of a journey the runs that entered in the window are on."""
+    plan = _plan(conn, journey, since_ms, until_ms, kept)
+    out: set[int] = set()
+    for j, since, until in plan.live:
+        out |= _live_window_versions(conn, journey=j or journey, since_ms=since,
+                                     until_ms=until)
+    if plan.kept:
+        out |= {row[0] for _, day, row in funnel_days.runs(conn, journey=journey,
+                                                             **plan.days())
+                if (journey, day) not in plan.skip}
+    return out
+
+
+def logged_step_names(conn: Connection, *, journey: str, since_ms: int | None,
+                      until_ms: int | None, kept: bool = True) -> set[str]:
+    """Every step the log names for the runs that entered in the window."""
+    plan = _plan(conn, journey, since_ms, until_ms, kept)
+    out: set[str] = set()
+    for j, since, until in plan.live:
+        out |= _live_logged_step_names(conn, journey=j or journey, since_ms=since,
+                                       until_ms=until)
+    if plan.kept:
+        for _, day, row in funnel_days.runs(conn, journey=journey, **plan.days()):
+            if (journey, day) not in plan.skip:
+                out.update(funnel_days.key_steps(row[4]))
+    return out
+
+
+Group = tuple[int, str | None, bool, bool, frozenset[str], bool]
+
+
+def run_groups(conn: Connection, *, journey: str, since_ms: int | None,
+               until_ms: int | None, steps: Sequence[str], kept: bool = True,
+               ) -> list[tuple[int, str | None, bool, bool, frozenset[str], bool, int, float]]:
+    """The runs that entered in the window, grouped by what they left: (version, current
+    step, still active, converted, which of `steps` the log names, whether it names a
+    step not in `steps`, runs, revenue)."""
+    plan = _plan(conn, journey, since_ms, until_ms, kept)
+    out: dict[Group, list[Any]] = {}
+    for j, since, until in plan.live:
+        for *key, n, revenue in _live_run_groups(conn, journey=j or journey, since_ms=since,
+                                                 until_ms=until, steps=steps):
+            _add(out.setdefault(tuple(key), [0, 0.0]), (n, revenue))  # type: ignore[arg-type]
+    if plan.kept:
+        wanted = set(steps)
+        for _, day, (version, step, active, won, logged, n, revenue) in funnel_days.runs(
+                conn, journey=journey, **plan.days()):
+            if (journey, day) in plan.skip:
+                continue
+            names = set(funnel_days.key_steps(logged))
+            group: Group = (version, step or None, active, won, frozenset(names & wanted),
+                            bool(names - wanted))
+            _add(out.setdefault(group, [0, 0.0]), (n, revenue))
+    return [(*key, int(n), float(r)) for key, (n, r) in out.items()]
+
+
+def send_counts(conn: Connection, *, journey: str | None, since_ms: int | None,
+                until_ms: int | None, kept: bool = True,
+                ) -> list[tuple[str, str, int, int, int, int]]:
+    """(journey, step, sent, delivered, opened, clicked): the outbox rows the send steps
+    of the runs that entered in the window queued and that were sent, and how many of
+    those reached each stage (store/engagement.py)."""
+    plan = _plan(conn, journey, since_ms, until_ms, kept)
+    out: dict[tuple[str, str], list[int]] = {}
+    for j, since, until in plan.live:
+        for name, step, *counts in _live_send_counts(conn, journey=j, since_ms=since,
+                                                     until_ms=until):
+            _add(out.setdefault((name, step), [0, 0, 0, 0]), counts)
+    if plan.kept:
+        for name, day, (step, *counts) in funnel_days.sends(conn, journey=journey,
+                                                             **plan.days()):
+            if (name, day) not in plan.skip:
+                _add(out.setdefault((name, step), [0, 0, 0, 0]), counts)
+    return [(name, step, *counts) for (name, step), counts in out.items()]  # type: ignore[misc]
+
+
+def arm_counts(conn: Connection, *, journey: str | None, since_ms: int | None,
+               until_ms: int | None, kept: bool = True,
+               ) -> list[tuple[str, str, str, int, int, int, float]]:
+    """(journey, split step, arm, version, runs, converted, revenue) of the runs that
+    entered in the window."""
+    plan = _plan(conn, journey, since_ms, until_ms, kept)
+    out: dict[tuple[str, str, str, int], list[Any]] = {}
+    for j, since, until in plan.live:
+        for name, step, arm, version, *counts in _live_arm_counts(
+                conn, journey=j, since_ms=since, until_ms=until):
+            _add(out.setdefault((name, step, arm, version), [0, 0, 0.0]), counts)
+    if plan.kept:
+        for name, day, (step, arm, version, *counts) in funnel_days.arms(
+                conn, journey=journey, **plan.days()):
+            if (name, day) not in plan.skip:
+                _add(out.setdefault((name, step, arm, version), [0, 0, 0.0]), counts)
+    return [(*key, int(n), int(c), float(r)) for key, (n, c, r) in out.items()]
+
+
+def keep_day(conn: Connection, journey: str, day: int) -> None:
+    """Count one journey's runs that entered on one UTC day from the runs, and keep the
+    counts (store/funnel_days.py); the caller unmarks the day."""
+    since, until = day * DAY_MS, (day + 1) * DAY_MS
+    where, args = _runs_where(journey, since, until)
+    logged: dict[int, set[str]] = {}
+    for run_id, step in conn.execute(
+            f"SELECT DISTINCT l.run_id, l.step FROM journey_runs r "
+            f"JOIN journey_log l ON l.run_id = r.id {where} AND l.step IS NOT NULL", args):
+        logged.setdefault(int(run_id), set()).add(str(step))
+    groups: dict[tuple[int, str, bool, bool, str], list[Any]] = {}
+    for run_id, version, step, state, won, revenue in conn.execute(
+            "SELECT r.id, r.version, r.step, r.state, "
+            "CASE WHEN c.run_id IS NULL THEN 0 ELSE 1 END, c.revenue FROM journey_runs r "
+            f"LEFT JOIN journey_conversions c ON c.run_id = r.id {where}", args):
+        key = (int(version), str(step or ""), state == "active", bool(won),
+               funnel_days.steps_key(logged.get(int(run_id), ())))
+        _add(groups.setdefault(key, [0, 0.0]), (1, float(revenue or 0.0)))
+    runs = [(*key, int(n), float(r)) for key, (n, r) in groups.items()]
+    sends = [row[1:] for row in _live_send_counts(conn, journey=journey, since_ms=since,
+                                                  until_ms=until)]
+    arms = [row[1:] for row in _live_arm_counts(conn, journey=journey, since_ms=since,
+                                                until_ms=until)]
+    funnel_days.replace_day(conn, journey, day, runs, sends, arms)
 
 
 # -- overview ---------------------------------------------------------------------------

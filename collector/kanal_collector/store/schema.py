@@ -29,7 +29,7 @@ from typing import Any
 
 from ..contacts import check_email, check_phone, normalise_country
 from ..money import TRUSTED_KEY_KINDS, order_id, order_value
-from . import engagement, reports
+from . import engagement, funnel_days, reports
 from .connection import Connection, Params
 from .db import transaction
 from .dialect import SQLITE, Dialect
@@ -1025,6 +1025,14 @@ def _m021_kept_reports(m: Migration) -> None:
     engagement.record(conn, rows)
 
 
+def _m022_kept_funnels(m: Migration) -> None:
+    # Journey funnels and experiments kept per journey and day of entry, and the triggers
+    # that mark a day when its runs change (store/funnel_days.py). Every day with runs
+    # starts marked: the processor keeps them while idle; reports count a marked day
+    # from the runs meanwhile.
+    funnel_days.create(m.conn)
+
+
 MIGRATIONS: list[Callable[[Migration], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -1047,6 +1055,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m019_event_partitions,
     _m020_operator_pages,
     _m021_kept_reports,
+    _m022_kept_funnels,
 ]
 
 _VERSIONS = "kanal_migrations"
