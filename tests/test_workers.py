@@ -101,6 +101,24 @@ def test_two_processors_never_apply_a_batch_twice(db: Database) -> None:
 def test_batch_size_is_validated(db: Database) -> None:
     with pytest.raises(ValueError, match="batch_size"):
         Processor(db, [], batch_size=0)
+    with pytest.raises(ValueError, match="idle_batch_size"):
+        Processor(db, [], batch_size=5, idle_batch_size=4)
+
+
+def test_batches_are_bigger_while_ingest_is_quiet(db: Database) -> None:
+    busy = [True]
+    processor = Processor(db, [Recorder()], batch_size=3, idle_batch_size=8,
+                          ingest_busy=lambda: busy[0])
+    add(db, 20)
+    assert processor.run_once() == 3
+    busy[0] = False
+    assert processor.run_once() == 8
+    busy[0] = True
+    assert processor.run_once() == 3
+    assert seen(db) == logged(db)[:14]
+    # With no ingest in the process (a command, a benchmark) the log is quiet.
+    assert Processor(db, [StatsStep()], batch_size=3, idle_batch_size=8,
+                     cursor="other").run_once() == 8
 
 
 def _wait(predicate: object, timeout: float = 10.0) -> bool:

@@ -151,6 +151,10 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     return app
 
 
+IDLE_BATCH = 2000
+"""Events a processor batch takes while ingest is quiet (500 while it is busy)."""
+
+
 def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None, *,
                     clock: Clock | None = None, timezone: str = "UTC",
                     channels: Mapping[str, Any] | None = None,
@@ -170,7 +174,7 @@ def build_processor(db: Database, ingest_busy: Callable[[], bool] | None = None,
                           SegmentsStep(clock), ProductsStep(products), OnsiteStep(),
                           AttributionStep(attribution), EngagementStep(), FunnelStep(),
                           JourneysStep(evaluator=evaluator)],
-                     ingest_busy=ingest_busy)
+                     idle_batch_size=IDLE_BATCH, ingest_busy=ingest_busy)
 
 
 def start_workers(app: Flask) -> Supervisor:

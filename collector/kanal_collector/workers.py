@@ -87,13 +87,19 @@ class Processor:
     """Woken by other processes' hints that events were appended."""
 
     def __init__(self, db: Database, steps: Sequence[Step], *, batch_size: int = 500,
-                 cursor: str = PROCESSOR_CURSOR,
+                 idle_batch_size: int | None = None, cursor: str = PROCESSOR_CURSOR,
                  ingest_busy: Callable[[], bool] | None = None) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if idle_batch_size is not None and idle_batch_size < batch_size:
+            raise ValueError(f"idle_batch_size must be at least batch_size ({batch_size}), "
+                             f"not {idle_batch_size!r}")
         self.db = db
         self.steps = list(steps)
         self.batch_size = batch_size
+        self.idle_batch_size = idle_batch_size or batch_size
+        """Events a batch takes while ingest is quiet: on a big database a batch's pages
+        are spread over the tables, and more events a commit write fewer pages each."""
         self.cursor = cursor
         self.ingest_busy = ingest_busy
         self.last_batch_seconds = 0.0
@@ -133,7 +139,9 @@ class Processor:
             # Read the cursor inside the write transaction: even two processors racing
             # on one database (a lease handed over mid-batch) can't apply a batch twice.
             position = get_position(conn, self.cursor)
-            events = events_after(conn, position, self.batch_size)
+            quiet = self.ingest_busy is None or not self.ingest_busy()
+            events = events_after(conn, position,
+                                  self.idle_batch_size if quiet else self.batch_size)
             if not events:
                 # Idle: steps with work of their own (a rebuild of kept figures) do some.
                 worked = False
