@@ -10,7 +10,7 @@
     journey_marks  (journey, day, tx): a day whose runs changed since it was kept
 
 A day's rows are written whole from the runs (store/reports.py `keep_day`) by the
-processor's funnel step (reports/kept_funnels.py) when it has nothing else to do. What
+processor's funnel step (reports/kept_funnels.py), mostly while it is idle. What
 changes a day is caught where it is written, by triggers: a run started, moved on,
 ended or deleted; a line naming a step logged; a conversion or its revenue; a split
 assignment; an outbox row of a journey sent (or no longer sent); a stage of one reached.
