@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from . import score_counts as score_counts_store
 from .chunks import chunks
 from .connection import Connection
 from .profiles import _dumps, _loads
@@ -214,10 +215,5 @@ def clear_scores(conn: Connection) -> None:
 
 
 def score_counts(conn: Connection) -> dict[str, dict[str, int]]:
-    """People per stage and per churn risk, as stored now."""
-    stages = {str(s): int(n) for s, n in conn.execute(
-        "SELECT stage, count(*) FROM predict_scores GROUP BY stage")}
-    risks = {str(r): int(n) for r, n in conn.execute(
-        "SELECT churn_risk, count(*) FROM predict_scores WHERE churn_risk IS NOT NULL "
-        "GROUP BY churn_risk")}
-    return {"stages": stages, "risks": risks}
+    """People per stage and per churn risk, as stored now (kept by store/score_counts.py)."""
+    return score_counts_store.counts(conn)

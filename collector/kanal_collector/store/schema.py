@@ -29,7 +29,7 @@ from typing import Any
 
 from ..contacts import check_email, check_phone, normalise_country
 from ..money import TRUSTED_KEY_KINDS, order_id, order_value
-from . import engagement, funnel_days, reports
+from . import engagement, funnel_days, reports, score_counts
 from .connection import Connection, Params
 from .db import transaction
 from .dialect import SQLITE, Dialect
@@ -1033,6 +1033,12 @@ def _m022_kept_funnels(m: Migration) -> None:
     funnel_days.create(m.conn)
 
 
+def _m023_score_counts(m: Migration) -> None:
+    # People per predicted stage and churn risk, kept by triggers on predict_scores
+    # (store/score_counts.py): the predictions page reads them instead of every score.
+    score_counts.create(m.conn)
+
+
 MIGRATIONS: list[Callable[[Migration], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -1056,6 +1062,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m020_operator_pages,
     _m021_kept_reports,
     _m022_kept_funnels,
+    _m023_score_counts,
 ]
 
 _VERSIONS = "kanal_migrations"
