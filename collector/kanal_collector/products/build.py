@@ -27,6 +27,7 @@ import numpy as np
 from scipy import sparse
 
 from ..clock import Clock
+from ..memory import trim
 from ..store import product_activity as activity
 from ..store import products as catalogue
 from ..store.connection import Connection
@@ -271,6 +272,7 @@ class RecommendationsWorker:
         if not due:
             return 0
         report = build(self._conn, self.settings, now_ms)
+        trim()  # a build's columns are the biggest thing the server allocates (memory.py)
         self._built_at, self._changed_at = now_ms, None
         log.info("recommendations built in %.2f s: %s", report.seconds,
                  ", ".join(f"{k} {n}" for k, n in report.lists.items()))
