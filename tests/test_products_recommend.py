@@ -109,6 +109,37 @@ def test_filters_apply_to_every_kind(tmp_path: Path) -> None:
         shop.close()
 
 
+def test_popular_and_trending_count_distinct_people_by_kind_and_window(
+        tmp_path: Path) -> None:
+    """Popular: distinct buyers in 90 days; trending: buyers ×3, cart adders ×2 and viewers
+    ×1 in 7 days. A person twice counts once; older activity falls out of the window."""
+    from kanal_collector.store.product_activity import load_recs
+
+    shop = Shop(tmp_path)
+    try:
+        _catalogue(shop)
+        for user in ("a", "b", "c"):
+            shop.person(user)
+        shop.order("a", "o1", "p1", "p2")
+        shop.order("a", "o2", "p1")  # a second order of p1 by the same person
+        shop.order("b", "o3", "p1", ago_ms=30 * DAY_MS)  # popular, not trending
+        shop.order("c", "o4", "p3", ago_ms=200 * DAY_MS)  # in the history only
+        shop.track("b", "Product Added", product_id="p2")
+        shop.track("c", "Product Added", product_id="p2", ago_ms=8 * DAY_MS)
+        for user in ("a", "b", "c"):
+            shop.track(user, "Product Viewed", product_id="p4")
+        shop.track("a", "Product Viewed", product_id="p4")
+        shop.process()
+        shop.build()
+        popular = load_recs(shop.conn, "popular", [""])[""]
+        trending = load_recs(shop.conn, "trending", [""])[""]
+        assert popular == [("p1", 2.0), ("p2", 1.0)]
+        # p1: a bought (3); p2: a bought (3) and b carted (2); p4: three viewers (1 each)
+        assert trending == [("p2", 5.0), ("p1", 3.0), ("p4", 3.0)]
+    finally:
+        shop.close()
+
+
 def test_no_history_gets_popular_and_says_so(tmp_path: Path) -> None:
     shop = Shop(tmp_path)
     try:

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from kanal_testing import POSTGRES, connect_to, db_at, sqlite_only
 
+from kanal_collector.app import close_app, create_app
+from kanal_collector.config import Config
 from kanal_collector.store import keys as keystore
 from kanal_collector.store import leases
 from kanal_collector.store.connection import Connection
-from kanal_collector.store.db import transaction
+from kanal_collector.store.db import REQUEST_CACHE_KIB, Database, transaction
 from kanal_collector.store.schema import MIGRATIONS, migrate, schema_version
 
 
@@ -31,6 +33,24 @@ def test_pragmas_and_migrations(conn: Connection) -> None:
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert schema_version(conn) == len(MIGRATIONS)
     assert migrate(conn) == len(MIGRATIONS)  # idempotent
+
+
+@sqlite_only("pragmas")
+def test_thread_connections_get_the_request_cache_and_own_ones_keep_the_default(
+        tmp_path: Path) -> None:
+    db = Database(tmp_path / "c.db", thread_cache_kib=256)
+    try:
+        assert db.conn().execute("PRAGMA cache_size").fetchone()[0] == -256
+        default = db.connect().execute("PRAGMA cache_size").fetchone()[0]
+        assert default != -256  # workers' own connections: SQLite's default
+    finally:
+        db.close()
+    app = create_app(Config(db=str(tmp_path / "app.db"), run_workers=False))
+    try:
+        conn = app.extensions["kanal"].db.conn()
+        assert conn.execute("PRAGMA cache_size").fetchone()[0] == -REQUEST_CACHE_KIB
+    finally:
+        close_app(app)
 
 
 def test_concurrent_first_migrations(tmp_path: Path) -> None:

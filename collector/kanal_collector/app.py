@@ -54,7 +54,7 @@ from .reports.engagement import EngagementStep
 from .reports.kept_funnels import FunnelStep
 from .runtime import Runtime
 from .site import site_blueprint
-from .store.db import Database
+from .store.db import REQUEST_CACHE_KIB, Database
 from .store.schema import migrate
 from .tracking import tracking_blueprint
 from .workers import Processor, StatsStep, Supervisor
@@ -75,7 +75,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     config_costs(config)
     predict = PredictSettings.from_config(config)
     db = Database(config.db, synchronous=config.synchronous, busy_timeout=config.busy_timeout,
-                  pool_size=config.threads + 4)
+                  pool_size=config.threads + 4, thread_cache_kib=REQUEST_CACHE_KIB)
     migrate(db.conn())
     wake = threading.Event()
     runtime = Runtime(

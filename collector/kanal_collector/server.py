@@ -19,6 +19,7 @@ from .config import Config
 from .deliverability.receiver import BounceServer, start_receiver, stop_receiver
 from .deliverability.routes import WebhookState
 from .errors import ConfigError, KanalError
+from .memory import Trimmer, limit_arenas
 from .notices import startup_notices
 from .runtime import Runtime
 from .store.db import masked
@@ -54,6 +55,8 @@ def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
 
     KanalError (one line to show) when the address can't be listened on.
     """
+    # Before any thread starts: the threads share a few malloc arenas (memory.py).
+    limit_arenas()
     # Listen first: a port in use is said before anything else is started or logged.
     built: dict[str, Any] = {}
 
@@ -99,6 +102,8 @@ def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
         echo("Ingesting only (--no-workers): another `kanal serve` on this database runs "
              "the workers.")
     previous = signal.getsignal(signal.SIGTERM)
+    trimmer = Trimmer()
+    trimmer.start()
     # The handler goes in, and "listening" is said, only inside the try: a SIGTERM sent
     # as soon as that line is read (a supervisor, the tests) raises SystemExit here, and
     # outside the try it would skip the clean stop below (the workers' lease would stay
@@ -117,6 +122,7 @@ def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
         if receiver is not None:
             stop_receiver(receiver)
         close_app(app)
+        trimmer.stop()
         echo("Stopped.")
 
 

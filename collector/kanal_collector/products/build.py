@@ -19,13 +19,15 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 from scipy import sparse
 
 from ..clock import Clock
+from ..memory import trim
 from ..store import product_activity as activity
 from ..store import products as catalogue
 from ..store.connection import Connection
@@ -43,26 +45,75 @@ _CHECK_EVERY_MS = 5_000  # how often the worker looks for new orders and views
 Lists = dict[str, list[tuple[str, float]]]
 
 
-def _index(pairs: Sequence[tuple[int, str]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(person numbers, product numbers, product ids) of (person, product) pairs; product
-    numbers follow the ids' sort order, so ties can be broken by number."""
-    ids = sorted({item for _, item in pairs})
-    number = {item: i for i, item in enumerate(ids)}
-    people: dict[int, int] = {}
-    rows = np.fromiter((people.setdefault(p, len(people)) for p, _ in pairs),
-                       dtype=np.int64, count=len(pairs))
-    cols = np.fromiter((number[i] for _, i in pairs), dtype=np.int64, count=len(pairs))
-    return rows, cols, ids
+_CHUNK = 10_000
+"""Rows read at a time while gathering them into columns."""
 
 
-def cooccurrence(pairs: Sequence[tuple[int, str]], *, min_support: int,
-                 top_k: int = TOP_K) -> Lists:
-    """{product: [(other, lift), …]} from (person, product) pairs: the best `top_k` others
-    by lift among those at least `min_support` people had both; ties by count, then id."""
-    if not pairs:
+@dataclass
+class _Rows:
+    """(person, product, at, kind) rows as numpy columns, 21 bytes a row.
+
+    Gathered a chunk at a time from a streamed read: the activity of a 10M-event shop
+    is millions of rows, and as Python tuples (about 300 bytes a row with their
+    objects) they held hundreds of MB at the peak of every build, memory that
+    `kanal serve` kept afterwards (#18). Product numbers follow the ids' sort order
+    (`ids`), so ties can be broken by number.
+    """
+
+    people: np.ndarray  # profile ids, int64
+    items: np.ndarray  # product numbers, int32, indexes of `ids`
+    at: np.ndarray  # timestamps, int64
+    kinds: np.ndarray  # int8, indexes of `kind_names`
+    ids: list[str]
+    kind_names: list[str]
+
+    @classmethod
+    def gather(cls, *streams: Iterable[tuple[int, str, int, str]]) -> _Rows:
+        """The rows of every stream, as columns."""
+        columns: list[list[np.ndarray]] = [[], [], [], []]
+        numbers: dict[str, int] = {}  # product id → number in the order first seen
+        kinds: dict[str, int] = {}
+        for stream in streams:
+            rows = iter(stream)
+            while chunk := list(islice(rows, _CHUNK)):
+                n = len(chunk)
+                columns[0].append(np.fromiter((r[0] for r in chunk), np.int64, n))
+                columns[1].append(np.fromiter(
+                    (numbers.setdefault(r[1], len(numbers)) for r in chunk), np.int32, n))
+                columns[2].append(np.fromiter((r[2] for r in chunk), np.int64, n))
+                columns[3].append(np.fromiter(
+                    (kinds.setdefault(r[3], len(kinds)) for r in chunk), np.int8, n))
+        dtypes = (np.int64, np.int32, np.int64, np.int8)
+        people, items, at, kind = (np.concatenate(c) if c else np.empty(0, t)
+                                   for c, t in zip(columns, dtypes, strict=True))
+        ids = sorted(numbers)
+        rank = np.empty(len(ids), dtype=np.int32)
+        for i, item in enumerate(ids):
+            rank[numbers[item]] = i
+        return cls(people, rank[items] if len(ids) else items, at, kind, ids, list(kinds))
+
+    @classmethod
+    def of_pairs(cls, pairs: Sequence[tuple[int, str]]) -> _Rows:
+        """(person, product) pairs as columns (at 0, one kind)."""
+        return cls.gather((p, i, 0, "") for p, i in pairs)
+
+    def mask(self, kind: str, since: int | None = None) -> np.ndarray:
+        """The rows of `kind` (at or after `since`)."""
+        if kind not in self.kind_names:
+            return np.zeros(len(self.people), dtype=bool)
+        out = self.kinds == self.kind_names.index(kind)
+        if since is not None:
+            out &= self.at >= since
+        return out
+
+
+def _cooccurrence(people: np.ndarray, items: np.ndarray, ids: Sequence[str], *,
+                  min_support: int, top_k: int) -> Lists:
+    """`cooccurrence` of pairs given as columns (product numbers index `ids`)."""
+    if not len(people):
         return {}
-    rows, cols, ids = _index(pairs)
-    x = sparse.csr_matrix((np.ones(len(pairs), dtype=np.float64), (rows, cols)),
+    _, rows = np.unique(people, return_inverse=True)  # people numbered 0…n-1
+    x = sparse.csr_matrix((np.ones(len(rows), dtype=np.float64), (rows, items)),
                           shape=(int(rows.max()) + 1, len(ids)))
     x.sum_duplicates()
     x.data[:] = 1.0  # a person either has the product or not
@@ -86,6 +137,15 @@ def cooccurrence(pairs: Sequence[tuple[int, str]], *, min_support: int,
         order = np.lexsort((others, -c.data[start:end][mask], -scores))[:top_k]
         out[ids[a]] = [(ids[others[i]], round(float(scores[i]), 6)) for i in order]
     return out
+
+
+def cooccurrence(pairs: Sequence[tuple[int, str]], *, min_support: int,
+                 top_k: int = TOP_K) -> Lists:
+    """{product: [(other, lift), …]} from (person, product) pairs: the best `top_k` others
+    by lift among those at least `min_support` people had both; ties by count, then id."""
+    rows = _Rows.of_pairs(pairs)
+    return _cooccurrence(rows.people, rows.items, rows.ids, min_support=min_support,
+                         top_k=top_k)
 
 
 def similar(meta: Sequence[tuple[str, str | None, str | None]], popularity: Mapping[str, int],
@@ -128,13 +188,13 @@ def ranked(counts: Mapping[str, float], top_k: int = GLOBAL_K) -> list[tuple[str
                   key=lambda item: (-item[1], item[0]))[:top_k]
 
 
-def _people_per_product(rows: Sequence[tuple[int, str, int]], since: int) -> dict[str, int]:
-    """{product: distinct people} of (person, product, at) rows at or after `since`."""
-    seen = {(p, i) for p, i, at in rows if at >= since}
-    counts: dict[str, int] = defaultdict(int)
-    for _, item in seen:
-        counts[item] += 1
-    return counts
+def _people_per_product(rows: _Rows, mask: np.ndarray) -> dict[str, int]:
+    """{product: distinct people} among the rows `mask` picks."""
+    if not mask.any():
+        return {}
+    pairs = np.unique(rows.people[mask] * len(rows.ids) + rows.items[mask])
+    counts = np.bincount(pairs % len(rows.ids), minlength=len(rows.ids))
+    return {rows.ids[i]: int(counts[i]) for i in np.flatnonzero(counts)}
 
 
 @dataclass(frozen=True)
@@ -149,22 +209,20 @@ def build(conn: Connection, settings: ProductSettings, now_ms: int) -> BuildRepo
     """Compute every list from the stored orders and activity, and replace the old ones."""
     started = time.perf_counter()
     since = now_ms - settings.history_ms
-    orders = activity.order_rows(conn, since)
-    seen = activity.activity_rows(conn, since)
-    bought = cooccurrence([(p, i) for p, i, _ in orders], min_support=settings.min_support)
-    viewed = cooccurrence([(p, i) for p, kind, i, _ in seen if kind == "view"],
-                          min_support=settings.min_support)
-    buyers = _people_per_product(orders, now_ms - settings.popular_ms)
+    rows = _Rows.gather(activity.stream_orders(conn, since),
+                        activity.stream_activity(conn, since))
+    orders, views = rows.mask("order"), rows.mask("view")
+    bought = _cooccurrence(rows.people[orders], rows.items[orders], rows.ids,
+                           min_support=settings.min_support, top_k=TOP_K)
+    viewed = _cooccurrence(rows.people[views], rows.items[views], rows.ids,
+                           min_support=settings.min_support, top_k=TOP_K)
+    buyers = _people_per_product(rows, rows.mask("order", now_ms - settings.popular_ms))
     recent = now_ms - settings.trending_ms
     trend: dict[str, float] = defaultdict(float)
-    for weight, counts in (
-            (3, _people_per_product(orders, recent)),
-            (2, _people_per_product([(p, i, at) for p, k, i, at in seen if k == "cart"],
-                                    recent)),
-            (1, _people_per_product([(p, i, at) for p, k, i, at in seen if k == "view"],
-                                    recent))):
-        for pid, n in counts.items():
+    for weight, kind in ((3, "order"), (2, "cart"), (1, "view")):
+        for pid, n in _people_per_product(rows, rows.mask(kind, recent)).items():
             trend[pid] += weight * n
+    del rows, orders, views
     alike = similar(catalogue.catalogue_meta(conn), buyers)
     lists: dict[str, Mapping[str, Sequence[tuple[str, float]]]] = {
         "bought_together": bought, "viewed_together": viewed, "similar": alike,
@@ -214,6 +272,7 @@ class RecommendationsWorker:
         if not due:
             return 0
         report = build(self._conn, self.settings, now_ms)
+        trim()  # a build's columns are the biggest thing the server allocates (memory.py)
         self._built_at, self._changed_at = now_ms, None
         log.info("recommendations built in %.2f s: %s", report.seconds,
                  ", ".join(f"{k} {n}" for k, n in report.lists.items()))

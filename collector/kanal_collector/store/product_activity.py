@@ -14,7 +14,7 @@ The person-keyed tables follow merges and `kanal forget` (store/profiles.py call
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,11 +93,12 @@ def interested_profiles(conn: Connection, product_id: str,
     return out
 
 
-def activity_rows(conn: Connection, since: int) -> list[tuple[int, str, str, int]]:
-    """(profile_id, kind, product_id, last_at) of every view and cart add since `since`."""
-    return conn.execute(
-        "SELECT profile_id, kind, product_id, last_at FROM product_activity "
-        "WHERE last_at >= ?", (since,)).fetchall()
+def stream_activity(conn: Connection, since: int) -> Iterator[tuple[int, str, int, str]]:
+    """(profile_id, product_id, last_at, kind) of every view and cart add since `since`,
+    streamed: at 10M events these are millions of rows, too many to hold as tuples."""
+    return conn.stream(
+        "SELECT profile_id, product_id, last_at, kind FROM product_activity "
+        "WHERE last_at >= ?", (since,))
 
 
 def add_order_lines(conn: Connection, lines: Sequence[OrderLine]) -> list[OrderLine]:
@@ -115,10 +116,11 @@ def add_order_lines(conn: Connection, lines: Sequence[OrderLine]) -> list[OrderL
     return new
 
 
-def order_rows(conn: Connection, since: int) -> list[tuple[int, str, int]]:
-    """(profile_id, product_id, at) of every order line since `since`."""
-    return conn.execute("SELECT profile_id, product_id, at FROM product_orders WHERE at >= ?",
-                        (since,)).fetchall()
+def stream_orders(conn: Connection, since: int) -> Iterator[tuple[int, str, int, str]]:
+    """(profile_id, product_id, at, "order") of every order line since `since`, streamed
+    (the shape of `stream_activity`'s rows)."""
+    return conn.stream("SELECT profile_id, product_id, at, 'order' FROM product_orders "
+                       "WHERE at >= ?", (since,))
 
 
 def bought_since(conn: Connection, profile_id: int, since: int) -> list[tuple[str, int]]:
