@@ -16,7 +16,10 @@ from kanal_collector.cli import cli
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     out = []
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         path = (*prefix, name)
         out.append(path)
         if isinstance(command, click.Group):
@@ -28,10 +31,11 @@ def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple
 def test_every_command_has_help_and_db_and_config(path: tuple[str, ...]) -> None:
     result = CliRunner().invoke(cli, [*path, "--help"])
     assert result.exit_code == 0, result.output
-    command = cli
+    command: click.Command | None = cli
     for name in path:
-        command = command.commands[name]  # type: ignore[attr-defined]
-    assert command.help, f"kanal {' '.join(path)} has no help text"
+        assert isinstance(command, click.Group)
+        command = command.get_command(click.Context(command), name)
+    assert command is not None and command.help, f"kanal {' '.join(path)} has no help text"
     if not isinstance(command, click.Group):
         assert "--db" in result.output and "--config" in result.output
 
@@ -99,3 +103,28 @@ def test_python_dash_m_is_the_kanal_command() -> None:
     out = subprocess.run([sys.executable, "-m", "kanal_collector", "--help"],
                          capture_output=True, text=True, check=True).stdout
     assert "serve" in out and "keys" in out
+
+
+def test_a_report_imports_only_what_it_needs() -> None:
+    """`kanal report …` imports the reports, not every part's commands (cli_lazy.py)."""
+    code = ("import sys\n"
+            "from click.testing import CliRunner\n"
+            "from kanal_collector.cli import cli\n"
+            "assert CliRunner().invoke(cli, ['report', 'journeys', '--help']).exit_code == 0\n"
+            "heavy = sorted(m for m in sys.modules if m.startswith(('kanal_collector.dashboard',"
+            " 'kanal_collector.audiences', 'kanal_collector.cli_products', 'user_agents',"
+            " 'scipy')))\n"
+            "print(heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_every_lazy_command_is_the_command_of_its_name() -> None:
+    from kanal_collector.cli_lazy import LazyGroup
+
+    groups = [cli, cli.get_command(click.Context(cli), "report")]
+    for group in groups:
+        assert isinstance(group, LazyGroup)
+        for name in group.lazy:
+            assert group.load(name).name == name

@@ -22,7 +22,10 @@ COMMON_OPTIONS = {"--db", "--config", "--create-db", "--help"}
 def _commands(group: click.Command, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = [path] if path else []
     if isinstance(group, click.Group):
-        for name, command in sorted(group.commands.items()):
+        ctx = click.Context(group)
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            assert command is not None, name
             found += _commands(command, (*path, name))
     return found
 
@@ -31,7 +34,9 @@ def _command(path: tuple[str, ...]) -> click.Command:
     command: click.Command = cli
     for name in path:
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        found = command.get_command(click.Context(command), name)
+        assert found is not None, name
+        command = found
     return command
 
 

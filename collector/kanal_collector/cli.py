@@ -7,30 +7,42 @@ import logging
 
 import click
 
-from . import (
-    cli_audiences,
-    cli_channels,
-    cli_dashboard,
-    cli_db,
-    cli_deliverability,
-    cli_events,
-    cli_journeys,
-    cli_messages,
-    cli_onsite,
-    cli_predict,
-    cli_products,
-    cli_profiles,
-    cli_report,
-    cli_tracking,
-)
+from . import cli_events
 from .cli_common import _config, _now_ms, _when, common_options, with_db
+from .cli_lazy import LazyGroup
 from .errors import KanalError
 from .store import keys as keystore
 from .store.db import Database
 from .store.events import recent_events, recent_failed
 
+# The commands of the other parts, imported when used (cli_lazy.py): the one place that
+# knows them all.
+_PARTS = {
+    "audiences": ".cli_audiences:audiences",
+    "bounces": ".cli_deliverability:bounces",
+    "dashboard": ".cli_dashboard:dashboard",
+    "db": ".cli_db:db",
+    "email": ".cli_deliverability:email",
+    "forget": ".cli_profiles:forget",
+    "import": ".cli_profiles:import_",
+    "journeys": ".cli_journeys:journeys",
+    "messages": ".cli_messages:messages",
+    "onsite": ".cli_onsite:onsite",
+    "outbox": ".cli_messages:outbox",
+    "plugins": ".cli_channels:plugins",
+    "predict": ".cli_predict:predict",
+    "products": ".cli_products:products",
+    "profiles": ".cli_profiles:profiles",
+    "recommend": ".cli_products:recommend_command",
+    "report": ".cli_report:report",
+    "segments": ".cli_profiles:segments",
+    "suppressions": ".cli_deliverability:suppressions",
+    "tracking": ".cli_tracking:tracking",
+    "webpush": ".cli_onsite:webpush",
+}
 
-@click.group()
+
+@click.group(cls=LazyGroup, lazy=_PARTS)
 @click.version_option(package_name="kanal")
 def cli() -> None:
     """Kanal: a cross-channel marketing engine in one process and one SQLite file."""
@@ -159,29 +171,3 @@ def events_failed(db: Database, limit: int) -> None:
                    f"{row['body'][:200]}")
 
 events.add_command(cli_events.prune_command)
-
-# The commands of the other parts, registered here: the one place that knows them all.
-for _command in (
-    cli_audiences.audiences,
-    cli_channels.plugins,
-    cli_dashboard.dashboard,
-    cli_db.db,
-    cli_deliverability.bounces,
-    cli_deliverability.email,
-    cli_deliverability.suppressions,
-    cli_journeys.journeys,
-    cli_messages.messages,
-    cli_messages.outbox,
-    cli_predict.predict,
-    cli_onsite.onsite,
-    cli_onsite.webpush,
-    cli_products.products,
-    cli_products.recommend_command,
-    cli_profiles.profiles,
-    cli_profiles.import_,
-    cli_profiles.forget,
-    cli_profiles.segments,
-    cli_report.report,
-    cli_tracking.tracking,
-):
-    cli.add_command(_command)

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from .cli_common import _config, _database, _now_ms, common_options
+from .cli_lazy import LazyGroup
 from .config import Config
 from .errors import KanalError
 from .money import amount as money_amount
@@ -158,7 +159,9 @@ def _emit(fmt: str, document: dict[str, Any], headers: Sequence[str], rows: Sequ
 # --- commands ----------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=LazyGroup, lazy={
+    "deliverability": ".cli_deliverability:report_deliverability",
+    "recommendations": ".cli_products:report_recommendations"})
 def report() -> None:
     """Reports: overview, attribution, journey funnels, experiments and marketing costs."""
 

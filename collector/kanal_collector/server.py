@@ -19,6 +19,7 @@ from .config import Config
 from .deliverability.receiver import BounceServer, start_receiver, stop_receiver
 from .deliverability.routes import WebhookState
 from .errors import ConfigError, KanalError
+from .ingest.enrich import describe_user_agent
 from .memory import Trimmer, limit_arenas
 from .notices import startup_notices
 from .runtime import Runtime
@@ -66,6 +67,7 @@ def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
     server = _listen(wsgi, config)
     try:
         app = create_app(config)
+        describe_user_agent("Mozilla/5.0")  # the parser's import: not on a first request
     except BaseException:
         server.close()
         raise

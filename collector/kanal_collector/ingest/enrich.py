@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
-from user_agents import parse as parse_user_agent
 
 from ..clock import utc_iso
 from ..store.events import EventRow
@@ -54,6 +53,11 @@ def _utc_iso(seconds: float) -> str:
 @lru_cache(maxsize=4096)
 def describe_user_agent(user_agent: str) -> dict[str, Any]:
     """Browser, OS, device class and bot flag of a User-Agent string (cached)."""
+    # Imported on first use: the parser compiles its regexes on import (about half a
+    # second), which every command that merely imports this module would pay;
+    # `kanal serve` warms it before it listens (server.py).
+    from user_agents import parse as parse_user_agent
+
     ua = parse_user_agent(user_agent)
     if ua.is_bot:
         device = "bot"
