@@ -112,7 +112,7 @@ def test_a_report_imports_only_what_it_needs() -> None:
             "from kanal_collector.cli import cli\n"
             "assert CliRunner().invoke(cli, ['report', 'journeys', '--help']).exit_code == 0\n"
             "heavy = sorted(m for m in sys.modules if m.startswith(('kanal_collector.dashboard',"
-            " 'kanal_collector.audiences', 'kanal_collector.cli_products', 'user_agents',"
+            " 'kanal_collector.cli_audiences', 'kanal_collector.cli_products', 'user_agents',"
             " 'scipy')))\n"
             "print(heavy)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
