@@ -280,20 +280,9 @@ def marked(conn: Connection, *, journey: str | None, first_day: int | None,
            last_day: int | None) -> set[tuple[str, int]]:
     """The (journey, day) pairs marked as changed, of one journey or all, days in
     [first_day, last_day] (None: open)."""
-    where: list[str] = []
-    args: list[Any] = []
-    if journey is not None:
-        where.append("journey = ?")
-        args.append(journey)
-    if first_day is not None:
-        where.append("day >= ?")
-        args.append(first_day)
-    if last_day is not None:
-        where.append("day <= ?")
-        args.append(last_day)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    where, args = _days(journey, first_day, last_day)
     return {(str(j), int(day)) for j, day in conn.execute(
-        f"SELECT DISTINCT journey, day FROM journey_marks {clause}", args)}
+        f"SELECT DISTINCT journey, day FROM journey_marks {where}", args)}
 
 
 def mark_txs(conn: Connection, journey: str, day: int) -> list[int]:
