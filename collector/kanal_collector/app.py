@@ -151,7 +151,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     return app
 
 
-IDLE_BATCH = 2000
+IDLE_BATCH = 5000
 """Events a processor batch takes while ingest is quiet (500 while it is busy)."""
 
 
