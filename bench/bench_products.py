@@ -23,8 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from kanal_collector.products import ProductSettings, build, recommend
+from kanal_collector.products import ProductSettings  # noqa: E402
+from kanal_collector.products.build import build  # noqa: E402
 from kanal_collector.products.importer import import_rows
+from kanal_collector.products.recommend import recommend  # noqa: E402
 from kanal_collector.store import product_activity as activity
 from kanal_collector.store.db import Database, transaction
 from kanal_collector.store.schema import migrate

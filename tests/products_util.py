@@ -8,7 +8,8 @@ from typing import Any
 from profiles_util import Log
 
 from kanal_collector.clock import FakeClock
-from kanal_collector.products import ProductSettings, ProductsStep, SignalsWorker, build
+from kanal_collector.products import ProductSettings, ProductsStep, SignalsWorker
+from kanal_collector.products.build import build
 from kanal_collector.products.importer import import_rows
 from kanal_collector.products.recommend import Filters, Recommendations, recommend
 from kanal_collector.profiles.step import ProfilesStep, SegmentsStep

@@ -13,7 +13,8 @@ from kanal_testing import App, make_app
 
 from kanal_collector.app import build_processor, close_app
 from kanal_collector.cli import cli
-from kanal_collector.products import ProductSettings, build
+from kanal_collector.products import ProductSettings
+from kanal_collector.products.build import build
 
 
 @pytest.fixture

@@ -17,11 +17,11 @@ from .cli_common import _config, _database, _now_ms, _when, common_options
 from .cli_report import _FORMAT, _SINCE, _UNTIL, _emit, _window, money, rate, report
 from .config import Config
 from .errors import KanalError
-from .products import FeedError, Filters, ProductSettings, fetch_feed, import_rows, recommend
+from .products import FeedError, Filters, ProductSettings, fetch_feed, import_rows
 from .products.build import build
 from .products.feeds import count_products, read_feed
 from .products.importer import delete_product
-from .products.recommend import KINDS
+from .products.recommend import KINDS, recommend
 from .products.report import recommendations_report
 from .products.settings import FORMATS, currency_code
 from .products.views import history_json, money_text, product_json

@@ -10,8 +10,9 @@ from flask import Response, jsonify, request
 
 from ..errors import BadRequest, NotFound
 from ..messages.eligibility import load_person
-from ..products import Filters, InvalidProduct, ProductSettings, import_rows, recommend
+from ..products import Filters, InvalidProduct, ProductSettings, import_rows
 from ..products.importer import delete_product, write_record
+from ..products.recommend import recommend
 from ..products.record import normalize
 from ..products.report import recommendations_report
 from ..products.views import history_json, product_json

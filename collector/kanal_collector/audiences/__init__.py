@@ -21,20 +21,46 @@ is the reference.
 
 from __future__ import annotations
 
-from .destination import ADD, REMOVE, BatchResult, Destination, Request, Row
-from .errors import (
-    AudienceBusy,
-    AudienceError,
-    DestinationError,
-    PermanentError,
-    TransientError,
-    UnknownAudience,
-)
-from .person import Person
+from typing import TYPE_CHECKING, Any
+
+from ..exports import lazy_exports
+
+if TYPE_CHECKING:
+    from .destination import ADD, REMOVE, BatchResult, Destination, Request, Row
+    from .errors import (
+        AudienceBusy,
+        AudienceError,
+        DestinationError,
+        PermanentError,
+        TransientError,
+        UnknownAudience,
+    )
+    from .person import Person
+
+_lazy = lazy_exports(__name__, {
+    "ADD": ".destination",
+    "REMOVE": ".destination",
+    "BatchResult": ".destination",
+    "Destination": ".destination",
+    "Request": ".destination",
+    "Row": ".destination",
+    "AudienceBusy": ".errors",
+    "AudienceError": ".errors",
+    "DestinationError": ".errors",
+    "PermanentError": ".errors",
+    "TransientError": ".errors",
+    "UnknownAudience": ".errors",
+    "Person": ".person",
+})
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (exports.py)."""
+    return _lazy(name)
+
 
 __all__ = [
     "ADD",
-    "REMOVE",
     "AudienceBusy",
     "AudienceError",
     "BatchResult",
@@ -42,6 +68,7 @@ __all__ = [
     "DestinationError",
     "PermanentError",
     "Person",
+    "REMOVE",
     "Request",
     "Row",
     "TransientError",

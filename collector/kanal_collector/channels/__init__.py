@@ -6,17 +6,43 @@ hook implementation (`@hookimpl`), exposed through an entry point in the group `
 
 from __future__ import annotations
 
-from .base import (
-    Channel,
-    ChannelError,
-    OutgoingMessage,
-    PermanentError,
-    RecipientGone,
-    SendResult,
-    TransientError,
-)
-from .hookspecs import hookimpl
-from .plugins import build_channels, channel_classes, get_plugin_manager, plugin_summary
+from typing import TYPE_CHECKING, Any
+
+from ..exports import lazy_exports
+
+if TYPE_CHECKING:
+    from .base import (
+        Channel,
+        ChannelError,
+        OutgoingMessage,
+        PermanentError,
+        RecipientGone,
+        SendResult,
+        TransientError,
+    )
+    from .hookspecs import hookimpl
+    from .plugins import build_channels, channel_classes, get_plugin_manager, plugin_summary
+
+_lazy = lazy_exports(__name__, {
+    "Channel": ".base",
+    "ChannelError": ".base",
+    "OutgoingMessage": ".base",
+    "PermanentError": ".base",
+    "RecipientGone": ".base",
+    "SendResult": ".base",
+    "TransientError": ".base",
+    "hookimpl": ".hookspecs",
+    "build_channels": ".plugins",
+    "channel_classes": ".plugins",
+    "get_plugin_manager": ".plugins",
+    "plugin_summary": ".plugins",
+})
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (exports.py)."""
+    return _lazy(name)
+
 
 __all__ = [
     "Channel",

@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from . import builtin, hookspecs
 from .base import Channel
 from .checks import Check
+from .tables import PULL_CHANNELS, configured_channels
 
 PROJECT = "kanal"
 ENTRY_POINT_GROUP = "kanal"
@@ -148,24 +149,6 @@ def _resolve(value: Any, where: str) -> Any:
     if isinstance(value, list):
         return [_resolve(v, f"{where}[{i}]") for i, v in enumerate(value)]
     return value
-
-
-PULL_CHANNELS: dict[str, tuple[str, str | None]] = {"onsite": ("onsite", None)}
-"""Channels whose messages their recipient fetches (name → (kind, recipient identity)):
-`onsite`, handed out by the snippet's pull (onsite/pull.py). They need no
-`[channels.NAME]` table, so they are there whatever the config names, and the dispatcher
-never hands their rows to a provider."""
-
-
-def configured_channels(config: Config) -> dict[str, dict[str, Any]]:
-    """The `[channels.NAME]` tables, unresolved (secrets still references)."""
-    section = config.section("channels")
-    tables: dict[str, dict[str, Any]] = {}
-    for name, table in section.items():
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"[channels.{name}] must be a table")
-        tables[str(name)] = dict(table)
-    return tables
 
 
 def configured_channel_kinds(config: Config) -> dict[str, str]:

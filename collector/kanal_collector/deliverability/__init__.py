@@ -18,16 +18,37 @@ messages/sending.py; DKIM signing is in channels/dkim.py.
 
 from __future__ import annotations
 
-from .feedback import COMPLAINT, EMAIL_BOUNCED, EMAIL_MARKED_AS_SPAM, HARD, SOFT, Report, record
-from .settings import Settings
+from typing import TYPE_CHECKING, Any
+
+from ..exports import lazy_exports
+
+if TYPE_CHECKING:
+    from .feedback import COMPLAINT, EMAIL_BOUNCED, EMAIL_MARKED_AS_SPAM, HARD, SOFT, Report, record
+    from .settings import Settings
+
+_lazy = lazy_exports(__name__, {
+    "COMPLAINT": ".feedback",
+    "EMAIL_BOUNCED": ".feedback",
+    "EMAIL_MARKED_AS_SPAM": ".feedback",
+    "HARD": ".feedback",
+    "SOFT": ".feedback",
+    "Report": ".feedback",
+    "record": ".feedback",
+    "Settings": ".settings",
+})
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (exports.py)."""
+    return _lazy(name)
 
 __all__ = [
     "COMPLAINT",
     "EMAIL_BOUNCED",
     "EMAIL_MARKED_AS_SPAM",
     "HARD",
-    "SOFT",
     "Report",
+    "SOFT",
     "Settings",
     "record",
 ]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..channels.dkim import dns_record, signer_from_settings
-from ..channels.plugins import configured_channels
+from ..channels.tables import configured_channels
 from ..config import Config, resolve_secret
 from ..messages.sending import from_domain
 from .settings import Settings, verp_channels

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..channels.plugins import configured_channels
+from ..channels.tables import configured_channels
 from ..clock import Clock
 from ..config import Config
 from ..messages.sending import from_domain

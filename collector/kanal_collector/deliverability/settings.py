@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..channels.plugins import configured_channels
+from ..channels.tables import configured_channels
 from ..config import Config, resolve_secret
 from ..errors import ConfigError
 

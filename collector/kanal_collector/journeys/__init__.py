@@ -17,12 +17,41 @@ docs/journeys.md is the journey file reference.
 
 from __future__ import annotations
 
-from .checker import References
-from .definition import Journey, Step, load_directory, load_file, parse_journey
-from .errors import JourneyError, JourneyFileError, Problem
-from .evaluator import Evaluator, outbox_key
-from .step import JourneysStep
-from .timers import SyncResult, TimerWorker, sync
+from typing import TYPE_CHECKING, Any
+
+from ..exports import lazy_exports
+
+if TYPE_CHECKING:
+    from .checker import References
+    from .definition import Journey, Step, load_directory, load_file, parse_journey
+    from .errors import JourneyError, JourneyFileError, Problem
+    from .evaluator import Evaluator, outbox_key
+    from .step import JourneysStep
+    from .timers import SyncResult, TimerWorker, sync
+
+_lazy = lazy_exports(__name__, {
+    "References": ".checker",
+    "Journey": ".definition",
+    "Step": ".definition",
+    "load_directory": ".definition",
+    "load_file": ".definition",
+    "parse_journey": ".definition",
+    "JourneyError": ".errors",
+    "JourneyFileError": ".errors",
+    "Problem": ".errors",
+    "Evaluator": ".evaluator",
+    "outbox_key": ".evaluator",
+    "JourneysStep": ".step",
+    "SyncResult": ".timers",
+    "TimerWorker": ".timers",
+    "sync": ".timers",
+})
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (exports.py)."""
+    return _lazy(name)
+
 
 __all__ = [
     "Evaluator",

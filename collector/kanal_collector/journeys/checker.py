@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..channels.plugins import PULL_CHANNELS
+from ..channels.tables import PULL_CHANNELS
 from ..messages.controls import OVER_LIMIT_MODES, QUIET_HOURS_MODES
 from ..messages.eligibility import BUILTIN_CHANNELS
 from ..profiles.segments import OPS, SegmentError, duration_ms, parse_condition

@@ -21,7 +21,7 @@ from ..audiences.journey import run_ended, take_step
 from ..clock import Clock, SystemClock, utc_iso
 from ..errors import KanalError
 from ..localtime import UTC_NAME, Window, zone, zone_name
-from ..messages.enqueue import enqueue, enqueue_failed
+from ..messages.enqueuing import enqueue, enqueue_failed
 from ..money import order_revenue
 from ..profiles.segments import ProfileView, matches
 from ..profiles.state import computed, traits_of

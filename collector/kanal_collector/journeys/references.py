@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from ..audiences.settings import audience_names
-from ..channels.plugins import configured_channel_kinds
 from ..config import Config
 from .checker import Checker, Path_, References
 from .model import Journey
@@ -77,5 +76,9 @@ def references_for(config: Config,
     """What journey files may name under this config: its channels and ads audiences,
     and `messages` (message name → channel kinds with content) when the message files
     are known."""
+    # The channel plugins (SMTP, DKIM, DNS, the plugin manager) only when a journey is
+    # checked against a config: `kanal report` reads journey files without them.
+    from ..channels.plugins import configured_channel_kinds
+
     return References(messages=messages, channels=configured_channel_kinds(config),
                       audiences=audience_names(config))

@@ -6,7 +6,7 @@
     definition.py   one message definition, validated (every problem, with its line)
     catalog.py      the message files of a directory, reloaded when they change
     eligibility.py  recipient, consent, subscription and suppression checks
-    enqueue.py      the enqueue API journeys call (one outbox row per key)
+    enqueuing.py    the enqueue API journeys call (one outbox row per key)
     hooks.py        before_send hooks (email tracking rewrites links here)
     delivery.py     delivery outcomes as events in the log
     dispatcher.py   the worker that claims, renders, sends and records
@@ -18,16 +18,54 @@ commands.
 
 from __future__ import annotations
 
-from ..store.outbox import FINAL_STATES, STATES, OutboxRow
-from .catalog import Catalog, load_directory, messages_dir
-from .definition import Message, parse_message
-from .dispatcher import Dispatcher, Settings, TokenBucket, build_dispatcher, provider_key
-from .eligibility import Policy
-from .enqueue import PREFERRED, enqueue
-from .errors import DefinitionError, MessageError, RenderError
-from .hooks import BeforeSend, before_send, register_before_send
-from .languages import choose_language
-from .renderer import Rendered
+from typing import TYPE_CHECKING, Any
+
+from ..exports import lazy_exports
+
+if TYPE_CHECKING:
+    from ..store.outbox import FINAL_STATES, STATES, OutboxRow
+    from .catalog import Catalog, load_directory, messages_dir
+    from .definition import Message, parse_message
+    from .dispatcher import Dispatcher, Settings, TokenBucket, build_dispatcher, provider_key
+    from .eligibility import Policy
+    from .enqueuing import PREFERRED, enqueue
+    from .errors import DefinitionError, MessageError, RenderError
+    from .hooks import BeforeSend, before_send, register_before_send
+    from .languages import choose_language
+    from .renderer import Rendered
+
+_lazy = lazy_exports(__name__, {
+    "FINAL_STATES": "..store.outbox",
+    "STATES": "..store.outbox",
+    "OutboxRow": "..store.outbox",
+    "Catalog": ".catalog",
+    "load_directory": ".catalog",
+    "messages_dir": ".catalog",
+    "Message": ".definition",
+    "parse_message": ".definition",
+    "Dispatcher": ".dispatcher",
+    "Settings": ".dispatcher",
+    "TokenBucket": ".dispatcher",
+    "build_dispatcher": ".dispatcher",
+    "provider_key": ".dispatcher",
+    "Policy": ".eligibility",
+    "PREFERRED": ".enqueuing",
+    "enqueue": ".enqueuing",
+    "DefinitionError": ".errors",
+    "MessageError": ".errors",
+    "RenderError": ".errors",
+    "BeforeSend": ".hooks",
+    "before_send": ".hooks",
+    "register_before_send": ".hooks",
+    "choose_language": ".languages",
+    "Rendered": ".renderer",
+})
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (exports.py)."""
+    return _lazy(name)
+
 
 __all__ = [
     "BeforeSend",

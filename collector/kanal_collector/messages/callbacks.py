@@ -31,8 +31,8 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 
-from ..channels.plugins import configured_channels
 from ..channels.sms import CALLBACK_PATH, INBOUND_PATH, callback_url
+from ..channels.tables import configured_channels
 from ..config import Config, resolve_secret
 from ..errors import ConfigError, StorageError
 from ..runtime import Runtime, get_runtime
@@ -43,14 +43,13 @@ from ..store.connection import DB_ERRORS, Connection
 from ..store.db import transaction
 from ..store.events import EventRow, append_events
 from ..tracking.settings import TrackingSettings
-from .delivery import EVENT_NAMES, outbox_event
+from .delivery import EVENT_NAMES, SMS_DELIVERED, outbox_event
 
 log = logging.getLogger("kanal.callbacks")
 
 callbacks_blueprint = Blueprint("callbacks", __name__)
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
-SMS_DELIVERED = "SMS Delivered"  # the carrier's report; "SMS Sent" is the send-time event
 SMS_FAILED = EVENT_NAMES["sms"][1]
 TWILIO_EVENTS = {"delivered": SMS_DELIVERED, "undelivered": SMS_FAILED,
                  "failed": SMS_FAILED}

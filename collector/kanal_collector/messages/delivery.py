@@ -15,6 +15,8 @@ from ..own_events import own_event
 from ..store.events import EventRow
 from ..store.outbox import OutboxRow
 
+SMS_DELIVERED = "SMS Delivered"  # the carrier's report; "SMS Sent" is the send-time event
+
 # Channel kind → (event when the provider accepted it, event when it refused it).
 # Email uses Segment's email event names.
 EVENT_NAMES: dict[str, tuple[str, str]] = {

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..channels.plugins import PULL_CHANNELS
+from ..channels.tables import PULL_CHANNELS
 from ..config import Config
 from ..contacts import normalise_email, normalise_phone
 from ..profiles.privacy import is_suppressed

@@ -22,15 +22,49 @@ them. docs/products.md has the formats and commands.
 
 from __future__ import annotations
 
-from .build import RecommendationsWorker, build
-from .errors import FeedError, InvalidProduct, ProductError, UnknownProduct
-from .fetch import FeedWorker, fetch_feed
-from .importer import ImportReport, import_rows
-from .recommend import KINDS, Filters, Recommendations, recommend
-from .settings import Feed, ProductSettings
-from .signals import BACK_IN_STOCK, PRICE_DROPPED, SignalsWorker
-from .step import ProductsStep
-from .templates import ProductFunctions, template_globals
+from typing import TYPE_CHECKING, Any
+
+from ..exports import lazy_exports
+
+if TYPE_CHECKING:
+    from .build import RecommendationsWorker
+    from .errors import FeedError, InvalidProduct, ProductError, UnknownProduct
+    from .fetch import FeedWorker, fetch_feed
+    from .importer import ImportReport, import_rows
+    from .recommend import KINDS, Filters, Recommendations
+    from .settings import Feed, ProductSettings
+    from .signals import BACK_IN_STOCK, PRICE_DROPPED, SignalsWorker
+    from .step import ProductsStep
+    from .templates import ProductFunctions, template_globals
+
+_lazy = lazy_exports(__name__, {
+    "RecommendationsWorker": ".build",
+    "FeedError": ".errors",
+    "InvalidProduct": ".errors",
+    "ProductError": ".errors",
+    "UnknownProduct": ".errors",
+    "FeedWorker": ".fetch",
+    "fetch_feed": ".fetch",
+    "ImportReport": ".importer",
+    "import_rows": ".importer",
+    "KINDS": ".recommend",
+    "Filters": ".recommend",
+    "Recommendations": ".recommend",
+    "Feed": ".settings",
+    "ProductSettings": ".settings",
+    "BACK_IN_STOCK": ".signals",
+    "PRICE_DROPPED": ".signals",
+    "SignalsWorker": ".signals",
+    "ProductsStep": ".step",
+    "ProductFunctions": ".templates",
+    "template_globals": ".templates",
+})
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (exports.py)."""
+    return _lazy(name)
+
 
 __all__ = [
     "BACK_IN_STOCK",
@@ -50,9 +84,7 @@ __all__ = [
     "RecommendationsWorker",
     "SignalsWorker",
     "UnknownProduct",
-    "build",
     "fetch_feed",
     "import_rows",
-    "recommend",
     "template_globals",
 ]

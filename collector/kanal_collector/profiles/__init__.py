@@ -13,11 +13,37 @@
 
 from __future__ import annotations
 
-from .privacy import forget
-from .rebuild import RebuildBusy, rebuild
-from .segments import Segment, SegmentError, load_segments_file, parse_segments
-from .step import ProfilesStep, SegmentsStep, SegmentSweeper
-from .views import export_json, lookup, profile_json
+from typing import TYPE_CHECKING, Any
+
+from ..exports import lazy_exports
+
+if TYPE_CHECKING:
+    from .privacy import forget
+    from .rebuild import RebuildBusy
+    from .segments import Segment, SegmentError, load_segments_file, parse_segments
+    from .step import ProfilesStep, SegmentsStep, SegmentSweeper
+    from .views import export_json, lookup, profile_json
+
+_lazy = lazy_exports(__name__, {
+    "forget": ".privacy",
+    "RebuildBusy": ".rebuild",
+    "Segment": ".segments",
+    "SegmentError": ".segments",
+    "load_segments_file": ".segments",
+    "parse_segments": ".segments",
+    "ProfilesStep": ".step",
+    "SegmentsStep": ".step",
+    "SegmentSweeper": ".step",
+    "export_json": ".views",
+    "lookup": ".views",
+    "profile_json": ".views",
+})
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (exports.py)."""
+    return _lazy(name)
+
 
 __all__ = [
     "ProfilesStep",
@@ -32,5 +58,4 @@ __all__ = [
     "lookup",
     "parse_segments",
     "profile_json",
-    "rebuild",
 ]

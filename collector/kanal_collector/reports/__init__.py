@@ -17,13 +17,42 @@ the admin API (admin/reports.py), `kanal report` (cli_report.py) and the dashboa
 
 from __future__ import annotations
 
-from .attribution import DIMENSIONS, MODELS, AttributionSettings, attribution_report
-from .costs import costs_for_report, delete_cost, list_costs, set_cost
-from .experiments import experiments
-from .funnels import journey_funnel, journeys_summary
-from .kpis import overview
-from .stats import Comparison, two_proportion
-from .window import WindowError, parse_duration, parse_window
+from typing import TYPE_CHECKING, Any
+
+from ..exports import lazy_exports
+
+if TYPE_CHECKING:
+    from .attribution import DIMENSIONS, MODELS, AttributionSettings, attribution_report
+    from .costs import costs_for_report, delete_cost, list_costs, set_cost
+    from .funnels import journey_funnel, journeys_summary
+    from .kpis import overview
+    from .stats import Comparison, two_proportion
+    from .window import WindowError, parse_duration, parse_window
+
+_lazy = lazy_exports(__name__, {
+    "DIMENSIONS": ".attribution",
+    "MODELS": ".attribution",
+    "AttributionSettings": ".attribution",
+    "attribution_report": ".attribution",
+    "costs_for_report": ".costs",
+    "delete_cost": ".costs",
+    "list_costs": ".costs",
+    "set_cost": ".costs",
+    "journey_funnel": ".funnels",
+    "journeys_summary": ".funnels",
+    "overview": ".kpis",
+    "Comparison": ".stats",
+    "two_proportion": ".stats",
+    "WindowError": ".window",
+    "parse_duration": ".window",
+    "parse_window": ".window",
+})
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (exports.py)."""
+    return _lazy(name)
+
 
 __all__ = [
     "AttributionSettings",
@@ -34,7 +63,6 @@ __all__ = [
     "attribution_report",
     "costs_for_report",
     "delete_cost",
-    "experiments",
     "journey_funnel",
     "journeys_summary",
     "list_costs",

@@ -29,8 +29,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..messages.callbacks import SMS_DELIVERED
-from ..messages.delivery import EVENT_NAMES
+from ..messages.delivery import EVENT_NAMES, SMS_DELIVERED
 from ..profiles.step import KANAL_KEY_KIND
 from ..tracking.events import EMAIL_LINK_CLICKED, EMAIL_OPENED, PUSH_CLICKED
 

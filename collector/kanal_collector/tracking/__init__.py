@@ -16,16 +16,38 @@
 
 from __future__ import annotations
 
-from .email import (
-    click_url,
-    open_url,
-    preferences_url,
-    prepare_email,
-    prepare_message,
-    unsubscribe_url,
-)
-from .routes import tracking_blueprint
-from .settings import TrackingSettings
+from typing import TYPE_CHECKING, Any
+
+from ..exports import lazy_exports
+
+if TYPE_CHECKING:
+    from .email import (
+        click_url,
+        open_url,
+        preferences_url,
+        prepare_email,
+        prepare_message,
+        unsubscribe_url,
+    )
+    from .routes import tracking_blueprint
+    from .settings import TrackingSettings
+
+_lazy = lazy_exports(__name__, {
+    "click_url": ".email",
+    "open_url": ".email",
+    "preferences_url": ".email",
+    "prepare_email": ".email",
+    "prepare_message": ".email",
+    "unsubscribe_url": ".email",
+    "tracking_blueprint": ".routes",
+    "TrackingSettings": ".settings",
+})
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (exports.py)."""
+    return _lazy(name)
+
 
 __all__ = [
     "TrackingSettings",
