@@ -121,6 +121,25 @@ def test_batches_are_bigger_while_ingest_is_quiet(db: Database) -> None:
                      cursor="other").run_once() == 8
 
 
+class Slow:
+    """A step that takes at least 10 ms an event (at most 100 events/s)."""
+
+    name = "slow"
+
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        time.sleep(0.01 * len(events))
+
+
+def test_a_quiet_batch_holds_the_lock_about_idle_seconds(db: Database) -> None:
+    processor = Processor(db, [Slow()], batch_size=2, idle_batch_size=50,
+                          idle_seconds=0.05)
+    add(db, 60)
+    assert processor.run_once() == 50  # no rate known yet: idle_batch_size
+    # At most 100 events/s: 0.05 s is at most 5 events, and never fewer than batch_size.
+    assert 2 <= processor.run_once() <= 5
+    assert processor.next_size(quiet=False) == 2
+
+
 def _wait(predicate: object, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -87,7 +87,8 @@ class Processor:
     """Woken by other processes' hints that events were appended."""
 
     def __init__(self, db: Database, steps: Sequence[Step], *, batch_size: int = 500,
-                 idle_batch_size: int | None = None, cursor: str = PROCESSOR_CURSOR,
+                 idle_batch_size: int | None = None, idle_seconds: float = 1.0,
+                 cursor: str = PROCESSOR_CURSOR,
                  ingest_busy: Callable[[], bool] | None = None) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -100,6 +101,11 @@ class Processor:
         self.idle_batch_size = idle_batch_size or batch_size
         """Events a batch takes while ingest is quiet: on a big database a batch's pages
         are spread over the tables, and more events a commit write fewer pages each."""
+        self.idle_seconds = idle_seconds
+        """About how long a quiet-time batch may hold the write lock: fewer events than
+        idle_batch_size when the last batch's rate says they would take longer (a
+        request arriving meanwhile waits for the commit)."""
+        self._rate: float | None = None  # events/s of the last batch of events
         self.cursor = cursor
         self.ingest_busy = ingest_busy
         self.last_batch_seconds = 0.0
@@ -129,6 +135,19 @@ class Processor:
             return self._run_once()
         finally:
             self.last_batch_seconds = time.monotonic() - started
+            if self.last_events:
+                self._rate = self.last_events / max(self.last_batch_seconds, 1e-6)
+
+    def next_size(self, quiet: bool) -> int:
+        """Events the next batch may take: batch_size while ingest is busy, else
+        idle_batch_size or what the last batch's rate applies in idle_seconds, whichever
+        is less (never below batch_size)."""
+        if not quiet:
+            return self.batch_size
+        if self._rate is None:
+            return self.idle_batch_size
+        return max(self.batch_size, min(self.idle_batch_size,
+                                        int(self._rate * self.idle_seconds)))
 
     def _run_once(self) -> int:
         if self._conn is None:
@@ -140,8 +159,7 @@ class Processor:
             # on one database (a lease handed over mid-batch) can't apply a batch twice.
             position = get_position(conn, self.cursor)
             quiet = self.ingest_busy is None or not self.ingest_busy()
-            events = events_after(conn, position,
-                                  self.idle_batch_size if quiet else self.batch_size)
+            events = events_after(conn, position, self.next_size(quiet))
             if not events:
                 # Idle: steps with work of their own (a rebuild of kept figures) do some.
                 worked = False
