@@ -15,8 +15,7 @@ import click
 from .cli_common import _config, _database, _now_ms, _when, common_options, with_db
 from .cli_report import _FORMAT, _SINCE, _UNTIL, Row, _emit, _opened, _window, rate, report
 from .clock import SystemClock
-from .deliverability import dnscheck, suppression
-from .deliverability.receiver import start_receiver, stop_receiver
+from .deliverability import suppression
 from .deliverability.settings import Settings, parse_listen
 from .errors import KanalError
 from .reports import views
@@ -137,6 +136,8 @@ def email() -> None:
 def email_check(db: str | None, config_path: str | None, domain: str, as_json: bool) -> None:
     """Print the SPF, DKIM and DMARC records DOMAIN needs and what is missing; exit 1
     when a record is missing or wrong."""
+    from .deliverability import dnscheck  # DNS and DKIM: only this command needs them
+
     config = _config(config_path, db=db)
     try:
         findings = dnscheck.check_domain(domain, config, dnscheck.DnsPythonResolver())
@@ -166,6 +167,8 @@ def bounces() -> None:
 @click.option("--listen", help="host:port (default [deliverability.bounces] listen).")
 def bounces_serve(db: str | None, config_path: str | None, listen: str | None) -> None:
     """Receive bounces over SMTP/LMTP until Ctrl-C or SIGTERM (without `kanal serve`)."""
+    from .deliverability.receiver import start_receiver, stop_receiver  # aiosmtpd
+
     config = _config(config_path, db=db)
     database = _database(config)
     try:

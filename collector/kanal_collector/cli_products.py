@@ -17,8 +17,7 @@ from .cli_common import _config, _database, _now_ms, _when, common_options
 from .cli_report import _FORMAT, _SINCE, _UNTIL, _emit, _window, money, rate, report
 from .config import Config
 from .errors import KanalError
-from .products import FeedError, Filters, ProductSettings, fetch_feed, import_rows
-from .products.build import build
+from .products import FeedError, Filters, ProductSettings, import_rows
 from .products.feeds import count_products, read_feed
 from .products.importer import delete_product
 from .products.recommend import KINDS, recommend
@@ -231,6 +230,8 @@ def products_feeds(settings: ProductSettings, db: Database) -> None:
 @_with_products
 def products_fetch(settings: ProductSettings, db: Database, names: tuple[str, ...]) -> None:
     """Fetch and import configured feeds now (default: all of them)."""
+    from .products.fetch import fetch_feed  # requests: only this command needs it
+
     chosen = [f for f in settings.feeds if not names or f.name in names]
     missing = set(names) - {f.name for f in settings.feeds}
     if missing:
@@ -261,6 +262,8 @@ def products_fetch(settings: ProductSettings, db: Database, names: tuple[str, ..
 @_with_products
 def products_build(settings: ProductSettings, db: Database) -> None:
     """Build the recommendation lists now (`kanal serve` does it on a schedule)."""
+    from .products.build import build  # numpy and scipy: only this command needs them
+
     result = build(db.conn(), settings, _now_ms())
     click.echo(f"Built in {result.seconds:.2f} s: "
                + ", ".join(f"{kind} {n}" for kind, n in result.lists.items()))

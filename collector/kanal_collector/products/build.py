@@ -38,8 +38,6 @@ log = logging.getLogger("kanal.products")
 
 TOP_K = 20
 GLOBAL_K = 200
-ITEM_KINDS = ("bought_together", "viewed_together", "similar")
-GLOBAL_KINDS = ("popular", "trending")
 _CHECK_EVERY_MS = 5_000  # how often the worker looks for new orders and views
 
 Lists = dict[str, list[tuple[str, float]]]

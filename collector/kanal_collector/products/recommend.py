@@ -24,7 +24,7 @@ from typing import Any
 from ..store import product_activity as activity
 from ..store import products as catalogue
 from ..store.connection import Connection
-from .build import GLOBAL_KINDS, ITEM_KINDS
+from .kinds import GLOBAL_KINDS, ITEM_KINDS
 from .record import effective_price
 from .settings import ProductSettings
 from .views import price_in, template_product
