@@ -143,7 +143,9 @@ def _live_send_counts(conn: Connection, *, journey: str | None, since_ms: int | 
             for j, st, n, d, op, cl in conn.execute(
         f"SELECT r.journey, l.step, COUNT(DISTINCT o.id), {stage.format('delivered')}, "
         f"{stage.format('opened')}, {stage.format('clicked')} FROM journey_runs r "
-        "JOIN journey_log l ON l.run_id = r.id "
+        # The runs of the window first (by entered_at), then their log lines: with no
+        # journey named, SQLite's planner would otherwise scan the whole journey log.
+        f"{conn.dialect.ordered_join} journey_log l ON l.run_id = r.id "
         f"JOIN outbox o ON o.id = {conn.dialect.json_int('l.detail', 'outbox_id')} "
         "LEFT JOIN outbox_engagement e ON e.outbox_id = o.id "
         f"{where} {_and(where)} l.what = 'queued' AND o.state = 'sent' "
