@@ -165,3 +165,43 @@ def test_lease_is_exclusive_until_it_expires(conn: Connection) -> None:
     assert leases.holder(conn, "workers") == ("b", 125.5)
     leases.release(conn, "workers", "b")
     assert leases.holder(conn, "workers") is None
+
+
+@sqlite_only("WITHOUT ROWID")
+def test_migration_24_keeps_product_activity_in_key_order(tmp_path: Path) -> None:
+    """A version-23 database's product_activity (a rowid table beside its key's index)
+    becomes one B-tree in key order; its rows, the product index and the upsert are
+    the same afterwards."""
+    from kanal_collector.store.product_activity import person_activity, record_activity
+    from kanal_collector.store.schema import Migration
+
+    conn = connect_to(db_at(tmp_path / "k.db", migrated=False))
+    step = Migration(conn)
+    for apply in MIGRATIONS[:23]:
+        apply(step)
+    conn.execute("PRAGMA user_version = 23")
+    rows = [(p, kind, f"sku-{n}", 1000 * n + p, 2000 * n + p, n + 1)
+            for p in (3, 1, 2) for kind in ("view", "cart") for n in range(4)]
+    conn.executemany("INSERT INTO product_activity VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def names() -> set[str]:
+        return {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE tbl_name = 'product_activity'")}
+
+    assert "sqlite_autoindex_product_activity_1" in names()
+    assert migrate(conn) == len(MIGRATIONS)
+    assert names() == {"product_activity", "product_activity_product"}
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'product_activity'"
+                       ).fetchone()[0]
+    assert sql.rstrip().endswith("WITHOUT ROWID")
+    assert sorted(conn.execute("SELECT * FROM product_activity").fetchall()) == sorted(rows)
+    record_activity(conn, [(1, "view", "sku-0", 500), (1, "view", "sku-9", 9000)])
+    assert conn.execute("SELECT first_at, last_at, count FROM product_activity WHERE "
+                        "profile_id = 1 AND kind = 'view' AND product_id = 'sku-0'"
+                        ).fetchone() == (1, 500, 2)
+    assert person_activity(conn, 1, "view")[:2] == [("sku-9", 9000), ("sku-3", 6001)]
+    plan = " ".join(r[-1] for r in conn.execute(
+        "EXPLAIN QUERY PLAN SELECT profile_id FROM product_activity WHERE product_id = ? "
+        "AND kind = 'view' AND last_at >= 0", ("sku-1",)))
+    assert "product_activity_product" in plan
+    conn.close()

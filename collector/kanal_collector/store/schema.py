@@ -1039,6 +1039,30 @@ def _m023_score_counts(m: Migration) -> None:
     score_counts.create(m.conn)
 
 
+
+def _m024_product_activity_clustered(m: Migration) -> None:
+    # #18: product_activity kept its rows in rowid order beside a copy of its key (an
+    # index of its own): a product view wrote both, a page each, and the key's copy was
+    # about 5 bytes of every stored event. On SQLite the rows now live in their key's
+    # order (WITHOUT ROWID, as the other per-person tables); PostgreSQL's table is
+    # unchanged. Rebuilt in key order, so the copy appends.
+    if m.dialect.name != SQLITE:
+        return
+    m.ddl(
+        """CREATE TABLE product_activity_keyed (
+            profile_id {INT} NOT NULL, kind {TEXT} NOT NULL, product_id {TEXT} NOT NULL,
+            first_at {INT} NOT NULL, last_at {INT} NOT NULL, count {INT} NOT NULL,
+            PRIMARY KEY (profile_id, kind, product_id)
+        ){WITHOUT_ROWID}"""
+    )
+    m.execute("INSERT INTO product_activity_keyed SELECT profile_id, kind, product_id, "
+              "first_at, last_at, count FROM product_activity "
+              "ORDER BY profile_id, kind, product_id")
+    m.execute("DROP TABLE product_activity")
+    m.execute("ALTER TABLE product_activity_keyed RENAME TO product_activity")
+    m.ddl("CREATE INDEX product_activity_product "
+          "ON product_activity(product_id, kind, last_at)")
+
 MIGRATIONS: list[Callable[[Migration], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -1063,6 +1087,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m021_kept_reports,
     _m022_kept_funnels,
     _m023_score_counts,
+    _m024_product_activity_clustered,
 ]
 
 _VERSIONS = "kanal_migrations"
