@@ -9,9 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from kanal_testing import db_at
+from kanal_testing import db_at, sqlite_only
 
 from kanal_collector.clock import FakeClock
+from kanal_collector.ingest.writer import EventWriter
+from kanal_collector.nodes import WorkerGroup, courtesy
 from kanal_collector.store.connection import Connection
 from kanal_collector.store.db import Database, transaction
 from kanal_collector.store.events import EventRow, StoredEvent, append_events
@@ -204,3 +206,75 @@ def test_processor_rests_while_ingest_is_busy(db: Database) -> None:
     busy[0] = False
     assert processor.pause() == 0.0
     assert Processor(db, []).pause() == 0.0
+
+
+def test_other_workers_rest_as_long_as_their_work_took_while_ingest_is_busy() -> None:
+    busy = [True]
+
+    class Plain:
+        name = "plain"
+
+    class Own:
+        name = "own"
+
+        def pause(self) -> float:
+            return 0.25
+
+    assert courtesy(Plain(), 0.1, lambda: busy[0]) == 0.1
+    assert courtesy(Plain(), 0.0, lambda: busy[0]) == 0.005  # longer than ingest's spin
+    assert courtesy(Plain(), 9.0, lambda: busy[0]) == 0.5
+    assert courtesy(Own(), 0.1, lambda: busy[0]) == 0.25  # the processor decides itself
+    assert courtesy(Plain(), 0.1, None) == 0.0
+    busy[0] = False
+    assert courtesy(Plain(), 0.1, lambda: busy[0]) == 0.0
+
+
+class Backlog:
+    """A worker with endless work that holds the write lock for 20 ms a unit (a start-up's
+    due timers)."""
+
+    name = "backlog"
+
+    def __init__(self, db: Database) -> None:
+        self.conn = db.connect()
+        self.units: list[tuple[float, float]] = []
+
+    def run_once(self) -> int:
+        with transaction(self.conn) as conn:
+            started = time.monotonic()
+            conn.execute("INSERT INTO meta (key, value) VALUES ('backlog', '1') "
+                         "ON CONFLICT (key) DO UPDATE SET value = value + 1")
+            time.sleep(0.02)
+        self.units.append((started, time.monotonic()))
+        return 1
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@sqlite_only("one write lock")
+def test_a_worker_with_a_backlog_lets_ingest_write_between_its_units(db: Database) -> None:
+    """Ingest waits for SQLite's write lock in short steps; a worker that takes the lock
+    again the moment it commits wins nearly every time (before: a write waited through
+    dozens of units). While ingest is busy the workers rest after each unit, and each
+    write waits for at most a unit or two."""
+    writer = EventWriter(db)
+    worker = Backlog(db)
+    group = WorkerGroup([(worker, threading.Event())], poll_interval=1.0,
+                        on_error=lambda: None,
+                        ingest_busy=writer.busy)
+    group.start()
+    try:
+        assert _wait(lambda: len(worker.units) >= 3)
+        spans = []
+        for i in range(20):
+            started = time.monotonic()
+            writer.write([EventRow(1, f"w{i}", "track", "E", "u", None, "server", "secret", 1,
+                                   1_700_000_000_000, 1_700_000_000_000, "{}")])
+            ended = time.monotonic()
+            # The worker's units that began and ended while this write waited.
+            spans.append(sum(started <= a and b <= ended for a, b in list(worker.units)))
+    finally:
+        group.stop()
+        writer.close()
+    assert max(spans) <= 3, spans

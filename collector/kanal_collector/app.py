@@ -131,7 +131,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
                     (audiences, threading.Event()),
                     (confirmations, threading.Event())],
         poll_interval=config.poll_interval, lease_seconds=config.lease_seconds,
-        owner=node,
+        owner=node, ingest_busy=runtime.writer.busy,
     )
     app.wsgi_app = IngestMiddleware(app.wsgi_app, runtime)  # type: ignore[method-assign]
 

@@ -3,11 +3,14 @@ wake-ups from other nodes.
 
 `WorkerGroup` runs a set of workers, each in a loop on a thread of its own, until it is
 stopped: the supervisor (workers.py) has one group for the workers only the lease
-holder runs and one for the workers every node runs. `Wakeups` listens for the hints
-other processes give when they commit work (PostgreSQL's LISTEN/NOTIFY:
-store/postgres.py) and wakes the workers that wait for that kind of work. A hint is
-only ever a wake-up: every worker also polls, so a lost hint (a dropped connection, a
-listener that is reconnecting) delays work by one poll interval, never loses it.
+holder runs and one for the workers every node runs. While ingest waits to write
+(SQLite's one write lock), a worker rests after each unit of work about as long as the
+unit took, so a backlog of work (a start-up's due timers) can't keep requests waiting.
+`Wakeups` listens for the hints other processes give when they commit work (PostgreSQL's
+LISTEN/NOTIFY: store/postgres.py) and wakes the workers that wait for that kind of work.
+A hint is only ever a wake-up: every worker also polls, so a lost hint (a dropped
+connection, a listener that is reconnecting) delays work by one poll interval, never
+loses it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,7 +56,25 @@ def node_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _no_pause() -> float:
+_MIN_YIELD = 0.005
+"""Seconds a worker rests at least while ingest is busy: more than the longest step of
+ingest's wait for the write lock (store/connection.py, 2 ms), so it gets the lock."""
+_MAX_YIELD = 0.5
+"""Seconds a worker rests at most while ingest is busy."""
+
+
+def courtesy(worker: Any, took: float, ingest_busy: Callable[[], bool] | None) -> float:
+    """Seconds `worker` rests after a unit of work that took `took` seconds.
+
+    A worker with a `pause()` of its own (the processor) decides itself. Any other rests
+    while ingest is busy, as long as its unit took (between _MIN_YIELD and _MAX_YIELD):
+    ingest then holds the write lock at least half the time. Otherwise it goes on.
+    """
+    own = getattr(worker, "pause", None)
+    if own is not None:
+        return float(own())
+    if ingest_busy is not None and ingest_busy():
+        return min(_MAX_YIELD, max(_MIN_YIELD, took))
     return 0.0
 
 
@@ -67,10 +89,13 @@ class WorkerGroup:
     """Workers run together: each in a loop on its own thread, from start to stop."""
 
     def __init__(self, workers: Sequence[tuple[Worker, threading.Event]], *,
-                 poll_interval: float, on_error: Callable[[], None]) -> None:
+                 poll_interval: float, on_error: Callable[[], None],
+                 ingest_busy: Callable[[], bool] | None = None) -> None:
         self.workers = list(workers)
         self.poll_interval = poll_interval
         self.on_error = on_error
+        self.ingest_busy = ingest_busy
+        """True while ingest waits for or holds the write lock (the workers yield)."""
         self._stop = threading.Event()
         self._running: list[_Running] = []
 
@@ -108,7 +133,9 @@ class WorkerGroup:
         while not stop.is_set():
             wake.clear()  # before the work: a wake-up during it is not lost
             try:
+                started = time.monotonic()
                 done = worker.run_once()
+                took = time.monotonic() - started
                 failures = 0
             except Exception as exc:
                 self.on_error()
@@ -121,7 +148,7 @@ class WorkerGroup:
                 continue
             if not done:
                 wake.wait(self.poll_interval)
-            elif rest := getattr(worker, "pause", _no_pause)():
+            elif rest := courtesy(worker, took, self.ingest_busy):
                 stop.wait(rest)
 
 

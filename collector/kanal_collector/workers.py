@@ -209,7 +209,8 @@ class Supervisor:
     node, this one or another; they stop while `kanal profiles rebuild` holds it. On
     SQLite every worker is a singleton, as it always was. The lease holder also makes
     the event log's partitions of the coming months (store/partitions.py), once an
-    hour.
+    hour. `ingest_busy` (the ingest writer's `busy`) makes the workers yield to ingest
+    on SQLite (nodes.courtesy).
     """
 
     def __init__(
@@ -222,6 +223,7 @@ class Supervisor:
         lease_seconds: float = 15.0,
         owner: str | None = None,
         notify: Callable[[str], None] | None = None,
+        ingest_busy: Callable[[], bool] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -232,10 +234,14 @@ class Supervisor:
         self.share = db.engine == POSTGRESQL
         """Shared workers run on every node (PostgreSQL); else all are singletons."""
         shared = [(w, e) for w, e in self.workers if self.share and getattr(w, "shared", False)]
+        # On SQLite ingest waits for the same write lock as the workers: they yield to
+        # it (nodes.courtesy). PostgreSQL's ingest appends beside them.
+        busy = ingest_busy if db.engine != POSTGRESQL else None
         self.singles = WorkerGroup([p for p in self.workers if p not in shared],
-                                   poll_interval=poll_interval, on_error=self._failed)
+                                   poll_interval=poll_interval, on_error=self._failed,
+                                   ingest_busy=busy)
         self.shared = WorkerGroup(shared, poll_interval=poll_interval,
-                                  on_error=self._failed)
+                                  on_error=self._failed, ingest_busy=busy)
         self.wakeups = Wakeups(db, self.workers)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
