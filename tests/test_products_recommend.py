@@ -38,10 +38,11 @@ def _brute_lift(pairs: list[tuple[int, str]], min_support: int,
     return out
 
 
+@pytest.mark.parametrize("spread", [1, 10**9])  # dense ids (profiles'), and sparse ones
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
-def test_co_occurrence_lift_matches_an_independent_count(seed: int) -> None:
+def test_co_occurrence_lift_matches_an_independent_count(seed: int, spread: int) -> None:
     rng = random.Random(seed)
-    pairs = [(rng.randrange(60), f"p{rng.randrange(25)}") for _ in range(400)]
+    pairs = [(7 + rng.randrange(60) * spread, f"p{rng.randrange(25)}") for _ in range(400)]
     pairs += pairs[:30]  # a person buying the same product twice counts once
     for support in (1, 2, 3):
         got = cooccurrence(pairs, min_support=support, top_k=8)

@@ -82,8 +82,9 @@ class _Rows:
                 columns[3].append(np.fromiter(
                     (kinds.setdefault(r[3], len(kinds)) for r in chunk), np.int8, n))
         dtypes = (np.int64, np.int32, np.int64, np.int8)
-        people, items, at, kind = (np.concatenate(c) if c else np.empty(0, t)
-                                   for c, t in zip(columns, dtypes, strict=True))
+        # One column at a time, its chunks let go as it is joined: the peak is the rows
+        # once and a column, not the rows twice.
+        people, items, at, kind = (_joined(columns, i, t) for i, t in enumerate(dtypes))
         ids = sorted(numbers)
         rank = np.empty(len(ids), dtype=np.int32)
         for i, item in enumerate(ids):
@@ -95,6 +96,12 @@ class _Rows:
         """(person, product) pairs as columns (at 0, one kind)."""
         return cls.gather((p, i, 0, "") for p, i in pairs)
 
+    def pick(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(people, items) of the rows `mask` picks (no copy when it picks them all)."""
+        if mask.all():
+            return self.people, self.items
+        return self.people[mask], self.items[mask]
+
     def mask(self, kind: str, since: int | None = None) -> np.ndarray:
         """The rows of `kind` (at or after `since`)."""
         if kind not in self.kind_names:
@@ -105,18 +112,40 @@ class _Rows:
         return out
 
 
+def _joined(columns: list[list[np.ndarray]], i: int, dtype: type) -> np.ndarray:
+    """Column i's chunks as one array (the chunks are dropped)."""
+    chunks, columns[i] = columns[i], []
+    return np.concatenate(chunks) if chunks else np.empty(0, dtype)
+
+
+def _person_rows(people: np.ndarray) -> tuple[np.ndarray, int]:
+    """Matrix rows for people ids, and how many rows: the ids less the smallest when
+    they are dense enough (profile ids are), else the ids numbered 0…n-1 (a sort, and
+    two more copies of the column)."""
+    low, high = int(people.min()), int(people.max())
+    span = high - low + 1
+    if span <= 4 * len(people) + 1_000_000 and -2**31 <= low and high < 2**31:
+        rows = people.astype(np.int32)
+        rows -= low
+        return rows, span
+    _, numbered = np.unique(people, return_inverse=True)
+    return numbered.astype(np.int32), int(numbered.max()) + 1
+
+
 def _cooccurrence(people: np.ndarray, items: np.ndarray, ids: Sequence[str], *,
                   min_support: int, top_k: int) -> Lists:
     """`cooccurrence` of pairs given as columns (product numbers index `ids`)."""
     if not len(people):
         return {}
-    _, rows = np.unique(people, return_inverse=True)  # people numbered 0…n-1
-    x = sparse.csr_matrix((np.ones(len(rows), dtype=np.float64), (rows, items)),
-                          shape=(int(rows.max()) + 1, len(ids)))
+    rows, height = _person_rows(people)
+    # Counts in int32 (a pair's count is at most the people): half float64's memory.
+    x = sparse.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, items)),
+                          shape=(height, len(ids)))
+    del rows
     x.sum_duplicates()
-    x.data[:] = 1.0  # a person either has the product or not
-    n = float(x.shape[0])
-    counts = np.asarray(x.sum(axis=0)).ravel()
+    x.data[:] = 1  # a person either has the product or not
+    n = float(np.count_nonzero(np.diff(x.indptr)))  # people with any row
+    counts = np.asarray(x.sum(axis=0)).ravel().astype(np.float64)
     c = (x.T @ x).tocsr()
     c.setdiag(0)
     c.eliminate_zeros()
@@ -210,9 +239,9 @@ def build(conn: Connection, settings: ProductSettings, now_ms: int) -> BuildRepo
     rows = _Rows.gather(activity.stream_orders(conn, since),
                         activity.stream_activity(conn, since))
     orders, views = rows.mask("order"), rows.mask("view")
-    bought = _cooccurrence(rows.people[orders], rows.items[orders], rows.ids,
+    bought = _cooccurrence(*rows.pick(orders), rows.ids,
                            min_support=settings.min_support, top_k=TOP_K)
-    viewed = _cooccurrence(rows.people[views], rows.items[views], rows.ids,
+    viewed = _cooccurrence(*rows.pick(views), rows.ids,
                            min_support=settings.min_support, top_k=TOP_K)
     buyers = _people_per_product(rows, rows.mask("order", now_ms - settings.popular_ms))
     recent = now_ms - settings.trending_ms
