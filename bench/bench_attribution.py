@@ -30,6 +30,7 @@ from kanal_collector.reports.touchpoints import MESSAGE_EVENTS
 from kanal_collector.store import attribution as attribution_store
 from kanal_collector.store import keys as keystore
 from kanal_collector.store.db import Database, transaction
+from kanal_collector.store.events import slim_body
 from kanal_collector.store.schema import migrate
 
 T0 = 1_700_000_000_000
@@ -140,8 +141,9 @@ def build(path: Path, conversions: int, touchpoints: int, other: int, seed: int 
                         "properties": {"outbox_id": n, "message": message, "journey": journey,
                                        "step": "1", "channel": channel, "kind": "journey",
                                        "profile_id": pid + 1}}
+        slim = slim_body(body, body["messageId"], kind, event, None, anon, ts, ts)
         events.append((n, source, body["messageId"], kind, event, None, anon, origin, key_kind,
-                       0, ts, ts, orjson.dumps(body).decode()))
+                       0, ts, ts, orjson.dumps(slim).decode()))
         links.append((pid + 1, ts, n))
     with transaction(conn):
         conn.executemany(

@@ -38,7 +38,7 @@ from kanal_collector.journeys.timers import sync  # noqa: E402
 from kanal_collector.reports import views  # noqa: E402
 from kanal_collector.store import keys as keystore  # noqa: E402
 from kanal_collector.store.db import Database, transaction  # noqa: E402
-from kanal_collector.store.events import EventRow, append_events  # noqa: E402
+from kanal_collector.store.events import EventRow, append_events, event_row  # noqa: E402
 from kanal_collector.store.schema import migrate  # noqa: E402
 
 DAY = 86_400_000
@@ -107,8 +107,8 @@ def build(path: Path, journeys: Path, events: int, orders: int, people: int,
         body["type"] = kind
         if event:
             body["event"] = event
-        rows.append(EventRow(source, body["messageId"], kind, event, user, None, origin,
-                             key_kind, int(key_kind == "secret"), ts, ts, json.dumps(body)))
+        rows.append(event_row(source, body["messageId"], kind, event, user, None, origin,
+                              key_kind, int(key_kind == "secret"), ts, ts, body, json.dumps))
     with transaction(conn):
         append_events(conn, rows)
     db.close()

@@ -53,7 +53,7 @@ from kanal_collector.reports import views  # noqa: E402
 from kanal_collector.store import keys as keystore  # noqa: E402
 from kanal_collector.store.connection import Connection  # noqa: E402
 from kanal_collector.store.db import Database, transaction  # noqa: E402
-from kanal_collector.store.events import EventRow  # noqa: E402
+from kanal_collector.store.events import EventRow, event_row  # noqa: E402
 from kanal_collector.store.schema import migrate  # noqa: E402
 
 COLUMNS = ("source_id", "message_id", "type", "event", "user_id", "anonymous_id", "origin",
@@ -93,8 +93,8 @@ def events(n: int, source: int, seed: int = 7) -> Iterator[EventRow]:
         body["type"] = kind
         if event:
             body["event"] = event
-        yield EventRow(source, body["messageId"], kind, event, user, None, origin, key_kind,
-                       int(key_kind == "secret"), ts, ts, json.dumps(body))
+        yield event_row(source, body["messageId"], kind, event, user, None, origin, key_kind,
+                        int(key_kind == "secret"), ts, ts, body, json.dumps)
 
 
 def chunks(rows: Iterator[EventRow], size: int) -> Iterator[list[EventRow]]:

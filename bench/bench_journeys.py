@@ -30,7 +30,7 @@ from kanal_collector.clock import FakeClock  # noqa: E402
 from kanal_collector.journeys import Evaluator, JourneysStep, TimerWorker, sync  # noqa: E402
 from kanal_collector.profiles.step import ProfilesStep, SegmentsStep  # noqa: E402
 from kanal_collector.store.db import Database, transaction  # noqa: E402
-from kanal_collector.store.events import EventRow, append_events  # noqa: E402
+from kanal_collector.store.events import append_events, event_row  # noqa: E402
 from kanal_collector.store.schema import migrate  # noqa: E402
 from kanal_collector.workers import Processor, StatsStep  # noqa: E402
 
@@ -162,8 +162,8 @@ def latency(tmp: Path, samples: int = 300) -> None:
         times = []
         for i in range(samples):
             body = {"type": "track", "event": "Go", "userId": f"u{i}", "messageId": f"l{i}"}
-            row = EventRow(source, f"l{i}", "track", "Go", f"u{i}", None, "server", "secret",
-                           1, T0 + i, T0 + i, json.dumps(body))
+            row = event_row(source, f"l{i}", "track", "Go", f"u{i}", None, "server", "secret",
+                            1, T0 + i, T0 + i, body, json.dumps)
             started = time.perf_counter()
             with transaction(conn):
                 append_events(conn, [row])

@@ -41,7 +41,7 @@ from kanal_collector.profiles.step import ProfilesStep
 from kanal_collector.reports.kpis import day_name, overview
 from kanal_collector.store import keys as keystore
 from kanal_collector.store.db import Database, transaction
-from kanal_collector.store.events import EventRow, append_events
+from kanal_collector.store.events import EventRow, append_events, event_row
 from kanal_collector.store.schema import MIGRATIONS, migrate
 from kanal_collector.workers import Processor, StatsStep
 
@@ -96,8 +96,8 @@ def build(path: Path, events: int, people: int, seed: int = 11) -> int:
             body["userId"] = user_id
         if anon:
             body["anonymousId"] = anon
-        rows.append(EventRow(source, body["messageId"], kind, event, user_id, anon, origin,
-                             key_kind, int(key_kind != "public"), ts, ts, json.dumps(body)))
+        rows.append(event_row(source, body["messageId"], kind, event, user_id, anon, origin,
+                              key_kind, int(key_kind != "public"), ts, ts, body, json.dumps))
         if len(rows) == 50_000:
             with transaction(conn):
                 append_events(conn, rows)

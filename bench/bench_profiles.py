@@ -21,7 +21,7 @@ from kanal_collector.profiles.step import ProfilesStep, SegmentsStep
 from kanal_collector.profiles.views import lookup
 from kanal_collector.store import keys as keystore
 from kanal_collector.store.db import Database, transaction
-from kanal_collector.store.events import EventRow, append_events, events_after
+from kanal_collector.store.events import EventRow, append_events, event_row, events_after
 from kanal_collector.store.schema import migrate
 from kanal_collector.store.segments import put_segment_definitions
 from kanal_collector.workers import Processor, StatsStep
@@ -51,9 +51,9 @@ def fill(db: Database, people: int, events_per_person: float, seed: int = 1) -> 
         ts = T0 + n * 10
         body = {"type": kind, "messageId": f"m{n}", "userId": user, "anonymousId": anon,
                 "event": event, **extra}
-        rows.append(EventRow(source, f"m{n}", kind, event, user, anon, origin,
-                             "secret" if trusted else "public", int(trusted), ts, ts,
-                             json.dumps(body)))
+        rows.append(event_row(source, f"m{n}", kind, event, user, anon, origin,
+                              "secret" if trusted else "public", int(trusted), ts, ts,
+                              body, json.dumps))
 
     total = int(people * events_per_person)
     while n < total:

@@ -126,7 +126,10 @@ def query(target: Path | str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
 
 
 def event_rows(target: Path | str) -> list[dict[str, Any]]:
-    """Every stored event, oldest first, as a dict with its JSON body parsed."""
+    """Every stored event, oldest first, as a dict with its JSON body parsed and whole
+    (store/events.py `full_body`: the keys its columns hold put back, as readers see it)."""
+    from kanal_collector.store.events import full_body
+
     conn = connect_to(target)
     try:
         cur = conn.execute("SELECT id, source_id, message_id, type, event, user_id, "
@@ -138,7 +141,9 @@ def event_rows(target: Path | str) -> list[dict[str, Any]]:
     finally:
         conn.close()
     for row in rows:
-        row["body"] = json.loads(row["body"])
+        row["body"] = full_body(json.loads(row["body"]), row["message_id"], row["type"],
+                                row["event"], row["user_id"], row["anonymous_id"],
+                                row["timestamp"], row["received_at"])
     return rows
 
 

@@ -141,12 +141,12 @@ class World:
         return outbox.get(self.conn, outbox_id)
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        import json
+        from kanal_collector.store.events import BODY_COLUMNS, read_body
 
-        return [{"origin": r[0], "key_kind": r[1], "body": json.loads(r[2])}
+        return [{"origin": r[0], "key_kind": r[1], "body": read_body(r[2:])}
                 for r in self.conn.execute(
-                    "SELECT origin, key_kind, body FROM events WHERE event = ? ORDER BY id",
-                    (name,))]
+                    f"SELECT origin, key_kind, {BODY_COLUMNS} FROM events WHERE event = ? "
+                    "ORDER BY id", (name,))]
 
     def close(self) -> None:
         self.dispatcher.close()

@@ -96,11 +96,13 @@ class Shop:
         return [e for e in self.log_events() if e["event"] == name]
 
     def log_events(self) -> list[dict[str, Any]]:
-        import json
+        from kanal_collector.store.events import BODY_COLUMNS, read_body
+
         rows = self.conn.execute(
-            "SELECT id, event, user_id, key_kind, origin, body FROM events ORDER BY id")
+            f"SELECT id, event, user_id, key_kind, origin, {BODY_COLUMNS} FROM events "
+            "ORDER BY id")
         return [{"id": r[0], "event": r[1], "user_id": r[2], "key_kind": r[3],
-                 "origin": r[4], "body": json.loads(r[5])} for r in rows]
+                 "origin": r[4], "body": read_body(r[5:])} for r in rows]
 
     def close(self) -> None:
         self.signals.close()

@@ -18,7 +18,7 @@ from kanal_collector.reports.credits import AttributionStep
 from kanal_collector.reports.engagement import EngagementStep
 from kanal_collector.store import keys as keystore
 from kanal_collector.store.db import Database, transaction
-from kanal_collector.store.events import EventRow, append_events
+from kanal_collector.store.events import append_events, event_row
 from kanal_collector.store.schema import migrate
 from kanal_collector.workers import Processor, StatsStep
 
@@ -71,9 +71,9 @@ class Log:
             body["properties"] = properties
         if previous_id is not None:
             body["previousId"] = previous_id
-        row = EventRow(self.source, body["messageId"], type, event, user_id, anon, origin,
-                       "secret" if trusted else "public", int(trusted), ts, received,
-                       json.dumps(body))
+        row = event_row(self.source, body["messageId"], type, event, user_id, anon, origin,
+                        "secret" if trusted else "public", int(trusted), ts, received,
+                        body, json.dumps)
         with transaction(self.conn):
             append_events(self.conn, [row])
         return n

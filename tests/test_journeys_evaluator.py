@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from journeys_util import Journeys
 from kanal_collector.journeys import Evaluator, TimerWorker
 from kanal_collector.store import journeys as store
 from kanal_collector.store import meta
+from kanal_collector.store.events import BODY_COLUMNS, read_body
 
 HOUR = 3600
 DAY = 86_400
@@ -360,11 +360,11 @@ def test_set_trait_is_an_event_and_survives_a_rebuild(env: Journeys) -> None:
     # Kanal setting a trait is not the person being seen
     assert profile["computed"] == seen["computed"]
     rows = env.conn.execute(
-        "SELECT type, key_kind, origin, message_id, body FROM events "
+        f"SELECT type, key_kind, origin, message_id, {BODY_COLUMNS} FROM events "
         "WHERE key_kind = 'kanal' ORDER BY id").fetchall()
     assert [r[:3] for r in rows] == [("identify", "kanal", "server")] * 3
     assert len({r[3] for r in rows}) == 3
-    assert all(json.loads(r[4])["userId"] == "pia" for r in rows)
+    assert all(read_body(r[4:])["userId"] == "pia" for r in rows)
     env.log.process()  # the timer worker's events reach the profiles step: no change
     assert env.log.profile("pia") == profile
     live = snapshot(env.conn)

@@ -3,7 +3,6 @@ change events, segments, journeys, templates, rebuild, merges and the lease."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from kanal_collector.store import predict as store
 from kanal_collector.store import profiles as profile_store
 from kanal_collector.store import segments as segment_store
 from kanal_collector.store.db import transaction
+from kanal_collector.store.events import BODY_COLUMNS, read_body
 
 END = T0 + 540 * DAY
 
@@ -183,10 +183,10 @@ def test_order_rules_are_the_profiles(tmp_path: Path) -> None:
 
 
 def _events(log: Log, name: str) -> list[dict[str, Any]]:
-    return [{**json.loads(b), "key_kind": k, "at": t, "received_at": r}
-            for k, t, r, b in log.conn.execute(
-                "SELECT key_kind, timestamp, received_at, body FROM events WHERE event = ? "
-                "ORDER BY id", (name,))]
+    return [{**read_body(row[1:]), "key_kind": row[0], "at": row[6], "received_at": row[7]}
+            for row in log.conn.execute(
+                f"SELECT key_kind, {BODY_COLUMNS} FROM events WHERE event = ? ORDER BY id",
+                (name,))]
 
 
 def test_changes_become_events_and_segments_follow(shop: Log) -> None:

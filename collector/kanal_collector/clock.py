@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Protocol
 
 
@@ -75,3 +76,24 @@ def utc_iso(seconds: float) -> str:
     """ISO 8601 with milliseconds and a Z, the form every stored timestamp takes."""
     dt = datetime.fromtimestamp(seconds, UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+
+
+def utc_iso_ms(ms: int) -> str:
+    """`utc_iso` of epoch milliseconds, exactly: integer arithmetic, no float on the way
+    (which far from 1970 can't hold every millisecond). ValueError outside years 1-9999."""
+    minutes, rest = divmod(ms, 60_000)
+    return f"{_minute_iso(minutes)}{rest // 1000:02d}.{rest % 1000:03d}Z"
+
+
+@lru_cache(maxsize=4096)  # the event log reads and writes these for every event
+def _minute_iso(minutes: int) -> str:
+    """2026-05-04T10:15: of a minute since the epoch (date and strftime are slow)."""
+    try:
+        day = date.fromordinal(_EPOCH_DAY + minutes // 1440)
+    except OverflowError:
+        raise ValueError(f"minute {minutes} is outside years 1-9999") from None
+    minute = minutes % 1440
+    return f"{day.year:04d}-{day.month:02d}-{day.day:02d}T{minute // 60:02d}:{minute % 60:02d}:"

@@ -12,7 +12,7 @@ from typing import Any
 
 from .clock import utc_iso
 from .profiles.step import KANAL_KEY_KIND
-from .store.events import EventRow
+from .store.events import EventRow, event_row
 
 
 def own_event(*, name: str, message_id: str, origin: str, properties: Mapping[str, Any],
@@ -29,6 +29,10 @@ def own_event(*, name: str, message_id: str, origin: str, properties: Mapping[st
         body["userId"] = user_id
     if anonymous_id:
         body["anonymousId"] = anonymous_id
-    return EventRow(source_id, message_id, "track", name, user_id, anonymous_id, origin,
-                    KANAL_KEY_KIND, 1, now_ms, now_ms,
-                    json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str))
+    return event_row(source_id, message_id, "track", name, user_id, anonymous_id, origin,
+                     KANAL_KEY_KIND, 1, now_ms, now_ms, body, _dumps)
+
+
+def _dumps(body: dict[str, Any]) -> str:
+    """The JSON of a body as this writer has always stored it."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)

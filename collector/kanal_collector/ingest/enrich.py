@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from ..clock import utc_iso
-from ..store.events import EventRow
+from ..store.events import EventRow, left_out_bytes, slim_body
 from ..store.keys import KeyInfo
 from .body import MAX_MESSAGE_BYTES
 from .spec import InvalidMessage, parse_time
@@ -233,7 +233,8 @@ class Enricher:
                                         if isinstance(ua, str) and ua else None)
 
     def __call__(self, msg: dict[str, Any]) -> EventRow:
-        """Finish one normalized message (changed in place) and return its row."""
+        """Finish one normalized message (changed in place, and kept whole) and return
+        its row, whose body leaves out what its columns hold (store.events.slim_body)."""
         get = msg.get
         context = get("context")
         if context is None:
@@ -302,27 +303,35 @@ class Enricher:
             and verify_user_hash(user_id, user_hash, self._secrets)
         )
         origin = origin_of(key_kind, context)
-        try:
-            encoded = orjson.dumps(msg)
-        except (TypeError, orjson.JSONEncodeError) as exc:  # e.g. an int beyond 64 bits
-            raise InvalidMessage(f"message can't be stored as JSON: {exc}") from None
-        # The limit is on what the client sent; what enrichment adds gets some room.
-        if len(encoded) > MAX_MESSAGE_BYTES + _ENRICHMENT_ROOM:
-            raise InvalidMessage(f"message is over {MAX_MESSAGE_BYTES // 1024} KB")
         kind = msg["type"]
         name = get("event") if kind == "track" else get("name")
+        event = name if isinstance(name, str) else None
+        message_id = msg["messageId"]
+        anonymous_id = get("anonymousId")
+        timestamp_ms = int(timestamp * 1000)
+        # The row's columns hold these keys; `msg` stays whole for the caller.
+        body = slim_body(msg, message_id, kind, event, user_id, anonymous_id, timestamp_ms,
+                         self._received_ms)
+        try:
+            encoded = orjson.dumps(body)
+        except (TypeError, orjson.JSONEncodeError) as exc:  # e.g. an int beyond 64 bits
+            raise InvalidMessage(f"message can't be stored as JSON: {exc}") from None
+        # The limit is on what the client sent; what enrichment adds gets some room. The
+        # keys left to the columns count as before: a 40 KB page name is still refused.
+        if len(encoded) + left_out_bytes(msg, body) > MAX_MESSAGE_BYTES + _ENRICHMENT_ROOM:
+            raise InvalidMessage(f"message is over {MAX_MESSAGE_BYTES // 1024} KB")
         # tuple.__new__ skips EventRow's Python-level __new__: the same EventRow, cheaper.
         return _new_tuple(EventRow, (  # in column order
             self._source_id,  # source_id
-            msg["messageId"],  # message_id
+            message_id,  # message_id
             kind,  # type
-            name if isinstance(name, str) else None,  # event
+            event,  # event
             user_id,  # user_id
-            get("anonymousId"),  # anonymous_id
+            anonymous_id,  # anonymous_id
             origin,  # origin
             key_kind,  # key_kind
             int(verified),  # verified
-            int(timestamp * 1000),  # timestamp
+            timestamp_ms,  # timestamp
             self._received_ms,  # received_at
             encoded.decode("utf-8"),  # body
         ))

@@ -32,7 +32,7 @@ from ..store import predict as predict_store
 from ..store import profiles as profile_store
 from ..store import timeline as timeline_store
 from ..store.connection import Connection
-from ..store.events import EventRow, append_events
+from ..store.events import EventRow, append_events, event_row
 from ..store.onsite import queue_expiry
 from .definition import Journey, Step, event_matches, parse_journey
 from .errors import JourneyError
@@ -468,9 +468,13 @@ def trait_event(source: int, idents: list[tuple[str, str]], traits: Mapping[str,
         body["userId"] = user_id
     if anonymous_id:
         body["anonymousId"] = anonymous_id
-    return EventRow(source, message_id, "identify", None, user_id, anonymous_id, "server",
-                    KANAL_KEY_KIND, 1, at, received_at,
-                    orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS).decode())
+    return event_row(source, message_id, "identify", None, user_id, anonymous_id, "server",
+                     KANAL_KEY_KIND, 1, at, received_at, body, _dumps)
+
+
+def _dumps(body: dict[str, Any]) -> str:
+    """The JSON of a body as this writer has always stored it."""
+    return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _same(names: Any, props: Mapping[str, Any], run: store.Run, *,

@@ -24,7 +24,7 @@ from ..ingest.spec import TYPES, InvalidMessage, normalize, parse_time
 from ..money import amount
 from ..store.connection import Connection
 from ..store.db import transaction
-from ..store.events import EventRow, append_events
+from ..store.events import EventRow, append_events, left_out_bytes, slim_body
 from .identity import clean_id, event_country
 
 IMPORT_KEY_KIND = "import"
@@ -252,14 +252,18 @@ def to_event(row: dict[str, Any], *, source_id: int, received_ms: int,
         context["kanal"] = kanal
     else:
         context.pop("kanal", None)
-    body = json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
-    if len(body.encode()) > MAX_ROW_BYTES:
-        raise InvalidMessage(f"row is over {MAX_ROW_BYTES // 1024} KB")
     kind = msg["type"]
     name = msg.get("event") if kind == "track" else msg.get("name")
-    return EventRow(source_id, msg["messageId"], kind, name if isinstance(name, str) else None,
-                    msg.get("userId"), msg.get("anonymousId"), "store", IMPORT_KEY_KIND, 1,
-                    timestamp, received_ms, body)
+    event = name if isinstance(name, str) else None
+    user_id, anonymous_id = msg.get("userId"), msg.get("anonymousId")
+    slim = slim_body(msg, msg["messageId"], kind, event, user_id, anonymous_id, timestamp,
+                     received_ms)
+    body = json.dumps(slim, ensure_ascii=False, separators=(",", ":"))
+    # The limit is on the whole row: the keys left to the columns count too.
+    if len(body.encode()) + left_out_bytes(msg, slim) > MAX_ROW_BYTES:
+        raise InvalidMessage(f"row is over {MAX_ROW_BYTES // 1024} KB")
+    return EventRow(source_id, msg["messageId"], kind, event, user_id, anonymous_id, "store",
+                    IMPORT_KEY_KIND, 1, timestamp, received_ms, body)
 
 
 def import_file(conn: Connection, path: str | Path, *, source_id: int,

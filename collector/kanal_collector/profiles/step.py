@@ -28,7 +28,7 @@ from ..store import profiles as store
 from ..store import segments as segment_store
 from ..store import timeline as timeline_store
 from ..store.connection import Connection
-from ..store.events import EventRow, StoredEvent, append_events
+from ..store.events import EventRow, StoredEvent, append_events, event_row
 from . import own_identities
 from .identity import Claims, claims_of, resolve
 from .orders import count_copies
@@ -394,9 +394,13 @@ def _segment_event(idents: Sequence[tuple[str, str]], source: int, segment: str,
         body["userId"] = user_id
     if anonymous_id:
         body["anonymousId"] = anonymous_id
-    return EventRow(source, message_id, "track", name, user_id, anonymous_id, "server",
-                    KANAL_KEY_KIND, 1, now_ms, now_ms,
-                    json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+    return event_row(source, message_id, "track", name, user_id, anonymous_id, "server",
+                     KANAL_KEY_KIND, 1, now_ms, now_ms, body, _dumps)
+
+
+def _dumps(body: dict[str, Any]) -> str:
+    """The JSON of a body as this writer has always stored it."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
 def _iso(ms: int) -> str:

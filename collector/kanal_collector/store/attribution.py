@@ -14,7 +14,9 @@ CandidateRow = tuple[int, int, int, str, str | None, str, str, int]
 """(profile_id, timestamp, event_id, type, event, key_kind, body, is_goal): one event
 that may be a touchpoint or a conversion, on its (surviving) profile. is_goal is 1 for
 a goal event in the report's window (a conversion unless a bot's). A plain tuple: a
-named one costs a noticeable share of the report at a million rows."""
+named one costs a noticeable share of the report at a million rows. The body is the
+stored text, read for its properties and context only: the top-level keys the columns
+hold may be absent (store/events.py `slim_body`)."""
 
 
 REFERRER = "'\"referrer\"'"

@@ -420,7 +420,8 @@ def timeline_candidates(conn: Connection, profile_ids: Sequence[int], *,
                                                                str, str]]:
     """(profile, timestamp, event id, type, event, key kind, body) of these profiles'
     events that may be a touchpoint or a conversion (the pre-filter of
-    store/attribution.py), the copies of orders that don't count left out."""
+    store/attribution.py), the copies of orders that don't count left out. The body is
+    the stored text, for its properties and context (store/events.py `slim_body`)."""
     marks = ",".join("?" * len(profile_ids))
     goals = ",".join("?" * len(goal_events))
     messages = ",".join("?" * len(message_events))

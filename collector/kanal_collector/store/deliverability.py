@@ -291,7 +291,10 @@ def latest_sent_to(conn: Connection, profile_ids: Iterable[int], address: str,
 
 def recent_named_events(conn: Connection, profile_id: int, names: Sequence[str],
                         limit: int = 200) -> list[tuple[int, str]]:
-    """(timestamp, body) of a profile's newest events with one of these names."""
+    """(timestamp, body) of a profile's newest events with one of these names.
+
+    The body is the stored text, for its properties: the top-level keys its columns
+    hold may be absent (store/events.py `slim_body`)."""
     marks = ",".join("?" * len(names))
     return [(int(r[0]), str(r[1])) for r in conn.execute(
         f"SELECT e.timestamp, e.body FROM profile_events pe JOIN events e "

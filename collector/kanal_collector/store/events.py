@@ -1,14 +1,22 @@
-"""The event log (append-only) and the failed-events table."""
+"""The event log (append-only) and the failed-events table.
+
+A row's `body` is the message as JSON without the top-level keys its columns already
+hold (`slim_body`): messageId, type, event (track) or name (other types), userId,
+anonymousId, and timestamp and receivedAt when they are the ISO texts of the epoch-ms
+columns. Every reader gets the whole message back (`full_body`); rows stored before
+bodies were slimmed still carry those keys and read back unchanged.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 import orjson
 
+from ..clock import utc_iso_ms
 from .connection import Connection
 from .partitions import roll
 from .scan import Page, newest
@@ -43,7 +51,10 @@ class FailedRow(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
-    """An event read back from the log; `timestamp` and `received_at` are epoch ms."""
+    """An event read back from the log; `timestamp` and `received_at` are epoch ms.
+
+    `body` is the whole message (`full_body`): it always carries the fields its
+    columns hold."""
 
     id: int
     source_id: int
@@ -58,6 +69,127 @@ class StoredEvent:
     timestamp: int
     received_at: int
     body: dict[str, Any]
+
+
+@lru_cache(maxsize=4096, typed=True)  # a batch shares its receivedAt
+def _iso(ms: int) -> str | None:
+    """The ISO text `full_body` restores from epoch ms, or None when there is none."""
+    try:
+        return utc_iso_ms(ms)
+    except (TypeError, ValueError):
+        return None
+
+
+def slim_body(body: Mapping[str, Any], message_id: str, type_: str, event: str | None,
+              user_id: str | None, anonymous_id: str | None, timestamp: int,
+              received_at: int) -> dict[str, Any]:
+    """A shallow copy of a message without the top-level keys its row's columns give
+    back exactly (same type, same value), for the `body` column; `full_body` undoes it.
+
+    Those keys: messageId, type, event (a track's name) or name (of every other type),
+    userId, anonymousId (the columns are strings), and timestamp and receivedAt when
+    they are the ISO text of the column's epoch ms (clock.utc_iso_ms: milliseconds and a
+    Z). A key whose value differs in any way stays: an int userId, a timestamp with
+    microseconds or a +00:00 offset, a name on a track.
+    """
+    out = dict(body)
+    get = out.get
+    # The common case first in each test: a value equal to its column (a str then).
+    if get("messageId") == message_id and type(message_id) is str:
+        del out["messageId"]
+    if get("type") == type_ and type(type_) is str:
+        del out["type"]
+    if type(event) is str:
+        key = "event" if type_ == "track" else "name"
+        if get(key) == event:
+            del out[key]
+    if user_id is not None and get("userId") == user_id and type(user_id) is str:
+        del out["userId"]
+    if (anonymous_id is not None and get("anonymousId") == anonymous_id
+            and type(anonymous_id) is str):
+        del out["anonymousId"]
+    value = get("timestamp")
+    if type(value) is str and type(timestamp) is int and value == _iso(timestamp):
+        del out["timestamp"]
+    value = get("receivedAt")
+    if type(value) is str and type(received_at) is int and value == _iso(received_at):
+        del out["receivedAt"]
+    return out
+
+
+_SLIM_KEYS = ("messageId", "type", "event", "name", "userId", "anonymousId", "timestamp",
+              "receivedAt")
+
+
+def left_out_bytes(message: Mapping[str, Any], body: Mapping[str, Any]) -> int:
+    """About the bytes the keys `slim_body` left out of `body` take in the JSON of the
+    whole `message` (string values: quotes, colon and comma, escapes aside), so that a
+    size limit still counts them."""
+    size = 0
+    for key in _SLIM_KEYS:
+        if key not in body:
+            value = message.get(key)
+            if type(value) is str:  # isascii() is O(1): no encoding for the usual ids
+                size += len(key) + 6 + (len(value) if value.isascii()
+                                        else len(value.encode()))
+    return size
+
+
+def full_body(body: Any, message_id: str, type_: str, event: str | None,
+              user_id: str | None, anonymous_id: str | None, timestamp: int,
+              received_at: int) -> Any:
+    """A stored body (parsed) with each key `slim_body` leaves out added back from the
+    columns when it is absent and its column is not NULL (changed in place, returned).
+
+    A body read back so always carries the fields its columns hold; a body stored whole
+    (before slimming, or by a writer that kept a key) is left as it is.
+    """
+    if type(body) is not dict:
+        return body
+    if "messageId" not in body and message_id is not None:
+        body["messageId"] = message_id
+    if "type" not in body and type_ is not None:
+        body["type"] = type_
+    if event is not None:
+        key = "event" if type_ == "track" else "name"
+        if key not in body:
+            body[key] = event
+    if "userId" not in body and user_id is not None:
+        body["userId"] = user_id
+    if "anonymousId" not in body and anonymous_id is not None:
+        body["anonymousId"] = anonymous_id
+    if "timestamp" not in body and timestamp is not None:
+        iso = _iso(timestamp)
+        if iso is not None:
+            body["timestamp"] = iso
+    if "receivedAt" not in body and received_at is not None:
+        iso = _iso(received_at)
+        if iso is not None:
+            body["receivedAt"] = iso
+    return body
+
+
+def event_row(source_id: int, message_id: str, type_: str, event: str | None,
+              user_id: str | None, anonymous_id: str | None, origin: str, key_kind: str,
+              verified: int, timestamp: int, received_at: int, body: Mapping[str, Any],
+              dumps: Callable[[dict[str, Any]], str]) -> EventRow:
+    """The EventRow of a message: its columns, and the message slimmed (`slim_body`)
+    and encoded by `dumps` as its body. Kanal's own events are built here; ingest and
+    `kanal import` call `slim_body` themselves, to check the size of what they store."""
+    return EventRow(source_id, message_id, type_, event, user_id, anonymous_id, origin,
+                    key_kind, verified, timestamp, received_at,
+                    dumps(slim_body(body, message_id, type_, event, user_id, anonymous_id,
+                                    timestamp, received_at)))
+
+
+BODY_COLUMNS = "message_id, type, event, user_id, anonymous_id, timestamp, received_at, body"
+"""The columns `read_body` needs, in its order (prefix each with a table's alias)."""
+
+
+def read_body(row: Sequence[Any]) -> Any:
+    """The whole message of a row of BODY_COLUMNS (`full_body` of the parsed body)."""
+    return full_body(orjson.loads(row[7]), row[0], row[1], row[2], row[3], row[4], row[5],
+                     row[6])
 
 
 _INSERT = (
@@ -128,7 +260,9 @@ def append_failed(conn: Connection, rows: Iterable[FailedRow]) -> None:
 def _stored(row: tuple[Any, ...]) -> StoredEvent:
     # Positional, in field order: the processor builds one per event it reads.
     return StoredEvent(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
-                       row[8], bool(row[9]), row[10], row[11], orjson.loads(row[12]))
+                       row[8], bool(row[9]), row[10], row[11],
+                       full_body(orjson.loads(row[12]), row[2], row[3], row[4], row[5],
+                                 row[6], row[10], row[11]))
 
 
 def events_after(conn: Connection, position: int, limit: int) -> list[StoredEvent]:

@@ -272,7 +272,10 @@ def converted(conn: Connection, profile_id: int, event: str, since: int,
 
 def action_counts(conn: Connection, names: Sequence[str], since: int,
                   until: int) -> list[tuple[str, str]]:
-    """(event name, body) of Kanal's on-site events in a window (decoded by the caller)."""
+    """(event name, body) of Kanal's on-site events in a window (decoded by the caller).
+
+    The body is the stored text, for its properties: the top-level keys its columns
+    hold may be absent (store/events.py `slim_body`)."""
     marks = ",".join("?" * len(names))
     return [(str(n), str(b)) for n, b in conn.execute(
         f"SELECT event, body FROM events WHERE key_kind = 'kanal' AND event IN ({marks}) "

@@ -9,11 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import orjson
-
 from .chunks import chunks
 from .connection import Connection
-from .events import _COLUMNS, StoredEvent, _stored
+from .events import _COLUMNS, BODY_COLUMNS, StoredEvent, _stored, read_body
 
 
 def add_profile_events(conn: Connection, rows: Sequence[tuple[int, int, int]]) -> None:
@@ -44,16 +42,18 @@ def timeline(conn: Connection, profile_id: int, *, limit: int = 50,
 # Of the copies of an order (store/orders.py), segments count the one that counts.
 _COUNTED = ("AND NOT EXISTS (SELECT 1 FROM order_copies oc WHERE oc.event_id = e.id "
             "AND oc.counted = 0)")
+_BODY = ", ".join("e." + c.strip() for c in BODY_COLUMNS.split(","))
 
 
 def profile_events_since(conn: Connection, profile_id: int, name: str,
                          since: int) -> Iterator[dict[str, Any]]:
-    """Bodies of a profile's track events called `name` at or after `since` (ms)."""
-    for (body,) in conn.execute(
-            "SELECT e.body FROM profile_events pe JOIN events e ON e.id = pe.event_id "
+    """Bodies (whole: store/events.py `full_body`) of a profile's track events called
+    `name` at or after `since` (ms)."""
+    for row in conn.execute(
+            f"SELECT {_BODY} FROM profile_events pe JOIN events e ON e.id = pe.event_id "
             "WHERE pe.profile_id = ? AND pe.timestamp >= ? AND e.event = ? "
             f"AND e.type = 'track' {_COUNTED}", (profile_id, since, name)):
-        yield orjson.loads(body)
+        yield read_body(row)
 
 
 def profiles_events_since(conn: Connection, profile_ids: Sequence[int], name: str,
@@ -62,12 +62,12 @@ def profiles_events_since(conn: Connection, profile_ids: Sequence[int], name: st
     out: dict[int, list[dict[str, Any]]] = {pid: [] for pid in profile_ids}
     for chunk in chunks(sorted(set(profile_ids)), 500):
         marks = ",".join("?" * len(chunk))
-        for pid, body in conn.execute(
-                "SELECT pe.profile_id, e.body FROM profile_events pe "
+        for row in conn.execute(
+                f"SELECT pe.profile_id, {_BODY} FROM profile_events pe "
                 "JOIN events e ON e.id = pe.event_id "
                 f"WHERE pe.profile_id IN ({marks}) AND pe.timestamp >= ? AND e.event = ? "
                 f"AND e.type = 'track' {_COUNTED}", [*chunk, since, name]):
-            out[int(pid)].append(orjson.loads(body))
+            out[int(row[0])].append(read_body(row[1:]))
     return out
 
 
