@@ -205,6 +205,39 @@ def test_a_day_changed_while_it_is_kept_stays_marked(shop: Shop) -> None:
     assert funnel_days.mark_txs(conn, journey, day) == [6]
 
 
+def test_a_window_ending_now_reads_its_last_day_kept(shop: Shop) -> None:
+    """A window's last day is read from its kept rows when no run entered after the
+    window's end that day (a window ending now); with a run after the end it is counted
+    from the runs up to the end. Both equal the runs alone."""
+    env = shop.env
+    env.write("welcome", WELCOME)
+    env.sync()
+    env.advance(DAY_MS // 1000 - env.now_ms() % DAY_MS // 1000 + 3 * HOUR)  # 03:00 UTC
+    for i in range(3):
+        env.person(f"u{i}", first_name=f"U{i}")
+        env.track(f"u{i}", "Signed Up")
+        env.advance(2 * HOUR)
+    FunnelStep(settle=0).keep(shop.conn)
+    now = env.now_ms()
+    day = now // DAY_MS
+    since = now - 3 * DAY_MS
+    between = day * DAY_MS + 4 * 3_600_000  # after the first sign-up, before the others
+    for until, live_end in ((now, False), (now + 1, False), (between, True)):
+        for journey in ("welcome", None):
+            plan = store._plan(shop.conn, journey, since, until, True)
+            assert ((journey, day * DAY_MS, until) in plan.live) == live_end, until
+            assert (plan.last_day == day) != live_end
+        window = {"since_ms": since, "until_ms": until}
+        _same([(j, *t) for j, t in store.journey_totals(shop.conn, **window).items()],
+              [(j, *t) for j, t in store.journey_totals(shop.conn, kept=False,
+                                                        **window).items()], f"{window}")
+        _same(store.send_counts(shop.conn, journey="welcome", **window),
+              store.send_counts(shop.conn, journey="welcome", kept=False, **window),
+              f"sends {window}")
+    entered = store.journey_totals(shop.conn, since_ms=since, until_ms=between)
+    assert entered["welcome"][0] == 1
+
+
 _DAY0 = 20_000
 _RUN = ("INSERT INTO journey_runs (id, journey, version, profile_id, state, step, entered_at, "
         "updated_at) VALUES (7, 'cart', 1, 1, 'active', '1', {at}, {at})")

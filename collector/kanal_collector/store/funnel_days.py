@@ -15,8 +15,9 @@ changes a day is caught where it is written, by triggers: a run started, moved o
 ended or deleted; a line naming a step logged; a conversion or its revenue; a split
 assignment; an outbox row of a journey sent (or no longer sent); a stage of one reached.
 Each adds a mark for the run's journey and day of entry, so a report reads the kept rows
-of unmarked days and counts marked days (and the parts of days at the window's ends)
-from the runs, as before: kept rows are never stale where they are read.
+of unmarked days and counts marked days (and the parts of days at the window's ends,
+but a last day with no run entered after the window's end, read whole: a window ending
+now) from the runs, as before: kept rows are never stale where they are read.
 
 Marks carry the writing transaction (PostgreSQL's `txid_current()`, 0 on SQLite), and
 keeping a day deletes only the marks it read before counting: a transaction that

@@ -198,6 +198,11 @@ def _plan(conn: Connection, journey: str | None, since_ms: int | None,
     last = None if end is None else end - 1
     if first is not None and last is not None and first > last:
         return whole  # less than a whole day
+    if until_ms is not None and end is not None and end * DAY_MS < until_ms and \
+            not _entered_between(conn, journey, until_ms, (end + 1) * DAY_MS):
+        # No run entered in the rest of the window's last day (a window ending now): the
+        # day's kept rows are its part in the window, so it is read as a whole day.
+        end, last = end + 1, end
     plan = _Plan(first, last, kept=True)
     if since_ms is not None and first is not None and since_ms < first * DAY_MS:
         plan.live.append((journey, since_ms, first * DAY_MS))
@@ -208,6 +213,14 @@ def _plan(conn: Connection, journey: str | None, since_ms: int | None,
         return whole
     plan.live += [(j, day * DAY_MS, (day + 1) * DAY_MS) for j, day in sorted(plan.skip)]
     return plan
+
+
+def _entered_between(conn: Connection, journey: str | None, since_ms: int,
+                     until_ms: int) -> bool:
+    """Whether a run (of `journey`, or of any) entered in [since_ms, until_ms)."""
+    where, args = _runs_where(journey, since_ms, until_ms)
+    return conn.execute(f"SELECT 1 FROM journey_runs r {where} LIMIT 1",
+                        args).fetchone() is not None
 
 
 def journey_totals(conn: Connection, *, since_ms: int | None, until_ms: int | None,
