@@ -13,6 +13,7 @@ from typing import Any
 
 from . import funnel_days
 from .connection import Connection
+from .dialect import SQLITE
 from .stats import OWN_TYPE
 
 DAY_MS = 86_400_000
@@ -58,6 +59,18 @@ def outbox_events(conn: Connection, names: Sequence[str], *,
 
 # -- funnels and experiments, summed by the database --------------------------------------
 
+def _runs_table(conn: Connection, journey: str | None, since_ms: int | None,
+                until_ms: int | None) -> str:
+    """`journey_runs r` for a window's runs. With no journey to narrow them, SQLite is
+    told to find them by `entered_at`: its planner would otherwise read every run through
+    the (journey, entered_at) index, which holds all the columns these queries need
+    (7 ms for no runs at all at 10M events)."""
+    if journey is None and (since_ms is not None or until_ms is not None) and \
+            conn.dialect.name == SQLITE:
+        return "journey_runs r INDEXED BY journey_runs_entered_any"
+    return "journey_runs r"
+
+
 def _and(where: str) -> str:
     return "AND" if where else "WHERE"
 
@@ -69,7 +82,7 @@ def _live_journey_totals(conn: Connection, *, journey: str | None, since_ms: int
     where, args = _runs_where(journey, since_ms, until_ms)
     rows = conn.execute(
         "SELECT r.journey, COUNT(*), SUM(CASE WHEN r.state = 'active' THEN 1 ELSE 0 END), "
-        "COUNT(c.run_id), SUM(c.revenue) FROM journey_runs r "
+        f"COUNT(c.run_id), SUM(c.revenue) FROM {_runs_table(conn, journey, since_ms, until_ms)} "
         f"LEFT JOIN journey_conversions c ON c.run_id = r.id {where} GROUP BY r.journey",
         args)
     return {str(j): (int(n), int(a or 0), int(c), float(r or 0.0)) for j, n, a, c, r in rows}
@@ -142,7 +155,8 @@ def _live_send_counts(conn: Connection, *, journey: str | None, since_ms: int | 
     return [(str(j), str(st), int(n), int(d), int(op), int(cl))
             for j, st, n, d, op, cl in conn.execute(
         f"SELECT r.journey, l.step, COUNT(DISTINCT o.id), {stage.format('delivered')}, "
-        f"{stage.format('opened')}, {stage.format('clicked')} FROM journey_runs r "
+        f"{stage.format('opened')}, {stage.format('clicked')} "
+        f"FROM {_runs_table(conn, journey, since_ms, until_ms)} "
         # The runs of the window first (by entered_at), then their log lines: with no
         # journey named, SQLite's planner would otherwise scan the whole journey log.
         f"{conn.dialect.ordered_join} journey_log l ON l.run_id = r.id "
@@ -160,7 +174,8 @@ def _live_arm_counts(conn: Connection, *, journey: str | None, since_ms: int | N
     return [(str(j), str(st), str(a), int(v), int(n), int(c), float(r or 0.0))
             for j, st, a, v, n, c, r in conn.execute(
         "SELECT r.journey, a.step, a.arm, r.version, COUNT(*), COUNT(c.run_id), "
-        "SUM(c.revenue) FROM journey_runs r JOIN journey_assignments a ON a.run_id = r.id "
+        f"SUM(c.revenue) FROM {_runs_table(conn, journey, since_ms, until_ms)} "
+        "JOIN journey_assignments a ON a.run_id = r.id "
         f"LEFT JOIN journey_conversions c ON c.run_id = r.id {where} "
         "GROUP BY r.journey, a.step, a.arm, r.version", args)]
 
@@ -219,7 +234,8 @@ def _entered_between(conn: Connection, journey: str | None, since_ms: int,
                      until_ms: int) -> bool:
     """Whether a run (of `journey`, or of any) entered in [since_ms, until_ms)."""
     where, args = _runs_where(journey, since_ms, until_ms)
-    return conn.execute(f"SELECT 1 FROM journey_runs r {where} LIMIT 1",
+    table = _runs_table(conn, journey, since_ms, until_ms)
+    return conn.execute(f"SELECT 1 FROM {table} {where} LIMIT 1",
                         args).fetchone() is not None
 
 
