@@ -138,7 +138,7 @@ def audiences_sync(db: Database, name: str, dry_path: str | None, retries: int) 
     settings = _one(name)
     destination = build_destination(settings)
     conn = db.conn()
-    widen_cache(conn)  # a round reads profiles and rows all over the file
+    widen_cache(conn, 64)  # a round reads profiles and rows all over the file
     try:
         if dry_path is not None:
             try:

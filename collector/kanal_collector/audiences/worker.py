@@ -90,7 +90,7 @@ class AudienceWorker:
             return 0
         if self._conn is None:
             self._conn = self.db.connect()
-            widen_cache(self._conn)  # a round reads profiles and rows all over the file
+            widen_cache(self._conn, 64)  # a round reads profiles and rows all over the file
         now = int(self.clock.now() * 1000)
         for name, settings in sorted(self.audiences.items()):
             reason = due_reason(syncs.sync_state(self._conn, name), now)
