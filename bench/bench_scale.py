@@ -117,25 +117,47 @@ ON_TOP = 20_000
 """Events appended to a built database to time the processor on top of it."""
 
 
+VISITS_AT_ONCE = 100
+"""Visits under way at any moment of a generated log (a shop of 10M events in 85 days
+sees about 1.4 events a second: some 100 visits of 6 events within 10 minutes)."""
+VISIT_EVENTS = 6
+"""Mean events of a visit (geometric: many of 1 or 2, a few of 20 and more)."""
+
+
 def shop_events(n: int, source: int, *, seed: int = 7, days: int = 85,
                 prefix: str = "e") -> Iterator[tuple[Any, ...]]:
     """A shop's log of n events by n/20 people over `days` days, in time order: orders and
     sign-ups from the backend, page views (from campaigns, from search and social, and
     direct), product views, log-ins, and Kanal's own email events (deliveries, opens,
-    clicks). A tenth of the people browse anonymously until they log in (a merge)."""
+    clicks). A tenth of the people browse anonymously until they log in (a merge).
+
+    People come in visits: a person's events follow each other within minutes, about
+    VISIT_EVENTS of them, VISITS_AT_ONCE visits interleaved, each with one campaign and
+    one referring site; each person makes about 20 / VISIT_EVENTS visits over the days.
+    Kanal's own email events (5%) are of anyone, one at a time."""
     rnd = random.Random(seed)
     people = max(n // 20, 1)
     end = int(time.time() * 1000)
     start = end - days * DAY
     step = max(days * DAY // n, 1)
+    # Each visit: [person, events left, campaign, referrer]; a finished one is replaced.
+    visits: list[list[Any]] = [[0, 0, None, None] for _ in range(VISITS_AT_ONCE)]
     for i in range(n):
         ts = start + i * step
-        k = rnd.randrange(people)
+        roll = rnd.random()
+        if 0.05 <= roll < 0.10:  # Kanal's own email events: not part of a visit
+            k = rnd.randrange(people)
+        else:
+            visit = visits[rnd.randrange(VISITS_AT_ONCE)]
+            if visit[1] == 0:
+                visit[:] = [rnd.randrange(people), _visit_length(rnd),
+                            rnd.choice(CAMPAIGNS), rnd.choice(REFERRERS)]
+            visit[1] -= 1
+            k = visit[0]
         user, anon = f"u{k}", f"a{k}"
         web_ids: dict[str, str] = {"anonymousId": anon} if k % 10 == 0 else {"userId": user}
         body: dict[str, Any] = {"messageId": f"{prefix}{i}", "timestamp": utc_iso(ts / 1000),
                                 "context": {}}
-        roll = rnd.random()
         origin, key_kind, kind, event = "web", "public", "page", None
         ids = web_ids
         if roll < 0.02:
@@ -155,11 +177,11 @@ def shop_events(n: int, source: int, *, seed: int = 7, days: int = 85,
                                   "outbox_id": i}
             ids = {"userId": user}
         elif roll < 0.30:
-            src, medium, name = rnd.choice(CAMPAIGNS)
+            src, medium, name = visit[2]
             body["context"] = {"campaign": {"source": src, "medium": medium, "name": name},
                                "page": {"url": f"{SHOP}/?utm_source={src}"}}
         elif roll < 0.40:
-            body["context"] = {"page": {"url": f"{SHOP}/", "referrer": rnd.choice(REFERRERS)}}
+            body["context"] = {"page": {"url": f"{SHOP}/", "referrer": visit[3]}}
         elif roll < 0.65:
             kind, event = "track", "Product Viewed"
             body["properties"] = {"product_id": f"p{rnd.randrange(50)}", "price": 49.5}
@@ -170,6 +192,14 @@ def shop_events(n: int, source: int, *, seed: int = 7, days: int = 85,
         yield event_row(source, body["messageId"], kind, event, ids.get("userId"),
                         ids.get("anonymousId"), origin, key_kind,
                         int(key_kind in ("secret", "kanal")), ts, ts, body, _dumps)
+
+
+def _visit_length(rnd: random.Random) -> int:
+    """Events of a new visit: geometric, at least 1, VISIT_EVENTS on average."""
+    length = 1
+    while rnd.random() > 1 / VISIT_EVENTS:
+        length += 1
+    return length
 
 
 def _dumps(body: dict[str, Any]) -> str:
