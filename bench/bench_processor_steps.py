@@ -5,11 +5,11 @@
 
 For each size a shop's log (bench_scale.py's generator: orders, sign-ups, log-ins that
 merge anonymous browsing, campaign, search and social visits, product views and Kanal's
-own email events; n/20 people over 85 days) is bulk-loaded and applied by Kanal's
-processor; then 20,000 new events of the same people are appended and applied, timing
-each step. The baseline, measured in the same run, is the same 20,000 events applied
-on an empty database. Prints microseconds per event per step and the processor's rate;
-never fails on timing.
+own email events; n/20 people over 85 days, in visits of about 6 events) is bulk-loaded
+and applied by Kanal's processor; then 20,000 new events of the same people are
+appended and applied, timing each step. The baseline, measured in the same run, is the
+same 20,000 events applied on an empty database. Prints microseconds per event per step
+and the processor's rate; never fails on timing.
 """
 
 from __future__ import annotations

@@ -6,10 +6,11 @@ beside the same figures on a database 10× smaller, built and measured in the sa
     python bench/bench_scale.py                    # 10M, baseline 1M (~45 min here)
     python bench/bench_scale.py --events 25000000  # the 25M option
 
-For each size a shop's log of n events (`shop_events`: n/20 people over 85 days; orders
-and sign-ups from the backend, log-ins that join a tenth of the people's anonymous
-browsing to them, visits from campaigns, search, social and direct, product views, and
-Kanal's own email deliveries, opens and clicks) is bulk-loaded through the storage
+For each size a shop's log of n events (`shop_events`: n/20 people over 85 days, who
+come in visits of about 6 events within minutes; orders and sign-ups from the backend,
+log-ins that join a tenth of the people's anonymous browsing to them, visits from
+campaigns, search, social and direct, product views, and Kanal's own email deliveries,
+opens and clicks) is bulk-loaded through the storage
 interface (executemany on SQLite, COPY on PostgreSQL); the derived tables (profiles,
 daily counters, attribution credits, journey runs) are then built by Kanal's real
 processor, whose rate is printed; the journey days it left marked are kept, and 20,000
