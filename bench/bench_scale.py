@@ -10,8 +10,8 @@ For each size a shop's log of n events (`shop_events`: n/20 people over 85 days,
 come in visits of about 6 events within minutes; orders and sign-ups from the backend,
 log-ins that join a tenth of the people's anonymous browsing to them, visits from
 campaigns, search, social and direct, product views, and Kanal's own email deliveries,
-opens and clicks) is bulk-loaded through the storage
-interface (executemany on SQLite, COPY on PostgreSQL); the derived tables (profiles,
+opens and clicks) is bulk-loaded through the storage interface (executemany on SQLite,
+COPY on PostgreSQL); the derived tables (profiles,
 daily counters, attribution credits, journey runs) are then built by Kanal's real
 processor, whose rate is printed; the journey days it left marked are kept, and 20,000
 more events are applied on top, beside the same 20,000 events applied to an empty database
@@ -45,6 +45,7 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -141,20 +142,20 @@ def shop_events(n: int, source: int, *, seed: int = 7, days: int = 85,
     end = int(time.time() * 1000)
     start = end - days * DAY
     step = max(days * DAY // n, 1)
-    # Each visit: [person, events left, campaign, referrer]; a finished one is replaced.
-    visits: list[list[Any]] = [[0, 0, None, None] for _ in range(VISITS_AT_ONCE)]
+    visits = [_Visit(0, 0, CAMPAIGNS[0], REFERRERS[0]) for _ in range(VISITS_AT_ONCE)]
     for i in range(n):
         ts = start + i * step
         roll = rnd.random()
         if 0.05 <= roll < 0.10:  # Kanal's own email events: not part of a visit
             k = rnd.randrange(people)
         else:
-            visit = visits[rnd.randrange(VISITS_AT_ONCE)]
-            if visit[1] == 0:
-                visit[:] = [rnd.randrange(people), _visit_length(rnd),
-                            rnd.choice(CAMPAIGNS), rnd.choice(REFERRERS)]
-            visit[1] -= 1
-            k = visit[0]
+            slot = rnd.randrange(VISITS_AT_ONCE)
+            visit = visits[slot]
+            if visit.left == 0:  # finished: a new visit takes its place
+                visit = visits[slot] = _Visit(rnd.randrange(people), _visit_length(rnd),
+                                              rnd.choice(CAMPAIGNS), rnd.choice(REFERRERS))
+            visit.left -= 1
+            k = visit.person
         user, anon = f"u{k}", f"a{k}"
         web_ids: dict[str, str] = {"anonymousId": anon} if k % 10 == 0 else {"userId": user}
         body: dict[str, Any] = {"messageId": f"{prefix}{i}", "timestamp": utc_iso(ts / 1000),
@@ -178,11 +179,11 @@ def shop_events(n: int, source: int, *, seed: int = 7, days: int = 85,
                                   "outbox_id": i}
             ids = {"userId": user}
         elif roll < 0.30:
-            src, medium, name = visit[2]
+            src, medium, name = visit.campaign
             body["context"] = {"campaign": {"source": src, "medium": medium, "name": name},
                                "page": {"url": f"{SHOP}/?utm_source={src}"}}
         elif roll < 0.40:
-            body["context"] = {"page": {"url": f"{SHOP}/", "referrer": visit[3]}}
+            body["context"] = {"page": {"url": f"{SHOP}/", "referrer": visit.referrer}}
         elif roll < 0.65:
             kind, event = "track", "Product Viewed"
             body["properties"] = {"product_id": f"p{rnd.randrange(50)}", "price": 49.5}
@@ -193,6 +194,16 @@ def shop_events(n: int, source: int, *, seed: int = 7, days: int = 85,
         yield event_row(source, body["messageId"], kind, event, ids.get("userId"),
                         ids.get("anonymousId"), origin, key_kind,
                         int(key_kind in ("secret", "kanal")), ts, ts, body, _dumps)
+
+
+@dataclass
+class _Visit:
+    """A visit under way: whose, how many events it has left, where it came from."""
+
+    person: int
+    left: int
+    campaign: tuple[str, str, str]
+    referrer: str
 
 
 def _visit_length(rnd: random.Random) -> int:
