@@ -54,6 +54,7 @@ from .reports.engagement import EngagementStep
 from .reports.kept_funnels import FunnelStep
 from .runtime import Runtime
 from .site import site_blueprint
+from .store.checkpoints import SAFETY_PAGES
 from .store.db import REQUEST_CACHE_KIB, Database
 from .store.schema import migrate
 from .tracking import tracking_blueprint
@@ -75,7 +76,8 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     config_costs(config)
     predict = PredictSettings.from_config(config)
     db = Database(config.db, synchronous=config.synchronous, busy_timeout=config.busy_timeout,
-                  pool_size=config.threads + 4, thread_cache_kib=REQUEST_CACHE_KIB)
+                  pool_size=config.threads + 4, thread_cache_kib=REQUEST_CACHE_KIB,
+                  autocheckpoint=SAFETY_PAGES)  # the processor's thread copies the WAL
     migrate(db.conn())
     wake = threading.Event()
     runtime = Runtime(

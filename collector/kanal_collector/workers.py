@@ -26,6 +26,7 @@ from .clock import Clock
 from .errors import StorageError
 from .nodes import Wakeups, Worker, WorkerGroup, node_id
 from .store import leases
+from .store.checkpoints import BackgroundCheckpoints
 from .store.connection import DB_ERRORS, EVENTS, Connection
 from .store.cursors import get_position, set_position
 from .store.db import Database, transaction
@@ -112,6 +113,8 @@ class Processor:
         self.last_events = 0
         """Events the last `run_once` applied (it returns 1 for a turn of idle work)."""
         self._conn: Connection | None = None
+        self._checkpoints: BackgroundCheckpoints | None = None
+        """On SQLite, the thread that copies the processor's commits out of the WAL."""
 
     def pause(self) -> float:
         """Seconds to rest after a batch: ingest goes first while it is busy.
@@ -153,8 +156,17 @@ class Processor:
         if self._conn is None:
             self._conn = self.db.connect()
             widen_cache(self._conn)
+            self._checkpoints = BackgroundCheckpoints.of(self.db, self._conn)
         self.last_events = 0
-        with transaction(self._conn) as conn:
+        if self._checkpoints is not None:
+            self._checkpoints.before_batch()
+        done = self._apply_next(self._conn)
+        if done and self._checkpoints is not None:
+            self._checkpoints.after_commit()
+        return done
+
+    def _apply_next(self, conn: Connection) -> int:
+        with transaction(conn):
             # Read the cursor inside the write transaction: even two processors racing
             # on one database (a lease handed over mid-batch) can't apply a batch twice.
             position = get_position(conn, self.cursor)
@@ -183,7 +195,10 @@ class Processor:
         return total
 
     def close(self) -> None:
-        """Close the processor's connection."""
+        """Close the processor's connection (after the last copy out of the WAL)."""
+        if self._checkpoints is not None:
+            self._checkpoints.close()
+            self._checkpoints = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -193,13 +193,17 @@ class SQLiteConnection(sqlite3.Connection):
         """Nothing: on SQLite the workers run in one process, woken in that process."""
 
 
-def connect_sqlite(path: str, *, synchronous: str = "FULL",
-                   busy_timeout: float = 10.0) -> SQLiteConnection:
-    """Open a SQLite file in autocommit mode with Kanal's pragmas (WAL, foreign keys)."""
+def connect_sqlite(path: str, *, synchronous: str = "FULL", busy_timeout: float = 10.0,
+                   autocheckpoint: int | None = None) -> SQLiteConnection:
+    """Open a SQLite file in autocommit mode with Kanal's pragmas (WAL, foreign keys);
+    `autocheckpoint`: the WAL pages past which its commits checkpoint (None: SQLite's
+    1,000)."""
     conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
                            check_same_thread=False, factory=SQLiteConnection)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA temp_store=MEMORY")
+    if autocheckpoint is not None:
+        conn.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
     return conn

@@ -107,6 +107,9 @@ class Database:
     `connect()` opens one of the caller's own (workers, the ingest writer).
     `thread_cache_kib` sets the SQLite page cache of the threads' connections (`conn()`;
     `kanal serve` gives REQUEST_CACHE_KIB); None keeps SQLite's default.
+    `autocheckpoint`: the WAL pages past which a SQLite connection checkpoints in its own
+    commit (`kanal serve` leaves that to the processor's thread: store/checkpoints.py);
+    None keeps SQLite's 1,000.
     On PostgreSQL, `conn()` checks a connection out of a pool and `release()` gives it
     back (at the end of every request); on SQLite a thread keeps its connection.
     """
@@ -114,6 +117,7 @@ class Database:
     def __init__(
         self, target: str | Path, *, synchronous: str = "FULL", busy_timeout: float = 10.0,
         pool_size: int = 10, thread_cache_kib: int | None = None,
+        autocheckpoint: int | None = None,
     ) -> None:
         self.engine = engine_of(target)
         self.target = str(target)
@@ -121,6 +125,7 @@ class Database:
         self.busy_timeout = busy_timeout
         self.pool_size = pool_size
         self.thread_cache_kib = thread_cache_kib
+        self.autocheckpoint = autocheckpoint
         self._local = threading.local()
         self._all: list[Connection] = []
         self._lock = threading.Lock()
@@ -146,7 +151,8 @@ class Database:
         try:
             if self.engine == SQLITE:
                 conn = connect_sqlite(self.target, synchronous=self.synchronous,
-                                      busy_timeout=self.busy_timeout)
+                                      busy_timeout=self.busy_timeout,
+                                      autocheckpoint=self.autocheckpoint)
             else:
                 from . import postgres
 

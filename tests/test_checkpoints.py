@@ -1,0 +1,145 @@
+"""The processor's checkpoints on a thread of their own (store/checkpoints.py), SQLite."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from kanal_testing import sqlite_only
+
+from kanal_collector.app import create_app
+from kanal_collector.config import Config
+from kanal_collector.store.checkpoints import SAFETY_PAGES, BackgroundCheckpoints
+from kanal_collector.store.db import Database, transaction
+from kanal_collector.store.events import EventRow, append_events
+from kanal_collector.store.schema import migrate
+from kanal_collector.workers import Processor, StatsStep
+
+pytestmark = sqlite_only("the WAL and its checkpoints are SQLite's")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database(tmp_path / "k.db")
+    migrate(database.conn())
+    with transaction(database.conn()) as conn:
+        conn.execute("INSERT INTO sources (name, created_at) VALUES ('default', 0)")
+        conn.execute("CREATE TABLE filler (n INTEGER PRIMARY KEY, text TEXT)")
+    yield database  # type: ignore[misc]
+    database.close()
+
+
+def wal(db: Database) -> tuple[int, int]:
+    """(pages in the WAL, pages of them copied into the database file), asking with a
+    PASSIVE checkpoint of the test's own that has nothing left to copy."""
+    conn = db.connect()
+    try:
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        _busy, pages, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(pages), int(copied)
+    finally:
+        conn.close()
+
+
+def fill(conn: object, start: int, n: int = 200) -> None:
+    """Commit n rows of 2 KB: about 100 pages of the WAL."""
+    with transaction(conn) as tx:  # type: ignore[arg-type]
+        tx.executemany("INSERT INTO filler (n, text) VALUES (?, ?)",
+                       [(start + i, "x" * 2000) for i in range(n)])
+
+
+def test_the_thread_copies_every_commit_and_close_waits_for_the_last(db: Database) -> None:
+    writer = db.connect()
+    checkpoints = BackgroundCheckpoints(db, writer)
+    try:
+        for k in range(5):
+            fill(writer, k * 1000)
+            checkpoints.after_commit()
+        assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == SAFETY_PAGES
+        assert writer.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    finally:
+        checkpoints.close()
+        writer.close()
+    pages, copied = wal(db)
+    assert pages > 400 and copied == pages  # nothing left for anyone else to copy
+    assert checkpoints.copies >= 1
+
+
+def test_the_wal_starts_over_past_restart_pages(db: Database) -> None:
+    def grown(restart_pages: int, *, begin_first: bool) -> int:
+        """Pages in the WAL after 12 batches of about 100 pages. The processor asks for
+        a batch's copy as it commits and begins the next batch while it runs;
+        `begin_first` begins each batch before asking, which is where the race mostly
+        ends when the writer does not wait."""
+        writer = db.connect()
+        checkpoints = BackgroundCheckpoints(db, writer, restart_pages=restart_pages)
+        try:
+            for k in range(12):
+                if not begin_first:
+                    checkpoints.before_batch()
+                writer.execute("BEGIN IMMEDIATE")
+                writer.execute("SELECT count(*) FROM filler").fetchall()  # reads the WAL
+                if begin_first and k:
+                    checkpoints.after_commit()
+                    checkpoints.wait()
+                writer.executemany("INSERT INTO filler (n, text) VALUES (?, ?)",
+                                   [(restart_pages * 100_000 + k * 1000 + i, "x" * 2000)
+                                    for i in range(200)])
+                writer.execute("COMMIT")
+                if not begin_first:
+                    checkpoints.after_commit()
+            checkpoints.after_commit()
+        finally:
+            checkpoints.close()
+            writer.close()
+        return wal(db)[0]
+
+    # A writer working back to back never lets the WAL start over by itself ...
+    assert grown(10_000_000, begin_first=True) > 1100
+    # ... unless it waits for the copy between batches once it is past restart_pages.
+    assert grown(100, begin_first=False) < 500
+
+
+def test_a_failed_copy_is_logged_and_close_does_not_hang(
+        db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    writer = db.connect()
+    checkpoints = BackgroundCheckpoints(db, writer)
+    checkpoints._conn.close()  # the thread's connection is gone: its checkpoint fails
+    fill(writer, 0)
+    with caplog.at_level(logging.ERROR, logger="kanal.checkpoints"):
+        checkpoints.after_commit()
+        checkpoints.wait()
+    assert "a checkpoint of the WAL failed" in caplog.text
+    checkpoints.close()
+    writer.close()
+
+
+def test_the_processor_leaves_nothing_to_copy_when_closed(db: Database) -> None:
+    rows = [EventRow(1, f"m{i}", "track", "E", f"u{i}", None, "server", "secret", 1,
+                     1_700_000_000_000 + i, 1_700_000_000_000 + i, json.dumps({"i": i}))
+            for i in range(300)]
+    with transaction(db.conn()) as conn:
+        append_events(conn, rows)
+    wal(db)  # the appends copied: what is left after the processor is its own
+    processor = Processor(db, [StatsStep()], batch_size=100)
+    assert processor.catch_up() == 300
+    processor.close()
+    pages, copied = wal(db)
+    assert copied == pages
+
+
+def test_serve_connections_leave_checkpoints_to_the_processor(tmp_path: Path) -> None:
+    app = create_app(Config(db=str(tmp_path / "k.db")))
+    try:
+        conn = app.extensions["kanal"].db.conn()
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == SAFETY_PAGES
+    finally:
+        from kanal_collector.app import close_app
+
+        close_app(app)
+    # Any other Kanal command keeps SQLite's own.
+    plain = Database(tmp_path / "k.db")
+    assert plain.conn().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    plain.close()
