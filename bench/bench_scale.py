@@ -258,9 +258,10 @@ def processor_on_top(db: Any, people: int, source: int) -> tuple[float, float]:
     written = written_bytes()
     started = time.perf_counter()
     applied = processor.catch_up()
-    processor.close()  # after its last copy out of the WAL (store/checkpoints.py)
+    processor.settle()  # its last copy out of the WAL (store/checkpoints.py)
     spent = time.perf_counter() - started
     written = written_bytes() - written
+    processor.close()
     return applied / spent, written / applied / 1024
 
 

@@ -194,6 +194,12 @@ class Processor:
             total += self.last_events
         return total
 
+    def settle(self) -> None:
+        """Wait until the thread has copied the last commit out of the WAL (SQLite;
+        nothing on PostgreSQL): what a benchmark times after the last batch."""
+        if self._checkpoints is not None:
+            self._checkpoints.wait()
+
     def close(self) -> None:
         """Close the processor's connection (after the last copy out of the WAL)."""
         if self._checkpoints is not None:
