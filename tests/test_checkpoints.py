@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from kanal_testing import sqlite_only
 
-from kanal_collector.app import create_app
+from kanal_collector.app import close_app, create_app
 from kanal_collector.config import Config
 from kanal_collector.store.checkpoints import SAFETY_PAGES, BackgroundCheckpoints
 from kanal_collector.store.db import Database, transaction
@@ -67,14 +67,14 @@ def test_the_thread_copies_every_commit_and_close_waits_for_the_last(db: Databas
 
 def test_the_wal_starts_over_past_restart_pages(db: Database) -> None:
     def grown(restart_pages: int, *, begin_first: bool) -> int:
-        """Pages in the WAL after 12 batches of about 100 pages. The processor asks for
+        """Pages in the WAL after 24 batches of about 55 pages. The processor asks for
         a batch's copy as it commits and begins the next batch while it runs;
         `begin_first` begins each batch before asking, which is where the race mostly
         ends when the writer does not wait."""
         writer = db.connect()
         checkpoints = BackgroundCheckpoints(db, writer, restart_pages=restart_pages)
         try:
-            for k in range(12):
+            for k in range(24):
                 if not begin_first:
                     checkpoints.before_batch()
                 writer.execute("BEGIN IMMEDIATE")
@@ -84,7 +84,7 @@ def test_the_wal_starts_over_past_restart_pages(db: Database) -> None:
                     checkpoints.wait()
                 writer.executemany("INSERT INTO filler (n, text) VALUES (?, ?)",
                                    [(restart_pages * 100_000 + k * 1000 + i, "x" * 2000)
-                                    for i in range(200)])
+                                    for i in range(100)])
                 writer.execute("COMMIT")
                 if not begin_first:
                     checkpoints.after_commit()
@@ -95,9 +95,11 @@ def test_the_wal_starts_over_past_restart_pages(db: Database) -> None:
         return wal(db)[0]
 
     # A writer working back to back never lets the WAL start over by itself ...
-    assert grown(10_000_000, begin_first=True) > 1100
-    # ... unless it waits for the copy between batches once it is past restart_pages.
-    assert grown(100, begin_first=False) < 500
+    unbounded = grown(10_000_000, begin_first=True)
+    assert unbounded > 24 * 50
+    # ... unless it waits for the copy between batches once it is past restart_pages
+    # (a start-over can still fail now and then: a reader of the thread's on the WAL).
+    assert grown(100, begin_first=False) < unbounded / 2
 
 
 def test_a_failed_copy_is_logged_and_close_does_not_hang(
@@ -135,10 +137,14 @@ def test_serve_connections_leave_checkpoints_to_the_processor(tmp_path: Path) ->
         conn = app.extensions["kanal"].db.conn()
         assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == SAFETY_PAGES
     finally:
-        from kanal_collector.app import close_app
-
         close_app(app)
-    # Any other Kanal command keeps SQLite's own.
+    # Ingest only (`kanal serve --no-workers`) and any other command keep SQLite's own.
+    app = create_app(Config(db=str(tmp_path / "k.db"), run_workers=False))
+    try:
+        conn = app.extensions["kanal"].db.conn()
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    finally:
+        close_app(app)
     plain = Database(tmp_path / "k.db")
     assert plain.conn().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
     plain.close()

@@ -77,7 +77,9 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> F
     predict = PredictSettings.from_config(config)
     db = Database(config.db, synchronous=config.synchronous, busy_timeout=config.busy_timeout,
                   pool_size=config.threads + 4, thread_cache_kib=REQUEST_CACHE_KIB,
-                  autocheckpoint=SAFETY_PAGES)  # the processor's thread copies the WAL
+                  # The processor's thread copies the WAL (unless ingest is all this
+                  # process does: then its own commits do, as SQLite's default has it).
+                  autocheckpoint=SAFETY_PAGES if config.run_workers else None)
     migrate(db.conn())
     wake = threading.Event()
     runtime = Runtime(
