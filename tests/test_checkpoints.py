@@ -12,7 +12,13 @@ from kanal_testing import sqlite_only
 
 from kanal_collector.app import close_app, create_app
 from kanal_collector.config import Config
-from kanal_collector.store.checkpoints import SAFETY_PAGES, BackgroundCheckpoints
+from kanal_collector.store.checkpoints import (
+    RESTART_PAGES,
+    SAFETY_PAGES,
+    WAL_SHARE,
+    BackgroundCheckpoints,
+)
+from kanal_collector.store.connection import WAL_KEEP_BYTES
 from kanal_collector.store.db import Database, transaction
 from kanal_collector.store.events import EventRow, append_events
 from kanal_collector.store.schema import migrate
@@ -63,6 +69,21 @@ def test_the_thread_copies_every_commit_and_close_waits_for_the_last(db: Databas
     pages, copied = wal(db)
     assert pages > 400 and copied == pages  # nothing left for anyone else to copy
     assert checkpoints.copies >= 1
+    assert checkpoints.limit == RESTART_PAGES  # a small database: the least
+
+
+def test_the_wal_may_grow_to_an_eighth_of_the_database(db: Database) -> None:
+    writer = db.connect()
+    checkpoints = BackgroundCheckpoints(db, writer, restart_pages=1)
+    try:
+        fill(writer, 0, n=2000)  # about 1,000 pages
+        checkpoints.after_commit()
+        checkpoints.wait()
+        size = writer.execute("PRAGMA page_count").fetchone()[0]
+        assert size > 1000 and checkpoints.limit == size // WAL_SHARE
+    finally:
+        checkpoints.close()
+        writer.close()
 
 
 def test_the_wal_starts_over_past_restart_pages(db: Database) -> None:
@@ -147,4 +168,6 @@ def test_serve_connections_leave_checkpoints_to_the_processor(tmp_path: Path) ->
         close_app(app)
     plain = Database(tmp_path / "k.db")
     assert plain.conn().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    # Every connection cuts the WAL file back when the WAL starts over.
+    assert plain.conn().execute("PRAGMA journal_size_limit").fetchone()[0] == WAL_KEEP_BYTES
     plain.close()

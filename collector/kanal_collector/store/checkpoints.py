@@ -5,9 +5,9 @@ checkpoint copies them back into the database file and syncs both files. By defa
 connection whose commit takes the WAL past 1,000 pages does that at once, inside its
 commit. On a big database a processor batch changes a page or more per person it touches
 in each per-person table (the profile row, its timeline, its touchpoints, …), and
-copying and syncing those pages took as long as applying the batch (#18: 20,000 events on
-top of 1M events ran at 0.52× the rate on an empty database, 0.77× with the copy off
-the processor's path).
+copying and syncing those pages took about as long as applying the batch (#18: 20,000
+events on top of 1M events ran at 0.55× the rate of the same events on an empty
+database, 0.67× with the copy on this thread; on top of 10M 0.24× and 0.35×).
 
 `BackgroundCheckpoints` gives the processor's connection a second connection and a
 thread: after each commit of the processor the thread copies the WAL's new pages (a
@@ -17,9 +17,11 @@ the next batch. Two things follow from the copy no longer being the committer's:
 - The WAL starts over from its beginning only when a writer begins with every page
   copied and no reader left on the WAL; a processor working back to back is always such
   a reader (it begins its next batch while the copy of the last one runs). So once the
-  WAL has grown past `restart_pages` the processor waits for the copy before its next
-  batch, and that batch's commit starts the WAL over. Nobody else waits: unlike a
-  RESTART checkpoint, which would hold ingest back until every reader has finished.
+  WAL has grown past 64 MiB or an eighth of the database (at most 256 MiB) the processor
+  waits for the copy before its next batch, and that batch's commit starts the WAL over
+  (the file is cut back to 64 MiB then: `journal_size_limit`, store/connection.py).
+  Nobody else waits: unlike a RESTART checkpoint, which would hold ingest back until
+  every reader has finished.
 - The processor's commits need not sync the WAL themselves (synchronous=NORMAL): the
   thread syncs it before every copy, and so does any FULL commit after them (ingest's,
   the dispatcher's, in one file they all sync what came before). A power cut before
@@ -44,11 +46,17 @@ from .dialect import SQLITE
 
 log = logging.getLogger("kanal.checkpoints")
 
-RESTART_PAGES = 65_536
-"""WAL pages (256 MiB at SQLite's 4 KiB pages) past which the processor starts the WAL
-over before its next batch."""
+RESTART_PAGES = 16_384
+"""WAL pages (64 MiB at SQLite's 4 KiB pages) past which the processor starts the WAL
+over before its next batch, or an eighth of the database's pages (WAL_SHARE) when that is
+more, up to MAX_RESTART_PAGES: a bigger WAL lets more batches be copied while the next
+is applied, a smaller one keeps the disk the WAL holds small beside the database's."""
 
-SAFETY_PAGES = 2 * RESTART_PAGES
+WAL_SHARE = 8
+MAX_RESTART_PAGES = 65_536
+"""256 MiB: the most the WAL grows to (and one batch) before it starts over."""
+
+SAFETY_PAGES = 2 * MAX_RESTART_PAGES
 """WAL pages past which any connection checkpoints in its own commit (SQLite's
 `wal_autocheckpoint`; its default is 1,000)."""
 
@@ -61,8 +69,11 @@ class BackgroundCheckpoints:
         if restart_pages < 1:
             raise ValueError(f"restart_pages must be at least 1, not {restart_pages!r}")
         self.restart_pages = restart_pages
+        """The least WAL pages the WAL starts over at (see RESTART_PAGES)."""
         self.wal_pages = 0
         """Pages in the WAL at the last copy (since it last started over)."""
+        self.limit = restart_pages
+        """The WAL pages it starts over at, for the database's size at the last copy."""
         self.copies = 0
         """Checkpoints the thread has run (tests, logs)."""
         self._writer = writer
@@ -98,7 +109,7 @@ class BackgroundCheckpoints:
         """Past `restart_pages`, wait for the copy before the writer's next batch: it then
         begins with every page copied, and its commit starts the WAL over (when no
         reader began before the copy ended and still reads)."""
-        if self.wal_pages < self.restart_pages:
+        if self.wal_pages < self.limit:
             return
         self.wait()
         self.wal_pages = 0  # until the next copy tells
@@ -122,6 +133,9 @@ class BackgroundCheckpoints:
             try:
                 _busy, pages, _copied = self._conn.execute(
                     "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                size = int(self._conn.execute("PRAGMA page_count").fetchone()[0])
+                self.limit = max(self.restart_pages,
+                                 min(MAX_RESTART_PAGES, size // WAL_SHARE))
                 self.wal_pages = int(pages)
                 self.copies += 1
             except Exception:  # the writer's own checkpoint past SAFETY_PAGES is the net

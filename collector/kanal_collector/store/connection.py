@@ -193,6 +193,11 @@ class SQLiteConnection(sqlite3.Connection):
         """Nothing: on SQLite the workers run in one process, woken in that process."""
 
 
+WAL_KEEP_BYTES = 64 * 1024 * 1024
+"""The most of the `-wal` file SQLite keeps on disk once the WAL starts over
+(`journal_size_limit`; by default it keeps the file at its biggest)."""
+
+
 def connect_sqlite(path: str, *, synchronous: str = "FULL", busy_timeout: float = 10.0,
                    autocheckpoint: int | None = None) -> SQLiteConnection:
     """Open a SQLite file in autocommit mode with Kanal's pragmas (WAL, foreign keys);
@@ -204,6 +209,7 @@ def connect_sqlite(path: str, *, synchronous: str = "FULL", busy_timeout: float 
     conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
     if autocheckpoint is not None:
         conn.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
     return conn
