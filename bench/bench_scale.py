@@ -21,8 +21,8 @@ have done as it went: the timers of the runs whose waits ended while the databas
 built, and keeping every past day's journey funnels (the seconds it took are printed).
 Then ingest on top is measured with batches of 100 events (POST /v1/batch) while the
 processor drains them, three rounds of 50 back to back, the median round printed (beside
-the same on the empty database); the server's resident
-memory is read from /proc after the pages are loaded. Each dashboard page is loaded
+the same on the empty database); the server's resident memory is read from /proc after
+the pages are loaded. Each dashboard page is loaded
 --loads times signed in; each `kanal report` command runs --loads times as a fresh
 process (what a user waits for, Python start included; `kanal report overview --help`
 is timed as that start-up). Bytes per stored event is the database's size on disk over

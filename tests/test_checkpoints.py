@@ -171,3 +171,15 @@ def test_serve_connections_leave_checkpoints_to_the_processor(tmp_path: Path) ->
     # Every connection cuts the WAL file back when the WAL starts over.
     assert plain.conn().execute("PRAGMA journal_size_limit").fetchone()[0] == WAL_KEEP_BYTES
     plain.close()
+
+
+def test_closing_the_database_mid_copy_lets_the_thread_finish_and_stop(
+        db: Database) -> None:
+    writer = db.connect()
+    checkpoints = BackgroundCheckpoints(db, writer)  # a processor nobody closes
+    fill(writer, 0, n=5000)  # about 2,500 pages: a copy of some milliseconds
+    checkpoints.after_commit()
+    db.close()  # closed the connections `db` handed out under the copy: a crash
+    assert checkpoints.copies == 1
+    assert not checkpoints._thread.is_alive()
+    checkpoints.close()  # again: nothing

@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from .connection import Connection
+from .connection import Connection, connect_sqlite
 from .db import Database
 from .dialect import SQLITE
 
@@ -80,7 +80,12 @@ class BackgroundCheckpoints:
         writer.execute(f"PRAGMA wal_autocheckpoint={SAFETY_PAGES}")
         if db.synchronous.upper() in ("FULL", "EXTRA"):
             writer.execute("PRAGMA synchronous=NORMAL")
-        self._conn = db.connect()
+        # Its own, not one `db` hands out: `Database.close` closes those from its own
+        # thread, and closing a connection while this thread checkpoints on it crashes.
+        # `db.close` stops the thread instead (a processor nobody closed: tests).
+        self._conn = connect_sqlite(db.target, synchronous=db.synchronous,
+                                    busy_timeout=db.busy_timeout)
+        self._forget = db.on_close(self.close)
         self._asked = 0
         self._done = 0
         self._closing = False
@@ -115,11 +120,15 @@ class BackgroundCheckpoints:
         self.wal_pages = 0  # until the next copy tells
 
     def close(self) -> None:
-        """Make the last copy asked for, stop the thread and close its connection."""
+        """Make the last copy asked for, stop the thread and close its connection (once;
+        again does nothing)."""
         self.wait()
         with self._cond:
+            if self._closing:
+                return
             self._closing = True
             self._cond.notify_all()
+        self._forget()
         self._thread.join()
         self._conn.close()
 

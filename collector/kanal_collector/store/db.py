@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,6 +131,7 @@ class Database:
         self._lock = threading.Lock()
         self._pool: ConnectionPool[Any] | None = None
         self._own: weakref.WeakSet[Connection] = weakref.WeakSet()
+        self._stops: list[Callable[[], None]] = []
 
     @property
     def path(self) -> Path:
@@ -217,8 +218,24 @@ class Database:
         with transaction(self.conn()) as conn:
             yield conn
 
+    def on_close(self, stop: Callable[[], None]) -> Callable[[], None]:
+        """Call `stop` first thing in `close` (a thread with a connection of its own: it
+        stops and closes it itself); returns what undoes this."""
+        with self._lock:
+            self._stops.append(stop)
+
+        def forget() -> None:
+            with self._lock:
+                if stop in self._stops:
+                    self._stops.remove(stop)
+        return forget
+
     def close(self) -> None:
         """Close every connection this object opened (and its pool)."""
+        with self._lock:
+            stops, self._stops = self._stops, []
+        for stop in stops:
+            stop()
         with self._lock:
             conns, self._all = self._all, []
             pool, self._pool = self._pool, None
