@@ -53,6 +53,8 @@ more, up to MAX_RESTART_PAGES: a bigger WAL lets more batches be copied while th
 is applied, a smaller one keeps the disk the WAL holds small beside the database's."""
 
 WAL_SHARE = 8
+"""The WAL may grow to the database's pages over this before it starts over."""
+
 MAX_RESTART_PAGES = 65_536
 """256 MiB: the most the WAL grows to (and one batch) before it starts over."""
 
@@ -76,7 +78,6 @@ class BackgroundCheckpoints:
         """The WAL pages it starts over at, for the database's size at the last copy."""
         self.copies = 0
         """Checkpoints the thread has run (tests, logs)."""
-        self._writer = writer
         writer.execute(f"PRAGMA wal_autocheckpoint={SAFETY_PAGES}")
         if db.synchronous.upper() in ("FULL", "EXTRA"):
             writer.execute("PRAGMA synchronous=NORMAL")
@@ -111,7 +112,7 @@ class BackgroundCheckpoints:
             self._cond.wait_for(lambda: self._done >= self._asked or self._closing)
 
     def before_batch(self) -> None:
-        """Past `restart_pages`, wait for the copy before the writer's next batch: it then
+        """Past `limit`, wait for the copy before the writer's next batch: it then
         begins with every page copied, and its commit starts the WAL over (when no
         reader began before the copy ended and still reads)."""
         if self.wal_pages < self.limit:
