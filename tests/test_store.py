@@ -4,6 +4,7 @@ engine under test; the pragmas and user_version on SQLite only)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -204,4 +205,62 @@ def test_migration_24_keeps_product_activity_in_key_order(tmp_path: Path) -> Non
         "EXPLAIN QUERY PLAN SELECT profile_id FROM product_activity WHERE product_id = ? "
         "AND kind = 'view' AND last_at >= 0", ("sku-1",)))
     assert "product_activity_product" in plan
+    conn.close()
+
+
+def _plans(conn: Connection, run: Callable[[], object]) -> list[str]:
+    """The query plans of the statements `run` executes (SQLite's trace gives each with
+    its values written in)."""
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)  # type: ignore[attr-defined]
+    try:
+        run()
+    finally:
+        conn.set_trace_callback(None)  # type: ignore[attr-defined]
+    return [" ".join(str(r[-1]) for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            for sql in seen if sql.lstrip().upper().startswith(("SELECT", "INSERT"))]
+
+
+@sqlite_only("query plans")
+def test_an_orders_counted_copy_is_found_through_the_index(conn: Connection) -> None:
+    """#18: looked up by order_id alone, the counted copy was a scan of every order's
+    copies (22 ms a batch at 10M events); by (event, order_id) it is the index's."""
+    from kanal_collector.store.orders import Copy, add_copies, counted_copies
+
+    copies = [Copy(i, "Order Completed", f"o-{i % 40}", False, i <= 40, 10.0 + i, 1000 * i)
+              for i in range(1, 120)]  # each order's first copy counts
+    add_copies(conn, [(c, False) for c in copies])
+    keys = [("Order Completed", "o-3"), ("Order Completed", "o-7"), ("Checkout", "o-3")]
+    found = counted_copies(conn, keys)
+    assert set(found) == {("Order Completed", "o-3"), ("Order Completed", "o-7")}
+    assert found[("Order Completed", "o-3")].event_id == 3
+    plans = _plans(conn, lambda: counted_copies(conn, keys))
+    assert plans and all("order_copies_order" in p for p in plans), plans
+    assert not any("SCAN order_copies" in p for p in plans), plans
+
+
+@sqlite_only("query plans")
+def test_migration_25_keeps_a_viewers_entry_where_it_is(tmp_path: Path) -> None:
+    """#18: product_activity's index by product no longer has last_at in its key, so a
+    second view of a product changes the row only; a price drop's lookup of a product's
+    recent viewers still goes through it, and finds the same people."""
+    from kanal_collector.store.product_activity import interested_profiles, record_activity
+    from kanal_collector.store.schema import Migration
+
+    conn = connect_to(db_at(tmp_path / "k.db", migrated=False))
+    step = Migration(conn)
+    for apply in MIGRATIONS[:24]:
+        apply(step)
+    conn.execute("PRAGMA user_version = 24")
+    record_activity(conn, [(p, kind, f"sku-{p % 3}", 1000 * p) for p in range(1, 30)
+                           for kind in ("view", "cart")])
+    before = interested_profiles(conn, "sku-1", 10_000)
+    assert migrate(conn) == len(MIGRATIONS)
+    columns = [r[2] for r in conn.execute("PRAGMA index_info(product_activity_product)")]
+    assert columns == ["product_id", "kind"]
+    assert interested_profiles(conn, "sku-1", 10_000) == before
+    plans = _plans(conn, lambda: interested_profiles(conn, "sku-1", 10_000))
+    assert plans and all("product_activity_product" in p for p in plans), plans
+    record_activity(conn, [(4, "view", "sku-1", 50_000)])
+    assert interested_profiles(conn, "sku-1", 40_000) == {4: "view"}
     conn.close()

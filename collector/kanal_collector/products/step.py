@@ -99,6 +99,9 @@ class ProductsStep:
             return
         owners = profiles_of_events(conn, [e.id for e in wanted])
         skus = catalogue.ids_by_sku(conn, _skus(wanted))
+        # Views and cart adds add up in any order: written together at the end, in key
+        # order (on a big database each is a page of its own).
+        seen: list[tuple[int, str, str, int]] = []
         for event in wanted:
             pid = owners.get(event.id)
             if pid is None:
@@ -113,13 +116,14 @@ class ProductsStep:
             elif (ref := product_ref(props, skus)) is None:
                 continue
             elif name == VIEWED:
-                activity.record_activity(conn, [(pid, "view", ref, at)])
+                seen.append((pid, "view", ref, at))
             elif name == ADDED:
-                activity.record_activity(conn, [(pid, "cart", ref, at)])
+                seen.append((pid, "cart", ref, at))
             elif name == SUBSCRIBE and self._may_subscribe(event):
                 activity.add_alert(conn, pid, ref, at)
             elif name == UNSUBSCRIBE:
                 activity.remove_alert(conn, pid, ref)
+        activity.record_activity(conn, seen)
 
     def _may_subscribe(self, event: StoredEvent) -> bool:
         if self.settings.back_in_stock_from == "any":

@@ -78,7 +78,7 @@ def add_touchpoints(conn: Connection, rows: Sequence[tuple[int, int, int, int]])
     """Store (profile, timestamp, event, key id) touchpoints."""
     conn.executemany(
         "INSERT INTO attribution_touchpoints (profile_id, timestamp, event_id, key_id) "
-        "VALUES (?,?,?,?) ON CONFLICT DO NOTHING", rows)
+        "VALUES (?,?,?,?) ON CONFLICT DO NOTHING", sorted(rows))
 
 
 def delete_touchpoints(conn: Connection, rows: Iterable[tuple[int, int, int]]) -> None:

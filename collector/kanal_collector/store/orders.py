@@ -46,11 +46,15 @@ def counted_copies(conn: Connection,
     """The counted copy of each of these (event, order_id) orders that has one."""
     wanted = set(keys)
     out: dict[tuple[str, str], Copy] = {}
+    names = sorted({event for event, _ in wanted})
+    events = ",".join("?" * len(names))
     for chunk in _chunks(sorted({order_id for _, order_id in wanted})):
         marks = ",".join("?" * len(chunk))
+        # Both columns of the index (event, order_id): by order_id alone it is a scan.
         for eid, event, order_id, trusted, value, ts in conn.execute(
                 "SELECT event_id, event, order_id, trusted, value, timestamp "
-                f"FROM order_copies WHERE order_id IN ({marks}) AND counted = 1", chunk):
+                f"FROM order_copies WHERE event IN ({events}) AND order_id IN ({marks}) "
+                "AND counted = 1", [*names, *chunk]):
             if (event, order_id) in wanted:
                 out[(event, order_id)] = Copy(int(eid), str(event), str(order_id),
                                               bool(trusted), True, float(value), int(ts))

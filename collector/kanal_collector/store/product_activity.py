@@ -68,7 +68,7 @@ def record_activity(conn: Connection,
         "INSERT INTO product_activity (profile_id, kind, product_id, first_at, last_at, count) "
         "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (profile_id, kind, product_id) DO UPDATE SET "
         "count = product_activity.count + 1, " + _LATEST + ", " + _EARLIEST,
-        [(p, k, pid, at, at) for p, k, pid, at in rows])
+        sorted((p, k, pid, at, at) for p, k, pid, at in rows))
 
 
 def person_activity(conn: Connection, profile_id: int, kind: str,

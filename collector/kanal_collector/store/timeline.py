@@ -19,7 +19,7 @@ def add_profile_events(conn: Connection, rows: Sequence[tuple[int, int, int]]) -
     conn.executemany(
         "INSERT INTO profile_events (profile_id, timestamp, event_id) VALUES (?,?,?) "
         "ON CONFLICT DO NOTHING",
-        rows,
+        sorted(rows),
     )
 
 
