@@ -264,3 +264,15 @@ def test_migration_25_keeps_a_viewers_entry_where_it_is(tmp_path: Path) -> None:
     record_activity(conn, [(4, "view", "sku-1", 50_000)])
     assert interested_profiles(conn, "sku-1", 40_000) == {4: "view"}
     conn.close()
+
+
+@sqlite_only("query plans")
+def test_keeping_a_journey_day_reads_the_logged_steps_from_the_index(
+        conn: Connection) -> None:
+    """#18 (migration 26): the steps a day's runs logged come from the index by run,
+    without reading each log line's row."""
+    from kanal_collector.store.reports import keep_day
+
+    plans = _plans(conn, lambda: keep_day(conn, "welcome", 20_000))
+    logged = [p for p in plans if "journey_log" in p and "outbox" not in p]
+    assert logged and all("COVERING INDEX journey_log_run" in p for p in logged), plans

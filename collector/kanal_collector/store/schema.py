@@ -1079,6 +1079,13 @@ def _m025_product_activity_by_product(m: Migration) -> None:
     m.ddl("CREATE INDEX product_activity_product ON product_activity(product_id, kind)")
 
 
+def _m026_journey_log_steps(m: Migration) -> None:
+    # #18: keeping a journey day reads the steps its runs logged; with the step in the
+    # index by run it reads the index alone, not a log row (a page of its own) per line.
+    m.execute("DROP INDEX journey_log_run")
+    m.ddl("CREATE INDEX journey_log_run ON journey_log(run_id, step)")
+
+
 MIGRATIONS: list[Callable[[Migration], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -1105,6 +1112,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m023_score_counts,
     _m024_product_activity_clustered,
     _m025_product_activity_by_product,
+    _m026_journey_log_steps,
 ]
 
 _VERSIONS = "kanal_migrations"
