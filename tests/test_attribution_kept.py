@@ -35,6 +35,7 @@ from kanal_collector.reports.credits import AttributionStep, weights
 from kanal_collector.store import credits as credit_store
 from kanal_collector.store.db import transaction
 from kanal_collector.store.events import append_events
+from kanal_collector.store.schema import migrate
 
 DAY = 86_400_000
 HOUR = 3_600_000
@@ -240,6 +241,84 @@ def test_every_conversion_leaves_nothing_when_taken_out(kept_log: Log) -> None:
         forget(log.conn, f"a{p}", T0 + 90 * DAY, kind="anonymous_id")
     for table in credit_store.TABLES:
         assert log.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
+
+
+def test_parts_of_days_read_only_an_hour_of_conversions_at_each_end(
+        kept_log: Log, monkeypatch: pytest.MonkeyPatch) -> None:
+    """#18: a window's parts of days come from the hourly sums, but for under an hour at
+    each end; the figures are the log's."""
+    rnd = random.Random(7)
+    log = kept_log
+    shop = Shop(log, rnd)
+    shop.later = []
+    for p in range(40):
+        shop.person_events(p)
+    log.process()
+    read: list[tuple[int, int]] = []
+    credit_sums = credit_store.credit_sums
+
+    def spy(conn: Any, since_ms: int, until_ms: int) -> Any:
+        read.append((since_ms, until_ms))
+        return credit_sums(conn, since_ms, until_ms)
+
+    monkeypatch.setattr(credit_store, "credit_sums", spy)
+    midnight = -(-T0 // DAY) * DAY  # UTC
+    since, until = midnight + 5 * DAY + HOUR + 17_000, midnight + 40 * DAY + 22 * HOUR + 5_000
+    got = attribute(log.conn, since_ms=since, until_ms=until, settings=SETTINGS,
+                    source="kept")
+    want = attribute(log.conn, since_ms=since, until_ms=until, settings=SETTINGS,
+                     source="log")
+    assert want.conversions > 50
+    assert_same(got, want, "hours")
+    assert read == [(since, midnight + 5 * DAY + 2 * HOUR),
+                    (midnight + 40 * DAY + 22 * HOUR, until)]
+    for lo, hi in ((since, midnight + 6 * DAY), (midnight + 40 * DAY, until)):
+        part = attribute(log.conn, since_ms=lo, until_ms=hi, settings=SETTINGS,
+                         source="log")
+        assert part.conversions > 0, (lo, hi)  # both parts' hours are read
+
+
+def test_migration_27_sums_the_kept_credits_per_hour(kept_log: Log) -> None:
+    """Migration 27 fills attribution_hourly from the credits kept before it, with what
+    the processor would have kept; summed per day, the hours are the days."""
+    rnd = random.Random(8)
+    log = kept_log
+    shop = Shop(log, rnd)
+    shop.later = []
+    for p in range(12):
+        shop.person_events(p)
+    log.process()
+    conn = log.conn
+
+    def hourly() -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in conn.execute(
+            "SELECT hour, model, key_id, n, conversions, revenue FROM attribution_hourly "
+            "ORDER BY hour, model, key_id")]
+
+    kept = hourly()
+    assert len(kept) > 100
+    per_day: dict[tuple[int, int, int], list[float]] = {}
+    for hour, model, kid, n, credited, earned in kept:
+        entry = per_day.setdefault((hour // 24, model, kid), [0, 0.0, 0.0])
+        for i, v in enumerate((n, credited, earned)):
+            entry[i] += v
+    daily = {(d, m, k): (n, c, r) for d, m, k, n, c, r in conn.execute(
+        "SELECT day, model, key_id, n, conversions, revenue FROM attribution_daily")}
+    assert set(daily) == set(per_day)
+    for key, (n, credited, earned) in daily.items():
+        assert per_day[key][0] == n and close(per_day[key][1], credited) \
+            and close(per_day[key][2], earned), key
+    with transaction(conn):
+        conn.execute("DROP TABLE attribution_hourly")
+        if conn.dialect.name == "sqlite":
+            conn.execute("PRAGMA user_version = 26")
+        else:
+            conn.execute("DELETE FROM kanal_migrations WHERE version = 27")
+    assert migrate(conn) == 27
+    filled = hourly()
+    assert [r[:4] for r in filled] == [r[:4] for r in kept]
+    for a, b in zip(filled, kept, strict=True):
+        assert close(a[4], b[4]) and close(a[5], b[5]), a
 
 
 def test_weights_of_each_model() -> None:

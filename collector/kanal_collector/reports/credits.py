@@ -370,10 +370,16 @@ def kept_attribution(conn: Connection, *, since_ms: int, until_ms: int,
         return None
     sums: dict[tuple[int, int], list[float]] = {}
     parts: list[list[tuple[int, int, float, float]]] = []
+    # Whole days from their sums, whole hours of the days' parts from theirs, and only
+    # what is left (under an hour at each end) from the conversions themselves.
     days, edges = store.days_and_edges(since_ms, until_ms)
     if days is not None:
         parts.append(store.daily_sums(conn, *days))
-    parts.extend(store.credit_sums(conn, lo, hi) for lo, hi in edges)
+    for lo, hi in edges:
+        hours, rest = store.whole_units(lo, hi, store.HOUR_MS)
+        if hours is not None:
+            parts.append(store.hourly_sums(conn, *hours))
+        parts.extend(store.credit_sums(conn, a, b) for a, b in rest)
     for part in parts:
         for model, kid, conversions, revenue in part:
             entry = sums.get((model, kid))

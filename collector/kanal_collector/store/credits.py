@@ -13,6 +13,9 @@
     attribution_daily        the credits summed per UTC day, model and key; `n` counts
                              the conversions in a row, which is deleted when it reaches 0
                              (so what every conversion left is exactly nothing)
+    attribution_hourly       the same per hour (hours since the epoch): a window's parts
+                             of days (today's hours so far) are read from it, so what a
+                             report reads of the log is under an hour at each end
 
 Written by the processor's attribution step (and emptied by `kanal forget` for a
 person, by `profiles rebuild` for everyone); read by the attribution report. Models are
@@ -32,8 +35,9 @@ from .chunks import chunks
 from .connection import Connection
 
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
 TABLES = ("attribution_touchpoints", "attribution_conversions", "attribution_credits",
-          "attribution_daily", "attribution_days")
+          "attribution_daily", "attribution_hourly", "attribution_days")
 """What a person's and everyone's attribution is (the keys are kept: they name nobody)."""
 
 Touch = tuple[str, str, str]
@@ -169,14 +173,42 @@ def conversions_by_id(conn: Connection, event_ids: Sequence[int]) -> list[Conver
 
 # -- credits and their daily sums -------------------------------------------------------------
 
-def _add_daily(conn: Connection, rows: Iterable[tuple[int, int, int, int, float, float]],
-               ) -> None:
-    conn.executemany(
-        "INSERT INTO attribution_daily (day, model, key_id, n, conversions, revenue) "
-        "VALUES (?,?,?,?,?,?) ON CONFLICT (day, model, key_id) DO UPDATE SET "
-        "n = attribution_daily.n + excluded.n, "
-        "conversions = attribution_daily.conversions + excluded.conversions, "
-        "revenue = attribution_daily.revenue + excluded.revenue", list(rows))
+Sums = dict[tuple[int, int, int], list[Any]]
+"""(hour, model, key id) → [conversions in the row, credited conversions, revenue]."""
+
+
+def _add_to(sums: Sums, hour: int, model: int, kid: int, n: int, weight: float,
+            revenue: float) -> None:
+    entry = sums.get((hour, model, kid))
+    if entry is None:
+        sums[(hour, model, kid)] = [n, weight, weight * revenue]
+    else:
+        entry[0] += n
+        entry[1] += weight
+        entry[2] += weight * revenue
+
+
+def _add_sums(conn: Connection, hourly: Sums) -> None:
+    """Add these per-hour sums to attribution_hourly and, summed per day, to
+    attribution_daily; a row whose conversions fall to 0 is deleted."""
+    daily: Sums = {}
+    for (hour, model, kid), (n, credited, earned) in hourly.items():
+        entry = daily.setdefault((hour // 24, model, kid), [0, 0.0, 0.0])
+        entry[0] += n
+        entry[1] += credited
+        entry[2] += earned
+    for table, unit, sums in (("attribution_hourly", "hour", hourly),
+                              ("attribution_daily", "day", daily)):
+        conn.executemany(
+            f"INSERT INTO {table} ({unit}, model, key_id, n, conversions, revenue) "
+            f"VALUES (?,?,?,?,?,?) ON CONFLICT ({unit}, model, key_id) DO UPDATE SET "
+            f"n = {table}.n + excluded.n, "
+            f"conversions = {table}.conversions + excluded.conversions, "
+            f"revenue = {table}.revenue + excluded.revenue",
+            [(*k, *v) for k, v in sorted(sums.items())])
+        conn.executemany(f"DELETE FROM {table} WHERE {unit} = ? AND model = ? "
+                         "AND key_id = ? AND n <= 0",
+                         sorted(k for k, v in sums.items() if v[0] < 0))
 
 
 def credit(conn: Connection,
@@ -185,7 +217,7 @@ def credit(conn: Connection,
     """Write conversions' credits (none credited yet): (conversion, touched, fresh,
     the previous conversion's time within the lookback, credits)."""
     rows: list[tuple[int, int, int, float]] = []
-    daily: dict[tuple[int, int, int], list[Any]] = {}
+    hourly: Sums = {}
     days: dict[int, list[Any]] = {}
     for (eid, _pid, ts, revenue), touched, fresh, _prev, credits in credited:
         if touched:
@@ -193,16 +225,10 @@ def credit(conn: Connection,
             totals[2] -= 1
             totals[3] -= revenue
             totals[4] += fresh
-        day = ts // DAY_MS
+        hour = ts // HOUR_MS
         for model, kid, weight in credits:
             rows.append((eid, model, kid, weight))
-            entry = daily.get((day, model, kid))
-            if entry is None:
-                daily[(day, model, kid)] = [1, weight, weight * revenue]
-            else:
-                entry[0] += 1
-                entry[1] += weight
-                entry[2] += weight * revenue
+            _add_to(hourly, hour, model, kid, 1, weight, revenue)
     conn.executemany("UPDATE attribution_conversions SET touched = ?, fresh = ?, "
                      "prev_ts = ? WHERE event_id = ?",
                      [(touched, fresh, prev, c[0]) for c, touched, fresh, prev, _ in credited])
@@ -210,13 +236,13 @@ def credit(conn: Connection,
     if rows:
         conn.executemany("INSERT INTO attribution_credits (event_id, model, key_id, weight) "
                          "VALUES (?,?,?,?)", rows)
-        _add_daily(conn, ((d, m, k, *v) for (d, m, k), v in daily.items()))
+        _add_sums(conn, hourly)
 
 
 def uncredit(conn: Connection, event_ids: Sequence[int]) -> None:
-    """Take these conversions' credits back out of the daily sums (they stay stored,
-    with no credit, until `credit` or `delete_conversions`)."""
-    daily: dict[tuple[int, int, int], list[Any]] = {}
+    """Take these conversions' credits back out of the daily and hourly sums (they stay
+    stored, with no credit, until `credit` or `delete_conversions`)."""
+    hourly: Sums = {}
     days: dict[int, list[Any]] = {}
     for chunk in chunks(sorted(set(event_ids)), 500):
         marks = ",".join("?" * len(chunk))
@@ -231,23 +257,14 @@ def uncredit(conn: Connection, event_ids: Sequence[int]) -> None:
                 "SELECT v.timestamp, v.revenue, c.model, c.key_id, c.weight "
                 "FROM attribution_credits c JOIN attribution_conversions v "
                 f"ON v.event_id = c.event_id WHERE c.event_id IN ({marks})", chunk):
-            key = (int(ts) // DAY_MS, int(model), int(kid))
-            entry = daily.get(key)
-            weight = float(weight)
-            if entry is None:
-                daily[key] = [-1, -weight, -weight * float(revenue)]
-            else:
-                entry[0] -= 1
-                entry[1] -= weight
-                entry[2] -= weight * float(revenue)
+            _add_to(hourly, int(ts) // HOUR_MS, int(model), int(kid), -1, -float(weight),
+                    float(revenue))
         conn.execute(f"DELETE FROM attribution_credits WHERE event_id IN ({marks})", chunk)
         conn.execute(f"UPDATE attribution_conversions SET touched = 0, fresh = 0, "
                      f"prev_ts = NULL WHERE event_id IN ({marks})", chunk)
     _add_days(conn, days)
-    if daily:
-        _add_daily(conn, ((d, m, k, *v) for (d, m, k), v in daily.items()))
-        conn.executemany("DELETE FROM attribution_daily WHERE day = ? AND model = ? "
-                         "AND key_id = ? AND n <= 0", list(daily))
+    if hourly:
+        _add_sums(conn, hourly)
 
 
 def delete_conversions(conn: Connection, event_ids: Sequence[int]) -> None:
@@ -323,15 +340,30 @@ def credit_sums(conn: Connection, since_ms: int, until_ms: int,
         "GROUP BY c.model, c.key_id", (since_ms, until_ms))]
 
 
-def days_and_edges(since_ms: int, until_ms: int,
-                    ) -> tuple[tuple[int, int] | None, list[tuple[int, int]]]:
-    """The whole UTC days [first, end) in [since, until), and the parts of days left."""
-    first_day = -(-since_ms // DAY_MS)
-    end_day = until_ms // DAY_MS
-    if first_day >= end_day:
+def hourly_sums(conn: Connection, first_hour: int, end_hour: int,
+                ) -> list[tuple[int, int, float, float]]:
+    """(model, key id, conversions, revenue) summed over hours [first_hour, end_hour)."""
+    return [(int(m), int(k), float(c), float(r)) for m, k, c, r in conn.execute(
+        "SELECT model, key_id, SUM(conversions), SUM(revenue) FROM attribution_hourly "
+        "WHERE hour >= ? AND hour < ? GROUP BY model, key_id", (first_hour, end_hour))]
+
+
+def whole_units(since_ms: int, until_ms: int, unit_ms: int,
+                ) -> tuple[tuple[int, int] | None, list[tuple[int, int]]]:
+    """The whole units (days, hours since the epoch) [first, end) in [since, until), and
+    the parts of units left at either end."""
+    first = -(-since_ms // unit_ms)
+    end = until_ms // unit_ms
+    if first >= end:
         return None, [(since_ms, until_ms)]
-    edges = [(since_ms, first_day * DAY_MS), (end_day * DAY_MS, until_ms)]
-    return (first_day, end_day), [(lo, hi) for lo, hi in edges if lo < hi]
+    edges = [(since_ms, first * unit_ms), (end * unit_ms, until_ms)]
+    return (first, end), [(lo, hi) for lo, hi in edges if lo < hi]
+
+
+def days_and_edges(since_ms: int, until_ms: int,
+                   ) -> tuple[tuple[int, int] | None, list[tuple[int, int]]]:
+    """The whole UTC days [first, end) in [since, until), and the parts of days left."""
+    return whole_units(since_ms, until_ms, DAY_MS)
 
 
 def conversion_totals(conn: Connection, since_ms: int, until_ms: int,

@@ -1086,6 +1086,27 @@ def _m026_journey_log_steps(m: Migration) -> None:
     m.ddl("CREATE INDEX journey_log_run ON journey_log(run_id, step)")
 
 
+def _m027_attribution_hourly(m: Migration) -> None:
+    # #18: a report window's parts of days (today so far, the first day's hours) were
+    # credited from the conversions themselves, a read per conversion: at 10M events the
+    # attribution page's time depended on the hour of the day it was loaded. Credits
+    # summed per hour serve the whole hours; only what is left of an hour at each end is
+    # read from the conversions (store/credits.py). Filled from the credits kept so far.
+    m.ddl(
+        """CREATE TABLE attribution_hourly (
+            hour {INT} NOT NULL, model {INT} NOT NULL, key_id {INT} NOT NULL,
+            n {INT} NOT NULL, conversions {REAL} NOT NULL, revenue {REAL} NOT NULL,
+            PRIMARY KEY (hour, model, key_id)
+        ){WITHOUT_ROWID}"""
+    )
+    m.execute(
+        "INSERT INTO attribution_hourly (hour, model, key_id, n, conversions, revenue) "
+        "SELECT v.timestamp / 3600000, c.model, c.key_id, COUNT(*), SUM(c.weight), "
+        "SUM(c.weight * v.revenue) FROM attribution_credits c "
+        "JOIN attribution_conversions v ON v.event_id = c.event_id "
+        "GROUP BY v.timestamp / 3600000, c.model, c.key_id")
+
+
 MIGRATIONS: list[Callable[[Migration], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -1113,6 +1134,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m024_product_activity_clustered,
     _m025_product_activity_by_product,
     _m026_journey_log_steps,
+    _m027_attribution_hourly,
 ]
 
 _VERSIONS = "kanal_migrations"
