@@ -240,10 +240,12 @@ def test_an_orders_counted_copy_is_found_through_the_index(conn: Connection) -> 
 
 
 @sqlite_only("query plans")
-def test_migration_25_keeps_a_viewers_entry_where_it_is(tmp_path: Path) -> None:
-    """#18: product_activity's index by product no longer has last_at in its key, so a
-    second view of a product changes the row only; a price drop's lookup of a product's
-    recent viewers still goes through it, and finds the same people."""
+def test_migrations_25_and_28_keep_a_viewers_entry_where_it_is(tmp_path: Path) -> None:
+    """#18: product_activity's index by product has no last_at in its key (migration
+    25), so a second view of a product changes the row only; and the time of the first
+    view comes after (product, kind) (migration 28), so a product's new viewers go at
+    its end, not among its viewers by profile id. A price drop's lookup of a product's
+    recent viewers still goes through the index, and finds the same people."""
     from kanal_collector.store.product_activity import interested_profiles, record_activity
     from kanal_collector.store.schema import Migration
 
@@ -257,12 +259,16 @@ def test_migration_25_keeps_a_viewers_entry_where_it_is(tmp_path: Path) -> None:
     before = interested_profiles(conn, "sku-1", 10_000)
     assert migrate(conn) == len(MIGRATIONS)
     columns = [r[2] for r in conn.execute("PRAGMA index_info(product_activity_product)")]
-    assert columns == ["product_id", "kind"]
+    assert columns == ["product_id", "kind", "first_at"]
     assert interested_profiles(conn, "sku-1", 10_000) == before
     plans = _plans(conn, lambda: interested_profiles(conn, "sku-1", 10_000))
     assert plans and all("product_activity_product" in p for p in plans), plans
-    record_activity(conn, [(4, "view", "sku-1", 50_000)])
-    assert interested_profiles(conn, "sku-1", 40_000) == {4: "view"}
+    record_activity(conn, [(4, "view", "sku-1", 50_000), (2, "view", "sku-1", 60_000)])
+    assert interested_profiles(conn, "sku-1", 40_000) == {4: "view", 2: "view"}
+    in_index = [r[0] for r in conn.execute(
+        "SELECT profile_id FROM product_activity INDEXED BY product_activity_product "
+        "WHERE product_id = 'sku-1' AND kind = 'view'")]
+    assert in_index == [*range(1, 30, 3), 2]  # the new viewer last, the repeat in place
     conn.close()
 
 
