@@ -377,7 +377,7 @@ def downgrade(conn: Any, version: int) -> None:
     """Put a database's schema back to `version`: drop the tables, indexes and columns
     later migrations made (found by building a fresh schema up to `version`, in memory)
     and set the version (SQLite's user_version, PostgreSQL's kanal_migrations)."""
-    from kanal_collector.store import funnel_days, score_counts
+    from kanal_collector.store import funnel_days, row_counts, score_counts
     from kanal_collector.store.connection import connect_sqlite
     from kanal_collector.store.schema import MIGRATIONS, Migration
 
@@ -391,6 +391,8 @@ def downgrade(conn: Any, version: int) -> None:
                    if kind == "table"}
     finally:
         fresh.close()
+    if version < 29:  # the triggers of store/row_counts.py (migration 29)
+        row_counts.drop(conn)
     if version < 23:  # the triggers of store/score_counts.py (migration 23)
         score_counts.drop(conn)
     if version < 22:  # the triggers of store/funnel_days.py (migration 22)

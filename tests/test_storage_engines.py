@@ -174,6 +174,18 @@ def source(tmp_path: Path) -> Iterator[Log]:
         lg.add("track", event="Order Completed", user_id=f"u{i}", trusted=True,
                properties={"revenue": i + 0.25, "order_id": f"o{i}"})
     lg.process()
+    # Scores, whose counts per stage triggers keep (as row_counts keeps the profiles').
+    conn = lg.db.conn()
+    with transaction(conn):
+        fit = conn.execute("INSERT INTO predict_fits (model_version, started_at, as_of, "
+                           "status, record) VALUES ('t', 0, 0, 'published', '{}') "
+                           "RETURNING id").fetchone()[0]
+        conn.executemany(
+            "INSERT INTO predict_scores (profile_id, fit_id, stage, churn_risk, "
+            "recency_score, frequency_score, monetary_score, historic_value, inputs) "
+            "VALUES (?, ?, ?, ?, 3, 3, 3, 10.0, '{}')",
+            [(pid, fit, ("new", "active")[pid % 2], None if pid % 3 else "high")
+             for (pid,) in conn.execute("SELECT id FROM profiles").fetchall()])
     try:
         yield lg
     finally:

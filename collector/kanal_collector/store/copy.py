@@ -30,6 +30,10 @@ from .schema import schema_version
 
 PAGE = 2000
 """Rows compared and, when they differ, rewritten at a time."""
+KEPT_BY_TRIGGERS = ("journey_marks", "predict_counts", "row_counts")
+"""Tables the target's triggers write as other tables are copied into it (funnel_days,
+score_counts, row_counts): copied last, so they end up as the source has them, not with
+what the triggers added on top."""
 
 
 @dataclass
@@ -61,7 +65,8 @@ class CopyError(Exception):
 
 
 def plan(source: Connection, target: Connection) -> list[str]:
-    """The tables to copy, each after the tables its foreign keys point at."""
+    """The tables to copy, each after the tables its foreign keys point at, and the
+    tables kept by triggers last."""
     tables = source.dialect.tables(source)
     missing = sorted(set(tables) - set(target.dialect.tables(target)))
     if missing:
@@ -73,7 +78,8 @@ def plan(source: Connection, target: Connection) -> list[str]:
         if not ready:
             raise CopyError("the tables' foreign keys form a cycle")
         ordered += ready
-    return ordered
+    return ([t for t in ordered if t not in KEPT_BY_TRIGGERS]
+            + [t for t in ordered if t in KEPT_BY_TRIGGERS])
 
 
 def check_versions(source: Connection, target: Connection) -> int:

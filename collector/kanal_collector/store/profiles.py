@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from . import credits, onsite, product_activity
+from . import credits, onsite, product_activity, row_counts
 from .activity import move_active_days
 from .chunks import chunks
 from .connection import Connection
@@ -110,8 +110,8 @@ def recent_profiles(conn: Connection, limit: int, offset: int = 0) -> list[int]:
 
 
 def count_profiles(conn: Connection) -> int:
-    """How many profiles exist."""
-    return int(conn.execute("SELECT count(*) FROM profiles").fetchone()[0])
+    """How many profiles exist (kept by store/row_counts.py's triggers)."""
+    return row_counts.rows(conn, "profiles")
 
 
 def merge_profiles(conn: Connection, into: int, other: int, *, event_id: int | None,

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..contacts import check_email, check_phone, normalise_country
 from ..money import TRUSTED_KEY_KINDS, order_id, order_value
-from . import engagement, funnel_days, reports, score_counts
+from . import engagement, funnel_days, reports, row_counts, score_counts
 from .connection import Connection, Params
 from .db import transaction
 from .dialect import SQLITE, Dialect
@@ -1120,6 +1120,12 @@ def _m028_product_activity_by_first_view(m: Migration) -> None:
           "ON product_activity(product_id, kind, first_at)")
 
 
+def _m029_row_counts(m: Migration) -> None:
+    # #18: the number of profiles, kept by triggers (store/row_counts.py): the overview
+    # counted every profile on each load.
+    row_counts.create(m.conn)
+
+
 MIGRATIONS: list[Callable[[Migration], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -1149,6 +1155,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m026_journey_log_steps,
     _m027_attribution_hourly,
     _m028_product_activity_by_first_view,
+    _m029_row_counts,
 ]
 
 _VERSIONS = "kanal_migrations"
