@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kanal_testing import downgrade
 from profiles_util import T0, Log
 
 from kanal_collector.clock import FakeClock
@@ -35,7 +36,7 @@ from kanal_collector.reports.credits import AttributionStep, weights
 from kanal_collector.store import credits as credit_store
 from kanal_collector.store.db import transaction
 from kanal_collector.store.events import append_events
-from kanal_collector.store.schema import migrate
+from kanal_collector.store.schema import MIGRATIONS, migrate
 
 DAY = 86_400_000
 HOUR = 3_600_000
@@ -309,12 +310,9 @@ def test_migration_27_sums_the_kept_credits_per_hour(kept_log: Log) -> None:
         assert per_day[key][0] == n and close(per_day[key][1], credited) \
             and close(per_day[key][2], earned), key
     with transaction(conn):
-        conn.execute("DROP TABLE attribution_hourly")
-        if conn.dialect.name == "sqlite":
-            conn.execute("PRAGMA user_version = 26")
-        else:
-            conn.execute("DELETE FROM kanal_migrations WHERE version = 27")
-    assert migrate(conn) == 27
+        downgrade(conn, 26)
+    assert "attribution_hourly" not in conn.dialect.tables(conn)
+    assert migrate(conn) == len(MIGRATIONS)
     filled = hourly()
     assert [r[:4] for r in filled] == [r[:4] for r in kept]
     for a, b in zip(filled, kept, strict=True):
