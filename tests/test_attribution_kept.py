@@ -279,6 +279,38 @@ def test_parts_of_days_read_only_an_hour_of_conversions_at_each_end(
         assert part.conversions > 0, (lo, hi)  # both parts' hours are read
 
 
+def test_shared_touchpoints_are_read_from_the_conversions_that_share_some(
+        kept_log: Log) -> None:
+    """#18 (migration 30): the distinct touchpoints of a window read only conversions
+    that share touchpoints with the one before, through their partial index; the sum is
+    the one over every conversion."""
+    rnd = random.Random(9)
+    log = kept_log
+    shop = Shop(log, rnd)
+    shop.later = []
+    for p in range(40):
+        shop.person_events(p)
+    log.process()
+    conn = log.conn
+    lookback = SETTINGS.lookback_ms
+    sharing = 0
+    for since in range(T0, T0 + 60 * DAY, 5 * DAY + 7 * HOUR):
+        every = conn.execute(
+            "SELECT COALESCE(SUM(touched - fresh), 0), COUNT(*) FROM attribution_conversions "
+            "WHERE timestamp >= ? AND timestamp <= ? AND prev_ts < ?",
+            (since, since + lookback, since)).fetchone()
+        assert credit_store.credited_touchpoints(conn, since, since + 90 * DAY, lookback,
+                                                 7) == 7 + every[0]
+        sharing += every[0]
+    assert sharing > 0
+    if conn.dialect.name == "sqlite":
+        plan = " ".join(str(r[-1]) for r in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT COALESCE(SUM(touched - fresh), 0) "
+            "FROM attribution_conversions WHERE timestamp >= 0 AND timestamp < 9 "
+            "AND prev_ts < 0 AND touched > fresh"))
+        assert "attribution_conversions_shared" in plan, plan
+
+
 def test_migration_27_sums_the_kept_credits_per_hour(kept_log: Log) -> None:
     """Migration 27 fills attribution_hourly from the credits kept before it, with what
     the processor would have kept; summed per day, the hours are the days."""

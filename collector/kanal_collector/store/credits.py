@@ -401,11 +401,12 @@ def credited_touchpoints(conn: Connection, since_ms: int, until_ms: int,
     before. So the distinct ones are the `fresh` ones of every conversion in the window,
     plus, for a profile's first conversion in the window, those it shares with the
     conversion before it: that one is before the window and within `lookback`, so only
-    the window's first `lookback` is read.
+    the window's first `lookback` is read, and of it only the conversions that share
+    touchpoints with the one before (touched > fresh: they have an index of their own).
     """
     shared = conn.execute(
         "SELECT COALESCE(SUM(touched - fresh), 0) FROM attribution_conversions "
-        "WHERE timestamp >= ? AND timestamp < ? AND prev_ts < ?",
+        "WHERE timestamp >= ? AND timestamp < ? AND prev_ts < ? AND touched > fresh",
         (since_ms, min(until_ms, since_ms + lookback_ms + 1), since_ms)).fetchone()[0]
     return fresh + int(shared)
 
