@@ -244,17 +244,21 @@ def test_every_conversion_leaves_nothing_when_taken_out(kept_log: Log) -> None:
         assert log.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
 
 
+def shop_of(log: Log, *, seed: int, people: int) -> Log:
+    """`log` with the events of `people` people of a randomized shop, applied."""
+    shop = Shop(log, random.Random(seed))
+    shop.later = []
+    for p in range(people):
+        shop.person_events(p)
+    log.process()
+    return log
+
+
 def test_parts_of_days_read_only_an_hour_of_conversions_at_each_end(
         kept_log: Log, monkeypatch: pytest.MonkeyPatch) -> None:
     """#18: a window's parts of days come from the hourly sums, but for under an hour at
     each end; the figures are the log's."""
-    rnd = random.Random(7)
-    log = kept_log
-    shop = Shop(log, rnd)
-    shop.later = []
-    for p in range(40):
-        shop.person_events(p)
-    log.process()
+    log = shop_of(kept_log, seed=7, people=40)
     read: list[tuple[int, int]] = []
     credit_sums = credit_store.credit_sums
 
@@ -284,19 +288,13 @@ def test_shared_touchpoints_are_read_from_the_conversions_that_share_some(
     """#18 (migration 30): the distinct touchpoints of a window read only conversions
     that share touchpoints with the one before, through their partial index; the sum is
     the one over every conversion."""
-    rnd = random.Random(9)
-    log = kept_log
-    shop = Shop(log, rnd)
-    shop.later = []
-    for p in range(40):
-        shop.person_events(p)
-    log.process()
+    log = shop_of(kept_log, seed=9, people=40)
     conn = log.conn
     lookback = SETTINGS.lookback_ms
     sharing = 0
     for since in range(T0, T0 + 60 * DAY, 5 * DAY + 7 * HOUR):
         every = conn.execute(
-            "SELECT COALESCE(SUM(touched - fresh), 0), COUNT(*) FROM attribution_conversions "
+            "SELECT COALESCE(SUM(touched - fresh), 0) FROM attribution_conversions "
             "WHERE timestamp >= ? AND timestamp <= ? AND prev_ts < ?",
             (since, since + lookback, since)).fetchone()
         assert credit_store.credited_touchpoints(conn, since, since + 90 * DAY, lookback,
@@ -314,13 +312,7 @@ def test_shared_touchpoints_are_read_from_the_conversions_that_share_some(
 def test_migration_27_sums_the_kept_credits_per_hour(kept_log: Log) -> None:
     """Migration 27 fills attribution_hourly from the credits kept before it, with what
     the processor would have kept; summed per day, the hours are the days."""
-    rnd = random.Random(8)
-    log = kept_log
-    shop = Shop(log, rnd)
-    shop.later = []
-    for p in range(12):
-        shop.person_events(p)
-    log.process()
+    log = shop_of(kept_log, seed=8, people=12)
     conn = log.conn
 
     def hourly() -> list[tuple[Any, ...]]:

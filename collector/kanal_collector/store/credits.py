@@ -322,12 +322,23 @@ def clear(conn: Connection) -> None:
 
 # -- reading a window -----------------------------------------------------------------------
 
+def _summed(conn: Connection, table: str, unit: str, first: int, end: int,
+            ) -> list[tuple[int, int, float, float]]:
+    return [(int(m), int(k), float(c), float(r)) for m, k, c, r in conn.execute(
+        f"SELECT model, key_id, SUM(conversions), SUM(revenue) FROM {table} "
+        f"WHERE {unit} >= ? AND {unit} < ? GROUP BY model, key_id", (first, end))]
+
+
 def daily_sums(conn: Connection, first_day: int, end_day: int,
                ) -> list[tuple[int, int, float, float]]:
     """(model, key id, conversions, revenue) summed over days [first_day, end_day)."""
-    return [(int(m), int(k), float(c), float(r)) for m, k, c, r in conn.execute(
-        "SELECT model, key_id, SUM(conversions), SUM(revenue) FROM attribution_daily "
-        "WHERE day >= ? AND day < ? GROUP BY model, key_id", (first_day, end_day))]
+    return _summed(conn, "attribution_daily", "day", first_day, end_day)
+
+
+def hourly_sums(conn: Connection, first_hour: int, end_hour: int,
+                ) -> list[tuple[int, int, float, float]]:
+    """(model, key id, conversions, revenue) summed over hours [first_hour, end_hour)."""
+    return _summed(conn, "attribution_hourly", "hour", first_hour, end_hour)
 
 
 def credit_sums(conn: Connection, since_ms: int, until_ms: int,
@@ -338,14 +349,6 @@ def credit_sums(conn: Connection, since_ms: int, until_ms: int,
         "FROM attribution_conversions v JOIN attribution_credits c "
         "ON c.event_id = v.event_id WHERE v.timestamp >= ? AND v.timestamp < ? "
         "GROUP BY c.model, c.key_id", (since_ms, until_ms))]
-
-
-def hourly_sums(conn: Connection, first_hour: int, end_hour: int,
-                ) -> list[tuple[int, int, float, float]]:
-    """(model, key id, conversions, revenue) summed over hours [first_hour, end_hour)."""
-    return [(int(m), int(k), float(c), float(r)) for m, k, c, r in conn.execute(
-        "SELECT model, key_id, SUM(conversions), SUM(revenue) FROM attribution_hourly "
-        "WHERE hour >= ? AND hour < ? GROUP BY model, key_id", (first_hour, end_hour))]
 
 
 def whole_units(since_ms: int, until_ms: int, unit_ms: int,
