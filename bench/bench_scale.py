@@ -5,13 +5,14 @@ beside the same figures on a database 10× smaller, built and measured in the sa
     python bench/bench_scale.py --events 1000000   # baseline 100k (~5 min here)
     python bench/bench_scale.py                    # 10M, baseline 1M (~45 min here)
     python bench/bench_scale.py --events 25000000  # the 25M option
+    python bench/bench_scale.py --people 1000000   # 10M events of 1M people (not 500k)
 
-For each size a shop's log of n events (`shop_events`: n/20 people over 85 days, who
-come in visits of about 6 events within minutes; orders and sign-ups from the backend,
-log-ins that join a tenth of the people's anonymous browsing to them, visits from
-campaigns, search, social and direct, product views, and Kanal's own email deliveries,
-opens and clicks) is bulk-loaded through the storage interface (executemany on SQLite,
-COPY on PostgreSQL); the derived tables (profiles,
+For each size a shop's log of n events (`shop_events`: n/20 people, or --people and a
+tenth of them, over 85 days, who come in visits of about 6 events within minutes; orders
+and sign-ups from the backend, log-ins that join a tenth of the people's anonymous
+browsing to them, visits from campaigns, search, social and direct, product views, and
+Kanal's own email deliveries, opens and clicks) is bulk-loaded through the storage
+interface (executemany on SQLite, COPY on PostgreSQL); the derived tables (profiles,
 daily counters, attribution credits, journey runs) are then built by Kanal's real
 processor, whose rate is printed; the timers of the runs whose waits ended while the
 database was built are fired and the journey days left marked are kept (what a server
@@ -151,8 +152,10 @@ VISIT_EVENTS = 6
 
 
 def shop_events(n: int, source: int, *, seed: int = 7, days: int = 85,
-                prefix: str = "e", end: int | None = None) -> Iterator[tuple[Any, ...]]:
-    """A shop's log of n events by n/20 people over `days` days, in time order: orders and
+                prefix: str = "e", end: int | None = None, people: int | None = None,
+                ) -> Iterator[tuple[Any, ...]]:
+    """A shop's log of n events by n/20 people (or `people`) over `days` days, in time
+    order: orders and
     sign-ups from the backend, page views (from campaigns, from search and social, and
     direct), product views, log-ins, and Kanal's own email events (deliveries, opens,
     clicks). A tenth of the people browse anonymously until they log in (a merge).
@@ -163,7 +166,7 @@ def shop_events(n: int, source: int, *, seed: int = 7, days: int = 85,
     Kanal's own email events (5%) are of anyone, one at a time. The days end at `end`
     (ms since the epoch; now by default)."""
     rnd = random.Random(seed)
-    people = max(n // 20, 1)
+    people = max(n // 20, 1) if people is None else people
     end = int(time.time() * 1000) if end is None else end
     start = end - days * DAY
     step = max(days * DAY // n, 1)
@@ -293,7 +296,7 @@ def processor_round(db: Any, people: int, source: int, number: int,
     marked, not per event; a busy processor keeps one a second)."""
     end = int(time.time() * 1000) - (ROUNDS - 1 - number) * _ROUND_MS
     rows = shop_events(people * 20, source, seed=99 + number, days=1,
-                       prefix=f"top{number}.", end=end)
+                       prefix=f"top{number}.", end=end, people=people)
     bulk_load(db.conn(), itertools.islice(rows, ON_TOP))
     processor = build_processor(db)
     written = written_bytes()
@@ -355,18 +358,19 @@ def settled(path: Path, timeout: float = 900.0) -> float:
         db.close()
 
 
-def measure_empty(tmp: Path, sizes: Iterable[int]) -> tuple[dict[str, float],
-                                                           dict[str, list[float]]]:
+def measure_empty(tmp: Path, sizes: Iterable[tuple[int, int]],
+                  ) -> tuple[dict[str, float], dict[str, list[float]]]:
     """The processor and ingest on an empty database: the baselines of the rates on
     top. The processor applies the same 20,000 events as on top of each size (the same
-    people: n/20 of them, most with one event among the 20,000), and, as before, 20,000
+    people: (n, people) of `sizes`, most with one event among the 20,000), and, as
+    before, 20,000
     events of 1,000 people (20 each: a batch touches fewer profiles, so it runs faster),
     each of the ROUNDS rounds on an empty database of its own (the median round's
     figures; every round's events/s by label beside them); ingest with the server the
     same as on the big ones (its funnels kept first)."""
     out: dict[str, float] = {}
     rounds: dict[str, list[float]] = {}
-    for i, n in enumerate([ON_TOP, *sizes]):
+    for i, (n, people) in enumerate([(ON_TOP, ON_TOP // 20), *sizes]):
         label = ("processor on top, 20k events of 1,000 people (events/s)" if i == 0
                  else f"processor, the 20k events on top of {n:,} (events/s)")
         runs = []
@@ -374,7 +378,7 @@ def measure_empty(tmp: Path, sizes: Iterable[int]) -> tuple[dict[str, float],
             path = tmp / f"empty-{i}-{number}.db"
             db, source = prepare(str(path), tmp / "journeys")
             try:
-                runs.append(processor_round(db, n // 20, source, number))
+                runs.append(processor_round(db, people, source, number))
                 secret = keystore.create_key(db.conn(), "secret", int(time.time() * 1000))
             finally:
                 db.close()
@@ -419,16 +423,16 @@ def keep_funnel_days(db: Any) -> float:
     return time.perf_counter() - started
 
 
-def measure_size(tmp: Path, n: int, loads: int,
+def measure_size(tmp: Path, n: int, people: int, loads: int,
                  rounds: dict[str, list[float]]) -> dict[str, float]:
-    """Build a database of n events and measure it; figures by label (the processor's
-    rounds on top by label into `rounds`)."""
+    """Build a database of n events by `people` people and measure it; figures by label
+    (the processor's rounds on top by label into `rounds`)."""
     out: dict[str, float] = {}
     journeys = tmp / "journeys"
     path = tmp / f"scale-{n}.db"
     db, source = prepare(str(path), journeys)
     conn = db.conn()
-    out["bulk load (events/s)"] = n / bulk_load(conn, shop_events(n, source))
+    out["bulk load (events/s)"] = n / bulk_load(conn, shop_events(n, source, people=people))
     processor = build_processor(db)
     started = time.perf_counter()
     applied = processor.catch_up()
@@ -444,7 +448,7 @@ def measure_size(tmp: Path, n: int, loads: int,
     out[label], out["processor on top, KB written per event"], \
         out["processor on top, s of it idle work"], \
         rounds[f"processor on top of {n:,} (events/s)"] = \
-        processor_on_top(db, n // 20, source)
+        processor_on_top(db, people, source)
     now = int(time.time() * 1000)
     admin = keystore.create_key(conn, "admin", now)
     secret = keystore.create_key(conn, "secret", now)
@@ -500,22 +504,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--people", type=int, default=None,
+                        help="people of the --events log (default: one per 20 events); "
+                             "the smaller log has a tenth of them")
     parser.add_argument("--loads", type=int, default=5, help="loads of each page/report")
     args = parser.parse_args(argv)
     small, big = args.events // 10, args.events
+    if args.people is not None and args.people < 10:
+        parser.error(f"--people must be at least 10, not {args.people}")
+    people = {big: args.people or max(big // 20, 1)}
+    people[small] = max(people[big] // 10, 1)
     with tempfile.TemporaryDirectory(prefix="kanal-scale-") as name:
         tmp = Path(name)
         (tmp / "journeys").mkdir()
         (tmp / "journeys" / "welcome.yaml").write_text(textwrap.dedent(JOURNEY),
                                                         encoding="utf-8")
-        print(f"Kanal at scale: {big:,} events beside {small:,} (SQLite, {os.cpu_count()} "
-              f"cores, load average {os.getloadavg()[0]:.2f}, {args.loads} loads each)",
-              flush=True)
+        print(f"Kanal at scale: {big:,} events of {people[big]:,} people beside {small:,} "
+              f"of {people[small]:,} (SQLite, {os.cpu_count()} cores, load average "
+              f"{os.getloadavg()[0]:.2f}, {args.loads} loads each)", flush=True)
         figures = {}
-        empty, rounds = measure_empty(tmp, (small, big))
+        empty, rounds = measure_empty(tmp, [(n, people[n]) for n in (small, big)])
         for n in (small, big):
             started = time.perf_counter()
-            figures[n] = measure_size(tmp, n, args.loads, rounds)
+            figures[n] = measure_size(tmp, n, people[n], args.loads, rounds)
             print(f"  measured {n:,} events in {time.perf_counter() - started:.0f} s",
                   flush=True)
         for label, value in empty.items():
