@@ -15,6 +15,7 @@ from kanal_collector.contacts import is_junk
 from kanal_collector.contacts import normalise_email as normalize_email
 from kanal_collector.contacts import normalise_phone as normalize_phone
 from kanal_collector.profiles.identity import clean_id
+from kanal_collector.store import identities as identity_store
 
 
 @pytest.fixture
@@ -131,6 +132,39 @@ def test_secret_alias_merges_and_email_links_people(log: Log) -> None:
         ("user_id", "old-id"), ("user_id", "new-id"), ("anonymous_id", "kiosk-1"),
         ("anonymous_id", "old-id"),  # a trusted alias' previousId joins as both kinds
         ("email", "c@x.io")})}
+
+
+def test_a_batch_asks_only_whether_a_log_in_s_other_profiles_are_identified(
+        log: Log, monkeypatch: pytest.MonkeyPatch) -> None:
+    # #18: on a big database each profile asked about is a page of the identities' index
+    # by profile; only an untrusted event naming a userId beside another profile's
+    # anonymousId needs the answer (an identified profile is never moved).
+    log.add("identify", user_id="u1", anon="a1")
+    log.add("identify", user_id="u2", anon="a2")
+    log.add("page", anon="a3")
+    log.process()
+    asked: list[list[int]] = []
+    real = identity_store.identified_profiles
+
+    def spy(conn: Any, profile_ids: Any) -> set[int]:
+        asked.append(sorted(set(profile_ids)))
+        return real(conn, profile_ids)
+
+    monkeypatch.setattr(identity_store, "identified_profiles", spy)
+    log.add("page", user_id="u1")
+    log.add("track", event="Product Viewed", anon="a2")
+    log.add("identify", user_id="u2", anon="a2")  # already u2's: nothing to ask
+    log.process()
+    assert asked == []
+    u1, u2, a3 = log.pid("a1"), log.pid("a2"), log.pid("a3")
+    log.add("identify", user_id="u2", anon="a1")  # u1's: not moved
+    log.add("identify", user_id="u2", anon="a3")  # anonymous: merged into u2
+    log.process()
+    assert asked == [sorted({u1, u2, a3})]  # type: ignore[type-var]  # one statement
+    assert partition(log) == {
+        frozenset({("anonymous_id", "a1"), ("user_id", "u1")}),
+        frozenset({("anonymous_id", "a2"), ("anonymous_id", "a3"), ("user_id", "u2")}),
+    }
 
 
 def test_junk_ids_never_merge(log: Log) -> None:

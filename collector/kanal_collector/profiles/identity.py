@@ -216,6 +216,20 @@ def _resolve_trusted(graph: Graph, claims: Claims) -> int | None:
     return target
 
 
+def identified_asked(claims: Claims) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """(the userId, another identity) of these claims whose profiles `resolve` may ask
+    `is_identified` of, when the other's profile is not the userId's: an untrusted
+    event's anonymousId (and previousId) beside its userId."""
+    if claims.trusted or not claims.user_id:
+        return []
+    user = ("user_id", claims.user_id)
+    asked = [(user, ("anonymous_id", claims.anonymous_id))] if claims.anonymous_id else []
+    if claims.previous_id:
+        asked += [(user, ("user_id", claims.previous_id)),
+                  (user, ("anonymous_id", claims.previous_id))]
+    return asked
+
+
 def _resolve_untrusted(graph: Graph, claims: Claims) -> int | None:
     anonymous: list[tuple[str, str]] = []
     if claims.anonymous_id:

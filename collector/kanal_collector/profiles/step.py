@@ -30,7 +30,7 @@ from ..store import timeline as timeline_store
 from ..store.connection import Connection
 from ..store.events import EventRow, StoredEvent, append_events, event_row
 from . import own_identities
-from .identity import Claims, claims_of, resolve
+from .identity import Claims, claims_of, identified_asked, resolve
 from .orders import count_copies
 from .segments import ProfileView, Segment, matches
 from .state import apply_event, computed, merge_states, traits_of
@@ -64,19 +64,32 @@ class _SqlGraph:
         self.new_idents: list[tuple[str, str, int, int | None]] = []
         self.event: StoredEvent | None = None
 
-    def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
+    def prefetch(self, keys: Iterable[tuple[str, str]],
+                 asked: Iterable[tuple[tuple[str, str], tuple[str, str]]] = ()) -> None:
+        """Read the profiles of `keys` and their states, and for each (userId, other
+        identity) of `asked` whether both profiles are identified when they differ (the
+        resolver asks of the other, a merge of both), in a few statements for the batch
+        (anything else asked later is read then). Only the profiles the resolver may
+        ask about are checked: on a big database each is a page of the identities'
+        index by profile (#18: 19 ms of every 20,000 events on top of 10M)."""
         wanted = {k for k in keys if k not in self.idents}
-        if not wanted:
-            return
-        found = identity_store.identity_profiles(self.conn, wanted)
-        for key in wanted:
-            self.idents[key] = found.get(key)
-        pids = {p for p in found.values() if p not in self.states}
-        if pids:
-            self.states.update(store.load_states(self.conn, pids))
-            marked = identity_store.identified_profiles(self.conn, pids)
-            for pid in pids:
-                self.identified.setdefault(pid, pid in marked)
+        if wanted:
+            found = identity_store.identity_profiles(self.conn, wanted)
+            for key in wanted:
+                self.idents[key] = found.get(key)
+            pids = {p for p in found.values() if p not in self.states}
+            if pids:
+                self.states.update(store.load_states(self.conn, pids))
+        ask: set[int] = set()
+        for user, key in asked:
+            pid, mine = self.idents.get(key), self.idents.get(user)
+            if pid is not None and pid != mine:  # and the userId's, which a merge asks
+                ask.update(p for p in (pid, mine) if p is not None)
+        ask -= self.identified.keys()
+        if ask:
+            marked = identity_store.identified_profiles(self.conn, ask)
+            for pid in ask:
+                self.identified[pid] = pid in marked
 
     def lookup(self, kind: str, value: str) -> int | None:
         key = (kind, value)
@@ -169,13 +182,15 @@ class ProfilesStep:
         claimed = [(e, claims_of(e, default_country=self.default_country)) for e in events]
         dropped = _suppressed_events(conn, claimed)
         keys: list[tuple[str, str]] = []
+        asked: list[tuple[tuple[str, str], tuple[str, str]]] = []
         for event, claims in claimed:
             if event.key_kind == KANAL_KEY_KIND:
                 keys += [(k, v) for k, v in (("user_id", event.user_id),
                                              ("anonymous_id", event.anonymous_id)) if v]
             elif event.id not in dropped:
                 keys += claims.all_values
-        graph.prefetch(keys)
+                asked += identified_asked(claims)
+        graph.prefetch(keys, asked)
         timeline: list[tuple[int, int, int]] = []
         own: list[tuple[int, StoredEvent]] = []  # (profile, event) of people's own events
         touched: set[int] = set()
