@@ -1137,6 +1137,17 @@ def _m030_conversions_sharing_touchpoints(m: Migration) -> None:
           "WHERE touched > fresh")
 
 
+def _m031_merge_indexes(m: Migration) -> None:
+    # #18: a merge moves the person's rows of every table by profile; these three had no
+    # index by profile, so each merge (a tenth of the people log in after browsing)
+    # read the whole table: journey conversions, on-site exposures and the orders credited
+    # to recommendations, all growing with everything the shop ever did.
+    m.ddl("CREATE INDEX journey_conversions_profile ON journey_conversions(profile_id)")
+    m.ddl("CREATE INDEX onsite_exposures_profile ON onsite_exposures(profile_id)")
+    m.ddl("CREATE INDEX product_rec_conversions_profile "
+          "ON product_rec_conversions(profile_id)")
+
+
 MIGRATIONS: list[Callable[[Migration], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -1168,6 +1179,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m028_product_activity_by_first_view,
     _m029_row_counts,
     _m030_conversions_sharing_touchpoints,
+    _m031_merge_indexes,
 ]
 
 _VERSIONS = "kanal_migrations"
