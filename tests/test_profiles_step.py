@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from kanal_testing import dump_text
@@ -14,6 +15,7 @@ from kanal_collector.profiles.rebuild import RebuildBusy, rebuild
 from kanal_collector.profiles.step import ProfilesStep
 from kanal_collector.profiles.views import export_json, snapshot
 from kanal_collector.store import leases
+from kanal_collector.store import privacy as privacy_store
 from kanal_collector.store.connection import Connection
 from kanal_collector.store.events import StoredEvent
 from kanal_collector.workers import LEASE_NAME, Processor
@@ -183,6 +185,41 @@ def test_forget_deletes_and_suppresses(log: Log) -> None:
     live = snapshot(log.conn)
     rebuild(log.conn, log.clock)
     assert snapshot(log.conn) == live
+
+
+def test_forget_reads_the_log_before_it_takes_the_write_lock(
+        log: Log, monkeypatch: pytest.MonkeyPatch) -> None:
+    # #18: finding a person's events not yet applied reads the whole log; on SQLite the
+    # one write lock held through that read kept ingest waiting for seconds at 10M events.
+    log.add("page", anon="a1")
+    log.add("identify", user_id="u1", anon="a1", trusted=True, traits={"email": "ann@x.io"})
+    log.add("page", anon="a2")  # someone else
+    log.process()
+    log.add("page", anon="a1")  # logged, not applied yet
+    sqlite = log.conn.dialect.name == "sqlite"
+    locked: list[str] = []
+    read = privacy_store.read_logged_events
+
+    def read_then_log_more(conn: Connection, profile_id: int) -> Any:
+        logged = read(conn, profile_id)
+        assert (logged is not None) == sqlite
+        log.add("page", user_id="u1")  # logged after that read, before the lock
+        if sqlite:
+            conn.set_trace_callback(locked.append)  # type: ignore[attr-defined]
+        return logged
+
+    monkeypatch.setattr(privacy_store, "read_logged_events", read_then_log_more)
+    done = forget(log.conn, "u1", T0)
+    if sqlite:
+        log.conn.set_trace_callback(None)
+    assert done.events_deleted == 4  # the two applied, the one before and after the read
+    assert [r[0] for r in log.conn.execute("SELECT anonymous_id FROM events")] == ["a2"]
+    if sqlite:
+        assert locked[0] == "BEGIN IMMEDIATE"
+        plans = [d for sql in locked if sql.split()[0] in ("SELECT", "DELETE", "UPDATE")
+                 for *_, d in log.conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+        assert plans and [d for d in plans if d.split()[:2] == ["SCAN", "events"]
+                          and "USING" not in d] == []
 
 
 def test_forget_unknown_person_suppresses_ahead(log: Log) -> None:

@@ -37,6 +37,10 @@ def forget(conn: Connection, value: str, now_ms: int, *,
     """
     if not value.strip() and profile_id is None:
         raise ValueError("USER must not be empty")
+    # The log is read for the person's events before the write lock (on SQLite): ingest
+    # waits for the deletion only, not for a read of every event stored.
+    found = lookup(conn, value, kind) if profile_id is None else profile_id
+    logged = None if found is None else privacy_store.read_logged_events(conn, found)
     with transaction(conn):
         if profile_id is None:
             profile_id = lookup(conn, value, kind)
@@ -44,7 +48,7 @@ def forget(conn: Connection, value: str, now_ms: int, *,
             raise ValueError(f"no profile {profile_id}")
         if profile_id is not None:
             identities = identity_store.profile_identities(conn, profile_id)
-            deleted = privacy_store.delete_profile(conn, profile_id)
+            deleted = privacy_store.delete_profile(conn, profile_id, logged=logged)
             outbox.delete_profile_rows(conn, profile_id)
             journeys.delete_profile_runs(conn, profile_id)
             # Ads audiences: the person leaves every one; the platform hashes are kept
