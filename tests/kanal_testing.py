@@ -147,6 +147,22 @@ def event_rows(target: Path | str) -> list[dict[str, Any]]:
     return rows
 
 
+def full_scans(conn: Any, statements: list[str]) -> dict[str, list[str]]:
+    """{table: statements} of these SQLite statements whose query plan reads a whole
+    table ("SCAN t"; "SCAN t USING … INDEX" walks an index in order and is not one)."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    scans: dict[str, list[str]] = {}
+    for sql in statements:
+        if not sql.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE",
+                                                "WITH")):
+            continue
+        for *_, detail in conn.execute(f"EXPLAIN QUERY PLAN {sql}"):
+            words = detail.split()
+            if words[0] == "SCAN" and "USING" not in words and words[1] in tables:
+                scans.setdefault(words[1], []).append(" ".join(sql.split()))
+    return scans
+
+
 def dump_text(conn: Any) -> str:
     """Every row of every table of a database as text (either engine)."""
     out = []

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kanal_testing import full_scans
 from profiles_util import Log
 
 from kanal_collector.store.db import Database
@@ -48,18 +49,7 @@ def test_a_merge_reads_no_growing_table_whole(tmp_path: Path,
         on[0] = False
         conn = log.conn
         assert conn.execute("SELECT count(*) FROM merges").fetchone()[0] == 1
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master "
-                                             "WHERE type = 'table'")}
-        scans: dict[str, list[str]] = {}
-        for sql in statements:
-            if not sql.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE",
-                                                    "WITH")):
-                continue
-            for *_, detail in conn.execute(f"EXPLAIN QUERY PLAN {sql}"):
-                words = detail.split()
-                # "SCAN t" reads all of t; "SCAN t USING … INDEX" walks an index in order.
-                if words[0] == "SCAN" and "USING" not in words and words[1] in tables:
-                    scans.setdefault(words[1], []).append(" ".join(sql.split()))
+        scans = full_scans(conn, statements)
         assert len(statements) > 50  # the whole batch was traced
         assert {t: s for t, s in scans.items() if t not in SMALL} == {}
     finally:

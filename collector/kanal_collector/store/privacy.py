@@ -40,10 +40,10 @@ def read_logged_events(conn: Connection, profile_id: int) -> LoggedEvents | None
 
     Finding them reads the whole log (it has no index by userId or anonymousId, which
     would cost every ingest): seconds on a big database, during which SQLite's one write
-    lock kept ingest waiting. `delete_profile` then reads only the events logged since. SQLite's
-    ids are never reused and are committed in order (one writer), so the two reads miss
-    nothing; PostgreSQL's come from a sequence and may commit out of order, and its
-    writers don't wait for each other's reads, so it reads them all inside.
+    lock kept ingest waiting. `delete_profile` then reads only the events logged since.
+    SQLite's ids are never reused and are committed in order (one writer), so the two
+    reads miss nothing; PostgreSQL's come from a sequence and may commit out of order,
+    and its writers don't wait for each other's reads, so it reads them all inside.
     """
     if conn.dialect.name != SQLITE:
         return None
