@@ -69,6 +69,7 @@ from kanal_testing import start_collector  # noqa: E402
 from kanal_collector.app import build_processor  # noqa: E402
 from kanal_collector.clock import SystemClock, utc_iso  # noqa: E402
 from kanal_collector.journeys import TimerWorker  # noqa: E402
+from kanal_collector.memory import freeze_start_up  # noqa: E402
 from kanal_collector.reports.kept_funnels import FunnelStep  # noqa: E402
 from kanal_collector.store import keys as keystore  # noqa: E402
 from kanal_collector.store.db import Database, transaction  # noqa: E402
@@ -530,6 +531,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--people must be at least 10, not {args.people}")
     people = {big: args.people or max(big // 20, 1)}
     people[small] = max(people[big] // 10, 1)
+    # The processor's rounds run in this process: with what it imported out of the
+    # garbage collector's walks, as `kanal serve` has once started (memory.py).
+    freeze_start_up()
     with tempfile.TemporaryDirectory(prefix="kanal-scale-") as name:
         tmp = Path(name)
         (tmp / "journeys").mkdir()

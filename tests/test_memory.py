@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from kanal_collector import memory
@@ -49,3 +51,18 @@ def test_the_trimmer_trims_until_stopped(monkeypatch: pytest.MonkeyPatch) -> Non
     trimmer._thread.join(10)
     trimmer.stop()
     assert calls == [0, 0, 0]
+
+
+def test_freezing_start_up_leaves_its_objects_out_of_the_collectors_walks() -> None:
+    made_at_start_up = {"kept": [1, 2, 3]}
+    assert gc.is_tracked(made_at_start_up)
+    frozen = gc.get_freeze_count()
+    try:
+        memory.freeze_start_up()
+        assert gc.get_freeze_count() > frozen
+        # A full collection walks the three generations; frozen objects are in none.
+        assert not any(o is made_at_start_up for o in gc.get_objects())
+        made_later: dict[str, list[int]] = {"kept": []}
+        assert any(o is made_later for o in gc.get_objects())
+    finally:
+        gc.unfreeze()

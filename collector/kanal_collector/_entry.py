@@ -17,4 +17,7 @@ def main() -> None:
             "is missing).\nInstall them with:  pip install 'kanal[server]'\n"
         )
         raise SystemExit(2) from None
+    from .memory import freeze_start_up
+
+    freeze_start_up()  # the imports stay: out of the garbage collector's walks
     cli()

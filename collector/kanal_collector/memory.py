@@ -17,12 +17,20 @@ Two remedies, both no-ops where the C library is not glibc (musl, macOS):
   the environment wins when given);
 - `trim()` now and then (`Trimmer`): `malloc_trim(0)` hands every arena's free pages
   back (3 to 10 ms at 1M events, while the arenas' locks are held page by page).
+
+And one for time, not memory: `freeze_start_up()` once start-up is done. Python's cyclic
+garbage collector now and then walks every object that has lived long (a full
+collection); in `kanal serve` most of those are what start-up made (the modules of Flask,
+Jinja, SQLite's and Kanal's own, the app), which never become garbage. Frozen, they are
+left out of every walk: the processor applied 20,000 events on top of 10M events 23%
+faster (about 18,500 events/s instead of 15,000), and 37% faster on an empty database.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 import threading
@@ -73,6 +81,14 @@ def trim() -> bool:
     if _LIBC is None:
         return False
     return bool(_LIBC.malloc_trim(0))
+
+
+def freeze_start_up() -> None:
+    """Leave every object alive now out of the cyclic collector's walks (`gc.freeze`;
+    call once start-up is done). They are still freed when nothing refers to them; only
+    garbage cycles start-up left behind (a few dozen objects after `kanal`'s imports)
+    stay. Taking ~0 ms, unlike a collection first (24 ms, on every command)."""
+    gc.freeze()
 
 
 class Trimmer:

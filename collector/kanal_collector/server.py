@@ -20,7 +20,7 @@ from .deliverability.receiver import BounceServer, start_receiver, stop_receiver
 from .deliverability.routes import WebhookState
 from .errors import ConfigError, KanalError
 from .ingest.enrich import describe_user_agent
-from .memory import Trimmer, limit_arenas
+from .memory import Trimmer, freeze_start_up, limit_arenas
 from .notices import startup_notices
 from .runtime import Runtime
 from .store.db import masked
@@ -86,6 +86,8 @@ def serve(config: Config, *, echo: Callable[[str], None] = print) -> None:
                                 policy=app.extensions["kanal.policy"],
                                 channels=app.extensions["kanal.channels"]):
         echo(f"Notice: {line}")
+    # What start-up made stays: out of the garbage collector's walks (memory.py).
+    freeze_start_up()
     port = getattr(server, "effective_port", config.port)
     host = getattr(server, "effective_host", config.host)
     receiver = None
