@@ -413,6 +413,17 @@ def downgrade(conn: Any, version: int) -> None:
         score_counts.drop(conn)
     if version < 22:  # the triggers of store/funnel_days.py (migration 22)
         funnel_days.drop(conn)
+    if version < 32 and "attribution_touchpoints" not in conn.dialect.tables(conn):
+        # Migration 32 put the touchpoints on the timeline: back in a table of their own.
+        Migration(conn).ddl(
+            """CREATE TABLE attribution_touchpoints (
+                profile_id {INT} NOT NULL, timestamp {INT} NOT NULL,
+                event_id {INT} NOT NULL, key_id {INT} NOT NULL,
+                PRIMARY KEY (profile_id, timestamp, event_id)
+            ){WITHOUT_ROWID}""")
+        conn.execute("INSERT INTO attribution_touchpoints (profile_id, timestamp, event_id, "
+                     "key_id) SELECT profile_id, timestamp, event_id, key_id "
+                     "FROM profile_events WHERE key_id IS NOT NULL")
     # Indexes first: an index of a dropped table goes with it.
     for kind, name in sorted(_schema_objects(conn) - keep, key=lambda o: o[0] != "index"):
         if (kind, name) in _schema_objects(conn):

@@ -36,6 +36,7 @@ from kanal_collector.reports.credits import AttributionStep, weights
 from kanal_collector.store import credits as credit_store
 from kanal_collector.store.db import transaction
 from kanal_collector.store.events import append_events
+from kanal_collector.store.retention import prune
 from kanal_collector.store.schema import MIGRATIONS, migrate
 
 DAY = 86_400_000
@@ -242,6 +243,8 @@ def test_every_conversion_leaves_nothing_when_taken_out(kept_log: Log) -> None:
         forget(log.conn, f"a{p}", T0 + 90 * DAY, kind="anonymous_id")
     for table in credit_store.TABLES:
         assert log.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
+    assert log.conn.execute(
+        "SELECT COUNT(*) FROM profile_events WHERE key_id IS NOT NULL").fetchone()[0] == 0
 
 
 def shop_of(log: Log, *, seed: int, people: int) -> Log:
@@ -341,6 +344,64 @@ def test_migration_27_sums_the_kept_credits_per_hour(kept_log: Log) -> None:
     assert [r[:4] for r in filled] == [r[:4] for r in kept]
     for a, b in zip(filled, kept, strict=True):
         assert close(a[4], b[4]) and close(a[5], b[5]), a
+
+
+def _touchpoints(conn: Any) -> list[tuple[int, ...]]:
+    return sorted(tuple(int(v) for v in r) for r in conn.execute(
+        "SELECT profile_id, timestamp, event_id, key_id FROM profile_events "
+        "WHERE key_id IS NOT NULL"))
+
+
+def test_migration_32_puts_the_touchpoints_on_their_timeline_rows(kept_log: Log) -> None:
+    """Migration 32 moves every kept touchpoint's key onto its timeline row, and keeps a
+    row for one whose event was pruned; the processor goes on crediting from them."""
+    log = shop_of(kept_log, seed=9, people=12)
+    conn = log.conn
+    kept = _touchpoints(conn)
+    assert len(kept) > 50
+    pid, key = kept[0][0], kept[0][3]
+    pruned = (pid, T0 - DAY, 10**9, key)  # its event and timeline row went in a prune
+    with transaction(conn):
+        downgrade(conn, 31)
+        assert "key_id" not in conn.dialect.columns(conn, "profile_events")
+        conn.execute("INSERT INTO attribution_touchpoints (profile_id, timestamp, event_id, "
+                     "key_id) VALUES (?, ?, ?, ?)", pruned)
+    assert migrate(conn) == len(MIGRATIONS)
+    assert "attribution_touchpoints" not in conn.dialect.tables(conn)
+    assert _touchpoints(conn) == sorted([*kept, pruned])
+    with transaction(conn):
+        conn.execute("DELETE FROM profile_events WHERE event_id = ?", (pruned[2],))
+    shop = Shop(log, random.Random(10))
+    shop.later = []
+    for p in range(6):  # late touchpoints and conversions of the same people
+        shop.person_events(p)
+    log.process()
+    assert compare(log, random.Random(11), "after migration 32") > 20
+
+
+def test_a_pruned_touchpoint_is_credited_as_before(kept_log: Log) -> None:
+    """A prune deletes a touchpoint's event but keeps its timeline row and key: an order
+    after the prune, within the lookback, is credited to it as it would have been."""
+    log = kept_log
+    log.add("page", user_id="u1", ts=T0, received=T0,
+            context={"campaign": CAMPAIGNS[0], "page": {"url": f"{SHOP}/?utm_source=x"}})
+    log.add("page", user_id="u1", ts=T0 + 1000, received=T0 + 1000)  # direct: none
+    log.process()
+    done = prune(log.conn, T0 + HOUR, now_ms=T0 + 2 * DAY)
+    assert done.events == 2 and done.timeline_rows == 1
+    log.add("track", event="Order Completed", user_id="u1", trusted=True, ts=T0 + DAY,
+            received=T0 + DAY, properties={"order_id": "o1", "revenue": 50.0})
+    log.process()
+    got = attribute(log.conn, since_ms=T0, until_ms=T0 + 2 * DAY, settings=SETTINGS,
+                    source="kept")
+    assert (got.conversions, got.unattributed_conversions, got.touchpoints) == (1, 0, 1)
+    for model in got.credit:
+        assert got.credit[model]["campaign"] == {"spring": (1.0, 50.0)}, model
+    [(pid, ts, _, _)] = _touchpoints(log.conn)
+    assert (pid, ts) == (log.pid("u1"), T0)
+    # Forgetting the person takes the kept row too.
+    forget(log.conn, "u1", T0 + 2 * DAY, kind="user_id")
+    assert log.conn.execute("SELECT COUNT(*) FROM profile_events").fetchone()[0] == 0
 
 
 def test_weights_of_each_model() -> None:

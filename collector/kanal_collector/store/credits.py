@@ -1,7 +1,8 @@
 """Attribution kept as the processor goes: the tables behind reports/credits.py.
 
     attribution_keys         a touchpoint's (channel, campaign, journey), by a hash id
-    attribution_touchpoints  (profile, timestamp, event) of every touchpoint, its key
+    profile_events.key_id    a touchpoint's key, on its row of the person's timeline
+                             (NULL: the event is no touchpoint)
     attribution_conversions  every conversion: profile, timestamp, revenue, how many
                              touchpoints it was credited to (`touched`; 0: unattributed)
                              and how many of those its profile's previous conversion
@@ -36,9 +37,10 @@ from .connection import Connection
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
-TABLES = ("attribution_touchpoints", "attribution_conversions", "attribution_credits",
-          "attribution_daily", "attribution_hourly", "attribution_days")
-"""What a person's and everyone's attribution is (the keys are kept: they name nobody)."""
+TABLES = ("attribution_conversions", "attribution_credits", "attribution_daily",
+          "attribution_hourly", "attribution_days")
+"""What a person's and everyone's attribution is, besides the touchpoints' keys on the
+timelines (the keys' names are kept: they name nobody)."""
 
 Touch = tuple[str, str, str]
 Credit = tuple[int, int, float]
@@ -79,16 +81,19 @@ def keys(conn: Connection, ids: Iterable[int]) -> dict[int, Touch]:
 # -- touchpoints and conversions --------------------------------------------------------------
 
 def add_touchpoints(conn: Connection, rows: Sequence[tuple[int, int, int, int]]) -> None:
-    """Store (profile, timestamp, event, key id) touchpoints."""
+    """Store (profile, timestamp, event, key id) touchpoints: the key goes on the event's
+    timeline row (which the profiles step wrote in the same batch: its page is at hand)."""
     conn.executemany(
-        "INSERT INTO attribution_touchpoints (profile_id, timestamp, event_id, key_id) "
-        "VALUES (?,?,?,?) ON CONFLICT DO NOTHING", sorted(rows))
+        "INSERT INTO profile_events (profile_id, timestamp, event_id, key_id) "
+        "VALUES (?,?,?,?) ON CONFLICT (profile_id, timestamp, event_id) "
+        "DO UPDATE SET key_id = excluded.key_id", sorted(rows))
 
 
 def delete_touchpoints(conn: Connection, rows: Iterable[tuple[int, int, int]]) -> None:
-    """Delete (profile, timestamp, event) touchpoints."""
+    """(profile, timestamp, event) are no touchpoints any more (their timeline rows
+    stay)."""
     conn.executemany(
-        "DELETE FROM attribution_touchpoints WHERE profile_id = ? AND timestamp = ? "
+        "UPDATE profile_events SET key_id = NULL WHERE profile_id = ? AND timestamp = ? "
         "AND event_id = ?", list(rows))
 
 
@@ -100,9 +105,10 @@ def touchpoints_of(conn: Connection, profile_ids: Sequence[int], since_ms: int,
     for chunk in chunks(sorted(set(profile_ids)), 500):
         marks = ",".join("?" * len(chunk))
         for pid, ts, eid, kid in conn.execute(
-                "SELECT profile_id, timestamp, event_id, key_id FROM attribution_touchpoints "
+                "SELECT profile_id, timestamp, event_id, key_id FROM profile_events "
                 f"WHERE profile_id IN ({marks}) AND timestamp >= ? AND timestamp <= ? "
-                "ORDER BY profile_id, timestamp, event_id", [*chunk, since_ms, until_ms]):
+                "AND key_id IS NOT NULL ORDER BY profile_id, timestamp, event_id",
+                [*chunk, since_ms, until_ms]):
             out.setdefault(int(pid), []).append((int(ts), int(eid), int(kid)))
     return out
 
@@ -286,10 +292,9 @@ def delete_conversions(conn: Connection, event_ids: Sequence[int]) -> None:
 # -- people ---------------------------------------------------------------------------------
 
 def move_profile(conn: Connection, into: int, other: int) -> None:
-    """A merge: `other`'s touchpoints and conversions are `into`'s now (the caller
-    re-credits `into`'s conversions)."""
-    conn.execute("UPDATE attribution_touchpoints SET profile_id = ? WHERE profile_id = ?",
-                 (into, other))
+    """A merge: `other`'s conversions are `into`'s now (the caller re-credits `into`'s
+    conversions); its touchpoints moved with its timeline (store/profiles.py
+    `merge_profiles`)."""
     conn.execute("UPDATE attribution_conversions SET profile_id = ? WHERE profile_id = ?",
                  (into, other))
 
@@ -302,8 +307,17 @@ def delete_profiles(conn: Connection, profile_ids: Sequence[int]) -> None:
             f"SELECT event_id FROM attribution_conversions WHERE profile_id IN ({marks})",
             chunk)]
         delete_conversions(conn, converted)
-        conn.execute(f"DELETE FROM attribution_touchpoints WHERE profile_id IN ({marks})",
-                     chunk)
+        _drop_touchpoints(conn, f"profile_id IN ({marks}) AND ", chunk)
+
+
+def _drop_touchpoints(conn: Connection, where: str, params: Sequence[Any]) -> None:
+    """Take the keys off the touchpoints `where` selects (a condition and AND, or ""),
+    and delete the rows only a touchpoint kept: those of pruned events."""
+    conn.execute(f"DELETE FROM profile_events WHERE {where}key_id IS NOT NULL AND NOT "
+                 "EXISTS (SELECT 1 FROM events e WHERE e.id = profile_events.event_id)",
+                 params)
+    conn.execute(f"UPDATE profile_events SET key_id = NULL WHERE {where}key_id IS NOT NULL",
+                 params)
 
 
 def clear(conn: Connection) -> None:
@@ -312,6 +326,7 @@ def clear(conn: Connection) -> None:
     ids), and a rebuild of the credits under way starts over."""
     for table in TABLES:
         conn.execute(f"DELETE FROM {table}")
+    _drop_touchpoints(conn, "", ())
     state = get_state(conn)
     if state is not None:
         state["merges"] = 0

@@ -3,10 +3,12 @@
 A prune deletes every event received before a moment (`received_at`, epoch ms) from
 the log, with what only indexes the log: its messageId keys and its rows in
 `profile_events` (the per-person timeline). What the processor derived from those
-events stays (profiles, segments, journeys, orders, the daily aggregates and reports),
-and so do refused events received since. The moment becomes the database's prune
-horizon (`pruned_before`), which `kanal profiles rebuild` checks: a rebuild replays the
-log, and a pruned log would rebuild people without their past.
+events stays (profiles, segments, journeys, orders, the daily aggregates and reports,
+and the touchpoints later conversions are credited to: a touchpoint's timeline row
+stays, with its key, store/credits.py), and so do refused events received since. The
+moment becomes the database's prune horizon (`pruned_before`), which `kanal profiles
+rebuild` checks: a rebuild replays the log, and a pruned log would rebuild people
+without their past.
 
 Only events the processor has applied can go: a prune that would delete an event past
 its cursor is refused.
@@ -142,8 +144,8 @@ def _trim(conn: Connection, before_ms: int, lo: int | None, hi: int | None, done
             if doomed:
                 marks = ",".join("?" * len(doomed))
                 done.timeline_rows += int(conn.execute(
-                    f"DELETE FROM profile_events WHERE event_id IN ({marks})",
-                    doomed).rowcount)
+                    f"DELETE FROM profile_events WHERE event_id IN ({marks}) "
+                    "AND key_id IS NULL", doomed).rowcount)
                 done.events += int(conn.execute(
                     f"DELETE FROM events WHERE id IN ({marks})", doomed).rowcount)
         if progress is not None and doomed:
@@ -179,8 +181,8 @@ def _drop_detached(conn: Connection, name: str, done: Pruned,
                          f"AND e.id <= ? AND k.source_id = e.source_id "
                          f"AND k.message_id = e.message_id AND k.event_id = e.id", span)
             done.timeline_rows += int(conn.execute(
-                "DELETE FROM profile_events WHERE event_id > ? AND event_id <= ?",
-                span).rowcount)
+                "DELETE FROM profile_events WHERE event_id > ? AND event_id <= ? "
+                "AND key_id IS NULL", span).rowcount)
         done.events += len(ids)
         after = ids[-1]
         if progress is not None:

@@ -1148,6 +1148,21 @@ def _m031_merge_indexes(m: Migration) -> None:
           "ON product_rec_conversions(profile_id)")
 
 
+def _m032_touchpoints_on_the_timeline(m: Migration) -> None:
+    # #18: a touchpoint is an event on a person's timeline; it had a table of its own,
+    # keyed like the timeline (profile, timestamp, event), so every batch wrote a page of
+    # each for nearly every person with a touchpoint: on top of 10M events 4,541 of the
+    # 29,647 pages 20,000 events wrote. Its key now rides on its timeline row, the page
+    # the batch writes anyway (store/credits.py). A touchpoint whose event was pruned
+    # keeps its row (store/retention.py).
+    m.ddl("ALTER TABLE profile_events ADD COLUMN key_id {INT}")
+    m.execute("INSERT INTO profile_events (profile_id, timestamp, event_id, key_id) "
+              "SELECT profile_id, timestamp, event_id, key_id FROM attribution_touchpoints "
+              "WHERE true ON CONFLICT (profile_id, timestamp, event_id) "
+              "DO UPDATE SET key_id = excluded.key_id")
+    m.ddl("DROP TABLE attribution_touchpoints")
+
+
 MIGRATIONS: list[Callable[[Migration], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -1180,6 +1195,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m029_row_counts,
     _m030_conversions_sharing_touchpoints,
     _m031_merge_indexes,
+    _m032_touchpoints_on_the_timeline,
 ]
 
 _VERSIONS = "kanal_migrations"
