@@ -1163,6 +1163,16 @@ def _m032_touchpoints_on_the_timeline(m: Migration) -> None:
     m.ddl("DROP TABLE attribution_touchpoints")
 
 
+def _m033_forget_indexes(m: Migration) -> None:
+    # #18: `kanal forget` deleted a person's merges (into or from them), their queued
+    # on-site messages and their sign-ups by their anonymousId by reading each table
+    # whole, inside the write lock; merges grow with every log-in that joins a visitor.
+    m.ddl("CREATE INDEX merges_from ON merges(from_profile)")
+    m.ddl("CREATE INDEX onsite_queue_profile ON onsite_queue(profile_id)")
+    m.ddl("CREATE INDEX signups_anonymous ON signups(anonymous_id) "
+          "WHERE anonymous_id IS NOT NULL")
+
+
 MIGRATIONS: list[Callable[[Migration], None]] = [
     _m001_foundation,
     _m002_profiles,
@@ -1196,6 +1206,7 @@ MIGRATIONS: list[Callable[[Migration], None]] = [
     _m030_conversions_sharing_touchpoints,
     _m031_merge_indexes,
     _m032_touchpoints_on_the_timeline,
+    _m033_forget_indexes,
 ]
 
 _VERSIONS = "kanal_migrations"
