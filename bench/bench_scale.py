@@ -168,10 +168,10 @@ def shop_events(n: int, source: int, *, seed: int = 7, days: int = 85,
                 prefix: str = "e", end: int | None = None, people: int | None = None,
                 ) -> Iterator[tuple[Any, ...]]:
     """A shop's log of n events by n/20 people (or `people`) over `days` days, in time
-    order: orders and
-    sign-ups from the backend, page views (from campaigns, from search and social, and
-    direct), product views, log-ins, and Kanal's own email events (deliveries, opens,
-    clicks). A tenth of the people browse anonymously until they log in (a merge).
+    order: orders and sign-ups from the backend, page views (from campaigns, from search
+    and social, and direct), product views, log-ins, and Kanal's own email events
+    (deliveries, opens, clicks). A tenth of the people browse anonymously until they log
+    in (a merge).
 
     People come in visits: a person's events follow each other within minutes, about
     VISIT_EVENTS of them, VISITS_AT_ONCE visits interleaved, each with one campaign and
@@ -294,8 +294,12 @@ def processor_on_top(db: Any, people: int, source: int,
     one after the other: the median round's (events/s, KB written per event, seconds of
     it idle work; see `processor_round`), and every round's events/s in order."""
     rounds = [processor_round(db, people, source, r) for r in range(ROUNDS)]
-    median = sorted(rounds)[len(rounds) // 2]
-    return (*median, [r[0] for r in rounds])
+    return (*_median(rounds), [r[0] for r in rounds])
+
+
+def _median(rounds: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """The median round (by events/s) of `processor_round`'s figures."""
+    return sorted(rounds)[len(rounds) // 2]
 
 
 def processor_round(db: Any, people: int, source: int, number: int,
@@ -376,9 +380,8 @@ def measure_empty(tmp: Path, sizes: Iterable[tuple[int, int]],
     """The processor and ingest on an empty database: the baselines of the rates on
     top. The processor applies the same 20,000 events as on top of each size (the same
     people: (n, people) of `sizes`, most with one event among the 20,000), and, as
-    before, 20,000
-    events of 1,000 people (20 each: a batch touches fewer profiles, so it runs faster),
-    each of the ROUNDS rounds on an empty database of its own (the median round's
+    before, 20,000 events of 1,000 people (20 each: a batch touches fewer profiles, so it
+    runs faster), each of the ROUNDS rounds on an empty database of its own (the median round's
     figures; every round's events/s by label beside them); ingest with the server the
     same as on the big ones (its funnels kept first)."""
     out: dict[str, float] = {}
@@ -396,8 +399,7 @@ def measure_empty(tmp: Path, sizes: Iterable[tuple[int, int]],
             finally:
                 db.close()
         out[label], out[label.replace("(events/s)", "(KB written per event)")], \
-            out[label.replace("(events/s)", "(s of it idle work)")] = \
-            sorted(runs)[len(runs) // 2]
+            out[label.replace("(events/s)", "(s of it idle work)")] = _median(runs)
         rounds[label] = [r[0] for r in runs]
     collector = start_collector(path, env={"KANAL_JOURNEYS_DIR": str(tmp / "journeys")})
     try:
