@@ -256,7 +256,9 @@ def main() -> None:
             median, p95 = timed(call, args.loads)
             print(f"{label:34} {median:10.1f} {p95:8.1f}")
         sizes = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                 for t in ("events", "profile_events", "active_days", "track_daily")}
+                 for t in ("events", "profile_events", "track_daily")}
+        sizes["profiles with active days"] = conn.execute(
+            "SELECT count(*) FROM profiles WHERE active_days IS NOT NULL").fetchone()[0]
         db.close()
         print(f"\nrows: {sizes}")
         print(f"migration backfill (schema {_AGGREGATES - 1} → {len(MIGRATIONS)}): "

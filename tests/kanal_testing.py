@@ -424,6 +424,19 @@ def downgrade(conn: Any, version: int) -> None:
         conn.execute("INSERT INTO attribution_touchpoints (profile_id, timestamp, event_id, "
                      "key_id) SELECT profile_id, timestamp, event_id, key_id "
                      "FROM profile_events WHERE key_id IS NOT NULL")
+    if 9 <= version < 34 and "active_days" not in conn.dialect.tables(conn):
+        # Migration 34 put a person's active days on their profile row: back in a table.
+        from kanal_collector.store.activity import decode_days
+        Migration(conn).ddl(
+            """CREATE TABLE active_days (
+                day {INT} NOT NULL, profile_id {INT} NOT NULL,
+                PRIMARY KEY (day, profile_id)
+            ){WITHOUT_ROWID}""")
+        conn.execute("CREATE INDEX active_days_profile ON active_days(profile_id)")
+        conn.executemany("INSERT INTO active_days (day, profile_id) VALUES (?, ?)", [
+            (day, int(pid)) for pid, text in conn.execute(
+                "SELECT id, active_days FROM profiles WHERE active_days IS NOT NULL").fetchall()
+            for day in decode_days(text)])
     # Indexes first: an index of a dropped table goes with it.
     for kind, name in sorted(_schema_objects(conn) - keep, key=lambda o: o[0] != "index"):
         if (kind, name) in _schema_objects(conn):

@@ -1,6 +1,6 @@
-"""The overview's daily aggregates (active_days, track_daily) stay equal to a count from
-the timelines and the log through merges, `kanal forget`, `kanal profiles rebuild`, a
-crashed batch and the migration that backfills them."""
+"""The overview's daily aggregates (people's active days, active_spans, track_daily) stay
+equal to a count from the timelines and the log through merges, `kanal forget`, `kanal
+profiles rebuild`, a crashed batch and the migrations that backfill and move them."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from kanal_collector.profiles.rebuild import rebuild
 from kanal_collector.profiles.step import ProfilesStep, SegmentsStep
 from kanal_collector.reports.funnels import money
 from kanal_collector.reports.kpis import day_name, overview
-from kanal_collector.store.activity import NO_DAY
+from kanal_collector.store.activity import NO_DAY, decode_days, encode_days
 from kanal_collector.store.connection import Connection
 from kanal_collector.store.events import StoredEvent
 from kanal_collector.store.reports import (
@@ -190,6 +190,9 @@ def test_forgotten_events_of_another_timeline_are_taken_out(log: Log) -> None:
     assert daily_aggregates(log.conn) == (
         {(day, bob), (day + 1, bob), (day + 3, bob)},
         {(day + 3, "Order Completed"): (1, 8.0)})
+    # Bob's days ride on his profile row: the first, then each one's distance.
+    assert log.conn.execute("SELECT active_days FROM profiles WHERE id = ?",
+                            (bob,)).fetchone()[0] == f"{day},1,2"
 
 
 def test_rebuild_recomputes_them(log: Log) -> None:
@@ -198,7 +201,7 @@ def test_rebuild_recomputes_them(log: Log) -> None:
     live = daily_aggregates(log.conn)
     # something the log doesn't say, which a rebuild must not keep
     log.conn.execute("INSERT INTO track_daily VALUES (1, 'Order Completed', 5, 9.0)")
-    log.conn.execute("INSERT INTO active_days VALUES (1, 1)")
+    log.conn.execute("UPDATE profiles SET active_days = '1' WHERE id = 1")
     rebuild(log.conn, log.clock, batch_size=13)
     active, tracks = daily_aggregates(log.conn)
     assert_matches_log(log.conn)
@@ -270,6 +273,42 @@ def test_the_migration_backfills_what_the_processor_wrote(log: Log) -> None:
             properties={"revenue": 1})
     log.process()
     assert_matches_log(log.conn)
+
+
+def test_migration_34_puts_the_active_days_on_the_profile_rows(log: Log) -> None:
+    assert MIGRATIONS[33].__name__ == "_m034_active_days_on_the_profile"
+    _history(log, seed=31)
+    log.process()
+    forget(log.conn, "u4", T0)
+    written = daily_aggregates(log.conn)
+    spans = active_spans(log.conn)
+    downgrade(log.conn, 33)
+    assert {(int(d), int(p)) for d, p in log.conn.execute(
+        "SELECT day, profile_id FROM active_days")} == written[0]
+    assert "active_days" not in log.conn.dialect.columns(log.conn, "profiles")
+    assert migrate(log.conn) == len(MIGRATIONS)
+    assert "active_days" not in log.conn.dialect.tables(log.conn)
+    assert daily_aggregates(log.conn) == written
+    assert active_spans(log.conn) == spans
+    # Later batches go on from there: a late day between a person's days, a new person,
+    # a merge of two people who both have days.
+    log.add("page", user_id="u5", ts=T0 - 3 * DAY)
+    log.add("page", anon="newcomer", ts=T0 + 20 * DAY)
+    merges = _merges(log.conn)
+    days = {p: {d for d, q in written[0] if q == p} for p in (log.pid("u6"), log.pid("a35"))}
+    assert all(days.values()) and len(days) == 2
+    log.add("alias", user_id="u6", previous_id="a35", ts=T0 + 21 * DAY)
+    log.process()
+    assert _merges(log.conn) == merges + 1
+    assert_matches_log(log.conn)
+
+
+@pytest.mark.parametrize("days", [[], [20419], [20419, 20420, 20426], [-3, -1, 0, 5],
+                                  list(range(0, 3000, 7))])
+def test_active_days_read_back_as_written(days: list[int]) -> None:
+    text = encode_days(days)
+    assert text is None if not days else isinstance(text, str)
+    assert decode_days(text) == days
 
 
 def test_an_empty_database_migrates(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from kanal_collector.reports import views
 from kanal_collector.store import identities as identity_store
 from kanal_collector.store import segments as segment_store
 from kanal_collector.store.db import transaction
-from kanal_collector.store.reports import daily_aggregates
+from kanal_collector.store.reports import daily_aggregates, track_daily
 from kanal_collector.store.schema import MIGRATIONS, migrate
 
 DAY = 86_400_000
@@ -205,7 +205,7 @@ def test_the_migration_counts_existing_copies_once(env: App) -> None:
     first copy's value. Migration 10 corrects both."""
     _scenario(env, same_batch=False)
     conn = connect_to(env.db)
-    expected = daily_aggregates(conn)[1]
+    expected = track_daily(conn)
     conversions = conn.execute(
         "SELECT run_id, revenue FROM journey_conversions ORDER BY run_id").fetchall()
     # What version 9 had: the uncounted copies in the daily figures, no order_copies.
@@ -217,9 +217,9 @@ def test_the_migration_counts_existing_copies_once(env: App) -> None:
     conn.execute("UPDATE journey_conversions SET revenue = 40 WHERE revenue = 50")
     version = next(i for i, m in enumerate(MIGRATIONS, 1) if m.__name__ == "_m012_order_copies")
     downgrade(conn, version - 1)
-    assert daily_aggregates(conn)[1] != expected
+    assert track_daily(conn) != expected
     migrate(conn)
-    tracks = daily_aggregates(conn)[1]
+    tracks = track_daily(conn)
     assert tracks.keys() == expected.keys()
     for key, (n, revenue) in expected.items():
         assert tracks[key][0] == n

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..clock import Clock, SystemClock
@@ -157,11 +157,12 @@ class _SqlGraph:
             identity_store.add_identities(self.conn, self.new_idents)
             self.new_idents = []
 
-    def flush(self, touched: Iterable[int]) -> None:
-        """Write the batch's new identities and every touched profile's state."""
+    def flush(self, touched: Iterable[int], days: Mapping[int, str | None]) -> None:
+        """Write the batch's new identities and every touched profile's state, with the
+        new active days of the people in `days`."""
         self._flush_identities()
         final = {self.final(p) for p in touched} | {self.final(p) for p in self.dirty}
-        store.save_states(self.conn, {p: self.states[p] for p in sorted(final)})
+        store.save_states(self.conn, {p: self.states[p] for p in sorted(final)}, days)
 
 
 class ProfilesStep:
@@ -238,20 +239,22 @@ class ProfilesStep:
             touched.add(pid)
             timeline.append((pid, event.timestamp, event.id))
             own.append((pid, event))
-        graph.flush(touched)
+        # The new active days are written with the profile rows: a page written anyway.
+        days = _add_daily_activity(conn, [(graph.final(p), e) for p, e in own])
+        graph.flush(touched, days)
         timeline_store.add_profile_events(conn, [(graph.final(p), t, e) for p, t, e in timeline])
-        _add_daily_activity(conn, [(graph.final(p), e) for p, e in own])
         if dropped:
             privacy_store.delete_events(conn, dropped)
 
 
 def _add_daily_activity(conn: Connection,
-                        own: Sequence[tuple[int, StoredEvent]]) -> None:
+                        own: Sequence[tuple[int, StoredEvent]]) -> dict[int, str | None]:
     """The batch's share of the overview's daily aggregates: the days each person was
     active, and track events (count, order value) per day and name. Of the copies of an
-    order only the one that counts is there (orders.py)."""
+    order only the one that counts is there (orders.py). Returns the people's new
+    profiles.active_days, for the caller to write with their profile rows."""
     if not own:
-        return
+        return {}
     counted = count_copies(conn, [e for _, e in own])
     tracks: dict[tuple[int, str], tuple[int, float]] = {}
     for _, event in own:
@@ -263,8 +266,9 @@ def _add_daily_activity(conn: Connection,
         key = (copy.timestamp // activity_store.DAY_MS, copy.event)
         n, revenue = tracks.get(key, (0, 0.0))
         tracks[key] = (n - 1, revenue - copy.value)
-    activity_store.add_daily_activity(
-        conn, {(e.timestamp // activity_store.DAY_MS, pid) for pid, e in own}, tracks)
+    activity_store.add_track_counts(conn, tracks)
+    return activity_store.add_active_days(
+        conn, {(e.timestamp // activity_store.DAY_MS, pid) for pid, e in own})
 
 
 def apply_own_traits(state: dict[str, Any], event: StoredEvent) -> None:

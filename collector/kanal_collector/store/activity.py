@@ -1,10 +1,15 @@
-"""The KPI overview's daily aggregates: active_days, active_spans and track_daily.
+"""The KPI overview's daily aggregates: people's active days, active_spans and
+track_daily.
 
 They hold what the overview used to count from the timelines: people's own events on a
 timeline, by UTC day. The profiles step adds to them in the processor's transaction (so
 a batch counts exactly once), a merge moves a person's days to the survivor, deleting
 events takes away what they added, and a rebuild clears them with the timelines and
 replays.
+
+A person's active days are a column of their profile row, profiles.active_days
+(`encode_days`): the processor reads and writes that row anyway. Migration 34 moved them
+there from a table of their own (#18).
 
 active_spans(day, prev_day, people) counts the people active on `day` whose previous
 active day was `prev_day` (NO_DAY: none). People active that day = the sum over
@@ -34,81 +39,92 @@ NO_DAY = -(2 ** 40)
 """active_spans.prev_day of a person's first active day."""
 
 
+def encode_days(days: Sequence[int]) -> str | None:
+    """A person's active days (ascending UTC day numbers) as profiles.active_days keeps
+    them: the first day, then each day's distance from the one before ("20419,1,6");
+    None for no days."""
+    if not days:
+        return None
+    out = [str(days[0])]
+    out += [str(b - a) for a, b in zip(days, days[1:], strict=False)]
+    return ",".join(out)
+
+
+def decode_days(text: str | None) -> list[int]:
+    """The ascending day numbers of profiles.active_days (`encode_days`)."""
+    if not text:
+        return []
+    days: list[int] = []
+    day = 0
+    for i, part in enumerate(text.split(",")):
+        day = int(part) if i == 0 else day + int(part)
+        days.append(day)
+    return days
+
+
+def active_days_of(conn: Connection, pids: Iterable[int]) -> dict[int, list[int]]:
+    """{pid: active days} of these people (those with a profile; no days: [])."""
+    out: dict[int, list[int]] = {}
+    for chunk in chunks(sorted(set(pids))):
+        marks = ",".join("?" * len(chunk))
+        for pid, text in conn.execute(
+                f"SELECT id, active_days FROM profiles WHERE id IN ({marks})", chunk):
+            out[int(pid)] = decode_days(text)
+    return out
+
+
+def add_active_days(conn: Connection,
+                    active: Iterable[tuple[int, int]]) -> dict[int, str | None]:
+    """Count (day, profile_id) pairs of people's own events into active_spans; return
+    the new profiles.active_days of each person who has a new day, for the caller to
+    write with the rest of the profile row (the processor writes each row once a batch).
+
+    A person's days are read with their profile row, a page the batch writes anyway;
+    they had a table of their own, whose index by person cost a page per person and
+    batch (#18). People without a profile row are passed over.
+    """
+    pairs = sorted(set(active))
+    if not pairs:
+        return {}
+    known = active_days_of(conn, (pid for _, pid in pairs))
+    spans: Counter[tuple[int, int]] = Counter()
+    changed: set[int] = set()
+    for day, pid in pairs:  # in day order, as one insert after another would see them
+        days = known.get(pid)
+        if days is None:
+            continue
+        i = bisect_left(days, day)
+        if i < len(days) and days[i] == day:
+            continue
+        _link(spans, day, days[i - 1] if i else NO_DAY, days[i] if i < len(days) else None)
+        days.insert(i, day)
+        changed.add(pid)
+    _save_spans(conn, spans)
+    return {pid: encode_days(known[pid]) for pid in sorted(changed)}
+
+
+def write_active_days(conn: Connection, days: Mapping[int, str | None]) -> None:
+    """Store people's profiles.active_days (`encode_days`)."""
+    conn.executemany("UPDATE profiles SET active_days = ? WHERE id = ?",
+                     [(text, pid) for pid, text in sorted(days.items())])
+
+
 def add_daily_activity(conn: Connection, active: Iterable[tuple[int, int]],
                        tracks: Mapping[tuple[int, str], tuple[int, float]]) -> None:
     """Record (day, profile_id) pairs of people's own events, and add (count, revenue)
-    of people's track events to their (day, event name).
+    of people's track events to their (day, event name)."""
+    write_active_days(conn, add_active_days(conn, active))
+    add_track_counts(conn, tracks)
 
-    What the batch's people already have is read in three statements per 500 people
-    (their days within the batch's days, and the nearest one on either side), not two
-    per pair: PostgreSQL pays a round trip per statement.
-    """
-    pairs = sorted(set(active))
-    if pairs:
-        first, last = pairs[0][0], pairs[-1][0]
-        known = _known_days(conn, sorted({pid for _, pid in pairs}), first, last)
-        spans: Counter[tuple[int, int]] = Counter()
-        new: list[tuple[int, int]] = []
-        for day, pid in pairs:  # in day order, as one insert after another would see them
-            before, days, after = known.get(pid, (NO_DAY, [], None))
-            i = bisect_left(days, day)
-            if i < len(days) and days[i] == day:
-                continue
-            prev = days[i - 1] if i else before
-            nxt = days[i] if i < len(days) else after
-            days.insert(i, day)
-            known[pid] = (before, days, after)
-            new.append((day, pid))
-            _link(spans, day, prev, nxt)
-        conn.executemany("INSERT INTO active_days (day, profile_id) VALUES (?, ?)", new)
-        _save_spans(conn, spans)
+
+def add_track_counts(conn: Connection,
+                     tracks: Mapping[tuple[int, str], tuple[int, float]]) -> None:
+    """Add (count, revenue) of people's track events to track_daily's (day, event)."""
     conn.executemany(
         "INSERT INTO track_daily (day, event, count, revenue) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (day, event) DO UPDATE SET count = track_daily.count + excluded.count, "
         "revenue = track_daily.revenue + excluded.revenue",
         [(day, name, n, revenue) for (day, name), (n, revenue) in sorted(tracks.items())])
-
-
-def _known_days(conn: Connection, pids: Sequence[int], first: int, last: int
-                ) -> dict[int, tuple[int, list[int], int | None]]:
-    """{pid: (last active day before `first` or NO_DAY, active days in [first, last],
-    first active day after `last` or None)} of these people."""
-    known: dict[int, tuple[int, list[int], int | None]] = {}
-    for chunk in chunks(pids):
-        marks = ",".join("?" * len(chunk))
-        inside: dict[int, list[int]] = {}
-        for pid, day in conn.execute(
-                f"SELECT profile_id, day FROM active_days WHERE profile_id IN ({marks}) "
-                "AND day >= ? AND day <= ? ORDER BY profile_id, day", (*chunk, first, last)):
-            inside.setdefault(int(pid), []).append(int(day))
-        # One index seek per person and side (profile_id, day), not a scan of history.
-        people = ",".join(["(?)"] * len(chunk))
-        for pid, prev, nxt in conn.execute(
-                "SELECT v.column1, "
-                "(SELECT max(a.day) FROM active_days a WHERE a.profile_id = v.column1 "
-                "AND a.day < ?), "
-                "(SELECT min(a.day) FROM active_days a WHERE a.profile_id = v.column1 "
-                f"AND a.day > ?) FROM (VALUES {people}) AS v", (first, last, *chunk)):
-            known[int(pid)] = (NO_DAY if prev is None else int(prev),
-                               inside.get(int(pid), []), None if nxt is None else int(nxt))
-    return known
-
-
-def _neighbours(conn: Connection, day: int, pid: int) -> tuple[int, int | None]:
-    """(the person's active day before `day` or NO_DAY, the one after or None)."""
-    prev, nxt = conn.execute(
-        "SELECT (SELECT max(day) FROM active_days WHERE profile_id = ? AND day < ?), "
-        "(SELECT min(day) FROM active_days WHERE profile_id = ? AND day > ?)",
-        (pid, day, pid, day)).fetchone()
-    return (NO_DAY if prev is None else int(prev)), (None if nxt is None else int(nxt))
-
-
-def _add_active_day(conn: Connection, day: int, pid: int,
-                    spans: Counter[tuple[int, int]]) -> None:
-    if not conn.execute("INSERT INTO active_days (day, profile_id) VALUES (?, ?) "
-                        "ON CONFLICT DO NOTHING", (day, pid)).rowcount:
-        return
-    _link(spans, day, *_neighbours(conn, day, pid))
 
 
 def _link(spans: Counter[tuple[int, int]], day: int, prev: int, nxt: int | None) -> None:
@@ -119,16 +135,16 @@ def _link(spans: Counter[tuple[int, int]], day: int, prev: int, nxt: int | None)
         spans[(nxt, day)] += 1
 
 
-def _remove_active_day(conn: Connection, day: int, pid: int,
-                       spans: Counter[tuple[int, int]]) -> None:
-    if not conn.execute("DELETE FROM active_days WHERE day = ? AND profile_id = ?",
-                        (day, pid)).rowcount:
-        return
-    prev, nxt = _neighbours(conn, day, pid)
-    spans[(day, prev)] -= 1
-    if nxt is not None:
-        spans[(nxt, day)] -= 1
-        spans[(nxt, prev)] += 1
+def _chain(days: Sequence[int]) -> Counter[tuple[int, int]]:
+    """What one person with these active days adds to active_spans."""
+    return Counter(zip(days, [NO_DAY, *days[:-1]], strict=True)) if days else Counter()
+
+
+def _respan(spans: Counter[tuple[int, int]], before: Sequence[int],
+            after: Sequence[int]) -> None:
+    """Change a person's share of active_spans from days `before` to days `after`."""
+    spans.subtract(_chain(before))
+    spans.update(_chain(after))
 
 
 def _save_spans(conn: Connection, spans: Counter[tuple[int, int]]) -> None:
@@ -144,17 +160,20 @@ def _save_spans(conn: Connection, spans: Counter[tuple[int, int]]) -> None:
 
 def move_active_days(conn: Connection, into: int | None, other: int) -> None:
     """Give `other`'s active days to `into` (a merge), or drop them (into None)."""
-    days = [int(r[0]) for r in conn.execute(
-        "SELECT day FROM active_days WHERE profile_id = ? ORDER BY day", (other,))]
+    known = active_days_of(conn, [other] if into is None else [other, into])
+    days = known.get(other, [])
     if not days:
         return
     spans: Counter[tuple[int, int]] = Counter()
-    for day in reversed(days):  # the last first: each leaves without a next day
-        _remove_active_day(conn, day, other, spans)
-    if into is not None:
-        for day in days:
-            _add_active_day(conn, day, into, spans)
+    _respan(spans, days, [])
+    write: dict[int, str | None] = {other: None}
+    if into is not None and into in known:
+        mine = known[into]
+        joined = sorted(set(mine) | set(days))
+        _respan(spans, mine, joined)
+        write[into] = encode_days(joined)
     _save_spans(conn, spans)
+    write_active_days(conn, write)
 
 
 def retract_track_events(conn: Connection,
@@ -191,12 +210,22 @@ def retract_track_events(conn: Connection,
 
 def recheck_active_days(conn: Connection, days: Iterable[tuple[int, int]]) -> None:
     """Drop the active days whose person has no own event left on that day."""
-    spans: Counter[tuple[int, int]] = Counter()
+    gone: dict[int, set[int]] = {}
     for pid, day in sorted(days):
         if conn.execute(
                 "SELECT 1 FROM profile_events pe JOIN events e ON e.id = pe.event_id "
                 "WHERE pe.profile_id = ? AND pe.timestamp >= ? AND pe.timestamp < ? "
                 "AND e.key_kind != ? LIMIT 1",
                 (pid, day * DAY_MS, (day + 1) * DAY_MS, _OWN)).fetchone() is None:
-            _remove_active_day(conn, day, pid, spans)
+            gone.setdefault(pid, set()).add(day)
+    if not gone:
+        return
+    spans: Counter[tuple[int, int]] = Counter()
+    write: dict[int, str | None] = {}
+    for pid, before in active_days_of(conn, gone).items():
+        after = [d for d in before if d not in gone[pid]]
+        if len(after) != len(before):
+            _respan(spans, before, after)
+            write[pid] = encode_days(after)
     _save_spans(conn, spans)
+    write_active_days(conn, write)

@@ -9,13 +9,13 @@ segments, privacy).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 
 from . import credits, onsite, product_activity, row_counts
-from .activity import move_active_days
+from .activity import move_active_days, write_active_days
 from .chunks import chunks
 from .connection import Connection
 from .dialect import SQLITE
@@ -78,12 +78,24 @@ def load_states(conn: Connection, profile_ids: Iterable[int]) -> dict[int, dict[
     return out
 
 
-def save_states(conn: Connection, states: dict[int, dict[str, Any]]) -> None:
-    """Write profile states back (first/last seen mirrored into columns for sorting)."""
+def save_states(conn: Connection, states: dict[int, dict[str, Any]],
+                days: Mapping[int, str | None] | None = None) -> None:
+    """Write profile states back (first/last seen mirrored into columns for sorting),
+    and of the people in `days` their active days (store/activity.py) in the same
+    write of the row."""
+    days = days or {}
     conn.executemany(
         "UPDATE profiles SET first_seen = ?, last_seen = ?, state = ? WHERE id = ?",
-        [(s.get("first"), s.get("last"), _dumps(s), pid) for pid, s in states.items()],
+        [(s.get("first"), s.get("last"), _dumps(s), pid) for pid, s in states.items()
+         if pid not in days],
     )
+    conn.executemany(
+        "UPDATE profiles SET first_seen = ?, last_seen = ?, state = ?, active_days = ? "
+        "WHERE id = ?",
+        [(s.get("first"), s.get("last"), _dumps(s), days[pid], pid)
+         for pid, s in states.items() if pid in days],
+    )
+    write_active_days(conn, {pid: text for pid, text in days.items() if pid not in states})
 
 
 def profile_row(conn: Connection, profile_id: int) -> dict[str, Any] | None:
@@ -170,7 +182,7 @@ def clear_profiles(conn: Connection) -> None:
     score, and the daily aggregates, order copies and attribution credits built from the
     timelines (for rebuild)."""
     for table in ("profile_events", "identities", "segment_members", "merges", "profiles",
-                  "active_days", "active_spans", "track_daily", "order_copies",
+                  "active_spans", "track_daily", "order_copies",
                   "predict_scores", "onsite_exposures"):
         conn.execute(f"DELETE FROM {table}")
     product_activity.clear_people(conn)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import funnel_days
+from .activity import decode_days
 from .connection import Connection
 from .dialect import SQLITE
 from .stats import OWN_TYPE
@@ -438,7 +439,7 @@ _PEOPLE_EVENTS = (
 
 
 def recount_active_days(conn: Connection) -> set[tuple[int, int]]:
-    """Every (day, profile_id) of active_days, recounted from the timelines."""
+    """Every (day, profile_id) of people's active days, recounted from the timelines."""
     return {(int(ts) // DAY_MS, int(pid)) for ts, pid in conn.execute(
         f"SELECT pe.timestamp, pe.profile_id {_PEOPLE_EVENTS}", (_OWN,))}
 
@@ -464,8 +465,13 @@ def daily_aggregates(conn: Connection) -> tuple[set[tuple[int, int]],
                                                         dict[tuple[int, str],
                                                              tuple[int, float]]]:
     """The stored aggregates: (active_days pairs, {(day, event): (count, revenue)})."""
-    active = {(int(d), int(p)) for d, p in conn.execute(
-        "SELECT day, profile_id FROM active_days")}
-    tracks = {(int(d), str(e)): (int(n), float(r)) for d, e, n, r in conn.execute(
+    active = {(day, int(pid)) for pid, text in conn.execute(
+        "SELECT id, active_days FROM profiles WHERE active_days IS NOT NULL")
+        for day in decode_days(text)}
+    return active, track_daily(conn)
+
+
+def track_daily(conn: Connection) -> dict[tuple[int, str], tuple[int, float]]:
+    """The stored track_daily: {(day, event): (count, revenue)}."""
+    return {(int(d), str(e)): (int(n), float(r)) for d, e, n, r in conn.execute(
         "SELECT day, event, count, revenue FROM track_daily")}
-    return active, tracks

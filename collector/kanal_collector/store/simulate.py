@@ -28,7 +28,7 @@ DERIVED_TABLES = (
     "journey_runs", "journey_timers", "journey_log", "journey_conversions",
     "journey_assignments", "journey_versions", "journeys", "journey_schedules",
     "outbox", "outbox_log", "tracking_sends", "tracking_links", "event_stats", "leases",
-    "active_days", "active_spans", "track_daily", "journey_refusals", "order_copies",
+    "active_spans", "track_daily", "journey_refusals", "order_copies",
     "product_activity", "product_orders", "product_alerts", "product_rec_links",
     "product_rec_clicks", "product_rec_conversions", "predict_scores",
 )
