@@ -80,7 +80,13 @@ DAY = 86_400_000
 PAGES = ["/dashboard/", "/dashboard/attribution", "/dashboard/journeys",
          "/dashboard/journeys/welcome", "/dashboard/experiments",
          "/dashboard/recommendations", "/dashboard/deliverability", "/dashboard/predict",
-         "/dashboard/audiences", "/dashboard/costs"]
+         "/dashboard/audiences", "/dashboard/costs", "/dashboard/people",
+         "/dashboard/people?q=u1", "/dashboard/people/{busiest}", "/dashboard/events",
+         "/dashboard/events/failed", "/dashboard/messages", "/dashboard/segments",
+         "/dashboard/settings", "/dashboard/journeys/welcome/flow",
+         "/dashboard/journeys/files"]
+"""Every dashboard page (a person's: the one with the longest timeline; a search: a
+prefix a tenth of the userIds start with)."""
 REPORTS = [["overview"], ["attribution"], ["journeys"], ["journey", "welcome"],
            ["experiments"], ["recommendations"], ["deliverability"], ["costs"]]
 
@@ -466,6 +472,8 @@ def measure_size(tmp: Path, n: int, people: int, loads: int,
         out["processor on top, s of it idle work"], \
         rounds[f"processor on top of {n:,} (events/s)"] = \
         processor_on_top(db, people, source)
+    busiest = conn.execute("SELECT profile_id FROM profile_events GROUP BY profile_id "
+                           "ORDER BY count(*) DESC, profile_id LIMIT 1").fetchone()[0]
     now = int(time.time() * 1000)
     admin = keystore.create_key(conn, "admin", now)
     secret = keystore.create_key(conn, "secret", now)
@@ -483,7 +491,8 @@ def measure_size(tmp: Path, n: int, people: int, loads: int,
         out["serve: seconds to apply the sustained rounds"] = settled(path)
         signed_in = sign_in(collector.url, admin)
         for page in PAGES:
-            url = f"{collector.url}{page}?since=90d"
+            url = collector.url + page.format(busiest=busiest)
+            url += ("&" if "?" in url else "?") + "since=90d"
             signed_in.get(url, timeout=600).raise_for_status()
             times = []
             for _ in range(loads):

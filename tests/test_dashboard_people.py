@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from dashboard_util import (
     WELCOME,
     assert_csrf_refused,
@@ -22,6 +23,7 @@ from test_reports_api import _basic, seed
 
 from kanal_collector.app import build_processor
 from kanal_collector.clock import utc_iso
+from kanal_collector.store import identities
 
 
 def process(env: App) -> None:
@@ -86,6 +88,32 @@ def test_people_listing_pages(kanal_app: App) -> None:
     assert 'rel="prev" href="/dashboard/people?offset=0"' in html and 'rel="next"' not in html
     # A hand-edited offset shows the first page rather than an error.
     assert page_data(html_of(kanal_app, "/dashboard/people?offset=x"))["profiles"] == first
+
+
+def test_a_search_reads_a_bounded_number_of_identities(
+        kanal_app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A short prefix matching more identities than a search reads: the people seen most
+    recently of the first ones alphabetically, and the page says to type more."""
+    now = kanal_app.clock.now()
+    send(kanal_app, [{"type": "identify", "userId": f"u{i:03d}",
+                      "timestamp": utc_iso(now - 1000 - i)} for i in range(30)])
+    conn = kanal_app.app.extensions["kanal"].db.conn()
+    pid = {f"u{i:03d}": identities.identity_profile(conn, "user_id", f"u{i:03d}")
+           for i in range(30)}
+    signed_in(kanal_app)
+    html = html_of(kanal_app, "/dashboard/people?q=u0")
+    assert page_data(html)["profiles"] == [pid[f"u{i:03d}"] for i in range(30)]
+    assert "Type more" not in html
+    monkeypatch.setattr(identities, "SEARCH_MATCHES", 12)
+    html = html_of(kanal_app, "/dashboard/people?q=u0")
+    # u000 … u011 alphabetically, seen most recently first (u000 was seen last)
+    assert page_data(html)["profiles"] == [pid[f"u{i:03d}"] for i in range(12)]
+    assert "More than 12 identities start with it" in html and "Type more" in html
+    assert page_data(html_of(kanal_app, "/dashboard/people?q=u02"))["profiles"] == [
+        pid[f"u{i:03d}"] for i in range(20, 30)]  # typing more finds the rest
+    r = kanal_app.client.get("/api/profiles?q=u0",
+                             headers={"Authorization": f"Bearer {kanal_app.keys['admin']}"})
+    assert r.get_json()["capped"] is True and len(r.get_json()["profiles"]) == 12
 
 
 def test_a_persons_page(kanal_app: App) -> None:

@@ -330,3 +330,40 @@ def test_merge_rules_match_the_model(seq: list[dict[str, Any]]) -> None:
             assert log.conn.execute("SELECT count(*) FROM merges").fetchone()[0] == merges
         finally:
             log.close()
+
+
+def _search_oracle(conn: Any, prefix: str, limit: int) -> list[int]:
+    """The search as one SQL statement reading every match (before the cap)."""
+    return [int(r[0]) for r in conn.execute(
+        "SELECT i.profile_id, max(p.last_seen) AS seen FROM identities i "
+        "JOIN profiles p ON p.id = i.profile_id WHERE i.value >= ? AND i.value < ? "
+        "GROUP BY i.profile_id ORDER BY seen DESC NULLS LAST, i.profile_id DESC LIMIT ?",
+        (prefix, prefix + "\U0010ffff", limit))]
+
+
+def test_identity_search_orders_as_one_statement_would(log: Log) -> None:
+    """Several identities a person, people never seen, equal last seen: the first
+    `matches` identities' people, seen most recently first, as a statement reading every
+    match orders them when nothing is cut off."""
+    import random
+
+    from kanal_collector.store import profiles as profile_store
+    from kanal_collector.store.db import transaction
+    rnd = random.Random(7)
+    conn = log.conn
+    with transaction(conn):
+        for i in range(80):
+            last = rnd.choice([None, 1_000, 2_000, rnd.randrange(10**6)])
+            pid = profile_store.create_profile(conn, 0, {} if last is None else {"last": last})
+            identity_store.add_identities(conn, [
+                ("user_id", f"p{rnd.randrange(300):03d}-{i}-{j}", pid, None)
+                for j in range(rnd.randrange(1, 4))])
+    for prefix in ("p", "p0", "p1", "p29", "q"):
+        want = _search_oracle(conn, prefix, 500)
+        assert identity_store.search_identities(conn, prefix, 500) == (want, False)
+        assert identity_store.search_identities(conn, prefix, 7) == (want[:7], False)
+    found, more = identity_store.search_identities(conn, "p", 500, matches=20)
+    assert more and len(found) <= 20
+    first = [int(r[0]) for r in conn.execute(
+        "SELECT profile_id FROM identities WHERE value >= 'p' ORDER BY value LIMIT 20")]
+    assert sorted(found) == sorted(set(first))

@@ -42,11 +42,14 @@ def profiles_search() -> Response:
     conn = get_runtime().db.conn()
     limit = _int_arg("limit", 50, low=1, high=1000) or 50
     query = (request.args.get("q") or "").strip()
+    capped = False
     if query:
-        ids = search(conn, query, limit)
+        ids, capped = search(conn, query, limit)
     else:
         ids = store.recent_profiles(conn, limit, _int_arg("offset", 0, high=10**9) or 0)
     found = [p for p in (profile_json(conn, i) for i in ids[:limit]) if p is not None]
+    if capped:  # more identities start with `q` than a search reads: narrow it
+        return jsonify(profiles=found, total=store.count_profiles(conn), capped=True)
     return jsonify(profiles=found, total=store.count_profiles(conn))
 
 

@@ -23,6 +23,7 @@ from ..predict.views import scores_json
 from ..profiles.privacy import forget
 from ..profiles.views import export_json, profile_json, search, timeline_json
 from ..runtime import get_runtime
+from ..store import identities as identity_store
 from ..store import journeys as journey_store
 from ..store import outbox as outbox_store
 from ..store import profiles as profile_store
@@ -62,8 +63,9 @@ def people() -> Response:
     conn = get_runtime().db.conn()
     query = (request.args.get("q") or "").strip()[:200]
     offset = int_arg("offset", 0, high=10**7)
+    capped = False
     if query:
-        ids = search(conn, query, PAGE)
+        ids, capped = search(conn, query, PAGE)
         more = False
     else:
         ids = profile_store.recent_profiles(conn, PAGE + 1, offset)
@@ -71,7 +73,8 @@ def people() -> Response:
         ids = ids[:PAGE]
     found = [p for p in (_summary(conn, i) for i in ids) if p is not None]
     return _page("people.html", since=None, page="people", query=query, people=found,
-                 offset=offset, more=more, step=PAGE, when=_when,
+                 offset=offset, more=more, step=PAGE, when=_when, capped=capped,
+                 matches=identity_store.SEARCH_MATCHES,
                  message=request.args.get("message"),
                  data={"query": query, "profiles": [p["id"] for p in found]})
 

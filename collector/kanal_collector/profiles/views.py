@@ -41,20 +41,24 @@ def lookup(conn: Connection, value: str, kind: str | None = None) -> int | None:
     return None
 
 
-def search(conn: Connection, query: str, limit: int) -> list[int]:
+def search(conn: Connection, query: str, limit: int) -> tuple[list[int], bool]:
     """Profiles whose identity (userId, email, phone, anonymousId, …) is `query` or starts
-    with it, the exact match first, then by last seen."""
+    with it, the exact match first, then by last seen; and whether more identities start
+    with it than a search reads (store/identities.py SEARCH_MATCHES: typing more finds
+    the rest)."""
     query = query.strip()
     if not query:
-        return []
+        return [], False
     found: list[int] = []
     exact = lookup(conn, query)
     if exact is not None:
         found.append(exact)
+    capped = False
     for prefix in dict.fromkeys((query, query.lower())):
-        found += [i for i in identity_store.search_identities(conn, prefix, limit)
-                  if i not in found]
-    return found[:limit]
+        ids, more = identity_store.search_identities(conn, prefix, limit)
+        found += [i for i in ids if i not in found]
+        capped = capped or more
+    return found[:limit], capped
 
 
 def profile_json(conn: Connection, profile_id: int) -> dict[str, Any] | None:

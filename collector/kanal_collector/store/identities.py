@@ -94,17 +94,35 @@ def find_profile(conn: Connection, value: str, kind: str | None = None) -> int |
     return None
 
 
-def search_identities(conn: Connection, prefix: str, limit: int) -> list[int]:
-    """Profiles with an identity starting with `prefix` (case-sensitive), newest first."""
+SEARCH_MATCHES = 1000
+"""Identities a prefix search reads at most, in value order, before ordering their
+profiles by last seen. A short prefix matches a share of every identity ("u1": 111,000
+userIds of 1.2M, 0.39 s on a 10M-event database, growing with the customers); with the
+cap a search costs the same at any size, and a prefix matching more says so."""
+
+
+def search_identities(conn: Connection, prefix: str, limit: int,
+                      matches: int | None = None) -> tuple[list[int], bool]:
+    """Profiles with an identity starting with `prefix` (case-sensitive), seen most
+    recently first, of the first `matches` (SEARCH_MATCHES) such identities in value
+    order; and whether more identities match than were read."""
+    matches = SEARCH_MATCHES if matches is None else matches
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    rows = conn.execute(
-        "SELECT i.profile_id, max(p.last_seen) AS seen FROM identities i "
-        "JOIN profiles p ON p.id = i.profile_id "
-        "WHERE i.value >= ? AND i.value < ? AND i.value LIKE ? ESCAPE '\\' "
-        "GROUP BY i.profile_id ORDER BY seen DESC NULLS LAST, i.profile_id DESC LIMIT ?",
-        (prefix, prefix + "\U0010ffff", escaped + "%", limit),
-    ).fetchall()
-    return [int(r[0]) for r in rows]
+    found = [int(r[0]) for r in conn.execute(
+        "SELECT profile_id FROM identities WHERE value >= ? AND value < ? "
+        "AND value LIKE ? ESCAPE '\\' ORDER BY value LIMIT ?",
+        (prefix, prefix + "\U0010ffff", escaped + "%", matches + 1))]
+    more = len(found) > matches
+    seen: dict[int, int | None] = {}
+    for chunk in chunks(sorted(set(found[:matches])), 500):
+        marks = ",".join("?" * len(chunk))
+        seen.update((int(pid), None if last is None else int(last)) for pid, last in
+                    conn.execute(f"SELECT id, last_seen FROM profiles WHERE id IN ({marks})",
+                                 chunk))
+    # Seen most recently first, never seen last; the newest profile first among equals.
+    order = sorted(seen, key=lambda pid: (seen[pid] is not None, seen[pid] or 0, pid),
+                   reverse=True)
+    return order[:limit], more
 
 
 def profiles_identities(conn: Connection,
