@@ -282,3 +282,21 @@ def test_keeping_a_journey_day_reads_the_logged_steps_from_the_index(
     plans = _plans(conn, lambda: keep_day(conn, "welcome", 20_000))
     logged = [p for p in plans if "journey_log" in p and "outbox" not in p]
     assert logged and all("COVERING INDEX journey_log_run" in p for p in logged), plans
+
+
+@sqlite_only("query plans")
+def test_a_persons_runs_in_a_journey_are_read_by_person(conn: Connection) -> None:
+    """#18: `kanal journeys why` and a person's page read one person's runs by the index
+    by person, not the journey's runs by entry time; oldest first all the same."""
+    from kanal_collector.store.explain import person_runs
+
+    with transaction(conn):
+        for i in range(60):
+            conn.execute(
+                "INSERT INTO journey_runs (journey, version, profile_id, state, step, "
+                "entered_at, updated_at, context) VALUES ('welcome', 1, ?, 'active', 'a', "
+                "?, ?, '{}')", (i % 20, 10_000 - i, 10_000 - i))
+    plans = _plans(conn, lambda: person_runs(conn, "welcome", 7))
+    assert plans and all("journey_runs_profile" in p for p in plans), plans
+    runs = person_runs(conn, "welcome", 7)
+    assert [r["entered_at"] for r in runs] == [10_000 - 47, 10_000 - 27, 10_000 - 7]

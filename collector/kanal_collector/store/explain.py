@@ -58,17 +58,21 @@ def run_conversion(conn: Connection, run_id: int) -> dict[str, Any] | None:
 
 
 def person_runs(conn: Connection, journey: str, profile_id: int) -> list[dict[str, Any]]:
-    """Every run of a person in a journey, oldest first, with trigger event and context."""
+    """Every run of a person in a journey, oldest first, with trigger event and context.
+
+    Sorted here, not by the statement: asked for that order, SQLite walked the journey's
+    index by entry time, every run of everyone in the journey (#18: 23 ms for a person's
+    page on a 10M-event database, against a few runs read by the index by person)."""
     keys = ("id", "version", "state", "step", "wait_event", "dedupe", "trigger_event",
             "context", "entered_at", "ended_at", "end_reason", "trusted")
     out = []
     for row in conn.execute(
-            f"SELECT {', '.join(keys)} FROM journey_runs WHERE journey = ? AND profile_id = ? "
-            "ORDER BY entered_at, id", (journey, profile_id)):
+            f"SELECT {', '.join(keys)} FROM journey_runs WHERE journey = ? AND profile_id = ?",
+            (journey, profile_id)):
         item = dict(zip(keys, row, strict=True))
         item["context"] = orjson.loads(item["context"] or "{}")
         out.append(item)
-    return out
+    return sorted(out, key=lambda run: (run["entered_at"], run["id"]))
 
 
 def person_runs_all(conn: Connection, profile_id: int) -> list[dict[str, Any]]:
