@@ -83,6 +83,32 @@ def test_concurrent_first_migrations(tmp_path: Path) -> None:
         conn.close()
 
 
+@sqlite_only("journal modes")
+def test_opening_a_new_file_waits_for_a_writer(tmp_path: Path) -> None:
+    """While another connection writes a file not yet in WAL mode, SQLite refuses the
+    journal mode change at once ("database is locked", no busy wait): opening waits for
+    the lock as any other statement does (two processes starting on a new database)."""
+    import sqlite3
+
+    from kanal_collector.store.connection import connect_sqlite
+
+    path = str(tmp_path / "new.db")
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE t (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    done = threading.Timer(0.3, lambda: writer.execute("COMMIT"))
+    done.start()
+    try:
+        conn = connect_sqlite(path, busy_timeout=10.0)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 1
+        conn.close()
+    finally:
+        done.join()
+        writer.close()
+
+
 def test_migrations_are_versioned_and_idempotent(conn: Connection) -> None:
     assert schema_version(conn) == len(MIGRATIONS)
     assert migrate(conn) == len(MIGRATIONS)

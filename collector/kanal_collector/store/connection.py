@@ -198,6 +198,25 @@ WAL_KEEP_BYTES = 64 * 1024 * 1024
 (`journal_size_limit`; by default it keeps the file at its biggest)."""
 
 
+def _wal_mode(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """Put the file in WAL mode, waiting up to `busy_timeout` seconds for a lock.
+
+    SQLite answers a journal mode change "database is locked" at once, without its busy
+    handler, while another connection writes a file not yet in WAL mode: two processes
+    (or threads) opening a new database together, one of them already migrating it.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                conn.close()
+                raise
+            time.sleep(0.01)
+
+
 def connect_sqlite(path: str, *, synchronous: str = "FULL", busy_timeout: float = 10.0,
                    autocheckpoint: int | None = None) -> SQLiteConnection:
     """Open a SQLite file in autocommit mode with Kanal's pragmas (WAL, foreign keys);
@@ -205,7 +224,7 @@ def connect_sqlite(path: str, *, synchronous: str = "FULL", busy_timeout: float 
     1,000)."""
     conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
                            check_same_thread=False, factory=SQLiteConnection)
-    conn.execute("PRAGMA journal_mode=WAL")
+    _wal_mode(conn, busy_timeout)
     conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA temp_store=MEMORY")
