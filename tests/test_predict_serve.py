@@ -46,7 +46,7 @@ def shop_db(tmp_path: Path) -> Iterator[str]:
     write_profiles(db, orders)
     # the overview's order counters, as the processor would have kept them
     with transaction(db.conn()):
-        activity_store.add_daily_activity(db.conn(), [], {
+        activity_store.add_track_counts(db.conn(), {
             (END // DAY, "Order Completed"): (len(orders), sum(v for _, _, v in orders))})
     db.close()
     yield path
@@ -270,7 +270,7 @@ def test_kanal_serve_refits_off_the_request_path(tmp_path: Path) -> None:
     orders = simulate_orders(600, start_ms=now - 500 * DAY, end_ms=now, seed=4)
     ids = write_profiles(db, orders)
     with transaction(db.conn()):
-        activity_store.add_daily_activity(db.conn(), [], {
+        activity_store.add_track_counts(db.conn(), {
             (now // DAY, "Order Completed"): (len(orders), sum(v for _, _, v in orders))})
     db.close()
     (tmp_path / "kanal.toml").write_text('[predict]\ncurrency = "EUR"\n', encoding="utf-8")

@@ -109,14 +109,6 @@ def write_active_days(conn: Connection, days: Mapping[int, str | None]) -> None:
                      [(text, pid) for pid, text in sorted(days.items())])
 
 
-def add_daily_activity(conn: Connection, active: Iterable[tuple[int, int]],
-                       tracks: Mapping[tuple[int, str], tuple[int, float]]) -> None:
-    """Record (day, profile_id) pairs of people's own events, and add (count, revenue)
-    of people's track events to their (day, event name)."""
-    write_active_days(conn, add_active_days(conn, active))
-    add_track_counts(conn, tracks)
-
-
 def add_track_counts(conn: Connection,
                      tracks: Mapping[tuple[int, str], tuple[int, float]]) -> None:
     """Add (count, revenue) of people's track events to track_daily's (day, event)."""
