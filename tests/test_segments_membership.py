@@ -176,3 +176,80 @@ def test_segments_cli_validate_apply_list_members(log: Log, tmp_path: Path) -> N
     assert "1 new or changed, 0 removed; 1 memberships computed" in result.output
     assert "big-spenders\tv2\t1 members" in runner.invoke(cli, ["segments", "list", *db]).output
     assert "rich" in runner.invoke(cli, ["segments", "members", "big-spenders", *db]).output
+
+
+def _shoe_fans(log: Log) -> tuple[int, int]:
+    """Twelve people who viewed shoes: u0 three times six days ago (in the 7-day window
+    for another day), u1 three times a day ago, u2-u11 once each. The profile ids of u0
+    and u1."""
+    now = now_ms(log)
+    for user, ago in [("u0", 6 * DAY), ("u1", DAY)]:
+        for i in range(3):
+            log.add("track", event="Product Viewed", user_id=user, ts=now - ago + 10 * i,
+                    properties={"category": "shoes"})
+    for n in range(2, 12):
+        log.add("track", event="Product Viewed", user_id=f"u{n}", ts=now - DAY,
+                properties={"category": "shoes"})
+    log.process()
+    u0, u1 = (identity_store.find_profile(log.conn, u, "user_id") for u in ("u0", "u1"))
+    assert u0 is not None and u1 is not None
+    return u0, u1
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, log: Log, stale: list[tuple[str, int, bool]],
+         ) -> tuple[list[tuple[bool, list[int]]], list[int]]:
+    """Record each test of memberships (in a transaction?, which profiles) and each write
+    transaction a sweep opens; the first test outside a transaction also claims `stale`."""
+    import kanal_collector.store.db as db_module
+    from kanal_collector.profiles import step
+
+    tests: list[tuple[bool, list[int]]] = []
+    writes: list[int] = []
+    real_changes, real_transaction = step.membership_changes, db_module.transaction
+
+    def changes(conn: Any, segments: Any, ids: Any, now: int) -> Any:
+        tests.append((conn.in_transaction, sorted(ids)))
+        found = real_changes(conn, segments, ids, now)
+        if not conn.in_transaction and len(tests) == 1:
+            found = [*found, *stale]
+        return found
+
+    def transaction(conn: Any, **kw: Any) -> Any:
+        writes.append(1)
+        return real_transaction(conn, **kw)
+
+    monkeypatch.setattr(step, "membership_changes", changes)
+    monkeypatch.setattr(db_module, "transaction", transaction)
+    return tests, writes
+
+
+def test_a_sweep_takes_the_write_lock_only_for_the_memberships_it_changes(
+        log: Log, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A sweep that held the write lock for every chunk, one transaction after the
+    # other, kept the server's other writers out for the whole sweep of a big database.
+    u0, u1 = _shoe_fans(log)
+    assert members(log, "shoe-lovers") == ["u0", "u1"]
+    log.clock.advance(2 * 86_400)  # u0's views leave the 7-day window, u1's stay
+    tests, writes = _spy(monkeypatch, log, [])
+    assert sweep(log.conn, now_ms(log), trigger="t", chunk=5) == 1
+    outside = [ids for inside, ids in tests if not inside]
+    assert [len(ids) for ids in outside] == [5, 5, 2]  # every profile, chunk by chunk
+    assert u0 in outside[0] and u1 in outside[0]
+    assert [ids for inside, ids in tests if inside] == [[u0]]  # tested again, to write
+    assert len(writes) == 1
+    assert members(log, "shoe-lovers") == ["u1"]
+    assert segment_events(log)[-1] == ("Segment Exited", "u0", "shoe-lovers")
+
+
+def test_a_sweep_writes_what_holds_when_it_writes(
+        log: Log, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the test outside the transaction found is tested again from the stored
+    # profile before it is written: a change the processor made in between (here: a
+    # claim that u1 leaves, which its stored views contradict) is not undone.
+    _, u1 = _shoe_fans(log)
+    tests, writes = _spy(monkeypatch, log, [("shoe-lovers", u1, False)])
+    assert sweep(log.conn, now_ms(log), trigger="t", chunk=50) == 0
+    assert [ids for inside, ids in tests if inside] == [[u1]]
+    assert len(writes) == 1
+    assert members(log, "shoe-lovers") == ["u0", "u1"]
+    assert [e for e in segment_events(log) if e[0] == "Segment Exited"] == []

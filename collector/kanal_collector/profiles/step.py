@@ -357,9 +357,28 @@ def evaluate(conn: Connection, segments: Sequence[Segment], profile_ids: Iterabl
     and leaving are also written to the log as events; without one (a rebuild) they are
     not, since the log already holds them.
     """
+    changed = membership_changes(conn, segments, profile_ids, now_ms)
+    if not changed:
+        return 0
+    segment_store.set_memberships(conn, changed, now_ms)
+    if trigger is not None:
+        source = store.first_source(conn)
+        if source is not None:
+            idents = identity_store.profiles_identities(conn, {pid for _, pid, _ in changed})
+            append_events(conn, [
+                _segment_event(idents[pid], source, name, pid, member, now_ms, trigger)
+                for name, pid, member in changed])
+    return len(changed)
+
+
+def membership_changes(conn: Connection, segments: Sequence[Segment],
+                       profile_ids: Iterable[int], now_ms: int,
+                       ) -> list[tuple[str, int, bool]]:
+    """(segment, profile, now a member?) for each membership that re-testing the
+    profiles against the segments would change; reads only."""
     ids = sorted(set(profile_ids))
     if not segments or not ids:
-        return 0
+        return []
     states = store.load_states(conn, ids)
     current = segment_store.memberships(conn, states)
     pids = sorted(states)
@@ -384,17 +403,7 @@ def evaluate(conn: Connection, segments: Sequence[Segment], profile_ids: Iterabl
             member = matches(segment.definition, view, now_ms)
             if member != (segment.name in current[pid]):
                 changed.append((segment.name, pid, member))
-    if not changed:
-        return 0
-    segment_store.set_memberships(conn, changed, now_ms)
-    if trigger is not None:
-        source = store.first_source(conn)
-        if source is not None:
-            idents = identity_store.profiles_identities(conn, {pid for _, pid, _ in changed})
-            append_events(conn, [
-                _segment_event(idents[pid], source, name, pid, member, now_ms, trigger)
-                for name, pid, member in changed])
-    return len(changed)
+    return changed
 
 
 def _segment_event(idents: Sequence[tuple[str, str]], source: int, segment: str,
@@ -449,7 +458,19 @@ class SegmentsStep:
 
 def sweep(db_conn: Connection, now_ms: int, *, segments: Sequence[Segment] | None = None,
           trigger: str | None, chunk: int = 500, only_time_dependent: bool = True) -> int:
-    """Re-test all profiles against (time-dependent) segments, one transaction a chunk."""
+    """Re-test all profiles against (time-dependent) segments, `chunk` at a time; how
+    many memberships changed.
+
+    A chunk is tested outside any transaction (reads only). Only the profiles whose
+    membership would change are tested again, in a write transaction, and their changes
+    written. Most of a sweep changes nothing, so it holds the write lock for those few:
+    holding it for every chunk, one transaction right after the other, the sweep of a
+    big database kept the other writers out (SQLite's waiting connections retry after
+    sleeps of up to 100 ms and found the lock taken again each time; on 500,000
+    profiles, a dashboard sign-in and the recommendations failed with "database is
+    locked" after 10 s). The second test reads the profiles afresh, so what the
+    processor changed in between is not undone; a profile that changed since the first
+    test is the processor's to re-test, as for every batch it applies."""
     from ..store.db import transaction
 
     if segments is None:
@@ -460,12 +481,11 @@ def sweep(db_conn: Connection, now_ms: int, *, segments: Sequence[Segment] | Non
         return 0
     after = 0
     changes = 0
-    while True:
-        with transaction(db_conn) as conn:
-            ids = store.profile_ids(conn, after=after, limit=chunk)
-            if not ids:
-                break
-            changes += evaluate(conn, segments, ids, now_ms, trigger=trigger)
+    while ids := store.profile_ids(db_conn, after=after, limit=chunk):
+        moving = {pid for _, pid, _ in membership_changes(db_conn, segments, ids, now_ms)}
+        if moving:
+            with transaction(db_conn) as conn:
+                changes += evaluate(conn, segments, moving, now_ms, trigger=trigger)
         after = ids[-1]
     return changes
 
