@@ -231,9 +231,10 @@ def test_a_sweep_takes_the_write_lock_only_for_the_memberships_it_changes(
     assert members(log, "shoe-lovers") == ["u0", "u1"]
     log.clock.advance(2 * 86_400)  # u0's views leave the 7-day window, u1's stay
     tests, writes = _spy(monkeypatch, log, [])
-    assert sweep(log.conn, now_ms(log), trigger="t", chunk=5) == 1
+    done: list[int] = []
+    assert sweep(log.conn, now_ms(log), trigger="t", chunk=5, progress=done.append) == 1
     outside = [ids for inside, ids in tests if not inside]
-    assert [len(ids) for ids in outside] == [5, 5, 2]  # every profile, chunk by chunk
+    assert [len(ids) for ids in outside] == [5, 5, 2] == done  # chunk by chunk
     assert u0 in outside[0] and u1 in outside[0]
     assert [ids for inside, ids in tests if inside] == [[u0]]  # tested again, to write
     assert len(writes) == 1

@@ -317,7 +317,8 @@ def segments_validate(db: str | None, config_path: str | None, file: str) -> Non
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @with_db
 def segments_apply(db: Database, file: str) -> None:
-    """Make FILE the set of segments; new and changed ones are computed at once."""
+    """Make FILE the set of segments; new and changed ones are computed at once (with a
+    progress bar on stderr: every profile is tested)."""
     found = _segments_file(file)
     conn = db.conn()
     now = _now_ms()
@@ -325,7 +326,12 @@ def segments_apply(db: Database, file: str) -> None:
         changed, removed = segment_store.put_segment_definitions(
             conn, {s.name: s.definition for s in found}, now)
     todo = [s for s in found if s.name in changed]
-    changes = sweep(conn, now, segments=todo, trigger=f"a{now}", only_time_dependent=False)
+    changes = 0
+    if todo:
+        with click.progressbar(length=store.count_profiles(conn), label="Computing segments",
+                               file=sys.stderr) as bar:
+            changes = sweep(conn, now, segments=todo, trigger=f"a{now}",
+                            only_time_dependent=False, progress=bar.update)
     click.echo(f"{len(found)} segments: {len(changed)} new or changed, {len(removed)} "
                f"removed; {changes} memberships computed.")
 

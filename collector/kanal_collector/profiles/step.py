@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..clock import Clock, SystemClock
@@ -457,7 +457,8 @@ class SegmentsStep:
 
 
 def sweep(db_conn: Connection, now_ms: int, *, segments: Sequence[Segment] | None = None,
-          trigger: str | None, chunk: int = 500, only_time_dependent: bool = True) -> int:
+          trigger: str | None, chunk: int = 500, only_time_dependent: bool = True,
+          progress: Callable[[int], None] | None = None) -> int:
     """Re-test all profiles against (time-dependent) segments, `chunk` at a time; how
     many memberships changed.
 
@@ -470,7 +471,8 @@ def sweep(db_conn: Connection, now_ms: int, *, segments: Sequence[Segment] | Non
     profiles, a dashboard sign-in and the recommendations failed with "database is
     locked" after 10 s). The second test reads the profiles afresh, so what the
     processor changed in between is not undone; a profile that changed since the first
-    test is the processor's to re-test, as for every batch it applies."""
+    test is the processor's to re-test, as for every batch it applies. `progress` is
+    called with the number of profiles of each chunk once it is done."""
     from ..store.db import transaction
 
     if segments is None:
@@ -487,6 +489,8 @@ def sweep(db_conn: Connection, now_ms: int, *, segments: Sequence[Segment] | Non
             with transaction(db_conn) as conn:
                 changes += evaluate(conn, segments, moving, now_ms, trigger=trigger)
         after = ids[-1]
+        if progress is not None:
+            progress(len(ids))
     return changes
 
 
