@@ -22,7 +22,10 @@ below it), beside the same rounds each applied to an empty database of its own (
 20,000 events of 1,000 people, the baseline of earlier runs). A `kanal serve` process
 is started on the database and left to work off what is left for it (the timers come
 due since, keeping every past day's journey funnels, its first predictive fit; the
-seconds it took are printed).
+seconds it took are printed), after `kanal segments apply` has computed SEGMENTS (timed:
+it tests every profile), which the server then keeps (its processor re-tests the people
+of each batch, its sweeper every profile against the time-dependent ones; the empty
+database's server has them too).
 Then ingest on top is measured with batches of 100 events (POST /v1/batch) while the
 processor drains them, three rounds of 50 back to back, the median round printed (beside
 the same on the empty database), and once that is applied, sustained: three rounds of 200
@@ -83,10 +86,32 @@ PAGES = ["/dashboard/", "/dashboard/attribution", "/dashboard/journeys",
          "/dashboard/audiences", "/dashboard/costs", "/dashboard/people",
          "/dashboard/people?q=u1", "/dashboard/people/{busiest}", "/dashboard/events",
          "/dashboard/events/failed", "/dashboard/messages", "/dashboard/segments",
+         "/dashboard/segments/product-fans",
          "/dashboard/settings", "/dashboard/journeys/welcome/flow",
          "/dashboard/journeys/files"]
 """Every dashboard page (a person's: the one with the longest timeline; a search: a
 prefix a tenth of the userIds start with)."""
+SEGMENTS = """\
+segments:
+  - name: product-fans
+    description: Viewed products 3 times in a week
+    all:
+      - event: Product Viewed
+        min: 3
+        within: 7d
+  - name: big-spenders
+    all:
+      - computed: revenue
+        gt: 200
+  - name: lapsed-buyers
+    all:
+      - computed: orders
+        gte: 1
+      - computed: last_order_at
+        older_than: 30d
+"""
+"""The shop's segments: one on events in a window, two on computed values (one of them
+time-dependent), each with members in `shop_events`' log."""
 REPORTS = [["overview"], ["attribution"], ["journeys"], ["journey", "welcome"],
            ["experiments"], ["recommendations"], ["deliverability"], ["costs"]]
 
@@ -407,6 +432,7 @@ def measure_empty(tmp: Path, sizes: Iterable[tuple[int, int]],
         out[label], out[label.replace("(events/s)", "(KB written per event)")], \
             out[label.replace("(events/s)", "(s of it idle work)")] = _median(runs)
         rounds[label] = [r[0] for r in runs]
+    apply_segments(path)
     collector = start_collector(path, env={"KANAL_JOURNEYS_DIR": str(tmp / "journeys")})
     try:
         settled(path)
@@ -416,6 +442,17 @@ def measure_empty(tmp: Path, sizes: Iterable[tuple[int, int]],
     finally:
         collector.stop()
     return out, rounds
+
+
+def apply_segments(path: Path) -> float:
+    """`kanal segments apply` SEGMENTS on the database at `path`, as a user runs it (a
+    process of its own); seconds taken."""
+    file = path.parent / "segments.yaml"
+    file.write_text(SEGMENTS, encoding="utf-8")
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "kanal_collector", "segments", "apply", str(file),
+                    "--db", str(path)], check=True, capture_output=True)
+    return time.perf_counter() - started
 
 
 def fire_due_timers(db: Any) -> tuple[int, float]:
@@ -478,6 +515,7 @@ def measure_size(tmp: Path, n: int, people: int, loads: int,
     admin = keystore.create_key(conn, "admin", now)
     secret = keystore.create_key(conn, "secret", now)
     db.close()
+    out["kanal segments apply: 3 new segments (s)"] = apply_segments(path)
     collector = start_collector(path, env={"KANAL_JOURNEYS_DIR": str(journeys)})
     try:
         # First the start-up's backlog (a built database's due timers, its funnel days),
