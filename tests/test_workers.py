@@ -105,6 +105,8 @@ def test_batch_size_is_validated(db: Database) -> None:
         Processor(db, [], batch_size=0)
     with pytest.raises(ValueError, match="idle_batch_size"):
         Processor(db, [], batch_size=5, idle_batch_size=4)
+    with pytest.raises(ValueError, match="slice_size"):
+        Processor(db, [], slice_size=0)
 
 
 def test_batches_are_bigger_while_ingest_is_quiet(db: Database) -> None:
@@ -121,6 +123,47 @@ def test_batches_are_bigger_while_ingest_is_quiet(db: Database) -> None:
     # With no ingest in the process (a command, a benchmark) the log is quiet.
     assert Processor(db, [StatsStep()], batch_size=3, idle_batch_size=8,
                      cursor="other").run_once() == 8
+
+
+class Slices(Recorder):
+    """A Recorder that also notes how many events each call handed it."""
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        super().__init__(fail_on)
+        self.sizes: list[int] = []
+
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        self.sizes.append(len(events))
+        super().apply(conn, events)
+
+
+def test_a_batch_is_applied_a_slice_at_a_time_in_one_transaction(db: Database) -> None:
+    add(db, 12)
+    step = Slices()
+    processor = Processor(db, [step], batch_size=2, idle_batch_size=10, slice_size=3)
+    assert processor.run_once() == 10
+    assert step.sizes == [3, 3, 3, 1]
+    assert processor.last_events == 10
+    assert seen(db) == logged(db)[:10]
+    assert processor.run_once() == 2  # the end of the log ends the batch
+    assert step.sizes[4:] == [2]
+    assert seen(db) == logged(db)
+
+
+def test_a_failure_in_a_later_slice_undoes_the_whole_batch(db: Database) -> None:
+    add(db, 10)
+    ninth = int(logged(db)[8][1:])
+    step = Slices(fail_on=ninth)
+    processor = Processor(db, [StatsStep(), step], batch_size=2, idle_batch_size=10,
+                          slice_size=4)
+    with pytest.raises(RuntimeError):
+        processor.run_once()
+    assert step.sizes == [4, 4, 2]  # two slices applied before the third failed …
+    assert seen(db) == []  # … and undone with it, the cursor unmoved
+    assert db.conn().execute("SELECT count(*) FROM event_stats").fetchone()[0] == 0
+    processor.steps = [StatsStep(), Recorder()]
+    assert processor.run_once() == 10
+    assert seen(db) == logged(db)
 
 
 class Slow:
