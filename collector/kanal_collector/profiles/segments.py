@@ -20,6 +20,7 @@ A segments file (YAML or JSON) holds a list of segments under `segments:`; each 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -94,6 +95,20 @@ class Segment:
     def computed_names(self) -> set[str]:
         """The computed values its conditions read."""
         return set(_field_names(self.definition, "computed"))
+
+    def reads_traits(self) -> bool:
+        """True when a condition reads a trait."""
+        return any(True for _ in _field_names(self.definition, "trait"))
+
+    def computed_keys(self) -> set[str]:
+        """The keys of the profile's computed values (profiles/state.py `computed`) its
+        conditions read: what a caller testing many profiles needs to work out."""
+        keys = {COMPUTED[name] for name in self.computed_names()}
+        if any(True for _ in _field_names(self.definition, "subscribed")):
+            keys.add("subscriptions")
+        if any(True for _ in _field_names(self.definition, "consent")):
+            keys.add("consent")
+        return keys
 
 
 def _time_dependent(node: Any) -> bool:
@@ -338,6 +353,20 @@ def load_segments_file(path: str | Path) -> list[Segment]:
 
 EventSource = Callable[[str, int], Iterator[dict[str, Any]]]
 """(event name, since ms) → the bodies of the profile's matching track events."""
+EventCount = Callable[[str, int], int]
+"""(event name, since ms) → how many of the profile's track events EventSource yields."""
+
+
+def _window_ms(value: Any, where: str) -> int:
+    """`duration_ms` of a definition's window, worked out once, not once per profile
+    tested."""
+    try:
+        return _cached_duration_ms(value, where)
+    except TypeError:  # unhashable: not a duration; duration_ms says so
+        return duration_ms(value, where)
+
+
+_cached_duration_ms = functools.lru_cache(maxsize=256, typed=True)(duration_ms)
 
 
 def _compare(op: str, actual: Any, expected: Any) -> bool:
@@ -376,7 +405,7 @@ def _test(cond: dict[str, Any], actual: Any, now_ms: int) -> bool:
         if op in cond:
             if not isinstance(actual, int | float):
                 return False
-            edge = now_ms - duration_ms(cond[op], op)
+            edge = now_ms - _window_ms(cond[op], op)
             return actual >= edge if op == "within" else actual < edge
     for op in OPS:
         if op in cond:
@@ -391,6 +420,9 @@ class ProfileView:
     traits: dict[str, Any]
     computed: dict[str, Any]
     events: EventSource
+    count: EventCount | None = None
+    """Counts the events without reading them: for event conditions without `where`
+    (a caller testing many profiles counts in the database)."""
 
 
 def matches(node: dict[str, Any], view: ProfileView, now_ms: int) -> bool:
@@ -414,10 +446,13 @@ def matches(node: dict[str, Any], view: ProfileView, now_ms: int) -> bool:
     if "consent" in node:
         return view.computed.get("consent", {}).get(node["consent"]) is True
     if "event" in node:
-        since = now_ms - duration_ms(node["within"], "within") if "within" in node else 0
+        since = now_ms - _window_ms(node["within"], "within") if "within" in node else 0
         wanted = node.get("where", {})
         low = node.get("min", 1)
         high = node.get("max")
+        if not wanted and view.count is not None:
+            count = view.count(node["event"], since)
+            return count >= low and (high is None or count <= high)
         count = 0
         for body in view.events(node["event"], since):
             props = body.get("properties")

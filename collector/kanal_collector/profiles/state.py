@@ -28,7 +28,7 @@ Layout (short keys: it is stored once per profile):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..money import copy_rank, order_id, order_revenue
@@ -261,14 +261,53 @@ SCORES = tuple(SCORE_COLUMNS.values())
 the state; None for a person the fit did not score."""
 
 
-def computed(state: dict[str, Any], scores: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def computed(state: dict[str, Any], scores: Mapping[str, Any] | None = None, *,
+             only: Iterable[str] | None = None) -> dict[str, Any]:
     """The computed values of a profile, as the API and segments see them (ms times).
 
-    `scores` are the person's predictive scores (store.predict.computed_scores).
+    `scores` are the person's predictive scores (store.predict.computed_scores). With
+    `only` (keys of the full answer), just those values: the rest are not worked out
+    (segments read a few values of every profile they test).
     """
+    if only is None:
+        out: dict[str, Any] = {}
+        for group in _GROUPS:
+            out.update(group(state, scores))
+        return out
+    wanted = set(only)
+    unknown = wanted - _GROUP_OF.keys()
+    if unknown:
+        raise KeyError(f"no computed value {sorted(unknown)[0]!r}")
+    out = {}
+    for group in dict.fromkeys(_GROUP_OF[key] for key in wanted):
+        out.update(group(state, scores))
+    return {key: out[key] for key in wanted}
+
+
+Scores = Mapping[str, Any] | None
+
+
+def _seen(state: dict[str, Any], _: Scores) -> dict[str, Any]:
+    return {"firstSeen": state.get("first"), "lastSeen": state.get("last")}
+
+
+def _orders(state: dict[str, Any], _: Scores) -> dict[str, Any]:
     orders = state.get("orders", {})
     revenue = round(sum(entry[0] for entry in orders.values()), 2)
     count = len(orders)
+    return {
+        "orders": count,
+        "revenue": revenue,
+        "averageOrderValue": round(revenue / count, 2) if count else None,
+        "lastOrderAt": max((e[1] for e in orders.values()), default=None),
+    }
+
+
+def _origins(state: dict[str, Any], _: Scores) -> dict[str, Any]:
+    return {"origins": sorted(state.get("origins", {}))}
+
+
+def _engagement(state: dict[str, Any], _: Scores) -> dict[str, Any]:
     eng = state.get("eng", {})
     # The channel with the most engagements; a tie goes to the one first in CHANNEL_ORDER.
     preferred = None
@@ -277,6 +316,10 @@ def computed(state: dict[str, Any], scores: Mapping[str, Any] | None = None) -> 
         n = eng.get(channel, 0)
         if n > best:
             preferred, best = channel, n
+    return {"engagement": dict(sorted(eng.items())), "preferredChannel": preferred}
+
+
+def _places(state: dict[str, Any], _: Scores) -> dict[str, Any]:
     loc = state.get("loc", {})
     inf = state.get("inf", {})
 
@@ -284,10 +327,15 @@ def computed(state: dict[str, Any], scores: Mapping[str, Any] | None = None) -> 
         entry = loc.get(name) or inf.get(name)
         return None if entry is None else entry[0]
 
+    return {"language": place("language"), "timezone": place("timezone"),
+            "country": place("country")}
+
+
+def _subscriptions(state: dict[str, Any], _: Scores) -> dict[str, Any]:
     subscriptions: dict[str, Any] = {}
     subscribed_at: dict[str, int] = {}
     for key, entry in sorted(state.get("subs", {}).items()):
-        channel, _, topic = key.partition("/")
+        channel, _sep, topic = key.partition("/")
         slot = subscriptions.setdefault(channel, {"subscribed": None, "topics": {}})
         if topic:
             slot["topics"][topic] = entry[0]
@@ -295,26 +343,30 @@ def computed(state: dict[str, Any], scores: Mapping[str, Any] | None = None) -> 
             slot["subscribed"] = entry[0]
             if entry[0] is True:
                 subscribed_at[channel] = entry[1]
-    return {
-        "firstSeen": state.get("first"),
-        "lastSeen": state.get("last"),
-        "orders": count,
-        "revenue": revenue,
-        "averageOrderValue": round(revenue / count, 2) if count else None,
-        "lastOrderAt": max((e[1] for e in orders.values()), default=None),
-        "origins": sorted(state.get("origins", {})),
-        "engagement": dict(sorted(eng.items())),
-        "preferredChannel": preferred,
-        "language": place("language"),
-        "timezone": place("timezone"),
-        "country": place("country"),
-        "subscriptions": subscriptions,
-        "subscribedAt": subscribed_at,
-        "lastEngagedAt": dict(sorted(state.get("eng_at", {}).items())),
-        "lastEmailEngagedAt": state.get("eng_at", {}).get("email"),
-        "consent": {k: v[0] for k, v in sorted(state.get("consent", {}).items())},
-        **{name: (scores or {}).get(name) for name in SCORES},
-    }
+    return {"subscriptions": subscriptions, "subscribedAt": subscribed_at}
+
+
+def _engaged_at(state: dict[str, Any], _: Scores) -> dict[str, Any]:
+    return {"lastEngagedAt": dict(sorted(state.get("eng_at", {}).items())),
+            "lastEmailEngagedAt": state.get("eng_at", {}).get("email")}
+
+
+def _consent(state: dict[str, Any], _: Scores) -> dict[str, Any]:
+    return {"consent": {k: v[0] for k, v in sorted(state.get("consent", {}).items())}}
+
+
+def _scores(_: dict[str, Any], scores: Scores) -> dict[str, Any]:
+    return {name: (scores or {}).get(name) for name in SCORES}
+
+
+_GROUPS: tuple[Callable[[dict[str, Any], Scores], dict[str, Any]], ...] = (
+    _seen, _orders, _origins, _engagement, _places, _subscriptions, _engaged_at, _consent,
+    _scores)
+"""The computed values, in groups worked out together (one pass over a part of the
+state each), in the order of the full answer."""
+
+_GROUP_OF = {key: group for group in _GROUPS for key in group({}, None)}
+"""Each computed value's group."""
 
 
 def traits_of(state: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from . import own_identities
 from .identity import Claims, claims_of, identified_asked, resolve
 from .orders import count_copies
 from .segments import ProfileView, Segment, matches
-from .state import apply_event, computed, merge_states, traits_of
+from .state import SCORES, apply_event, computed, merge_states, traits_of
 
 KANAL_KEY_KIND = "kanal"
 """key_kind of the events Kanal writes itself (segment changes, journeys' set_trait)."""
@@ -382,9 +382,13 @@ def membership_changes(conn: Connection, segments: Sequence[Segment],
     states = store.load_states(conn, ids)
     current = segment_store.memberships(conn, states)
     pids = sorted(states)
-    # Event conditions read the timelines of all the profiles at once, the first time
-    # any profile asks for an (event, since) pair.
+    # Only the values the segments read are worked out (most read one or two of them).
+    keys = set().union(*(s.computed_keys() for s in segments))
+    reads_traits = any(s.reads_traits() for s in segments)
+    # Event conditions read (or count) the timelines of all the profiles at once, the
+    # first time any profile asks for an (event, since) pair.
     fetched: dict[tuple[str, int], dict[int, list[dict[str, Any]]]] = {}
+    counted: dict[tuple[str, int], dict[int, int]] = {}
 
     def reader(pid: int) -> Any:
         def events(name: str, since: int) -> Any:
@@ -394,11 +398,22 @@ def membership_changes(conn: Connection, segments: Sequence[Segment],
             return iter(fetched[key][pid])
         return events
 
-    scores = predict_store.computed_scores(conn, pids)
+    def counter(pid: int) -> Any:
+        def count(name: str, since: int) -> int:
+            key = (name, since)
+            if key not in counted:
+                counted[key] = timeline_store.profiles_event_counts(conn, pids, name, since)
+            return counted[key].get(pid, 0)
+        return count
+
+    scores = (predict_store.computed_scores(conn, pids) if keys.intersection(SCORES)
+              else {})
     changed: list[tuple[str, int, bool]] = []
     for pid in pids:
-        view = ProfileView(traits_of(states[pid]), computed(states[pid], scores.get(pid)),
-                           reader(pid))
+        state = states[pid]
+        view = ProfileView(traits_of(state) if reads_traits else {},
+                           computed(state, scores.get(pid), only=keys),
+                           reader(pid), counter(pid))
         for segment in segments:
             member = matches(segment.definition, view, now_ms)
             if member != (segment.name in current[pid]):
