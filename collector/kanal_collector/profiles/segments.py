@@ -88,6 +88,13 @@ class Segment:
         """True when membership can change with time alone (a periodic sweep is needed)."""
         return _time_dependent(self.definition)
 
+    @property
+    def only_loses_with_time(self) -> bool:
+        """True when time alone can only take members out, never bring anyone in (every
+        time test is `within`, none under `not`, no event count with a `max`): a sweep
+        need only re-test its members."""
+        return _time_moves(self.definition) == {FALLS}
+
     def event_names(self) -> set[str]:
         """The events its conditions count."""
         return set(_event_names(self.definition))
@@ -112,13 +119,44 @@ class Segment:
 
 
 def _time_dependent(node: Any) -> bool:
-    if isinstance(node, dict):
-        if any(op in node for op in TIME_OPS):
-            return True
-        return any(_time_dependent(v) for k, v in node.items() if k in ("all", "any", "not"))
+    return bool(_time_moves(node))
+
+
+FALLS = "falls"
+"""Time alone can turn a condition from true to false (`within`: the value or the events
+age out of the window)."""
+RISES = "rises"
+"""Time alone can turn a condition from false to true (`older_than`)."""
+
+
+def _time_moves(node: Any, negated: bool = False) -> set[str]:
+    """How time alone (no event) can move the truth of a condition: FALLS, RISES, both or
+    neither. `all` and `any` move the way their parts do; `not` the other way."""
     if isinstance(node, list):
-        return any(_time_dependent(v) for v in node)
-    return False
+        return set().union(*(_time_moves(v, negated) for v in node))
+    if not isinstance(node, dict):
+        return set()
+    moves: set[str] = set()
+    for key in ("all", "any"):
+        if key in node:
+            moves |= _time_moves(node[key], negated)
+    if "not" in node:
+        moves |= _time_moves(node["not"], not negated)
+    if moves or any(key in node for key in ("all", "any", "not")):
+        return moves
+    if "within" in node:
+        moves.add(FALLS)
+        if "event" in node and node.get("max") is not None:
+            moves.add(RISES)  # fewer events in the window can bring the count under max
+    if "older_than" in node:
+        moves.add(RISES)
+    where = node.get("where")
+    if isinstance(where, dict) and any(isinstance(test, dict) and _time_moves(test)
+                                       for test in where.values()):
+        moves |= {FALLS, RISES}  # a time test of each event's properties: either way
+    if negated:
+        moves = {RISES if m == FALLS else FALLS for m in moves}
+    return moves
 
 
 def _field_names(node: Any, field: str) -> Iterator[str]:

@@ -275,13 +275,25 @@ def computed(state: dict[str, Any], scores: Mapping[str, Any] | None = None, *,
             out.update(group(state, scores))
         return out
     wanted = set(only)
+    out = computer(wanted)(state, scores)
+    return {key: out[key] for key in wanted}
+
+
+def computer(keys: Iterable[str]) -> Callable[[dict[str, Any], Scores], dict[str, Any]]:
+    """What works out the computed values `keys` of a state (and those worked out with
+    them), the work picked once for the many profiles a segment tests."""
+    wanted = set(keys)
     unknown = wanted - _GROUP_OF.keys()
     if unknown:
         raise KeyError(f"no computed value {sorted(unknown)[0]!r}")
-    out = {}
-    for group in dict.fromkeys(_GROUP_OF[key] for key in wanted):
-        out.update(group(state, scores))
-    return {key: out[key] for key in wanted}
+    groups = tuple(dict.fromkeys(_GROUP_OF[key] for key in sorted(wanted)))
+
+    def values(state: dict[str, Any], scores: Scores = None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for group in groups:
+            out.update(group(state, scores))
+        return out
+    return values
 
 
 Scores = Mapping[str, Any] | None

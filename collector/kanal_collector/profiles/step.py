@@ -33,7 +33,7 @@ from . import own_identities
 from .identity import Claims, claims_of, identified_asked, resolve
 from .orders import count_copies
 from .segments import ProfileView, Segment, matches
-from .state import SCORES, apply_event, computed, merge_states, traits_of
+from .state import SCORES, apply_event, computed, computer, merge_states, traits_of
 
 KANAL_KEY_KIND = "kanal"
 """key_kind of the events Kanal writes itself (segment changes, journeys' set_trait)."""
@@ -383,8 +383,9 @@ def membership_changes(conn: Connection, segments: Sequence[Segment],
     current = segment_store.memberships(conn, states)
     pids = sorted(states)
     # Only the values the segments read are worked out (most read one or two of them).
-    keys = set().union(*(s.computed_keys() for s in segments))
+    values = computer(set().union(*(s.computed_keys() for s in segments)))
     reads_traits = any(s.reads_traits() for s in segments)
+    reads_events = any(s.event_names() for s in segments)
     # Event conditions read (or count) the timelines of all the profiles at once, the
     # first time any profile asks for an (event, since) pair.
     fetched: dict[tuple[str, int], dict[int, list[dict[str, Any]]]] = {}
@@ -406,19 +407,25 @@ def membership_changes(conn: Connection, segments: Sequence[Segment],
             return counted[key].get(pid, 0)
         return count
 
-    scores = (predict_store.computed_scores(conn, pids) if keys.intersection(SCORES)
-              else {})
+    scores = (predict_store.computed_scores(conn, pids)
+              if any(s.computed_keys().intersection(SCORES) for s in segments) else {})
     changed: list[tuple[str, int, bool]] = []
     for pid in pids:
         state = states[pid]
         view = ProfileView(traits_of(state) if reads_traits else {},
-                           computed(state, scores.get(pid), only=keys),
-                           reader(pid), counter(pid))
+                           values(state, scores.get(pid)),
+                           reader(pid) if reads_events else _no_events,
+                           counter(pid) if reads_events else None)
         for segment in segments:
             member = matches(segment.definition, view, now_ms)
             if member != (segment.name in current[pid]):
                 changed.append((segment.name, pid, member))
     return changed
+
+
+def _no_events(name: str, since: int) -> Any:
+    """The events of segments that read none."""
+    return iter(())
 
 
 def _segment_event(idents: Sequence[tuple[str, str]], source: int, segment: str,
@@ -465,15 +472,30 @@ class SegmentsStep:
         segments = load_definitions(conn)
         if not segments:
             return
-        ids = [e.id for e in events if e.key_kind != KANAL_KEY_KIND]
+        counted = set().union(*(s.event_names() for s in segments))
+        ids = [e.id for e in events if _may_move(e, counted)]
         touched = timeline_store.profiles_of_events(conn, ids)
         evaluate(conn, segments, touched, int(self.clock.now() * 1000),
                  trigger=f"e{events[-1].id}")
 
 
+def _may_move(event: StoredEvent, counted: set[str]) -> bool:
+    """Whether an event may change its person's segments: every event of theirs; of
+    Kanal's own, those that change the profile (ProfilesStep: a journey's set_trait, the
+    person's opens, clicks and (un)subscribes through Kanal's links and pages, sign-ups
+    and push subscriptions) or that a segment counts. Not the deliveries or Kanal's
+    segment events, unless a segment counts them: a sweep re-tests only the members of a
+    segment that time can only shrink, so whatever can bring someone in is re-tested
+    here."""
+    if event.key_kind != KANAL_KEY_KIND or event.event in counted:
+        return True
+    return (event.type == "identify" or event.origin != "server"
+            or event.event in own_identities.IDENTITY_EVENTS)
+
+
 def sweep(db_conn: Connection, now_ms: int, *, segments: Sequence[Segment] | None = None,
           trigger: str | None, chunk: int = 500, only_time_dependent: bool = True,
-          progress: Callable[[int], None] | None = None) -> int:
+          members_only: bool = True, progress: Callable[[int], None] | None = None) -> int:
     """Re-test all profiles against (time-dependent) segments, `chunk` at a time; how
     many memberships changed.
 
@@ -487,18 +509,50 @@ def sweep(db_conn: Connection, now_ms: int, *, segments: Sequence[Segment] | Non
     locked" after 10 s). The second test reads the profiles afresh, so what the
     processor changed in between is not undone; a profile that changed since the first
     test is the processor's to re-test, as for every batch it applies. `progress` is
-    called with the number of profiles of each chunk once it is done."""
-    from ..store.db import transaction
+    called with the number of profiles of each chunk once it is done.
 
+    With `only_time_dependent` and `members_only` (the sweeper), a segment that time
+    alone can only shrink (`Segment.only_loses_with_time`: "viewed 3 times in 7 days")
+    has only its members re-tested: nobody can come in without an event, and the
+    processor re-tests the people of every event that may change a segment
+    (`_may_move`). The others are tested on every profile."""
     if segments is None:
         segments = load_definitions(db_conn)
     if only_time_dependent:
         segments = [s for s in segments if s.time_dependent]
-    if not segments:
-        return 0
+    # Time alone can only take members out of a segment whose time tests are all
+    # `within` (none under `not`, no count with a max): only its members are re-tested.
+    shrinking = ([s for s in segments if s.only_loses_with_time]
+                 if only_time_dependent and members_only else [])
+    others = [s for s in segments if s.name not in {t.name for t in shrinking}]
+    changes = 0
+    if others:
+        changes += _sweep_chunks(
+            db_conn, others, now_ms, trigger, progress,
+            lambda after: store.profile_ids(db_conn, after=after, limit=chunk))
+    for segment in shrinking:
+        changes += _sweep_chunks(db_conn, [segment], now_ms, trigger, progress,
+                                 _members(db_conn, segment.name, chunk))
+    return changes
+
+
+def _members(conn: Connection, segment: str, chunk: int) -> Callable[[int], list[int]]:
+    """The next `chunk` members of a segment after a profile id."""
+    def after(pid: int) -> list[int]:
+        return [p for p, _ in segment_store.segment_members(conn, segment, after=pid,
+                                                            limit=chunk)]
+    return after
+
+
+def _sweep_chunks(db_conn: Connection, segments: Sequence[Segment], now_ms: int,
+                  trigger: str | None, progress: Callable[[int], None] | None,
+                  next_ids: Callable[[int], list[int]]) -> int:
+    """`sweep` of the profiles `next_ids(after)` gives, a chunk at a time."""
+    from ..store.db import transaction
+
     after = 0
     changes = 0
-    while ids := store.profile_ids(db_conn, after=after, limit=chunk):
+    while ids := next_ids(after):
         moving = {pid for _, pid, _ in membership_changes(db_conn, segments, ids, now_ms)}
         if moving:
             with transaction(db_conn) as conn:
@@ -520,7 +574,10 @@ def record_sizes(db_conn: Connection, now_ms: int) -> int:
 
 class SegmentSweeper:
     """A worker: every `interval` seconds of the injected clock, re-test time-dependent
-    segments ("viewed 3 times in 7 days" ends by itself)."""
+    segments ("viewed 3 times in 7 days" ends by itself). Its first sweep tests every
+    profile against them; the later ones test only the members of those time can only
+    shrink (`sweep`), the first having set right whatever a process before this one
+    left (one that stopped between an event and its sweep)."""
 
     name = "segment-sweeper"
 
@@ -529,6 +586,7 @@ class SegmentSweeper:
         self.clock = clock
         self.interval = interval
         self.next_due = 0.0
+        self._swept = False
         self._conn: Connection | None = None
 
     def run_once(self) -> int:
@@ -540,7 +598,8 @@ class SegmentSweeper:
         if self._conn is None:
             self._conn = self.db.connect()
         now_ms = int(now * 1000)
-        sweep(self._conn, now_ms, trigger=f"s{now_ms}")
+        sweep(self._conn, now_ms, trigger=f"s{now_ms}", members_only=self._swept)
+        self._swept = True
         record_sizes(self._conn, now_ms)
         return 0  # one sweep per interval: the supervisor waits for the next poll
 
