@@ -75,6 +75,13 @@ segments:
       - not:
           computed: last_seen
           within: 2d
+  - name: seen-lately-not-today        # either way, through last seen alone
+    all:
+      - computed: last_seen
+        within: 4d
+      - not:
+          computed: last_seen
+          within: 1d
   - name: at-most-one-view-in-3-days   # either way
     all:
       - event: Product Viewed
@@ -135,6 +142,7 @@ def test_sweeps_and_batches_keep_memberships_those_of_testing_everyone(
 
         users = [f"u{n}" for n in range(15)]
         swept = 0
+        since = None
         had_members: set[str] = set()
         for round_number in range(12):
             log.clock.advance(rnd.randrange(2, 20) * 3600)
@@ -164,7 +172,8 @@ def test_sweeps_and_batches_keep_memberships_those_of_testing_everyone(
             tested.clear()
             members = {s.name: {pid for pid, _ in segment_store.segment_members(
                 log.conn, s.name, limit=1000)} for s in segments}
-            swept += step.sweep(log.conn, now, trigger=f"t{round_number}")
+            swept += step.sweep(log.conn, now, trigger=f"t{round_number}", since_ms=since)
+            since = now
             monkeypatch.setattr(step, "membership_changes", real)
             ids = [int(r[0]) for r in log.conn.execute("SELECT id FROM profiles")]
             assert real(log.conn, segments, ids, now) == [], f"round {round_number}"
@@ -206,5 +215,62 @@ def test_the_sweepers_first_sweep_tests_everyone(tmp_path: Path) -> None:
         sweeper.run_once()  # only the members of a segment time can only shrink
         assert {p for p, _ in segment_store.segment_members(log.conn, name)} == {u1}
         sweeper.close()
+    finally:
+        log.close()
+
+
+@pytest.mark.parametrize(("condition", "expected"), [
+    ({"not": {"computed": "last_seen", "within": "7d"}}, [("last_seen", 7 * DAY)]),
+    ({"computed": "last_seen", "older_than": "2d"}, [("last_seen", 2 * DAY)]),
+    ({"computed": "last_seen", "within": "7d"}, []),  # time only takes members out
+    ({"computed": "last_order_at", "older_than": "30d"}, None),  # no column of its own
+    ({"event": "Product Viewed", "max": 1, "within": "3d"}, None),
+    ({"not": {"event": "Product Viewed", "within": "3d"}}, None),
+    ({"all": [{"computed": "orders", "gte": 1},
+              {"not": {"computed": "last_seen", "within": "30d"}}]},
+     [("last_seen", 30 * DAY)]),
+])
+def test_which_segments_time_brings_people_into_through_last_seen(
+        condition: dict[str, Any], expected: list[tuple[str, int]] | None) -> None:
+    segment = parse_segments({"segments": [{"name": "s", "all": [parse_condition(condition)]}]})[0]
+    assert segment.rises_through() == expected
+
+
+def test_a_sweep_tests_only_those_whose_last_seen_crossed_the_window(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = Log(tmp_path / "k.db")
+    try:
+        segments = parse_segments(yaml.safe_load("""
+segments:
+  - name: quiet
+    all:
+      - not:
+          computed: last_seen
+          within: 2d
+"""))
+        with transaction(log.conn):
+            segment_store.put_segment_definitions(
+                log.conn, {s.name: s.definition for s in segments}, 0)
+        t0 = int(log.clock.now() * 1000)
+        for user, ago in (("u1", DAY), ("u2", 10 * HOUR), ("u3", 5 * DAY)):
+            log.add("track", event="Product Viewed", user_id=user, ts=t0 - ago)
+        log.process()
+        pids = {u: log.pid(u) for u in ("u1", "u2", "u3")}
+        step.sweep(log.conn, t0, trigger="t0")
+        assert {p for p, _ in segment_store.segment_members(log.conn, "quiet")} == {pids["u3"]}
+        tested: list[int] = []
+        real = step.membership_changes
+
+        def counting(conn: Any, segs: Any, ids: Any, now_ms: int) -> Any:
+            tested.extend(ids)
+            return real(conn, segs, ids, now_ms)
+
+        monkeypatch.setattr(step, "membership_changes", counting)
+        log.clock.advance(25 * 3600)  # u1 is now 2 days and an hour quiet, u2 not yet
+        t1 = int(log.clock.now() * 1000)
+        assert step.sweep(log.conn, t1, trigger="t1", since_ms=t0) == 1
+        assert set(tested) == {pids["u1"]}
+        assert {p for p, _ in segment_store.segment_members(log.conn, "quiet")} == {
+            pids["u1"], pids["u3"]}
     finally:
         log.close()

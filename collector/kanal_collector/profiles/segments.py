@@ -95,6 +95,20 @@ class Segment:
         need only re-test its members."""
         return _time_moves(self.definition) == {FALLS}
 
+    @property
+    def moves_with_time(self) -> set[str]:
+        """How time alone can change membership: FALLS (members leave), RISES (people
+        come in), both or neither."""
+        return _time_moves(self.definition)
+
+    def rises_through(self) -> list[tuple[str, int]] | None:
+        """(profile column, window ms) of each test time alone can turn from false to true
+        when all of them are on a value the profiles table keeps in an indexed column
+        (last_seen: `not: {computed: last_seen, within: 30d}`, `computed: last_seen,
+        older_than: 60d`): a sweep finds who may come in by the column. None when one is
+        not (last_order_at, an event count with a max, …): everyone must be tested."""
+        return _rises_through(self.definition)
+
     def event_names(self) -> set[str]:
         """The events its conditions count."""
         return set(_event_names(self.definition))
@@ -157,6 +171,37 @@ def _time_moves(node: Any, negated: bool = False) -> set[str]:
     if negated:
         moves = {RISES if m == FALLS else FALLS for m in moves}
     return moves
+
+
+_COLUMNS = {"last_seen": "last_seen"}
+"""Computed time values with an indexed column of their own in the profiles table."""
+
+
+def _rises_through(node: Any, negated: bool = False) -> list[tuple[str, int]] | None:
+    if isinstance(node, list):
+        out: list[tuple[str, int]] = []
+        for item in node:
+            part = _rises_through(item, negated)
+            if part is None:
+                return None
+            out += part
+        return out
+    if not isinstance(node, dict):
+        return []
+    if any(key in node for key in ("all", "any", "not")):
+        parts = [_rises_through(node[k], negated) for k in ("all", "any") if k in node]
+        if "not" in node:
+            parts.append(_rises_through(node["not"], not negated))
+        if any(p is None for p in parts):
+            return None
+        return [r for p in parts if p is not None for r in p]
+    if RISES not in _time_moves(node, negated):
+        return []
+    column = _COLUMNS.get(node.get("computed", ""))
+    op = "within" if "within" in node else "older_than"
+    if column is None or op not in node or "where" in node:
+        return None
+    return [(column, duration_ms(node[op], op))]
 
 
 def _field_names(node: Any, field: str) -> Iterator[str]:

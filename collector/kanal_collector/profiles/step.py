@@ -9,6 +9,7 @@ re-tests time-dependent segments as time passes; `rebuild` replays the log.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import hmac
 import json
@@ -32,7 +33,7 @@ from ..store.events import EventRow, StoredEvent, append_events, event_row
 from . import own_identities
 from .identity import Claims, claims_of, identified_asked, resolve
 from .orders import count_copies
-from .segments import ProfileView, Segment, matches
+from .segments import FALLS, ProfileView, Segment, matches
 from .state import SCORES, apply_event, computed, computer, merge_states, traits_of
 
 KANAL_KEY_KIND = "kanal"
@@ -495,7 +496,8 @@ def _may_move(event: StoredEvent, counted: set[str]) -> bool:
 
 def sweep(db_conn: Connection, now_ms: int, *, segments: Sequence[Segment] | None = None,
           trigger: str | None, chunk: int = 500, only_time_dependent: bool = True,
-          members_only: bool = True, progress: Callable[[int], None] | None = None) -> int:
+          members_only: bool = True, since_ms: int | None = None,
+          progress: Callable[[int], None] | None = None) -> int:
     """Re-test all profiles against (time-dependent) segments, `chunk` at a time; how
     many memberships changed.
 
@@ -515,25 +517,64 @@ def sweep(db_conn: Connection, now_ms: int, *, segments: Sequence[Segment] | Non
     alone can only shrink (`Segment.only_loses_with_time`: "viewed 3 times in 7 days")
     has only its members re-tested: nobody can come in without an event, and the
     processor re-tests the people of every event that may change a segment
-    (`_may_move`). The others are tested on every profile."""
+    (`_may_move`). With `since_ms` too (the time of the last sweep, which left every
+    membership right as of then), a segment time brings people into only through their
+    last seen (`Segment.rises_through`: "not seen for 60 days") is tested on those whose
+    last seen crossed one of its windows since then, and on its members when time can
+    also take them out. The others are tested on every profile."""
     if segments is None:
         segments = load_definitions(db_conn)
     if only_time_dependent:
         segments = [s for s in segments if s.time_dependent]
-    # Time alone can only take members out of a segment whose time tests are all
-    # `within` (none under `not`, no count with a max): only its members are re-tested.
-    shrinking = ([s for s in segments if s.only_loses_with_time]
-                 if only_time_dependent and members_only else [])
-    others = [s for s in segments if s.name not in {t.name for t in shrinking}]
+    incremental = only_time_dependent and members_only
+    chained = incremental and since_ms is not None and since_ms <= now_ms
+    members: list[Segment] = []  # tested on their members
+    crossed: list[tuple[Segment, list[int]]] = []  # on those whose last seen crossed
+    everyone: list[Segment] = []
+    for segment in segments:
+        rises = segment.rises_through() if chained else None
+        if incremental and segment.only_loses_with_time:
+            # Time alone can only take members out: all its time tests are `within`.
+            members.append(segment)
+        elif rises is not None and since_ms is not None:
+            crossed.append((segment, _crossed(db_conn, rises, since_ms, now_ms)))
+            if FALLS in segment.moves_with_time:
+                members.append(segment)
+        else:
+            everyone.append(segment)
     changes = 0
-    if others:
+    if everyone:
         changes += _sweep_chunks(
-            db_conn, others, now_ms, trigger, progress,
+            db_conn, everyone, now_ms, trigger, progress,
             lambda after: store.profile_ids(db_conn, after=after, limit=chunk))
-    for segment in shrinking:
+    for segment in members:
         changes += _sweep_chunks(db_conn, [segment], now_ms, trigger, progress,
                                  _members(db_conn, segment.name, chunk))
+    for segment, ids in crossed:
+        changes += _sweep_chunks(db_conn, [segment], now_ms, trigger, progress,
+                                 _after_in(ids, chunk))
     return changes
+
+
+def _crossed(conn: Connection, rises: Sequence[tuple[str, int]], since_ms: int,
+             now_ms: int) -> list[int]:
+    """The profiles whose value in a column crossed one of these windows between two
+    sweeps: a test of a value v and a window w turns at v + w + 1 ms, so those with v from
+    since - w to now - w (a second wider before: what the last sweep tested may have
+    been read a moment before it)."""
+    ids: set[int] = set()
+    for column, window in rises:
+        ids.update(store.profiles_seen_between(conn, column, since_ms - window - 1000,
+                                               now_ms - window))
+    return sorted(ids)
+
+
+def _after_in(ids: Sequence[int], chunk: int) -> Callable[[int], list[int]]:
+    """The next `chunk` of the ascending `ids` after a profile id."""
+    def after(pid: int) -> list[int]:
+        start = bisect.bisect_right(ids, pid)
+        return list(ids[start:start + chunk])
+    return after
 
 
 def _members(conn: Connection, segment: str, chunk: int) -> Callable[[int], list[int]]:
@@ -575,9 +616,9 @@ def record_sizes(db_conn: Connection, now_ms: int) -> int:
 class SegmentSweeper:
     """A worker: every `interval` seconds of the injected clock, re-test time-dependent
     segments ("viewed 3 times in 7 days" ends by itself). Its first sweep tests every
-    profile against them; the later ones test only the members of those time can only
-    shrink (`sweep`), the first having set right whatever a process before this one
-    left (one that stopped between an event and its sweep)."""
+    profile against them; the later ones test only whom time may have moved since the
+    last (`sweep`), the first having set right whatever a process before this one left
+    (one that stopped between an event and its sweep)."""
 
     name = "segment-sweeper"
 
@@ -586,7 +627,8 @@ class SegmentSweeper:
         self.clock = clock
         self.interval = interval
         self.next_due = 0.0
-        self._swept = False
+        self._last: int | None = None
+        """The time of the last sweep that went through (ms)."""
         self._conn: Connection | None = None
 
     def run_once(self) -> int:
@@ -598,8 +640,9 @@ class SegmentSweeper:
         if self._conn is None:
             self._conn = self.db.connect()
         now_ms = int(now * 1000)
-        sweep(self._conn, now_ms, trigger=f"s{now_ms}", members_only=self._swept)
-        self._swept = True
+        sweep(self._conn, now_ms, trigger=f"s{now_ms}", members_only=self._last is not None,
+              since_ms=self._last)
+        self._last = now_ms
         record_sizes(self._conn, now_ms)
         return 0  # one sweep per interval: the supervisor waits for the next poll
 

@@ -114,6 +114,14 @@ def profile_ids(conn: Connection, *, after: int = 0, limit: int = 500) -> list[i
         "SELECT id FROM profiles WHERE id > ? ORDER BY id LIMIT ?", (after, limit))]
 
 
+def profiles_seen_between(conn: Connection, column: str, low: int, high: int) -> list[int]:
+    """Profiles whose `column` (last_seen: it is indexed) is from `low` to `high` ms."""
+    if column != "last_seen":
+        raise ValueError(f"no index on profiles.{column}")
+    return [int(r[0]) for r in conn.execute(
+        "SELECT id FROM profiles WHERE last_seen BETWEEN ? AND ?", (low, high))]
+
+
 def recent_profiles(conn: Connection, limit: int, offset: int = 0) -> list[int]:
     """Profiles seen most recently first."""
     return [int(r[0]) for r in conn.execute(
