@@ -164,10 +164,6 @@ def _time_moves(node: Any, negated: bool = False) -> set[str]:
             moves.add(RISES)  # fewer events in the window can bring the count under max
     if "older_than" in node:
         moves.add(RISES)
-    where = node.get("where")
-    if isinstance(where, dict) and any(isinstance(test, dict) and _time_moves(test)
-                                       for test in where.values()):
-        moves |= {FALLS, RISES}  # a time test of each event's properties: either way
     if negated:
         moves = {RISES if m == FALLS else FALLS for m in moves}
     return moves
@@ -199,7 +195,7 @@ def _rises_through(node: Any, negated: bool = False) -> list[tuple[str, int]] | 
         return []
     column = _COLUMNS.get(node.get("computed", ""))
     op = "within" if "within" in node else "older_than"
-    if column is None or op not in node or "where" in node:
+    if column is None or op not in node:
         return None
     return [(column, duration_ms(node[op], op))]
 

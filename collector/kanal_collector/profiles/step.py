@@ -384,7 +384,8 @@ def membership_changes(conn: Connection, segments: Sequence[Segment],
     current = segment_store.memberships(conn, states)
     pids = sorted(states)
     # Only the values the segments read are worked out (most read one or two of them).
-    values = computer(set().union(*(s.computed_keys() for s in segments)))
+    keys = set().union(*(s.computed_keys() for s in segments))
+    values = computer(keys)
     reads_traits = any(s.reads_traits() for s in segments)
     reads_events = any(s.event_names() for s in segments)
     # Event conditions read (or count) the timelines of all the profiles at once, the
@@ -408,8 +409,7 @@ def membership_changes(conn: Connection, segments: Sequence[Segment],
             return counted[key].get(pid, 0)
         return count
 
-    scores = (predict_store.computed_scores(conn, pids)
-              if any(s.computed_keys().intersection(SCORES) for s in segments) else {})
+    scores = predict_store.computed_scores(conn, pids) if keys.intersection(SCORES) else {}
     changed: list[tuple[str, int, bool]] = []
     for pid in pids:
         state = states[pid]
